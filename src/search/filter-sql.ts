@@ -1,0 +1,375 @@
+import { splitSearchOnComma, type Filter } from '@medplum/core';
+import { badRequest } from '../fhir/outcome.js';
+import { isKnownResourceType } from '../fhir/resource-types.js';
+import type { SqlValue } from '../store/database.js';
+import { INDEX_TABLES } from '../store/index-writer.js';
+import { parseDateRange, type DateRange } from './date-range.js';
+import { escapeLike, normalizeString } from './normalize.js';
+import { getCompiledParam, type CompiledParam, type ParamType } from './parameters.js';
+
+/**
+ * Turns one FHIR search filter into a SQL condition on a resource-table alias. Every user value travels as
+ * a bound parameter; only identifiers we generate (aliases, table names from INDEX_TABLES) enter the text.
+ */
+export interface Sql {
+  sql: string;
+  params: SqlValue[];
+}
+
+export class UnknownParameterError extends Error {}
+
+const PREFIXES = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
+const TABLE_OF: Partial<Record<ParamType, string>> = {
+  string: INDEX_TABLES.string.table,
+  token: INDEX_TABLES.token.table,
+  reference: INDEX_TABLES.reference.table,
+  date: INDEX_TABLES.date.table,
+  number: INDEX_TABLES.number.table,
+  quantity: INDEX_TABLES.quantity.table,
+  uri: INDEX_TABLES.uri.table,
+};
+
+let aliasCounter = 0;
+function nextAlias(): string {
+  aliasCounter = (aliasCounter + 1) % 1_000_000;
+  return `x${aliasCounter}`;
+}
+
+function or(parts: Sql[]): Sql {
+  if (parts.length === 1) {
+    return parts[0];
+  }
+  return { sql: `(${parts.map((p) => p.sql).join(' OR ')})`, params: parts.flatMap((p) => p.params) };
+}
+
+/** Splits comma-separated OR values (a `\,` is a literal comma). */
+function values(raw: string): string[] {
+  return splitSearchOnComma(raw).map((v) => v.replace(/\\([,$|\\])/g, '$1'));
+}
+
+/** A condition that `alias` (a resource-table alias of `resourceType`) matches the filter. */
+export function filterCondition(resourceType: string, alias: string, filter: Filter): Sql {
+  const { code } = filter;
+  if (code.startsWith('_has:')) {
+    return reverseChainCondition(resourceType, alias, filter);
+  }
+  const dot = code.indexOf('.');
+  if (dot > 0) {
+    return chainCondition(resourceType, alias, filter, code.slice(0, dot), code.slice(dot + 1));
+  }
+  if (code === '_id') {
+    return idCondition(alias, filter);
+  }
+  if (code === '_lastUpdated') {
+    return lastUpdatedCondition(alias, filter);
+  }
+  const param = getCompiledParam(resourceType, code);
+  if (!param || param.type === 'special') {
+    throw new UnknownParameterError(`Unknown search parameter "${code}" for ${resourceType}`);
+  }
+  if (filter.operator === 'missing') {
+    return missingCondition(alias, param, filter.value);
+  }
+  const table = TABLE_OF[param.type] as string;
+  const operator = filter.operator;
+  const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
+  const matches = or(values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v))));
+  const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE type = ? AND code = ? AND ${matches.sql})`;
+  return { sql, params: [resourceType, code, ...matches.params] };
+}
+
+const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);
+
+/**
+ * Each OR value of a date, number or quantity may carry its own prefix (ge2020,le2010). Medplum's parser
+ * only lifts the first one, and none for chained targets, so the prefix is read per value here.
+ */
+function splitPrefix(type: ParamType, operator: string, value: string): [string, string] {
+  if (ORDERED_TYPES.has(type) && /^[a-z]{2}[-+.\d]/.test(value) && PREFIXES.has(value.slice(0, 2))) {
+    return [value.slice(0, 2), value.slice(2)];
+  }
+  return [operator, value];
+}
+
+function valueCondition(param: CompiledParam, operator: string, value: string): Sql {
+  switch (param.type) {
+    case 'string':
+      return stringCondition(operator, value);
+    case 'token':
+      return tokenCondition(operator, value);
+    case 'reference':
+      return referenceCondition(param, operator, value);
+    case 'date':
+      return rangeCondition('lo', 'hi', operator, dateRange(param.code, value));
+    case 'number':
+      return numberCondition('value', operator, value, param.code);
+    case 'quantity':
+      return quantityCondition(operator, value, param.code);
+    case 'uri':
+      return uriCondition(operator, value);
+    default:
+      throw badRequest(`Search parameter type ${param.type} is not supported`);
+  }
+}
+
+function stringCondition(operator: string, value: string): Sql {
+  const norm = normalizeString(value);
+  switch (operator) {
+    case 'exact':
+      return { sql: 'exact = ?', params: [value] };
+    case 'contains':
+      return { sql: "value LIKE ? ESCAPE '\\'", params: [`%${escapeLike(norm)}%`] };
+    case 'eq':
+    case 'text':
+    case 'ne':
+      return { sql: "value LIKE ? ESCAPE '\\'", params: [`${escapeLike(norm)}%`] };
+    default:
+      throw badRequest(`Modifier :${operator} is not supported on string parameters`);
+  }
+}
+
+function tokenCondition(operator: string, value: string): Sql {
+  if (operator === 'text') {
+    return { sql: "text LIKE ? ESCAPE '\\'", params: [`${escapeLike(normalizeString(value))}%`] };
+  }
+  if (operator !== 'eq' && operator !== 'not' && operator !== 'ne') {
+    throw badRequest(`Modifier :${operator} is not supported on token parameters`);
+  }
+  const bar = value.indexOf('|');
+  if (bar < 0) {
+    return { sql: 'value = ?', params: [value] };
+  }
+  const system = value.slice(0, bar);
+  const code = value.slice(bar + 1);
+  if (!system) {
+    return { sql: 'value = ? AND system IS NULL', params: [code] };
+  }
+  if (!code) {
+    return { sql: 'system = ?', params: [system] };
+  }
+  return { sql: 'value = ? AND system = ?', params: [code, system] };
+}
+
+function referenceCondition(param: CompiledParam, operator: string, value: string): Sql {
+  const typeModifier = isKnownResourceType(operator) ? operator : undefined;
+  if (!typeModifier && operator !== 'eq') {
+    throw badRequest(`Modifier :${operator} is not supported on reference parameters`);
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(value)) {
+    return { sql: 'url = ?', params: [value] };
+  }
+  const parts = value.split('/');
+  if (parts.length === 2) {
+    if (typeModifier && parts[0] !== typeModifier) {
+      return { sql: '1 = 0', params: [] };
+    }
+    return { sql: 'target_type = ? AND target_id = ?', params: [parts[0], parts[1]] };
+  }
+  if (typeModifier) {
+    return { sql: 'target_type = ? AND target_id = ?', params: [typeModifier, value] };
+  }
+  return { sql: 'target_id = ?', params: [value] };
+}
+
+function dateRange(code: string, value: string): DateRange {
+  const range = parseDateRange(value);
+  if (!range) {
+    throw badRequest(`Invalid date "${value}" for search parameter ${code}`);
+  }
+  return range;
+}
+
+/** FHIR date/number comparison semantics on ranges: the index row holds [lo, hi], the search value [s.lo, s.hi]. */
+function rangeCondition(lo: string, hi: string, operator: string, s: DateRange): Sql {
+  switch (operator) {
+    case 'eq':
+      return { sql: `${lo} >= ? AND ${hi} <= ?`, params: [s.lo, s.hi] };
+    case 'ne':
+      return { sql: `(${lo} < ? OR ${hi} > ?)`, params: [s.lo, s.hi] };
+    case 'gt':
+      return { sql: `${hi} > ?`, params: [s.hi] };
+    case 'ge':
+      return { sql: `${hi} >= ?`, params: [s.lo] };
+    case 'lt':
+      return { sql: `${lo} < ?`, params: [s.lo] };
+    case 'le':
+      return { sql: `${lo} <= ?`, params: [s.hi] };
+    case 'sa':
+      return { sql: `${lo} > ?`, params: [s.hi] };
+    case 'eb':
+      return { sql: `${hi} < ?`, params: [s.lo] };
+    case 'ap': {
+      const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
+      return { sql: `${hi} >= ? AND ${lo} <= ?`, params: [s.lo - margin, s.hi + margin] };
+    }
+    default:
+      throw badRequest(`Prefix or modifier "${operator}" is not supported on date parameters`);
+  }
+}
+
+function parseNumber(code: string, value: string): { n: number; range: DateRange } {
+  if (!/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(value)) {
+    throw badRequest(`Invalid number "${value}" for search parameter ${code}`);
+  }
+  const n = Number(value);
+  // Implicit precision (FHIR search 3.1.1.4.2): "100" matches [99.5, 100.5), "100.0" matches [99.95, 100.05).
+  const decimals = /\.(\d+)/.exec(value.replace(/[eE].*$/, ''))?.[1].length ?? 0;
+  const half = 0.5 * 10 ** -decimals;
+  return { n, range: { lo: n - half, hi: n + half } };
+}
+
+function numberCondition(column: string, operator: string, value: string, code: string): Sql {
+  const { n, range } = parseNumber(code, value);
+  switch (operator) {
+    case 'eq':
+      return { sql: `${column} >= ? AND ${column} < ?`, params: [range.lo, range.hi] };
+    case 'ne':
+      return { sql: `(${column} < ? OR ${column} >= ?)`, params: [range.lo, range.hi] };
+    case 'gt':
+    case 'sa':
+      return { sql: `${column} > ?`, params: [n] };
+    case 'ge':
+      return { sql: `${column} >= ?`, params: [n] };
+    case 'lt':
+    case 'eb':
+      return { sql: `${column} < ?`, params: [n] };
+    case 'le':
+      return { sql: `${column} <= ?`, params: [n] };
+    case 'ap':
+      return { sql: `${column} >= ? AND ${column} <= ?`, params: [n - Math.abs(n) * 0.1, n + Math.abs(n) * 0.1] };
+    default:
+      throw badRequest(`Prefix or modifier "${operator}" is not supported on number parameters`);
+  }
+}
+
+function quantityCondition(operator: string, value: string, code: string): Sql {
+  const [number, system, unit] = value.split('|');
+  const parts = [numberCondition('value', operator, number, code)];
+  if (system) {
+    parts.push({ sql: 'system = ?', params: [system] });
+  }
+  if (unit) {
+    parts.push({ sql: 'unit = ?', params: [unit] });
+  }
+  return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+}
+
+function uriCondition(operator: string, value: string): Sql {
+  switch (operator) {
+    case 'eq':
+      return { sql: 'value = ?', params: [value] };
+    case 'below':
+      return { sql: "value LIKE ? ESCAPE '\\'", params: [`${escapeLike(value)}%`] };
+    case 'above':
+      return { sql: 'substr(?, 1, length(value)) = value', params: [value] };
+    default:
+      throw badRequest(`Modifier :${operator} is not supported on uri parameters`);
+  }
+}
+
+function missingCondition(alias: string, param: CompiledParam, value: string): Sql {
+  if (value !== 'true' && value !== 'false') {
+    throw badRequest(`:missing takes true or false, not "${value}"`);
+  }
+  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE m.type = ${alias}.type AND m.id = ${alias}.id AND m.code = ?)`;
+  return { sql: value === 'true' ? `NOT ${exists}` : exists, params: [param.code] };
+}
+
+function idCondition(alias: string, filter: Filter): Sql {
+  const ids = values(filter.value);
+  const list = ids.map(() => '?').join(',');
+  if (filter.operator === 'eq') {
+    return { sql: `${alias}.id IN (${list})`, params: ids };
+  }
+  if (filter.operator === 'not' || filter.operator === 'ne') {
+    return { sql: `${alias}.id NOT IN (${list})`, params: ids };
+  }
+  throw badRequest(`Modifier :${filter.operator} is not supported on _id`);
+}
+
+function lastUpdatedCondition(alias: string, filter: Filter): Sql {
+  if (filter.operator === 'missing') {
+    return { sql: filter.value === 'true' ? '1 = 0' : '1 = 1', params: [] };
+  }
+  const column = `${alias}.last_updated`;
+  return or(
+    values(filter.value).map((v) => {
+      const [operator, value] = splitPrefix('date', filter.operator, v);
+      return rangeCondition(column, column, operator, dateRange('_lastUpdated', value));
+    }),
+  );
+}
+
+/** subject:Patient.name=smith — resources whose reference points at a target matching the rest of the chain. */
+function chainCondition(resourceType: string, alias: string, filter: Filter, head: string, rest: string): Sql {
+  const [refCode, typeModifier] = head.split(':');
+  const param = getCompiledParam(resourceType, refCode);
+  if (!param || param.type !== 'reference') {
+    throw new UnknownParameterError(`Chained search on "${refCode}", which is not a reference parameter of ${resourceType}`);
+  }
+  let targets = typeModifier ? [typeModifier] : param.targets;
+  if (!typeModifier) {
+    targets = targets.filter((t) => chainableOn(t, rest));
+    if (!targets.length) {
+      throw new UnknownParameterError(`No target type of ${resourceType}.${refCode} has a search parameter "${rest}"`);
+    }
+  }
+  const parts = targets.map((target) => {
+    const x = nextAlias();
+    const inner = filterCondition(target, x, { ...filter, code: rest });
+    return {
+      sql: `(target_type = ? AND target_id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
+      params: [target, target, ...inner.params],
+    };
+  });
+  const matches = or(parts);
+  return {
+    sql: `${alias}.id IN (SELECT id FROM sp_reference WHERE type = ? AND code = ? AND ${matches.sql})`,
+    params: [resourceType, refCode, ...matches.params],
+  };
+}
+
+function chainableOn(targetType: string, rest: string): boolean {
+  const code = rest.split(/[.:]/)[0];
+  return code === '_id' || code === '_lastUpdated' || code === '_has' || !!getCompiledParam(targetType, code);
+}
+
+/** _has:Observation:patient:code=1234 — resources referenced by an Observation (via patient) matching code. */
+function reverseChainCondition(resourceType: string, alias: string, filter: Filter): Sql {
+  const m = /^_has:([A-Za-z]+):([A-Za-z0-9\-_]+):(.+)$/.exec(filter.code);
+  if (!m || !isKnownResourceType(m[1])) {
+    throw badRequest(`Invalid _has parameter "${filter.code}": expected _has:Type:reference:parameter`);
+  }
+  const [, sourceType, refCode, rest] = m;
+  const refParam = getCompiledParam(sourceType, refCode);
+  if (!refParam || refParam.type !== 'reference') {
+    throw new UnknownParameterError(`"${refCode}" is not a reference parameter of ${sourceType}`);
+  }
+  const x = nextAlias();
+  const inner = filterCondition(sourceType, x, { ...filter, code: rest });
+  return {
+    sql: `${alias}.id IN (SELECT target_id FROM sp_reference WHERE type = ? AND code = ? AND target_type = ? AND id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
+    params: [sourceType, refCode, resourceType, sourceType, ...inner.params],
+  };
+}
+
+/** ORDER BY expression for one _sort rule; nulls sort last on both backends. */
+export function sortExpression(resourceType: string, alias: string, code: string): Sql {
+  if (code === '_id') {
+    return { sql: `${alias}.id`, params: [] };
+  }
+  if (code === '_lastUpdated') {
+    return { sql: `${alias}.last_updated`, params: [] };
+  }
+  const param = getCompiledParam(resourceType, code);
+  if (!param || param.type === 'special') {
+    throw new UnknownParameterError(`Unknown sort parameter "${code}" for ${resourceType}`);
+  }
+  const column = { string: 'value', token: 'value', reference: 'target_id', date: 'lo', number: 'value', quantity: 'value', uri: 'value' }[
+    param.type as Exclude<ParamType, 'special'>
+  ];
+  return {
+    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE s.type = ${alias}.type AND s.id = ${alias}.id AND s.code = ?)`,
+    params: [code],
+  };
+}

@@ -1,0 +1,203 @@
+import { toTypedValue, type TypedValue } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { parseDateRange, MAX_TIME, MIN_TIME } from './date-range.js';
+import { normalizeString } from './normalize.js';
+import { COLUMN_PARAMS, getCompiledParams, type CompiledParam } from './parameters.js';
+import { isPatientCompartmentParam } from './compartment.js';
+
+/** The search index rows of one resource, per parameter type, without the owning (type, id). */
+export interface IndexRows {
+  string: [code: string, value: string, exact: string][];
+  token: [code: string, system: string | null, value: string | null, text: string | null][];
+  reference: [code: string, targetType: string | null, targetId: string | null, url: string | null][];
+  date: [code: string, lo: number, hi: number][];
+  number: [code: string, value: number][];
+  quantity: [code: string, value: number, system: string | null, unit: string | null][];
+  uri: [code: string, value: string][];
+  /** Ids of the patients whose compartment holds this resource. */
+  compartment: string[];
+}
+
+type Obj = Record<string, any>;
+
+function emptyRows(): IndexRows {
+  return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], compartment: [] };
+}
+
+/** Evaluates every search parameter of the resource's type and collects the values to index. */
+export function extractIndexRows(resource: Resource): IndexRows {
+  const rows = emptyRows();
+  const input = [toTypedValue(resource)];
+  const compartment = new Set<string>();
+  if (resource.resourceType === 'Patient' && resource.id) {
+    compartment.add(resource.id);
+  }
+  for (const param of getCompiledParams(resource.resourceType).values()) {
+    if (COLUMN_PARAMS.has(param.code) || param.type === 'special') {
+      continue;
+    }
+    let values: TypedValue[];
+    try {
+      values = param.atom.eval({ variables: {} }, input);
+    } catch {
+      continue; // A FHIRPath the data cannot satisfy indexes nothing rather than failing the write.
+    }
+    for (const typed of values) {
+      addValue(rows, param, typed);
+    }
+    if (param.type === 'reference' && isPatientCompartmentParam(resource.resourceType, param.code)) {
+      for (const [code, targetType, targetId] of rows.reference) {
+        if (code === param.code && targetType === 'Patient' && targetId) {
+          compartment.add(targetId);
+        }
+      }
+    }
+  }
+  rows.compartment = [...compartment];
+  return dedupe(rows);
+}
+
+function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): void {
+  const value = typed.value;
+  if (value === undefined || value === null) {
+    return;
+  }
+  switch (param.type) {
+    case 'string':
+      for (const s of stringsOf(typed.type, value)) {
+        rows.string.push([param.code, normalizeString(s), s]);
+      }
+      break;
+    case 'token':
+      addTokens(rows, param.code, typed.type, value);
+      break;
+    case 'reference':
+      addReference(rows, param.code, typed.type, value);
+      break;
+    case 'date': {
+      const range = dateRangeOf(typed.type, value);
+      if (range) {
+        rows.date.push([param.code, range.lo, range.hi]);
+      }
+      break;
+    }
+    case 'number':
+      if (typeof value === 'number') {
+        rows.number.push([param.code, value]);
+      } else if (typeof value?.value === 'number') {
+        rows.number.push([param.code, value.value]);
+      }
+      break;
+    case 'quantity':
+      addQuantity(rows, param.code, value);
+      break;
+    case 'uri':
+      if (typeof value === 'string') {
+        rows.uri.push([param.code, value]);
+      }
+      break;
+  }
+}
+
+function stringsOf(type: string, value: any): string[] {
+  if (typeof value === 'string') {
+    return [value];
+  }
+  if (type === 'HumanName') {
+    const parts = [...(value.prefix ?? []), ...(value.given ?? []), value.family, ...(value.suffix ?? [])].filter(Boolean);
+    return [...parts, value.text ?? parts.join(' ')].filter((s): s is string => typeof s === 'string' && !!s);
+  }
+  if (type === 'Address') {
+    const parts = [...(value.line ?? []), value.city, value.district, value.state, value.postalCode, value.country].filter(Boolean);
+    return [...parts, value.text ?? parts.join(', ')].filter((s): s is string => typeof s === 'string' && !!s);
+  }
+  if (typeof value === 'object') {
+    // Other complex types searched as strings (e.g. Annotation): index their string leaves.
+    return Object.values(value as Obj).filter((v): v is string => typeof v === 'string');
+  }
+  return [String(value)];
+}
+
+function addTokens(rows: IndexRows, code: string, type: string, value: any): void {
+  const push = (system: string | undefined, tokenValue: string | undefined, text?: string): void => {
+    rows.token.push([code, system ?? null, tokenValue ?? null, text ? normalizeString(text) : null]);
+  };
+  if (typeof value === 'string' || typeof value === 'number') {
+    push(undefined, String(value));
+  } else if (typeof value === 'boolean') {
+    push(undefined, value ? 'true' : 'false');
+  } else if (type === 'CodeableConcept') {
+    for (const coding of value.coding ?? []) {
+      push(coding.system, coding.code, coding.display);
+    }
+    if (value.text) {
+      push(undefined, undefined, value.text);
+    }
+  } else if (type === 'Coding') {
+    push(value.system, value.code, value.display);
+  } else if (type === 'Identifier') {
+    push(value.system, value.value, value.type?.text ?? value.type?.coding?.[0]?.display);
+  } else if (type === 'ContactPoint') {
+    push(value.system, value.value);
+  } else if (value.code !== undefined || value.value !== undefined) {
+    push(value.system, value.code ?? String(value.value));
+  }
+}
+
+const REFERENCE_RE = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
+
+function addReference(rows: IndexRows, code: string, type: string, value: any): void {
+  const ref: string | undefined = typeof value === 'string' ? value : value.reference;
+  if (!ref) {
+    return;
+  }
+  const m = !ref.startsWith('#') && !ref.startsWith('urn:') ? REFERENCE_RE.exec(ref) : null;
+  const isAbsolute = /^[a-z]+:/i.test(ref);
+  rows.reference.push([code, m?.[1] ?? null, m?.[2] ?? null, isAbsolute || !m ? ref : null]);
+}
+
+function dateRangeOf(type: string, value: any): { lo: number; hi: number } | undefined {
+  if (typeof value === 'string') {
+    return parseDateRange(value);
+  }
+  if (type === 'Period') {
+    const start = value.start ? parseDateRange(value.start) : undefined;
+    const end = value.end ? parseDateRange(value.end) : undefined;
+    if (!start && !end) {
+      return undefined;
+    }
+    return { lo: start?.lo ?? MIN_TIME, hi: end?.hi ?? MAX_TIME };
+  }
+  if (type === 'Timing') {
+    const events = (value.event ?? []).map(parseDateRange).filter(Boolean) as { lo: number; hi: number }[];
+    if (!events.length) {
+      return undefined;
+    }
+    return { lo: Math.min(...events.map((e) => e.lo)), hi: Math.max(...events.map((e) => e.hi)) };
+  }
+  return undefined;
+}
+
+function addQuantity(rows: IndexRows, code: string, value: any): void {
+  if (typeof value?.value === 'number') {
+    rows.quantity.push([code, value.value, value.system ?? null, value.code ?? value.unit ?? value.currency ?? null]);
+  } else if (value?.low || value?.high) {
+    // Range: index both bounds so that comparisons can find either end.
+    for (const bound of [value.low, value.high]) {
+      if (typeof bound?.value === 'number') {
+        rows.quantity.push([code, bound.value, bound.system ?? null, bound.code ?? bound.unit ?? null]);
+      }
+    }
+  }
+}
+
+function dedupe(rows: IndexRows): IndexRows {
+  for (const key of ['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri'] as const) {
+    const seen = new Set<string>();
+    (rows[key] as unknown[][]) = (rows[key] as unknown[][]).filter((row) => {
+      const k = JSON.stringify(row);
+      return seen.has(k) ? false : (seen.add(k), true);
+    });
+  }
+  return rows;
+}

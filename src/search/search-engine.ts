@@ -1,0 +1,148 @@
+import type { IncludeTarget, SearchRequest } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { badRequest } from '../fhir/outcome.js';
+import type { Repository } from '../store/repository.js';
+import { filterCondition, sortExpression, type Sql } from './filter-sql.js';
+import { getCompiledParam } from './parameters.js';
+
+export const DEFAULT_COUNT = 20;
+export const MAX_COUNT = 1000;
+const MAX_INCLUDE_DEPTH = 4;
+
+export interface SearchResult {
+  matches: Resource[];
+  included: Resource[];
+  total?: number;
+  offset: number;
+  count: number;
+  /** True when more matches follow this page. */
+  hasMore: boolean;
+}
+
+/** Builds the WHERE clause of a search over alias `r` of the resource table. */
+export function whereClause(request: SearchRequest): Sql {
+  const parts: Sql[] = [{ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }];
+  for (const filter of request.filters ?? []) {
+    parts.push(filterCondition(request.resourceType, 'r', filter));
+  }
+  return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+}
+
+export async function search(repo: Repository, request: SearchRequest): Promise<SearchResult> {
+  const where = whereClause(request);
+  const count = Math.min(request.count ?? DEFAULT_COUNT, MAX_COUNT);
+  const offset = request.offset ?? 0;
+  if (count < 0 || offset < 0 || !Number.isInteger(offset)) {
+    throw badRequest('_count and _offset must be non-negative integers');
+  }
+  const order: Sql[] = [];
+  for (const rule of request.sortRules ?? []) {
+    const expr = sortExpression(request.resourceType, 'r', rule.code);
+    const dir = rule.descending ? 'DESC' : 'ASC';
+    // "(x IS NULL)" first makes missing values sort last on SQLite and PostgreSQL alike.
+    order.push({ sql: `(${expr.sql} IS NULL), ${expr.sql} ${dir}`, params: [...expr.params, ...expr.params] });
+  }
+  order.push({ sql: 'r.id', params: [] });
+
+  let matches: Resource[] = [];
+  let hasMore = false;
+  if (count > 0) {
+    const rows = await repo.sql.query<{ content: string }>(
+      `SELECT r.content FROM resource r WHERE ${where.sql} ORDER BY ${order.map((o) => o.sql).join(', ')} LIMIT ? OFFSET ?`,
+      [...where.params, ...order.flatMap((o) => o.params), count + 1, offset],
+    );
+    hasMore = rows.length > count;
+    matches = rows.slice(0, count).map((r) => JSON.parse(r.content));
+  }
+
+  let total: number | undefined;
+  if (request.total === 'accurate' || request.total === 'estimate' || count === 0) {
+    const [{ n }] = await repo.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM resource r WHERE ${where.sql}`, where.params);
+    total = Number(n);
+  } else if (!hasMore) {
+    total = offset + matches.length; // Known for free on the last page.
+  }
+
+  const included = await includes(repo, matches, request.include ?? [], request.revInclude ?? []);
+  return { matches, included, total, offset, count, hasMore };
+}
+
+function key(r: Resource): string {
+  return `${r.resourceType}/${r.id}`;
+}
+
+/** _include and _revinclude (with :iterate) over the page of matches. */
+async function includes(repo: Repository, matches: Resource[], include: IncludeTarget[], revInclude: IncludeTarget[]): Promise<Resource[]> {
+  if (!matches.length || (!include.length && !revInclude.length)) {
+    return [];
+  }
+  const seen = new Set(matches.map(key));
+  const included: Resource[] = [];
+  let frontier = matches;
+  for (let depth = 0; depth < MAX_INCLUDE_DEPTH && frontier.length; depth++) {
+    const found: Resource[] = [];
+    for (const target of include) {
+      if (depth > 0 && target.modifier !== 'iterate') {
+        continue;
+      }
+      found.push(...(await forwardInclude(repo, frontier, target)));
+    }
+    for (const target of revInclude) {
+      if (depth > 0 && target.modifier !== 'iterate') {
+        continue;
+      }
+      found.push(...(await reverseInclude(repo, frontier, target)));
+    }
+    frontier = found.filter((r) => !seen.has(key(r)) && (seen.add(key(r)), true));
+    included.push(...frontier);
+  }
+  return included;
+}
+
+function checkReferenceParam(target: IncludeTarget): void {
+  const param = getCompiledParam(target.resourceType, target.searchParam);
+  if (!param || param.type !== 'reference') {
+    throw badRequest(`Invalid include: ${target.resourceType}:${target.searchParam} is not a reference search parameter`);
+  }
+}
+
+async function forwardInclude(repo: Repository, sources: Resource[], target: IncludeTarget): Promise<Resource[]> {
+  checkReferenceParam(target);
+  const ids = sources.filter((r) => r.resourceType === target.resourceType).map((r) => r.id as string);
+  const byType = new Map<string, Set<string>>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const rows = await repo.sql.query<{ target_type: string; target_id: string }>(
+      `SELECT DISTINCT target_type, target_id FROM sp_reference WHERE type = ? AND code = ? AND target_id IS NOT NULL
+       AND id IN (${chunk.map(() => '?').join(',')})`,
+      [target.resourceType, target.searchParam, ...chunk],
+    );
+    for (const row of rows) {
+      if (row.target_type && (!target.targetType || row.target_type === target.targetType)) {
+        const set = byType.get(row.target_type) ?? new Set<string>();
+        set.add(row.target_id);
+        byType.set(row.target_type, set);
+      }
+    }
+  }
+  const out: Resource[] = [];
+  for (const [type, set] of byType) {
+    out.push(...(await repo.readMany(type, [...set])));
+  }
+  return out;
+}
+
+async function reverseInclude(repo: Repository, targets: Resource[], target: IncludeTarget): Promise<Resource[]> {
+  checkReferenceParam(target);
+  const ids = new Set<string>();
+  for (let i = 0; i < targets.length; i += 500) {
+    const chunk = targets.slice(i, i + 500);
+    const cond = chunk.map(() => '(target_type = ? AND target_id = ?)').join(' OR ');
+    const rows = await repo.sql.query<{ id: string }>(
+      `SELECT DISTINCT id FROM sp_reference WHERE type = ? AND code = ? AND (${cond})`,
+      [target.resourceType, target.searchParam, ...chunk.flatMap((r) => [r.resourceType, r.id as string])],
+    );
+    rows.forEach((r) => ids.add(r.id));
+  }
+  return repo.readMany(target.resourceType, [...ids]);
+}

@@ -1,0 +1,47 @@
+/**
+ * The narrow SQL surface the repository needs. Both backends speak the same SQL text: statements are
+ * written with `?` placeholders and only portable constructs (ON CONFLICT, LIMIT/OFFSET, EXISTS, ||);
+ * the few real differences are behind `Dialect`.
+ */
+export type SqlValue = string | number | null;
+
+export interface SqlExecutor {
+  query<T = Record<string, unknown>>(sql: string, params?: SqlValue[]): Promise<T[]>;
+  run(sql: string, params?: SqlValue[]): Promise<number>;
+  /** Inserts many rows into one table, as fast as the driver allows (prepared loop, multi-row VALUES). */
+  insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void>;
+  /** Serialises writers that share `key` until the transaction ends (conditional create, MPI). */
+  lock(key: string): Promise<void>;
+  /** Runs DDL, possibly several statements, without parameters. */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** Row-lock suffix for a SELECT inside a write transaction ('' where writers are already serialised). */
+  readonly forUpdate: string;
+  /** Column types in DDL. */
+  readonly bigint: string;
+  readonly double: string;
+}
+
+export interface Database extends SqlExecutor {
+  readonly dialect: Dialect;
+  /** Runs `fn` in one atomic transaction; it commits only if `fn` resolves. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** A simple async mutex: JavaScript callers queue in order. */
+export class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.tail;
+    this.tail = previous.then(() => next);
+    await previous;
+    return release;
+  }
+}

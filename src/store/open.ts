@@ -1,0 +1,27 @@
+import { join } from 'node:path';
+import type { Database } from './database.js';
+import { PostgresDatabase } from './postgres.js';
+import { migrate } from './schema.js';
+import { SqliteDatabase } from './sqlite.js';
+
+export interface StoreConfig {
+  /** postgres://... selects PostgreSQL; otherwise SQLite in `dataDir`. */
+  databaseUrl?: string;
+  dataDir: string;
+  /** PostgreSQL schema to use (tests isolate themselves with one each). */
+  schema?: string;
+}
+
+/** Opens the configured backend and applies pending schema migrations. */
+export async function openDatabase(config: StoreConfig): Promise<Database> {
+  let db: Database;
+  if (config.databaseUrl?.startsWith('postgres')) {
+    const pg = new PostgresDatabase({ connectionString: config.databaseUrl, schema: config.schema });
+    await pg.init();
+    db = pg;
+  } else {
+    db = new SqliteDatabase(join(config.dataDir, 'tessera.db'));
+  }
+  await migrate(db);
+  return db;
+}

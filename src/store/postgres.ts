@@ -1,0 +1,146 @@
+import pg from 'pg';
+import type { Database, Dialect, SqlExecutor, SqlValue } from './database.js';
+
+const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION' };
+
+/** PostgreSQL returns BIGINT as text by default; our BIGINTs are epoch milliseconds, safe as numbers. */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20) {
+      return (value: string) => Number(value);
+    }
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+/** Rewrites portable `?` placeholders to PostgreSQL's `$n`. Our SQL never contains a literal `?`. */
+const placeholderCache = new Map<string, string>();
+function toPg(sql: string): string {
+  let out = placeholderCache.get(sql);
+  if (out === undefined) {
+    let n = 0;
+    out = sql.replace(/\?/g, () => `$${++n}`);
+    if (placeholderCache.size < 10_000) {
+      placeholderCache.set(sql, out);
+    }
+  }
+  return out;
+}
+
+const MAX_PARAMS = 60_000;
+
+class PgExecutor implements SqlExecutor {
+  constructor(private readonly client: pg.Pool | pg.PoolClient) {}
+
+  async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
+    return (await this.client.query(toPg(sql), params)).rows as T[];
+  }
+
+  async run(sql: string, params: SqlValue[] = []): Promise<number> {
+    return (await this.client.query(toPg(sql), params)).rowCount ?? 0;
+  }
+
+  async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
+    const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+    for (let start = 0; start < rows.length; start += perStatement) {
+      const chunk = rows.slice(start, start + perStatement);
+      const params: SqlValue[] = [];
+      const tuples = chunk.map((row) => {
+        const placeholders = row.map((value) => {
+          params.push(value);
+          return `$${params.length}`;
+        });
+        return `(${placeholders.join(',')})`;
+      });
+      await this.client.query(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, params);
+    }
+  }
+
+  async lock(key: string): Promise<void> {
+    await this.client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.client.query(sql);
+  }
+}
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** A schema to create and use (tests isolate themselves this way); default: the connection's own. */
+  schema?: string;
+  poolSize?: number;
+}
+
+export class PostgresDatabase implements Database {
+  readonly dialect = dialect;
+  private readonly pool: pg.Pool;
+  private readonly executor: PgExecutor;
+
+  constructor(private readonly options: PostgresOptions) {
+    const schema = options.schema;
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      types,
+      options: schema ? `-c search_path=${schema}` : undefined,
+    });
+    this.executor = new PgExecutor(this.pool);
+  }
+
+  async init(): Promise<void> {
+    if (this.options.schema) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(this.options.schema)) {
+        throw new Error(`Invalid schema name: ${this.options.schema}`);
+      }
+      await this.pool.query(`CREATE SCHEMA IF NOT EXISTS ${this.options.schema}`);
+    }
+  }
+
+  query<T>(sql: string, params?: SqlValue[]): Promise<T[]> {
+    return this.executor.query<T>(sql, params);
+  }
+
+  run(sql: string, params?: SqlValue[]): Promise<number> {
+    return this.executor.run(sql, params);
+  }
+
+  insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
+    return this.transaction((tx) => tx.insertRows(table, columns, rows));
+  }
+
+  async lock(): Promise<void> {
+    throw new Error('lock() needs a transaction');
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      try {
+        const result = await fn(new PgExecutor(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async dropSchema(): Promise<void> {
+    if (this.options.schema) {
+      await this.pool.query(`DROP SCHEMA IF EXISTS ${this.options.schema} CASCADE`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '@medplum/fhirtypes';
+import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
+import { validateFhirResource } from '../fhir/validation.js';
+import { extractIndexRows } from '../search/index-values.js';
+import type { Database, SqlExecutor } from './database.js';
+import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
+
+export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface WriteResult<T extends Resource = Resource> {
+  resource: T;
+  created: boolean;
+}
+
+export interface HistoryEntry {
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: number;
+  method: WriteMethod;
+  resource?: Resource;
+}
+
+export interface HistoryQuery {
+  type?: string;
+  id?: string;
+  since?: number;
+  count: number;
+  offset: number;
+}
+
+interface CurrentRow {
+  version_id: number;
+  deleted: number;
+}
+
+/** One resource to write: a create with a fresh id skips the lookup of a previous version. */
+interface PendingWrite {
+  resource: Resource;
+  method: WriteMethod;
+  fresh: boolean;
+  ifMatch?: number;
+}
+
+export function versionTag(versionId: number | string): string {
+  return `W/"${versionId}"`;
+}
+
+/** Parses an If-Match header value (W/"3", "3" or 3) to a version number. */
+export function parseIfMatch(header: string | undefined): number | undefined {
+  if (!header) {
+    return undefined;
+  }
+  const m = /^(?:W\/)?"?(\d+)"?$/.exec(header.trim());
+  if (!m) {
+    throw badRequest(`Invalid If-Match header: ${header}`);
+  }
+  return Number(m[1]);
+}
+
+/**
+ * The FHIR resource store: versioned writes with history, soft delete, optimistic locking, and the search
+ * index kept in step with every write inside the same transaction. Backend-neutral: it only speaks the
+ * portable SQL of `SqlExecutor`.
+ */
+export class Repository {
+  constructor(
+    readonly db: Database,
+    private readonly executor: SqlExecutor = db,
+    private readonly inTransaction = false,
+  ) {}
+
+  get sql(): SqlExecutor {
+    return this.executor;
+  }
+
+  /** Runs `fn` with a repository bound to one transaction (nested calls join the outer one). */
+  transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+    if (this.inTransaction) {
+      return fn(this);
+    }
+    return this.db.transaction((tx) => fn(new Repository(this.db, tx, true)));
+  }
+
+  async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
+    const valid = validateFhirResource(resource) as T;
+    const id = options.id ?? randomUUID();
+    const [written] = await this.transaction((repo) =>
+      repo.writeAll([{ resource: { ...valid, id }, method: 'POST', fresh: !options.id }]),
+    );
+    return written.resource as T;
+  }
+
+  /** Update, or create with the client's id when it does not exist yet (update-as-create). */
+  async update<T extends Resource>(resource: T, options: { ifMatch?: number } = {}): Promise<WriteResult<T>> {
+    const valid = validateFhirResource(resource) as T;
+    if (!valid.id || !ID_RE.test(valid.id)) {
+      throw badRequest('Resource id is missing or not a valid FHIR id', 'id');
+    }
+    const [written] = await this.transaction((repo) =>
+      repo.writeAll([{ resource: valid, method: 'PUT', fresh: false, ifMatch: options.ifMatch }]),
+    );
+    return written as WriteResult<T>;
+  }
+
+  /** Writes many already-identified resources in one transaction with batched index inserts (imports). */
+  async writeMany(resources: Resource[], method: 'POST' | 'PUT' = 'PUT'): Promise<WriteResult[]> {
+    const pending = resources.map((r) => {
+      const valid = validateFhirResource(r);
+      if (!valid.id || !ID_RE.test(valid.id)) {
+        throw badRequest(`${valid.resourceType} id is missing or not a valid FHIR id`, 'id');
+      }
+      return { resource: valid, method, fresh: false };
+    });
+    return this.transaction((repo) => repo.writeAll(pending));
+  }
+
+  async delete(type: string, id: string, options: { ifMatch?: number } = {}): Promise<{ versionId?: number }> {
+    return this.transaction(async (repo) => {
+      const current = await repo.current(type, id, true);
+      if (!current) {
+        throw notFound(`${type}/${id} not found`);
+      }
+      if (current.deleted) {
+        return {};
+      }
+      checkIfMatch(type, id, current.version_id, options.ifMatch);
+      const versionId = current.version_id + 1;
+      const now = Date.now();
+      await repo.sql.run('UPDATE resource SET version_id = ?, last_updated = ?, deleted = 1, content = NULL WHERE type = ? AND id = ?', [
+        versionId,
+        now,
+        type,
+        id,
+      ]);
+      await repo.sql.insertRows('resource_history', HISTORY_COLUMNS, [[type, id, versionId, now, 1, 'DELETE', null]]);
+      await deleteIndexRows(repo.sql, type, [id]);
+      return { versionId };
+    });
+  }
+
+  async read<T extends Resource = Resource>(type: string, id: string): Promise<T> {
+    const rows = await this.sql.query<{ deleted: number; content: string | null }>(
+      'SELECT deleted, content FROM resource WHERE type = ? AND id = ?',
+      [type, id],
+    );
+    if (!rows.length) {
+      throw notFound(`${type}/${id} not found`);
+    }
+    if (rows[0].deleted || !rows[0].content) {
+      throw gone(`${type}/${id} has been deleted`);
+    }
+    return JSON.parse(rows[0].content) as T;
+  }
+
+  /** Reads many resources by type and id; missing and deleted ones are left out. */
+  async readMany(type: string, ids: string[]): Promise<Resource[]> {
+    const out: Resource[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = await this.sql.query<{ content: string }>(
+        `SELECT content FROM resource WHERE type = ? AND deleted = 0 AND id IN (${chunk.map(() => '?').join(',')})`,
+        [type, ...chunk],
+      );
+      rows.forEach((r) => out.push(JSON.parse(r.content)));
+    }
+    return out;
+  }
+
+  async vread<T extends Resource = Resource>(type: string, id: string, versionId: string): Promise<T> {
+    if (!/^\d+$/.test(versionId)) {
+      throw notFound(`${type}/${id}/_history/${versionId} not found`);
+    }
+    const rows = await this.sql.query<{ deleted: number; content: string | null }>(
+      'SELECT deleted, content FROM resource_history WHERE type = ? AND id = ? AND version_id = ?',
+      [type, id, Number(versionId)],
+    );
+    if (!rows.length) {
+      throw notFound(`${type}/${id}/_history/${versionId} not found`);
+    }
+    if (rows[0].deleted || !rows[0].content) {
+      throw gone(`${type}/${id}/_history/${versionId} is a deletion`);
+    }
+    return JSON.parse(rows[0].content) as T;
+  }
+
+  async history(query: HistoryQuery): Promise<{ entries: HistoryEntry[]; total: number }> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.type) {
+      where.push('type = ?');
+      params.push(query.type);
+    }
+    if (query.id) {
+      where.push('id = ?');
+      params.push(query.id);
+    }
+    if (query.since !== undefined) {
+      where.push('last_updated >= ?');
+      params.push(query.since);
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const rows = await this.sql.query<{
+      type: string;
+      id: string;
+      version_id: number;
+      last_updated: number;
+      method: WriteMethod;
+      content: string | null;
+    }>(
+      `SELECT type, id, version_id, last_updated, method, content FROM resource_history ${clause}
+       ORDER BY last_updated DESC, type, id, version_id DESC LIMIT ? OFFSET ?`,
+      [...params, query.count, query.offset],
+    );
+    const [{ n }] = await this.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM resource_history ${clause}`, params);
+    return {
+      total: Number(n),
+      entries: rows.map((r) => ({
+        type: r.type,
+        id: r.id,
+        versionId: r.version_id,
+        lastUpdated: r.last_updated,
+        method: r.method,
+        resource: r.content ? JSON.parse(r.content) : undefined,
+      })),
+    };
+  }
+
+  /** True when a resource (even a deleted one) with this type and id has ever existed. */
+  async exists(type: string, id: string): Promise<boolean> {
+    return !!(await this.current(type, id, false));
+  }
+
+  private async current(type: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
+    const rows = await this.sql.query<CurrentRow>(
+      `SELECT version_id, deleted FROM resource WHERE type = ? AND id = ?${lock ? this.db.dialect.forUpdate : ''}`,
+      [type, id],
+    );
+    return rows[0];
+  }
+
+  private async writeAll(pending: PendingWrite[]): Promise<WriteResult[]> {
+    const now = Date.now();
+    const lastUpdated = new Date(now).toISOString();
+    const results: WriteResult[] = [];
+    const newRows: (string | number | null)[][] = [];
+    const historyRows: (string | number | null)[][] = [];
+    const indexed: IndexedResource[] = [];
+    const reindexIds = new Map<string, string[]>();
+    for (const item of pending) {
+      const { resourceType: type, id } = item.resource as Resource & { id: string };
+      const current = item.fresh ? undefined : await this.current(type, id, true);
+      if (item.ifMatch !== undefined) {
+        checkIfMatch(type, id, current && !current.deleted ? current.version_id : undefined, item.ifMatch);
+      }
+      const versionId = (current?.version_id ?? 0) + 1;
+      const resource = {
+        ...item.resource,
+        meta: { ...item.resource.meta, versionId: String(versionId), lastUpdated },
+      } as Resource & { id: string };
+      const content = JSON.stringify(resource);
+      if (current) {
+        await this.sql.run('UPDATE resource SET version_id = ?, last_updated = ?, deleted = 0, content = ? WHERE type = ? AND id = ?', [
+          versionId,
+          now,
+          content,
+          type,
+          id,
+        ]);
+        const ids = reindexIds.get(type) ?? [];
+        ids.push(id);
+        reindexIds.set(type, ids);
+      } else {
+        newRows.push([type, id, versionId, now, 0, content]);
+      }
+      historyRows.push([type, id, versionId, now, 0, item.method, content]);
+      indexed.push({ type, id, rows: extractIndexRows(resource) });
+      results.push({ resource, created: !current || current.deleted === 1 });
+    }
+    await this.sql.insertRows('resource', ['type', 'id', 'version_id', 'last_updated', 'deleted', 'content'], newRows);
+    await this.sql.insertRows('resource_history', HISTORY_COLUMNS, historyRows);
+    for (const [type, ids] of reindexIds) {
+      await deleteIndexRows(this.sql, type, ids);
+    }
+    await insertIndexRows(this.sql, indexed);
+    return results;
+  }
+}
+
+const HISTORY_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
+
+function checkIfMatch(type: string, id: string, currentVersion: number | undefined, expected: number | undefined): void {
+  if (expected !== undefined && currentVersion !== expected) {
+    throw preconditionFailed(
+      `Version conflict on ${type}/${id}: If-Match expected version ${expected}, current is ${currentVersion ?? 'none'}`,
+    );
+  }
+}

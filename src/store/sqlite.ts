@@ -1,0 +1,130 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type Database, type Dialect, Mutex, type SqlExecutor, type SqlValue } from './database.js';
+
+const dialect: Dialect = { name: 'sqlite', forUpdate: '', bigint: 'INTEGER', double: 'REAL' };
+
+type Connection = BetterSqlite3.Database;
+
+function openConnection(file: string, readonly: boolean): Connection {
+  const db = new BetterSqlite3(file, { readonly: readonly && file !== ':memory:' });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('cache_size = -65536');
+  db.pragma('temp_store = MEMORY');
+  return db;
+}
+
+/** Executes statements on one better-sqlite3 connection with a statement cache. */
+class SqliteExecutor implements SqlExecutor {
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+
+  constructor(readonly connection: Connection) {}
+
+  prepare(sql: string): BetterSqlite3.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.connection.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
+    return this.prepare(sql).all(...params) as T[];
+  }
+
+  async run(sql: string, params: SqlValue[] = []): Promise<number> {
+    return this.prepare(sql).run(...params).changes;
+  }
+
+  async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
+    if (!rows.length) {
+      return;
+    }
+    const stmt = this.prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);
+    for (const row of rows) {
+      stmt.run(...row);
+    }
+  }
+
+  async lock(): Promise<void> {
+    // Writers are serialised by the database-wide write mutex already.
+  }
+
+  async exec(sql: string): Promise<void> {
+    this.connection.exec(sql);
+  }
+}
+
+/**
+ * SQLite backend. One write connection (transactions serialised by a mutex, since better-sqlite3 is
+ * synchronous and a transaction may await between statements) and one read connection, so that reads
+ * outside a transaction never see another request's uncommitted writes (WAL gives them a snapshot).
+ */
+export class SqliteDatabase implements Database {
+  readonly dialect = dialect;
+  private readonly writer: SqliteExecutor;
+  private readonly reader: SqliteExecutor;
+  private readonly writeMutex = new Mutex();
+
+  constructor(file: string) {
+    if (file !== ':memory:') {
+      mkdirSync(dirname(file), { recursive: true });
+    }
+    this.writer = new SqliteExecutor(openConnection(file, false));
+    this.reader = file === ':memory:' ? this.writer : new SqliteExecutor(openConnection(file, true));
+  }
+
+  query<T>(sql: string, params?: SqlValue[]): Promise<T[]> {
+    return this.reader.query<T>(sql, params);
+  }
+
+  async run(sql: string, params?: SqlValue[]): Promise<number> {
+    return this.transaction((tx) => tx.run(sql, params));
+  }
+
+  async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
+    await this.transaction((tx) => tx.insertRows(table, columns, rows));
+  }
+
+  async lock(): Promise<void> {}
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const release = await this.writeMutex.acquire();
+    const conn = this.writer.connection;
+    try {
+      conn.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.writer);
+        conn.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (conn.inTransaction) {
+          conn.exec('ROLLBACK');
+        }
+        throw err;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.transaction((tx) => tx.exec(sql));
+  }
+
+  async close(): Promise<void> {
+    const release = await this.writeMutex.acquire();
+    try {
+      if (this.reader !== this.writer) {
+        this.reader.connection.close();
+      }
+      this.writer.connection.close();
+    } finally {
+      release();
+    }
+  }
+}
