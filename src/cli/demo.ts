@@ -1,0 +1,49 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { processBundle } from '../server/bundle-processor.js';
+import type { FhirRequest } from '../server/fhir-request.js';
+import { dispatch } from '../server/fhir-router.js';
+import type { Tessera } from '../server/tessera.js';
+import { createClient } from '../security/clients.js';
+import { directoryBundle, patientBundles } from '../synthetic/community.js';
+import { createProgressBar } from './progress.js';
+
+export const DEMO_PATIENTS = 250;
+const DEMO_SEED = 20261125;
+
+/**
+ * On first start, loads the demo community through the normal transaction path and registers an admin
+ * client whose credentials go to a file (mode 0600) in the data directory, never to the logs.
+ */
+export async function ensureDemo(tessera: Tessera): Promise<{ loaded: boolean; credentialsFile: string }> {
+  const credentialsFile = join(tessera.config.dataDir, 'admin-client.json');
+  const done = await tessera.db.query<{ value: string }>("SELECT value FROM setting WHERE key = 'demo.loaded'");
+  if (done.length) {
+    return { loaded: false, credentialsFile };
+  }
+  const request = (body: unknown): FhirRequest => ({
+    method: 'POST',
+    segments: [],
+    query: new URLSearchParams(),
+    rawQuery: '',
+    body,
+    baseUrl: 'urn:tessera',
+    prefer: 'return=minimal',
+  });
+  await processBundle(tessera.repo, request(directoryBundle(DEMO_SEED)), dispatch);
+  const bar = createProgressBar('Loading demo community', DEMO_PATIENTS);
+  let resources = 0;
+  let n = 0;
+  for (const bundle of patientBundles({ seed: DEMO_SEED, patients: DEMO_PATIENTS })) {
+    await processBundle(tessera.repo, request(bundle), dispatch);
+    resources += bundle.entry?.length ?? 0;
+    bar.update(++n, resources);
+  }
+  bar.stop();
+  const client = await createClient(tessera.db, { name: 'demo-admin', scope: 'system/*.cruds' });
+  const tokenUrl = `${tessera.config.baseUrl ?? `http://localhost:${tessera.config.port}`}/oauth/token`;
+  writeFileSync(credentialsFile, JSON.stringify({ ...client, tokenUrl }, null, 2), { mode: 0o600 });
+  chmodSync(credentialsFile, 0o600);
+  await tessera.db.run("INSERT INTO setting (key, value) VALUES ('demo.loaded', ?)", [new Date().toISOString()]);
+  return { loaded: true, credentialsFile };
+}

@@ -1,0 +1,113 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync, statSync } from 'node:fs';
+import { listImportFiles, importFiles } from '../ingest/fhir-files.js';
+import { createClient } from '../security/clients.js';
+import { configFromEnv, type TesseraConfig } from '../server/config.js';
+import { createTessera, serve, VERSION } from '../server/tessera.js';
+import { ensureDemo } from './demo.js';
+import { createProgressBar } from './progress.js';
+
+interface StoreFlags {
+  data?: string;
+  databaseUrl?: string;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidArgumentError('must be a port number');
+  }
+  return n;
+}
+
+function config(flags: StoreFlags & { port?: number }, quiet = false): TesseraConfig {
+  return configFromEnv({ dataDir: flags.data, databaseUrl: flags.databaseUrl, port: flags.port, logLevel: quiet ? 'warn' : undefined });
+}
+
+const program = new Command();
+program.name('tessera').description('Tessera Health Information Exchange').version(VERSION);
+
+program
+  .command('serve')
+  .description('run the FHIR server')
+  .option('--port <port>', 'HTTP port (env PORT, default 8080)', port)
+  .option('--data <dir>', 'data directory for the embedded store and keys (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL); SQLite when absent')
+  .option('--demo', 'on first start, load the synthetic demo community and create an admin client')
+  .action(async (flags: StoreFlags & { port?: number; demo?: boolean }) => {
+    const tessera = await createTessera(config(flags));
+    if (flags.demo) {
+      const demo = await ensureDemo(tessera);
+      if (demo.loaded) {
+        process.stderr.write(`Demo community loaded. Admin client credentials: ${demo.credentialsFile}\n`);
+      } else {
+        process.stderr.write(`Demo data already present. Admin client credentials: ${demo.credentialsFile}\n`);
+      }
+    }
+    const address = await serve(tessera);
+    process.stderr.write(`Tessera ${VERSION} listening on ${address}/fhir (backend: ${tessera.db.dialect.name})\n`);
+  });
+
+program
+  .command('import')
+  .description('import FHIR JSON resources, Bundles and NDJSON files or directories')
+  .argument('<paths...>', 'files or directories')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (paths: string[], flags: StoreFlags) => {
+    for (const p of paths) {
+      try {
+        statSync(p);
+      } catch {
+        program.error(`tessera import: no such file or directory: ${p}`);
+      }
+    }
+    const files = listImportFiles(paths);
+    const tessera = await createTessera(config(flags, true));
+    const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    const bar = createProgressBar('Importing', totalBytes);
+    const summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) });
+    bar.stop();
+    await tessera.close();
+    const rate = Math.round(summary.resources / Math.max(summary.seconds, 0.001));
+    process.stdout.write(`Imported ${summary.resources} resources from ${summary.files} files in ${summary.seconds.toFixed(1)} s (${rate} resources/s)\n`);
+    for (const e of summary.errors) {
+      const where = e.line !== undefined ? `:${e.line}` : e.entry !== undefined ? ` entry ${e.entry}` : '';
+      process.stdout.write(`ERROR ${e.file}${where}: ${e.message}\n`);
+    }
+    if (summary.errors.length) {
+      process.stdout.write(`${summary.errors.length} error(s)\n`);
+      process.exitCode = 1;
+    }
+  });
+
+const clients = program.command('clients').description('manage OAuth clients (SMART Backend Services)');
+clients
+  .command('create')
+  .description('register a client and print its id and secret as JSON')
+  .requiredOption('--name <name>', 'client name')
+  .requiredOption('--scope <scopes>', 'allowed SMART scopes, e.g. "system/*.cruds" or "system/Patient.rs system/Observation.rs"')
+  .option('--jwks <file>', 'JWKS file with the public keys of a private_key_jwt client (no secret is issued)')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (flags: StoreFlags & { name: string; scope: string; jwks?: string }) => {
+    let jwks;
+    if (flags.jwks) {
+      try {
+        jwks = JSON.parse(readFileSync(flags.jwks, 'utf8'));
+      } catch (err) {
+        program.error(`tessera clients create: cannot read JWKS ${flags.jwks}: ${(err as Error).message}`);
+      }
+    }
+    const tessera = await createTessera(config(flags, true));
+    try {
+      const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks });
+      process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
+    } catch (err) {
+      program.error(`tessera clients create: ${(err as Error).message}`);
+    } finally {
+      await tessera.close();
+    }
+  });
+
+await program.parseAsync(process.argv);

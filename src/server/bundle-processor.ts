@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
+import { badRequest, FhirError, preconditionFailed } from '../fhir/outcome.js';
+import { isKnownResourceType } from '../fhir/resource-types.js';
+import { validateFhirResource } from '../fhir/validation.js';
+import { ID_RE, type Repository } from '../store/repository.js';
+import { findByCriteria } from './crud.js';
+import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import { resourceUrl } from './responses.js';
+
+export type Dispatch = (repo: Repository, req: FhirRequest) => Promise<FhirResponse>;
+
+const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 201: '201 Created', 204: '204 No Content', 304: '304 Not Modified' };
+/** Transaction processing order (FHIR R4 http.html#trules): deletes, creates, updates, then reads. */
+const METHOD_ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
+
+interface ParsedEntry {
+  index: number;
+  method: string;
+  type: string;
+  segments: string[];
+  rawQuery: string;
+  entry: BundleEntry;
+}
+
+function parseEntry(entry: BundleEntry, index: number, baseUrl: string): ParsedEntry {
+  const request = entry.request;
+  if (!request?.method || !request.url) {
+    throw entryError(index, badRequest('Every entry needs request.method and request.url'));
+  }
+  let url = request.url.startsWith(baseUrl) ? request.url.slice(baseUrl.length) : request.url;
+  url = url.replace(/^\//, '');
+  const [path, rawQuery = ''] = url.split('?', 2);
+  const segments = path.split('/').filter(Boolean);
+  if (!segments.length || !isKnownResourceType(segments[0])) {
+    throw entryError(index, badRequest(`request.url "${request.url}" does not name a resource type`));
+  }
+  return { index, method: request.method, type: segments[0], segments, rawQuery, entry };
+}
+
+function entryError(index: number, err: unknown): FhirError {
+  if (err instanceof FhirError) {
+    return new FhirError(
+      err.status,
+      err.issues.map((i) => ({ ...i, diagnostics: `Bundle.entry[${index}]: ${i.diagnostics ?? i.details?.text ?? ''}`, expression: [`Bundle.entry[${index}]`] })),
+    );
+  }
+  throw err;
+}
+
+function entryResponse(res: FhirResponse): BundleEntry {
+  const response: BundleEntryResponse = { status: STATUS_TEXT[res.status] ?? String(res.status) };
+  if (res.location) response.location = res.location;
+  if (res.etag) response.etag = res.etag;
+  if (res.lastModified) response.lastModified = new Date(res.lastModified).toISOString();
+  const out: BundleEntry = { response };
+  if (res.body?.resourceType === 'OperationOutcome') {
+    response.outcome = res.body;
+  } else if (res.body) {
+    out.resource = res.body;
+  }
+  return out;
+}
+
+/** Replaces every `reference` equal to a key of `map` (urn:uuid fullUrls) with its resolved reference. */
+function rewriteReferences(value: unknown, map: Map<string, string>): unknown {
+  if (Array.isArray(value)) {
+    return value.map((v) => rewriteReferences(v, map));
+  }
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = k === 'reference' && typeof v === 'string' && map.has(v) ? map.get(v) : rewriteReferences(v, map);
+    }
+    return out;
+  }
+  return value;
+}
+
+function collectConditionalReferences(value: unknown, into: Set<string>): void {
+  if (Array.isArray(value)) {
+    value.forEach((v) => collectConditionalReferences(v, into));
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'reference' && typeof v === 'string' && /^[A-Z][A-Za-z]+\?/.test(v)) {
+        into.add(v);
+      } else {
+        collectConditionalReferences(v, into);
+      }
+    }
+  }
+}
+
+export async function processBundle(repo: Repository, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
+  const bundle = req.body as Bundle;
+  if (!bundle || bundle.resourceType !== 'Bundle') {
+    throw badRequest('POST to the base URL takes a Bundle of type transaction or batch');
+  }
+  if (bundle.type === 'transaction') {
+    return repo.transaction((tx) => processTransaction(tx, bundle, req, dispatch));
+  }
+  if (bundle.type === 'batch') {
+    return processBatch(repo, bundle, req, dispatch);
+  }
+  throw badRequest(`Bundle.type must be transaction or batch, not "${bundle.type}"`);
+}
+
+function subRequest(req: FhirRequest, parsed: ParsedEntry, body: unknown): FhirRequest {
+  const r = parsed.entry.request ?? { method: 'GET', url: '' };
+  return {
+    method: parsed.method,
+    segments: parsed.segments,
+    rawQuery: parsed.rawQuery,
+    query: new URLSearchParams(parsed.rawQuery),
+    body,
+    ifMatch: r.ifMatch,
+    ifNoneExist: r.ifNoneExist,
+    ifNoneMatch: r.ifNoneMatch,
+    ifModifiedSince: r.ifModifiedSince,
+    prefer: req.prefer,
+    auth: req.auth,
+    baseUrl: req.baseUrl,
+  };
+}
+
+async function processBatch(repo: Repository, bundle: Bundle, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
+  const entries: BundleEntry[] = [];
+  for (const [index, entry] of (bundle.entry ?? []).entries()) {
+    try {
+      const parsed = parseEntry(entry, index, req.baseUrl);
+      entries.push(entryResponse(await repo.transaction((tx) => dispatch(tx, subRequest(req, parsed, entry.resource)))));
+    } catch (err) {
+      const e = err instanceof FhirError ? err : entryError(index, err);
+      entries.push({ response: { status: String(e.status), outcome: e.outcome } });
+    }
+  }
+  return { resourceType: 'Bundle', type: 'batch-response', entry: entries };
+}
+
+async function processTransaction(tx: Repository, bundle: Bundle, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
+  const parsed = (bundle.entry ?? []).map((e, i) => parseEntry(e, i, req.baseUrl));
+  const references = new Map<string, string>();
+  const assignedIds = new Map<number, string>();
+  const targets = new Set<string>();
+
+  // 1. Give every created resource its id up front, so that references between entries can be rewritten.
+  for (const p of parsed) {
+    const fullUrl = p.entry.fullUrl;
+    let target: string | undefined;
+    try {
+      if (p.method === 'POST') {
+        let id: string | undefined;
+        if (p.entry.request?.ifNoneExist) {
+          const matches = await findByCriteria(tx, p.type, subRequest(req, p, undefined), p.entry.request.ifNoneExist);
+          if (matches.length > 1) {
+            throw preconditionFailed(`If-None-Exist criteria match more than one ${p.type}`);
+          }
+          id = matches[0]?.id;
+        }
+        if (!id) {
+          id = randomUUID();
+          assignedIds.set(p.index, id);
+        }
+        target = `${p.type}/${id}`;
+      } else if ((p.method === 'PUT' || p.method === 'PATCH' || p.method === 'DELETE') && p.segments.length === 2) {
+        target = `${p.type}/${p.segments[1]}`;
+      } else if (p.method === 'PUT' && p.rawQuery) {
+        const matches = await findByCriteria(tx, p.type, subRequest(req, p, undefined), p.rawQuery);
+        if (matches.length > 1) {
+          throw preconditionFailed(`Conditional update criteria match more than one ${p.type}`);
+        }
+        const bodyId = (p.entry.resource as Resource | undefined)?.id;
+        target = `${p.type}/${matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : randomUUID())}`;
+        p.segments = [p.type, target.split('/')[1]];
+        p.rawQuery = '';
+      }
+    } catch (err) {
+      throw entryError(p.index, err);
+    }
+    if (target && p.method !== 'GET') {
+      if (targets.has(target)) {
+        throw entryError(p.index, badRequest(`${target} is the subject of more than one entry in the transaction`));
+      }
+      targets.add(target);
+    }
+    if (fullUrl && target) {
+      references.set(fullUrl, target);
+    }
+  }
+
+  // 2. Resolve conditional references (Patient?identifier=...) to exactly one existing resource.
+  const conditional = new Set<string>();
+  parsed.forEach((p) => collectConditionalReferences(p.entry.resource, conditional));
+  for (const ref of conditional) {
+    const [type, query] = ref.split('?', 2);
+    const matches = await findByCriteria(tx, type, { ...req, prefer: undefined }, query);
+    if (matches.length !== 1) {
+      throw preconditionFailed(`Conditional reference "${ref}" matches ${matches.length} resources; it must match exactly one`);
+    }
+    references.set(ref, `${type}/${matches[0].id}`);
+  }
+
+  // 3. Execute in the order the specification prescribes; plain creates go to the store as one batch.
+  const responses = new Array<BundleEntry>(parsed.length);
+  const ordered = [...parsed].sort((a, b) => (METHOD_ORDER[a.method] ?? 9) - (METHOD_ORDER[b.method] ?? 9) || a.index - b.index);
+  const plainCreates = ordered.filter((p) => assignedIds.has(p.index));
+  const plainSet = new Set(plainCreates);
+  for (const p of ordered) {
+    if (p.method === 'POST' && plainSet.size && p === plainCreates[0]) {
+      await createBatch(tx, plainCreates, assignedIds, references, req, responses);
+    }
+    if (plainSet.has(p)) {
+      continue;
+    }
+    if (p.method === 'POST' && !assignedIds.has(p.index)) {
+      // An If-None-Exist that matched: report the existing resource, write nothing.
+      const existing = await tx.read(p.type, references.get(p.entry.fullUrl ?? '')?.split('/')[1] ?? '').catch(() => undefined);
+      const match = existing ?? (await findByCriteria(tx, p.type, subRequest(req, p, undefined), p.entry.request?.ifNoneExist ?? ''))[0];
+      responses[p.index] = { response: { status: '200 OK', location: resourceUrl(req.baseUrl, match) } };
+      continue;
+    }
+    const body = p.entry.resource ? rewriteReferences(p.entry.resource, references) : undefined;
+    try {
+      responses[p.index] = entryResponse(await dispatch(tx, subRequest(req, p, body)));
+    } catch (err) {
+      throw entryError(p.index, err);
+    }
+  }
+  return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
+}
+
+async function createBatch(
+  tx: Repository,
+  creates: ParsedEntry[],
+  assignedIds: Map<number, string>,
+  references: Map<string, string>,
+  req: FhirRequest,
+  responses: BundleEntry[],
+): Promise<void> {
+  const resources = creates.map((p) => {
+    const body = p.entry.resource;
+    if (!body || body.resourceType !== p.type) {
+      throw entryError(p.index, badRequest(`Entry resource must be a ${p.type}`));
+    }
+    try {
+      return validateFhirResource({ ...(rewriteReferences(body, references) as Resource), id: assignedIds.get(p.index) }, p.type);
+    } catch (err) {
+      throw entryError(p.index, err);
+    }
+  });
+  const written = await tx.writeMany(resources, { method: 'POST', fresh: true, validated: true });
+  const minimal = (req.prefer ?? '').includes('return=minimal');
+  written.forEach(({ resource }, i) => {
+    responses[creates[i].index] = {
+      resource: minimal ? undefined : resource,
+      response: {
+        status: '201 Created',
+        location: resourceUrl(req.baseUrl, resource),
+        etag: `W/"${resource.meta?.versionId}"`,
+        lastModified: resource.meta?.lastUpdated,
+      },
+    };
+  });
+}

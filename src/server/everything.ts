@@ -1,0 +1,82 @@
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { badRequest } from '../fhir/outcome.js';
+import { isKnownResourceType } from '../fhir/resource-types.js';
+import { parseDateRange } from '../search/date-range.js';
+import type { Repository } from '../store/repository.js';
+import type { FhirRequest } from './fhir-request.js';
+
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 5000;
+
+/**
+ * Patient/{id}/$everything: the patient, every resource in their compartment (through the compartment
+ * table, one indexed lookup), and the resources those reference directly (practitioners, organisations,
+ * medications, locations). Supports _since, _type, _count and _offset paging in a stable order.
+ */
+export async function everything(repo: Repository, patientId: string, req: FhirRequest): Promise<Bundle> {
+  await repo.read('Patient', patientId);
+  const types = req.query.get('_type')?.split(',').filter(Boolean);
+  for (const t of types ?? []) {
+    if (!isKnownResourceType(t)) {
+      throw badRequest(`Unknown resource type "${t}" in _type`);
+    }
+  }
+  let since: number | undefined;
+  if (req.query.get('_since')) {
+    since = parseDateRange(req.query.get('_since') as string)?.lo;
+    if (since === undefined) {
+      throw badRequest('_since must be a FHIR instant');
+    }
+  }
+  const count = Math.min(Number(req.query.get('_count') ?? DEFAULT_PAGE) || DEFAULT_PAGE, MAX_PAGE);
+  const offset = Number(req.query.get('_offset') ?? 0) || 0;
+
+  const rows = await repo.sql.query<{ type: string; id: string; content: string; last_updated: number }>(
+    `SELECT r.type, r.id, r.content, r.last_updated FROM compartment c JOIN resource r ON r.type = c.type AND r.id = c.id
+     WHERE c.patient_id = ? AND r.deleted = 0 ORDER BY r.type, r.id`,
+    [patientId],
+  );
+  const seen = new Set(rows.map((r) => `${r.type}/${r.id}`));
+  const all: { type: string; resource: Resource; lastUpdated: number }[] = rows.map((r) => ({
+    type: r.type,
+    resource: JSON.parse(r.content),
+    lastUpdated: r.last_updated,
+  }));
+  // One hop out: resources referenced from the compartment but not in it.
+  const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
+    `SELECT DISTINCT s.target_type, s.target_id FROM compartment c JOIN sp_reference s ON s.type = c.type AND s.id = c.id
+     WHERE c.patient_id = ? AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL`,
+    [patientId],
+  );
+  const byType = new Map<string, string[]>();
+  for (const { target_type: t, target_id: id } of referenced) {
+    if (!seen.has(`${t}/${id}`)) {
+      seen.add(`${t}/${id}`);
+      byType.set(t, [...(byType.get(t) ?? []), id]);
+    }
+  }
+  for (const [t, ids] of byType) {
+    for (const resource of await repo.readMany(t, ids)) {
+      all.push({ type: t, resource, lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
+    }
+  }
+  const filtered = all.filter((r) => (!types || types.includes(r.type)) && (since === undefined || r.lastUpdated >= since));
+  const page = filtered.slice(offset, offset + count);
+  const url = (o: number): string => {
+    const q = new URLSearchParams(req.query);
+    q.set('_count', String(count));
+    q.set('_offset', String(o));
+    return `${req.baseUrl}/Patient/${patientId}/$everything?${q.toString()}`;
+  };
+  const link = [{ relation: 'self', url: url(offset) }];
+  if (offset + count < filtered.length) {
+    link.push({ relation: 'next', url: url(offset + count) });
+  }
+  return {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    total: filtered.length,
+    link,
+    entry: page.map((r) => ({ fullUrl: `${req.baseUrl}/${r.type}/${r.resource.id}`, resource: r.resource, search: { mode: 'match' } })),
+  };
+}

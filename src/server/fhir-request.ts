@@ -1,0 +1,42 @@
+import type { Resource } from '@medplum/fhirtypes';
+import type { AuthContext } from '../security/token-service.js';
+
+/**
+ * A FHIR interaction independent of its transport: an HTTP request and a Bundle entry both become one of
+ * these, so that both go through exactly the same checks and write path.
+ */
+export interface FhirRequest {
+  method: string;
+  /** Path segments after the FHIR base, e.g. ['Patient', '123', '_history']. */
+  segments: string[];
+  query: URLSearchParams;
+  body?: unknown;
+  /** The raw query string (without '?'), for self links and search parsing. */
+  rawQuery: string;
+  ifMatch?: string;
+  ifNoneExist?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  prefer?: string;
+  contentType?: string;
+  auth?: AuthContext;
+  baseUrl: string;
+}
+
+export interface FhirResponse {
+  status: number;
+  body?: Resource;
+  location?: string;
+  etag?: string;
+  lastModified?: string;
+}
+
+export function preferHeader(prefer: string | undefined, key: string): string | undefined {
+  for (const part of (prefer ?? '').split(/[;,]/)) {
+    const [k, v] = part.trim().split('=');
+    if (k === key) {
+      return v?.trim();
+    }
+  }
+  return undefined;
+}

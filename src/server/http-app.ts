@@ -1,0 +1,174 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Resource } from '@medplum/fhirtypes';
+import { badRequest, FhirError, fhirError, unauthorized } from '../fhir/outcome.js';
+import type { TokenService, AuthContext } from '../security/token-service.js';
+import { OAuthError } from '../security/token-service.js';
+import type { Database } from '../store/database.js';
+import type { Repository } from '../store/repository.js';
+import { capabilityStatement } from './capability.js';
+import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import { dispatch } from './fhir-router.js';
+
+export interface HttpOptions {
+  db: Database;
+  repo: Repository;
+  tokens: TokenService;
+  /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
+  baseUrl?: string;
+  bodyLimit: number;
+  logLevel: string;
+  version: string;
+}
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+function origin(req: FastifyRequest, configured?: string): string {
+  return configured ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+}
+
+function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
+  return reply.status(err.status).type(FHIR_JSON).send(err.outcome);
+}
+
+/**
+ * The HTTP surface: FHIR REST under /fhir, the SMART token endpoint, and health probes. Logs carry method,
+ * route, status and timing only: never bodies, query strings or identifiers (no PHI in server logs).
+ */
+export function buildHttpApp(options: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    bodyLimit: options.bodyLimit,
+    logger: {
+      level: options.logLevel,
+      serializers: {
+        req: (req) => ({ method: req.method, route: req.routeOptions?.url ?? 'unmatched', reqId: req.id }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+    },
+  });
+
+  const parseJson = (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void => {
+    if (!body.length) {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(body));
+    } catch (err) {
+      done(badRequest(`Malformed JSON: ${(err as Error).message}`));
+    }
+  };
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, parseJson);
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof FhirError) {
+      return sendOutcome(reply, err);
+    }
+    const e = err as { statusCode?: number; message: string; code?: string };
+    if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendOutcome(reply, fhirError(413, 'too-costly', `Request body exceeds the limit of ${options.bodyLimit} bytes`));
+    }
+    if (e.statusCode === 415 || e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendOutcome(reply, fhirError(415, 'not-supported', `Unsupported content type; send application/fhir+json`));
+    }
+    if (e.statusCode && e.statusCode < 500) {
+      return sendOutcome(reply, fhirError(e.statusCode, 'invalid', e.message));
+    }
+    reply.log.error({ err: { message: e.message, code: e.code } }, 'unhandled error');
+    return sendOutcome(reply, fhirError(500, 'exception', 'Internal server error'));
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await options.db.query('SELECT 1 AS ok');
+      return { status: 'ready' };
+    } catch {
+      return reply.status(503).send({ status: 'unavailable' });
+    }
+  });
+
+  const smartConfiguration = async (req: FastifyRequest) => {
+    const base = origin(req, options.baseUrl);
+    return {
+      token_endpoint: `${base}/oauth/token`,
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
+      grant_types_supported: ['client_credentials'],
+      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write'],
+      capabilities: ['client-confidential-asymmetric', 'client-confidential-symmetric', 'permission-v2', 'permission-v1'],
+    };
+  };
+  app.get('/.well-known/smart-configuration', smartConfiguration);
+  app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
+
+  app.post('/oauth/token', async (req, reply) => {
+    const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
+    try {
+      const token = await options.tokens.issue(form, req.headers.authorization, `${origin(req, options.baseUrl)}/oauth/token`);
+      return reply.header('cache-control', 'no-store').send(token);
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        return reply.status(err.status).send({ error: err.error, error_description: err.message });
+      }
+      throw err;
+    }
+  });
+
+  app.get('/fhir/metadata', async (req, reply) =>
+    reply.type(FHIR_JSON).send(capabilityStatement(`${origin(req, options.baseUrl)}/fhir`, options.version)),
+  );
+
+  const authenticate = async (req: FastifyRequest): Promise<AuthContext> => {
+    const header = req.headers.authorization;
+    if (!header?.startsWith('Bearer ')) {
+      throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
+    }
+    try {
+      return await options.tokens.verify(header.slice(7));
+    } catch {
+      throw unauthorized('The access token is invalid or expired');
+    }
+  };
+
+  const handle = async (req: FastifyRequest, reply: FastifyReply) => {
+    const auth = await authenticate(req);
+    const url = req.url;
+    const q = url.indexOf('?');
+    const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
+    const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+    const h = req.headers;
+    const fhirReq: FhirRequest = {
+      method: req.method,
+      segments: path.split('/').filter(Boolean).map(decodeURIComponent),
+      rawQuery,
+      query: new URLSearchParams(rawQuery),
+      body: req.body,
+      ifMatch: h['if-match'] as string | undefined,
+      ifNoneExist: h['if-none-exist'] as string | undefined,
+      ifNoneMatch: h['if-none-match'] as string | undefined,
+      ifModifiedSince: h['if-modified-since'] as string | undefined,
+      prefer: h.prefer as string | undefined,
+      contentType: h['content-type'],
+      auth,
+      baseUrl: `${origin(req, options.baseUrl)}/fhir`,
+    };
+    const res = await dispatch(options.repo, fhirReq);
+    return sendFhir(reply, res);
+  };
+  app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
+  app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
+  return app;
+}
+
+function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {
+  if (res.etag) reply.header('etag', res.etag);
+  if (res.lastModified) reply.header('last-modified', res.lastModified);
+  if (res.location) reply.header('location', res.location);
+  reply.status(res.status);
+  if (res.body) {
+    return reply.type(FHIR_JSON).send(res.body as Resource);
+  }
+  return reply.send();
+}

@@ -1,0 +1,110 @@
+import { formatSearchQuery, getDataType, parseSearchRequest, type SearchRequest } from '@medplum/core';
+import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { badRequest } from '../fhir/outcome.js';
+import { filterCondition, UnknownParameterError } from '../search/filter-sql.js';
+import { search, type SearchResult } from '../search/search-engine.js';
+import type { Repository } from '../store/repository.js';
+import { preferHeader, type FhirRequest } from './fhir-request.js';
+
+/**
+ * Parses a search from the request. Unknown parameters are an error under `Prefer: handling=strict`;
+ * otherwise (lenient, the default) they are dropped and reported in an OperationOutcome entry.
+ */
+export function parseSearch(resourceType: string, req: FhirRequest, query: URLSearchParams): { request: SearchRequest; warnings: OperationOutcomeIssue[] } {
+  let request: SearchRequest;
+  try {
+    request = parseSearchRequest(`${resourceType}?${query.toString()}`);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+  if (query.has('_count') && (request.count === null || Number.isNaN(request.count))) {
+    throw badRequest(`_count must be a non-negative integer, not "${query.get('_count')}"`);
+  }
+  const strict = preferHeader(req.prefer, 'handling') === 'strict';
+  const warnings: OperationOutcomeIssue[] = [];
+  const kept = [];
+  for (const filter of request.filters ?? []) {
+    try {
+      filterCondition(resourceType, 'r', filter);
+      kept.push(filter);
+    } catch (err) {
+      if (!(err instanceof UnknownParameterError)) {
+        throw err;
+      }
+      if (strict) {
+        throw badRequest(err.message);
+      }
+      warnings.push({ severity: 'warning', code: 'not-supported', diagnostics: `${err.message}; ignored` });
+    }
+  }
+  return { request: { ...request, filters: kept }, warnings };
+}
+
+export async function searchInteraction(repo: Repository, resourceType: string, req: FhirRequest, query: URLSearchParams): Promise<Bundle> {
+  const { request, warnings } = parseSearch(resourceType, req, query);
+  const result = await search(repo, request);
+  return searchBundle(req.baseUrl, request, result, warnings);
+}
+
+function link(baseUrl: string, relation: string, request: SearchRequest, offset: number): BundleLink {
+  return { relation, url: `${baseUrl}/${request.resourceType}${formatSearchQuery({ ...request, offset })}` };
+}
+
+export function searchBundle(baseUrl: string, request: SearchRequest, result: SearchResult, warnings: OperationOutcomeIssue[]): Bundle {
+  const links: BundleLink[] = [link(baseUrl, 'self', request, result.offset)];
+  if (result.count > 0) {
+    links.push(link(baseUrl, 'first', request, 0));
+    if (result.hasMore) {
+      links.push(link(baseUrl, 'next', request, result.offset + result.count));
+    }
+    if (result.offset > 0) {
+      links.push(link(baseUrl, 'previous', request, Math.max(0, result.offset - result.count)));
+    }
+  }
+  const entries: BundleEntry[] = [
+    ...result.matches.map((r) => entry(baseUrl, shape(r, request), 'match')),
+    ...result.included.map((r) => entry(baseUrl, shape(r, request), 'include')),
+  ];
+  if (warnings.length) {
+    entries.push({ resource: { resourceType: 'OperationOutcome', issue: warnings }, search: { mode: 'outcome' } });
+  }
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', link: links, entry: entries };
+  if (result.total !== undefined) {
+    bundle.total = result.total;
+  }
+  return bundle;
+}
+
+function entry(baseUrl: string, resource: Resource, mode: 'match' | 'include'): BundleEntry {
+  return { fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode } };
+}
+
+const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
+
+/** Applies _summary and _elements to one resource. */
+export function shape(resource: Resource, request: Pick<SearchRequest, 'summary' | 'fields'>): Resource {
+  let keep: ((key: string) => boolean) | undefined;
+  if (request.summary === 'true') {
+    const summary = getDataType(resource.resourceType).summaryProperties ?? new Set<string>();
+    keep = (key) => summary.has(key) || [...summary].some((s) => key.startsWith(s) && /^[A-Z]/.test(key.slice(s.length)));
+  } else if (request.summary === 'data') {
+    keep = (key) => key !== 'text';
+  } else if (request.summary === 'text') {
+    keep = (key) => key === 'text' || key === 'id' || key === 'meta';
+  } else if (request.fields?.length) {
+    const fields = new Set(request.fields);
+    keep = (key) => fields.has(key) || [...fields].some((f) => key.startsWith(f) && /^[A-Z]/.test(key.slice(f.length)));
+  }
+  if (!keep) {
+    return resource;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(resource)) {
+    if (key === 'resourceType' || key === 'id' || key === 'meta' || keep(key)) {
+      out[key] = value;
+    }
+  }
+  const meta = resource.meta ?? {};
+  out.meta = { ...meta, tag: [...(meta.tag ?? []), SUBSETTED] };
+  return out as unknown as Resource;
+}
