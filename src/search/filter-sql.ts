@@ -1,4 +1,4 @@
-import { splitSearchOnComma, type Filter } from '@medplum/core';
+import type { Filter } from '@medplum/core';
 import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import type { SqlValue } from '../store/database.js';
@@ -42,9 +42,26 @@ function or(parts: Sql[]): Sql {
   return { sql: `(${parts.map((p) => p.sql).join(' OR ')})`, params: parts.flatMap((p) => p.params) };
 }
 
-/** Splits comma-separated OR values (a `\,` is a literal comma). */
+/** Splits comma-separated OR values (`\,` is a literal comma). An empty value is an error, not "match all". */
 function values(raw: string): string[] {
-  return splitSearchOnComma(raw).map((v) => v.replace(/\\([,$|\\])/g, '$1'));
+  const out: string[] = [];
+  let current = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c === '\\' && i + 1 < raw.length && ',$|\\'.includes(raw[i + 1])) {
+      current += raw[++i];
+    } else if (c === ',') {
+      out.push(current);
+      current = '';
+    } else {
+      current += c;
+    }
+  }
+  out.push(current);
+  if (out.some((v) => v === '')) {
+    throw badRequest(`Empty search value in "${raw}"`);
+  }
+  return out;
 }
 
 /** A condition that `alias` (a resource-table alias of `resourceType`) matches the filter. */
@@ -363,7 +380,7 @@ export function sortExpression(resourceType: string, alias: string, code: string
   }
   const param = getCompiledParam(resourceType, code);
   if (!param || param.type === 'special') {
-    throw new UnknownParameterError(`Unknown sort parameter "${code}" for ${resourceType}`);
+    throw badRequest(`Unknown sort parameter "${code}" for ${resourceType}`);
   }
   const column = { string: 'value', token: 'value', reference: 'target_id', date: 'lo', number: 'value', quantity: 'value', uri: 'value' }[
     param.type as Exclude<ParamType, 'special'>

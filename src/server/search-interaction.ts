@@ -1,4 +1,4 @@
-import { formatSearchQuery, getDataType, parseSearchRequest, type SearchRequest } from '@medplum/core';
+import { formatSearchQuery, getDataType, parseSearchRequest, type Filter, type SearchRequest } from '@medplum/core';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { filterCondition, UnknownParameterError } from '../search/filter-sql.js';
@@ -11,9 +11,21 @@ import { preferHeader, type FhirRequest } from './fhir-request.js';
  * otherwise (lenient, the default) they are dropped and reported in an OperationOutcome entry.
  */
 export function parseSearch(resourceType: string, req: FhirRequest, query: URLSearchParams): { request: SearchRequest; warnings: OperationOutcomeIssue[] } {
+  // Result parameters (_count, _sort, _include, ...) go through @medplum/core's parser. Filters are read
+  // here: its filter parsing drops per-value prefixes in OR lists and type modifiers on references.
+  const resultParams = new URLSearchParams();
+  const filters: Filter[] = [];
+  for (const [key, value] of query) {
+    const code = key.split(':')[0];
+    if (RESULT_PARAMS.has(code)) {
+      resultParams.append(key, value);
+    } else {
+      filters.push(parseFilter(key, value));
+    }
+  }
   let request: SearchRequest;
   try {
-    request = parseSearchRequest(`${resourceType}?${query.toString()}`);
+    request = parseSearchRequest(`${resourceType}?${resultParams.toString()}`);
   } catch (err) {
     throw badRequest((err as Error).message);
   }
@@ -22,8 +34,8 @@ export function parseSearch(resourceType: string, req: FhirRequest, query: URLSe
   }
   const strict = preferHeader(req.prefer, 'handling') === 'strict';
   const warnings: OperationOutcomeIssue[] = [];
-  const kept = [];
-  for (const filter of request.filters ?? []) {
+  const kept: Filter[] = [];
+  for (const filter of filters) {
     try {
       filterCondition(resourceType, 'r', filter);
       kept.push(filter);
@@ -37,7 +49,25 @@ export function parseSearch(resourceType: string, req: FhirRequest, query: URLSe
       warnings.push({ severity: 'warning', code: 'not-supported', diagnostics: `${err.message}; ignored` });
     }
   }
-  return { request: { ...request, filters: kept }, warnings };
+  return { request: { ...request, filters: kept.length ? kept : undefined }, warnings };
+}
+
+const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_total', '_summary', '_elements', '_format', '_pretty', '_contained', '_containedType']);
+
+/**
+ * `name:exact=x` -> { code: 'name', operator: 'exact' }; chains (`subject:Patient.name`) and `_has:` keep
+ * their whole key as the code, with a trailing modifier on the last link lifted off.
+ */
+function parseFilter(key: string, value: string): Filter {
+  if (key.startsWith('_has:') || key.includes('.')) {
+    const m = /^(.*[.:][A-Za-z0-9_-]+):(exact|contains|missing|not|text|above|below)$/.exec(key);
+    return m ? { code: m[1], operator: m[2] as Filter['operator'], value } : { code: key, operator: 'eq', value };
+  }
+  const colon = key.indexOf(':');
+  if (colon < 0) {
+    return { code: key, operator: 'eq', value };
+  }
+  return { code: key.slice(0, colon), operator: key.slice(colon + 1) as Filter['operator'], value };
 }
 
 export async function searchInteraction(repo: Repository, resourceType: string, req: FhirRequest, query: URLSearchParams): Promise<Bundle> {
