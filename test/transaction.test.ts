@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BACKENDS } from './helpers/backends.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const patientEntry = (uuid: string, mrn: string) => ({
+  fullUrl: `urn:uuid:${uuid}`,
+  resource: { resourceType: 'Patient', identifier: [{ system: 'urn:mrn:tx', value: mrn }], name: [{ family: 'Transact' }], gender: 'female' },
+  request: { method: 'POST', url: 'Patient' },
+});
+const observationEntry = (subjectUrl: string, extra: Record<string, unknown> = {}) => ({
+  resource: { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: subjectUrl }, ...extra },
+  request: { method: 'POST', url: 'Observation' },
+});
+
+async function counts(s: TestServer): Promise<[number, number]> {
+  const p = await s.fhir('GET', 'Patient?_summary=count');
+  const o = await s.fhir('GET', 'Observation?_summary=count');
+  return [p.body.total, o.body.total];
+}
+
+for (const backend of BACKENDS) {
+  describe(`transaction and batch Bundles (${backend})`, () => {
+    let s: TestServer;
+    before(async () => (s = await startTestServer(backend)));
+    after(async () => s?.close());
+
+    it('rewrites urn:uuid references and returns a transaction-response in entry order', async () => {
+      const uuid = '6c1a0c3e-9c1c-4b7a-8d4e-1f2a3b4c5d6e';
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [observationEntry(`urn:uuid:${uuid}`), patientEntry(uuid, 'T1')],
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.type, 'transaction-response');
+      assert.equal(res.body.entry[0].response.status, '201 Created');
+      assert.equal(res.body.entry[0].resource.resourceType, 'Observation');
+      const patientId = res.body.entry[1].resource.id;
+      assert.equal(res.body.entry[0].resource.subject.reference, `Patient/${patientId}`);
+      const stored = await s.fhir('GET', `Observation/${res.body.entry[0].resource.id}`);
+      assert.equal(stored.body.subject.reference, `Patient/${patientId}`);
+      const bySubject = await s.fhir('GET', `Observation?subject=Patient/${patientId}`);
+      assert.equal(bySubject.body.entry.length, 1);
+    });
+
+    it('is all or nothing: one invalid entry commits nothing and names the entry', async () => {
+      const before = await counts(s);
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [patientEntry('11111111-1111-4111-8111-111111111111', 'T2'), observationEntry('urn:uuid:11111111-1111-4111-8111-111111111111', { status: 'nonsense' })],
+      });
+      assert.equal(res.status, 422);
+      assert.match(res.body.issue[0].diagnostics, /Bundle\.entry\[1\]/);
+      assert.deepEqual(await counts(s), before);
+    });
+
+    it('rolls back earlier writes when a later update fails its If-Match', async () => {
+      const existing = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Existing' }] })).body;
+      const before = await counts(s);
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          patientEntry('22222222-2222-4222-8222-222222222222', 'T3'),
+          { resource: { ...existing, active: true }, request: { method: 'PUT', url: `Patient/${existing.id}`, ifMatch: 'W/"9"' } },
+        ],
+      });
+      assert.equal(res.status, 412);
+      assert.deepEqual(await counts(s), before);
+      assert.equal((await s.fhir('GET', `Patient/${existing.id}`)).body.meta.versionId, '1');
+    });
+
+    it('resolves conditional references and conditional creates inside the transaction', async () => {
+      await s.fhir('POST', 'Patient', { resourceType: 'Patient', identifier: [{ system: 'urn:mrn:cond', value: 'C1' }] });
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          observationEntry('Patient?identifier=urn:mrn:cond|C1'),
+          {
+            fullUrl: 'urn:uuid:33333333-3333-4333-8333-333333333333',
+            resource: { resourceType: 'Patient', identifier: [{ system: 'urn:mrn:cond', value: 'C1' }] },
+            request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn:cond|C1' },
+          },
+          observationEntry('urn:uuid:33333333-3333-4333-8333-333333333333'),
+        ],
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.entry[1].response.status, '200 OK');
+      const subject0 = res.body.entry[0].resource.subject.reference;
+      assert.equal(res.body.entry[2].resource.subject.reference, subject0);
+      assert.equal((await s.fhir('GET', 'Patient?identifier=urn:mrn:cond|C1')).body.entry.length, 1);
+      const ambiguous = await s.fhir('POST', '', { resourceType: 'Bundle', type: 'transaction', entry: [observationEntry('Patient?identifier=urn:mrn:none|X')] });
+      assert.equal(ambiguous.status, 412);
+    });
+
+    it('processes DELETE, POST, PUT and GET in one transaction', async () => {
+      const a = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'DeleteMe' }] })).body;
+      const b = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'UpdateMe' }] })).body;
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { request: { method: 'GET', url: `Patient/${b.id}` } },
+          { resource: { ...b, active: true }, request: { method: 'PUT', url: `Patient/${b.id}` } },
+          { request: { method: 'DELETE', url: `Patient/${a.id}` } },
+          { resource: { resourceType: 'Patient', id: 'tx-put-create', name: [{ family: 'PutCreate' }] }, request: { method: 'PUT', url: 'Patient/tx-put-create' } },
+        ],
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.entry[0].resource.active, true); // reads run last
+      assert.equal(res.body.entry[1].response.status, '200 OK');
+      assert.equal(res.body.entry[2].response.status, '200 OK');
+      assert.equal(res.body.entry[3].response.status, '201 Created');
+      assert.equal((await s.fhir('GET', `Patient/${a.id}`)).status, 410);
+    });
+
+    it('refuses two entries on the same resource', async () => {
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: { resourceType: 'Patient', id: 'same' }, request: { method: 'PUT', url: 'Patient/same' } },
+          { resource: { resourceType: 'Patient', id: 'same', active: true }, request: { method: 'PUT', url: 'Patient/same' } },
+        ],
+      });
+      assert.equal(res.status, 400);
+    });
+
+    it('batch: entries succeed or fail independently', async () => {
+      const before = await counts(s);
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { resource: { resourceType: 'Patient', name: [{ family: 'BatchOk' }] }, request: { method: 'POST', url: 'Patient' } },
+          { resource: { resourceType: 'Patient', gender: 'robot' }, request: { method: 'POST', url: 'Patient' } },
+          { request: { method: 'GET', url: 'Patient/does-not-exist' } },
+        ],
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.type, 'batch-response');
+      assert.equal(res.body.entry[0].response.status, '201 Created');
+      assert.equal(res.body.entry[1].response.status, '422');
+      assert.equal(res.body.entry[1].response.outcome.resourceType, 'OperationOutcome');
+      assert.equal(res.body.entry[2].response.status, '404');
+      assert.deepEqual(await counts(s), [before[0] + 1, before[1]]);
+    });
+
+    it('rejects a Bundle that is not a transaction or batch, and entries without request', async () => {
+      assert.equal((await s.fhir('POST', '', { resourceType: 'Bundle', type: 'collection', entry: [] })).status, 400);
+      assert.equal((await s.fhir('POST', '', { resourceType: 'Patient' })).status, 400);
+      const noRequest = await s.fhir('POST', '', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient' } }] });
+      assert.equal(noRequest.status, 400);
+    });
+  });
+}
