@@ -38,8 +38,8 @@ export async function getToken(url: string, clientId: string, secret: string, sc
 }
 
 /** Starts a real Tessera HTTP server on a free port over a fresh store of the given backend. */
-export async function startTestServer(backend: Backend): Promise<TestServer> {
-  const { config, cleanup } = testConfig(backend);
+export async function startTestServer(backend: Backend, store = testConfig(backend)): Promise<TestServer> {
+  const { config, cleanup } = store;
   const tessera = await createTessera(config);
   const address = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
   const admin = await createClient(tessera.db, { name: 'test-admin', scope: 'system/*.cruds' });
