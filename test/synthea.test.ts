@@ -78,7 +78,7 @@ async function readEverything(s: TestServer): Promise<Resource[]> {
   for (const type of types) {
     let path: string | undefined = `${type}?_count=1000&_sort=_id`;
     while (path) {
-      const page = await s.fhir('GET', path);
+      const page: { status: number; body: any } = await s.fhir('GET', path);
       assert.equal(page.status, 200);
       out.push(...(page.body.entry ?? []).map((e: any) => e.resource));
       const next = page.body.link?.find((l: any) => l.relation === 'next')?.url;

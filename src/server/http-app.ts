@@ -18,6 +18,8 @@ export interface HttpOptions {
   bodyLimit: number;
   logLevel: string;
   version: string;
+  /** Where JSON log lines go (stdout by default); tests capture them to check that no PHI is logged. */
+  logStream?: NodeJS.WritableStream;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -39,6 +41,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     bodyLimit: options.bodyLimit,
     logger: {
       level: options.logLevel,
+      stream: options.logStream,
       serializers: {
         req: (req) => ({ method: req.method, route: req.routeOptions?.url ?? 'unmatched', reqId: req.id }),
         res: (res) => ({ statusCode: res.statusCode }),

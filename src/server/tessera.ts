@@ -21,12 +21,12 @@ export interface Tessera {
 }
 
 /** Opens the store (running migrations), loads the FHIR definitions and signing key, and builds the app. */
-export async function createTessera(config: TesseraConfig): Promise<Tessera> {
+export async function createTessera(config: TesseraConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Tessera> {
   loadFhirDefinitions();
   const db = await openDatabase(config);
   const repo = new Repository(db);
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
-  const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION });
+  const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let closed = false;
   return {
     app,

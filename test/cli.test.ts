@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { BACKENDS, testConfig } from './helpers/backends.js';
+import { CLI } from './helpers/paths.js';
+import { getToken, startTestServer } from './helpers/server.js';
+
+const exec = promisify(execFile);
+
+async function tessera(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err: any) {
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+for (const backend of BACKENDS) {
+  describe(`tessera CLI (${backend})`, () => {
+    const store = testConfig(backend);
+    const env = { DATABASE_URL: store.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: store.config.schema ?? '' };
+    const data = ['--data', store.config.dataDir];
+    const inputs = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
+    after(() => store.cleanup());
+
+    it('import: NDJSON with a bad line imports the good lines, names file and line, exits non-zero', async () => {
+      const lines = [
+        JSON.stringify({ resourceType: 'Patient', id: 'nd-1', name: [{ family: 'Ndjson' }] }),
+        '{"resourceType": "Patient", "id": "nd-2", ',
+        JSON.stringify({ resourceType: 'Patient', id: 'nd-3', gender: 'robot' }),
+        JSON.stringify({ resourceType: 'Observation', id: 'nd-4', status: 'final', code: { text: 'ok' }, subject: { reference: 'Patient/nd-1' } }),
+      ];
+      writeFileSync(join(inputs, 'data.ndjson'), `${lines.join('\n')}\n`);
+      writeFileSync(join(inputs, 'broken.json'), '{"resourceType": ');
+      writeFileSync(join(inputs, 'single.json'), JSON.stringify({ resourceType: 'Practitioner', id: 'pr-1', name: [{ family: 'Single' }] }));
+      const result = await tessera(['import', ...data, inputs], env);
+      assert.equal(result.code, 1);
+      assert.match(result.stdout, /Imported 3 resources from 3 files/);
+      assert.match(result.stdout, /ERROR .*data\.ndjson:2: Malformed JSON/);
+      assert.match(result.stdout, /ERROR .*data\.ndjson:3: .*administrative-gender/);
+      assert.match(result.stdout, /ERROR .*broken\.json: Malformed JSON/);
+      assert.match(result.stdout, /3 error\(s\)/);
+    });
+
+    it('import: a path that does not exist is a clear error', async () => {
+      const result = await tessera(['import', ...data, join(inputs, 'nope.json')], env);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /no such file or directory: .*nope\.json/);
+    });
+
+    it('clients create prints JSON credentials that work; a bad scope is refused', async () => {
+      const created = await tessera(['clients', 'create', ...data, '--name', 'cli-client', '--scope', 'system/Patient.rs'], env);
+      assert.equal(created.code, 0, created.stderr);
+      const client = JSON.parse(created.stdout);
+      assert.ok(client.clientId && client.clientSecret);
+      assert.equal(client.scope, 'system/Patient.rs');
+      const bad = await tessera(['clients', 'create', ...data, '--name', 'x', '--scope', 'system/Patient.xyz'], env);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /Invalid scope "system\/Patient\.xyz"/);
+
+      const s = await startTestServer(backend, { config: store.config, cleanup: () => {} });
+      try {
+        const token = await getToken(s.url, client.clientId, client.clientSecret);
+        const res = await fetch(`${s.base}/Patient/nd-1`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(res.status, 200);
+        assert.equal(((await res.json()) as any).name[0].family, 'Ndjson');
+        const obs = await fetch(`${s.base}/Observation/nd-4`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(obs.status, 403);
+      } finally {
+        await s.close();
+      }
+    });
+  });
+}
