@@ -1,0 +1,175 @@
+/**
+ * npm run bench [-- --resources 100000 --backends sqlite,postgres]
+ *
+ * Loads a generated Synthea-like community through Tessera's transaction write path, compares the ingest
+ * rate with raw SQLite inserts of the same rows, then measures read, search and $everything latency
+ * through the real HTTP server. Prints a Markdown summary and writes bench/results/<backend>.json.
+ */
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { execSync } from 'node:child_process';
+import { createClient } from '../src/security/clients.js';
+import { processBundle } from '../src/server/bundle-processor.js';
+import type { FhirRequest } from '../src/server/fhir-request.js';
+import { dispatch } from '../src/server/fhir-router.js';
+import { createTessera, type Tessera } from '../src/server/tessera.js';
+import { PostgresDatabase } from '../src/store/postgres.js';
+import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
+import { Random } from '../src/synthetic/random.js';
+import { BENCH_DATABASE_URL, benchConfig } from './config.js';
+import { rawSqliteCeiling } from './raw-sqlite.js';
+import { fmt, PeakMemory, percentiles } from './stats.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+const TARGET = Number(arg('resources', '100000'));
+const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
+const SAMPLES = Number(arg('samples', '1000'));
+const SEED = 20261125;
+
+function systemRequest(body: Bundle): FhirRequest {
+  return { method: 'POST', segments: [], query: new URLSearchParams(), rawQuery: '', body, baseUrl: 'urn:bench', prefer: 'return=minimal' };
+}
+
+interface Loaded {
+  resources: number;
+  seconds: number;
+  sampleIds: string[];
+  identifiers: string[];
+  rawSample: Bundle[];
+  days: string[];
+}
+
+async function ingest(tessera: Tessera): Promise<Loaded> {
+  await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
+  const rnd = new Random(99);
+  const loaded: Loaded = { resources: 0, seconds: 0, sampleIds: [], identifiers: [], rawSample: [], days: [] };
+  let rawResources = 0;
+  let lastReport = Date.now();
+  for (const bundle of patientBundles({ seed: SEED, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
+    if (loaded.resources >= TARGET) break;
+    if (rawResources < 20_000) {
+      loaded.rawSample.push(bundle);
+      rawResources += bundle.entry?.length ?? 0;
+    }
+    const patient = bundle.entry?.[0].resource as Patient;
+    const mrn = patient.identifier?.[0];
+    const started = performance.now();
+    const response = await processBundle(tessera.repo, systemRequest(bundle), dispatch);
+    loaded.seconds += (performance.now() - started) / 1000;
+    loaded.resources += bundle.entry?.length ?? 0;
+    if (rnd.chance(0.2)) {
+      loaded.identifiers.push(`${mrn?.system}|${mrn?.value}`);
+      const entry = rnd.pick(response.entry ?? []);
+      loaded.sampleIds.push((entry.response?.location ?? '').replace('urn:bench/', '').replace(/\/_history\/\d+$/, ''));
+      const obs = bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as { effectiveDateTime?: string } | undefined;
+      if (obs?.effectiveDateTime) loaded.days.push(obs.effectiveDateTime.slice(0, 10));
+    }
+    if (Date.now() - lastReport > 10_000) {
+      process.stderr.write(`  ingested ${loaded.resources} resources (${Math.round(loaded.resources / loaded.seconds)}/s)\n`);
+      lastReport = Date.now();
+    }
+  }
+  return loaded;
+}
+
+async function timed(url: string, token: string, paths: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const path of paths) {
+    const started = performance.now();
+    const res = await fetch(`${url}/fhir/${path}`, { headers: { authorization: `Bearer ${token}` } });
+    await res.arrayBuffer();
+    out.push(performance.now() - started);
+    if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
+  }
+  return out;
+}
+
+function nextDay(day: string): string {
+  return new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10);
+}
+
+async function benchBackend(backend: 'sqlite' | 'postgres') {
+  const memory = new PeakMemory();
+  const { config, cleanup } = benchConfig(backend);
+  const tessera = await createTessera(config);
+  const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
+  const client = await createClient(tessera.db, { name: 'bench', scope: 'system/*.cruds' });
+  const tokenRes = await fetch(`${url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+  });
+  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+
+  process.stderr.write(`[${backend}] ingesting ~${TARGET} resources\n`);
+  const loaded = await ingest(tessera);
+  const ingestRate = loaded.resources / loaded.seconds;
+
+  // A patient with a long record (~2,000 resources) for $everything.
+  const [big] = [...patientBundles({ seed: 4242, patients: 1, encountersPerPatient: [300, 300] })];
+  const bigResponse = await processBundle(tessera.repo, systemRequest(big), dispatch);
+  const bigId = (bigResponse.entry?.[0].response?.location ?? '').split('/')[2];
+
+  const rnd = new Random(7);
+  const pick = <T>(items: T[]) => Array.from({ length: SAMPLES }, () => rnd.pick(items));
+  const results = {
+    read: percentiles(await timed(url, token, pick(loaded.sampleIds))),
+    tokenIdentifier: percentiles(await timed(url, token, pick(loaded.identifiers).map((i) => `Patient?identifier=${encodeURIComponent(i)}`))),
+    tokenCode: percentiles(await timed(url, token, pick(['8480-6', '8462-4', '4548-4', '2345-7']).map((c) => `Observation?code=http://loinc.org|${c}&_count=20`))),
+    date: percentiles(await timed(url, token, pick(loaded.days).map((d) => `Observation?date=ge${d}&date=lt${nextDay(d)}&_count=20`))),
+    chained: percentiles(
+      await timed(url, token, pick(loaded.identifiers).map((i) => `Observation?subject:Patient.identifier=${encodeURIComponent(i)}&_count=50`)),
+    ),
+    everything: percentiles(await timed(url, token, Array.from({ length: 30 }, () => `Patient/${bigId}/$everything?_count=5000`))),
+  };
+  const everythingSize = ((await (await fetch(`${url}/fhir/Patient/${bigId}/$everything?_count=5000`, { headers: { authorization: `Bearer ${token}` } })).json()) as { total: number }).total;
+  await tessera.close();
+  if (backend === 'postgres' && config.schema) {
+    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    await pg.close();
+  }
+  cleanup();
+  const raw = backend === 'sqlite' ? await rawSqliteCeiling(loaded.rawSample) : undefined;
+  const peakRss = memory.stop();
+  return { backend, resources: loaded.resources, ingestSeconds: loaded.seconds, ingestRate, raw, results, everythingSize, peakRss };
+}
+
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+let commit = 'unknown';
+try {
+  commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+} catch {
+  // not a checkout
+}
+mkdirSync('bench/results', { recursive: true });
+console.log(`# Tessera benchmark ${new Date().toISOString().slice(0, 10)}, commit ${commit}\n\nMachine: ${machine}\n`);
+for (const backend of BACKENDS) {
+  const r = await benchBackend(backend);
+  writeFileSync(`bench/results/${backend}.json`, JSON.stringify({ date: new Date().toISOString(), commit, machine, ...r }, null, 2));
+  console.log(`## ${backend}: ${r.resources.toLocaleString('en')} resources\n`);
+  console.log(`- ingest through the transaction path: ${Math.round(r.ingestRate)} resources/s (${r.ingestSeconds.toFixed(1)} s)`);
+  if (r.raw) {
+    const rawRate = r.raw.resources / r.raw.seconds;
+    console.log(`- raw SQLite inserts of the same rows (${r.raw.resources} resources): ${Math.round(rawRate)} resources/s; Tessera reaches ${((r.ingestRate / rawRate) * 100).toFixed(1)}% of it`);
+  }
+  console.log(`- peak RSS: ${Math.round(r.peakRss / 2 ** 20)} MiB\n`);
+  console.log('| query (HTTP, sequential) | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|');
+  const label: Record<string, string> = {
+    read: 'read by id',
+    tokenIdentifier: 'token: Patient?identifier (1 match)',
+    tokenCode: 'token: Observation?code, first page of 20',
+    date: 'date: Observation?date one day, first 20',
+    chained: 'chained: Observation?subject:Patient.identifier',
+    everything: `Patient/$everything (${r.everythingSize} resources)`,
+  };
+  for (const [key, p] of Object.entries(r.results)) {
+    console.log(`| ${label[key]} | ${p.n} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} |`);
+  }
+  console.log('');
+}
