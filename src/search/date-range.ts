@@ -8,6 +8,13 @@ export interface DateRange {
   hi: number;
 }
 
+/**
+ * Most indexed dates are instants or days. Rows whose range is at most this long are "narrow": for them
+ * `hi >= x` implies `lo >= x - NARROW_SPAN_MS`, which lets a search bound its index scan on `lo`.
+ * Wider rows (years, months, open periods) are few and are checked without that bound.
+ */
+export const NARROW_SPAN_MS = 86_400_000;
+
 export const MIN_TIME = -8.64e15;
 export const MAX_TIME = 8.64e15;
 

@@ -3,7 +3,7 @@ import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import type { SqlValue } from '../store/database.js';
 import { INDEX_TABLES } from '../store/index-writer.js';
-import { parseDateRange, type DateRange } from './date-range.js';
+import { NARROW_SPAN_MS, parseDateRange, type DateRange } from './date-range.js';
 import { escapeLike, normalizeString } from './normalize.js';
 import { getCompiledParam, type CompiledParam, type ParamType } from './parameters.js';
 
@@ -117,7 +117,7 @@ function valueCondition(param: CompiledParam, operator: string, value: string): 
     case 'reference':
       return referenceCondition(param, operator, value);
     case 'date':
-      return rangeCondition('lo', 'hi', operator, dateRange(param.code, value));
+      return dateIndexCondition(operator, dateRange(param.code, value));
     case 'number':
       return numberCondition('value', operator, value, param.code);
     case 'quantity':
@@ -222,6 +222,76 @@ function rangeCondition(lo: string, hi: string, operator: string, s: DateRange):
     default:
       throw badRequest(`Prefix or modifier "${operator}" is not supported on date parameters`);
   }
+}
+
+/**
+ * The same comparisons on sp_date rows, written so that an index on (type, code, wide, lo) bounds the scan:
+ * for narrow rows (span <= NARROW_SPAN_MS), `hi >= x` implies `lo >= x - NARROW_SPAN_MS`.
+ */
+function dateIndexCondition(operator: string, s: DateRange): Sql {
+  const both = 'wide IN (0, 1)';
+  const split = (narrow: Sql, wide: Sql): Sql => ({
+    sql: `((wide = 0 AND ${narrow.sql}) OR (wide = 1 AND ${wide.sql}))`,
+    params: [...narrow.params, ...wide.params],
+  });
+  switch (operator) {
+    case 'eq':
+      return { sql: `${both} AND lo >= ? AND lo <= ? AND hi <= ?`, params: [s.lo, s.hi, s.hi] };
+    case 'gt':
+      return split({ sql: 'lo > ? AND hi > ?', params: [s.hi - NARROW_SPAN_MS, s.hi] }, { sql: 'hi > ?', params: [s.hi] });
+    case 'ge':
+      return split({ sql: 'lo >= ? AND hi >= ?', params: [s.lo - NARROW_SPAN_MS, s.lo] }, { sql: 'hi >= ?', params: [s.lo] });
+    case 'eb':
+      return { sql: `${both} AND lo < ? AND hi < ?`, params: [s.lo, s.lo] };
+    case 'ap': {
+      const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
+      const [a, b] = [s.lo - margin, s.hi + margin];
+      return split({ sql: 'lo >= ? AND lo <= ? AND hi >= ?', params: [a - NARROW_SPAN_MS, b, a] }, { sql: 'hi >= ? AND lo <= ?', params: [a, b] });
+    }
+    case 'lt':
+    case 'le':
+    case 'sa': {
+      const bound = rangeCondition('lo', 'hi', operator, s);
+      return { sql: `${both} AND ${bound.sql}`, params: bound.params };
+    }
+    default:
+      return rangeCondition('lo', 'hi', operator, s);
+  }
+}
+
+/**
+ * Conditions for all the filters of a search. Repeated single-valued comparisons on one date parameter
+ * (date=ge2024-01-01&date=lt2024-02-01) must hold on the same indexed value, so they become one index
+ * lookup; FHIR lets each hold on any value, which differs only for elements that repeat (see
+ * docs/decisions/0003-search-index.md).
+ */
+export function filtersCondition(resourceType: string, alias: string, filters: Filter[]): Sql[] {
+  const out: Sql[] = [];
+  const dateGroups = new Map<string, Filter[]>();
+  for (const filter of filters) {
+    const param = filter.code.includes('.') || filter.code.startsWith('_') ? undefined : getCompiledParam(resourceType, filter.code);
+    const mergeable = param?.type === 'date' && filter.operator !== 'missing' && !filter.value.includes(',');
+    if (mergeable) {
+      dateGroups.set(filter.code, [...(dateGroups.get(filter.code) ?? []), filter]);
+    } else {
+      out.push(filterCondition(resourceType, alias, filter));
+    }
+  }
+  for (const [code, group] of dateGroups) {
+    if (group.length === 1) {
+      out.push(filterCondition(resourceType, alias, group[0]));
+      continue;
+    }
+    const conditions = group.map((f) => {
+      const [operator, value] = splitPrefix('date', f.operator, f.value);
+      return dateIndexCondition(operator, dateRange(code, value));
+    });
+    out.push({
+      sql: `${alias}.id IN (SELECT id FROM sp_date WHERE type = ? AND code = ? AND ${conditions.map((c) => `(${c.sql})`).join(' AND ')})`,
+      params: [resourceType, code, ...conditions.flatMap((c) => c.params)],
+    });
+  }
+  return out;
 }
 
 function parseNumber(code: string, value: string): { n: number; range: DateRange } {

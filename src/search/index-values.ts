@@ -1,6 +1,6 @@
 import { toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { parseDateRange, MAX_TIME, MIN_TIME } from './date-range.js';
+import { parseDateRange, MAX_TIME, MIN_TIME, NARROW_SPAN_MS } from './date-range.js';
 import { normalizeString } from './normalize.js';
 import { COLUMN_PARAMS, getCompiledParams, type CompiledParam } from './parameters.js';
 import { isPatientCompartmentParam } from './compartment.js';
@@ -10,7 +10,8 @@ export interface IndexRows {
   string: [code: string, value: string, exact: string][];
   token: [code: string, system: string | null, value: string | null, text: string | null][];
   reference: [code: string, targetType: string | null, targetId: string | null, url: string | null][];
-  date: [code: string, lo: number, hi: number][];
+  /** `wide` is 1 when the range spans more than a day (see NARROW_SPAN_MS). */
+  date: [code: string, lo: number, hi: number, wide: number][];
   number: [code: string, value: number][];
   quantity: [code: string, value: number, system: string | null, unit: string | null][];
   uri: [code: string, value: string][];
@@ -77,7 +78,7 @@ function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): voi
     case 'date': {
       const range = dateRangeOf(typed.type, value);
       if (range) {
-        rows.date.push([param.code, range.lo, range.hi]);
+        rows.date.push([param.code, range.lo, range.hi, range.hi - range.lo > NARROW_SPAN_MS ? 1 : 0]);
       }
       break;
     }

@@ -2,7 +2,7 @@ import type { IncludeTarget, SearchRequest } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import type { Repository } from '../store/repository.js';
-import { filterCondition, sortExpression, type Sql } from './filter-sql.js';
+import { filtersCondition, sortExpression, type Sql } from './filter-sql.js';
 import { getCompiledParam } from './parameters.js';
 
 export const DEFAULT_COUNT = 20;
@@ -21,10 +21,10 @@ export interface SearchResult {
 
 /** Builds the WHERE clause of a search over alias `r` of the resource table. */
 export function whereClause(request: SearchRequest): Sql {
-  const parts: Sql[] = [{ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }];
-  for (const filter of request.filters ?? []) {
-    parts.push(filterCondition(request.resourceType, 'r', filter));
-  }
+  const parts: Sql[] = [
+    { sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] },
+    ...filtersCondition(request.resourceType, 'r', request.filters ?? []),
+  ];
   return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
 }
 

@@ -54,10 +54,11 @@ function entryResponse(res: FhirResponse): BundleEntry {
   if (res.etag) response.etag = res.etag;
   if (res.lastModified) response.lastModified = new Date(res.lastModified).toISOString();
   const out: BundleEntry = { response };
-  if (res.body?.resourceType === 'OperationOutcome') {
-    response.outcome = res.body;
-  } else if (res.body) {
-    out.resource = res.body;
+  const body: Resource | undefined = res.body ?? (res.rawBody ? JSON.parse(res.rawBody) : undefined);
+  if (body?.resourceType === 'OperationOutcome') {
+    response.outcome = body;
+  } else if (body) {
+    out.resource = body;
   }
   return out;
 }

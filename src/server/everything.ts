@@ -1,9 +1,8 @@
-import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { parseDateRange } from '../search/date-range.js';
 import type { Repository } from '../store/repository.js';
-import type { FhirRequest } from './fhir-request.js';
+import type { FhirRequest, FhirResponse } from './fhir-request.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;
@@ -13,7 +12,7 @@ const MAX_PAGE = 5000;
  * table, one indexed lookup), and the resources those reference directly (practitioners, organisations,
  * medications, locations). Supports _since, _type, _count and _offset paging in a stable order.
  */
-export async function everything(repo: Repository, patientId: string, req: FhirRequest): Promise<Bundle> {
+export async function everything(repo: Repository, patientId: string, req: FhirRequest): Promise<FhirResponse> {
   await repo.read('Patient', patientId);
   const types = req.query.get('_type')?.split(',').filter(Boolean);
   for (const t of types ?? []) {
@@ -31,15 +30,17 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
   const count = Math.min(Number(req.query.get('_count') ?? DEFAULT_PAGE) || DEFAULT_PAGE, MAX_PAGE);
   const offset = Number(req.query.get('_offset') ?? 0) || 0;
 
+  // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
   const rows = await repo.sql.query<{ type: string; id: string; content: string; last_updated: number }>(
     `SELECT r.type, r.id, r.content, r.last_updated FROM compartment c JOIN resource r ON r.type = c.type AND r.id = c.id
      WHERE c.patient_id = ? AND r.deleted = 0 ORDER BY r.type, r.id`,
     [patientId],
   );
   const seen = new Set(rows.map((r) => `${r.type}/${r.id}`));
-  const all: { type: string; resource: Resource; lastUpdated: number }[] = rows.map((r) => ({
+  const all: { type: string; id: string; json: string; lastUpdated: number }[] = rows.map((r) => ({
     type: r.type,
-    resource: JSON.parse(r.content),
+    id: r.id,
+    json: r.content,
     lastUpdated: r.last_updated,
   }));
   // One hop out: resources referenced from the compartment but not in it.
@@ -57,7 +58,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
   }
   for (const [t, ids] of byType) {
     for (const resource of await repo.readMany(t, ids)) {
-      all.push({ type: t, resource, lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
+      all.push({ type: t, id: resource.id as string, json: JSON.stringify(resource), lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
     }
   }
   const filtered = all.filter((r) => (!types || types.includes(r.type)) && (since === undefined || r.lastUpdated >= since));
@@ -72,11 +73,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
   if (offset + count < filtered.length) {
     link.push({ relation: 'next', url: url(offset + count) });
   }
-  return {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    total: filtered.length,
-    link,
-    entry: page.map((r) => ({ fullUrl: `${req.baseUrl}/${r.type}/${r.resource.id}`, resource: r.resource, search: { mode: 'match' } })),
-  };
+  const entries = page.map((r) => `{"fullUrl":${JSON.stringify(`${req.baseUrl}/${r.type}/${r.id}`)},"resource":${r.json},"search":{"mode":"match"}}`);
+  const head = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: filtered.length, link });
+  return { status: 200, rawBody: `${head.slice(0, -1)},"entry":[${entries.join(',')}]}` };
 }

@@ -26,6 +26,8 @@ export interface FhirRequest {
 export interface FhirResponse {
   status: number;
   body?: Resource;
+  /** A body already serialised as JSON (large bundles assembled from stored JSON text). */
+  rawBody?: string;
   location?: string;
   etag?: string;
   lastModified?: string;

@@ -101,7 +101,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   if (n === 3 && type === 'Patient' && third === '$everything' && req.method === 'GET') {
     allow(req, 'Patient', 'r');
     allow(req, '*', 's');
-    return { status: 200, body: await everything(repo, second, req) };
+    return everything(repo, second, req);
   }
   throw notFound(`No FHIR interaction at /${req.segments.join('/')}`);
 }

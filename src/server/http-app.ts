@@ -170,6 +170,9 @@ function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {
   if (res.lastModified) reply.header('last-modified', res.lastModified);
   if (res.location) reply.header('location', res.location);
   reply.status(res.status);
+  if (res.rawBody !== undefined) {
+    return reply.type(FHIR_JSON).send(res.rawBody);
+  }
   if (res.body) {
     return reply.type(FHIR_JSON).send(res.body as Resource);
   }

@@ -6,7 +6,7 @@ export const INDEX_TABLES = {
   string: { table: 'sp_string', columns: ['code', 'value', 'exact'] },
   token: { table: 'sp_token', columns: ['code', 'system', 'value', 'text'] },
   reference: { table: 'sp_reference', columns: ['code', 'target_type', 'target_id', 'url'] },
-  date: { table: 'sp_date', columns: ['code', 'lo', 'hi'] },
+  date: { table: 'sp_date', columns: ['code', 'lo', 'hi', 'wide'] },
   number: { table: 'sp_number', columns: ['code', 'value'] },
   quantity: { table: 'sp_quantity', columns: ['code', 'value', 'system', 'unit'] },
   uri: { table: 'sp_uri', columns: ['code', 'value'] },
