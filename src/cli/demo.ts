@@ -5,6 +5,7 @@ import type { FhirRequest } from '../server/fhir-request.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Tessera } from '../server/tessera.js';
 import { createClient } from '../security/clients.js';
+import { refreshPlannerStatistics } from '../store/statistics.js';
 import { directoryBundle, patientBundles } from '../synthetic/community.js';
 import { createProgressBar } from './progress.js';
 
@@ -40,6 +41,7 @@ export async function ensureDemo(tessera: Tessera): Promise<{ loaded: boolean; c
     bar.update(++n, resources);
   }
   bar.stop();
+  await refreshPlannerStatistics(tessera.db);
   const client = await createClient(tessera.db, { name: 'demo-admin', scope: 'system/*.cruds' });
   const tokenUrl = `${tessera.config.baseUrl ?? `http://localhost:${tessera.config.port}`}/oauth/token`;
   writeFileSync(credentialsFile, JSON.stringify({ ...client, tokenUrl }, null, 2), { mode: 0o600 });

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { listImportFiles, importFiles } from '../ingest/fhir-files.js';
 import { createClient } from '../security/clients.js';
+import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
 import { ensureDemo } from './demo.js';
@@ -68,6 +69,7 @@ program
     const bar = createProgressBar('Importing', totalBytes);
     const summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) });
     bar.stop();
+    await refreshPlannerStatistics(tessera.db);
     await tessera.close();
     const rate = Math.round(summary.resources / Math.max(summary.seconds, 0.001));
     process.stdout.write(`Imported ${summary.resources} resources from ${summary.files} files in ${summary.seconds.toFixed(1)} s (${rate} resources/s)\n`);
