@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extractIndexRows, type IndexRows } from '../src/search/index-values.js';
-import { SqliteDatabase } from '../src/store/sqlite.js';
+import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
 import { migrate } from '../src/store/schema.js';
 import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
 
@@ -28,8 +28,7 @@ export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: 
     }),
   );
   const db = new BetterSqlite3(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  SQLITE_PRAGMAS.forEach((pragma) => db.pragma(pragma));
   const insertResource = db.prepare('INSERT INTO resource (type, id, version_id, last_updated, deleted, content) VALUES (?, ?, 1, ?, 0, ?)');
   const insertHistory = db.prepare("INSERT INTO resource_history (type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, 1, ?, 0, 'POST', ?)");
   const insertIndex = Object.fromEntries(

@@ -48,6 +48,18 @@ for (const backend of BACKENDS) {
       await obs('a1cHigh', 'muller', '4548-4', 8.2, '2024-02-10T09:30:00Z');
       await obs('a1cNormal', 'smith', '4548-4', 5.1, '2023-11-01');
       await obs('glucose', 'smith', '2345-7', 99, '2024-05-20T12:00:00+02:00');
+      o.bp = (
+        await s.fhir('POST', 'Observation', {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code: '85354-9' }] },
+          subject: { reference: `Patient/${p.smithers.id}` },
+          component: [
+            { code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, valueQuantity: { value: 152, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+            { code: { coding: [{ system: 'http://loinc.org', code: '8462-4' }] }, valueQuantity: { value: 91, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+          ],
+        })
+      ).body;
       await s.fhir('POST', 'Provenance', {
         resourceType: 'Provenance',
         target: [{ reference: `Observation/${o.a1cHigh.id}` }],
@@ -128,6 +140,16 @@ for (const backend of BACKENDS) {
       assert.equal((await get('ValueSet?url:below=http://example.org/fhir')).entry.length, 1);
       assert.equal((await get('ValueSet?url:above=http://example.org/fhir/ValueSet/colours/extra')).entry.length, 1);
       assert.equal((await get('ValueSet?url:below=http://other.org')).entry.length, 0);
+    });
+
+    it('composite: code-value-quantity, component-code-value-quantity, combo', async () => {
+      assert.deepEqual(ids(await get('Observation?code-value-quantity=http://loinc.org|4548-4$gt8')), [o.a1cHigh.id]);
+      assert.deepEqual(ids(await get('Observation?code-value-quantity=4548-4$lt6')), [o.a1cNormal.id]);
+      assert.deepEqual(ids(await get('Observation?code-value-quantity=http://loinc.org|2345-7$gt8')), [o.glucose.id]);
+      assert.deepEqual(ids(await get('Observation?component-code-value-quantity=http://loinc.org|8480-6$gt140')), [o.bp.id]);
+      assert.deepEqual(ids(await get('Observation?component-code-value-quantity=http://loinc.org|8462-4$gt140')), []); // diastolic is 91
+      assert.deepEqual(ids(await get('Observation?combo-code-value-quantity=8462-4$91|http://unitsofmeasure.org|mm[Hg]')), [o.bp.id]);
+      assert.equal((await s.fhir('GET', 'Observation?code-value-quantity=4548-4')).status, 400);
     });
 
     it('OR within a parameter, AND across repeats', async () => {

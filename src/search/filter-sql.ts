@@ -27,6 +27,7 @@ const TABLE_OF: Partial<Record<ParamType, string>> = {
   number: INDEX_TABLES.number.table,
   quantity: INDEX_TABLES.quantity.table,
   uri: INDEX_TABLES.uri.table,
+  composite: INDEX_TABLES.composite.table,
 };
 
 let aliasCounter = 0;
@@ -124,6 +125,8 @@ function valueCondition(param: CompiledParam, operator: string, value: string): 
       return quantityCondition(operator, value, param.code);
     case 'uri':
       return uriCondition(operator, value);
+    case 'composite':
+      return compositeCondition(param, operator, value);
     default:
       throw badRequest(`Search parameter type ${param.type} is not supported`);
   }
@@ -145,7 +148,7 @@ function stringCondition(operator: string, value: string): Sql {
   }
 }
 
-function tokenCondition(operator: string, value: string): Sql {
+function tokenCondition(operator: string, value: string, valueColumn = 'value', systemColumn = 'system'): Sql {
   if (operator === 'text') {
     return { sql: "text LIKE ? ESCAPE '\\'", params: [`${escapeLike(normalizeString(value))}%`] };
   }
@@ -154,17 +157,17 @@ function tokenCondition(operator: string, value: string): Sql {
   }
   const bar = value.indexOf('|');
   if (bar < 0) {
-    return { sql: 'value = ?', params: [value] };
+    return { sql: `${valueColumn} = ?`, params: [value] };
   }
   const system = value.slice(0, bar);
   const code = value.slice(bar + 1);
   if (!system) {
-    return { sql: 'value = ? AND system IS NULL', params: [code] };
+    return { sql: `${valueColumn} = ? AND ${systemColumn} IS NULL`, params: [code] };
   }
   if (!code) {
-    return { sql: 'system = ?', params: [system] };
+    return { sql: `${systemColumn} = ?`, params: [system] };
   }
-  return { sql: 'value = ? AND system = ?', params: [code, system] };
+  return { sql: `${valueColumn} = ? AND ${systemColumn} = ?`, params: [code, system] };
 }
 
 function referenceCondition(param: CompiledParam, operator: string, value: string): Sql {
@@ -329,16 +332,45 @@ function numberCondition(column: string, operator: string, value: string, code: 
   }
 }
 
-function quantityCondition(operator: string, value: string, code: string): Sql {
+function quantityCondition(operator: string, value: string, code: string, columns = { value: 'value', system: 'system', unit: 'unit' }): Sql {
   const [number, system, unit] = value.split('|');
-  const parts = [numberCondition('value', operator, number, code)];
+  const parts = [numberCondition(columns.value, operator, number, code)];
   if (system) {
-    parts.push({ sql: 'system = ?', params: [system] });
+    parts.push({ sql: `${columns.system} = ?`, params: [system] });
   }
   if (unit) {
-    parts.push({ sql: 'unit = ?', params: [unit] });
+    parts.push({ sql: `${columns.unit} = ?`, params: [unit] });
   }
   return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+}
+
+/** code-value-quantity=http://loinc.org|8480-6$gt140: a token, '$', then a value of the second component's type. */
+function compositeCondition(param: CompiledParam, operator: string, value: string): Sql {
+  const dollar = value.search(/(?<!\\)\$/);
+  if (dollar < 0 || operator !== 'eq') {
+    throw badRequest(`Composite parameter ${param.code} takes "token$value", e.g. http://loinc.org|8480-6$gt140`);
+  }
+  const first = tokenCondition('eq', value.slice(0, dollar));
+  const type = param.components?.[1].type;
+  const [op, second] = splitPrefix(type ?? 'token', 'eq', value.slice(dollar + 1));
+  let c2: Sql;
+  switch (type) {
+    case 'token':
+      c2 = tokenCondition('eq', second, 'c2_value', 'c2_system');
+      break;
+    case 'quantity':
+      c2 = quantityCondition(op, second, param.code, { value: 'c2_num', system: 'c2_system', unit: 'c2_value' });
+      break;
+    case 'date':
+      c2 = rangeCondition('c2_lo', 'c2_hi', op, dateRange(param.code, second));
+      break;
+    case 'string':
+      c2 = { sql: "c2_value LIKE ? ESCAPE '\\'", params: [`${escapeLike(normalizeString(second))}%`] };
+      break;
+    default:
+      c2 = { sql: 'c2_value = ?', params: [second] };
+  }
+  return { sql: `${first.sql} AND ${c2.sql}`, params: [...first.params, ...c2.params] };
 }
 
 function uriCondition(operator: string, value: string): Sql {
@@ -452,7 +484,7 @@ export function sortExpression(resourceType: string, alias: string, code: string
   if (!param || param.type === 'special') {
     throw badRequest(`Unknown sort parameter "${code}" for ${resourceType}`);
   }
-  const column = { string: 'value', token: 'value', reference: 'target_id', date: 'lo', number: 'value', quantity: 'value', uri: 'value' }[
+  const column = { string: 'value', token: 'value', reference: 'target_id', date: 'lo', number: 'value', quantity: 'value', uri: 'value', composite: 'value' }[
     param.type as Exclude<ParamType, 'special'>
   ];
   return {

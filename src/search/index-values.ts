@@ -15,6 +15,17 @@ export interface IndexRows {
   number: [code: string, value: number][];
   quantity: [code: string, value: number, system: string | null, unit: string | null][];
   uri: [code: string, value: string][];
+  /** Two-component composites whose first component is a token (code-value-quantity, ...). */
+  composite: [
+    code: string,
+    system: string | null,
+    value: string | null,
+    c2System: string | null,
+    c2Value: string | null,
+    c2Num: number | null,
+    c2Lo: number | null,
+    c2Hi: number | null,
+  ][];
   /** Ids of the patients whose compartment holds this resource. */
   compartment: string[];
 }
@@ -22,7 +33,7 @@ export interface IndexRows {
 type Obj = Record<string, any>;
 
 function emptyRows(): IndexRows {
-  return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], compartment: [] };
+  return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], composite: [], compartment: [] };
 }
 
 /** Evaluates every search parameter of the resource's type and collects the values to index. */
@@ -44,7 +55,11 @@ export function extractIndexRows(resource: Resource): IndexRows {
       continue; // A FHIRPath the data cannot satisfy indexes nothing rather than failing the write.
     }
     for (const typed of values) {
-      addValue(rows, param, typed);
+      if (param.type === 'composite') {
+        addComposite(rows, param, typed);
+      } else {
+        addValue(rows, param, typed);
+      }
     }
     if (param.type === 'reference' && isPatientCompartmentParam(resource.resourceType, param.code)) {
       for (const [code, targetType, targetId] of rows.reference) {
@@ -100,6 +115,55 @@ function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): voi
   }
 }
 
+/** One row per (first-component token, second-component value) pair found on the same base element. */
+function addComposite(rows: IndexRows, param: CompiledParam, item: TypedValue): void {
+  const [first, second] = param.components ?? [];
+  if (!first || !second) {
+    return;
+  }
+  const eval1 = (c: typeof first) => {
+    try {
+      return c.atom.eval({ variables: {} }, [item]);
+    } catch {
+      return [];
+    }
+  };
+  const tokens: [string | null, string | null][] = [];
+  for (const t of eval1(first)) {
+    tokenTuples(t.type, t.value).forEach(([system, value]) => value !== null && tokens.push([system, value]));
+  }
+  const seconds: [string | null, string | null, number | null, number | null, number | null][] = [];
+  for (const t of eval1(second)) {
+    if (t.value === undefined || t.value === null) continue;
+    switch (second.type) {
+      case 'token':
+        tokenTuples(t.type, t.value).forEach(([system, value]) => seconds.push([system, value, null, null, null]));
+        break;
+      case 'quantity':
+        quantityTuples(t.value).forEach(([num, system, unit]) => seconds.push([system, unit, num, null, null]));
+        break;
+      case 'date': {
+        const range = dateRangeOf(t.type, t.value);
+        if (range) seconds.push([null, null, null, range.lo, range.hi]);
+        break;
+      }
+      case 'string':
+        stringsOf(t.type, t.value).forEach((v) => seconds.push([null, normalizeString(v), null, null, null]));
+        break;
+      case 'reference': {
+        const ref = typeof t.value === 'string' ? t.value : t.value.reference;
+        if (ref) seconds.push([null, ref, null, null, null]);
+        break;
+      }
+    }
+  }
+  for (const [system, value] of tokens) {
+    for (const [c2System, c2Value, c2Num, c2Lo, c2Hi] of seconds) {
+      rows.composite.push([param.code, system, value, c2System, c2Value, c2Num, c2Lo, c2Hi]);
+    }
+  }
+}
+
 function stringsOf(type: string, value: any): string[] {
   if (typeof value === 'string') {
     return [value];
@@ -120,29 +184,44 @@ function stringsOf(type: string, value: any): string[] {
 }
 
 function addTokens(rows: IndexRows, code: string, type: string, value: any): void {
-  const push = (system: string | undefined, tokenValue: string | undefined, text?: string): void => {
-    rows.token.push([code, system ?? null, tokenValue ?? null, text ? normalizeString(text) : null]);
-  };
-  if (typeof value === 'string' || typeof value === 'number') {
-    push(undefined, String(value));
-  } else if (typeof value === 'boolean') {
-    push(undefined, value ? 'true' : 'false');
-  } else if (type === 'CodeableConcept') {
-    for (const coding of value.coding ?? []) {
-      push(coding.system, coding.code, coding.display);
-    }
-    if (value.text) {
-      push(undefined, undefined, value.text);
-    }
-  } else if (type === 'Coding') {
-    push(value.system, value.code, value.display);
-  } else if (type === 'Identifier') {
-    push(value.system, value.value, value.type?.text ?? value.type?.coding?.[0]?.display);
-  } else if (type === 'ContactPoint') {
-    push(value.system, value.value);
-  } else if (value.code !== undefined || value.value !== undefined) {
-    push(value.system, value.code ?? String(value.value));
+  for (const [system, tokenValue, text] of tokenTuples(type, value)) {
+    rows.token.push([code, system, tokenValue, text]);
   }
+}
+
+/** (system, code, normalised display text) for each token a FHIR value carries. */
+function tokenTuples(type: string, value: any): [string | null, string | null, string | null][] {
+  const t = (system: string | undefined, code: string | undefined, text?: string): [string | null, string | null, string | null] => [
+    system ?? null,
+    code ?? null,
+    text ? normalizeString(text) : null,
+  ];
+  if (typeof value === 'string' || typeof value === 'number') {
+    return [t(undefined, String(value))];
+  }
+  if (typeof value === 'boolean') {
+    return [t(undefined, value ? 'true' : 'false')];
+  }
+  if (type === 'CodeableConcept') {
+    const out = (value.coding ?? []).map((c: any) => t(c.system, c.code, c.display));
+    if (value.text) {
+      out.push(t(undefined, undefined, value.text));
+    }
+    return out;
+  }
+  if (type === 'Coding') {
+    return [t(value.system, value.code, value.display)];
+  }
+  if (type === 'Identifier') {
+    return [t(value.system, value.value, value.type?.text ?? value.type?.coding?.[0]?.display)];
+  }
+  if (type === 'ContactPoint') {
+    return [t(value.system, value.value)];
+  }
+  if (value.code !== undefined || value.value !== undefined) {
+    return [t(value.system, value.code ?? String(value.value))];
+  }
+  return [];
 }
 
 const REFERENCE_RE = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
@@ -180,20 +259,23 @@ function dateRangeOf(type: string, value: any): { lo: number; hi: number } | und
 }
 
 function addQuantity(rows: IndexRows, code: string, value: any): void {
-  if (typeof value?.value === 'number') {
-    rows.quantity.push([code, value.value, value.system ?? null, value.code ?? value.unit ?? value.currency ?? null]);
-  } else if (value?.low || value?.high) {
-    // Range: index both bounds so that comparisons can find either end.
-    for (const bound of [value.low, value.high]) {
-      if (typeof bound?.value === 'number') {
-        rows.quantity.push([code, bound.value, bound.system ?? null, bound.code ?? bound.unit ?? null]);
-      }
-    }
+  for (const [num, system, unit] of quantityTuples(value)) {
+    rows.quantity.push([code, num, system, unit]);
   }
 }
 
+/** (value, system, unit code) of a Quantity, or of both bounds of a Range. */
+function quantityTuples(value: any): [number, string | null, string | null][] {
+  const one = (q: any): [number, string | null, string | null] => [q.value, q.system ?? null, q.code ?? q.unit ?? q.currency ?? null];
+  if (typeof value?.value === 'number') {
+    return [one(value)];
+  }
+  // Range: index both bounds so that comparisons can find either end.
+  return [value?.low, value?.high].filter((b) => typeof b?.value === 'number').map(one);
+}
+
 function dedupe(rows: IndexRows): IndexRows {
-  for (const key of ['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri'] as const) {
+  for (const key of ['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri', 'composite'] as const) {
     const seen = new Set<string>();
     (rows[key] as unknown[][]) = (rows[key] as unknown[][]).filter((row) => {
       const k = JSON.stringify(row);

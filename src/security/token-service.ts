@@ -8,6 +8,7 @@ import { SIGNING_ALG, type SigningKey } from './signing-key.js';
 
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_LIFETIME_SECONDS = 3600;
+const VERIFIED_CACHE_SIZE = 10_000;
 const ISSUER = 'tessera';
 
 /** An OAuth error response (RFC 6749 §5.2). */
@@ -39,6 +40,7 @@ export interface AuthContext {
  */
 export class TokenService {
   private readonly usedAssertionIds = new Map<string, number>();
+  private readonly verified = new Map<string, { context: AuthContext; exp: number }>();
 
   constructor(
     private readonly db: Database,
@@ -74,10 +76,24 @@ export class TokenService {
     return { access_token: accessToken, token_type: 'bearer', expires_in: TOKEN_LIFETIME_SECONDS, scope };
   }
 
-  /** Verifies a bearer token and returns who it belongs to and what it may do. */
+  /**
+   * Verifies a bearer token and returns who it belongs to and what it may do. A verified token is
+   * remembered until it expires: a client sends the same token on every request, and an ES256 signature
+   * check per request is wasted work.
+   */
   async verify(token: string): Promise<AuthContext> {
+    const now = Date.now() / 1000;
+    const cached = this.verified.get(token);
+    if (cached && cached.exp > now) {
+      return cached.context;
+    }
     const { payload } = await jwtVerify(token, this.key.publicKey, { issuer: ISSUER, audience: ISSUER, algorithms: [SIGNING_ALG] });
-    return { clientId: String(payload.sub), scopes: parseScopes(String(payload.scope ?? '')) };
+    const context = { clientId: String(payload.sub), scopes: parseScopes(String(payload.scope ?? '')) };
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+      this.verified.delete(this.verified.keys().next().value as string);
+    }
+    this.verified.set(token, { context, exp: Number(payload.exp ?? now) });
+    return context;
   }
 
   private async authenticate(form: Record<string, string>, authorization: string | undefined, tokenUrl: string): Promise<OAuthClient> {

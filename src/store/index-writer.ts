@@ -10,6 +10,7 @@ export const INDEX_TABLES = {
   number: { table: 'sp_number', columns: ['code', 'value'] },
   quantity: { table: 'sp_quantity', columns: ['code', 'value', 'system', 'unit'] },
   uri: { table: 'sp_uri', columns: ['code', 'value'] },
+  composite: { table: 'sp_composite', columns: ['code', 'system', 'value', 'c2_system', 'c2_value', 'c2_num', 'c2_lo', 'c2_hi'] },
 } as const;
 
 export type IndexKind = keyof typeof INDEX_TABLES;

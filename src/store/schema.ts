@@ -6,7 +6,8 @@ import type { Database, Dialect } from './database.js';
  *
  * Layout (see docs/architecture.md): `resource` holds the current version of each resource as JSON text,
  * `resource_history` every version, and one narrow table per search-parameter type holds the extracted
- * index values, so a search is a set of indexed lookups joined on (type, id).
+ * index values, so a search is a set of indexed lookups joined on (type, id). Lookup indexes end with
+ * `id` so that a search reads the matching ids from the index alone, without visiting table rows.
  */
 const migrations: ((d: Dialect) => string)[] = [
   (d) => `
@@ -33,30 +34,36 @@ CREATE TABLE resource_history (
 CREATE INDEX resource_history_updated ON resource_history (last_updated);
 CREATE INDEX resource_history_type_updated ON resource_history (type, last_updated);
 CREATE TABLE sp_string (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL);
-CREATE INDEX sp_string_lookup ON sp_string (type, code, value);
+CREATE INDEX sp_string_lookup ON sp_string (type, code, value, id);
 CREATE INDEX sp_string_owner ON sp_string (type, id);
 CREATE TABLE sp_token (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, system TEXT, value TEXT, text TEXT);
-CREATE INDEX sp_token_lookup ON sp_token (type, code, value, system);
+CREATE INDEX sp_token_lookup ON sp_token (type, code, value, system, id);
 CREATE INDEX sp_token_owner ON sp_token (type, id);
 CREATE TABLE sp_reference (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT);
-CREATE INDEX sp_reference_lookup ON sp_reference (type, code, target_id);
+CREATE INDEX sp_reference_lookup ON sp_reference (type, code, target_id, target_type, id);
 CREATE INDEX sp_reference_target ON sp_reference (target_id, target_type);
 CREATE INDEX sp_reference_url ON sp_reference (type, code, url);
 CREATE INDEX sp_reference_owner ON sp_reference (type, id);
 CREATE TABLE sp_date (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, lo ${d.bigint} NOT NULL, hi ${d.bigint} NOT NULL, wide SMALLINT NOT NULL);
-CREATE INDEX sp_date_lookup ON sp_date (type, code, wide, lo);
+CREATE INDEX sp_date_lookup ON sp_date (type, code, wide, lo, hi, id);
 CREATE INDEX sp_date_owner ON sp_date (type, id);
 CREATE TABLE sp_number (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, value ${d.double} NOT NULL);
-CREATE INDEX sp_number_lookup ON sp_number (type, code, value);
+CREATE INDEX sp_number_lookup ON sp_number (type, code, value, id);
 CREATE INDEX sp_number_owner ON sp_number (type, id);
 CREATE TABLE sp_quantity (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, value ${d.double} NOT NULL, system TEXT, unit TEXT);
-CREATE INDEX sp_quantity_lookup ON sp_quantity (type, code, value);
+CREATE INDEX sp_quantity_lookup ON sp_quantity (type, code, value, id);
 CREATE INDEX sp_quantity_owner ON sp_quantity (type, id);
 CREATE TABLE sp_uri (type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX sp_uri_lookup ON sp_uri (type, code, value);
+CREATE INDEX sp_uri_lookup ON sp_uri (type, code, value, id);
 CREATE INDEX sp_uri_owner ON sp_uri (type, id);
+CREATE TABLE sp_composite (
+  type TEXT NOT NULL, id TEXT NOT NULL, code TEXT NOT NULL, system TEXT, value TEXT,
+  c2_system TEXT, c2_value TEXT, c2_num ${d.double}, c2_lo ${d.bigint}, c2_hi ${d.bigint}
+);
+CREATE INDEX sp_composite_lookup ON sp_composite (type, code, value);
+CREATE INDEX sp_composite_owner ON sp_composite (type, id);
 CREATE TABLE compartment (patient_id TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL);
-CREATE INDEX compartment_patient ON compartment (patient_id, type);
+CREATE INDEX compartment_patient ON compartment (patient_id, type, id);
 CREATE INDEX compartment_owner ON compartment (type, id);
 CREATE TABLE oauth_client (
   id TEXT PRIMARY KEY,
