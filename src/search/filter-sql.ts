@@ -88,6 +88,10 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
   if (filter.operator === 'missing') {
     return missingCondition(alias, param, filter.value);
   }
+  if (param.type === 'date') {
+    const alternatives = values(filter.value).map((v) => [splitPrefix('date', filter.operator, v)]);
+    return dateLookup(resourceType, alias, param.code, alternatives);
+  }
   const table = TABLE_OF[param.type] as string;
   const operator = filter.operator;
   const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
@@ -118,7 +122,7 @@ function valueCondition(param: CompiledParam, operator: string, value: string): 
     case 'reference':
       return referenceCondition(param, operator, value);
     case 'date':
-      return dateIndexCondition(operator, dateRange(param.code, value));
+      throw badRequest(`Date parameter ${param.code} is searched through its own index lookup`);
     case 'number':
       return numberCondition('value', operator, value, param.code);
     case 'quantity':
@@ -227,39 +231,57 @@ function rangeCondition(lo: string, hi: string, operator: string, s: DateRange):
   }
 }
 
+/** A date comparison as conditions on narrow rows (span <= NARROW_SPAN_MS) and on wide rows. */
+interface DateBranches {
+  narrow: Sql;
+  wide: Sql;
+}
+
 /**
- * The same comparisons on sp_date rows, written so that an index on (type, code, wide, lo) bounds the scan:
- * for narrow rows (span <= NARROW_SPAN_MS), `hi >= x` implies `lo >= x - NARROW_SPAN_MS`.
+ * The comparisons on sp_date rows, written so that an index on (type, code, wide, lo) bounds the scan:
+ * for narrow rows, `hi >= x` implies `lo >= x - NARROW_SPAN_MS`.
  */
-function dateIndexCondition(operator: string, s: DateRange): Sql {
-  const both = 'wide IN (0, 1)';
-  const split = (narrow: Sql, wide: Sql): Sql => ({
-    sql: `((wide = 0 AND ${narrow.sql}) OR (wide = 1 AND ${wide.sql}))`,
-    params: [...narrow.params, ...wide.params],
-  });
+function dateBranches(operator: string, s: DateRange): DateBranches {
+  const same = (c: Sql): DateBranches => ({ narrow: c, wide: c });
   switch (operator) {
     case 'eq':
-      return { sql: `${both} AND lo >= ? AND lo <= ? AND hi <= ?`, params: [s.lo, s.hi, s.hi] };
+      return same({ sql: 'lo >= ? AND lo <= ? AND hi <= ?', params: [s.lo, s.hi, s.hi] });
     case 'gt':
-      return split({ sql: 'lo > ? AND hi > ?', params: [s.hi - NARROW_SPAN_MS, s.hi] }, { sql: 'hi > ?', params: [s.hi] });
+      return { narrow: { sql: 'lo > ? AND hi > ?', params: [s.hi - NARROW_SPAN_MS, s.hi] }, wide: { sql: 'hi > ?', params: [s.hi] } };
     case 'ge':
-      return split({ sql: 'lo >= ? AND hi >= ?', params: [s.lo - NARROW_SPAN_MS, s.lo] }, { sql: 'hi >= ?', params: [s.lo] });
+      return { narrow: { sql: 'lo >= ? AND hi >= ?', params: [s.lo - NARROW_SPAN_MS, s.lo] }, wide: { sql: 'hi >= ?', params: [s.lo] } };
     case 'eb':
-      return { sql: `${both} AND lo < ? AND hi < ?`, params: [s.lo, s.lo] };
+      return same({ sql: 'lo < ? AND hi < ?', params: [s.lo, s.lo] });
     case 'ap': {
       const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
       const [a, b] = [s.lo - margin, s.hi + margin];
-      return split({ sql: 'lo >= ? AND lo <= ? AND hi >= ?', params: [a - NARROW_SPAN_MS, b, a] }, { sql: 'hi >= ? AND lo <= ?', params: [a, b] });
-    }
-    case 'lt':
-    case 'le':
-    case 'sa': {
-      const bound = rangeCondition('lo', 'hi', operator, s);
-      return { sql: `${both} AND ${bound.sql}`, params: bound.params };
+      return {
+        narrow: { sql: 'lo >= ? AND lo <= ? AND hi >= ?', params: [a - NARROW_SPAN_MS, b, a] },
+        wide: { sql: 'hi >= ? AND lo <= ?', params: [a, b] },
+      };
     }
     default:
-      return rangeCondition('lo', 'hi', operator, s);
+      return same(rangeCondition('lo', 'hi', operator, s));
   }
+}
+
+/**
+ * `alias.id IN` the union of clean index range scans: for each OR alternative (a list of comparisons that
+ * must all hold on the same indexed value), one scan over narrow rows and one over wide rows.
+ */
+function dateLookup(resourceType: string, alias: string, code: string, alternatives: [string, string][][]): Sql {
+  const selects: Sql[] = [];
+  for (const comparisons of alternatives) {
+    const branches = comparisons.map(([operator, value]) => dateBranches(operator, dateRange(code, value)));
+    for (const kind of ['narrow', 'wide'] as const) {
+      const conditions = branches.map((b) => b[kind]);
+      selects.push({
+        sql: `SELECT id FROM sp_date WHERE type = ? AND code = ? AND wide = ${kind === 'wide' ? 1 : 0} AND ${conditions.map((c) => `(${c.sql})`).join(' AND ')}`,
+        params: [resourceType, code, ...conditions.flatMap((c) => c.params)],
+      });
+    }
+  }
+  return { sql: `${alias}.id IN (${selects.map((x) => x.sql).join(' UNION ALL ')})`, params: selects.flatMap((x) => x.params) };
 }
 
 /**
@@ -281,18 +303,7 @@ export function filtersCondition(resourceType: string, alias: string, filters: F
     }
   }
   for (const [code, group] of dateGroups) {
-    if (group.length === 1) {
-      out.push(filterCondition(resourceType, alias, group[0]));
-      continue;
-    }
-    const conditions = group.map((f) => {
-      const [operator, value] = splitPrefix('date', f.operator, f.value);
-      return dateIndexCondition(operator, dateRange(code, value));
-    });
-    out.push({
-      sql: `${alias}.id IN (SELECT id FROM sp_date WHERE type = ? AND code = ? AND ${conditions.map((c) => `(${c.sql})`).join(' AND ')})`,
-      params: [resourceType, code, ...conditions.flatMap((c) => c.params)],
-    });
+    out.push(dateLookup(resourceType, alias, code, [group.map((f) => splitPrefix('date', f.operator, f.value))]));
   }
   return out;
 }
