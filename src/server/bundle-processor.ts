@@ -142,6 +142,8 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   const parsed = (bundle.entry ?? []).map((e, i) => parseEntry(e, i, req.baseUrl));
   const references = new Map<string, string>();
   const assignedIds = new Map<number, string>();
+  /** POST entries whose If-None-Exist matched an existing resource: entry index -> that resource. */
+  const existingMatches = new Map<number, Resource>();
   const targets = new Set<string>();
 
   // 1. Give every created resource its id up front, so that references between entries can be rewritten.
@@ -156,7 +158,10 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
           if (matches.length > 1) {
             throw preconditionFailed(`If-None-Exist criteria match more than one ${p.type}`);
           }
-          id = matches[0]?.id;
+          if (matches[0]) {
+            existingMatches.set(p.index, matches[0]);
+            id = matches[0].id;
+          }
         }
         if (!id) {
           id = randomUUID();
@@ -213,11 +218,10 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
     if (plainSet.has(p)) {
       continue;
     }
-    if (p.method === 'POST' && !assignedIds.has(p.index)) {
+    const existing = existingMatches.get(p.index);
+    if (existing) {
       // An If-None-Exist that matched: report the existing resource, write nothing.
-      const existing = await tx.read(p.type, references.get(p.entry.fullUrl ?? '')?.split('/')[1] ?? '').catch(() => undefined);
-      const match = existing ?? (await findByCriteria(tx, p.type, subRequest(req, p, undefined), p.entry.request?.ifNoneExist ?? ''))[0];
-      responses[p.index] = { response: { status: '200 OK', location: resourceUrl(req.baseUrl, match) } };
+      responses[p.index] = { response: { status: '200 OK', location: resourceUrl(req.baseUrl, existing) } };
       continue;
     }
     const body = p.entry.resource ? rewriteReferences(p.entry.resource, references) : undefined;
