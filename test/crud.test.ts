@@ -183,6 +183,12 @@ for (const backend of BACKENDS) {
         assert.equal((await s.fhir('GET', `Patient/${created.id}`)).body.meta.versionId, '1');
       });
 
+      it('415 OperationOutcome for a content type other than FHIR JSON (XML is not supported yet)', async () => {
+        const res = await s.fhir('POST', 'Patient', '<Patient xmlns="http://hl7.org/fhir"/>', { 'content-type': 'application/fhir+xml' });
+        assert.equal(res.status, 415);
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+      });
+
       it('404 for an unknown id, 405 for an unsupported method', async () => {
         assert.equal((await s.fhir('GET', 'Patient/does-not-exist')).status, 404);
         assert.equal((await s.fhir('DELETE', '')).status, 405);
