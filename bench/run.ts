@@ -11,7 +11,8 @@ import { cpus, totalmem } from 'node:os';
 import { execSync } from 'node:child_process';
 import { createClient } from '../src/security/clients.js';
 import { processBundle } from '../src/server/bundle-processor.js';
-import type { FhirRequest } from '../src/server/fhir-request.js';
+import { BundleGroupWriter } from '../src/ingest/bundle-group-writer.js';
+import { systemRequest } from '../src/ingest/system-request.js';
 import { dispatch } from '../src/server/fhir-router.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
 import { PostgresDatabase } from '../src/store/postgres.js';
@@ -32,9 +33,6 @@ const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'p
 const SAMPLES = Number(arg('samples', '1000'));
 const SEED = 20261125;
 
-function systemRequest(body: Bundle): FhirRequest {
-  return { method: 'POST', segments: [], query: new URLSearchParams(), rawQuery: '', body, baseUrl: 'urn:bench', prefer: 'return=minimal' };
-}
 
 interface Loaded {
   resources: number;
@@ -45,10 +43,12 @@ interface Loaded {
   days: string[];
 }
 
+/** Loads the community the way `tessera import` does: Bundles grouped per database transaction. */
 async function ingest(tessera: Tessera): Promise<Loaded> {
   await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
   const rnd = new Random(99);
   const loaded: Loaded = { resources: 0, seconds: 0, sampleIds: [], identifiers: [], rawSample: [], days: [] };
+  const writer = new BundleGroupWriter(tessera.repo);
   let rawResources = 0;
   let lastReport = Date.now();
   for (const bundle of patientBundles({ seed: SEED, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
@@ -59,22 +59,29 @@ async function ingest(tessera: Tessera): Promise<Loaded> {
     }
     const patient = bundle.entry?.[0].resource as Patient;
     const mrn = patient.identifier?.[0];
-    const started = performance.now();
-    const response = await processBundle(tessera.repo, systemRequest(bundle), dispatch);
-    loaded.seconds += (performance.now() - started) / 1000;
+    const sampled = rnd.chance(0.2);
+    const pickIndex = rnd.int(0, (bundle.entry?.length ?? 1) - 1);
+    const addStarted = performance.now();
+    await writer.add(bundle, (outcome) => {
+      if ('error' in outcome) throw outcome.error;
+      if (sampled) {
+        loaded.identifiers.push(`${mrn?.system}|${mrn?.value}`);
+        const location = outcome.response.entry?.[pickIndex]?.response?.location ?? '';
+        loaded.sampleIds.push(location.replace('urn:tessera/', '').replace(/\/_history\/\d+$/, ''));
+        const obs = bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as { effectiveDateTime?: string } | undefined;
+        if (obs?.effectiveDateTime) loaded.days.push(obs.effectiveDateTime.slice(0, 10));
+      }
+    });
+    loaded.seconds += (performance.now() - addStarted) / 1000;
     loaded.resources += bundle.entry?.length ?? 0;
-    if (rnd.chance(0.2)) {
-      loaded.identifiers.push(`${mrn?.system}|${mrn?.value}`);
-      const entry = rnd.pick(response.entry ?? []);
-      loaded.sampleIds.push((entry.response?.location ?? '').replace('urn:bench/', '').replace(/\/_history\/\d+$/, ''));
-      const obs = bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as { effectiveDateTime?: string } | undefined;
-      if (obs?.effectiveDateTime) loaded.days.push(obs.effectiveDateTime.slice(0, 10));
-    }
     if (Date.now() - lastReport > 10_000) {
       process.stderr.write(`  ingested ${loaded.resources} resources (${Math.round(loaded.resources / loaded.seconds)}/s)\n`);
       lastReport = Date.now();
     }
   }
+  const flushStarted = performance.now();
+  await writer.flush();
+  loaded.seconds += (performance.now() - flushStarted) / 1000;
   return loaded;
 }
 

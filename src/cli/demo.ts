@@ -1,8 +1,6 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processBundle } from '../server/bundle-processor.js';
-import type { FhirRequest } from '../server/fhir-request.js';
-import { dispatch } from '../server/fhir-router.js';
+import { BundleGroupWriter, type BundleOutcome } from '../ingest/bundle-group-writer.js';
 import type { Tessera } from '../server/tessera.js';
 import { createClient } from '../security/clients.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
@@ -22,25 +20,25 @@ export async function ensureDemo(tessera: Tessera): Promise<{ loaded: boolean; c
   if (done.length) {
     return { loaded: false, credentialsFile };
   }
-  const request = (body: unknown): FhirRequest => ({
-    method: 'POST',
-    segments: [],
-    query: new URLSearchParams(),
-    rawQuery: '',
-    body,
-    baseUrl: 'urn:tessera',
-    prefer: 'return=minimal',
-  });
-  await processBundle(tessera.repo, request(directoryBundle(DEMO_SEED)), dispatch);
+  const writer = new BundleGroupWriter(tessera.repo);
+  const failures: string[] = [];
+  const onOutcome = (outcome: BundleOutcome) => {
+    if ('error' in outcome) failures.push(outcome.error.message);
+  };
+  await writer.add(directoryBundle(DEMO_SEED), onOutcome);
   const bar = createProgressBar('Loading demo community', DEMO_PATIENTS);
   let resources = 0;
   let n = 0;
   for (const bundle of patientBundles({ seed: DEMO_SEED, patients: DEMO_PATIENTS })) {
-    await processBundle(tessera.repo, request(bundle), dispatch);
+    await writer.add(bundle, onOutcome);
     resources += bundle.entry?.length ?? 0;
     bar.update(++n, resources);
   }
+  await writer.flush();
   bar.stop();
+  if (failures.length) {
+    throw new Error(`The demo community did not load: ${failures[0]}`);
+  }
   await refreshPlannerStatistics(tessera.db);
   const client = await createClient(tessera.db, { name: 'demo-admin', scope: 'system/*.cruds' });
   const tokenUrl = `${tessera.config.baseUrl ?? `http://localhost:${tessera.config.port}`}/oauth/token`;

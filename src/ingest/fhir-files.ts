@@ -3,9 +3,7 @@ import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FhirError } from '../fhir/outcome.js';
-import { processBundle } from '../server/bundle-processor.js';
-import type { FhirRequest } from '../server/fhir-request.js';
-import { dispatch } from '../server/fhir-router.js';
+import { BundleGroupWriter, type BundleOutcome } from './bundle-group-writer.js';
 import type { Repository } from '../store/repository.js';
 
 export interface ImportError {
@@ -44,10 +42,6 @@ export function listImportFiles(paths: string[]): string[] {
   return out;
 }
 
-function systemRequest(body: Bundle): FhirRequest {
-  return { method: 'POST', segments: [], query: new URLSearchParams(), rawQuery: '', body, baseUrl: 'urn:tessera', prefer: 'return=minimal' };
-}
-
 /** Wraps loose resources as a transaction: with an id they are upserted (PUT), without one created (POST). */
 function asTransaction(entries: { resource: Resource; fullUrl?: string }[]): Bundle {
   return {
@@ -66,50 +60,45 @@ function errorEntry(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Imports one parsed JSON document (a Bundle or a single resource) through the normal write path. */
-async function importDocument(repo: Repository, doc: Resource, file: string, summary: ImportSummary): Promise<void> {
-  let bundle: Bundle;
+/** Any JSON document as a Bundle to write: transactions and batches as they are, anything else wrapped. */
+function toBundle(doc: Resource): Bundle {
   if (doc.resourceType === 'Bundle' && (doc.type === 'transaction' || doc.type === 'batch')) {
-    bundle = doc;
-  } else if (doc.resourceType === 'Bundle') {
-    bundle = asTransaction((doc.entry ?? []).filter((e) => e.resource).map((e) => ({ resource: e.resource as Resource, fullUrl: e.fullUrl })));
-  } else {
-    bundle = asTransaction([{ resource: doc }]);
+    return doc;
   }
-  try {
-    const response = await processBundle(repo, systemRequest(bundle), dispatch);
-    for (const [index, entry] of (response.entry ?? []).entries()) {
-      if (entry.response?.status?.startsWith('2')) {
-        summary.resources++;
-      } else {
-        summary.errors.push({ file, entry: index, message: entry.response?.outcome?.issue?.[0]?.diagnostics ?? entry.response?.status ?? 'failed' });
-      }
+  if (doc.resourceType === 'Bundle') {
+    return asTransaction((doc.entry ?? []).filter((e) => e.resource).map((e) => ({ resource: e.resource as Resource, fullUrl: e.fullUrl })));
+  }
+  return asTransaction([{ resource: doc }]);
+}
+
+/** Counts what a written Bundle stored and records what it refused, with file and entry or line. */
+function record(summary: ImportSummary, outcome: BundleOutcome, file: string, line?: number): void {
+  if ('error' in outcome) {
+    summary.errors.push({ file, line, entry: line === undefined ? errorEntry(outcome.error) : undefined, message: outcome.error.message });
+    return;
+  }
+  for (const [index, entry] of (outcome.response.entry ?? []).entries()) {
+    if (entry.response?.status?.startsWith('2')) {
+      summary.resources++;
+    } else {
+      const message = entry.response?.outcome?.issue?.[0]?.diagnostics ?? entry.response?.status ?? 'failed';
+      summary.errors.push({ file, line, entry: line === undefined ? index : undefined, message });
     }
-  } catch (err) {
-    summary.errors.push({ file, entry: errorEntry(err), message: (err as Error).message });
   }
 }
 
-async function importNdjson(repo: Repository, file: string, summary: ImportSummary, progress: () => void): Promise<void> {
+async function importNdjson(writer: BundleGroupWriter, file: string, summary: ImportSummary, progress: () => void): Promise<void> {
   const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  const failedChunks: { resource: Resource; line: number }[][] = [];
   let chunk: { resource: Resource; line: number }[] = [];
   let lineNo = 0;
-  const flush = async (): Promise<void> => {
-    if (!chunk.length) return;
-    const before = summary.errors.length;
-    await importDocument(repo, asTransaction(chunk), file, summary);
-    if (summary.errors.length > before) {
-      // One bad line must not sink 499 good ones: retry the chunk line by line to isolate it.
-      summary.errors.length = before;
-      for (const { resource, line } of chunk) {
-        const perLine: ImportSummary = { files: 0, resources: 0, errors: [], seconds: 0 };
-        await importDocument(repo, asTransaction([{ resource }]), file, perLine);
-        summary.resources += perLine.resources;
-        summary.errors.push(...perLine.errors.map((e) => ({ file, line, message: e.message })));
-      }
-    }
+  const queue = async (): Promise<void> => {
+    const lines = chunk;
     chunk = [];
-    progress();
+    if (lines.length) {
+      await writer.add(asTransaction(lines), (outcome) => ('error' in outcome ? failedChunks.push(lines) : record(summary, outcome, file)));
+      progress();
+    }
   };
   for await (const text of lines) {
     lineNo++;
@@ -121,16 +110,25 @@ async function importNdjson(repo: Repository, file: string, summary: ImportSumma
       continue;
     }
     if (chunk.length >= NDJSON_CHUNK) {
-      await flush();
+      await queue();
     }
   }
-  await flush();
+  await queue();
+  await writer.flush();
+  // One bad line must not sink the good ones of its chunk: write that chunk again line by line.
+  for (const failed of failedChunks) {
+    for (const { resource, line } of failed) {
+      await writer.add(asTransaction([{ resource }]), (outcome) => record(summary, outcome, file, line));
+    }
+  }
+  await writer.flush();
 }
 
 /** Imports FHIR JSON files, Bundles and NDJSON through the same validation and write path as the API. */
 export async function importFiles(repo: Repository, files: string[], progress: ImportProgress = { totalBytes: 0 }): Promise<ImportSummary> {
   const started = Date.now();
   const summary: ImportSummary = { files: 0, resources: 0, errors: [], seconds: 0 };
+  const writer = new BundleGroupWriter(repo);
   let doneBytes = 0;
   for (const file of files) {
     const size = statSync(file).size;
@@ -142,17 +140,19 @@ export async function importFiles(repo: Repository, files: string[], progress: I
         summary.errors.push({ file, message: `Malformed JSON: ${(err as Error).message}` });
       }
       if (doc && typeof doc === 'object' && typeof doc.resourceType === 'string') {
-        await importDocument(repo, doc, file, summary);
+        await writer.add(toBundle(doc), (outcome) => record(summary, outcome, file));
       } else if (doc) {
         summary.errors.push({ file, message: 'Not a FHIR resource: no resourceType' });
       }
     } else {
-      await importNdjson(repo, file, summary, () => progress.onProgress?.(doneBytes, summary.resources));
+      await importNdjson(writer, file, summary, () => progress.onProgress?.(doneBytes, summary.resources));
     }
     summary.files++;
     doneBytes += size;
     progress.onProgress?.(doneBytes, summary.resources);
   }
+  await writer.flush();
+  progress.onProgress?.(doneBytes, summary.resources);
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
 }

@@ -67,6 +67,8 @@ export function parseIfMatch(header: string | undefined): number | undefined {
  * portable SQL of `SqlExecutor`.
  */
 export class Repository {
+  private savepoints = 0;
+
   constructor(
     readonly db: Database,
     private readonly executor: SqlExecutor = db,
@@ -77,12 +79,26 @@ export class Repository {
     return this.executor;
   }
 
-  /** Runs `fn` with a repository bound to one transaction (nested calls join the outer one). */
-  transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
-    if (this.inTransaction) {
-      return fn(this);
+  /**
+   * Runs `fn` atomically with a repository bound to the transaction. Nested inside another transaction it
+   * is a SAVEPOINT: a failure undoes only its own writes (a batch entry, one Bundle of a bulk load) and
+   * the outer transaction goes on.
+   */
+  async transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+    if (!this.inTransaction) {
+      return this.db.transaction((tx) => fn(new Repository(this.db, tx, true)));
     }
-    return this.db.transaction((tx) => fn(new Repository(this.db, tx, true)));
+    const name = `sp${++this.savepoints}`;
+    await this.sql.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = await fn(this);
+      await this.sql.exec(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (err) {
+      await this.sql.exec(`ROLLBACK TO SAVEPOINT ${name}`);
+      await this.sql.exec(`RELEASE SAVEPOINT ${name}`);
+      throw err;
+    }
   }
 
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
