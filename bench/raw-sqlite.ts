@@ -8,10 +8,12 @@ import { extractIndexRows, type IndexRows } from '../src/search/index-values.js'
 import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
 import { migrate } from '../src/store/schema.js';
 import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
+import { DEFAULT_GROUP_RESOURCES as GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
 
 /**
  * The ceiling: the same rows Tessera writes for these bundles (current row, history row, index rows),
- * inserted straight into the same SQLite schema with prepared statements, one transaction per bundle.
+ * inserted straight into the same SQLite schema with the same settings and prepared statements, grouped
+ * per transaction as Tessera's bulk loads group them (GROUP_RESOURCES).
  * Index rows are computed before the clock starts, so this measures only what SQLite itself costs.
  */
 export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: number; seconds: number }> {
@@ -38,7 +40,7 @@ export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: 
     }),
   );
   const insertCompartment = db.prepare('INSERT INTO compartment (patient_id, type, id) VALUES (?, ?, ?)');
-  const writeBundle = db.transaction((items: (typeof prepared)[number]) => {
+  const writeGroup = db.transaction((items: (typeof prepared)[number]) => {
     const now = Date.now();
     for (const r of items) {
       insertResource.run(r.type, r.id, now, r.content);
@@ -47,11 +49,16 @@ export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: 
       for (const p of r.rows.compartment) insertCompartment.run(p, r.type, r.id);
     }
   });
+  const groups: (typeof prepared)[number][] = [[]];
+  for (const items of prepared) {
+    if (groups[groups.length - 1].length >= GROUP_RESOURCES) groups.push([]);
+    groups[groups.length - 1].push(...items);
+  }
   const started = performance.now();
   let resources = 0;
-  for (const items of prepared) {
-    writeBundle(items);
-    resources += items.length;
+  for (const group of groups) {
+    writeGroup(group);
+    resources += group.length;
   }
   const seconds = (performance.now() - started) / 1000;
   db.close();

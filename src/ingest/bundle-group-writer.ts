@@ -4,6 +4,9 @@ import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { systemRequest } from './system-request.js';
 
+/** Resources per database transaction in bulk loads. */
+export const DEFAULT_GROUP_RESOURCES = 5000;
+
 export type BundleOutcome = { response: Bundle } | { error: Error };
 
 /**
@@ -18,7 +21,7 @@ export class BundleGroupWriter {
 
   constructor(
     private readonly repo: Repository,
-    private readonly maxResources = 5000,
+    private readonly maxResources = DEFAULT_GROUP_RESOURCES,
   ) {}
 
   async add(bundle: Bundle, done: (outcome: BundleOutcome) => void): Promise<void> {
