@@ -70,6 +70,11 @@ for (const backend of BACKENDS) {
     it('graceful shutdown lets an in-flight transaction finish and commit', async () => {
       const store = testConfig(backend);
       const tessera = await createTessera(store.config);
+      let received!: () => void;
+      const transactionReceived = new Promise<void>((resolve) => (received = resolve));
+      tessera.app.addHook('preHandler', async (req) => {
+        if (req.method === 'POST' && req.url === '/fhir') received();
+      });
       const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
       const client = await createClient(tessera.db, { name: 'shutdown', scope: 'system/*.cruds' });
       const token = await getToken(url, client.clientId, client.clientSecret as string);
@@ -79,7 +84,7 @@ for (const backend of BACKENDS) {
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', prefer: 'return=minimal' },
         body: JSON.stringify(bundle),
       });
-      await new Promise((r) => setTimeout(r, 20));
+      await transactionReceived; // the body has been read and the handler is about to run
       const closing = tessera.close();
       const res = await inFlight;
       assert.equal(res.status, 200);
