@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { createClient } from '../src/security/clients.js';
 import { createTessera } from '../src/server/tessera.js';
 import { patientBundles } from '../src/synthetic/community.js';
-import { BACKENDS, testConfig } from './helpers/backends.js';
+import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 import { getToken, startTestServer } from './helpers/server.js';
 
 for (const backend of BACKENDS) {
@@ -48,6 +48,7 @@ for (const backend of BACKENDS) {
       const tessera = await createTessera(config, { logStream });
       cleanups.push(async () => {
         await tessera.close();
+        await dropTestSchema(config);
         cleanup();
       });
       const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });

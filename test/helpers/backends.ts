@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromEnv, type TesseraConfig } from '../../src/server/config.js';
+import { PostgresDatabase } from '../../src/store/postgres.js';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -23,4 +24,13 @@ export function testConfig(backend: Backend): { config: TesseraConfig; cleanup: 
     port: 0,
   });
   return { config, cleanup: () => rmSync(dataDir, { recursive: true, force: true }) };
+}
+
+/** Drops the PostgreSQL schema a test store used (no-op for SQLite), so test runs leave nothing behind. */
+export async function dropTestSchema(config: TesseraConfig): Promise<void> {
+  if (config.schema && config.databaseUrl) {
+    const pg = new PostgresDatabase({ connectionString: config.databaseUrl });
+    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    await pg.close();
+  }
 }

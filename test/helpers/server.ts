@@ -1,8 +1,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { createClient } from '../../src/security/clients.js';
-import { PostgresDatabase } from '../../src/store/postgres.js';
 import { createTessera, type Tessera } from '../../src/server/tessera.js';
-import { testConfig, type Backend } from './backends.js';
+import { dropTestSchema, testConfig, type Backend } from './backends.js';
 
 export interface HttpResult<T = any> {
   status: number;
@@ -74,11 +73,7 @@ export async function startTestServer(backend: Backend, store = testConfig(backe
     },
     async close() {
       await tessera.close();
-      if (backend === 'postgres' && config.schema && config.databaseUrl) {
-        const pg = new PostgresDatabase({ connectionString: config.databaseUrl });
-        await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-        await pg.close();
-      }
+      await dropTestSchema(config);
       cleanup();
     },
   };
