@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -26,7 +26,10 @@ for (const backend of BACKENDS) {
     const env = { DATABASE_URL: store.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: store.config.schema ?? '' };
     const data = ['--data', store.config.dataDir];
     const inputs = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
-    after(() => store.cleanup());
+    after(() => {
+      store.cleanup();
+      rmSync(inputs, { recursive: true, force: true });
+    });
 
     it('import: NDJSON with a bad line imports the good lines, names file and line, exits non-zero', async () => {
       const lines = [
