@@ -120,7 +120,7 @@ function valueCondition(param: CompiledParam, operator: string, value: string): 
     case 'token':
       return tokenCondition(operator, value);
     case 'reference':
-      return referenceCondition(param, operator, value);
+      return referenceCondition(operator, value);
     case 'date':
       throw badRequest(`Date parameter ${param.code} is searched through its own index lookup`);
     case 'number':
@@ -174,7 +174,7 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
   return { sql: `${valueColumn} = ? AND ${systemColumn} = ?`, params: [code, system] };
 }
 
-function referenceCondition(param: CompiledParam, operator: string, value: string): Sql {
+function referenceCondition(operator: string, value: string): Sql {
   const typeModifier = isKnownResourceType(operator) ? operator : undefined;
   if (!typeModifier && operator !== 'eq') {
     throw badRequest(`Modifier :${operator} is not supported on reference parameters`);
@@ -203,6 +203,12 @@ function dateRange(code: string, value: string): DateRange {
   return range;
 }
 
+/** `ap` on dates: the value widened by 10 % of its distance from now, and by at least a day. */
+function approximately(s: DateRange): [number, number] {
+  const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
+  return [s.lo - margin, s.hi + margin];
+}
+
 /** FHIR date/number comparison semantics on ranges: the index row holds [lo, hi], the search value [s.lo, s.hi]. */
 function rangeCondition(lo: string, hi: string, operator: string, s: DateRange): Sql {
   switch (operator) {
@@ -223,8 +229,8 @@ function rangeCondition(lo: string, hi: string, operator: string, s: DateRange):
     case 'eb':
       return { sql: `${hi} < ?`, params: [s.lo] };
     case 'ap': {
-      const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
-      return { sql: `${hi} >= ? AND ${lo} <= ?`, params: [s.lo - margin, s.hi + margin] };
+      const [a, b] = approximately(s);
+      return { sql: `${hi} >= ? AND ${lo} <= ?`, params: [a, b] };
     }
     default:
       throw badRequest(`Prefix or modifier "${operator}" is not supported on date parameters`);
@@ -253,8 +259,7 @@ function dateBranches(operator: string, s: DateRange): DateBranches {
     case 'eb':
       return same({ sql: 'lo < ? AND hi < ?', params: [s.lo, s.lo] });
     case 'ap': {
-      const margin = Math.max(Math.round(Math.abs(Date.now() - s.lo) * 0.1), 86_400_000);
-      const [a, b] = [s.lo - margin, s.hi + margin];
+      const [a, b] = approximately(s);
       return {
         narrow: { sql: 'lo >= ? AND lo <= ? AND hi >= ?', params: [a - NARROW_SPAN_MS, b, a] },
         wide: { sql: 'hi >= ? AND lo <= ?', params: [a, b] },

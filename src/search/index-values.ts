@@ -88,7 +88,7 @@ function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): voi
       addTokens(rows, param.code, typed.type, value);
       break;
     case 'reference':
-      addReference(rows, param.code, typed.type, value);
+      addReference(rows, param.code, value);
       break;
     case 'date': {
       const range = dateRangeOf(typed.type, value);
@@ -226,7 +226,7 @@ function tokenTuples(type: string, value: any): [string | null, string | null, s
 
 const REFERENCE_RE = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
 
-function addReference(rows: IndexRows, code: string, type: string, value: any): void {
+function addReference(rows: IndexRows, code: string, value: any): void {
   const ref: string | undefined = typeof value === 'string' ? value : value.reference;
   if (!ref) {
     return;
