@@ -44,6 +44,21 @@ for (const backend of BACKENDS) {
       assert.equal(bySubject.body.entry.length, 1);
     });
 
+    it('stores 300 entries with tabs, newlines, backslashes and quotes intact (bulk path: COPY on PostgreSQL)', async () => {
+      const awkward = 'tab\there\nnew line \\N back\\slash "quoted" \\. end\r';
+      const entries = Array.from({ length: 300 }, (_, i) =>
+        observationEntry('Patient/does-not-need-to-exist', { code: { text: `bulk-${i}` }, valueString: `${awkward} #${i}` }),
+      );
+      const res = await s.fhir('POST', '', { resourceType: 'Bundle', type: 'transaction', entry: entries });
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+      const id = res.body.entry[299].resource.id;
+      const stored = await s.fhir('GET', `Observation/${id}`);
+      assert.equal(stored.body.valueString, `${awkward} #299`);
+      const found = await s.fhir('GET', `Observation?value-string:exact=${encodeURIComponent(`${awkward} #7`)}`);
+      assert.equal(found.body.entry?.length, 1);
+      assert.equal(found.body.entry[0].resource.code.text, 'bulk-7');
+    });
+
     it('is all or nothing: one invalid entry commits nothing and names the entry', async () => {
       const before = await counts(s);
       const res = await s.fhir('POST', '', {

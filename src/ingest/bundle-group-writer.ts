@@ -16,7 +16,7 @@ export type BundleOutcome = { response: Bundle } | { error: Error };
  * after the group has committed, never before the data is stored.
  */
 export class BundleGroupWriter {
-  private pending: { bundle: Bundle; done: (outcome: BundleOutcome) => void }[] = [];
+  private pending: PendingBundle[] = [];
   private resources = 0;
 
   constructor(
@@ -41,21 +41,52 @@ export class BundleGroupWriter {
     }
     let outcomes: BundleOutcome[];
     try {
-      outcomes = await this.repo.transaction(async (tx) => {
-        const out: BundleOutcome[] = [];
-        for (const { bundle } of group) {
-          try {
-            // A transaction Bundle nests as a savepoint; wrapping every Bundle in one isolates batches too.
-            out.push({ response: await tx.transaction((sp) => processBundle(sp, systemRequest(bundle), dispatch)) });
-          } catch (err) {
-            out.push({ error: err as Error });
-          }
-        }
-        return out;
-      });
+      outcomes = (await this.writeGroup(group, true)) ?? (await this.writeGroup(group, false)) ?? [];
     } catch (err) {
       outcomes = group.map(() => ({ error: err as Error }));
     }
     group.forEach((item, i) => item.done(outcomes[i]));
   }
+
+  /**
+   * Writes the group in one transaction. Optimistically first, without a savepoint per Bundle: when any
+   * Bundle (or batch entry) fails, the whole transaction is rolled back and undefined returned, and the
+   * group is written again with a savepoint per Bundle so that only the bad one is undone.
+   */
+  private async writeGroup(group: PendingBundle[], optimistic: boolean): Promise<BundleOutcome[] | undefined> {
+    try {
+      return await this.repo.transaction(async (tx) => {
+        const repo = optimistic ? tx.optimistic() : tx;
+        const out: BundleOutcome[] = [];
+        for (const { bundle } of group) {
+          try {
+            // A transaction Bundle nests as a savepoint; wrapping every Bundle in one isolates batches too.
+            out.push({ response: await repo.transaction((sp) => processBundle(sp, systemRequest(bundle), dispatch)) });
+          } catch (err) {
+            if (optimistic) {
+              throw new OptimisticGroupFailed();
+            }
+            out.push({ error: err as Error });
+          }
+        }
+        if (repo.failedOptimistically) {
+          throw new OptimisticGroupFailed();
+        }
+        return out;
+      });
+    } catch (err) {
+      if (err instanceof OptimisticGroupFailed) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+}
+
+/** Rolls back an optimistic group write so that it is redone with savepoints. */
+class OptimisticGroupFailed extends Error {}
+
+interface PendingBundle {
+  bundle: Bundle;
+  done: (outcome: BundleOutcome) => void;
 }

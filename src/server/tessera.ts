@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { createRequire } from 'node:module';
-import { loadFhirDefinitions } from '../fhir/definitions.js';
+import { prepareFhirModel } from './prepare-model.js';
 import { loadOrCreateSigningKey } from '../security/signing-key.js';
 import { TokenService } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
@@ -22,7 +22,7 @@ export interface Tessera {
 
 /** Opens the store (running migrations), loads the FHIR definitions and signing key, and builds the app. */
 export async function createTessera(config: TesseraConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Tessera> {
-  loadFhirDefinitions();
+  prepareFhirModel();
   const db = await openDatabase(config);
   const repo = new Repository(db);
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Database, Dialect, SqlExecutor, SqlValue } from './database.js';
+import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
 
 const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION' };
 
@@ -30,7 +31,10 @@ function toPg(sql: string): string {
 const MAX_PARAMS = 60_000;
 
 class PgExecutor implements SqlExecutor {
-  constructor(private readonly client: pg.Pool | pg.PoolClient) {}
+  constructor(
+    private readonly client: pg.Pool | pg.PoolClient,
+    private readonly inTransaction = false,
+  ) {}
 
   async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
     return (await this.client.query(toPg(sql), params)).rows as T[];
@@ -41,6 +45,10 @@ class PgExecutor implements SqlExecutor {
   }
 
   async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
+    if (rows.length >= COPY_MIN_ROWS && this.inTransaction) {
+      await copyRows(this.client as pg.PoolClient, table, columns, rows);
+      return;
+    }
     const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
     for (let start = 0; start < rows.length; start += perStatement) {
       const chunk = rows.slice(start, start + perStatement);
@@ -118,7 +126,7 @@ export class PostgresDatabase implements Database {
     try {
       await client.query('BEGIN');
       try {
-        const result = await fn(new PgExecutor(client));
+        const result = await fn(new PgExecutor(client, true));
         await client.query('COMMIT');
         return result;
       } catch (err) {

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
 import type { Database, SqlExecutor } from './database.js';
 import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
+import { newResourceId } from './resource-id.js';
 
 export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -68,12 +68,31 @@ export function parseIfMatch(header: string | undefined): number | undefined {
  */
 export class Repository {
   private savepoints = 0;
+  /** Set when a nested transaction failed in optimistic mode: the enclosing transaction must be redone. */
+  private optimisticFailure = false;
 
   constructor(
     readonly db: Database,
     private readonly executor: SqlExecutor = db,
     private readonly inTransaction = false,
+    private readonly optimisticNesting = false,
   ) {}
+
+  /**
+   * Inside a transaction, a view whose nested transactions take no SAVEPOINT (each costs a RELEASE that
+   * showed up at 4 % of bulk ingest): if one of them fails, `failedOptimistically` turns true and the
+   * caller must roll the whole transaction back and redo it with real savepoints.
+   */
+  optimistic(): Repository {
+    if (!this.inTransaction) {
+      throw new Error('optimistic() needs a transaction');
+    }
+    return new Repository(this.db, this.executor, true, true);
+  }
+
+  get failedOptimistically(): boolean {
+    return this.optimisticFailure;
+  }
 
   get sql(): SqlExecutor {
     return this.executor;
@@ -87,6 +106,14 @@ export class Repository {
   async transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
     if (!this.inTransaction) {
       return this.db.transaction((tx) => fn(new Repository(this.db, tx, true)));
+    }
+    if (this.optimisticNesting) {
+      try {
+        return await fn(this);
+      } catch (err) {
+        this.optimisticFailure = true;
+        throw err;
+      }
     }
     const name = `sp${++this.savepoints}`;
     await this.sql.exec(`SAVEPOINT ${name}`);
@@ -103,7 +130,7 @@ export class Repository {
 
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
     const valid = validateFhirResource(resource) as T;
-    const id = options.id ?? randomUUID();
+    const id = options.id ?? newResourceId();
     const [written] = await this.transaction((repo) =>
       repo.writeAll([{ resource: { ...valid, id }, method: 'POST', fresh: !options.id }]),
     );
