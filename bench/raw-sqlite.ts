@@ -1,34 +1,36 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { extractIndexRows, type IndexRows } from '../src/search/index-values.js';
-import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
-import { migrate } from '../src/store/schema.js';
-import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
 import { DEFAULT_GROUP_RESOURCES as GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
+import { extractIndexRows, type IndexRows } from '../src/search/index-values.js';
+import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
+import { newResourceId } from '../src/store/resource-id.js';
+import { migrate } from '../src/store/schema.js';
+import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
+
+interface PreparedRow {
+  type: string;
+  id: string;
+  content: string;
+  rows: IndexRows;
+}
 
 /**
- * The ceiling: the same rows Tessera writes for these bundles (current row, history row, index rows),
- * inserted straight into the same SQLite schema with the same settings and prepared statements, grouped
- * per transaction as Tessera's bulk loads group them (GROUP_RESOURCES).
- * Index rows are computed before the clock starts, so this measures only what SQLite itself costs.
+ * The ceiling: the rows Tessera writes for the same Bundles (current row, history row, index rows, with
+ * the same kind of ids and references rewritten the same way), inserted straight into the same SQLite
+ * schema with the same settings and prepared statements, grouped per transaction as Tessera's bulk loads
+ * are. It streams the whole load, so the ceiling grows with the database exactly as Tessera's run did;
+ * only the inserts and commits are timed, never the preparation of the rows.
  */
-export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: number; seconds: number }> {
+export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number): Promise<{ resources: number; seconds: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-raw-'));
   const file = join(dir, 'raw.db');
   const schemaDb = new SqliteDatabase(file);
   await migrate(schemaDb);
   await schemaDb.close();
 
-  const prepared: { type: string; id: string; content: string; rows: IndexRows }[][] = bundles.map((b) =>
-    (b.entry ?? []).map((e) => {
-      const resource = { ...(e.resource as Resource), id: randomUUID(), meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
-      return { type: resource.resourceType, id: resource.id, content: JSON.stringify(resource), rows: extractIndexRows(resource) };
-    }),
-  );
   const db = new BetterSqlite3(file);
   SQLITE_PRAGMAS.forEach((pragma) => db.pragma(pragma));
   const insertResource = db.prepare('INSERT INTO resource (type, id, version_id, last_updated, deleted, content) VALUES (?, ?, 1, ?, 0, ?)');
@@ -40,7 +42,7 @@ export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: 
     }),
   );
   const insertCompartment = db.prepare('INSERT INTO compartment (patient_id, type, id) VALUES (?, ?, ?)');
-  const writeGroup = db.transaction((items: (typeof prepared)[number]) => {
+  const writeGroup = db.transaction((items: PreparedRow[]) => {
     const now = Date.now();
     for (const r of items) {
       insertResource.run(r.type, r.id, now, r.content);
@@ -49,19 +51,41 @@ export async function rawSqliteCeiling(bundles: Bundle[]): Promise<{ resources: 
       for (const p of r.rows.compartment) insertCompartment.run(p, r.type, r.id);
     }
   });
-  const groups: (typeof prepared)[number][] = [[]];
-  for (const items of prepared) {
-    if (groups[groups.length - 1].length >= GROUP_RESOURCES) groups.push([]);
-    groups[groups.length - 1].push(...items);
-  }
-  const started = performance.now();
+
   let resources = 0;
-  for (const group of groups) {
+  let seconds = 0;
+  let group: PreparedRow[] = [];
+  const flush = () => {
+    const started = performance.now();
     writeGroup(group);
+    seconds += (performance.now() - started) / 1000;
     resources += group.length;
+    group = [];
+  };
+  for (const bundle of bundles) {
+    if (resources + group.length >= target) break;
+    group.push(...prepareBundle(bundle));
+    if (group.length >= GROUP_RESOURCES) flush();
   }
-  const seconds = (performance.now() - started) / 1000;
+  if (group.length) flush();
   db.close();
   rmSync(dir, { recursive: true, force: true });
   return { resources, seconds };
+}
+
+/** Assigns ids and rewrites urn:uuid references as the transaction path does, then computes the rows. */
+function prepareBundle(bundle: Bundle): PreparedRow[] {
+  const targets = new Map<string, string>();
+  for (const e of bundle.entry ?? []) {
+    targets.set(e.fullUrl ?? '', `${e.resource?.resourceType}/${newResourceId()}`);
+  }
+  const lastUpdated = new Date().toISOString();
+  return (bundle.entry ?? []).map((e) => {
+    const rewritten = JSON.parse(JSON.stringify(e.resource), (key, value) =>
+      key === 'reference' && typeof value === 'string' ? (targets.get(value) ?? value) : value,
+    ) as Resource;
+    const id = (targets.get(e.fullUrl ?? '') as string).split('/')[1];
+    const resource = { ...rewritten, id, meta: { ...rewritten.meta, versionId: '1', lastUpdated } } as Resource & { id: string };
+    return { type: resource.resourceType, id, content: JSON.stringify(resource), rows: extractIndexRows(resource) };
+  });
 }
