@@ -199,6 +199,28 @@ for (const backend of BACKENDS) {
       assert.equal(count.entry.length, 0);
     });
 
+    it('pages of a single system|code or Type/id search: each match once, in id order, no gaps', async () => {
+      const patient = { id: 'pager-subject' }; // not created: other tests count Patients
+      const created: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const coding = [
+          { system: 'urn:paging', code: 'twice', display: `first ${i}` },
+          { system: 'urn:paging', code: 'twice', display: `second ${i}` },
+        ];
+        const body = { resourceType: 'Observation', status: 'final', code: { coding }, subject: { reference: `Patient/${patient.id}` } };
+        created.push((await s.fhir('POST', 'Observation', body)).body.id);
+      }
+      const expected = [...created].sort();
+      for (const query of ['Observation?code=urn:paging|twice', `Observation?subject=Patient/${patient.id}`]) {
+        const seen: string[] = [];
+        for (let offset = 0; offset < 9; offset += 3) {
+          const page = await get(`${query}&_count=3&_offset=${offset}`);
+          seen.push(...(page.entry ?? []).map((e: any) => e.resource.id));
+        }
+        assert.deepEqual(seen, expected, query);
+      }
+    });
+
     it('_summary and _elements subset resources and mark them SUBSETTED', async () => {
       const summary = await get(`Patient?_id=${p.muller.id}&_summary=true`);
       const r = summary.entry[0].resource;

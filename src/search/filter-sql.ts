@@ -14,6 +14,13 @@ import { getCompiledParam, type CompiledParam, type ParamType } from './paramete
 export interface Sql {
   sql: string;
   params: SqlValue[];
+  /**
+   * For a plain index lookup: the same condition as a WHERE clause over one index table, which a search
+   * can be driven from (see search-engine.ts).
+   */
+  driver?: { table: string; where: Sql };
+  /** Set on a value condition that pins every lookup-index column before `id`, so matches come in id order. */
+  inIdOrder?: boolean;
 }
 
 export class UnknownParameterError extends Error {}
@@ -95,9 +102,12 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
   const table = TABLE_OF[param.type] as string;
   const operator = filter.operator;
   const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
-  const matches = or(values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v))));
-  const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE type = ? AND code = ? AND ${matches.sql})`;
-  return { sql, params: [resourceType, code, ...matches.params] };
+  const alternatives = values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v)));
+  const matches = or(alternatives);
+  const where = { sql: `type = ? AND code = ? AND ${matches.sql}`, params: [resourceType, code, ...matches.params] };
+  const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
+  const drivable = !negate && alternatives.length === 1 && alternatives[0].inIdOrder;
+  return { sql, params: where.params, driver: drivable ? { table, where } : undefined };
 }
 
 const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);
@@ -171,7 +181,7 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
   if (!code) {
     return { sql: `${systemColumn} = ?`, params: [system] };
   }
-  return { sql: `${valueColumn} = ? AND ${systemColumn} = ?`, params: [code, system] };
+  return { sql: `${valueColumn} = ? AND ${systemColumn} = ?`, params: [code, system], inIdOrder: valueColumn === 'value' };
 }
 
 function referenceCondition(operator: string, value: string): Sql {
@@ -187,10 +197,10 @@ function referenceCondition(operator: string, value: string): Sql {
     if (typeModifier && parts[0] !== typeModifier) {
       return { sql: '1 = 0', params: [] };
     }
-    return { sql: 'target_type = ? AND target_id = ?', params: [parts[0], parts[1]] };
+    return { sql: 'target_type = ? AND target_id = ?', params: [parts[0], parts[1]], inIdOrder: true };
   }
   if (typeModifier) {
-    return { sql: 'target_type = ? AND target_id = ?', params: [typeModifier, value] };
+    return { sql: 'target_type = ? AND target_id = ?', params: [typeModifier, value], inIdOrder: true };
   }
   return { sql: 'target_id = ?', params: [value] };
 }
