@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { BundleGroupWriter, type BundleOutcome } from '../src/ingest/bundle-group-writer.js';
+import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES, type BundleOutcome } from '../src/ingest/bundle-group-writer.js';
+import { PreparePool } from '../src/ingest/prepare-pool.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 
@@ -20,12 +21,17 @@ const badPatient = (family: string): BundleEntry => ({
 });
 const bundle = (type: 'transaction' | 'batch', entry: BundleEntry[]): Bundle => ({ resourceType: 'Bundle', type, entry });
 
-for (const backend of BACKENDS) {
-  describe(`bulk Bundle groups (${backend})`, () => {
+for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
+  describe(`bulk Bundle groups (${backend}${withWorkers ? ', prepared on a worker thread' : ''})`, () => {
     const store = testConfig(backend);
     let tessera: Tessera;
-    before(async () => (tessera = await createTessera(store.config)));
+    let pool: PreparePool | undefined;
+    before(async () => {
+      tessera = await createTessera(store.config);
+      pool = withWorkers ? new PreparePool(1) : undefined;
+    });
     after(async () => {
+      await pool?.close();
       await tessera?.close();
       await dropTestSchema(store.config);
       store.cleanup();
@@ -37,7 +43,7 @@ for (const backend of BACKENDS) {
     }
 
     async function write(bundles: Bundle[]): Promise<BundleOutcome[]> {
-      const writer = new BundleGroupWriter(tessera.repo);
+      const writer = new BundleGroupWriter(tessera.repo, DEFAULT_GROUP_RESOURCES, pool);
       const outcomes: BundleOutcome[] = [];
       for (const [i, b] of bundles.entries()) {
         await writer.add(b, (outcome) => (outcomes[i] = outcome));
@@ -50,6 +56,35 @@ for (const backend of BACKENDS) {
       const outcomes = await write([bundle('transaction', [patient('A1'), patient('A2')]), bundle('transaction', [patient('A3')])]);
       assert.ok(outcomes.every((o) => 'response' in o));
       assert.deepEqual(await families(), ['A1', 'A2', 'A3']);
+    });
+
+    it('answers a create-only Bundle with 201s, locations and version 1, references rewritten', async () => {
+      const [outcome] = await write([
+        bundle('transaction', [
+          {
+            fullUrl: 'urn:uuid:0b6e9a52-41f4-4c5b-9a55-111111111111',
+            resource: { resourceType: 'Practitioner', name: [{ family: 'R1' }] },
+            request: { method: 'POST', url: 'Practitioner' },
+          },
+          {
+            resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, performer: [{ reference: 'urn:uuid:0b6e9a52-41f4-4c5b-9a55-111111111111' }] },
+            request: { method: 'POST', url: 'Observation' },
+          } as BundleEntry,
+        ]),
+      ]);
+      const entries = (outcome as { response: Bundle }).response.entry ?? [];
+      assert.deepEqual(entries.map((e) => [e.response?.status, e.response?.etag]), [['201 Created', 'W/"1"'], ['201 Created', 'W/"1"']]);
+      const [practitionerType, practitionerId] = (entries[0].response?.location ?? '').replace('urn:tessera/', '').split('/');
+      assert.equal(practitionerType, 'Practitioner');
+      const observationId = (entries[1].response?.location ?? '').split('/')[2];
+      const observation = await tessera.repo.read('Observation', observationId);
+      assert.equal((observation as { performer: { reference: string }[] }).performer[0].reference, `Practitioner/${practitionerId}`);
+      assert.equal(observation.meta?.versionId, '1');
+      const byPerformer = await tessera.repo.sql.query<{ id: string }>(
+        "SELECT id FROM sp_reference WHERE type = 'Observation' AND code = 'performer' AND target_type = 'Practitioner' AND target_id = ?",
+        [practitionerId],
+      );
+      assert.deepEqual(byPerformer.map((r) => r.id), [observationId]);
     });
 
     it('undoes only the failing transaction Bundle of a group, and keeps the batch entries that succeed', async () => {

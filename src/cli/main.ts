@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { listImportFiles, importFiles } from '../ingest/fhir-files.js';
+import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
 import { createClient } from '../security/clients.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
@@ -55,7 +56,12 @@ program
   .argument('<paths...>', 'files or directories')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
-  .action(async (paths: string[], flags: StoreFlags) => {
+  .option('--workers <n>', 'worker threads that validate and index while the main thread writes (0: none)', String(defaultWorkers()))
+  .action(async (paths: string[], flags: StoreFlags & { workers: string }) => {
+    const workers = Number(flags.workers);
+    if (!Number.isInteger(workers) || workers < 0) {
+      program.error(`tessera import: --workers must be a whole number, not "${flags.workers}"`);
+    }
     for (const p of paths) {
       try {
         statSync(p);
@@ -67,7 +73,9 @@ program
     const tessera = await createTessera(config(flags, true));
     const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
     const bar = createProgressBar('Importing', totalBytes);
-    const summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) });
+    const pool = workers > 0 ? new PreparePool(workers) : undefined;
+    const summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
+    await pool?.close();
     bar.stop();
     await refreshPlannerStatistics(tessera.db);
     await tessera.close();

@@ -3,7 +3,8 @@ import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FhirError } from '../fhir/outcome.js';
-import { BundleGroupWriter, type BundleOutcome } from './bundle-group-writer.js';
+import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES, type BundleOutcome } from './bundle-group-writer.js';
+import type { PreparePool } from './prepare-pool.js';
 import type { Repository } from '../store/repository.js';
 
 export interface ImportError {
@@ -125,10 +126,15 @@ async function importNdjson(writer: BundleGroupWriter, file: string, summary: Im
 }
 
 /** Imports FHIR JSON files, Bundles and NDJSON through the same validation and write path as the API. */
-export async function importFiles(repo: Repository, files: string[], progress: ImportProgress = { totalBytes: 0 }): Promise<ImportSummary> {
+export async function importFiles(
+  repo: Repository,
+  files: string[],
+  progress: ImportProgress = { totalBytes: 0 },
+  pool?: PreparePool,
+): Promise<ImportSummary> {
   const started = Date.now();
   const summary: ImportSummary = { files: 0, resources: 0, errors: [], seconds: 0 };
-  const writer = new BundleGroupWriter(repo);
+  const writer = new BundleGroupWriter(repo, DEFAULT_GROUP_RESOURCES, pool);
   let doneBytes = 0;
   for (const file of files) {
     const size = statSync(file).size;

@@ -7,6 +7,7 @@ import { findByCriteria } from './crud.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { resourceUrl } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
+import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
 
 export type Dispatch = (repo: Repository, req: FhirRequest) => Promise<FhirResponse>;
 
@@ -61,35 +62,6 @@ function entryResponse(res: FhirResponse): BundleEntry {
     out.resource = body;
   }
   return out;
-}
-
-/** Replaces every `reference` equal to a key of `map` (urn:uuid fullUrls) with its resolved reference. */
-function rewriteReferences(value: unknown, map: Map<string, string>): unknown {
-  if (Array.isArray(value)) {
-    return value.map((v) => rewriteReferences(v, map));
-  }
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = k === 'reference' && typeof v === 'string' && map.has(v) ? map.get(v) : rewriteReferences(v, map);
-    }
-    return out;
-  }
-  return value;
-}
-
-function collectConditionalReferences(value: unknown, into: Set<string>): void {
-  if (Array.isArray(value)) {
-    value.forEach((v) => collectConditionalReferences(v, into));
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (k === 'reference' && typeof v === 'string' && /^[A-Z][A-Za-z]+\?/.test(v)) {
-        into.add(v);
-      } else {
-        collectConditionalReferences(v, into);
-      }
-    }
-  }
 }
 
 export async function processBundle(repo: Repository, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {

@@ -3,6 +3,7 @@ import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.
 import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
 import type { Database, SqlExecutor } from './database.js';
+import type { IndexRows } from '../search/index-values.js';
 import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
 import { newResourceId } from './resource-id.js';
 
@@ -162,6 +163,19 @@ export class Repository {
       return { resource: valid, method: options.method, fresh: options.fresh };
     });
     return this.transaction((repo) => repo.writeAll(pending));
+  }
+
+  /**
+   * Stores resources prepared off the request path (src/ingest/prepared-bundle.ts): new ids, version 1,
+   * JSON and index rows already computed, so nothing is looked up, validated or extracted here.
+   */
+  async writePrepared(prepared: { lastUpdated: number; resources: { type: string; id: string; content: string; rows: IndexRows }[] }): Promise<void> {
+    const now = prepared.lastUpdated;
+    await this.transaction(async (repo) => {
+      await repo.sql.insertRows('resource', RESOURCE_COLUMNS, prepared.resources.map((r) => [r.type, r.id, 1, now, 0, r.content]));
+      await repo.sql.insertRows('resource_history', HISTORY_COLUMNS, prepared.resources.map((r) => [r.type, r.id, 1, now, 0, 'POST', r.content]));
+      await insertIndexRows(repo.sql, prepared.resources);
+    });
   }
 
   async delete(type: string, id: string, options: { ifMatch?: number } = {}): Promise<{ versionId?: number }> {
@@ -326,7 +340,7 @@ export class Repository {
       indexed.push({ type, id, rows: extractIndexRows(resource) });
       results.push({ resource, created: !current || current.deleted === 1 });
     }
-    await this.sql.insertRows('resource', ['type', 'id', 'version_id', 'last_updated', 'deleted', 'content'], newRows);
+    await this.sql.insertRows('resource', RESOURCE_COLUMNS, newRows);
     await this.sql.insertRows('resource_history', HISTORY_COLUMNS, historyRows);
     for (const [type, ids] of reindexIds) {
       await deleteIndexRows(this.sql, type, ids);
@@ -337,6 +351,7 @@ export class Repository {
 }
 
 const HISTORY_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
+const RESOURCE_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'content'] as const;
 
 function checkIfMatch(type: string, id: string, currentVersion: number | undefined, expected: number | undefined): void {
   if (expected !== undefined && currentVersion !== expected) {

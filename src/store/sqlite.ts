@@ -15,7 +15,7 @@ export const SQLITE_PRAGMAS = [
   'busy_timeout = 10000',
   'cache_size = -65536',
   // Fewer, larger checkpoints: each one fsyncs, and fsync dominates bulk writes on slow disks.
-  'wal_autocheckpoint = 10000',
+  'wal_autocheckpoint = 100000',
   'temp_store = MEMORY',
 ];
 
