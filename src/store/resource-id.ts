@@ -23,7 +23,7 @@ function randomBlock(): Buffer {
  * Why not a random (v4) UUID: every index that holds the id (the primary keys, the per-resource owner
  * indexes, and each search lookup index, which ends with the id) then receives its new rows at random
  * places, so a bulk load dirties pages all over ever-larger B-trees. Time-ordered ids land at the right
- * edge of those indexes, which keeps the pages a load touches few and hot (docs/decisions/0007).
+ * edge of those indexes, which keeps the pages a load touches few and hot (docs/decisions/0008).
  * Ids stay unguessable enough for references (74 random bits) and carry no patient information.
  */
 export function newResourceId(now = Date.now()): string {
