@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Patient } from '@medplum/fhirtypes';
+import { compareFeatures } from '../src/mpi/comparison.js';
+import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
+import { MatchModel } from '../src/mpi/match-model.js';
+
+const model = new MatchModel();
+
+function person(given: string, family: string, birthDate: string, extra: Partial<Patient> = {}): Patient {
+  return {
+    resourceType: 'Patient',
+    name: [{ given: given.split(' '), family }],
+    birthDate,
+    gender: 'male',
+    address: [{ line: ['12 Main Street'], city: 'Springfield', postalCode: '02118' }],
+    telecom: [{ system: 'phone', value: '617-555-0100' }],
+    ...extra,
+  };
+}
+
+function decide(a: Patient, b: Patient) {
+  return model.decide(compareFeatures(personFeatures(a), personFeatures(b)));
+}
+
+describe('MPI match model (hand-set priors)', () => {
+  it('links a nickname (Bill / William) when the rest agrees', () => {
+    const d = decide(person('William', 'Smith', '1970-05-12'), person('Bill', 'Smith', '1970-05-12', { address: [{ line: ['12 Main St.'], postalCode: '02118-4410' }] }));
+    assert.equal(d.outcome, 'auto-link', JSON.stringify(d));
+    assert.equal(d.contributions.find((c) => c.field === 'firstName')?.level, 'nickname');
+  });
+
+  it('links a birth date with day and month swapped, and a one-digit typo', () => {
+    assert.equal(decide(person('John', 'Smith', '1980-04-03'), person('John', 'Smith', '1980-03-04')).outcome, 'auto-link');
+    assert.equal(decide(person('John', 'Smith', '1980-04-03'), person('Jon', 'Smith', '1980-04-08')).outcome, 'auto-link');
+  });
+
+  it('links across a hyphenated surname and diacritics', () => {
+    const d = decide(
+      person('José', 'García-López', '1975-11-30', { gender: 'male' }),
+      person('Jose', 'Garcia', '1975-11-30', { gender: 'male' }),
+    );
+    assert.equal(d.outcome, 'auto-link', JSON.stringify(d.contributions));
+  });
+
+  it('never auto-links twins: same surname, birth date, address and phone, different first names', () => {
+    const d = decide(person('Anna', 'Lee', '2001-02-03', { gender: 'female' }), person('Emma', 'Lee', '2001-02-03', { gender: 'female' }));
+    assert.notEqual(d.outcome, 'auto-link');
+    assert.ok(d.vetoes.includes('first names differ'));
+  });
+
+  it('never auto-links Jr and Sr at one address', () => {
+    const d = decide(person('John', 'Smith Jr', '1990-06-01'), person('John', 'Smith Sr', '1962-06-01'));
+    assert.notEqual(d.outcome, 'auto-link');
+    assert.ok(d.vetoes.some((v) => v.includes('Jr/Sr')));
+  });
+
+  it('never auto-links two records whose SSNs differ', () => {
+    const ssn = (value: string) => ({ identifier: [{ system: SSN_SYSTEM, value }] });
+    const d = decide(person('John', 'Smith', '1980-04-03', ssn('123-45-6780')), person('John', 'Smith', '1980-04-03', ssn('234-56-7891')));
+    assert.notEqual(d.outcome, 'auto-link');
+    const same = decide(person('John', 'Smith', '1980-04-03', ssn('123-45-6780')), person('Johnny', 'Smith', '1980-04-03', ssn('123456780')));
+    assert.equal(same.outcome, 'auto-link');
+  });
+
+  it('does not link a common name and birth date at another address without other evidence', () => {
+    const d = decide(
+      person('Maria', 'Garcia', '1985-01-01', { gender: 'female' }),
+      person('Maria', 'Garcia', '1985-01-01', { gender: 'female', address: [{ line: ['9 Elm Road'], postalCode: '73301' }], telecom: [{ system: 'phone', value: '512-555-0199' }] }),
+    );
+    assert.notEqual(d.outcome, 'auto-link');
+  });
+
+  it('explains every decision field by field, and the weights add up to the score', () => {
+    const d = decide(person('William', 'Smith', '1970-05-12'), person('Bill', 'Smith', '1970-05-12'));
+    assert.equal(d.contributions.length, 10);
+    assert.ok(Math.abs(d.contributions.reduce((s, c) => s + c.weight, 0) - d.score) < 1e-9);
+    assert.equal(d.contributions.find((c) => c.field === 'ssn')?.weight, 0, 'missing carries no weight');
+  });
+});
