@@ -4,6 +4,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
 import { MatchModel } from '../src/mpi/match-model.js';
+import { blockingKeys } from '../src/mpi/blocking.js';
 
 const model = new MatchModel();
 
@@ -76,5 +77,28 @@ describe('MPI match model (hand-set priors)', () => {
     assert.equal(d.contributions.length, 10);
     assert.ok(Math.abs(d.contributions.reduce((s, c) => s + c.weight, 0) - d.score) < 1e-9);
     assert.equal(d.contributions.find((c) => c.field === 'ssn')?.weight, 0, 'missing carries no weight');
+  });
+});
+
+describe('MPI blocking keys', () => {
+  const keys = (p: Patient) => new Set(blockingKeys(personFeatures(p)));
+  const shares = (a: Patient, b: Patient) => [...keys(a)].some((k) => keys(b).has(k));
+
+  it('a true match with one error in any single field still shares a key', () => {
+    const base = person('William', 'Smith', '1970-05-12');
+    const variants: Patient[] = [
+      person('Bill', 'Smith', '1970-05-12', { address: [], telecom: [] }),
+      person('William', 'Smyth', '1970-05-12', { address: [], telecom: [] }),
+      person('William', 'Jones', '1970-05-12', { telecom: [] }),
+      person('William', 'Smith', '1970-12-05', { address: [], telecom: [] }),
+      person('Xavier', 'Quinn', '1955-01-01', { address: [] }),
+    ];
+    for (const variant of variants) {
+      assert.ok(shares(base, variant), JSON.stringify(variant.name));
+    }
+  });
+
+  it('unrelated people share none', () => {
+    assert.ok(!shares(person('William', 'Smith', '1970-05-12'), person('Anna', 'Lee', '1990-01-01', { address: [{ postalCode: '73301' }], telecom: [] })));
   });
 });
