@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
-import { MatchModel } from '../src/mpi/match-model.js';
+import { MatchModel, PRIORS } from '../src/mpi/match-model.js';
+import { trainEm } from '../src/mpi/em-training.js';
+import { FIELDS, type ComparisonVector } from '../src/mpi/comparison.js';
+import { Random } from '../src/synthetic/random.js';
 import { blockingKeys } from '../src/mpi/blocking.js';
 
 const model = new MatchModel();
@@ -100,5 +103,31 @@ describe('MPI blocking keys', () => {
 
   it('unrelated people share none', () => {
     assert.ok(!shares(person('William', 'Smith', '1970-05-12'), person('Anna', 'Lee', '1990-01-01', { address: [{ postalCode: '73301' }], telecom: [] })));
+  });
+});
+
+describe('MPI EM training', () => {
+  it('recovers m and u from unlabelled pairs drawn from a known model', () => {
+    const random = new Random(42);
+    const truth = structuredClone(PRIORS);
+    truth.surname.exact = { m: 0.8, u: 0.02 };
+    truth.surname.different = { m: 0.12, u: 0.963 };
+    const draw = (dist: Record<string, { m: number; u: number }>, key: 'm' | 'u') => {
+      let x = random.next();
+      for (const [level, p] of Object.entries(dist)) {
+        if ((x -= p[key]) <= 0) return level;
+      }
+      return Object.keys(dist).at(-1) as string;
+    };
+    const pairs: ComparisonVector[] = [];
+    for (let i = 0; i < 40_000; i++) {
+      const key = random.chance(0.2) ? 'm' : 'u';
+      pairs.push(Object.fromEntries(FIELDS.map((f) => [f, draw(truth[f], key)])) as ComparisonVector);
+    }
+    const trained = trainEm(pairs, PRIORS);
+    assert.ok(Math.abs(trained.matchShare - 0.2) < 0.02, `match share ${trained.matchShare}`);
+    assert.ok(Math.abs(trained.probabilities.surname.exact.m - 0.8) < 0.03, `m ${trained.probabilities.surname.exact.m}`);
+    assert.ok(Math.abs(trained.probabilities.surname.exact.u - 0.02) < 0.01, `u ${trained.probabilities.surname.exact.u}`);
+    assert.ok(trained.iterations < 200);
   });
 });
