@@ -49,13 +49,10 @@ function communityBundles(): Iterable<Bundle> {
 }
 
 /** Loads the community the way `tessera import` does: Bundles grouped per database transaction. */
-async function ingest(tessera: Tessera): Promise<Loaded> {
+async function ingest(tessera: Tessera, pool: PreparePool): Promise<Loaded> {
   await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
   const rnd = new Random(99);
   const loaded: Loaded = { resources: 0, seconds: 0, sampleIds: [], identifiers: [], days: [] };
-  // As `tessera import` does: workers validate and index while the main thread writes (their start-up,
-  // about 2 s, is inside the measured time).
-  const pool = new PreparePool(defaultWorkers());
   const writer = new BundleGroupWriter(tessera.repo, DEFAULT_GROUP_RESOURCES, pool);
   let lastReport = Date.now();
   for (const bundle of communityBundles()) {
@@ -85,7 +82,6 @@ async function ingest(tessera: Tessera): Promise<Loaded> {
   const flushStarted = performance.now();
   await writer.flush();
   loaded.seconds += (performance.now() - flushStarted) / 1000;
-  await pool.close();
   return loaded;
 }
 
@@ -108,6 +104,9 @@ function nextDay(day: string): string {
 async function benchBackend(backend: 'sqlite' | 'postgres') {
   const memory = new PeakMemory();
   const { config, cleanup } = benchConfig(backend);
+  // As `tessera import` does: workers that validate and index while the main thread writes, started
+  // before the server so that their start-up (loading the R4 model, about 2 s) overlaps the server's.
+  const pool = new PreparePool(defaultWorkers());
   const tessera = await createTessera(config);
   const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
   const client = await createClient(tessera.db, { name: 'bench', scope: 'system/*.cruds' });
@@ -119,7 +118,9 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 
   process.stderr.write(`[${backend}] ingesting ~${TARGET} resources\n`);
-  const loaded = await ingest(tessera);
+  await pool.started;
+  const loaded = await ingest(tessera, pool);
+  await pool.close();
   const ingestRate = loaded.resources / loaded.seconds;
 
   // A patient with a long record (~2,000 resources) for $everything.

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
-import { listImportFiles, importFiles } from '../ingest/fhir-files.js';
+import { listImportFiles, importFiles, type ImportSummary } from '../ingest/fhir-files.js';
 import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
 import { createClient } from '../security/clients.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
@@ -70,15 +70,20 @@ program
       }
     }
     const files = listImportFiles(paths);
-    const tessera = await createTessera(config(flags, true));
-    const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
-    const bar = createProgressBar('Importing', totalBytes);
+    // Workers load the R4 model while the main thread opens the store (each takes about 2 s).
     const pool = workers > 0 ? new PreparePool(workers) : undefined;
-    const summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
-    await pool?.close();
-    bar.stop();
-    await refreshPlannerStatistics(tessera.db);
-    await tessera.close();
+    let summary: ImportSummary;
+    try {
+      const tessera = await createTessera(config(flags, true));
+      const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+      const bar = createProgressBar('Importing', totalBytes);
+      summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
+      bar.stop();
+      await refreshPlannerStatistics(tessera.db);
+      await tessera.close();
+    } finally {
+      await pool?.close();
+    }
     const rate = Math.round(summary.resources / Math.max(summary.seconds, 0.001));
     process.stdout.write(`Imported ${summary.resources} resources from ${summary.files} files in ${summary.seconds.toFixed(1)} s (${rate} resources/s)\n`);
     for (const e of summary.errors) {

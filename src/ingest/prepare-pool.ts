@@ -18,6 +18,8 @@ export class PreparePool {
   private readonly workers: Worker[] = [];
   private readonly waiting = new Map<number, (prepared: PreparedBundle | undefined) => void>();
   private readonly ready: Promise<unknown>;
+  /** Resolves when every worker has loaded the R4 model and can take Bundles. */
+  readonly started: Promise<void>;
   private seq = 0;
   private next = 0;
 
@@ -39,6 +41,7 @@ export class PreparePool {
       this.workers.push(worker);
     }
     this.ready = Promise.all(readiness);
+    this.started = this.ready.then(() => undefined);
   }
 
   /** Starts preparing a Bundle given as an object or as its JSON text. */
