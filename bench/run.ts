@@ -85,7 +85,13 @@ async function ingest(tessera: Tessera, pool: PreparePool): Promise<Loaded> {
   return loaded;
 }
 
+/** Untimed requests before each measured series: the HTTP path is cold after a load (JIT, caches). */
+const WARM_UP = 100;
+
 async function timed(url: string, token: string, paths: string[]): Promise<number[]> {
+  for (const path of paths.slice(0, Math.min(WARM_UP, paths.length))) {
+    await (await fetch(`${url}/fhir/${path}`, { headers: { authorization: `Bearer ${token}` } })).arrayBuffer();
+  }
   const out: number[] = [];
   for (const path of paths) {
     const started = performance.now();
