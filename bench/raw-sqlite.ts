@@ -1,25 +1,17 @@
 import BetterSqlite3 from 'better-sqlite3';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Bundle } from '@medplum/fhirtypes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_GROUP_RESOURCES as GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
-import { extractIndexRows, type IndexRows } from '../src/search/index-values.js';
+import { prepareCreateOnlyTransaction, type PreparedResource } from '../src/ingest/prepared-bundle.js';
 import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
-import { newResourceId } from '../src/store/resource-id.js';
 import { migrate } from '../src/store/schema.js';
 import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
 
-interface PreparedRow {
-  type: string;
-  id: string;
-  content: string;
-  rows: IndexRows;
-}
-
 /**
- * The ceiling: the rows Tessera writes for the same Bundles (current row, history row, index rows, with
- * the same kind of ids and references rewritten the same way), inserted straight into the same SQLite
+ * The ceiling: the rows Tessera writes for the same Bundles (current row, history row, index rows, computed
+ * by the same preparation function as Tessera's bulk path), inserted straight into the same SQLite
  * schema with the same settings and prepared statements, grouped per transaction as Tessera's bulk loads
  * are. It streams the whole load, so the ceiling grows with the database exactly as Tessera's run did;
  * only the inserts and commits are timed, never the preparation of the rows.
@@ -42,7 +34,7 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
     }),
   );
   const insertCompartment = db.prepare('INSERT INTO compartment (patient_id, type, id) VALUES (?, ?, ?)');
-  const writeGroup = db.transaction((items: PreparedRow[]) => {
+  const writeGroup = db.transaction((items: PreparedResource[]) => {
     const now = Date.now();
     for (const r of items) {
       insertResource.run(r.type, r.id, now, r.content);
@@ -54,7 +46,7 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
 
   let resources = 0;
   let seconds = 0;
-  let group: PreparedRow[] = [];
+  let group: PreparedResource[] = [];
   const flush = () => {
     const started = performance.now();
     writeGroup(group);
@@ -73,19 +65,11 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
   return { resources, seconds };
 }
 
-/** Assigns ids and rewrites urn:uuid references as the transaction path does, then computes the rows. */
-function prepareBundle(bundle: Bundle): PreparedRow[] {
-  const targets = new Map<string, string>();
-  for (const e of bundle.entry ?? []) {
-    targets.set(e.fullUrl ?? '', `${e.resource?.resourceType}/${newResourceId()}`);
+/** The rows Tessera's bulk path computes for a Bundle (ids, rewritten references, JSON, index rows). */
+function prepareBundle(bundle: Bundle): PreparedResource[] {
+  const prepared = prepareCreateOnlyTransaction(bundle);
+  if (!prepared) {
+    throw new Error('The raw ceiling takes create-only transaction Bundles, as the synthetic community is');
   }
-  const lastUpdated = new Date().toISOString();
-  return (bundle.entry ?? []).map((e) => {
-    const rewritten = JSON.parse(JSON.stringify(e.resource), (key, value) =>
-      key === 'reference' && typeof value === 'string' ? (targets.get(value) ?? value) : value,
-    ) as Resource;
-    const id = (targets.get(e.fullUrl ?? '') as string).split('/')[1];
-    const resource = { ...rewritten, id, meta: { ...rewritten.meta, versionId: '1', lastUpdated } } as Resource & { id: string };
-    return { type: resource.resourceType, id, content: JSON.stringify(resource), rows: extractIndexRows(resource) };
-  });
+  return prepared.resources;
 }

@@ -97,6 +97,11 @@ function getBoundElements(resourceType: string): BoundElement[] {
   return elements;
 }
 
+/** Builds the required-binding table of a resource type now rather than on its first write. */
+export function prepareRequiredBindings(resourceType: string): void {
+  getBoundElements(resourceType);
+}
+
 /** Returns an error issue for every code-typed element whose value is outside its required value set. */
 export function checkRequiredBindings(resource: { resourceType: string }): OperationOutcomeIssue[] {
   const issues: OperationOutcomeIssue[] = [];

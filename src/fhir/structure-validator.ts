@@ -39,7 +39,7 @@ import {
  * cost about 350 µs per resource (docs/performance.md); this walks the plain JSON with per-type plans.
  *
  * Where it deliberately differs, it is stricter and says why: a complex-typed element holding a JSON
- * number, boolean or array (Medplum lets a number through silently), and a primitive extension (`_x`) that is not an
+ * number or boolean (Medplum lets it through silently), and a primitive extension (`_x`) that is not an
  * object (Medplum throws a plain Error, which would surface as a server error instead of a 422).
  */
 export function validateStructure(resource: Resource): OperationOutcomeIssue[] {
@@ -115,8 +115,6 @@ function choiceIndex(plan: TypePlan, key: string): number | undefined {
   return found;
 }
 
-type Resolved = ElementValue;
-
 class StructureWalk {
   private readonly issues: OperationOutcomeIssue[] = [];
   private readonly resources: Resource[] = [];
@@ -142,7 +140,7 @@ class StructureWalk {
       this.resources.push(value as Resource);
     }
     const obj = (value || {}) as Record<string, unknown>;
-    const resolved: Resolved[] = new Array(plan.elements.length);
+    const resolved: ElementValue[] = new Array(plan.elements.length);
     for (let i = 0; i < plan.elements.length; i++) {
       resolved[i] = this.property(obj, plan.elements[i], plainPath, path);
     }
@@ -152,7 +150,7 @@ class StructureWalk {
     }
   }
 
-  private property(obj: Record<string, unknown>, plan: ElementPlan, parentPlainPath: string, parentPath: string): Resolved {
+  private property(obj: Record<string, unknown>, plan: ElementPlan, parentPlainPath: string, parentPath: string): ElementValue {
     const resolved = this.resolve(obj, plan, parentPath);
     const element = plan.element;
     if (resolved === undefined) {
@@ -164,6 +162,7 @@ class StructureWalk {
     const plainPath = `${parentPlainPath}.${plan.key}`;
     const isArray = Array.isArray(resolved);
     const values = isArray ? resolved : [resolved];
+    const valuePaths = values.map((_, i) => (isArray ? `${parentPath}.${plan.key}[${i}]` : `${parentPath}.${plan.key}`));
     if (!!element.isArray !== isArray) {
       this.issue(plainPath, isArray ? 'Expected single value for property' : 'Expected array of values for property');
     } else {
@@ -175,9 +174,8 @@ class StructureWalk {
         this.issue(plainPath, 'Value did not match expected pattern');
       }
       for (let i = 0; i < values.length; i++) {
-        const valuePath = isArray ? `${parentPath}.${plan.key}[${i}]` : `${parentPath}.${plan.key}`;
-        this.checkConstraints(plan.constraints, values[i], valuePath);
-        this.checkValue(values[i], valuePath);
+        this.checkConstraints(plan.constraints, values[i], valuePaths[i]);
+        this.checkValue(values[i], valuePaths[i]);
       }
     }
     for (let i = 0; i < values.length; i++) {
@@ -185,18 +183,17 @@ class StructureWalk {
       if (isPrimitiveType(type)) {
         continue;
       }
-      const valuePath = isArray ? `${parentPath}.${plan.key}[${i}]` : `${parentPath}.${plan.key}`;
       if (typeof value === 'number' || typeof value === 'boolean') {
-        this.issue(valuePath, `Invalid JSON type: expected an object for ${type}, but got ${typeof value}`);
+        this.issue(valuePaths[i], `Invalid JSON type: expected an object for ${type}, but got ${typeof value}`);
       }
       // Whatever the JSON holds is walked as the type (as Medplum does): required children come out missing,
       // and a string's or array's indexes come out as unknown properties.
-      this.object(value, planFor(type), plainPath, valuePath);
+      this.object(value, planFor(type), plainPath, valuePaths[i]);
     }
     return resolved;
   }
 
-  private resolve(obj: Record<string, unknown>, plan: ElementPlan, parentPath: string): Resolved {
+  private resolve(obj: Record<string, unknown>, plan: ElementPlan, parentPath: string): ElementValue {
     try {
       return readElement(obj, plan);
     } catch (err) {
@@ -271,7 +268,7 @@ class StructureWalk {
     }
   }
 
-  private checkAdditionalProperties(value: Record<string, unknown>, plan: TypePlan, resolved: Resolved[], path: string): void {
+  private checkAdditionalProperties(value: Record<string, unknown>, plan: TypePlan, resolved: ElementValue[], path: string): void {
     const elements = plan.schema.elements;
     for (const key of Object.keys(value)) {
       if (key === 'resourceType') {

@@ -4,7 +4,7 @@ import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import type { PreparePool } from './prepare-pool.js';
 import type { PreparedBundle } from './prepared-bundle.js';
-import { systemRequest } from './system-request.js';
+import { SYSTEM_BASE_URL, systemRequest } from './system-request.js';
 
 /** Resources per database transaction in bulk loads. */
 export const DEFAULT_GROUP_RESOURCES = 5000;
@@ -118,10 +118,9 @@ export class BundleGroupWriter {
 /** The transaction-response the ordinary path gives a create-only Bundle under Prefer: return=minimal. */
 function preparedResponse(prepared: PreparedBundle): Bundle {
   const lastModified = new Date(prepared.lastUpdated).toISOString();
-  const baseUrl = systemRequest({ resourceType: 'Bundle', type: 'transaction' }).baseUrl;
   const entry = prepared.resources.map(
     (r): BundleEntry => ({
-      response: { status: '201 Created', location: `${baseUrl}/${r.type}/${r.id}/_history/1`, etag: 'W/"1"', lastModified },
+      response: { status: '201 Created', location: `${SYSTEM_BASE_URL}/${r.type}/${r.id}/_history/1`, etag: 'W/"1"', lastModified },
     }),
   );
   return { resourceType: 'Bundle', type: 'transaction-response', entry };

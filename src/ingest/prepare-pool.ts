@@ -4,6 +4,8 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { decodePrepared, type PrepareReply } from './prepare-protocol.js';
 import type { PreparedBundle } from './prepared-bundle.js';
 
+const utf8 = new TextEncoder();
+
 /** One worker per core beyond the main thread's (which writes), at least one. */
 export function defaultWorkers(): number {
   return Math.max(1, availableParallelism() - 1);
@@ -44,11 +46,11 @@ export class PreparePool {
     this.started = this.ready.then(() => undefined);
   }
 
-  /** Starts preparing a Bundle given as an object or as its JSON text. */
-  async prepare(bundle: Bundle | string | Uint8Array): Promise<PreparedBundle | undefined> {
+  /** Starts preparing a Bundle on the next worker. */
+  async prepare(bundle: Bundle): Promise<PreparedBundle | undefined> {
     await this.ready;
-    const json = typeof bundle === 'string' ? Buffer.from(bundle) : bundle instanceof Uint8Array ? bundle : Buffer.from(JSON.stringify(bundle));
-    const bytes = new Uint8Array(json); // a copy we own, so it can be transferred
+    // TextEncoder gives a buffer of its own (Buffer.from may share Node's pool), so it can be transferred.
+    const bytes = utf8.encode(JSON.stringify(bundle));
     const seq = this.seq++;
     const worker = this.workers[this.next++ % this.workers.length];
     return new Promise((resolve) => {

@@ -17,6 +17,7 @@ export interface PrepareReply {
  * NUL, which FHIR strings cannot contain. Cheaper to decode than a structured clone of many small objects.
  */
 const SEPARATOR = '\u0000';
+const utf8 = new TextEncoder();
 
 export function encodePrepared(seq: number, prepared: PreparedBundle | undefined): PrepareReply {
   if (!prepared) {
@@ -27,7 +28,7 @@ export function encodePrepared(seq: number, prepared: PreparedBundle | undefined
     resources: prepared.resources.map((r) => [r.type, r.id, r.rows]),
   });
   const text = [header, ...prepared.resources.map((r) => r.content)].join(SEPARATOR);
-  return { seq, payload: new Uint8Array(Buffer.from(text, 'utf8')) };
+  return { seq, payload: utf8.encode(text) };
 }
 
 export function decodePrepared(payload: Uint8Array): PreparedBundle | undefined {

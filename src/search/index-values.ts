@@ -209,36 +209,36 @@ function addTokens(rows: IndexRows, code: string, type: string, value: any): voi
 
 type TokenTuple = [system: string | null, code: string | null, text: string | null];
 
-function t(system: string | undefined, code: string | undefined, text?: string): TokenTuple {
+function tokenTuple(system: string | undefined, code: string | undefined, text?: string): TokenTuple {
   return [system ?? null, code ?? null, text ? normalizeString(text) : null];
 }
 
 /** (system, code, normalised display text) for each token a FHIR value carries. */
-function tokenTuples(type: string, value: any): [string | null, string | null, string | null][] {
+function tokenTuples(type: string, value: any): TokenTuple[] {
   if (typeof value === 'string' || typeof value === 'number') {
-    return [t(undefined, String(value))];
+    return [tokenTuple(undefined, String(value))];
   }
   if (typeof value === 'boolean') {
-    return [t(undefined, value ? 'true' : 'false')];
+    return [tokenTuple(undefined, value ? 'true' : 'false')];
   }
   if (type === 'CodeableConcept') {
-    const out = (value.coding ?? []).map((c: any) => t(c.system, c.code, c.display));
+    const out = (value.coding ?? []).map((c: any) => tokenTuple(c.system, c.code, c.display));
     if (value.text) {
-      out.push(t(undefined, undefined, value.text));
+      out.push(tokenTuple(undefined, undefined, value.text));
     }
     return out;
   }
   if (type === 'Coding') {
-    return [t(value.system, value.code, value.display)];
+    return [tokenTuple(value.system, value.code, value.display)];
   }
   if (type === 'Identifier') {
-    return [t(value.system, value.value, value.type?.text ?? value.type?.coding?.[0]?.display)];
+    return [tokenTuple(value.system, value.value, value.type?.text ?? value.type?.coding?.[0]?.display)];
   }
   if (type === 'ContactPoint') {
-    return [t(value.system, value.value)];
+    return [tokenTuple(value.system, value.value)];
   }
   if (value.code !== undefined || value.value !== undefined) {
-    return [t(value.system, value.code ?? String(value.value))];
+    return [tokenTuple(value.system, value.code ?? String(value.value))];
   }
   return [];
 }

@@ -19,11 +19,7 @@ export interface SearchResult {
   hasMore: boolean;
 }
 
-/** Builds the WHERE clause of a search over alias `r` of the resource table. */
-export function whereClause(request: SearchRequest): Sql {
-  return joinConditions(request.resourceType, filtersCondition(request.resourceType, 'r', request.filters ?? []));
-}
-
+/** The WHERE clause of a search over alias `r` of the resource table. */
 function joinConditions(resourceType: string, filters: Sql[]): Sql {
   const parts: Sql[] = [{ sql: 'r.type = ? AND r.deleted = 0', params: [resourceType] }, ...filters];
   return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
@@ -36,7 +32,7 @@ function joinConditions(resourceType: string, filters: Sql[]): Sql {
  * table, which at 1M resources made `Observation?code` 35 ms at p50 (docs/performance.md). PostgreSQL plans
  * the IN form well and keeps it.
  */
-function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], order: Sql[], limit: number, offset: number): Sql {
+function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], where: Sql, order: Sql[], limit: number, offset: number): Sql {
   const driver = filters.length === 1 ? filters[0].driver : undefined;
   if (driver && repo.db.dialect.name === 'sqlite' && !request.sortRules?.length) {
     // INDEXED BY: left alone, SQLite may satisfy ORDER BY by scanning the whole owner index (type, id).
@@ -46,7 +42,6 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], ord
       params: [...driver.where.params, request.resourceType, limit, offset],
     };
   }
-  const where = joinConditions(request.resourceType, filters);
   return {
     sql: `SELECT r.content FROM resource r WHERE ${where.sql} ORDER BY ${order.map((o) => o.sql).join(', ')} LIMIT ? OFFSET ?`,
     params: [...where.params, ...order.flatMap((o) => o.params), limit, offset],
@@ -73,7 +68,7 @@ export async function search(repo: Repository, request: SearchRequest): Promise<
   let matches: Resource[] = [];
   let hasMore = false;
   if (count > 0) {
-    const page = pageQuery(repo, request, filters, order, count + 1, offset);
+    const page = pageQuery(repo, request, filters, where, order, count + 1, offset);
     const rows = await repo.sql.query<{ content: string }>(page.sql, page.params);
     hasMore = rows.length > count;
     matches = rows.slice(0, count).map((r) => JSON.parse(r.content));

@@ -1,7 +1,7 @@
-import { checkRequiredBindings } from '../fhir/required-bindings.js';
+import { prepareRequiredBindings } from '../fhir/required-bindings.js';
 import { forgetDefinitionFiles, loadFhirDefinitions } from '../fhir/definitions.js';
 import { allResourceTypes } from '../fhir/resource-types.js';
-import { isPatientCompartmentParam } from '../search/compartment.js';
+import { patientCompartmentTypes } from '../search/compartment.js';
 import { getCompiledParams } from '../search/parameters.js';
 
 /**
@@ -12,9 +12,9 @@ import { getCompiledParams } from '../search/parameters.js';
 export function prepareFhirModel(): void {
   loadFhirDefinitions();
   for (const type of allResourceTypes()) {
-    checkRequiredBindings({ resourceType: type } as never);
+    prepareRequiredBindings(type);
     getCompiledParams(type);
-    isPatientCompartmentParam(type, '');
   }
+  patientCompartmentTypes();
   forgetDefinitionFiles();
 }

@@ -2,7 +2,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
-import type { Database, SqlExecutor } from './database.js';
+import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
 import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
 import { newResourceId } from './resource-id.js';
@@ -171,11 +171,13 @@ export class Repository {
    */
   async writePrepared(prepared: { lastUpdated: number; resources: { type: string; id: string; content: string; rows: IndexRows }[] }): Promise<void> {
     const now = prepared.lastUpdated;
-    await this.transaction(async (repo) => {
-      await repo.sql.insertRows('resource', RESOURCE_COLUMNS, prepared.resources.map((r) => [r.type, r.id, 1, now, 0, r.content]));
-      await repo.sql.insertRows('resource_history', HISTORY_COLUMNS, prepared.resources.map((r) => [r.type, r.id, 1, now, 0, 'POST', r.content]));
-      await insertIndexRows(repo.sql, prepared.resources);
-    });
+    await this.transaction((repo) =>
+      repo.insertVersions(
+        prepared.resources.map((r) => [r.type, r.id, 1, now, 0, r.content]),
+        prepared.resources.map((r) => [r.type, r.id, 1, now, 0, 'POST', r.content]),
+        prepared.resources,
+      ),
+    );
   }
 
   async delete(type: string, id: string, options: { ifMatch?: number } = {}): Promise<{ versionId?: number }> {
@@ -340,13 +342,18 @@ export class Repository {
       indexed.push({ type, id, rows: extractIndexRows(resource) });
       results.push({ resource, created: !current || current.deleted === 1 });
     }
-    await this.sql.insertRows('resource', RESOURCE_COLUMNS, newRows);
-    await this.sql.insertRows('resource_history', HISTORY_COLUMNS, historyRows);
     for (const [type, ids] of reindexIds) {
       await deleteIndexRows(this.sql, type, ids);
     }
-    await insertIndexRows(this.sql, indexed);
+    await this.insertVersions(newRows, historyRows, indexed);
     return results;
+  }
+
+  /** New current rows, history rows and index rows, each table in one batched insert. */
+  private async insertVersions(currentRows: SqlValue[][], historyRows: SqlValue[][], indexed: IndexedResource[]): Promise<void> {
+    await this.sql.insertRows('resource', RESOURCE_COLUMNS, currentRows);
+    await this.sql.insertRows('resource_history', HISTORY_COLUMNS, historyRows);
+    await insertIndexRows(this.sql, indexed);
   }
 }
 
