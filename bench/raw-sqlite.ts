@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_GROUP_RESOURCES as GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
 import { prepareCreateOnlyTransaction, type PreparedResource } from '../src/ingest/prepared-bundle.js';
-import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';
+import { INDEX_KINDS, INDEX_TABLES, rowIdBase } from '../src/store/index-writer.js';
 import { migrate } from '../src/store/schema.js';
 import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
 
 /**
- * The ceiling: the rows Tessera writes for the same Bundles (current row, history row, index rows, computed
+ * The ceiling: the rows Tessera writes for the same Bundles (current row and index rows with their keys, computed
  * by the same preparation function as Tessera's bulk path), inserted straight into the same SQLite
  * schema with the same settings and prepared statements, grouped per transaction as Tessera's bulk loads
  * are. It streams the whole load, so the ceiling grows with the database exactly as Tessera's run did;
@@ -25,22 +25,22 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
 
   const db = new BetterSqlite3(file);
   SQLITE_PRAGMAS.forEach((pragma) => db.pragma(pragma));
-  const insertResource = db.prepare('INSERT INTO resource (type, id, version_id, last_updated, deleted, content) VALUES (?, ?, 1, ?, 0, ?)');
-  const insertHistory = db.prepare("INSERT INTO resource_history (type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, 1, ?, 0, 'POST', ?)");
+  const insertResource = db.prepare("INSERT INTO resource (rk, type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, ?, 1, ?, 0, 'POST', ?)");
   const insertIndex = Object.fromEntries(
     INDEX_KINDS.map((k) => {
       const { table, columns } = INDEX_TABLES[k];
-      return [k, db.prepare(`INSERT INTO ${table} (type, id, ${columns.join(',')}) VALUES (?, ?, ${columns.map(() => '?').join(',')})`)];
+      return [k, db.prepare(`INSERT INTO ${table} (rid, type, id, ${columns.join(',')}) VALUES (?, ?, ?, ${columns.map(() => '?').join(',')})`)];
     }),
   );
-  const insertCompartment = db.prepare('INSERT INTO compartment (patient_id, type, id) VALUES (?, ?, ?)');
+  const insertCompartment = db.prepare('INSERT INTO compartment (rid, patient_id, type, id) VALUES (?, ?, ?, ?)');
+  let rk = 0;
   const writeGroup = db.transaction((items: PreparedResource[]) => {
     const now = Date.now();
     for (const r of items) {
-      insertResource.run(r.type, r.id, now, r.content);
-      insertHistory.run(r.type, r.id, now, r.content);
-      for (const k of INDEX_KINDS) for (const row of r.rows[k]) insertIndex[k].run(r.type, r.id, ...(row as unknown[]));
-      for (const p of r.rows.compartment) insertCompartment.run(p, r.type, r.id);
+      const base = rowIdBase(++rk);
+      insertResource.run(rk, r.type, r.id, now, r.content);
+      for (const k of INDEX_KINDS) r.rows[k].forEach((row, n) => insertIndex[k].run(base + n, r.type, r.id, ...(row as unknown[])));
+      r.rows.compartment.forEach((p, n) => insertCompartment.run(base + n, p, r.type, r.id));
     }
   });
 

@@ -22,6 +22,7 @@ import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 import { Random } from '../src/synthetic/random.js';
 import { BENCH_DATABASE_URL, benchConfig } from './config.js';
 import { rawSqliteCeiling } from './raw-sqlite.js';
+import { startServerProcess } from './server-process.js';
 import { fmt, PeakMemory, percentiles } from './stats.js';
 
 function arg(name: string, fallback: string): string {
@@ -114,14 +115,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   // before the server so that their start-up (loading the R4 model, about 2 s) overlaps the server's.
   const pool = new PreparePool(defaultWorkers());
   const tessera = await createTessera(config);
-  const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
   const client = await createClient(tessera.db, { name: 'bench', scope: 'system/*.cruds' });
-  const tokenRes = await fetch(`${url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-  });
-  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 
   process.stderr.write(`[${backend}] ingesting ~${TARGET} resources\n`);
   await pool.started;
@@ -136,6 +130,17 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   const analyzeStarted = performance.now();
   await refreshPlannerStatistics(tessera.db);
   const analyzeSeconds = (performance.now() - analyzeStarted) / 1000;
+  await tessera.close();
+  const loaderPeakRss = memory.stop();
+
+  const server = await startServerProcess(config);
+  const url = server.url;
+  const tokenRes = await fetch(`${url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+  });
+  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 
   const rnd = new Random(7);
   const pick = <T>(items: T[]) => Array.from({ length: SAMPLES }, () => rnd.pick(items));
@@ -150,7 +155,8 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
     everything: percentiles(await timed(url, token, Array.from({ length: 30 }, () => `Patient/${bigId}/$everything?_count=5000`))),
   };
   const everythingSize = ((await (await fetch(`${url}/fhir/Patient/${bigId}/$everything?_count=5000`, { headers: { authorization: `Bearer ${token}` } })).json()) as { total: number }).total;
-  await tessera.close();
+  const serverPeakRss = await server.peakRss();
+  await server.stop();
   if (backend === 'postgres' && config.schema) {
     const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
     await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
@@ -158,8 +164,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   }
   cleanup();
   const raw = backend === 'sqlite' ? await rawSqliteCeiling(communityBundles(), loaded.resources) : undefined;
-  const peakRss = memory.stop();
-  return { backend, resources: loaded.resources, ingestSeconds: loaded.seconds, ingestRate, analyzeSeconds, raw, results, everythingSize, peakRss };
+  return { backend, resources: loaded.resources, ingestSeconds: loaded.seconds, ingestRate, analyzeSeconds, raw, results, everythingSize, loaderPeakRss, serverPeakRss };
 }
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
@@ -180,7 +185,7 @@ for (const backend of BACKENDS) {
     const rawRate = r.raw.resources / r.raw.seconds;
     console.log(`- raw SQLite inserts of the same rows (${r.raw.resources} resources): ${Math.round(rawRate)} resources/s; Tessera reaches ${((r.ingestRate / rawRate) * 100).toFixed(1)}% of it`);
   }
-  console.log(`- peak RSS: ${Math.round(r.peakRss / 2 ** 20)} MiB\n`);
+  console.log(`- peak RSS: loader ${Math.round(r.loaderPeakRss / 2 ** 20)} MiB, server ${Math.round(r.serverPeakRss / 2 ** 20)} MiB\n`);
   console.log('| query (HTTP, sequential) | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|');
   const label: Record<string, string> = {
     read: 'read by id',

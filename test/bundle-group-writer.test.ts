@@ -100,8 +100,10 @@ for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
       const batch = (outcomes[2] as { response: Bundle }).response;
       assert.deepEqual(batch.entry?.map((e) => e.response?.status.slice(0, 3)), ['201', '422', '201']);
       assert.deepEqual(await families(), ['A1', 'A2', 'A3', 'B1', 'B4', 'B6', 'B7']);
-      const history = await tessera.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM resource_history WHERE type = 'Patient'");
-      assert.equal(Number(history[0].n), 7, 'no history rows survive from the rolled-back attempt');
+      const [stored] = await tessera.db.query<{ current: number; superseded: number }>(
+        "SELECT (SELECT COUNT(*) FROM resource WHERE type = 'Patient') AS current, (SELECT COUNT(*) FROM resource_history WHERE type = 'Patient') AS superseded",
+      );
+      assert.deepEqual([Number(stored.current), Number(stored.superseded)], [7, 0], 'no rows survive from the rolled-back attempt');
     });
   });
 }

@@ -1,5 +1,7 @@
 import type { IndexRows } from '../search/index-values.js';
+import { fhirError } from '../fhir/outcome.js';
 import type { SqlExecutor, SqlValue } from './database.js';
+import { INDEX_ROWS_PER_RESOURCE } from './schema.js';
 
 /** Index tables and their columns after (type, id), in the order IndexRows holds them. */
 export const INDEX_TABLES = {
@@ -19,18 +21,28 @@ export const INDEX_KINDS = Object.keys(INDEX_TABLES) as IndexKind[];
 export interface IndexedResource {
   type: string;
   id: string;
+  /** The resource's integer key (resource.rk): its index rows take row ids from rowIdBase(rk). */
+  rk: number;
   rows: IndexRows;
 }
 
+/** Tables holding a resource's derived rows, all keyed by rid = rowIdBase(rk) + n. */
+const DERIVED_TABLES = [...INDEX_KINDS.map((k) => INDEX_TABLES[k].table), 'compartment'];
+
+/**
+ * The first row id of a resource's rows in every index table. Its rows are found, for an update or a
+ * delete, by a range scan of the table's own primary key: no second index on (type, id) to maintain.
+ */
+export function rowIdBase(rk: number): number {
+  return rk * INDEX_ROWS_PER_RESOURCE;
+}
+
 /** Removes every index row of the given resources (before re-indexing an update, or on delete). */
-export async function deleteIndexRows(tx: SqlExecutor, type: string, ids: string[]): Promise<void> {
-  for (const kind of INDEX_KINDS) {
-    for (const id of ids) {
-      await tx.run(`DELETE FROM ${INDEX_TABLES[kind].table} WHERE type = ? AND id = ?`, [type, id]);
+export async function deleteIndexRows(tx: SqlExecutor, rks: number[]): Promise<void> {
+  for (const table of DERIVED_TABLES) {
+    for (const rk of rks) {
+      await tx.run(`DELETE FROM ${table} WHERE rid >= ? AND rid < ?`, [rowIdBase(rk), rowIdBase(rk + 1)]);
     }
-  }
-  for (const id of ids) {
-    await tx.run('DELETE FROM compartment WHERE type = ? AND id = ?', [type, id]);
   }
 }
 
@@ -40,17 +52,25 @@ export async function insertIndexRows(tx: SqlExecutor, resources: IndexedResourc
     const { table, columns } = INDEX_TABLES[kind];
     const batch: SqlValue[][] = [];
     for (const r of resources) {
-      for (const row of r.rows[kind]) {
-        batch.push([r.type, r.id, ...(row as SqlValue[])]);
+      const base = rowIdBase(r.rk);
+      const rows = r.rows[kind];
+      checkRowCount(r, kind, rows.length);
+      for (let n = 0; n < rows.length; n++) {
+        batch.push([base + n, r.type, r.id, ...(rows[n] as SqlValue[])]);
       }
     }
-    await tx.insertRows(table, ['type', 'id', ...columns], batch);
+    await tx.insertRows(table, ['rid', 'type', 'id', ...columns], batch);
   }
   const compartmentRows: SqlValue[][] = [];
   for (const r of resources) {
-    for (const patientId of r.rows.compartment) {
-      compartmentRows.push([patientId, r.type, r.id]);
-    }
+    const base = rowIdBase(r.rk);
+    r.rows.compartment.forEach((patientId, n) => compartmentRows.push([base + n, patientId, r.type, r.id]));
   }
-  await tx.insertRows('compartment', ['patient_id', 'type', 'id'], compartmentRows);
+  await tx.insertRows('compartment', ['rid', 'patient_id', 'type', 'id'], compartmentRows);
+}
+
+function checkRowCount(r: IndexedResource, kind: string, count: number): void {
+  if (count >= INDEX_ROWS_PER_RESOURCE) {
+    throw fhirError(422, 'too-costly', `${r.type}/${r.id} has ${count} ${kind} search values; at most ${INDEX_ROWS_PER_RESOURCE - 1} are indexed per resource`);
+  }
 }

@@ -12,8 +12,8 @@ export interface StoreConfig {
   schema?: string;
 }
 
-/** Opens the configured backend and applies pending schema migrations. */
-export async function openDatabase(config: StoreConfig): Promise<Database> {
+/** Opens the configured backend and applies pending schema migrations (up to `schemaVersion`: tests of upgrades). */
+export async function openDatabase(config: StoreConfig, schemaVersion?: number): Promise<Database> {
   let db: Database;
   if (config.databaseUrl?.startsWith('postgres')) {
     const pg = new PostgresDatabase({ connectionString: config.databaseUrl, schema: config.schema });
@@ -22,6 +22,6 @@ export async function openDatabase(config: StoreConfig): Promise<Database> {
   } else {
     db = new SqliteDatabase(join(config.dataDir, 'tessera.db'));
   }
-  await migrate(db);
+  await migrate(db, schemaVersion);
   return db;
 }

@@ -5,6 +5,7 @@ import { extractIndexRows } from '../search/index-values.js';
 import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
 import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
+import { allocateResourceKeys } from './resource-key.js';
 import { newResourceId } from './resource-id.js';
 
 export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -34,6 +35,7 @@ export interface HistoryQuery {
 }
 
 interface CurrentRow {
+  rk: number;
   version_id: number;
   deleted: number;
 }
@@ -171,13 +173,13 @@ export class Repository {
    */
   async writePrepared(prepared: { lastUpdated: number; resources: { type: string; id: string; content: string; rows: IndexRows }[] }): Promise<void> {
     const now = prepared.lastUpdated;
-    await this.transaction((repo) =>
-      repo.insertVersions(
-        prepared.resources.map((r) => [r.type, r.id, 1, now, 0, r.content]),
-        prepared.resources.map((r) => [r.type, r.id, 1, now, 0, 'POST', r.content]),
-        prepared.resources,
-      ),
-    );
+    await this.transaction(async (repo) => {
+      const rks = await allocateResourceKeys(repo.sql, this.db.dialect, prepared.resources.length);
+      await repo.insertVersions(
+        prepared.resources.map((r, i) => [rks[i], r.type, r.id, 1, now, 0, 'POST', r.content]),
+        prepared.resources.map((r, i) => ({ ...r, rk: rks[i] })),
+      );
+    });
   }
 
   async delete(type: string, id: string, options: { ifMatch?: number } = {}): Promise<{ versionId?: number }> {
@@ -191,15 +193,12 @@ export class Repository {
       }
       checkIfMatch(type, id, current.version_id, options.ifMatch);
       const versionId = current.version_id + 1;
-      const now = Date.now();
-      await repo.sql.run('UPDATE resource SET version_id = ?, last_updated = ?, deleted = 1, content = NULL WHERE type = ? AND id = ?', [
-        versionId,
-        now,
-        type,
-        id,
-      ]);
-      await repo.sql.insertRows('resource_history', HISTORY_COLUMNS, [[type, id, versionId, now, 1, 'DELETE', null]]);
-      await deleteIndexRows(repo.sql, type, [id]);
+      await repo.archiveCurrentVersion(type, id);
+      await repo.sql.run(
+        "UPDATE resource SET version_id = ?, last_updated = ?, deleted = 1, method = 'DELETE', content = NULL WHERE type = ? AND id = ?",
+        [versionId, Date.now(), type, id],
+      );
+      await deleteIndexRows(repo.sql, [current.rk]);
       return { versionId };
     });
   }
@@ -236,9 +235,11 @@ export class Repository {
     if (!/^\d+$/.test(versionId)) {
       throw notFound(`${type}/${id}/_history/${versionId} not found`);
     }
+    const version = [type, id, Number(versionId)];
     const rows = await this.sql.query<{ deleted: number; content: string | null }>(
-      'SELECT deleted, content FROM resource_history WHERE type = ? AND id = ? AND version_id = ?',
-      [type, id, Number(versionId)],
+      `SELECT deleted, content FROM resource WHERE type = ? AND id = ? AND version_id = ?
+       UNION ALL SELECT deleted, content FROM resource_history WHERE type = ? AND id = ? AND version_id = ?`,
+      [...version, ...version],
     );
     if (!rows.length) {
       throw notFound(`${type}/${id}/_history/${versionId} not found`);
@@ -265,6 +266,8 @@ export class Repository {
       params.push(query.since);
     }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    // The current versions live in `resource`, the superseded ones in `resource_history`.
+    const columns = 'type, id, version_id, last_updated, method, content';
     const rows = await this.sql.query<{
       type: string;
       id: string;
@@ -273,11 +276,14 @@ export class Repository {
       method: WriteMethod;
       content: string | null;
     }>(
-      `SELECT type, id, version_id, last_updated, method, content FROM resource_history ${clause}
+      `SELECT ${columns} FROM resource ${clause} UNION ALL SELECT ${columns} FROM resource_history ${clause}
        ORDER BY last_updated DESC, type, id, version_id DESC LIMIT ? OFFSET ?`,
-      [...params, query.count, query.offset],
+      [...params, ...params, query.count, query.offset],
     );
-    const [{ n }] = await this.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM resource_history ${clause}`, params);
+    const [{ n }] = await this.sql.query<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM resource ${clause}) + (SELECT COUNT(*) FROM resource_history ${clause}) AS n`,
+      [...params, ...params],
+    );
     return {
       total: Number(n),
       entries: rows.map((r) => ({
@@ -298,7 +304,7 @@ export class Repository {
 
   private async current(type: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
     const rows = await this.sql.query<CurrentRow>(
-      `SELECT version_id, deleted FROM resource WHERE type = ? AND id = ?${lock ? this.db.dialect.forUpdate : ''}`,
+      `SELECT rk, version_id, deleted FROM resource WHERE type = ? AND id = ?${lock ? this.db.dialect.forUpdate : ''}`,
       [type, id],
     );
     return rows[0];
@@ -308,10 +314,8 @@ export class Repository {
     const now = Date.now();
     const lastUpdated = new Date(now).toISOString();
     const results: WriteResult[] = [];
-    const newRows: (string | number | null)[][] = [];
-    const historyRows: (string | number | null)[][] = [];
-    const indexed: IndexedResource[] = [];
-    const reindexIds = new Map<string, string[]>();
+    const created: { type: string; id: string; method: WriteMethod; content: string; rows: IndexRows }[] = [];
+    const reindexed: IndexedResource[] = [];
     for (const item of pending) {
       const { resourceType: type, id } = item.resource as Resource & { id: string };
       const current = item.fresh ? undefined : await this.current(type, id, true);
@@ -324,41 +328,48 @@ export class Repository {
         meta: { ...item.resource.meta, versionId: String(versionId), lastUpdated },
       } as Resource & { id: string };
       const content = JSON.stringify(resource);
+      const rows = extractIndexRows(resource);
       if (current) {
-        await this.sql.run('UPDATE resource SET version_id = ?, last_updated = ?, deleted = 0, content = ? WHERE type = ? AND id = ?', [
-          versionId,
-          now,
-          content,
-          type,
-          id,
-        ]);
-        const ids = reindexIds.get(type) ?? [];
-        ids.push(id);
-        reindexIds.set(type, ids);
+        await this.archiveCurrentVersion(type, id);
+        await this.sql.run(
+          'UPDATE resource SET version_id = ?, last_updated = ?, deleted = 0, method = ?, content = ? WHERE type = ? AND id = ?',
+          [versionId, now, item.method, content, type, id],
+        );
+        reindexed.push({ type, id, rk: current.rk, rows });
       } else {
-        newRows.push([type, id, versionId, now, 0, content]);
+        created.push({ type, id, method: item.method, content, rows });
       }
-      historyRows.push([type, id, versionId, now, 0, item.method, content]);
-      indexed.push({ type, id, rows: extractIndexRows(resource) });
       results.push({ resource, created: !current || current.deleted === 1 });
     }
-    for (const [type, ids] of reindexIds) {
-      await deleteIndexRows(this.sql, type, ids);
-    }
-    await this.insertVersions(newRows, historyRows, indexed);
+    await deleteIndexRows(
+      this.sql,
+      reindexed.map((r) => r.rk),
+    );
+    const rks = await allocateResourceKeys(this.sql, this.db.dialect, created.length);
+    await this.insertVersions(
+      created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content]),
+      [...reindexed, ...created.map((c, i) => ({ type: c.type, id: c.id, rk: rks[i], rows: c.rows }))],
+    );
     return results;
   }
 
-  /** New current rows, history rows and index rows, each table in one batched insert. */
-  private async insertVersions(currentRows: SqlValue[][], historyRows: SqlValue[][], indexed: IndexedResource[]): Promise<void> {
+  /** Moves the current version of a resource into `resource_history` before it is superseded. */
+  private async archiveCurrentVersion(type: string, id: string): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO resource_history (${HISTORY_COLUMNS.join(', ')}) SELECT ${HISTORY_COLUMNS.join(', ')} FROM resource WHERE type = ? AND id = ?`,
+      [type, id],
+    );
+  }
+
+  /** New current rows and the index rows of new and updated resources, each table in one batched insert. */
+  private async insertVersions(currentRows: SqlValue[][], indexed: IndexedResource[]): Promise<void> {
     await this.sql.insertRows('resource', RESOURCE_COLUMNS, currentRows);
-    await this.sql.insertRows('resource_history', HISTORY_COLUMNS, historyRows);
     await insertIndexRows(this.sql, indexed);
   }
 }
 
 const HISTORY_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
-const RESOURCE_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'content'] as const;
+const RESOURCE_COLUMNS = ['rk', 'type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
 
 function checkIfMatch(type: string, id: string, currentVersion: number | undefined, expected: number | undefined): void {
   if (expected !== undefined && currentVersion !== expected) {
