@@ -22,6 +22,7 @@ import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 import { Random } from '../src/synthetic/random.js';
 import { BENCH_DATABASE_URL, benchConfig } from './config.js';
 import { rawSqliteCeiling } from './raw-sqlite.js';
+import { httpGet } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, PeakMemory, percentiles } from './stats.js';
 
@@ -90,16 +91,17 @@ async function ingest(tessera: Tessera, pool: PreparePool): Promise<Loaded> {
 const WARM_UP = 100;
 
 async function timed(url: string, token: string, paths: string[]): Promise<number[]> {
+  const headers = { authorization: `Bearer ${token}` };
+  const target = (path: string) => (path.startsWith('/') ? `${url}${path}` : `${url}/fhir/${path}`);
   for (const path of paths.slice(0, Math.min(WARM_UP, paths.length))) {
-    await (await fetch(`${url}/fhir/${path}`, { headers: { authorization: `Bearer ${token}` } })).arrayBuffer();
+    await httpGet(target(path), headers);
   }
   const out: number[] = [];
   for (const path of paths) {
     const started = performance.now();
-    const res = await fetch(`${url}/fhir/${path}`, { headers: { authorization: `Bearer ${token}` } });
-    await res.arrayBuffer();
+    const status = await httpGet(target(path), headers);
     out.push(performance.now() - started);
-    if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
+    if (status !== 200) throw new Error(`${path}: HTTP ${status}`);
   }
   return out;
 }
@@ -145,6 +147,8 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   const rnd = new Random(7);
   const pick = <T>(items: T[]) => Array.from({ length: SAMPLES }, () => rnd.pick(items));
   const results = {
+    // The same round trip with no store, no token check and no FHIR: what the machine's HTTP costs.
+    baseline: percentiles(await timed(url, token, pick(['/healthz']))),
     read: percentiles(await timed(url, token, pick(loaded.sampleIds))),
     tokenIdentifier: percentiles(await timed(url, token, pick(loaded.identifiers).map((i) => `Patient?identifier=${encodeURIComponent(i)}`))),
     tokenCode: percentiles(await timed(url, token, pick(['8480-6', '8462-4', '4548-4', '2345-7']).map((c) => `Observation?code=http://loinc.org|${c}&_count=20`))),
@@ -188,6 +192,7 @@ for (const backend of BACKENDS) {
   console.log(`- peak RSS: loader ${Math.round(r.loaderPeakRss / 2 ** 20)} MiB, server ${Math.round(r.serverPeakRss / 2 ** 20)} MiB\n`);
   console.log('| query (HTTP, sequential) | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|');
   const label: Record<string, string> = {
+    baseline: 'baseline: GET /healthz (no store, no auth)',
     read: 'read by id',
     tokenIdentifier: 'token: Patient?identifier (1 match)',
     tokenCode: 'token: Observation?code, first page of 20',

@@ -2,7 +2,7 @@ import type { Filter } from '@medplum/core';
 import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import type { SqlValue } from '../store/database.js';
-import { INDEX_TABLES } from '../store/index-writer.js';
+import { INDEX_TABLES, ownIndexRows } from '../store/index-writer.js';
 import { NARROW_SPAN_MS, parseDateRange, type DateRange } from './date-range.js';
 import { escapeLike, normalizeString } from './normalize.js';
 import { getCompiledParam, type CompiledParam, type ParamType } from './parameters.js';
@@ -416,7 +416,7 @@ function missingCondition(alias: string, param: CompiledParam, value: string): S
   if (value !== 'true' && value !== 'false') {
     throw badRequest(`:missing takes true or false, not "${value}"`);
   }
-  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE m.type = ${alias}.type AND m.id = ${alias}.id AND m.code = ?)`;
+  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE ${ownIndexRows('m', alias)} AND m.code = ?)`;
   return { sql: value === 'true' ? `NOT ${exists}` : exists, params: [param.code] };
 }
 
@@ -514,7 +514,7 @@ export function sortExpression(resourceType: string, alias: string, code: string
     param.type as Exclude<ParamType, 'special'>
   ];
   return {
-    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE s.type = ${alias}.type AND s.id = ${alias}.id AND s.code = ?)`,
+    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE ${ownIndexRows('s', alias)} AND s.code = ?)`,
     params: [code],
   };
 }

@@ -119,9 +119,19 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
-  app.get('/fhir/metadata', async (req, reply) =>
-    reply.type(FHIR_JSON).send(capabilityStatement(`${origin(req, options.baseUrl)}/fhir`, options.version)),
-  );
+  // Serialised once per base URL: the statement lists every resource type and search parameter (8 ms a time).
+  const capabilityJson = new Map<string, string>();
+  app.get('/fhir/metadata', async (req, reply) => {
+    const baseUrl = `${origin(req, options.baseUrl)}/fhir`;
+    let json = capabilityJson.get(baseUrl);
+    if (json === undefined) {
+      json = JSON.stringify(capabilityStatement(baseUrl, options.version));
+      if (capabilityJson.size < 16) {
+        capabilityJson.set(baseUrl, json);
+      }
+    }
+    return reply.type(FHIR_JSON).send(json);
+  });
 
   const authenticate = async (req: FastifyRequest): Promise<AuthContext> => {
     const header = req.headers.authorization;

@@ -37,6 +37,14 @@ export function rowIdBase(rk: number): number {
   return rk * INDEX_ROWS_PER_RESOURCE;
 }
 
+/**
+ * SQL condition: `rowAlias` is one of the index rows of the resource row `resourceAlias` (a range of the
+ * index table's primary key, so a correlated lookup seeks instead of scanning).
+ */
+export function ownIndexRows(rowAlias: string, resourceAlias: string): string {
+  return `${rowAlias}.rid >= ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} AND ${rowAlias}.rid < ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} + ${INDEX_ROWS_PER_RESOURCE}`;
+}
+
 /** Removes every index row of the given resources (before re-indexing an update, or on delete). */
 export async function deleteIndexRows(tx: SqlExecutor, rks: number[]): Promise<void> {
   for (const table of DERIVED_TABLES) {
