@@ -1,7 +1,7 @@
 import type { IncludeTarget, SearchRequest } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
-import { ownIndexRows } from '../store/index-writer.js';
+import { joinOwnIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { filtersCondition, sortExpression, type Sql } from './filter-sql.js';
 import { getCompiledParam } from './parameters.js';
@@ -133,7 +133,7 @@ async function forwardInclude(repo: Repository, sources: Resource[], target: Inc
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
     const rows = await repo.sql.query<{ target_type: string; target_id: string }>(
-      `SELECT DISTINCT s.target_type, s.target_id FROM resource r JOIN sp_reference s ON ${ownIndexRows('s', 'r')}
+      `SELECT DISTINCT s.target_type, s.target_id FROM resource r ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r')}
        WHERE r.type = ? AND r.id IN (${chunk.map(() => '?').join(',')}) AND s.code = ? AND s.target_id IS NOT NULL`,
       [target.resourceType, ...chunk, target.searchParam],
     );

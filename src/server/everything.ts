@@ -1,7 +1,7 @@
 import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { parseDateRange } from '../search/date-range.js';
-import { ownIndexRows } from '../store/index-writer.js';
+import { joinOwnIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 
@@ -47,7 +47,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
   // One hop out: resources referenced from the compartment but not in it.
   const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
     `SELECT DISTINCT s.target_type, s.target_id FROM compartment c JOIN resource r ON r.type = c.type AND r.id = c.id
-       JOIN sp_reference s ON ${ownIndexRows('s', 'r')}
+       ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r')}
      WHERE c.patient_id = ? AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL`,
     [patientId],
   );

@@ -6,6 +6,7 @@ import { TokenService } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
+import { PatientLinker } from '../mpi/patient-linker.js';
 import type { TesseraConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
 
@@ -25,6 +26,9 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   prepareFhirModel();
   const db = await openDatabase(config);
   const repo = new Repository(db);
+  if (config.mpi) {
+    repo.observe(new PatientLinker());
+  }
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let closed = false;

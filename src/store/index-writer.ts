@@ -1,6 +1,6 @@
 import type { IndexRows } from '../search/index-values.js';
 import { fhirError } from '../fhir/outcome.js';
-import type { SqlExecutor, SqlValue } from './database.js';
+import type { Dialect, SqlExecutor, SqlValue } from './database.js';
 import { INDEX_ROWS_PER_RESOURCE } from './schema.js';
 
 /** Index tables and their columns after (type, id), in the order IndexRows holds them. */
@@ -43,6 +43,19 @@ export function rowIdBase(rk: number): number {
  */
 export function ownIndexRows(rowAlias: string, resourceAlias: string): string {
   return `${rowAlias}.rid >= ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} AND ${rowAlias}.rid < ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} + ${INDEX_ROWS_PER_RESOURCE}`;
+}
+
+/**
+ * SQL joining the index rows of `table` that belong to the resource row `resourceAlias`. PostgreSQL
+ * estimates a range against an outer column at a third of the table and would hash-join a full scan
+ * (measured: `$everything` 105 -> 479 ms at 1M); LATERAL makes it seek the range once per resource row.
+ * SQLite plans the plain join as one rowid range seek per row.
+ */
+export function joinOwnIndexRows(dialect: Dialect, table: string, rowAlias: string, resourceAlias: string): string {
+  if (dialect.name === 'postgres') {
+    return `CROSS JOIN LATERAL (SELECT * FROM ${table} x WHERE ${ownIndexRows('x', resourceAlias)}) ${rowAlias}`;
+  }
+  return `JOIN ${table} ${rowAlias} ON ${ownIndexRows(rowAlias, resourceAlias)}`;
 }
 
 /** Removes every index row of the given resources (before re-indexing an update, or on delete). */

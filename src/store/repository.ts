@@ -48,6 +48,17 @@ interface PendingWrite {
   ifMatch?: number;
 }
 
+/**
+ * Reacts to writes of some resource types inside the writing transaction (the master patient index links
+ * every Patient as it is written). Its own writes go through the same repository and commit or roll back
+ * with the write that caused them.
+ */
+export interface WriteObserver {
+  readonly types: ReadonlySet<string>;
+  written(repo: Repository, resources: Resource[]): Promise<void>;
+  deleted(repo: Repository, type: string, id: string): Promise<void>;
+}
+
 export function versionTag(versionId: number | string): string {
   return `W/"${versionId}"`;
 }
@@ -79,7 +90,13 @@ export class Repository {
     private readonly executor: SqlExecutor = db,
     private readonly inTransaction = false,
     private readonly optimisticNesting = false,
+    private readonly observers: WriteObserver[] = [],
   ) {}
+
+  /** Registers an observer of writes (at start-up, on the root repository). */
+  observe(observer: WriteObserver): void {
+    this.observers.push(observer);
+  }
 
   /**
    * Inside a transaction, a view whose nested transactions take no SAVEPOINT (each costs a RELEASE that
@@ -90,7 +107,7 @@ export class Repository {
     if (!this.inTransaction) {
       throw new Error('optimistic() needs a transaction');
     }
-    return new Repository(this.db, this.executor, true, true);
+    return new Repository(this.db, this.executor, true, true, this.observers);
   }
 
   get failedOptimistically(): boolean {
@@ -108,7 +125,7 @@ export class Repository {
    */
   async transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
     if (!this.inTransaction) {
-      return this.db.transaction((tx) => fn(new Repository(this.db, tx, true)));
+      return this.db.transaction((tx) => fn(new Repository(this.db, tx, true, false, this.observers)));
     }
     if (this.optimisticNesting) {
       try {
@@ -179,6 +196,7 @@ export class Repository {
         prepared.resources.map((r, i) => [rks[i], r.type, r.id, 1, now, 0, 'POST', r.content]),
         prepared.resources.map((r, i) => ({ ...r, rk: rks[i] })),
       );
+      await repo.notifyWritten(() => prepared.resources.map((r) => ({ type: r.type, resource: () => JSON.parse(r.content) as Resource })));
     });
   }
 
@@ -199,6 +217,11 @@ export class Repository {
         [versionId, Date.now(), type, id],
       );
       await deleteIndexRows(repo.sql, [current.rk]);
+      for (const observer of repo.observers) {
+        if (observer.types.has(type)) {
+          await observer.deleted(repo, type, id);
+        }
+      }
       return { versionId };
     });
   }
@@ -350,7 +373,22 @@ export class Repository {
       created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content]),
       [...reindexed, ...created.map((c, i) => ({ type: c.type, id: c.id, rk: rks[i], rows: c.rows }))],
     );
+    await this.notifyWritten(() => results.map((r) => ({ type: r.resource.resourceType, resource: () => r.resource })));
     return results;
+  }
+
+  /** Hands the written resources of the observed types to each observer (parsing stored JSON only for those). */
+  private async notifyWritten(written: () => { type: string; resource: () => Resource }[]): Promise<void> {
+    if (!this.observers.length) {
+      return;
+    }
+    const all = written();
+    for (const observer of this.observers) {
+      const mine = all.filter((w) => observer.types.has(w.type)).map((w) => w.resource());
+      if (mine.length) {
+        await observer.written(this, mine);
+      }
+    }
   }
 
   /** Moves the current version of a resource into `resource_history` before it is superseded. */

@@ -77,6 +77,57 @@ CREATE TABLE oauth_client (
 CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `,
   (d) => resourceKeysAndCurrentVersions(d),
+  // Master patient index (docs/matching.md). mpi_source's primary key is the source Patient: a source
+  // record belongs to exactly one enterprise identity at any moment, by construction.
+  (d) => `
+CREATE TABLE mpi_enterprise (
+  enterprise_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  merged_into TEXT,
+  created_at ${d.bigint} NOT NULL,
+  updated_at ${d.bigint} NOT NULL
+);
+CREATE TABLE mpi_source (
+  patient_id TEXT PRIMARY KEY,
+  enterprise_id TEXT NOT NULL REFERENCES mpi_enterprise (enterprise_id),
+  source_system TEXT,
+  source_value TEXT,
+  features TEXT NOT NULL,
+  linked_by TEXT NOT NULL,
+  score ${d.double},
+  updated_at ${d.bigint} NOT NULL
+);
+CREATE INDEX mpi_source_enterprise ON mpi_source (enterprise_id);
+CREATE UNIQUE INDEX mpi_source_identifier ON mpi_source (source_system, source_value);
+CREATE TABLE mpi_block (key TEXT NOT NULL, patient_id TEXT NOT NULL, PRIMARY KEY (key, patient_id));
+CREATE INDEX mpi_block_patient ON mpi_block (patient_id);
+CREATE TABLE mpi_pair (
+  patient_a TEXT NOT NULL,
+  patient_b TEXT NOT NULL,
+  status TEXT NOT NULL,
+  score ${d.double} NOT NULL,
+  detail TEXT NOT NULL,
+  created_at ${d.bigint} NOT NULL,
+  decided_at ${d.bigint},
+  decided_by TEXT,
+  reason TEXT,
+  PRIMARY KEY (patient_a, patient_b)
+);
+CREATE INDEX mpi_pair_status ON mpi_pair (status, created_at);
+CREATE INDEX mpi_pair_b ON mpi_pair (patient_b);
+CREATE TABLE mpi_event (
+  seq ${d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY'},
+  at ${d.bigint} NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  enterprise_id TEXT,
+  patient_id TEXT,
+  reason TEXT,
+  detail TEXT
+);
+CREATE INDEX mpi_event_enterprise ON mpi_event (enterprise_id, seq);
+CREATE INDEX mpi_event_patient ON mpi_event (patient_id, seq);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -1,0 +1,43 @@
+import type { Identifier, Patient } from '@medplum/fhirtypes';
+import { ENTERPRISE_ID_SYSTEM, GOLDEN_TAG } from './source-identity.js';
+
+/** Demographic elements the golden record takes whole from one source (survivorship per element). */
+const SURVIVING_ELEMENTS = ['name', 'gender', 'birthDate', 'address', 'telecom', 'maritalStatus', 'communication', 'deceasedBoolean', 'deceasedDateTime'] as const;
+
+/**
+ * The enterprise (golden) Patient of a linked group. Survivorship: each element comes from the most
+ * recently updated source record that has it (a participant trust ranking joins this rule when the
+ * participant registry exists); identifiers are collected from every source, plus the enterprise id;
+ * `link` lists every source record (`seealso`), so a client can go from the person to each source.
+ */
+export function goldenPatient(enterpriseId: string, sources: Patient[]): Patient {
+  const newestFirst = [...sources].sort((a, b) => (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''));
+  const golden: Patient = {
+    resourceType: 'Patient',
+    id: enterpriseId,
+    meta: { tag: [GOLDEN_TAG] },
+    identifier: [{ system: ENTERPRISE_ID_SYSTEM, value: enterpriseId, use: 'official' }, ...collectIdentifiers(newestFirst)],
+    active: true,
+  };
+  for (const element of SURVIVING_ELEMENTS) {
+    const from = newestFirst.find((p) => p[element] !== undefined);
+    if (from) {
+      (golden as unknown as Record<string, unknown>)[element] = from[element];
+    }
+  }
+  golden.link = [...sources].sort((a, b) => (a.id as string).localeCompare(b.id as string)).map((p) => ({ other: { reference: `Patient/${p.id}` }, type: 'seealso' }));
+  return golden;
+}
+
+function collectIdentifiers(sources: Patient[]): Identifier[] {
+  const seen = new Set<string>();
+  const out: Identifier[] = [];
+  for (const identifier of sources.flatMap((p) => p.identifier ?? [])) {
+    const key = `${identifier.system ?? ''}|${identifier.value ?? ''}`;
+    if (identifier.value && !seen.has(key)) {
+      seen.add(key);
+      out.push(identifier);
+    }
+  }
+  return out;
+}
