@@ -29,6 +29,17 @@ export function goldenPatient(enterpriseId: string, sources: Patient[]): Patient
   return golden;
 }
 
+/** What remains of an enterprise absorbed into another: an inactive golden record pointing to the survivor. */
+export function replacedGoldenPatient(enterpriseId: string, survivorId: string): Patient {
+  return {
+    resourceType: 'Patient',
+    id: enterpriseId,
+    meta: { tag: [GOLDEN_TAG] },
+    active: false,
+    link: [{ other: { reference: `Patient/${survivorId}` }, type: 'replaced-by' }],
+  };
+}
+
 function collectIdentifiers(sources: Patient[]): Identifier[] {
   const seen = new Set<string>();
   const out: Identifier[] = [];

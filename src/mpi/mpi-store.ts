@@ -50,11 +50,6 @@ export class MpiStore {
     return rows[0] && toRecord(rows[0]);
   }
 
-  async sourceByIdentifier(system: string, value: string): Promise<SourceRecord | undefined> {
-    const rows = await this.sql.query<SourceRow>(`SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE source_system = ? AND source_value = ?`, [system, value]);
-    return rows[0] && toRecord(rows[0]);
-  }
-
   async sourcesOf(enterpriseId: string): Promise<SourceRecord[]> {
     const rows = await this.sql.query<SourceRow>(`SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE enterprise_id = ? ORDER BY patient_id`, [enterpriseId]);
     return rows.map(toRecord);
@@ -94,16 +89,6 @@ export class MpiStore {
     );
   }
 
-  async moveSource(patientId: string, enterpriseId: string, linkedBy: LinkedBy, score: number | undefined, now: number): Promise<void> {
-    await this.sql.run('UPDATE mpi_source SET enterprise_id = ?, linked_by = ?, score = ?, updated_at = ? WHERE patient_id = ?', [
-      enterpriseId,
-      linkedBy,
-      score ?? null,
-      now,
-      patientId,
-    ]);
-  }
-
   async removeSource(patientId: string): Promise<void> {
     await this.sql.run('DELETE FROM mpi_block WHERE patient_id = ?', [patientId]);
     await this.sql.run('DELETE FROM mpi_source WHERE patient_id = ?', [patientId]);
@@ -111,13 +96,6 @@ export class MpiStore {
 
   async createEnterprise(enterpriseId: string, now: number): Promise<void> {
     await this.sql.run("INSERT INTO mpi_enterprise (enterprise_id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)", [enterpriseId, now, now]);
-  }
-
-  async enterprise(enterpriseId: string): Promise<{ status: string; mergedInto?: string } | undefined> {
-    const rows = await this.sql.query<{ status: string; merged_into: string | null }>('SELECT status, merged_into FROM mpi_enterprise WHERE enterprise_id = ?', [
-      enterpriseId,
-    ]);
-    return rows[0] && { status: rows[0].status, mergedInto: rows[0].merged_into ?? undefined };
   }
 
   async setEnterpriseStatus(enterpriseId: string, status: 'active' | 'merged' | 'retired', mergedInto: string | undefined, now: number): Promise<void> {

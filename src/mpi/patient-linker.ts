@@ -4,15 +4,15 @@ import type { Repository, WriteObserver } from '../store/repository.js';
 import { blockingKeys } from './blocking.js';
 import { compareFeatures } from './comparison.js';
 import { personFeatures, type PersonFeatures } from './features.js';
-import { goldenPatient } from './golden-record.js';
+import { goldenPatient, replacedGoldenPatient } from './golden-record.js';
 import { MatchModel, type MatchDecision } from './match-model.js';
 import { MpiStore, type SourceRecord } from './mpi-store.js';
-import { GOLDEN_TAG, isGolden, sourceIdentifier } from './source-identity.js';
+import { isGolden, sourceIdentifier } from './source-identity.js';
 
 /** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
 const MAX_CANDIDATES = 500;
 
-export interface MpiEvent {
+interface MpiEvent {
   action: string;
   enterpriseId?: string;
   patientId?: string;
@@ -140,7 +140,7 @@ export class PatientLinker implements WriteObserver {
 
   private async retireInto(repo: Repository, store: MpiStore, enterpriseId: string, into: string, now: number): Promise<void> {
     await store.setEnterpriseStatus(enterpriseId, 'merged', into, now);
-    await repo.update({ resourceType: 'Patient', id: enterpriseId, meta: { tag: [GOLDEN_TAG] }, active: false, link: [{ other: { reference: `Patient/${into}` }, type: 'replaced-by' }] } as Patient);
+    await repo.update(replacedGoldenPatient(enterpriseId, into));
     await this.record(store, { action: 'enterprise-merged', enterpriseId, detail: { into } });
   }
 
