@@ -46,9 +46,10 @@ export function ownIndexRows(rowAlias: string, resourceAlias: string): string {
 }
 
 /**
- * SQL joining the index rows of `table` that belong to the resource row `resourceAlias`. PostgreSQL
- * estimates a range against an outer column at a third of the table and would hash-join a full scan
- * (measured: `$everything` 105 -> 479 ms at 1M); LATERAL makes it seek the range once per resource row.
+ * SQL joining the index rows of `table` that belong to the resource row `resourceAlias`. On PostgreSQL a
+ * range against an outer column gets a default selectivity estimate, which can make the planner prefer a
+ * hash join over a full scan; LATERAL makes it seek the range once per resource row. (This did not cure
+ * the `$everything` regression measured after schema 2, whose cause is still open: docs/performance.md.)
  * SQLite plans the plain join as one rowid range seek per row.
  */
 export function joinOwnIndexRows(dialect: Dialect, table: string, rowAlias: string, resourceAlias: string): string {
