@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --resources 100000 --backends sqlite,postgres]
+ * npm run bench [-- --resources 100000 --backends sqlite,postgres] [--keep]
  *
  * Loads a generated Synthea-like community through Tessera's transaction write path, compares the ingest
  * rate with raw SQLite inserts of the same rows, then measures read, search and $everything latency
@@ -35,6 +35,8 @@ const TARGET = Number(arg('resources', '100000'));
 const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
 const SAMPLES = Number(arg('samples', '1000'));
 const SEED = 20261125;
+/** Keep the PostgreSQL schema / SQLite directory after the run, to inspect query plans. */
+const KEEP = process.argv.includes('--keep');
 
 
 interface Loaded {
@@ -161,12 +163,16 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   const everythingSize = ((await (await fetch(`${url}/fhir/Patient/${bigId}/$everything?_count=5000`, { headers: { authorization: `Bearer ${token}` } })).json()) as { total: number }).total;
   const serverPeakRss = await server.peakRss();
   await server.stop();
-  if (backend === 'postgres' && config.schema) {
+  if (KEEP) {
+    console.error(`kept: ${backend === 'postgres' ? `schema ${config.schema}` : config.dataDir}`);
+  } else if (backend === 'postgres' && config.schema) {
     const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
     await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
     await pg.close();
   }
-  cleanup();
+  if (!KEEP) {
+    cleanup();
+  }
   const raw = backend === 'sqlite' ? await rawSqliteCeiling(communityBundles(), loaded.resources) : undefined;
   return { backend, resources: loaded.resources, ingestSeconds: loaded.seconds, ingestRate, analyzeSeconds, raw, results, everythingSize, loaderPeakRss, serverPeakRss };
 }

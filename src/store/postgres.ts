@@ -91,7 +91,10 @@ export class PostgresDatabase implements Database {
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       types,
-      options: schema ? `-c search_path=${schema}` : undefined,
+      // JIT off: Tessera's queries are short index lookups, and a correlated key-range join gets a default
+      // row estimate large enough to cross jit_above_cost; compiling then took ~680 ms of a 30 ms query
+      // (Patient/$everything at 100k, docs/performance.md).
+      options: ['-c jit=off', schema ? `-c search_path=${schema}` : ''].join(' ').trim(),
     });
     this.executor = new PgExecutor(this.pool);
   }
