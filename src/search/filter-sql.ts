@@ -416,7 +416,7 @@ function missingCondition(alias: string, param: CompiledParam, value: string): S
   if (value !== 'true' && value !== 'false') {
     throw badRequest(`:missing takes true or false, not "${value}"`);
   }
-  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE ${ownIndexRows('m', alias)} AND m.code = ?)`;
+  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE ${ownIndexRows('m', `${alias}.rk`)} AND m.code = ?)`;
   return { sql: value === 'true' ? `NOT ${exists}` : exists, params: [param.code] };
 }
 
@@ -514,7 +514,7 @@ export function sortExpression(resourceType: string, alias: string, code: string
     param.type as Exclude<ParamType, 'special'>
   ];
   return {
-    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE ${ownIndexRows('s', alias)} AND s.code = ?)`,
+    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE ${ownIndexRows('s', `${alias}.rk`)} AND s.code = ?)`,
     params: [code],
   };
 }

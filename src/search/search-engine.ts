@@ -138,7 +138,7 @@ async function forwardInclude(repo: Repository, sources: Resource[], target: Inc
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
     const rows = await repo.sql.query<{ target_type: string; target_id: string }>(
-      `SELECT DISTINCT s.target_type, s.target_id FROM resource r ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r')}
+      `SELECT DISTINCT s.target_type, s.target_id FROM resource r ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r.rk')}
        WHERE r.type = ? AND r.id IN (${chunk.map(() => '?').join(',')}) AND s.code = ? AND s.target_id IS NOT NULL`,
       [target.resourceType, ...chunk, target.searchParam],
     );

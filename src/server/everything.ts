@@ -1,7 +1,7 @@
 import { badRequest } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { parseDateRange } from '../search/date-range.js';
-import { joinOwnIndexRows } from '../store/index-writer.js';
+import { joinOwnIndexRows, ownerKey } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 
@@ -33,7 +33,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
 
   // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
   const rows = await repo.sql.query<{ type: string; id: string; content: string; last_updated: number }>(
-    `SELECT r.type, r.id, r.content, r.last_updated FROM compartment c JOIN resource r ON r.type = c.type AND r.id = c.id
+    `SELECT r.type, r.id, r.content, r.last_updated FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
      WHERE c.patient_id = ? AND r.deleted = 0 ORDER BY r.type, r.id`,
     [patientId],
   );
@@ -44,10 +44,10 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
     json: r.content,
     lastUpdated: r.last_updated,
   }));
-  // One hop out: resources referenced from the compartment but not in it.
+  // One hop out: resources referenced from the compartment but not in it. A deleted resource has no index
+  // or compartment rows left, so the compartment rows alone reach the live resources' references.
   const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
-    `SELECT DISTINCT s.target_type, s.target_id FROM compartment c JOIN resource r ON r.type = c.type AND r.id = c.id
-       ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r')}
+    `SELECT DISTINCT s.target_type, s.target_id FROM compartment c ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', ownerKey('c'))}
      WHERE c.patient_id = ? AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL`,
     [patientId],
   );

@@ -38,25 +38,33 @@ export function rowIdBase(rk: number): number {
 }
 
 /**
- * SQL condition: `rowAlias` is one of the index rows of the resource row `resourceAlias` (a range of the
- * index table's primary key, so a correlated lookup seeks instead of scanning).
+ * SQL for the key of the resource that owns index row `rowAlias` (integer division: the row id is
+ * rk * INDEX_ROWS_PER_RESOURCE + n), so a compartment or index row reaches its resource by primary key.
  */
-export function ownIndexRows(rowAlias: string, resourceAlias: string): string {
-  return `${rowAlias}.rid >= ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} AND ${rowAlias}.rid < ${resourceAlias}.rk * ${INDEX_ROWS_PER_RESOURCE} + ${INDEX_ROWS_PER_RESOURCE}`;
+export function ownerKey(rowAlias: string): string {
+  return `(${rowAlias}.rid / ${INDEX_ROWS_PER_RESOURCE})`;
 }
 
 /**
- * SQL joining the index rows of `table` that belong to the resource row `resourceAlias`. On PostgreSQL a
- * range against an outer column gets a default selectivity estimate, which can make the planner prefer a
- * hash join over a full scan; LATERAL makes it seek the range once per resource row. (This did not cure
- * the `$everything` regression measured after schema 2, whose cause is still open: docs/performance.md.)
+ * SQL condition: `rowAlias` is one of the index rows of the resource whose key is the SQL expression `rk`
+ * (e.g. `r.rk`): a range of the index table's primary key, so a correlated lookup seeks instead of scanning.
+ */
+export function ownIndexRows(rowAlias: string, rk: string): string {
+  return `${rowAlias}.rid >= ${rk} * ${INDEX_ROWS_PER_RESOURCE} AND ${rowAlias}.rid < ${rk} * ${INDEX_ROWS_PER_RESOURCE} + ${INDEX_ROWS_PER_RESOURCE}`;
+}
+
+/**
+ * SQL joining the index rows of `table` that belong to the resource whose key is the SQL expression `rk`.
+ * On PostgreSQL a range against an outer column gets a default selectivity estimate, which can make the
+ * planner prefer a hash join over a full scan; LATERAL makes it seek the range once per outer row. (The
+ * same estimate multiplied out pushed such queries over jit_above_cost; JIT is off, see postgres.ts.)
  * SQLite plans the plain join as one rowid range seek per row.
  */
-export function joinOwnIndexRows(dialect: Dialect, table: string, rowAlias: string, resourceAlias: string): string {
+export function joinOwnIndexRows(dialect: Dialect, table: string, rowAlias: string, rk: string): string {
   if (dialect.name === 'postgres') {
-    return `CROSS JOIN LATERAL (SELECT * FROM ${table} x WHERE ${ownIndexRows('x', resourceAlias)}) ${rowAlias}`;
+    return `CROSS JOIN LATERAL (SELECT * FROM ${table} x WHERE ${ownIndexRows('x', rk)}) ${rowAlias}`;
   }
-  return `JOIN ${table} ${rowAlias} ON ${ownIndexRows(rowAlias, resourceAlias)}`;
+  return `JOIN ${table} ${rowAlias} ON ${ownIndexRows(rowAlias, rk)}`;
 }
 
 /** Removes every index row of the given resources (before re-indexing an update, or on delete). */
