@@ -150,6 +150,11 @@ for (const backend of BACKENDS) {
       assert.deepEqual(ids(await get('Observation?component-code-value-quantity=http://loinc.org|8462-4$gt140')), []); // diastolic is 91
       assert.deepEqual(ids(await get('Observation?combo-code-value-quantity=8462-4$91|http://unitsofmeasure.org|mm[Hg]')), [o.bp.id]);
       assert.equal((await s.fhir('GET', 'Observation?code-value-quantity=4548-4')).status, 400);
+      // combo-* covers the Observation's own code and value as well as its components'.
+      assert.deepEqual(ids(await get('Observation?combo-code-value-quantity=http://loinc.org|4548-4$gt8')), [o.a1cHigh.id]);
+      // A quantity value is not a concept or a string: its unit is not found under those parameters.
+      assert.deepEqual(ids(await get(`Observation?code-value-concept=${encodeURIComponent('http://loinc.org|4548-4$http://unitsofmeasure.org|%')}`)), []);
+      assert.deepEqual(ids(await get(`Observation?code-value-string=${encodeURIComponent('4548-4$%')}`)), []);
     });
 
     it('OR within a parameter, AND across repeats', async () => {

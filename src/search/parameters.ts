@@ -1,4 +1,4 @@
-import { getSearchParameterDetails, getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { definitionFile, loadFhirDefinitions } from '../fhir/definitions.js';
 import { compileSearchPath, type PathEvaluator } from './path-compiler.js';
@@ -48,7 +48,7 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
     if (sp.type === 'composite' && !components) {
       continue; // Not a two-component, token-first composite: left out rather than half-supported.
     }
-    const atom = getSearchParameterDetails(resourceType, sp).parsedExpression;
+    const atom = parseFhirPath(expressionFor(resourceType, sp.expression));
     const compiled: CompiledParam = {
       code,
       type: sp.type as ParamType,
@@ -62,6 +62,46 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
   }
   cache.set(resourceType, params);
   return params;
+}
+
+/**
+ * The parts of a shared parameter's expression that apply to one resource type: `Patient.name | Person.name`
+ * is `Patient.name` for Patient. Medplum's narrowing drops a part that is the bare type, so that
+ * `Observation | Observation.component` (combo-code-value-quantity) lost the Observation's own code and
+ * value, and keeps `RelatedPerson.*` parts for Person (harmless, they match nothing).
+ */
+export function expressionFor(resourceType: string, expression: string): string {
+  const parts = topLevelUnion(expression);
+  const own = parts.filter((part) => {
+    const root = part.replace(/^\(+/, '').split(/[.\s]/)[0];
+    return root === resourceType;
+  });
+  // A part rooted at no type (`name | alias` of InsurancePlan) is relative to the resource itself.
+  const anyTyped = parts.some((part) => /^\(*[A-Z]/.test(part));
+  return own.length ? own.join(' | ') : anyTyped ? '{}' : expression;
+}
+
+/** Splits `a | b | (c | d)` at its top-level union operators. */
+function topLevelUnion(expression: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < expression.length; i++) {
+    const ch = expression[i];
+    if (ch === "'") {
+      quoted = !quoted;
+    } else if (!quoted && ch === '(') {
+      depth++;
+    } else if (!quoted && ch === ')') {
+      depth--;
+    } else if (!quoted && depth === 0 && ch === '|') {
+      parts.push(expression.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(expression.slice(start).trim());
+  return parts;
 }
 
 let definitionsByUrl: Map<string, SearchParameter> | undefined;

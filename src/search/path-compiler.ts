@@ -10,7 +10,8 @@ export type PathEvaluator = (input: TypedValue[]) => TypedValue[];
  * (`value as Quantity`, `value.as(Quantity)`), `where(resolve() is Patient)` and `where(system = 'phone')`. Anything else is
  * left to Medplum's FHIRPath engine. The compiled form returns the same items as the engine (test/
  * search-index.test.ts compares the index rows of both on the R4 examples and Synthea) except that a
- * union keeps duplicates, which the indexer removes anyway, and it costs a fraction: index extraction was
+ * union keeps duplicates, which the indexer removes anyway, and that the as() function filters by type
+ * (Medplum's does not), and it costs a fraction: index extraction was
  * about 100 µs per resource with the engine alone (docs/performance.md).
  */
 export function compileSearchPath(atom: FhirPathAtom): PathEvaluator {
@@ -42,8 +43,12 @@ function compile(a: AtomNode): PathEvaluator | undefined {
   if (a.operator && a.left && a.right) {
     return compileOperator(a.operator, a.left, a.right);
   }
-  if (a.name === 'as' && a.args?.length === 1) {
-    return (input) => input; // Medplum's as() function form does not filter (unlike the `as` operator); kept identical
+  if (a.name === 'as' && a.args?.length === 1 && isSymbol(a.args[0])) {
+    // Filters by type as FHIRPath says. Medplum's as() function returns its input unfiltered, which indexed
+    // an Observation's valueQuantity under code-value-concept and code-value-string too, and every
+    // Condition's onsetDateTime under onset-info (a string parameter).
+    const isOfType = typeFilter(a.args[0].name);
+    return (input) => input.filter(isOfType);
   }
   if (a.name === 'where' && a.args?.length === 1) {
     const keep = compileCriterion(a.args[0]);
@@ -58,14 +63,34 @@ function compileOperator(operator: string, leftAtom: AtomNode, rightAtom: AtomNo
     return undefined;
   }
   if (operator === 'as' && isSymbol(rightAtom)) {
-    const typeName = rightAtom.name;
-    return (input) => left(input).filter((e) => e.type === typeName);
+    const isOfType = typeFilter(rightAtom.name);
+    return (input) => left(input).filter(isOfType);
   }
   const right = operator === '.' || operator === '|' ? compile(rightAtom) : undefined;
   if (!right) {
     return undefined;
   }
   return operator === '.' ? (input) => right(left(input)) : (input) => [...left(input), ...right(input)];
+}
+
+/**
+ * FHIRPath's own primitive type names, which the R4 search parameters use for FHIR primitives
+ * (`value.as(DateTime)` for Observation.valueDateTime), mapped to the FHIR type names values carry.
+ */
+const FHIR_PRIMITIVE_OF_SYSTEM_TYPE: Record<string, string> = {
+  Boolean: 'boolean',
+  String: 'string',
+  Integer: 'integer',
+  Decimal: 'decimal',
+  Date: 'date',
+  DateTime: 'dateTime',
+  Time: 'time',
+};
+
+/** `as Type` / `as(Type)`: keeps the values of that type. */
+function typeFilter(typeName: string): (e: TypedValue) => boolean {
+  const fhirName = FHIR_PRIMITIVE_OF_SYSTEM_TYPE[typeName] ?? typeName;
+  return (e) => e.type === fhirName;
 }
 
 /** `resolve() is Type` and `element = 'literal'` inside where(). */
