@@ -7,6 +7,7 @@ import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { loadFhirDefinitions } from '../src/fhir/definitions.js';
 import { extractIndexRows, type IndexRows, type ParamEvaluator } from '../src/search/index-values.js';
+import { getCompiledParam } from '../src/search/parameters.js';
 import { patientBundles } from '../src/synthetic/community.js';
 import { SHARED_DATA } from './helpers/paths.js';
 
@@ -97,9 +98,10 @@ describe('search index extraction: compiled paths against the FHIRPath engine', 
     const codes = (rows: IndexRows, kind: 'composite' | 'string' | 'date' | 'quantity') => new Set(rows[kind].map((r) => r[0]));
     const code = { coding: [{ system: 'http://loinc.org', code: '8480-6' }] };
     const quantity = extractIndexRows({ resourceType: 'Observation', id: 'q', status: 'final', code, valueQuantity: { value: 120, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } });
-    assert.deepEqual([...codes(quantity, 'composite')].sort(), ['code-value-quantity', 'combo-code-value-quantity']);
+    // combo-code-value-quantity is answered from these rows (stored as code-value-quantity + component-...).
+    assert.deepEqual([...codes(quantity, 'composite')], ['code-value-quantity']);
     const concept = extractIndexRows({ resourceType: 'Observation', id: 'c', status: 'final', code, valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '260385009' }] } });
-    assert.deepEqual([...codes(concept, 'composite')].sort(), ['code-value-concept', 'combo-code-value-concept']);
+    assert.deepEqual([...codes(concept, 'composite')], ['code-value-concept']);
     const text = extractIndexRows({ resourceType: 'Observation', id: 's', status: 'final', code, valueString: 'negative' });
     assert.deepEqual([...codes(text, 'composite')], ['code-value-string']);
     const when = extractIndexRows({ resourceType: 'Observation', id: 'd', status: 'final', code, valueDateTime: '2024-05-06' });
@@ -113,6 +115,28 @@ describe('search index extraction: compiled paths against the FHIRPath engine', 
     assert.ok(!codes(described, 'date').has('onset-date'));
     const aged = extractIndexRows({ resourceType: 'Condition', id: 'a', subject: { reference: 'Patient/p' }, onsetAge: { value: 4, system: 'http://unitsofmeasure.org', code: 'a' } });
     assert.ok(codes(aged, 'quantity').has('onset-age'));
+  });
+
+  it('does not store rows that other parameters already hold (combo-code, patient)', () => {
+    const rows = extractIndexRows({
+      resourceType: 'Observation',
+      id: 'o',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] },
+      subject: { reference: 'Patient/p' },
+      valueQuantity: { value: 120 },
+    });
+    const codes = new Set([...rows.token, ...rows.reference, ...rows.quantity].map((r) => r[0]));
+    for (const stored of ['code', 'subject', 'value-quantity']) {
+      assert.ok(codes.has(stored), stored);
+    }
+    for (const derived of ['combo-code', 'patient', 'combo-value-quantity']) {
+      assert.ok(!codes.has(derived), derived);
+    }
+    assert.deepEqual(getCompiledParam('Observation', 'patient')?.storedAs, { codes: ['subject'], targetType: 'Patient' });
+    assert.deepEqual(getCompiledParam('Observation', 'combo-code')?.storedAs?.codes.sort(), ['code', 'component-code']);
+    // A Patient-compartment parameter keeps its own rows: the compartment is computed from them.
+    assert.equal(getCompiledParam('Observation', 'subject')?.storedAs, undefined);
   });
 
   it('indexes a primitive that carries an extension by its value', () => {

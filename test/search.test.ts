@@ -172,6 +172,35 @@ for (const backend of BACKENDS) {
       assert.deepEqual(ids(await get('Patient?_has:Observation:subject:_has:Provenance:target:recorded=2024')), [p.muller.id]);
     });
 
+    it('parameters stored as others (patient = subject rows that point at a Patient; combo-code = code + component-code) answer on every path', async () => {
+      const group = (await s.fhir('POST', 'Group', { resourceType: 'Group', type: 'person', actual: true })).body;
+      const groupObs = (
+        await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'group level' }, subject: { reference: `Group/${group.id}` } })
+      ).body;
+      // patient: only the Patient subjects, by id, :missing, chain, _has, _include, _revinclude, _sort.
+      assert.deepEqual(ids(await get(`Observation?patient=${p.smith.id}`)), [o.a1cNormal.id, o.glucose.id].sort());
+      assert.deepEqual(ids(await get(`Observation?patient=${group.id}`)), []);
+      assert.deepEqual(ids(await get(`Observation?subject=Group/${group.id}`)), [groupObs.id]);
+      assert.ok(ids(await get('Observation?patient:missing=true&_count=100')).includes(groupObs.id));
+      assert.ok(!ids(await get('Observation?patient:missing=false&_count=100')).includes(groupObs.id));
+      assert.deepEqual(ids(await get('Observation?patient.family=muller')), [o.a1cHigh.id]);
+      assert.deepEqual(ids(await get('Patient?_has:Observation:patient:code=4548-4')), [p.muller.id, p.smith.id].sort());
+      const inc = await get(`Observation?_id=${o.a1cHigh.id},${groupObs.id}&_include=Observation:patient`);
+      assert.deepEqual(inc.entry.filter((e: any) => e.search.mode === 'include').map((e: any) => e.resource.id), [p.muller.id]);
+      const rev = await get(`Patient?_id=${p.smith.id}&_revinclude=Observation:patient`);
+      assert.deepEqual(rev.entry.filter((e: any) => e.search.mode === 'include').map((e: any) => e.resource.id).sort(), [o.a1cNormal.id, o.glucose.id].sort());
+      const sorted = await get(`Observation?_id=${o.a1cHigh.id},${o.glucose.id},${groupObs.id}&_sort=patient`);
+      assert.equal(sorted.entry.at(-1).resource.id, groupObs.id); // no patient: sorts last
+      // combo-code: the Observation's own code and its components' codes.
+      assert.deepEqual(ids(await get('Observation?combo-code=http://loinc.org|8480-6')), [o.bp.id]);
+      assert.deepEqual(ids(await get('Observation?combo-code=http://loinc.org|85354-9,http://loinc.org|2345-7')), [o.bp.id, o.glucose.id].sort());
+      assert.deepEqual(ids(await get('Observation?combo-code:text=group')), [groupObs.id]);
+      assert.ok(!ids(await get('Observation?combo-code:not=http://loinc.org|8480-6&_count=100')).includes(o.bp.id));
+      assert.deepEqual(ids(await get('Observation?combo-value-quantity=gt150')), [o.bp.id]);
+      await s.fhir('DELETE', `Observation/${groupObs.id}`);
+      await s.fhir('DELETE', `Group/${group.id}`);
+    });
+
     it('_include, _revinclude and :iterate', async () => {
       const inc = await get(`Observation?_id=${o.a1cHigh.id}&_include=Observation:subject`);
       assert.deepEqual(

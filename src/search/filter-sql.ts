@@ -93,7 +93,7 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
     throw new UnknownParameterError(`Unknown search parameter "${code}" for ${resourceType}`);
   }
   if (filter.operator === 'missing') {
-    return missingCondition(alias, param, filter.value);
+    return missingCondition(resourceType, alias, param, filter.value);
   }
   if (param.type === 'date') {
     const alternatives = values(filter.value).map((v) => [splitPrefix('date', filter.operator, v)]);
@@ -104,13 +104,33 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
   const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
   const alternatives = values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v)));
   const matches = or(alternatives);
-  const where = { sql: `type = ? AND code = ? AND ${matches.sql}`, params: [resourceType, code, ...matches.params] };
+  const rows = paramRows(resourceType, code);
+  const where = { sql: `type = ? AND ${rows.sql} AND ${matches.sql}`, params: [resourceType, ...rows.params, ...matches.params] };
   const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
-  const drivable = !negate && alternatives.length === 1 && alternatives[0].inIdOrder;
+  // Rows of two codes do not come out of the lookup index in one id order.
+  const drivable = !negate && alternatives.length === 1 && alternatives[0].inIdOrder && (param.storedAs?.codes.length ?? 1) === 1;
   return { sql, params: where.params, driver: drivable ? { table, where } : undefined };
 }
 
 const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);
+
+/**
+ * SQL picking a parameter's index rows by their `code` column (alias `rowAlias`): its own code, or for a
+ * parameter stored as others (combo-code as code + component-code, patient as subject rows that point at
+ * a Patient: CompiledParam.storedAs) theirs.
+ */
+export function paramRows(resourceType: string, code: string, rowAlias?: string): Sql {
+  const column = (name: string) => (rowAlias ? `${rowAlias}.${name}` : name);
+  const storedAs = getCompiledParam(resourceType, code)?.storedAs;
+  if (!storedAs) {
+    return { sql: `${column('code')} = ?`, params: [code] };
+  }
+  const codes: Sql = {
+    sql: storedAs.codes.length === 1 ? `${column('code')} = ?` : `${column('code')} IN (${storedAs.codes.map(() => '?').join(',')})`,
+    params: storedAs.codes,
+  };
+  return storedAs.targetType ? { sql: `${codes.sql} AND ${column('target_type')} = ?`, params: [...codes.params, storedAs.targetType] } : codes;
+}
 
 /**
  * Each OR value of a date, number or quantity may carry its own prefix (ge2020,le2010). Medplum's parser
@@ -290,9 +310,10 @@ function dateLookup(resourceType: string, alias: string, code: string, alternati
     const branches = comparisons.map(([operator, value]) => dateBranches(operator, dateRange(code, value)));
     for (const kind of ['narrow', 'wide'] as const) {
       const conditions = branches.map((b) => b[kind]);
+      const rows = paramRows(resourceType, code);
       selects.push({
-        sql: `SELECT id FROM sp_date WHERE type = ? AND code = ? AND wide = ${kind === 'wide' ? 1 : 0} AND ${conditions.map((c) => `(${c.sql})`).join(' AND ')}`,
-        params: [resourceType, code, ...conditions.flatMap((c) => c.params)],
+        sql: `SELECT id FROM sp_date WHERE type = ? AND ${rows.sql} AND wide = ${kind === 'wide' ? 1 : 0} AND ${conditions.map((c) => `(${c.sql})`).join(' AND ')}`,
+        params: [resourceType, ...rows.params, ...conditions.flatMap((c) => c.params)],
       });
     }
   }
@@ -412,12 +433,13 @@ function uriCondition(operator: string, value: string): Sql {
   }
 }
 
-function missingCondition(alias: string, param: CompiledParam, value: string): Sql {
+function missingCondition(resourceType: string, alias: string, param: CompiledParam, value: string): Sql {
   if (value !== 'true' && value !== 'false') {
     throw badRequest(`:missing takes true or false, not "${value}"`);
   }
-  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE ${ownIndexRows('m', `${alias}.rk`)} AND m.code = ?)`;
-  return { sql: value === 'true' ? `NOT ${exists}` : exists, params: [param.code] };
+  const rows = paramRows(resourceType, param.code, 'm');
+  const exists = `EXISTS (SELECT 1 FROM ${TABLE_OF[param.type]} m WHERE ${ownIndexRows('m', `${alias}.rk`)} AND ${rows.sql})`;
+  return { sql: value === 'true' ? `NOT ${exists}` : exists, params: rows.params };
 }
 
 function idCondition(alias: string, filter: Filter): Sql {
@@ -468,9 +490,10 @@ function chainCondition(resourceType: string, alias: string, filter: Filter, hea
     };
   });
   const matches = or(parts);
+  const rows = paramRows(resourceType, refCode);
   return {
-    sql: `${alias}.id IN (SELECT id FROM sp_reference WHERE type = ? AND code = ? AND ${matches.sql})`,
-    params: [resourceType, refCode, ...matches.params],
+    sql: `${alias}.id IN (SELECT id FROM sp_reference WHERE type = ? AND ${rows.sql} AND ${matches.sql})`,
+    params: [resourceType, ...rows.params, ...matches.params],
   };
 }
 
@@ -492,9 +515,10 @@ function reverseChainCondition(resourceType: string, alias: string, filter: Filt
   }
   const x = nextAlias();
   const inner = filterCondition(sourceType, x, { ...filter, code: rest });
+  const rows = paramRows(sourceType, refCode);
   return {
-    sql: `${alias}.id IN (SELECT target_id FROM sp_reference WHERE type = ? AND code = ? AND target_type = ? AND id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
-    params: [sourceType, refCode, resourceType, sourceType, ...inner.params],
+    sql: `${alias}.id IN (SELECT target_id FROM sp_reference WHERE type = ? AND ${rows.sql} AND target_type = ? AND id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
+    params: [sourceType, ...rows.params, resourceType, sourceType, ...inner.params],
   };
 }
 
@@ -513,8 +537,9 @@ export function sortExpression(resourceType: string, alias: string, code: string
   const column = { string: 'value', token: 'value', reference: 'target_id', date: 'lo', number: 'value', quantity: 'value', uri: 'value', composite: 'value' }[
     param.type as Exclude<ParamType, 'special'>
   ];
+  const rows = paramRows(resourceType, code, 's');
   return {
-    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE ${ownIndexRows('s', `${alias}.rk`)} AND s.code = ?)`,
-    params: [code],
+    sql: `(SELECT MIN(s.${column}) FROM ${TABLE_OF[param.type]} s WHERE ${ownIndexRows('s', `${alias}.rk`)} AND ${rows.sql})`,
+    params: rows.params,
   };
 }

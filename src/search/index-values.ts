@@ -54,8 +54,8 @@ export function extractIndexRows(resource: Resource, evaluator: ParamEvaluator =
     compartment.add(resource.id);
   }
   for (const param of getCompiledParams(resource.resourceType).values()) {
-    if (COLUMN_PARAMS.has(param.code) || param.type === 'special') {
-      continue;
+    if (COLUMN_PARAMS.has(param.code) || param.type === 'special' || param.storedAs) {
+      continue; // storedAs: other parameters' rows answer for it (parameters.ts)
     }
     let values: TypedValue[];
     try {
@@ -222,9 +222,11 @@ function tokenTuples(type: string, value: any): TokenTuple[] {
     return [tokenTuple(undefined, value ? 'true' : 'false')];
   }
   if (type === 'CodeableConcept') {
-    const out = (value.coding ?? []).map((c: any) => tokenTuple(c.system, c.code, c.display));
-    if (value.text) {
-      out.push(tokenTuple(undefined, undefined, value.text));
+    const out: TokenTuple[] = (value.coding ?? []).map((c: any) => tokenTuple(c.system, c.code, c.display));
+    // The text gets a row of its own for :text only when no coding's display already says the same.
+    const text = value.text ? tokenTuple(undefined, undefined, value.text) : undefined;
+    if (text && !out.some((t) => t[2] === text[2])) {
+      out.push(text);
     }
     return out;
   }

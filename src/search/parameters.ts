@@ -1,6 +1,7 @@
 import { getSearchParameters, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { definitionFile, loadFhirDefinitions } from '../fhir/definitions.js';
+import { isPatientCompartmentParam } from './compartment.js';
 import { compileSearchPath, type PathEvaluator } from './path-compiler.js';
 
 export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
@@ -23,6 +24,17 @@ export interface CompiledParam {
   evaluate: PathEvaluator;
   targets: string[];
   components?: CompositeComponent[];
+  /**
+   * Set when the parameter's rows would repeat other parameters' rows, which then answer for it (see
+   * derivedParameters): its own rows are not written. `codes` are the stored parameters; `targetType`
+   * narrows a reference parameter (`patient` is `subject` rows whose target is a Patient).
+   */
+  storedAs?: StoredAs;
+}
+
+export interface StoredAs {
+  codes: string[];
+  targetType?: string;
 }
 
 /** Parameters answered from the resource table's own columns, not from index rows. */
@@ -60,8 +72,75 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
     };
     params.set(code, compiled);
   }
+  deriveStoredParams(resourceType, params);
   cache.set(resourceType, params);
   return params;
+}
+
+/** An expression's union parts, each without spaces and one pair of enclosing parentheses. */
+function unionParts(expression: string): string[] {
+  return topLevelUnion(expression).map((part) => {
+    const flat = part.replace(/\s+/g, '');
+    return flat.startsWith('(') && flat.endsWith(')') && topLevelUnion(flat.slice(1, -1)).length === 1 ? flat.slice(1, -1) : flat;
+  });
+}
+
+/** What must match for two parameters to yield the same rows from the same values: type and components. */
+function rowShape(param: CompiledParam): string {
+  return `${param.type}:${(param.components ?? []).map((c) => `${c.type}=${String(c.atom)}`).join(',')}`;
+}
+
+const WHERE_RESOLVE_IS = /^(.+)\.where\(resolve\(\)is([A-Z][A-Za-z]+)\)$/;
+
+/**
+ * Finds the parameters whose rows other parameters already hold, so that a write stores each fact once.
+ * R4 defines, for Observation alone, `combo-code` as `code | component-code`, `combo-value-quantity`,
+ * `combo-code-value-quantity` likewise, and `patient` as `subject.where(resolve() is Patient)`: about a
+ * third of an Observation's index rows were copies. Derived from the definitions' expressions, not listed
+ * by hand: a parameter whose union parts are exactly the parts of other parameters of the same type and
+ * shape is stored as those; `X.where(resolve() is T)` over a reference parameter `X` is stored as X with
+ * target T. Patient-compartment parameters keep their own rows (the compartment is computed from them).
+ */
+function deriveStoredParams(resourceType: string, params: Map<string, CompiledParam>): void {
+  const parts = new Map([...params.values()].map((p) => [p.code, unionParts(expressionFor(resourceType, p.definition.expression as string))]));
+  const byShape = new Map<string, CompiledParam[]>();
+  for (const p of params.values()) {
+    byShape.set(rowShape(p), [...(byShape.get(rowShape(p)) ?? []), p]);
+  }
+  for (const p of params.values()) {
+    const own = parts.get(p.code) as string[];
+    if (isPatientCompartmentParam(resourceType, p.code) || p.type === 'special') {
+      continue;
+    }
+    const narrowed = own.length === 1 && p.type === 'reference' ? WHERE_RESOLVE_IS.exec(own[0]) : null;
+    if (narrowed) {
+      const base = [...params.values()].find((q) => q.type === 'reference' && q !== p && parts.get(q.code)?.join('|') === narrowed[1]);
+      if (base) {
+        p.storedAs = { codes: [base.code], targetType: narrowed[2] };
+      }
+      continue;
+    }
+    if (own.length < 2) {
+      continue;
+    }
+    const pieces = (byShape.get(rowShape(p)) ?? []).filter((q) => {
+      const theirs = parts.get(q.code) as string[];
+      return q !== p && theirs.length < own.length && theirs.every((part) => own.includes(part));
+    });
+    const covered = new Set(pieces.flatMap((q) => parts.get(q.code) as string[]));
+    if (pieces.length && own.every((part) => covered.has(part))) {
+      p.storedAs = { codes: pieces.map((q) => q.code) };
+    }
+  }
+  // A parameter another one is stored as keeps its own rows, even if it could itself be derived.
+  for (const p of params.values()) {
+    for (const code of p.storedAs?.codes ?? []) {
+      const base = params.get(code);
+      if (base?.storedAs) {
+        base.storedAs = undefined;
+      }
+    }
+  }
 }
 
 /**

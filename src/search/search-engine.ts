@@ -3,7 +3,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { joinOwnIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
-import { filtersCondition, sortExpression, type Sql } from './filter-sql.js';
+import { filtersCondition, paramRows, sortExpression, type Sql } from './filter-sql.js';
 import { getCompiledParam } from './parameters.js';
 
 export const DEFAULT_COUNT = 20;
@@ -137,10 +137,11 @@ async function forwardInclude(repo: Repository, sources: Resource[], target: Inc
   const byType = new Map<string, Set<string>>();
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
+    const param = paramRows(target.resourceType, target.searchParam, 's');
     const rows = await repo.sql.query<{ target_type: string; target_id: string }>(
       `SELECT DISTINCT s.target_type, s.target_id FROM resource r ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', 'r.rk')}
-       WHERE r.type = ? AND r.id IN (${chunk.map(() => '?').join(',')}) AND s.code = ? AND s.target_id IS NOT NULL`,
-      [target.resourceType, ...chunk, target.searchParam],
+       WHERE r.type = ? AND r.id IN (${chunk.map(() => '?').join(',')}) AND ${param.sql} AND s.target_id IS NOT NULL`,
+      [target.resourceType, ...chunk, ...param.params],
     );
     for (const row of rows) {
       if (row.target_type && (!target.targetType || row.target_type === target.targetType)) {
@@ -163,9 +164,10 @@ async function reverseInclude(repo: Repository, targets: Resource[], target: Inc
   for (let i = 0; i < targets.length; i += 500) {
     const chunk = targets.slice(i, i + 500);
     const cond = chunk.map(() => '(target_type = ? AND target_id = ?)').join(' OR ');
+    const param = paramRows(target.resourceType, target.searchParam);
     const rows = await repo.sql.query<{ id: string }>(
-      `SELECT DISTINCT id FROM sp_reference WHERE type = ? AND code = ? AND (${cond})`,
-      [target.resourceType, target.searchParam, ...chunk.flatMap((r) => [r.resourceType, r.id as string])],
+      `SELECT DISTINCT id FROM sp_reference WHERE type = ? AND ${param.sql} AND (${cond})`,
+      [target.resourceType, ...param.params, ...chunk.flatMap((r) => [r.resourceType, r.id as string])],
     );
     rows.forEach((r) => ids.add(r.id));
   }
