@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Patient } from '@medplum/fhirtypes';
+import { isGolden } from '../src/mpi/source-identity.js';
 import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES, type BundleOutcome } from '../src/ingest/bundle-group-writer.js';
 import { PreparePool } from '../src/ingest/prepare-pool.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
@@ -37,9 +38,14 @@ for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
       store.cleanup();
     });
 
+    /** The Patients the Bundles wrote (not the golden records the master patient index keeps beside them). */
+    async function sourcePatients(): Promise<Patient[]> {
+      const rows = await tessera.db.query<{ content: string }>("SELECT content FROM resource WHERE type = 'Patient' AND deleted = 0");
+      return rows.map((r) => JSON.parse(r.content) as Patient).filter((p) => !isGolden(p));
+    }
+
     async function families(): Promise<string[]> {
-      const rows = await tessera.db.query<{ content: string }>("SELECT content FROM resource WHERE type = 'Patient'");
-      return rows.map((r) => JSON.parse(r.content).name[0].family).sort();
+      return (await sourcePatients()).map((p) => p.name?.[0]?.family as string).sort();
     }
 
     async function write(bundles: Bundle[]): Promise<BundleOutcome[]> {
@@ -51,6 +57,21 @@ for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
       await writer.flush();
       return outcomes;
     }
+
+    it('a record re-sent under the same MRN updates the stored one, in a later group and within one group', async () => {
+      const withMrn = (family: string): BundleEntry => ({
+        resource: { resourceType: 'Patient', identifier: [{ system: 'urn:example:bulk:mrn', value: 'B-1' }], name: [{ family }] },
+        request: { method: 'POST', url: 'Patient' },
+      });
+      await write([bundle('transaction', [withMrn('Resentfirst')])]);
+      const outcomes = await write([bundle('transaction', [withMrn('Resentsecond')]), bundle('transaction', [withMrn('Resentthird')])]);
+      assert.ok(outcomes.every((o) => 'response' in o), JSON.stringify(outcomes));
+      const stored = (await sourcePatients()).filter((p) => p.identifier?.[0]?.value === 'B-1');
+      assert.equal(stored.length, 1);
+      assert.equal(stored[0].name?.[0]?.family, 'Resentthird');
+      assert.equal(stored[0].meta?.versionId, '3');
+      await tessera.repo.delete('Patient', stored[0].id as string);
+    });
 
     it('commits a clean group in one go', async () => {
       const outcomes = await write([bundle('transaction', [patient('A1'), patient('A2')]), bundle('transaction', [patient('A3')])]);
@@ -100,10 +121,21 @@ for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
       const batch = (outcomes[2] as { response: Bundle }).response;
       assert.deepEqual(batch.entry?.map((e) => e.response?.status.slice(0, 3)), ['201', '422', '201']);
       assert.deepEqual(await families(), ['A1', 'A2', 'A3', 'B1', 'B4', 'B6', 'B7']);
-      const [stored] = await tessera.db.query<{ current: number; superseded: number }>(
-        "SELECT (SELECT COUNT(*) FROM resource WHERE type = 'Patient') AS current, (SELECT COUNT(*) FROM resource_history WHERE type = 'Patient') AS superseded",
+      // Nothing of the rolled-back attempt survives: every Patient row is a source the test wrote (the
+      // deleted re-sent one included) or the golden record of an enterprise the index holds, and the index
+      // knows exactly the live sources.
+      const rows = await tessera.db.query<{ id: string; content: string | null; deleted: number }>("SELECT id, content, deleted FROM resource WHERE type = 'Patient'");
+      const enterprises = new Set((await tessera.db.query<{ enterprise_id: string }>('SELECT enterprise_id FROM mpi_enterprise')).map((r) => r.enterprise_id));
+      const sources = rows.filter((r) => !enterprises.has(r.id));
+      assert.equal(sources.length, 8, 'seven live sources and the deleted re-sent record');
+      assert.ok(sources.every((r) => r.content === null || !isGolden(JSON.parse(r.content) as Patient)), 'every golden record belongs to an enterprise');
+      const indexed = (await tessera.db.query<{ patient_id: string }>('SELECT patient_id FROM mpi_source')).map((r) => r.patient_id).sort();
+      assert.deepEqual(indexed, sources.filter((r) => Number(r.deleted) === 0).map((r) => r.id).sort());
+      const [history] = await tessera.db.query<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM resource_history WHERE type = 'Patient' AND id IN (${sources.map(() => '?').join(',')})`,
+        sources.map((r) => r.id),
       );
-      assert.deepEqual([Number(stored.current), Number(stored.superseded)], [7, 0], 'no rows survive from the rolled-back attempt');
+      assert.equal(Number(history.n), 3, 'only the re-sent record has earlier versions');
     });
   });
 }

@@ -32,7 +32,7 @@ for (const backend of BACKENDS) {
     });
 
     it('ignores a client-supplied id on create and assigns its own', async () => {
-      const res = await s.fhir('POST', 'Patient', { ...patient(), id: 'client-chosen' });
+      const res = await s.fhir('POST', 'Patient', { ...patient('ClientChosen'), id: 'client-chosen' });
       assert.equal(res.status, 201);
       assert.notEqual(res.body.id, 'client-chosen');
     });
@@ -111,8 +111,11 @@ for (const backend of BACKENDS) {
       assert.equal(updated.status, 200);
       assert.equal(updated.body.id, created.body.id);
       assert.equal(updated.body.meta.versionId, '2');
-      await s.fhir('POST', 'Patient', { ...patient('Twin'), identifier: [{ system: 'urn:test', value: 'dup' }] });
-      await s.fhir('POST', 'Patient', { ...patient('Twin'), identifier: [{ system: 'urn:test', value: 'dup' }] });
+      // Two records (their own MRNs) sharing a second identifier.
+      for (const mrn of ['twin-1', 'twin-2']) {
+        const identifier = [{ type: { coding: [{ code: 'MR' }] }, system: 'urn:test:mrn', value: mrn }, { system: 'urn:test', value: 'dup' }];
+        assert.equal((await s.fhir('POST', 'Patient', { ...patient('Twin'), identifier })).status, 201);
+      }
       assert.equal((await s.fhir('PUT', 'Patient?identifier=urn:test|dup', patient('Twin'))).status, 412);
       assert.equal((await s.fhir('DELETE', 'Patient?identifier=urn:test|dup')).status, 412);
     });

@@ -57,6 +57,56 @@ for (const backend of BACKENDS) {
       assert.ok(ids.includes(`urn:tessera:enterprise-id|${golden.id}`));
     });
 
+    it('keeps golden records out of plain searches, counts and conditional creates, and shows them when asked', async () => {
+      const a = await create(person('hospital-a', '880', 'Theodora', 'Quill', '1966-01-30'));
+      const b = await create(person('clinic-b', '881', 'Teddy', 'Quill', '1966-01-30', { name: [{ family: 'Quill', given: ['Theodora'] }] }));
+      const golden = await goldenOf(a);
+      assert.deepEqual(linked(golden), [`Patient/${a}`, `Patient/${b}`].sort());
+      const plain = await s.fhir('GET', 'Patient?family=quill&_total=accurate');
+      assert.deepEqual(plain.body.entry.map((e: any) => e.resource.id).sort(), [a, b].sort());
+      assert.equal(plain.body.total, 2);
+      // The golden record carries hospital A's MRN too; the participant's own search finds only its record.
+      const byMrn = await s.fhir('GET', 'Patient?identifier=urn:example:hospital-a:mrn|880');
+      assert.deepEqual(byMrn.body.entry.map((e: any) => e.resource.id), [a]);
+      const conditional = await s.fhir('POST', 'Patient', person('hospital-a', '880', 'Theodora', 'Quill', '1966-01-30'), {
+        'if-none-exist': 'identifier=urn:example:hospital-a:mrn|880',
+      });
+      assert.equal(conditional.status, 200);
+      assert.equal(conditional.body.id, a);
+      // Asked for: by tag, by id, through link.
+      const tagged = await s.fhir('GET', 'Patient?family=quill&_tag=https://tessera.dev/fhir/CodeSystem/mpi|golden');
+      assert.deepEqual(tagged.body.entry.map((e: any) => e.resource.id), [golden.id]);
+      assert.equal((await s.fhir('GET', `Patient?_id=${golden.id}`)).body.entry.length, 1);
+      assert.equal((await s.fhir('GET', `Patient/${golden.id}`)).status, 200);
+    });
+
+    it('a source re-sending a record under the same MRN updates it, by POST and in a transaction', async () => {
+      const first = await create(person('hospital-a', '950', 'Ingrid', 'Halvorsen', '1958-12-01'));
+      const again = await s.fhir('POST', 'Patient', person('hospital-a', '950', 'Ingrid', 'Halvorsen', '1958-12-01', { telecom: [{ system: 'phone', value: '617-555-0199' }] }));
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.id, first);
+      assert.equal(again.body.meta.versionId, '2');
+      const txn = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:1f0c2d5e-0000-4000-8000-000000000950', resource: person('hospital-a', '950', 'Ingrid', 'Halvorsen', '1958-12-01'), request: { method: 'POST', url: 'Patient' } },
+          {
+            resource: { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: 'urn:uuid:1f0c2d5e-0000-4000-8000-000000000950' } },
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      });
+      assert.equal(txn.status, 200, JSON.stringify(txn.body));
+      assert.equal(txn.body.entry[0].response.status, '200 OK');
+      assert.ok(txn.body.entry[0].response.location.includes(`Patient/${first}`));
+      const observation = await s.fhir('GET', txn.body.entry[1].response.location.replace(/^.*\/fhir\//, '').replace(/\/_history\/.*$/, ''));
+      assert.equal(observation.body.subject.reference, `Patient/${first}`);
+      const all = await s.fhir('GET', 'Patient?identifier=urn:example:hospital-a:mrn|950');
+      assert.deepEqual(all.body.entry.map((e: any) => e.resource.id), [first]);
+      assert.deepEqual(linked(await goldenOf(first)), [`Patient/${first}`]);
+    });
+
     it('links a record whose birth date has day and month swapped when the SSN agrees', async () => {
       const ssn = { system: 'http://hl7.org/fhir/sid/us-ssn', value: '999-41-2267' };
       const base = { gender: 'female' as const, telecom: [], address: [{ line: ['4 Harbour Road'], postalCode: '94110' }] };
@@ -82,7 +132,7 @@ for (const backend of BACKENDS) {
     });
 
     it('keeps a linked record in its enterprise on update, and the golden record takes the newest values', async () => {
-      const a = await create(person('hospital-a', '880', 'Thomas', 'Brennan', '1966-11-30'));
+      const a = await create(person('hospital-a', '881', 'Thomas', 'Brennan', '1966-11-30'));
       const b = await create(person('clinic-b', 'T-4', 'Tom', 'Brennan', '1966-11-30'));
       const before = await goldenOf(a);
       const moved = { ...person('clinic-b', 'T-4', 'Tom', 'Brennan', '1966-11-30'), id: b, address: [{ line: ['3 New Road'], city: 'Boston', postalCode: '02118' }] };
@@ -91,6 +141,25 @@ for (const backend of BACKENDS) {
       assert.equal(after.id, before.id);
       assert.deepEqual(linked(after), [`Patient/${a}`, `Patient/${b}`].sort());
       assert.equal(after.address?.[0].postalCode, '02118', 'survivorship: most recently updated source');
+    });
+
+    it("$everything on the enterprise record covers every linked source's data; on a source record, only its own", async () => {
+      const a = await create(person('hospital-a', 'E-1', 'Katherine', 'Oduya', '1951-05-17', { gender: 'female' }));
+      const b = await create(person('clinic-b', 'E-77', 'Kate', 'Oduya', '1951-05-17', { gender: 'female' }));
+      const observe = async (patientId: string, text: string): Promise<string> => {
+        const res = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text }, subject: { reference: `Patient/${patientId}` } });
+        assert.equal(res.status, 201);
+        return res.body.id;
+      };
+      const [fromA, fromB] = [await observe(a, 'glucose'), await observe(b, 'hba1c')];
+      const golden = await goldenOf(a);
+      const contents = async (patientId: string): Promise<string[]> => {
+        const res = await s.fhir('GET', `Patient/${patientId}/$everything`);
+        assert.equal(res.status, 200);
+        return res.body.entry.map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
+      };
+      assert.deepEqual(await contents(golden.id as string), [`Observation/${fromA}`, `Observation/${fromB}`, `Patient/${a}`, `Patient/${b}`, `Patient/${golden.id}`].sort());
+      assert.deepEqual(await contents(a), [`Observation/${fromA}`, `Patient/${a}`].sort(), 'neither the golden record nor, through its links, the other source');
     });
 
     it('retires the golden record when its only source record is deleted', async () => {

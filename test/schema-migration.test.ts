@@ -138,7 +138,9 @@ for (const backend of BACKENDS) {
       const created = await s.fhir('POST', 'Observation', observation('ignored'));
       assert.equal(created.status, 201);
       assert.deepEqual((await s.fhir('GET', 'Observation?subject=Patient/pat-a')).body.entry.map((e: any) => e.resource.id), [created.body.id]);
-      assert.equal((await s.fhir('GET', '_history')).body.total, 8);
+      // Eight writes of the test's own, and the golden record the master patient index makes for pat-a at
+      // its first write since the upgrade (records migrated from before the index are linked when written).
+      assert.equal((await s.fhir('GET', '_history')).body.total, 9);
     });
   });
 }

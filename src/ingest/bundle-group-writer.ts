@@ -87,7 +87,9 @@ export class BundleGroupWriter {
         for (const [i, { bundle }] of group.entries()) {
           const ready = prepared[i];
           try {
-            if (ready) {
+            // A prepared Bundle holds only new records; one that re-sends a stored record (a Patient under
+            // an MRN already here) takes the ordinary path, which updates that record.
+            if (ready && !(await repo.anyExisting(ready.resources))) {
               await repo.transaction((sp) => sp.writePrepared(ready));
               out.push({ response: preparedResponse(ready) });
             } else {

@@ -1,5 +1,9 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
+import type { DerivedRecordKind } from '../search/derived-records.js';
 import { ENTERPRISE_ID_SYSTEM, GOLDEN_TAG } from './source-identity.js';
+
+/** Golden records stay out of participants' plain Patient searches; `_tag`, `_id` and `link` ask for them. */
+export const GOLDEN_RECORDS: DerivedRecordKind = { resourceType: 'Patient', tag: GOLDEN_TAG, shownBy: new Set(['_tag', '_id', 'link']) };
 
 /** Demographic elements the golden record takes whole from one source (survivorship per element). */
 const SURVIVING_ELEMENTS = ['name', 'gender', 'birthDate', 'address', 'telecom', 'maritalStatus', 'communication', 'deceasedBoolean', 'deceasedDateTime'] as const;
@@ -27,6 +31,13 @@ export function goldenPatient(enterpriseId: string, sources: Patient[]): Patient
   }
   golden.link = [...sources].sort((a, b) => (a.id as string).localeCompare(b.id as string)).map((p) => ({ other: { reference: `Patient/${p.id}` }, type: 'seealso' }));
   return golden;
+}
+
+/** The source records a golden record links (its `seealso` links). */
+export function linkedSourceIds(golden: Patient): string[] {
+  return (golden.link ?? [])
+    .filter((l) => l.type === 'seealso' && l.other.reference?.startsWith('Patient/'))
+    .map((l) => (l.other.reference as string).slice('Patient/'.length));
 }
 
 /** What remains of an enterprise absorbed into another: an inactive golden record pointing to the survivor. */

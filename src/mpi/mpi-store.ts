@@ -50,6 +50,12 @@ export class MpiStore {
     return rows[0] && toRecord(rows[0]);
   }
 
+  /** The source record a source system's identifier (its MRN) names. */
+  async sourceByIdentifier(system: string, value: string): Promise<string | undefined> {
+    const rows = await this.sql.query<{ patient_id: string }>('SELECT patient_id FROM mpi_source WHERE source_system = ? AND source_value = ?', [system, value]);
+    return rows[0]?.patient_id;
+  }
+
   async sourcesOf(enterpriseId: string): Promise<SourceRecord[]> {
     const rows = await this.sql.query<SourceRow>(`SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE enterprise_id = ? ORDER BY patient_id`, [enterpriseId]);
     return rows.map(toRecord);

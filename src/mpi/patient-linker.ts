@@ -44,6 +44,18 @@ export class PatientLinker implements WriteObserver {
     }
   }
 
+  /** A Patient created under a source identifier the index already holds is that source record re-sent. */
+  async existingFor(repo: Repository, resource: Resource): Promise<string | undefined> {
+    const patient = resource as Patient;
+    const identifier = isGolden(patient) ? undefined : sourceIdentifier(patient);
+    if (!identifier) {
+      return undefined;
+    }
+    // Two sources' concurrent first sends of one MRN: the second waits, then finds the first.
+    await repo.sql.lock(`mpi-source:${identifier.system}|${identifier.value}`);
+    return new MpiStore(repo.sql).sourceByIdentifier(identifier.system, identifier.value);
+  }
+
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
     const store = new MpiStore(repo.sql);
     const source = await store.source(id);

@@ -12,13 +12,24 @@ export function isGolden(patient: Patient): boolean {
 }
 
 /**
+ * HL7 v2-0203 identifier types that name the person rather than one source's record of them (social
+ * security, driver's licence, passport, national and insurance numbers): two sources sharing one of these
+ * are two records of one person, for the matcher to weigh, never one record to overwrite.
+ */
+const PERSON_IDENTIFIER_TYPES = new Set(['SS', 'SB', 'DL', 'PPN', 'NI', 'NH', 'MC', 'MA', 'TAX', 'BCT', 'CZ', 'HC', 'JHN']);
+/** NNxxx: national person identifier of country xxx (NNUSA, NNFRA ...). */
+const NATIONAL_PERSON_TYPE = /^NN[A-Z]{3}$/;
+
+/**
  * The identifier a source assigned to its own record: the one typed MR (HL7 v2-0203 medical record number),
- * else the first identifier that is not a national one (SSN) and carries a system. Re-sending a record with
- * the same source identifier updates that source record.
+ * else the first identifier with a system that is not a person-level one (SSN, licence, passport ...) nor
+ * an enterprise id. Re-sending a record with the same source identifier updates that source record.
  */
 export function sourceIdentifier(patient: Patient): { system: string; value: string } | undefined {
   const usable = (patient.identifier ?? []).filter((i): i is Identifier & { system: string; value: string } => !!i.system && !!i.value);
   const mrn = usable.find((i) => i.type?.coding?.some((c) => c.code === 'MR'));
-  const chosen = mrn ?? usable.find((i) => i.system !== SSN_SYSTEM && i.system !== ENTERPRISE_ID_SYSTEM);
+  const isPersonLevel = (i: Identifier): boolean =>
+    i.system === SSN_SYSTEM || i.system === ENTERPRISE_ID_SYSTEM || !!i.type?.coding?.some((c) => !!c.code && (PERSON_IDENTIFIER_TYPES.has(c.code) || NATIONAL_PERSON_TYPE.test(c.code)));
+  const chosen = mrn ?? usable.find((i) => !isPersonLevel(i));
   return chosen ? { system: chosen.system, value: chosen.value } : undefined;
 }

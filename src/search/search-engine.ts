@@ -3,6 +3,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { joinOwnIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
+import { derivedRecordsCondition } from './derived-records.js';
 import { filtersCondition, paramRows, sortExpression, type Sql } from './filter-sql.js';
 import { getCompiledParam } from './parameters.js';
 
@@ -20,9 +21,9 @@ export interface SearchResult {
   hasMore: boolean;
 }
 
-/** The WHERE clause of a search over alias `r` of the resource table. */
-function joinConditions(resourceType: string, filters: Sql[]): Sql {
-  const parts: Sql[] = [{ sql: 'r.type = ? AND r.deleted = 0', params: [resourceType] }, ...filters];
+/** `base` AND each condition that is present. */
+function and(base: Sql, ...more: (Sql | undefined)[]): Sql {
+  const parts = [base, ...more.filter((m): m is Sql => !!m)];
   return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
 }
 
@@ -35,6 +36,7 @@ function joinConditions(resourceType: string, filters: Sql[]): Sql {
  */
 function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], where: Sql, order: Sql[], limit: number, offset: number): Sql {
   const driver = filters.length === 1 ? filters[0].driver : undefined;
+  const hidden = derivedRecordsCondition(request.resourceType, 'r.rk', request.filters ?? []);
   if (driver && !request.sortRules?.length) {
     // SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
     // a plain subquery (deduplicated by the outer GROUP BY) so that SQLite flattens it and streams it.
@@ -42,10 +44,11 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], whe
     const lookup = sqlite
       ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${driver.where.sql}`
       : `SELECT DISTINCT id FROM ${driver.table} WHERE ${driver.where.sql}`;
+    const kept = and({ sql: 'r.deleted = 0', params: [] }, hidden);
     return {
       sql: `SELECT r.content FROM (${lookup}) d JOIN resource r ON r.type = ? AND r.id = d.id
-            WHERE r.deleted = 0 ${sqlite ? 'GROUP BY d.id' : ''} ORDER BY d.id LIMIT ? OFFSET ?`,
-      params: [...driver.where.params, request.resourceType, limit, offset],
+            WHERE ${kept.sql} ${sqlite ? 'GROUP BY d.id' : ''} ORDER BY d.id LIMIT ? OFFSET ?`,
+      params: [...driver.where.params, request.resourceType, ...kept.params, limit, offset],
     };
   }
   return {
@@ -56,7 +59,12 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], whe
 
 export async function search(repo: Repository, request: SearchRequest): Promise<SearchResult> {
   const filters = filtersCondition(request.resourceType, 'r', request.filters ?? []);
-  const where = joinConditions(request.resourceType, filters);
+  // The WHERE clause over alias `r` of the resource table.
+  const where = and(
+    { sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] },
+    ...filters,
+    derivedRecordsCondition(request.resourceType, 'r.rk', request.filters ?? []),
+  );
   const count = Math.min(request.count ?? DEFAULT_COUNT, MAX_COUNT);
   const offset = request.offset ?? 0;
   if (count < 0 || offset < 0 || !Number.isInteger(offset)) {

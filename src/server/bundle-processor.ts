@@ -5,7 +5,7 @@ import { validateFhirResource } from '../fhir/validation.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { findByCriteria } from './crud.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
-import { resourceUrl } from './responses.js';
+import { resourceResponse, resourceUrl } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
 import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
 
@@ -116,6 +116,8 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   const assignedIds = new Map<number, string>();
   /** POST entries whose If-None-Exist matched an existing resource: entry index -> that resource. */
   const existingMatches = new Map<number, Resource>();
+  /** POST entries that re-send a record already stored (Repository.existingFor): entry index -> its id. */
+  const resent = new Map<number, string>();
   const targets = new Set<string>();
 
   // 1. Give every created resource its id up front, so that references between entries can be rewritten.
@@ -133,6 +135,13 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
           if (matches[0]) {
             existingMatches.set(p.index, matches[0]);
             id = matches[0].id;
+          }
+        }
+        const body = p.entry.resource as Resource | undefined;
+        if (!id && body?.resourceType === p.type) {
+          id = await tx.existingFor(body);
+          if (id) {
+            resent.set(p.index, id);
           }
         }
         if (!id) {
@@ -188,6 +197,16 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
       await createBatch(tx, plainCreates, assignedIds, references, req, responses);
     }
     if (plainSet.has(p)) {
+      continue;
+    }
+    const resentId = resent.get(p.index);
+    if (resentId) {
+      try {
+        const { resource } = await tx.update({ ...(rewriteReferences(p.entry.resource, references) as Resource), id: resentId });
+        responses[p.index] = entryResponse(resourceResponse(req, 200, resource, true));
+      } catch (err) {
+        throw entryError(p.index, err);
+      }
       continue;
     }
     const existing = existingMatches.get(p.index);

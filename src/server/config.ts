@@ -9,10 +9,7 @@ export interface TesseraConfig {
   baseUrl?: string;
   bodyLimit: number;
   logLevel: string;
-  /**
-   * Master patient index on Patient writes (docs/matching.md). Off by default until golden records stop
-   * showing up as extra Patients in plain searches and counts (next step of issue 3).
-   */
+  /** Master patient index on Patient writes (docs/matching.md); on unless TESSERA_MPI=0. */
   mpi: boolean;
 }
 
@@ -28,7 +25,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     baseUrl: env.TESSERA_BASE_URL || undefined,
     bodyLimit: Number(env.TESSERA_BODY_LIMIT ?? 64 * 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
-    mpi: env.TESSERA_MPI === '1' || env.TESSERA_MPI === 'true',
+    mpi: env.TESSERA_MPI !== '0' && env.TESSERA_MPI !== 'false',
     ...defined,
   };
 }

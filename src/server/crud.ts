@@ -41,6 +41,12 @@ export async function create(repo: Repository, type: string, req: FhirRequest, a
         return resourceResponse(req, 200, existing[0], true);
       }
     }
+    const resent = assignedId ? undefined : await tx.existingFor(body);
+    if (resent) {
+      // The source sent a record it already has here (same MRN): that record is updated, not duplicated.
+      const { resource } = await tx.update({ ...body, id: resent });
+      return resourceResponse(req, 200, resource, true);
+    }
     const created = await tx.create(body, { id: assignedId });
     return resourceResponse(req, 201, created, true);
   });

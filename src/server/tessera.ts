@@ -6,7 +6,9 @@ import { TokenService } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
+import { GOLDEN_RECORDS } from '../mpi/golden-record.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
+import { hideDerivedRecords } from '../search/derived-records.js';
 import type { TesseraConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
 
@@ -26,6 +28,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   prepareFhirModel();
   const db = await openDatabase(config);
   const repo = new Repository(db);
+  // Always, not only with the MPI on: a store may hold golden records written while it was on.
+  hideDerivedRecords(GOLDEN_RECORDS);
   if (config.mpi) {
     repo.observe(new PatientLinker());
   }

@@ -57,6 +57,11 @@ export interface WriteObserver {
   readonly types: ReadonlySet<string>;
   written(repo: Repository, resources: Resource[]): Promise<void>;
   deleted(repo: Repository, type: string, id: string): Promise<void>;
+  /**
+   * The id of a stored resource that a create of `resource` stands for, if any: the master patient index
+   * knows a source's Patient by its MRN, so a re-sent record updates the one already here.
+   */
+  existingFor?(repo: Repository, resource: Resource): Promise<string | undefined>;
 }
 
 export function versionTag(versionId: number | string): string {
@@ -146,6 +151,33 @@ export class Repository {
       await this.sql.exec(`RELEASE SAVEPOINT ${name}`);
       throw err;
     }
+  }
+
+  /**
+   * The stored resource a create of `resource` stands for (WriteObserver.existingFor), so that a source
+   * re-sending a record updates it instead of adding a duplicate. Call it inside the write transaction
+   * that acts on the answer: observers lock what they look up.
+   */
+  async existingFor(resource: Resource): Promise<string | undefined> {
+    for (const observer of this.observers) {
+      if (observer.existingFor && observer.types.has(resource.resourceType)) {
+        const id = await observer.existingFor(this, resource);
+        if (id) {
+          return id;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether any of these resources, prepared as creates, stands for a stored one (see existingFor). */
+  async anyExisting(resources: readonly { type: string; content: string }[]): Promise<boolean> {
+    for (const r of resources) {
+      if (this.observers.some((o) => o.existingFor && o.types.has(r.type)) && (await this.existingFor(JSON.parse(r.content) as Resource))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {

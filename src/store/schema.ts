@@ -5,7 +5,7 @@ import type { Database, Dialect } from './database.js';
  * recorded in schema_migrations and never runs again. Never edit a released migration: add a new one.
  *
  * Layout (see docs/architecture.md): `resource` holds the current version of each resource as JSON text,
- * `resource_history` every version, and one narrow table per search-parameter type holds the extracted
+ * `resource_history` the superseded versions, and one narrow table per search-parameter type holds the extracted
  * index values, so a search is a set of indexed lookups joined on (type, id). Lookup indexes end with
  * `id` so that a search reads the matching ids from the index alone, without visiting table rows.
  */
