@@ -8,12 +8,19 @@ import http from 'node:http';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
 export function httpGet(url: string, headers: Record<string, string>): Promise<number> {
+  return httpRequest('GET', url, headers).then((r) => r.status);
+}
+
+/** A keep-alive request that also returns the body (for POSTed operations such as $match). */
+export function httpRequest(method: string, url: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent, headers }, (res) => {
-      res.on('data', () => {});
-      res.on('end', () => resolve(res.statusCode ?? 0));
+    const req = http.request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/fhir+json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.end(body);
   });
 }

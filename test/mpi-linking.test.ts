@@ -2,24 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
 import { BACKENDS, testConfig } from './helpers/backends.js';
+import { MR, person } from './helpers/people.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /** Incremental linking through the REST API: every Patient written is matched in the same transaction. */
-
-const MR = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] };
-
-function person(source: string, mrn: string, given: string, family: string, birthDate: string, extra: Partial<Patient> = {}): Patient {
-  return {
-    resourceType: 'Patient',
-    identifier: [{ type: MR, system: `urn:example:${source}:mrn`, value: mrn }],
-    name: [{ family, given: [given] }],
-    birthDate,
-    gender: 'male',
-    telecom: [{ system: 'phone', value: '(617) 555-0134' }],
-    address: [{ line: ['12 Elm Street'], city: 'Cambridge', postalCode: '02139' }],
-    ...extra,
-  };
-}
 
 for (const backend of BACKENDS) {
   describe(`master patient index: incremental linking (${backend})`, () => {

@@ -8,6 +8,12 @@ import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
 import { ensureDemo } from './demo.js';
 import { createProgressBar } from './progress.js';
+import { PRIORS } from '../mpi/match-model.js';
+import { latestModel, saveModel } from '../mpi/model-store.js';
+import { PatientLinker } from '../mpi/patient-linker.js';
+import { rebuildIndex } from '../mpi/rebuild.js';
+import { trainFromIndex } from '../mpi/training.js';
+import { formatModelChange } from './model-report.js';
 
 interface StoreFlags {
   data?: string;
@@ -120,6 +126,60 @@ clients
       process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
     } catch (err) {
       program.error(`tessera clients create: ${(err as Error).message}`);
+    } finally {
+      await tessera.close();
+    }
+  });
+
+const mpi = program.command('mpi').description('master patient index (docs/matching.md)');
+mpi
+  .command('rebuild')
+  .description('link every source Patient again: index the ones missing, recompute features, re-match records that are alone')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (flags: StoreFlags) => {
+    const tessera = await createTessera({ ...config(flags, true), mpi: true });
+    try {
+      const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
+      const bar = createProgressBar('Rebuilding', 0, 'Patients');
+      const summary = await rebuildIndex(tessera.repo, linker, (done, total) => bar.update(done, done, total));
+      bar.stop();
+      const [{ n }] = await tessera.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM mpi_enterprise WHERE status = 'active'");
+      const rate = Math.round(summary.records / Math.max(summary.seconds, 0.001));
+      process.stdout.write(`Re-linked ${summary.records} source records in ${summary.seconds.toFixed(1)} s (${rate} records/s); ${n} enterprise identities\n`);
+    } finally {
+      await tessera.close();
+    }
+  });
+mpi
+  .command('train')
+  .description('re-estimate the match weights (m/u) from candidate pairs by EM and store them as the new model')
+  .option('--pairs <n>', 'most candidate pairs to sample', '200000')
+  .option('--dry-run', 'print the weights without storing them')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (flags: StoreFlags & { pairs: string; dryRun?: boolean }) => {
+    const maxPairs = Number(flags.pairs);
+    if (!Number.isInteger(maxPairs) || maxPairs < 100) {
+      program.error(`tessera mpi train: --pairs must be a whole number of at least 100, not "${flags.pairs}"`);
+    }
+    const tessera = await createTessera(config(flags, true));
+    try {
+      const start = (await latestModel(tessera.db))?.probabilities ?? PRIORS;
+      const bar = createProgressBar('Sampling pairs', maxPairs, 'pairs');
+      const result = await trainFromIndex(tessera.db, start, maxPairs, (n) => bar.update(n, n));
+      bar.stop();
+      if (result.pairs < 100) {
+        program.error(`tessera mpi train: only ${result.pairs} candidate pairs in the index; load more Patients first`);
+      }
+      process.stdout.write(`${formatModelChange(start, result.probabilities)}\n`);
+      process.stdout.write(`${result.pairs} pairs, ${result.iterations} EM iterations, estimated match share ${(result.matchShare * 100).toFixed(2)}%\n`);
+      if (flags.dryRun) {
+        process.stdout.write('Dry run: nothing stored.\n');
+      } else {
+        await saveModel(tessera.db, result, result.pairs);
+        process.stdout.write('Stored as the new model; servers use it from their next start. Run `tessera mpi rebuild` to re-match records that are alone.\n');
+      }
     } finally {
       await tessera.close();
     }

@@ -41,6 +41,73 @@ function toRecord(r: SourceRow): SourceRecord {
   };
 }
 
+export type EnterpriseStatus = 'active' | 'merged' | 'retired';
+export type PairStatus = 'open' | 'accepted' | 'rejected';
+
+export interface EnterpriseRecord {
+  enterpriseId: string;
+  status: EnterpriseStatus;
+  mergedInto?: string;
+  createdAt: number;
+}
+
+/** A possible match: two source records, as stored in mpi_pair (patientA < patientB). */
+export interface PairRecord {
+  patientA: string;
+  patientB: string;
+  status: PairStatus;
+  score: number;
+  detail: unknown;
+  createdAt: number;
+  decidedAt?: number;
+  decidedBy?: string;
+  reason?: string;
+}
+
+interface PairRow {
+  patient_a: string;
+  patient_b: string;
+  status: PairStatus;
+  score: number;
+  detail: string;
+  created_at: number;
+  decided_at: number | null;
+  decided_by: string | null;
+  reason: string | null;
+}
+
+const PAIR_COLUMNS = 'patient_a, patient_b, status, score, detail, created_at, decided_at, decided_by, reason';
+
+function toPair(r: PairRow): PairRecord {
+  return {
+    patientA: r.patient_a,
+    patientB: r.patient_b,
+    status: r.status,
+    score: Number(r.score),
+    detail: JSON.parse(r.detail) as unknown,
+    createdAt: Number(r.created_at),
+    decidedAt: r.decided_at === null ? undefined : Number(r.decided_at),
+    decidedBy: r.decided_by ?? undefined,
+    reason: r.reason ?? undefined,
+  };
+}
+
+export interface MpiEventRecord {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  enterpriseId?: string;
+  patientId?: string;
+  reason?: string;
+  detail?: unknown;
+}
+
+/** Pair key order: the smaller id first, so (a, b) and (b, a) are one row. */
+export function orderedPair(a: string, b: string): [string, string] {
+  return a < b ? [a, b] : [b, a];
+}
+
 /** The MPI's tables (schema migration 3), one statement per concept. All calls run inside a write transaction. */
 export class MpiStore {
   constructor(private readonly sql: SqlExecutor) {}
@@ -54,6 +121,11 @@ export class MpiStore {
   async sourceByIdentifier(system: string, value: string): Promise<string | undefined> {
     const rows = await this.sql.query<{ patient_id: string }>('SELECT patient_id FROM mpi_source WHERE source_system = ? AND source_value = ?', [system, value]);
     return rows[0]?.patient_id;
+  }
+
+  /** Whether any source record carries an identifier of this system (a known assigning authority). */
+  async knowsSourceSystem(system: string): Promise<boolean> {
+    return (await this.sql.query('SELECT 1 FROM mpi_source WHERE source_system = ? LIMIT 1', [system])).length > 0;
   }
 
   async sourcesOf(enterpriseId: string): Promise<SourceRecord[]> {
@@ -95,6 +167,13 @@ export class MpiStore {
     );
   }
 
+  /** Moves source records into another enterprise (a steward's link, a merge or an unmerge). */
+  async moveSources(patientIds: string[], enterpriseId: string, linkedBy: LinkedBy, now: number): Promise<void> {
+    for (const patientId of patientIds) {
+      await this.sql.run('UPDATE mpi_source SET enterprise_id = ?, linked_by = ?, score = NULL, updated_at = ? WHERE patient_id = ?', [enterpriseId, linkedBy, now, patientId]);
+    }
+  }
+
   async removeSource(patientId: string): Promise<void> {
     await this.sql.run('DELETE FROM mpi_block WHERE patient_id = ?', [patientId]);
     await this.sql.run('DELETE FROM mpi_source WHERE patient_id = ?', [patientId]);
@@ -102,6 +181,14 @@ export class MpiStore {
 
   async createEnterprise(enterpriseId: string, now: number): Promise<void> {
     await this.sql.run("INSERT INTO mpi_enterprise (enterprise_id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)", [enterpriseId, now, now]);
+  }
+
+  async enterprise(enterpriseId: string): Promise<EnterpriseRecord | undefined> {
+    const rows = await this.sql.query<{ status: EnterpriseStatus; merged_into: string | null; created_at: number }>(
+      'SELECT status, merged_into, created_at FROM mpi_enterprise WHERE enterprise_id = ?',
+      [enterpriseId],
+    );
+    return rows[0] && { enterpriseId, status: rows[0].status, mergedInto: rows[0].merged_into ?? undefined, createdAt: Number(rows[0].created_at) };
   }
 
   async setEnterpriseStatus(enterpriseId: string, status: 'active' | 'merged' | 'retired', mergedInto: string | undefined, now: number): Promise<void> {
@@ -118,9 +205,53 @@ export class MpiStore {
     return new Set(rows.map((r) => r.other));
   }
 
+  async pair(a: string, b: string): Promise<PairRecord | undefined> {
+    const rows = await this.sql.query<PairRow>(`SELECT ${PAIR_COLUMNS} FROM mpi_pair WHERE patient_a = ? AND patient_b = ?`, orderedPair(a, b));
+    return rows[0] && toPair(rows[0]);
+  }
+
+  /**
+   * The review queue (or the rulings): pairs with this status, oldest first, and how many there are. An
+   * open pair whose records have since come together in one enterprise (another decision linked them) or
+   * whose record was deleted has nothing left to decide and is not listed.
+   */
+  async pairs(status: PairStatus, limit: number, offset: number): Promise<{ pairs: PairRecord[]; total: number }> {
+    const live =
+      status === 'open'
+        ? `JOIN mpi_source sa ON sa.patient_id = p.patient_a JOIN mpi_source sb ON sb.patient_id = p.patient_b AND sb.enterprise_id <> sa.enterprise_id`
+        : '';
+    const columns = PAIR_COLUMNS.split(', ').map((c) => `p.${c}`).join(', ');
+    const rows = await this.sql.query<PairRow>(`SELECT ${columns} FROM mpi_pair p ${live} WHERE p.status = ? ORDER BY p.created_at, p.patient_a, p.patient_b LIMIT ? OFFSET ?`, [
+      status,
+      limit,
+      offset,
+    ]);
+    const [{ n }] = await this.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM mpi_pair p ${live} WHERE p.status = ?`, [status]);
+    return { pairs: rows.map(toPair), total: Number(n) };
+  }
+
+  /** Records a steward's ruling on a pair, creating the pair when no match had opened it (unlink, unmerge). */
+  async rule(a: string, b: string, status: 'accepted' | 'rejected', by: string, reason: string | undefined, now: number): Promise<void> {
+    const [first, second] = orderedPair(a, b);
+    const updated = await this.sql.run('UPDATE mpi_pair SET status = ?, decided_at = ?, decided_by = ?, reason = ? WHERE patient_a = ? AND patient_b = ?', [
+      status,
+      now,
+      by,
+      reason ?? null,
+      first,
+      second,
+    ]);
+    if (!updated) {
+      await this.sql.run(
+        "INSERT INTO mpi_pair (patient_a, patient_b, status, score, detail, created_at, decided_at, decided_by, reason) VALUES (?, ?, ?, 0, '{}', ?, ?, ?, ?)",
+        [first, second, status, now, now, by, reason ?? null],
+      );
+    }
+  }
+
   /** Opens a possible match for review, unless the pair already has a ruling or is already open. */
   async openPair(a: string, b: string, score: number, detail: unknown, now: number): Promise<boolean> {
-    const [first, second] = a < b ? [a, b] : [b, a];
+    const [first, second] = orderedPair(a, b);
     const existing = await this.sql.query<{ status: string }>('SELECT status FROM mpi_pair WHERE patient_a = ? AND patient_b = ?', [first, second]);
     if (existing.length) {
       if (existing[0].status === 'open') {
@@ -138,7 +269,45 @@ export class MpiStore {
     return true;
   }
 
-  async appendEvent(event: { at: number; actor: string; action: string; enterpriseId?: string; patientId?: string; reason?: string; detail?: unknown }): Promise<void> {
+  /** The event log after `afterSeq`, in order: what subscribers (notifications, the record view) read. */
+  async events(afterSeq: number, limit: number, filter: { enterpriseId?: string; action?: string } = {}): Promise<MpiEventRecord[]> {
+    const where = ['seq > ?'];
+    const params: (string | number)[] = [afterSeq];
+    if (filter.enterpriseId) {
+      where.push('enterprise_id = ?');
+      params.push(filter.enterpriseId);
+    }
+    if (filter.action) {
+      where.push('action = ?');
+      params.push(filter.action);
+    }
+    const rows = await this.sql.query<{ seq: number; at: number; actor: string; action: string; enterprise_id: string | null; patient_id: string | null; reason: string | null; detail: string | null }>(
+      `SELECT seq, at, actor, action, enterprise_id, patient_id, reason, detail FROM mpi_event WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+      [...params, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      at: Number(r.at),
+      actor: r.actor,
+      action: r.action,
+      enterpriseId: r.enterprise_id ?? undefined,
+      patientId: r.patient_id ?? undefined,
+      reason: r.reason ?? undefined,
+      detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
+    }));
+  }
+
+  /** The most recent event of this action on this enterprise. */
+  async lastEvent(enterpriseId: string, action: string): Promise<MpiEventRecord | undefined> {
+    const rows = await this.sql.query<{ seq: number }>('SELECT MAX(seq) AS seq FROM mpi_event WHERE enterprise_id = ? AND action = ?', [enterpriseId, action]);
+    if (rows[0]?.seq === null || rows[0]?.seq === undefined) {
+      return undefined;
+    }
+    const [event] = await this.events(Number(rows[0].seq) - 1, 1);
+    return event;
+  }
+
+  async appendEvent(event: Omit<MpiEventRecord, 'seq'>): Promise<void> {
     await this.sql.run('INSERT INTO mpi_event (at, actor, action, enterprise_id, patient_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)', [
       event.at,
       event.actor,

@@ -95,3 +95,10 @@ export function canonicalGivenName(name: string): string {
   const groups = groupsByName.get(name);
   return groups ? GROUPS[groups[0]][0] : name;
 }
+
+/** Every other name that shares a group with this normalised given name (for generating test data). */
+export function nicknameVariants(name: string): string[] {
+  const variants = new Set((groupsByName.get(name) ?? []).flatMap((g) => GROUPS[g]));
+  variants.delete(name);
+  return [...variants];
+}

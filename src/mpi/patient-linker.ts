@@ -2,27 +2,12 @@ import type { Patient, Resource } from '@medplum/fhirtypes';
 import { newResourceId } from '../store/resource-id.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
 import { blockingKeys } from './blocking.js';
-import { compareFeatures } from './comparison.js';
-import { personFeatures, type PersonFeatures } from './features.js';
-import { goldenPatient, replacedGoldenPatient } from './golden-record.js';
+import { matchEnterprises } from './enterprise-matcher.js';
+import { Enterprises } from './enterprises.js';
+import { personFeatures } from './features.js';
 import { MatchModel, type MatchDecision } from './match-model.js';
 import { MpiStore, type SourceRecord } from './mpi-store.js';
 import { isGolden, sourceIdentifier } from './source-identity.js';
-
-/** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
-const MAX_CANDIDATES = 500;
-
-interface MpiEvent {
-  action: string;
-  enterpriseId?: string;
-  patientId?: string;
-  detail?: unknown;
-}
-
-interface EnterpriseMatch {
-  enterpriseId: string;
-  best: MatchDecision & { patientId: string };
-}
 
 /**
  * Incremental linking: every Patient written (REST, Bundles, bulk import) is matched inside the same
@@ -34,7 +19,7 @@ interface EnterpriseMatch {
 export class PatientLinker implements WriteObserver {
   readonly types = new Set(['Patient']);
 
-  constructor(private readonly model = new MatchModel()) {}
+  constructor(readonly model = new MatchModel()) {}
 
   async written(repo: Repository, resources: Resource[]): Promise<void> {
     for (const patient of resources as Patient[]) {
@@ -57,18 +42,20 @@ export class PatientLinker implements WriteObserver {
   }
 
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
-    const store = new MpiStore(repo.sql);
-    const source = await store.source(id);
+    const enterprises = new Enterprises(repo, 'mpi');
+    const source = await enterprises.store.source(id);
     if (!source) {
       return;
     }
-    await store.removeSource(id);
-    await this.record(store, { action: 'source-removed', enterpriseId: source.enterpriseId, patientId: id });
-    await this.refreshGolden(repo, store, source.enterpriseId);
+    await enterprises.lockCurrent(source.enterpriseId);
+    await enterprises.store.removeSource(id);
+    await enterprises.record({ action: 'source-removed', enterpriseId: source.enterpriseId, patientId: id });
+    await enterprises.refreshGolden(source.enterpriseId);
   }
 
   private async linkSource(repo: Repository, patient: Patient): Promise<void> {
-    const store = new MpiStore(repo.sql);
+    const enterprises = new Enterprises(repo, 'mpi');
+    const store = enterprises.store;
     const now = Date.now();
     const features = personFeatures(patient);
     const keys = blockingKeys(features);
@@ -88,35 +75,39 @@ export class PatientLinker implements WriteObserver {
       score: existing?.score,
       updatedAt: now,
     };
+    if (existing) {
+      await enterprises.lockCurrent(existing.enterpriseId);
+    }
     const alone = existing ? (await store.sourcesOf(existing.enterpriseId)).length === 1 : true;
     if (existing && !alone) {
       // A linked record keeps its enterprise on update: moving it is a steward's decision (unlink).
       await store.saveSource(record, keys);
-      await this.refreshGolden(repo, store, record.enterpriseId);
+      await enterprises.refreshGolden(record.enterpriseId);
       return;
     }
-    const matches = await this.match(store, record.patientId, features, keys);
+    const matches = await matchEnterprises(store, this.model, features, keys, record.patientId);
     const [target] = matches.filter((m) => m.best.outcome === 'auto-link');
     if (target) {
-      record.enterpriseId = target.enterpriseId;
+      // The enterprise may have been merged since the candidates were read: join the one it went into.
+      record.enterpriseId = (await enterprises.lockCurrent(target.enterpriseId)).enterpriseId;
       record.linkedBy = 'auto';
       record.score = target.best.score;
     } else if (!existing) {
       record.enterpriseId = newResourceId();
       await store.createEnterprise(record.enterpriseId, now);
-      await this.record(store, { action: 'enterprise-created', enterpriseId: record.enterpriseId, patientId: record.patientId });
+      await enterprises.record({ action: 'enterprise-created', enterpriseId: record.enterpriseId, patientId: record.patientId });
     }
     await store.saveSource(record, keys);
     if (target) {
-      await this.record(store, {
+      await enterprises.record({
         action: 'auto-linked',
-        enterpriseId: target.enterpriseId,
+        enterpriseId: record.enterpriseId,
         patientId: record.patientId,
         detail: { with: target.best.patientId, score: target.best.score, contributions: target.best.contributions },
       });
-      if (existing && existing.enterpriseId !== target.enterpriseId) {
+      if (existing && existing.enterpriseId !== record.enterpriseId) {
         // It was alone: its former enterprise is now empty and continues as the one it joined.
-        await this.retireInto(repo, store, existing.enterpriseId, target.enterpriseId, now);
+        await enterprises.retireInto(existing.enterpriseId, record.enterpriseId, [record.patientId], undefined, now);
       }
     }
     for (const possible of matches.filter((m) => m !== target && m.best.score >= this.model.thresholds.review)) {
@@ -125,53 +116,10 @@ export class PatientLinker implements WriteObserver {
       }
       const opened = await store.openPair(record.patientId, possible.best.patientId, possible.best.score, detailOf(possible.best), now);
       if (opened) {
-        await this.record(store, { action: 'review-opened', enterpriseId: possible.enterpriseId, patientId: record.patientId, detail: { with: possible.best.patientId, score: possible.best.score } });
+        await enterprises.record({ action: 'review-opened', enterpriseId: possible.enterpriseId, patientId: record.patientId, detail: { with: possible.best.patientId, score: possible.best.score } });
       }
     }
-    await this.refreshGolden(repo, store, record.enterpriseId);
-  }
-
-  /** Scores the candidates and keeps, per enterprise, its best-scoring member; highest first. */
-  private async match(store: MpiStore, patientId: string, features: PersonFeatures, keys: string[]): Promise<EnterpriseMatch[]> {
-    const candidates = await store.candidates(keys, patientId, MAX_CANDIDATES);
-    const noLink = await store.noLinkPartners(patientId);
-    const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
-    const byEnterprise = new Map<string, EnterpriseMatch>();
-    for (const candidate of candidates) {
-      if (barred.has(candidate.enterpriseId)) {
-        continue; // a steward ruled this person apart from someone in that enterprise
-      }
-      const decision = this.model.decide(compareFeatures(features, candidate.features));
-      const current = byEnterprise.get(candidate.enterpriseId);
-      if (!current || decision.score > current.best.score) {
-        byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
-      }
-    }
-    return [...byEnterprise.values()].sort((a, b) => b.best.score - a.best.score);
-  }
-
-  private async retireInto(repo: Repository, store: MpiStore, enterpriseId: string, into: string, now: number): Promise<void> {
-    await store.setEnterpriseStatus(enterpriseId, 'merged', into, now);
-    await repo.update(replacedGoldenPatient(enterpriseId, into));
-    await this.record(store, { action: 'enterprise-merged', enterpriseId, detail: { into } });
-  }
-
-  /** Rewrites the golden Patient from the enterprise's current source records (deletes it when none is left). */
-  private async refreshGolden(repo: Repository, store: MpiStore, enterpriseId: string): Promise<void> {
-    const sources = await store.sourcesOf(enterpriseId);
-    if (!sources.length) {
-      await store.setEnterpriseStatus(enterpriseId, 'retired', undefined, Date.now());
-      if (await repo.exists('Patient', enterpriseId)) {
-        await repo.delete('Patient', enterpriseId);
-      }
-      return;
-    }
-    const patients = (await repo.readMany('Patient', sources.map((s) => s.patientId))) as Patient[];
-    await repo.update(goldenPatient(enterpriseId, patients));
-  }
-
-  private async record(store: MpiStore, event: MpiEvent): Promise<void> {
-    await store.appendEvent({ ...event, at: Date.now(), actor: 'mpi' });
+    await enterprises.refreshGolden(record.enterpriseId);
   }
 }
 

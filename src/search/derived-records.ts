@@ -1,5 +1,6 @@
 import type { Filter } from '@medplum/core';
 import { ownIndexRows } from '../store/index-writer.js';
+import type { Dialect } from '../store/database.js';
 import type { Sql } from './filter-sql.js';
 
 /**
@@ -29,13 +30,15 @@ export function hideDerivedRecords(kind: DerivedRecordKind): void {
  * (e.g. `r.rk`); undefined when the type has none or the search asks for them. A seek into that resource's
  * own index rows, not a lookup of all tagged records, so its cost does not grow with their number.
  */
-export function derivedRecordsCondition(resourceType: string, rk: string, filters: readonly Filter[]): Sql | undefined {
+export function derivedRecordsCondition(dialect: Dialect, resourceType: string, rk: string, filters: readonly Filter[]): Sql | undefined {
   const kind = kinds.get(resourceType);
   if (!kind || filters.some((f) => kind.shownBy.has(f.code.split(/[.:]/)[0]))) {
     return undefined;
   }
   return {
-    sql: `NOT EXISTS (SELECT 1 FROM sp_token h WHERE ${ownIndexRows('h', rk)} AND h.code = '_tag' AND h.system = ? AND h.value = ?)`,
+    // SQLite: NOT INDEXED keeps it on the row-id range. With planner statistics it preferred a skip-scan of
+    // the lookup index over every type's golden tags (Patient?identifier at 1M: p50 0.8 -> 6.4 ms).
+    sql: `NOT EXISTS (SELECT 1 FROM sp_token h ${dialect.name === 'sqlite' ? 'NOT INDEXED' : ''} WHERE ${ownIndexRows('h', rk)} AND h.code = '_tag' AND h.system = ? AND h.value = ?)`,
     params: [kind.tag.system, kind.tag.code],
   };
 }

@@ -36,7 +36,7 @@ function and(base: Sql, ...more: (Sql | undefined)[]): Sql {
  */
 function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], where: Sql, order: Sql[], limit: number, offset: number): Sql {
   const driver = filters.length === 1 ? filters[0].driver : undefined;
-  const hidden = derivedRecordsCondition(request.resourceType, 'r.rk', request.filters ?? []);
+  const hidden = derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []);
   if (driver && !request.sortRules?.length) {
     // SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
     // a plain subquery (deduplicated by the outer GROUP BY) so that SQLite flattens it and streams it.
@@ -63,7 +63,7 @@ export async function search(repo: Repository, request: SearchRequest): Promise<
   const where = and(
     { sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] },
     ...filters,
-    derivedRecordsCondition(request.resourceType, 'r.rk', request.filters ?? []),
+    derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []),
   );
   const count = Math.min(request.count ?? DEFAULT_COUNT, MAX_COUNT);
   const offset = request.offset ?? 0;

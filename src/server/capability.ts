@@ -30,8 +30,21 @@ function resources(): CapabilityStatementRestResource[] {
   return cached as CapabilityStatementRestResource[];
 }
 
+/** Operations of the master patient index (on when TESSERA_MPI is not 0); mpi-* are Tessera's own. */
+const MPI_OPERATIONS = [
+  { name: 'match', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match' },
+  { name: 'ihe-pix', definition: 'https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix' },
+  ...['mpi-review-queue', 'mpi-review', 'mpi-link', 'mpi-unlink', 'mpi-merge', 'mpi-unmerge', 'mpi-events'].map((name) => ({
+    name,
+    definition: `https://tessera.dev/fhir/OperationDefinition/${name}`,
+  })),
+];
+
 /** The CapabilityStatement: only what this server really does (composite parameters are not listed). */
-export function capabilityStatement(baseUrl: string, version: string): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, version: string, options: { mpi: boolean }): CapabilityStatement {
+  const resource = options.mpi
+    ? resources().map((r) => (r.type === 'Patient' ? { ...r, operation: [...(r.operation ?? []), ...MPI_OPERATIONS] } : r))
+    : resources();
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -57,7 +70,7 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
           ],
         },
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
-        resource: resources(),
+        resource,
       },
     ],
   };

@@ -44,7 +44,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
   const inFocus = patientIds.map(() => '?').join(', ');
   // Golden records that link a patient in focus are in their compartment, but are not theirs to return.
   const keptFrom = (alias: string, rk: string): Sql => {
-    const condition = derivedRecordsCondition('Patient', rk, []);
+    const condition = derivedRecordsCondition(repo.db.dialect, 'Patient', rk, []);
     return condition
       ? { sql: `AND (${alias}.type <> 'Patient' OR ${alias}.id IN (${inFocus}) OR ${condition.sql})`, params: [...patientIds, ...condition.params] }
       : { sql: '', params: [] };

@@ -1,4 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
+import { requirePermission, type Interaction } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
 
 /**
@@ -41,4 +42,11 @@ export function preferHeader(prefer: string | undefined, key: string): string | 
     }
   }
   return undefined;
+}
+
+/** Checks the caller's scopes for an interaction on a type (requests without auth come from the system). */
+export function authorize(req: FhirRequest, type: string, interaction: Interaction): void {
+  if (req.auth) {
+    requirePermission(req.auth.scopes, type, interaction);
+  }
 }

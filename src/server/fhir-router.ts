@@ -1,20 +1,14 @@
 import { badRequest, fhirError, notFound } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
-import { requirePermission, type Interaction } from '../security/scopes.js';
 import type { Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './everything.js';
-import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { isMpiOperation, mpiOperation } from './mpi-operations.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
-
-function allow(req: FhirRequest, type: string, interaction: Interaction): void {
-  if (req.auth) {
-    requirePermission(req.auth.scopes, type, interaction);
-  }
-}
 
 function methodNotAllowed(req: FhirRequest): never {
   throw fhirError(405, 'not-supported', `${req.method} is not supported on /${req.segments.join('/')}`);
@@ -32,7 +26,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     methodNotAllowed(req);
   }
   if (type === '_history' && n === 1 && req.method === 'GET') {
-    allow(req, '*', 's');
+    authorize(req, '*', 's');
     return { status: 200, body: await historyInteraction(repo, req) };
   }
   if (!isKnownResourceType(type)) {
@@ -41,20 +35,20 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   if (n === 1) {
     switch (req.method) {
       case 'GET':
-        allow(req, type, 's');
+        authorize(req, type, 's');
         return { status: 200, body: await searchInteraction(repo, type, req, req.query) };
       case 'POST':
-        allow(req, type, 'c');
+        authorize(req, type, 'c');
         return create(repo, type, req);
       case 'PUT':
-        allow(req, type, 'u');
-        allow(req, type, 'c');
+        authorize(req, type, 'u');
+        authorize(req, type, 'c');
         if (!req.rawQuery) {
           throw badRequest('PUT on a type needs search criteria (conditional update) or an id in the URL');
         }
         return conditionalUpdate(repo, type, req);
       case 'DELETE':
-        allow(req, type, 'd');
+        authorize(req, type, 'd');
         if (!req.rawQuery) {
           throw badRequest('DELETE on a type needs search criteria (conditional delete)');
         }
@@ -63,44 +57,47 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     methodNotAllowed(req);
   }
   if (n === 2 && second === '_search' && req.method === 'POST') {
-    allow(req, type, 's');
+    authorize(req, type, 's');
     const form = typeof req.body === 'string' ? new URLSearchParams(req.body) : new URLSearchParams();
     const query = new URLSearchParams([...req.query, ...form]);
     return { status: 200, body: await searchInteraction(repo, type, req, query) };
   }
   if (n === 2 && second === '_history' && req.method === 'GET') {
-    allow(req, type, 's');
+    authorize(req, type, 's');
     return { status: 200, body: await historyInteraction(repo, req, type) };
+  }
+  if (n === 2 && type === 'Patient' && isMpiOperation(second)) {
+    return mpiOperation(repo, second, req);
   }
   if (n === 2) {
     switch (req.method) {
       case 'GET':
-        allow(req, type, 'r');
+        authorize(req, type, 'r');
         return read(repo, type, second, req);
       case 'PUT':
-        allow(req, type, 'u');
+        authorize(req, type, 'u');
         return update(repo, type, second, req);
       case 'PATCH':
-        allow(req, type, 'u');
+        authorize(req, type, 'u');
         return patch(repo, type, second, req);
       case 'DELETE':
-        allow(req, type, 'd');
+        authorize(req, type, 'd');
         return remove(repo, type, second, req);
     }
     methodNotAllowed(req);
   }
   if (n === 3 && third === '_history' && req.method === 'GET') {
-    allow(req, type, 'r');
+    authorize(req, type, 'r');
     return { status: 200, body: await historyInteraction(repo, req, type, second) };
   }
   if (n === 4 && third === '_history' && req.method === 'GET') {
-    allow(req, type, 'r');
+    authorize(req, type, 'r');
     const version = await repo.vread(type, second, fourth);
     return resourceResponse({ ...req, prefer: undefined }, 200, version, false);
   }
   if (n === 3 && type === 'Patient' && third === '$everything' && req.method === 'GET') {
-    allow(req, 'Patient', 'r');
-    allow(req, '*', 's');
+    authorize(req, 'Patient', 'r');
+    authorize(req, '*', 's');
     return everything(repo, second, req);
   }
   throw notFound(`No FHIR interaction at /${req.segments.join('/')}`);

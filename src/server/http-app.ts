@@ -5,6 +5,7 @@ import type { TokenService, AuthContext } from '../security/token-service.js';
 import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
+import { PatientLinker } from '../mpi/patient-linker.js';
 import { capabilityStatement } from './capability.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { dispatch } from './fhir-router.js';
@@ -125,7 +126,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     const baseUrl = `${origin(req, options.baseUrl)}/fhir`;
     let json = capabilityJson.get(baseUrl);
     if (json === undefined) {
-      json = JSON.stringify(capabilityStatement(baseUrl, options.version));
+      json = JSON.stringify(capabilityStatement(baseUrl, options.version, { mpi: !!options.repo.observerOf(PatientLinker) }));
       if (capabilityJson.size < 16) {
         capabilityJson.set(baseUrl, json);
       }

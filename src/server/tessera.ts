@@ -7,6 +7,7 @@ import type { Database } from '../store/database.js';
 import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
 import { GOLDEN_RECORDS } from '../mpi/golden-record.js';
+import { currentMatchModel } from '../mpi/model-store.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { hideDerivedRecords } from '../search/derived-records.js';
 import type { TesseraConfig } from './config.js';
@@ -31,7 +32,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   // Always, not only with the MPI on: a store may hold golden records written while it was on.
   hideDerivedRecords(GOLDEN_RECORDS);
   if (config.mpi) {
-    repo.observe(new PatientLinker());
+    repo.observe(new PatientLinker(await currentMatchModel(db)));
   }
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });

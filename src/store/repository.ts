@@ -103,6 +103,11 @@ export class Repository {
     this.observers.push(observer);
   }
 
+  /** The registered observer of this class, if any (e.g. the master patient index, for its operations). */
+  observerOf<T extends WriteObserver>(kind: abstract new (...args: never[]) => T): T | undefined {
+    return this.observers.find((o): o is T => o instanceof kind);
+  }
+
   /**
    * Inside a transaction, a view whose nested transactions take no SAVEPOINT (each costs a RELEASE that
    * showed up at 4 % of bulk ingest): if one of them fails, `failedOptimistically` turns true and the

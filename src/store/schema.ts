@@ -128,6 +128,17 @@ CREATE TABLE mpi_event (
 CREATE INDEX mpi_event_enterprise ON mpi_event (enterprise_id, seq);
 CREATE INDEX mpi_event_patient ON mpi_event (patient_id, seq);
 `,
+  // Match models trained by `tessera mpi train` (EM over candidate pairs); the newest is used on start.
+  (d) => `
+CREATE TABLE mpi_model (
+  version ${d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY'},
+  created_at ${d.bigint} NOT NULL,
+  probabilities TEXT NOT NULL,
+  pairs INTEGER NOT NULL,
+  match_share ${d.double} NOT NULL,
+  iterations INTEGER NOT NULL
+);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -1,0 +1,203 @@
+/**
+ * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep]
+ *
+ * The master patient index's evaluation harness: generates a seeded population of people as several
+ * sources register them (src/synthetic/identity-population.ts: typos, nicknames, swapped day and month,
+ * missing fields, twins, Jr/Sr, common names) with the truth of who is who, loads every record through
+ * the real HTTP API (batch Bundles of Patient creates; each is linked in its write transaction), then
+ * scores the enterprise identities the index built against the truth: pairwise precision, recall and F1
+ * of the links, the false links by cohort, and the review queue. Then measures Patient/$match latency
+ * on the loaded population. Prints Markdown and writes bench/results/mpi-<backend>.json.
+ */
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { execSync } from 'node:child_process';
+import { createClient } from '../src/security/clients.js';
+import { createTessera } from '../src/server/tessera.js';
+import { PostgresDatabase } from '../src/store/postgres.js';
+import { identityPopulation, type Cohort, type GeneratedRecord } from '../src/synthetic/identity-population.js';
+import { Random } from '../src/synthetic/random.js';
+import { BENCH_DATABASE_URL, benchConfig } from './config.js';
+import { httpRequest } from './http-client.js';
+import { startServerProcess } from './server-process.js';
+import { fmt, percentiles } from './stats.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+const PERSONS = Number(arg('persons', '20000'));
+const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
+const MATCHES = Number(arg('matches', '1000'));
+const KEEP = process.argv.includes('--keep');
+const SEED = 20261125;
+/** Patients per batch Bundle and batches in flight: enough to keep the server busy, as a feed would. */
+const BATCH = 100;
+const IN_FLIGHT = 4;
+
+interface Loaded {
+  /** Source Patient id -> its generated record's truth. */
+  truth: Map<string, GeneratedRecord>;
+  seconds: number;
+}
+
+async function load(url: string, token: string): Promise<Loaded> {
+  const truth = new Map<string, GeneratedRecord>();
+  const started = performance.now();
+  const inFlight = new Set<Promise<void>>();
+  let batch: GeneratedRecord[] = [];
+  let lastReport = Date.now();
+  const send = async (records: GeneratedRecord[]): Promise<void> => {
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: records.map((r) => ({ resource: r.patient, request: { method: 'POST', url: 'Patient' } })) };
+    const res = await httpRequest('POST', `${url}/fhir`, { authorization: `Bearer ${token}` }, JSON.stringify(bundle));
+    if (res.status !== 200) throw new Error(`batch: HTTP ${res.status} ${res.body.slice(0, 500)}`);
+    const answer = JSON.parse(res.body) as Bundle;
+    answer.entry?.forEach((e, i) => {
+      if (!e.response?.status.startsWith('20')) throw new Error(`entry ${i}: ${JSON.stringify(e.response)}`);
+      truth.set((e.response.location ?? '').split('/')[1], records[i]);
+    });
+  };
+  for (const record of identityPopulation({ seed: SEED, persons: PERSONS })) {
+    batch.push(record);
+    if (batch.length === BATCH) {
+      const p: Promise<void> = send(batch).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      batch = [];
+      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      if (Date.now() - lastReport > 10_000) {
+        process.stderr.write(`  loaded ${truth.size} records (${Math.round(truth.size / ((performance.now() - started) / 1000))}/s)\n`);
+        lastReport = Date.now();
+      }
+    }
+  }
+  if (batch.length) await send(batch);
+  await Promise.all(inFlight);
+  return { truth, seconds: (performance.now() - started) / 1000 };
+}
+
+const pairs = (n: number): number => (n * (n - 1)) / 2;
+
+/** Pairwise scores of the enterprise identities against the truth. */
+function evaluate(truth: Map<string, GeneratedRecord>, membership: { patient_id: string; enterprise_id: string }[]) {
+  const byEnterprise = new Map<string, GeneratedRecord[]>();
+  for (const m of membership) {
+    const record = truth.get(m.patient_id);
+    if (record) byEnterprise.set(m.enterprise_id, [...(byEnterprise.get(m.enterprise_id) ?? []), record]);
+  }
+  const byPerson = new Map<number, number>();
+  for (const record of truth.values()) byPerson.set(record.personId, (byPerson.get(record.personId) ?? 0) + 1);
+  let predicted = 0;
+  let truePositive = 0;
+  const falseByCohort = new Map<Cohort, number>();
+  for (const records of byEnterprise.values()) {
+    predicted += pairs(records.length);
+    const perPerson = new Map<number, GeneratedRecord[]>();
+    for (const r of records) perPerson.set(r.personId, [...(perPerson.get(r.personId) ?? []), r]);
+    for (const same of perPerson.values()) truePositive += pairs(same.length);
+    const people = [...perPerson.values()];
+    for (let i = 0; i < people.length; i++) {
+      for (let j = i + 1; j < people.length; j++) {
+        const cohort = people[i][0].cohort === people[j][0].cohort ? people[i][0].cohort : 'ordinary';
+        falseByCohort.set(cohort, (falseByCohort.get(cohort) ?? 0) + people[i].length * people[j].length);
+      }
+    }
+  }
+  const actual = [...byPerson.values()].reduce((sum, n) => sum + pairs(n), 0);
+  const precision = predicted ? truePositive / predicted : 1;
+  const recall = actual ? truePositive / actual : 1;
+  return {
+    records: truth.size,
+    persons: byPerson.size,
+    enterprises: byEnterprise.size,
+    truePairs: actual,
+    linkedPairs: predicted,
+    truePositive,
+    precision,
+    recall,
+    f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0,
+    falseLinksByCohort: Object.fromEntries(falseByCohort),
+  };
+}
+
+/** $match queries: a person's record as yet another source would send it (no identifier it knows). */
+async function matchLatency(url: string, token: string): Promise<ReturnType<typeof percentiles>> {
+  const rnd = new Random(11);
+  const queries: Patient[] = [];
+  for (const record of identityPopulation({ seed: SEED + 1, persons: MATCHES * 2 })) {
+    if (queries.length < MATCHES && rnd.chance(0.5)) queries.push({ ...record.patient, identifier: undefined });
+  }
+  const samples: number[] = [];
+  for (const [i, patient] of queries.entries()) {
+    const body = JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'resource', resource: patient }] });
+    const started = performance.now();
+    const res = await httpRequest('POST', `${url}/fhir/Patient/$match`, { authorization: `Bearer ${token}` }, body);
+    if (res.status !== 200) throw new Error(`$match: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+    if (i >= 50) samples.push(performance.now() - started); // the first 50 warm the path up
+  }
+  return percentiles(samples);
+}
+
+async function main(): Promise<void> {
+  const { config, cleanup } = benchConfig(BACKEND);
+  const tessera = await createTessera(config);
+  const client = await createClient(tessera.db, { name: 'bench-mpi', scope: 'system/*.cruds' });
+  await tessera.close();
+  const server = await startServerProcess(config);
+  const tokenRes = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+  });
+  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+
+  process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API\n`);
+  const loaded = await load(server.url, token);
+  const match = await matchLatency(server.url, token);
+  await server.stop();
+
+  const reader = await createTessera(config);
+  const membership = await reader.db.query<{ patient_id: string; enterprise_id: string }>('SELECT patient_id, enterprise_id FROM mpi_source');
+  const [{ n: openPairs }] = await reader.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM mpi_pair WHERE status = 'open'");
+  const [{ n: inReview }] = await reader.db.query<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM (SELECT patient_a AS p FROM mpi_pair WHERE status = 'open' UNION SELECT patient_b FROM mpi_pair WHERE status = 'open') x",
+  );
+  await reader.close();
+  const scores = evaluate(loaded.truth, membership);
+
+  if (KEEP) {
+    console.error(`kept: ${BACKEND === 'postgres' ? `schema ${config.schema}` : config.dataDir}`);
+  } else {
+    if (BACKEND === 'postgres' && config.schema) {
+      const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+      await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+      await pg.close();
+    }
+    cleanup();
+  }
+
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  const review = { openPairs: Number(openPairs), recordsInReview: Number(inReview), share: Number(inReview) / scores.records };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    `bench/results/mpi-${BACKEND}.json`,
+    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, loadSeconds: loaded.seconds, scores, review, match }, null, 2),
+  );
+  console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
+  console.log(`- population: ${scores.persons.toLocaleString('en')} people, ${scores.records.toLocaleString('en')} source records (seed ${SEED})`);
+  console.log(`- loaded through the API (batch Bundles of ${BATCH}, ${IN_FLIGHT} in flight): ${Math.round(scores.records / loaded.seconds)} records/s (${loaded.seconds.toFixed(1)} s)`);
+  console.log(`- enterprise identities: ${scores.enterprises.toLocaleString('en')}; true pairs ${scores.truePairs}, linked pairs ${scores.linkedPairs}, correct ${scores.truePositive}`);
+  console.log(`- **precision ${scores.precision.toFixed(5)}, recall ${scores.recall.toFixed(4)}, F1 ${scores.f1.toFixed(4)}**`);
+  console.log(`- false links (pairs) by cohort: ${JSON.stringify(scores.falseLinksByCohort)}`);
+  console.log(`- review queue: ${review.openPairs} open pairs, ${review.recordsInReview} records in them (${(review.share * 100).toFixed(2)}% of records)`);
+  console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms`);
+}
+
+await main();

@@ -1,0 +1,36 @@
+import { compareFeatures } from './comparison.js';
+import type { PersonFeatures } from './features.js';
+import type { MatchDecision, MatchModel } from './match-model.js';
+import type { MpiStore } from './mpi-store.js';
+
+/** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
+const MAX_CANDIDATES = 500;
+
+export interface EnterpriseMatch {
+  enterpriseId: string;
+  /** The enterprise's best-scoring source record and its decision. */
+  best: MatchDecision & { patientId: string };
+}
+
+/**
+ * Scores a person's features against the source records sharing a blocking key and keeps, per enterprise,
+ * its best-scoring member; highest first. With `patientId` (a stored source record being linked), that
+ * record is not its own candidate and enterprises a steward ruled apart from it are left out.
+ */
+export async function matchEnterprises(store: MpiStore, model: MatchModel, features: PersonFeatures, keys: string[], patientId?: string): Promise<EnterpriseMatch[]> {
+  const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
+  const noLink = patientId ? await store.noLinkPartners(patientId) : new Set<string>();
+  const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
+  const byEnterprise = new Map<string, EnterpriseMatch>();
+  for (const candidate of candidates) {
+    if (barred.has(candidate.enterpriseId)) {
+      continue; // a steward ruled this person apart from someone in that enterprise
+    }
+    const decision = model.decide(compareFeatures(features, candidate.features));
+    const current = byEnterprise.get(candidate.enterpriseId);
+    if (!current || decision.score > current.best.score) {
+      byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
+    }
+  }
+  return [...byEnterprise.values()].sort((a, b) => b.best.score - a.best.score);
+}
