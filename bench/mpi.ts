@@ -56,7 +56,7 @@ async function load(url: string, token: string): Promise<Loaded> {
     const answer = JSON.parse(res.body) as Bundle;
     answer.entry?.forEach((e, i) => {
       if (!e.response?.status.startsWith('20')) throw new Error(`entry ${i}: ${JSON.stringify(e.response)}`);
-      truth.set((e.response.location ?? '').split('/')[1], records[i]);
+      truth.set(/Patient\/([^/]+)/.exec(e.response.location ?? '')?.[1] ?? '', records[i]);
     });
   };
   for (const record of identityPopulation({ seed: SEED, persons: PERSONS })) {
@@ -167,6 +167,8 @@ async function main(): Promise<void> {
   const scores = evaluate(loaded.truth, membership);
 
   if (KEEP) {
+    // The truth beside the kept store, to study the errors: patient id -> person, cohort, source.
+    writeFileSync(`${config.dataDir}/truth.json`, JSON.stringify(Object.fromEntries([...loaded.truth].map(([id, r]) => [id, [r.personId, r.cohort, r.source]]))));
     console.error(`kept: ${BACKEND === 'postgres' ? `schema ${config.schema}` : config.dataDir}`);
   } else {
     if (BACKEND === 'postgres' && config.schema) {

@@ -75,6 +75,19 @@ describe('MPI match model (hand-set priors)', () => {
     assert.notEqual(d.outcome, 'auto-link');
   });
 
+  it('takes one keystroke in a short name, and a birth date one day off, for the same person', () => {
+    const vector = compareFeatures(personFeatures(person('James', 'Smith', '1980-04-20')), personFeatures(person('Jkmes', 'Smuth', '1980-04-19')));
+    assert.deepEqual([vector.firstName, vector.surname, vector.birthDate], ['similar', 'similar', 'one-digit']);
+    assert.equal(compareFeatures(personFeatures(person('Ann', 'Lee', '1980-04-20')), personFeatures(person('Ana', 'Lee', '1980-04-20'))).firstName !== 'similar', true, 'three letters: too short to call a slip');
+  });
+
+  it('counts neighbours on one street as different addresses, and a reformatted address as the same', () => {
+    const street = (line: string) => compareFeatures(personFeatures(person('Ann', 'Lee', '1990-01-01', { address: [{ line: [line] }] })), personFeatures(person('Ann', 'Lee', '1990-01-01'))).street;
+    assert.equal(street('48 Main Street'), 'different');
+    assert.equal(street('12 Main St.'), 'similar');
+    assert.equal(street('12 Mian Street'), 'similar', 'a typo in the street name');
+  });
+
   it('explains every decision field by field, and the weights add up to the score', () => {
     const d = decide(person('William', 'Smith', '1970-05-12'), person('Bill', 'Smith', '1970-05-12'));
     assert.equal(d.contributions.length, 10);

@@ -86,7 +86,11 @@ describe('MPI similarity', () => {
     assert.equal(compareBirthDates(d(1980, 4, 3), d(1980, 4, 3)), 'exact');
     assert.equal(compareBirthDates(d(1980, 4, 3), d(1980, 3, 4)), 'transposed');
     assert.equal(compareBirthDates(d(1980, 4, 3), d(1980, 4, 8)), 'one-digit');
-    assert.equal(compareBirthDates(d(1980, 4, 3), d(1908, 4, 3)), 'one-digit');
+    assert.equal(compareBirthDates(d(1980, 4, 3), d(1980, 4, 2)), 'one-digit', 'one day off');
+    assert.equal(compareBirthDates(d(1980, 4, 3), d(1981, 4, 3)), 'one-digit');
+    // A digit slip that moves the year a decade or more looks like a father and son: never 'one-digit'.
+    assert.equal(compareBirthDates(d(1960, 4, 3), d(1990, 4, 3)), 'different');
+    assert.equal(compareBirthDates(d(1980, 4, 3), d(1908, 4, 3)), 'different');
     assert.equal(compareBirthDates(d(1980, 4, 3), d(1980, 9, 21)), 'year-only');
     assert.equal(compareBirthDates(d(1980, 4, 3), d(1975, 9, 21)), 'different');
   });

@@ -25,6 +25,15 @@ export type ComparisonVector = { [F in Field]: Level<F> };
 export const FIELDS = Object.keys(FIELD_LEVELS) as Field[];
 
 const SIMILAR_NAME = 0.92;
+
+/**
+ * Names alike enough to be one name mistyped: Jaro-Winkler at least SIMILAR_NAME, or one keystroke apart
+ * (dropped, doubled, swapped or replaced letter) in a name of four letters or more, which Jaro-Winkler
+ * rates low when the slip is early in a short name ("james" / "jkmes" 0.88, "smith" / "smuth" 0.89).
+ */
+function similarNames(x: string, y: string): boolean {
+  return jaroWinkler(x, y) >= SIMILAR_NAME || (Math.min(x.length, y.length) >= 4 && damerauLevenshtein(x, y) === 1);
+}
 const SIMILAR_STREET = 0.9;
 
 export function compareFeatures(a: PersonFeatures, b: PersonFeatures): ComparisonVector {
@@ -37,10 +46,22 @@ export function compareFeatures(a: PersonFeatures, b: PersonFeatures): Compariso
     ssn: a.ssn && b.ssn ? (a.ssn === b.ssn ? 'exact' : damerauLevenshtein(a.ssn, b.ssn) === 1 ? 'one-edit' : 'different') : 'missing',
     phone: a.phones.length && b.phones.length ? (a.phones.some((p) => b.phones.includes(p)) ? 'shared' : 'different') : 'missing',
     postalCode: a.postalCode && b.postalCode ? (a.postalCode === b.postalCode ? 'same' : 'different') : 'missing',
-    street: a.street && b.street ? (jaroWinkler(a.street, b.street) >= SIMILAR_STREET ? 'similar' : 'different') : 'missing',
+    street: a.street && b.street ? compareStreets(a.street, b.street) : 'missing',
     // Only a suffix on both sides is evidence: Jr against Sr is a different person; Jr against none is not.
     suffix: a.suffix && b.suffix ? (a.suffix === b.suffix ? 'same' : 'different') : 'missing',
   };
+}
+
+/**
+ * Neighbours share a street name but not a house number: "12 elm street" and "48 elm street" are
+ * different addresses however alike the text (Jaro-Winkler rates them about 0.9).
+ */
+function compareStreets(a: string, b: string): Level<'street'> {
+  const [numberA, numberB] = [/^\d+\w?\b/.exec(a)?.[0], /^\d+\w?\b/.exec(b)?.[0]];
+  if (numberA && numberB && numberA !== numberB) {
+    return 'different';
+  }
+  return jaroWinkler(a, b) >= SIMILAR_STREET ? 'similar' : 'different';
 }
 
 /** The best agreement between any surname of one record and any of the other (maiden names, compounds). */
@@ -57,7 +78,7 @@ function compareSurnames(a: PersonFeatures, b: PersonFeatures): Level<'surname'>
         level = 'exact';
       } else if (x.parts.some((p) => y.parts.includes(p))) {
         level = 'compound-part';
-      } else if (jaroWinkler(x.parts.join(''), y.parts.join('')) >= SIMILAR_NAME) {
+      } else if (similarNames(x.parts.join(''), y.parts.join(''))) {
         level = 'similar';
       } else if (soundAlike(x.parts.join(''), y.parts.join(''))) {
         level = 'sound-alike';
@@ -83,7 +104,7 @@ function compareFirstNames(a: string[], b: string[]): Level<'firstName'> {
         level = 'exact';
       } else if (areNicknames(x, y)) {
         level = 'nickname';
-      } else if (jaroWinkler(x, y) >= SIMILAR_NAME) {
+      } else if (similarNames(x, y)) {
         level = 'similar';
       } else if ((x.length === 1 || y.length === 1) && x[0] === y[0]) {
         level = 'initial';

@@ -110,7 +110,9 @@ export class PatientLinker implements WriteObserver {
         await enterprises.retireInto(existing.enterpriseId, record.enterpriseId, [record.patientId], undefined, now);
       }
     }
-    for (const possible of matches.filter((m) => m !== target && m.best.score >= this.model.thresholds.review)) {
+    // Possible matches: the review outcome, and other enterprises this record would also auto-link to
+    // (a record that bridges two identities is a question for a steward, not a merge).
+    for (const possible of matches.filter((m) => m !== target && m.best.outcome !== 'no-match')) {
       if (possible.enterpriseId === record.enterpriseId) {
         continue;
       }

@@ -39,7 +39,7 @@ export async function matchPerson(repo: Repository, model: MatchModel, patient: 
   const features = personFeatures(patient);
   const { autoLink, review } = model.thresholds;
   for (const match of await matchEnterprises(store, model, features, blockingKeys(features))) {
-    if (match.best.score < review || out.has(match.enterpriseId)) {
+    if (match.best.outcome === 'no-match' || out.has(match.enterpriseId)) {
       continue;
     }
     const grade: MatchGrade = match.best.outcome === 'auto-link' ? 'certain' : match.best.score >= (review + autoLink) / 2 ? 'probable' : 'possible';

@@ -89,7 +89,11 @@ export function compareBirthDates(a: BirthDate, b: BirthDate): DateAgreement {
   if (a.year === b.year && a.month === b.day && a.day === b.month) {
     return 'transposed';
   }
-  if (damerauLevenshtein(dateDigits(a), dateDigits(b)) === 1) {
+  // One digit mistyped, or one day off (a date of birth shifted across midnight by a time-zone conversion).
+  // Not when the slip moves the year by a decade or more: that is how a father and a son born on the same
+  // day of the year look, and a false merge is worse than a missed link.
+  const oneDigit = damerauLevenshtein(dateDigits(a), dateDigits(b)) === 1 && Math.abs(a.year - b.year) < 10;
+  if (oneDigit || (a.year === b.year && a.month === b.month && Math.abs(a.day - b.day) === 1)) {
     return 'one-digit';
   }
   return a.year === b.year ? 'year-only' : 'different';

@@ -1,7 +1,6 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { nicknameVariants } from '../mpi/nicknames.js';
 import { Random } from './random.js';
-import { CITIES, STREETS } from './vocabulary.js';
 
 /**
  * A seeded population of people as several sources register them, with the truth of who is who: the
@@ -74,13 +73,20 @@ const VERY_COMMON = [
   ['Jennifer', 'Jones', 'female'], ['David', 'Miller', 'male'], ['Linda', 'Davis', 'female'], ['Robert', 'Rodríguez', 'male'], ['Wei', 'Chen', 'male'],
 ] as const;
 
-/** Zipf-distributed picks: a few names are very common, most are rare, as in a real population. */
+/**
+ * Zipf-like picks, weight 1 / (rank + offset): a few names are common, most are rare, as in a real
+ * population. The offset flattens the head to real shares: the commonest surname about 0.4 % of people
+ * (Smith is about 0.8 % in the US), the commonest first name about 5 % of one gender.
+ */
 class Zipf<T> {
   private readonly cumulative: number[] = [];
-  constructor(private readonly items: readonly T[]) {
+  constructor(
+    private readonly items: readonly T[],
+    offset: number,
+  ) {
     let sum = 0;
     for (let rank = 1; rank <= items.length; rank++) {
-      sum += 1 / rank;
+      sum += 1 / (rank + offset);
       this.cumulative.push(sum);
     }
   }
@@ -97,9 +103,28 @@ class Zipf<T> {
   }
 }
 
-const surnames = new Zipf([...COMMON_SURNAMES, ...SYLLABLES.head.flatMap((h) => SYLLABLES.mid.flatMap((m) => SYLLABLES.tail.map((t) => `${h}${m}${t}`)))]);
-const femaleNames = new Zipf(FEMALE);
-const maleNames = new Zipf(MALE);
+/**
+ * Streets and towns: hundreds of each, so that two unrelated people rarely share an address by chance
+ * (a handful would make every neighbour look like a match).
+ */
+const places = (() => {
+  const rnd = new Random(1);
+  const streetTypes = ['St', 'Ave', 'Rd', 'Ln', 'Dr', 'Ct', 'Way', 'Blvd', 'Pl'];
+  const streets = SYLLABLES.head.flatMap((h) => SYLLABLES.mid.slice(0, 4).map((m) => `${h}${m}${rnd.pick(['wood', 'field', 'brook', 'hill', 'dale', 'view', 'ridge', 'crest'])} ${rnd.pick(streetTypes)}`));
+  const states = ['MA', 'RI', 'NH', 'CT', 'VT', 'ME', 'NY'];
+  const towns = SYLLABLES.head.flatMap((h) =>
+    ['ton', 'ville', 'field', 'bury', 'ford', 'port', 'ham', 'wick', 'borough', 'mouth', 'stead', 'by'].map((t) => ({
+      city: `${h}${t}`,
+      state: rnd.pick(states),
+      postalCode: String(rnd.int(1001, 99950)).padStart(5, '0'),
+    })),
+  );
+  return { streets, towns };
+})();
+
+const surnames = new Zipf([...COMMON_SURNAMES, ...SYLLABLES.head.flatMap((h) => SYLLABLES.mid.flatMap((m) => SYLLABLES.tail.map((t) => `${h}${m}${t}`)))], 50);
+const femaleNames = new Zipf(FEMALE, 10);
+const maleNames = new Zipf(MALE, 10);
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
 
@@ -110,8 +135,8 @@ export function* identityPopulation(options: PopulationOptions): Generator<Gener
   let nextId = 0;
   const makePerson = (cohort: Cohort, base?: Partial<Person>): Person => {
     const gender = base?.gender ?? (rnd.chance(0.5) ? 'female' : 'male');
-    const city = rnd.pick(CITIES);
-    const old = rnd.pick(CITIES);
+    const city = rnd.pick(places.towns);
+    const old = rnd.pick(places.towns);
     return {
       id: nextId++,
       cohort,
@@ -122,8 +147,8 @@ export function* identityPopulation(options: PopulationOptions): Generator<Gener
       birthDate: `${rnd.int(1930, 2020)}-${pad(rnd.int(1, 12))}-${pad(rnd.int(1, 28))}`,
       ssn: rnd.chance(0.7) ? `${rnd.int(100, 899)}${pad(rnd.int(1, 99))}${pad(rnd.int(1, 9999), 4)}` : undefined,
       phone: rnd.chance(0.85) ? `${rnd.int(201, 989)}${rnd.int(200, 999)}${pad(rnd.int(0, 9999), 4)}` : undefined,
-      address: { line: `${rnd.int(1, 999)} ${rnd.pick(STREETS)}`, ...city },
-      oldAddress: { line: `${rnd.int(1, 999)} ${rnd.pick(STREETS)}`, ...old },
+      address: { line: `${rnd.int(1, 999)} ${rnd.pick(places.streets)}`, ...city },
+      oldAddress: { line: `${rnd.int(1, 999)} ${rnd.pick(places.streets)}`, ...old },
       ...base,
     };
   };
@@ -136,6 +161,10 @@ export function* identityPopulation(options: PopulationOptions): Generator<Gener
       // Twins: one household, one birth date, different first names (and SSNs).
       const first = makePerson('twin');
       const second = makePerson('twin', { family: first.family, birthDate: first.birthDate, address: first.address, oldAddress: first.oldAddress, phone: first.phone });
+      // Parents do not give twins one first name (nor two forms of one).
+      while (second.given === first.given || nicknameVariants(second.given.toLowerCase()).includes(first.given.toLowerCase())) {
+        second.given = (second.gender === 'female' ? femaleNames : maleNames).pick(rnd);
+      }
       people = [first, second];
     } else if (roll < 0.03 && made + 2 <= options.persons) {
       // Father and son: same name, household and phone, a generation apart, Sr and Jr (not always written).
@@ -152,10 +181,10 @@ export function* identityPopulation(options: PopulationOptions): Generator<Gener
       father.suffix = 'Sr';
       son.suffix = 'Jr';
       people = [father, son];
-    } else if (roll < 0.08) {
-      // A very common name with a birth year shared by many, and often a shared birth date.
+    } else if (roll < 0.05) {
+      // A very common name born in one decade: at scale, many share a birth year and some a birth date.
       const [given, family, gender] = rnd.pick(VERY_COMMON);
-      people = [makePerson('common-name', { given, family, gender, birthDate: `1975-${pad(rnd.int(1, 2))}-${pad(rnd.int(1, 5))}` })];
+      people = [makePerson('common-name', { given, family, gender, birthDate: `${rnd.int(1970, 1979)}-${pad(rnd.int(1, 12))}-${pad(rnd.int(1, 28))}` })];
     } else {
       people = [makePerson('ordinary')];
     }
