@@ -93,6 +93,20 @@ for (const backend of BACKENDS) {
       assert.deepEqual(ids(await get('Observation?code=|2345-7')), []);
     });
 
+    it('token :below and :above through the hierarchies of the R4 code systems; other systems refused', async () => {
+      const actCode = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+      const encounter = async (code: string) => (await s.fhir('POST', 'Encounter', { resourceType: 'Encounter', status: 'finished', class: { system: actCode, code } })).body.id;
+      const [inpatient, acute, ambulatory] = [await encounter('IMP'), await encounter('ACUTE'), await encounter('AMB')];
+      assert.deepEqual(ids(await get(`Encounter?class:below=${actCode}|IMP`)), [inpatient, acute].sort(), 'inpatient subsumes acute inpatient');
+      assert.deepEqual(ids(await get(`Encounter?class:above=${actCode}|ACUTE`)), [inpatient, acute].sort());
+      assert.deepEqual(ids(await get(`Encounter?class:below=${actCode}|_ActEncounterCode`)), [inpatient, acute, ambulatory].sort());
+      assert.deepEqual(ids(await get(`Encounter?class:below=${actCode}|AMB`)), [ambulatory]);
+      const snomed = await s.fhir('GET', 'Condition?code:below=http://snomed.info/sct|73211009');
+      assert.equal(snomed.status, 400);
+      assert.match(snomed.body.issue[0].diagnostics, /terminology server/);
+      assert.equal((await s.fhir('GET', 'Encounter?class:below=IMP')).status, 400, 'a system is needed');
+    });
+
     it('_tag, _profile, _id, _lastUpdated', async () => {
       assert.deepEqual(ids(await get('Patient?_tag=urn:tags|vip')), [p.nobirth.id]);
       assert.deepEqual(ids(await get('Patient?_profile=http://example.org/StructureDefinition/p')), [p.nobirth.id]);

@@ -1,5 +1,6 @@
 import type { Filter } from '@medplum/core';
 import { badRequest } from '../fhir/outcome.js';
+import { subsumption } from '../fhir/code-hierarchy.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import type { SqlValue } from '../store/database.js';
 import { INDEX_TABLES, ownIndexRows } from '../store/index-writer.js';
@@ -186,6 +187,9 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
   if (operator === 'text') {
     return { sql: "text LIKE ? ESCAPE '\\'", params: [`${escapeLike(normalizeString(value))}%`] };
   }
+  if (operator === 'below' || operator === 'above') {
+    return subsumedTokenCondition(operator, value, valueColumn, systemColumn);
+  }
   if (operator !== 'eq' && operator !== 'not' && operator !== 'ne') {
     throw badRequest(`Modifier :${operator} is not supported on token parameters`);
   }
@@ -202,6 +206,22 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
     return { sql: `${systemColumn} = ?`, params: [system] };
   }
   return { sql: `${valueColumn} = ? AND ${systemColumn} = ?`, params: [code, system], inIdOrder: valueColumn === 'value' };
+}
+
+/** `:below` / `:above` on a token: the code and what it subsumes (or what subsumes it) in its code system. */
+function subsumedTokenCondition(operator: 'below' | 'above', value: string, valueColumn: string, systemColumn: string): Sql {
+  const bar = value.indexOf('|');
+  const [system, code] = [value.slice(0, Math.max(bar, 0)), value.slice(bar + 1)];
+  if (bar <= 0 || !code) {
+    throw badRequest(`:${operator} needs a system and a code (system|code)`);
+  }
+  const codes = subsumption(system, code, operator);
+  if (!codes) {
+    throw badRequest(
+      `:${operator} is answered from the hierarchies of the code systems in the R4 specification; ${system} has none here, or does not define "${code}" (SNOMED CT, LOINC and the like need a terminology server)`,
+    );
+  }
+  return { sql: `${valueColumn} IN (${codes.map(() => '?').join(', ')}) AND ${systemColumn} = ?`, params: [...codes, system] };
 }
 
 function referenceCondition(operator: string, value: string): Sql {
