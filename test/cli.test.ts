@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { BACKENDS, testConfig } from './helpers/backends.js';
-import { CLI } from './helpers/paths.js';
+import { tessera } from './helpers/cli.js';
 import { getToken, startTestServer } from './helpers/server.js';
 
-const exec = promisify(execFile);
-
-async function tessera(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err: any) {
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 for (const backend of BACKENDS) {
   describe(`tessera CLI (${backend})`, () => {

@@ -1,25 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { createTessera } from '../src/server/tessera.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
-import { CLI } from './helpers/paths.js';
+import { tessera } from './helpers/cli.js';
 
-const exec = promisify(execFile);
-
-async function tessera(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err: any) {
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 /** `tessera mpi rebuild` and `tessera mpi train` on a store loaded by `tessera import`. */
 for (const backend of BACKENDS) {
