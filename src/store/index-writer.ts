@@ -67,8 +67,23 @@ export function joinOwnIndexRows(dialect: Dialect, table: string, rowAlias: stri
   return `JOIN ${table} ${rowAlias} ON ${ownIndexRows(rowAlias, rk)}`;
 }
 
-/** Removes every index row of the given resources (before re-indexing an update, or on delete). */
-export async function deleteIndexRows(tx: SqlExecutor, rks: number[]): Promise<void> {
+/**
+ * Removes every index row of the given resources (before re-indexing an update, or on delete). On
+ * PostgreSQL one statement (data-modifying CTEs) instead of one per table and resource: each round trip
+ * costs about as much as the delete itself, and every update pays for nine of them.
+ */
+export async function deleteIndexRows(tx: SqlExecutor, dialect: Dialect, rks: number[]): Promise<void> {
+  if (dialect.name === 'postgres') {
+    for (let i = 0; i < rks.length; i += 50) {
+      const chunk = rks.slice(i, i + 50);
+      const ranges = chunk.map(() => '(rid >= ? AND rid < ?)').join(' OR ');
+      const bounds = chunk.flatMap((rk) => [rowIdBase(rk), rowIdBase(rk + 1)]);
+      const [last, ...rest] = [...DERIVED_TABLES].reverse();
+      const ctes = rest.map((table, n) => `d${n} AS (DELETE FROM ${table} WHERE ${ranges})`).join(', ');
+      await tx.run(`WITH ${ctes} DELETE FROM ${last} WHERE ${ranges}`, DERIVED_TABLES.flatMap(() => bounds));
+    }
+    return;
+  }
   for (const table of DERIVED_TABLES) {
     for (const rk of rks) {
       await tx.run(`DELETE FROM ${table} WHERE rid >= ? AND rid < ?`, [rowIdBase(rk), rowIdBase(rk + 1)]);

@@ -253,7 +253,7 @@ export class Repository {
         "UPDATE resource SET version_id = ?, last_updated = ?, deleted = 1, method = 'DELETE', content = NULL WHERE type = ? AND id = ?",
         [versionId, Date.now(), type, id],
       );
-      await deleteIndexRows(repo.sql, [current.rk]);
+      await deleteIndexRows(repo.sql, repo.db.dialect, [current.rk]);
       for (const observer of repo.observers) {
         if (observer.types.has(type)) {
           await observer.deleted(repo, type, id);
@@ -403,6 +403,7 @@ export class Repository {
     }
     await deleteIndexRows(
       this.sql,
+      this.db.dialect,
       reindexed.map((r) => r.rk),
     );
     const rks = await allocateResourceKeys(this.sql, this.db.dialect, created.length);
