@@ -42,9 +42,7 @@ export class Enterprises {
 
   /** Locks several enterprises in a fixed order, so that two transactions never wait on each other. */
   async lockAll(enterpriseIds: string[]): Promise<void> {
-    for (const id of [...new Set(enterpriseIds)].sort()) {
-      await this.repo.sql.lock(`mpi-enterprise:${id}`);
-    }
+    await this.repo.sql.lock(...[...new Set(enterpriseIds)].sort().map((id) => `mpi-enterprise:${id}`));
   }
 
   /** Moves source records into `into`; an enterprise left without sources is merged into `into`. */

@@ -60,9 +60,7 @@ export class PatientLinker implements WriteObserver {
     const features = personFeatures(patient);
     const keys = blockingKeys(features);
     // Writers that could match each other share a blocking key: lock the keys (sorted: no deadlock).
-    for (const key of [...keys].sort()) {
-      await repo.sql.lock(`mpi:${key}`);
-    }
+    await repo.sql.lock(...[...keys].sort().map((key) => `mpi:${key}`));
     const identifier = sourceIdentifier(patient);
     const existing = await store.source(patient.id as string);
     const record: SourceRecord = {

@@ -10,8 +10,12 @@ export interface SqlExecutor {
   run(sql: string, params?: SqlValue[]): Promise<number>;
   /** Inserts many rows into one table, as fast as the driver allows (prepared loop, multi-row VALUES). */
   insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void>;
-  /** Serialises writers that share `key` until the transaction ends (conditional create, MPI). */
-  lock(key: string): Promise<void>;
+  /**
+   * Serialises writers that share a key until the transaction ends (conditional create, MPI). Several
+   * keys are taken in the order given, in one round trip: callers that take several sort them, so that
+   * two writers never wait on each other.
+   */
+  lock(...keys: string[]): Promise<void>;
   /** Runs DDL, possibly several statements, without parameters. */
   exec(sql: string): Promise<void>;
 }

@@ -64,8 +64,14 @@ class PgExecutor implements SqlExecutor {
     }
   }
 
-  async lock(key: string): Promise<void> {
-    await this.client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+  async lock(...keys: string[]): Promise<void> {
+    if (keys.length === 1) {
+      await this.client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [keys[0]]);
+    } else if (keys.length > 1) {
+      await this.client.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM json_array_elements_text($1::json) WITH ORDINALITY AS t(k, n) ORDER BY n', [
+        JSON.stringify(keys),
+      ]);
+    }
   }
 
   async exec(sql: string): Promise<void> {
