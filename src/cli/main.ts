@@ -177,7 +177,7 @@ mpi
       if (flags.dryRun) {
         process.stdout.write('Dry run: nothing stored.\n');
       } else {
-        await saveModel(tessera.db, result, result.pairs);
+        await saveModel(tessera.db, result);
         process.stdout.write('Stored as the new model; servers use it from their next start. Run `tessera mpi rebuild` to re-match records that are alone.\n');
       }
     } finally {

@@ -77,9 +77,10 @@ export class Enterprises {
       }
       return;
     }
-    const patients = (await this.repo.readMany('Patient', sources.map((s) => s.patientId))) as Patient[];
-    const next = goldenPatient(enterpriseId, patients);
-    const [current] = (await this.repo.readMany('Patient', [enterpriseId])) as Patient[];
+    // The sources and the current golden record in one read.
+    const read = (await this.repo.readMany('Patient', [enterpriseId, ...sources.map((s) => s.patientId)])) as Patient[];
+    const current = read.find((p) => p.id === enterpriseId);
+    const next = goldenPatient(enterpriseId, read.filter((p) => p !== current));
     // No new version when nothing changed (a re-sent record, a rebuild): history shows real changes only.
     if (!current || !isDeepStrictEqual(withoutMeta(current), withoutMeta(next))) {
       await this.repo.update(next);

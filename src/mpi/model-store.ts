@@ -34,11 +34,11 @@ export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
   return new MatchModel((await latestModel(sql))?.probabilities ?? PRIORS);
 }
 
-export async function saveModel(sql: SqlExecutor, result: TrainingResult, pairs: number): Promise<void> {
+export async function saveModel(sql: SqlExecutor, result: TrainingResult & { pairs: number }): Promise<void> {
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations) VALUES (?, ?, ?, ?, ?)', [
     Date.now(),
     JSON.stringify(result.probabilities),
-    pairs,
+    result.pairs,
     result.matchShare,
     result.iterations,
   ]);

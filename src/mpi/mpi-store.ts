@@ -103,6 +103,32 @@ export interface MpiEventRecord {
   detail?: unknown;
 }
 
+interface EventRow {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  enterprise_id: string | null;
+  patient_id: string | null;
+  reason: string | null;
+  detail: string | null;
+}
+
+const EVENT_COLUMNS = 'seq, at, actor, action, enterprise_id, patient_id, reason, detail';
+
+function toEvent(r: EventRow): MpiEventRecord {
+  return {
+    seq: Number(r.seq),
+    at: Number(r.at),
+    actor: r.actor,
+    action: r.action,
+    enterpriseId: r.enterprise_id ?? undefined,
+    patientId: r.patient_id ?? undefined,
+    reason: r.reason ?? undefined,
+    detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
+  };
+}
+
 /** Pair key order: the smaller id first, so (a, b) and (b, a) are one row. */
 export function orderedPair(a: string, b: string): [string, string] {
   return a < b ? [a, b] : [b, a];
@@ -281,30 +307,17 @@ export class MpiStore {
       where.push('action = ?');
       params.push(filter.action);
     }
-    const rows = await this.sql.query<{ seq: number; at: number; actor: string; action: string; enterprise_id: string | null; patient_id: string | null; reason: string | null; detail: string | null }>(
-      `SELECT seq, at, actor, action, enterprise_id, patient_id, reason, detail FROM mpi_event WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
-      [...params, limit],
-    );
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      at: Number(r.at),
-      actor: r.actor,
-      action: r.action,
-      enterpriseId: r.enterprise_id ?? undefined,
-      patientId: r.patient_id ?? undefined,
-      reason: r.reason ?? undefined,
-      detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown),
-    }));
+    const rows = await this.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM mpi_event WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, [...params, limit]);
+    return rows.map(toEvent);
   }
 
   /** The most recent event of this action on this enterprise. */
   async lastEvent(enterpriseId: string, action: string): Promise<MpiEventRecord | undefined> {
-    const rows = await this.sql.query<{ seq: number }>('SELECT MAX(seq) AS seq FROM mpi_event WHERE enterprise_id = ? AND action = ?', [enterpriseId, action]);
-    if (rows[0]?.seq === null || rows[0]?.seq === undefined) {
-      return undefined;
-    }
-    const [event] = await this.events(Number(rows[0].seq) - 1, 1);
-    return event;
+    const rows = await this.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM mpi_event WHERE enterprise_id = ? AND action = ? ORDER BY seq DESC LIMIT 1`, [
+      enterpriseId,
+      action,
+    ]);
+    return rows[0] && toEvent(rows[0]);
   }
 
   async appendEvent(event: Omit<MpiEventRecord, 'seq'>): Promise<void> {

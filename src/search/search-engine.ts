@@ -34,9 +34,8 @@ function and(base: Sql, ...more: (Sql | undefined)[]): Sql {
  * table (35 ms at p50 at 1M), and PostgreSQL, whose estimate for a common code was 8x too low, hashed and
  * sorted all ~2,900 matches (40 ms at 100k) instead of reading 21 (docs/performance.md).
  */
-function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], where: Sql, order: Sql[], limit: number, offset: number): Sql {
+function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], hidden: Sql | undefined, where: Sql, order: Sql[], limit: number, offset: number): Sql {
   const driver = filters.length === 1 ? filters[0].driver : undefined;
-  const hidden = derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []);
   if (driver && !request.sortRules?.length) {
     // SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
     // a plain subquery (deduplicated by the outer GROUP BY) so that SQLite flattens it and streams it.
@@ -59,12 +58,9 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], whe
 
 export async function search(repo: Repository, request: SearchRequest): Promise<SearchResult> {
   const filters = filtersCondition(request.resourceType, 'r', request.filters ?? []);
+  const hidden = derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []);
   // The WHERE clause over alias `r` of the resource table.
-  const where = and(
-    { sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] },
-    ...filters,
-    derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []),
-  );
+  const where = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, hidden);
   const count = Math.min(request.count ?? DEFAULT_COUNT, MAX_COUNT);
   const offset = request.offset ?? 0;
   if (count < 0 || offset < 0 || !Number.isInteger(offset)) {
@@ -82,7 +78,7 @@ export async function search(repo: Repository, request: SearchRequest): Promise<
   let matches: Resource[] = [];
   let hasMore = false;
   if (count > 0) {
-    const page = pageQuery(repo, request, filters, where, order, count + 1, offset);
+    const page = pageQuery(repo, request, filters, hidden, where, order, count + 1, offset);
     const rows = await repo.sql.query<{ content: string }>(page.sql, page.params);
     hasMore = rows.length > count;
     matches = rows.slice(0, count).map((r) => JSON.parse(r.content));

@@ -5,7 +5,7 @@ import { MpiStore, type MpiEventRecord, type PairRecord, type PairStatus } from 
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { matchPerson } from '../mpi/patient-match.js';
 import { Stewardship, type ReviewDecision } from '../mpi/stewardship.js';
-import type { Repository } from '../store/repository.js';
+import { ID_RE, type Repository } from '../store/repository.js';
 import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { OperationInput } from './operation-input.js';
 
@@ -59,7 +59,7 @@ export async function mpiOperation(repo: Repository, name: string, req: FhirRequ
 /** A Patient given as `Patient/{id}` or a bare id. */
 function patientRef(input: OperationInput, name: string): string {
   const value = input.required(name).replace(/^Patient\//, '');
-  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(value)) {
+  if (!ID_RE.test(value)) {
     throw badRequest(`Operation parameter "${name}" must reference a Patient`);
   }
   return value;
