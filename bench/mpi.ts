@@ -1,5 +1,5 @@
 /**
- * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep]
+ * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild]
  *
  * The master patient index's evaluation harness: generates a seeded population of people as several
  * sources register them (src/synthetic/identity-population.ts: typos, nicknames, swapped day and month,
@@ -8,6 +8,10 @@
  * scores the enterprise identities the index built against the truth: pairwise precision, recall and F1
  * of the links, the false links by cohort, and the review queue. Also measures Patient/$match latency
  * on the loaded population and the batch rebuild's throughput. Prints Markdown and writes bench/results/mpi-<backend>.json.
+ *
+ * `--in-process` loads through the same write path without HTTP (transaction Bundles of 500, as a bulk
+ * feed would), for populations too large to load through the API in reasonable time (1M people);
+ * `--no-rebuild` skips the rebuild step.
  */
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,10 +20,14 @@ import { execSync } from 'node:child_process';
 import { createClient } from '../src/security/clients.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { rebuildIndex } from '../src/mpi/rebuild.js';
+import { processBundle } from '../src/server/bundle-processor.js';
+import { dispatch } from '../src/server/fhir-router.js';
 import { createTessera } from '../src/server/tessera.js';
+import { systemRequest } from '../src/ingest/system-request.js';
 import { PostgresDatabase } from '../src/store/postgres.js';
 import { identityPopulation, type Cohort, type GeneratedRecord } from '../src/synthetic/identity-population.js';
 import { Random } from '../src/synthetic/random.js';
+import type { TesseraConfig } from '../src/server/config.js';
 import { BENCH_DATABASE_URL, benchConfig } from './config.js';
 import { httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
@@ -34,19 +42,60 @@ const PERSONS = Number(arg('persons', '20000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const MATCHES = Number(arg('matches', '1000'));
 const KEEP = process.argv.includes('--keep');
+const IN_PROCESS = process.argv.includes('--in-process');
+const REBUILD = !process.argv.includes('--no-rebuild');
 const SEED = 20261125;
 /** Patients per batch Bundle and batches in flight: enough to keep the server busy, as a feed would. */
 const BATCH = 100;
 const IN_FLIGHT = 4;
 
+/** Who a loaded record really is (the generated record without its Patient, which 2M records cannot keep). */
+type Truth = Pick<GeneratedRecord, 'personId' | 'cohort' | 'source'>;
+const truthOf = (r: GeneratedRecord): Truth => ({ personId: r.personId, cohort: r.cohort, source: r.source });
+
 interface Loaded {
-  /** Source Patient id -> its generated record's truth. */
-  truth: Map<string, GeneratedRecord>;
+  /** Source Patient id -> who it is. */
+  truth: Map<string, Truth>;
   seconds: number;
 }
 
+/** Records the batch loaded, from its answer entries' locations. */
+function recordAnswers(truth: Map<string, Truth>, records: GeneratedRecord[], answer: Bundle): void {
+  answer.entry?.forEach((e, i) => {
+    if (!e.response?.status.startsWith('20')) throw new Error(`entry ${i}: ${JSON.stringify(e.response)}`);
+    truth.set(/Patient\/([^/]+)/.exec(e.response.location ?? '')?.[1] ?? '', truthOf(records[i]));
+  });
+}
+
+/** The population through the write path in process: transaction Bundles of 500 Patients. */
+async function loadInProcess(config: TesseraConfig): Promise<Loaded> {
+  const tessera = await createTessera(config);
+  const truth = new Map<string, Truth>();
+  const started = performance.now();
+  let lastReport = Date.now();
+  let batch: GeneratedRecord[] = [];
+  const send = async (records: GeneratedRecord[]) => {
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: records.map((r) => ({ resource: r.patient, request: { method: 'POST', url: 'Patient' } })) };
+    recordAnswers(truth, records, await processBundle(tessera.repo, systemRequest(bundle), dispatch));
+  };
+  for (const record of identityPopulation({ seed: SEED, persons: PERSONS })) {
+    batch.push(record);
+    if (batch.length === 500) {
+      await send(batch);
+      batch = [];
+      if (Date.now() - lastReport > 30_000) {
+        process.stderr.write(`  loaded ${truth.size} records (${Math.round(truth.size / ((performance.now() - started) / 1000))}/s)\n`);
+        lastReport = Date.now();
+      }
+    }
+  }
+  if (batch.length) await send(batch);
+  await tessera.close();
+  return { truth, seconds: (performance.now() - started) / 1000 };
+}
+
 async function load(url: string, token: string): Promise<Loaded> {
-  const truth = new Map<string, GeneratedRecord>();
+  const truth = new Map<string, Truth>();
   const started = performance.now();
   const inFlight = new Set<Promise<void>>();
   let batch: GeneratedRecord[] = [];
@@ -55,11 +104,7 @@ async function load(url: string, token: string): Promise<Loaded> {
     const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: records.map((r) => ({ resource: r.patient, request: { method: 'POST', url: 'Patient' } })) };
     const res = await httpRequest('POST', `${url}/fhir`, { authorization: `Bearer ${token}` }, JSON.stringify(bundle));
     if (res.status !== 200) throw new Error(`batch: HTTP ${res.status} ${res.body.slice(0, 500)}`);
-    const answer = JSON.parse(res.body) as Bundle;
-    answer.entry?.forEach((e, i) => {
-      if (!e.response?.status.startsWith('20')) throw new Error(`entry ${i}: ${JSON.stringify(e.response)}`);
-      truth.set(/Patient\/([^/]+)/.exec(e.response.location ?? '')?.[1] ?? '', records[i]);
-    });
+    recordAnswers(truth, records, JSON.parse(res.body) as Bundle);
   };
   for (const record of identityPopulation({ seed: SEED, persons: PERSONS })) {
     batch.push(record);
@@ -82,8 +127,8 @@ async function load(url: string, token: string): Promise<Loaded> {
 const pairs = (n: number): number => (n * (n - 1)) / 2;
 
 /** Pairwise scores of the enterprise identities against the truth. */
-function evaluate(truth: Map<string, GeneratedRecord>, membership: { patient_id: string; enterprise_id: string }[]) {
-  const byEnterprise = new Map<string, GeneratedRecord[]>();
+function evaluate(truth: Map<string, Truth>, membership: { patient_id: string; enterprise_id: string }[]) {
+  const byEnterprise = new Map<string, Truth[]>();
   for (const m of membership) {
     const record = truth.get(m.patient_id);
     if (record) byEnterprise.set(m.enterprise_id, [...(byEnterprise.get(m.enterprise_id) ?? []), record]);
@@ -95,7 +140,7 @@ function evaluate(truth: Map<string, GeneratedRecord>, membership: { patient_id:
   const falseByCohort = new Map<Cohort, number>();
   for (const records of byEnterprise.values()) {
     predicted += pairs(records.length);
-    const perPerson = new Map<number, GeneratedRecord[]>();
+    const perPerson = new Map<number, Truth[]>();
     for (const r of records) perPerson.set(r.personId, [...(perPerson.get(r.personId) ?? []), r]);
     for (const same of perPerson.values()) truePositive += pairs(same.length);
     const people = [...perPerson.values()];
@@ -123,6 +168,25 @@ function evaluate(truth: Map<string, GeneratedRecord>, membership: { patient_id:
   };
 }
 
+/**
+ * What a steward would find in the queue: pairs that are one person (links the model missed) and pairs
+ * that are two people, with the vetoes that sent them there (a pair without a veto scored in the review band).
+ */
+function reviewComposition(truth: Map<string, Truth>, open: { patient_a: string; patient_b: string; detail: string }[]) {
+  const tally = { samePerson: 0, differentPeople: 0, samePersonWhy: {} as Record<string, number>, differentPeopleWhy: {} as Record<string, number> };
+  for (const pair of open) {
+    const [a, b] = [truth.get(pair.patient_a), truth.get(pair.patient_b)];
+    if (!a || !b) continue;
+    const same = a.personId === b.personId;
+    const why = (JSON.parse(pair.detail) as { vetoes?: string[] }).vetoes?.join('; ') || 'score in the review band';
+    const counts = same ? tally.samePersonWhy : tally.differentPeopleWhy;
+    counts[why] = (counts[why] ?? 0) + 1;
+    if (same) tally.samePerson++;
+    else tally.differentPeople++;
+  }
+  return tally;
+}
+
 /** $match queries: a person's record as yet another source would send it (no identifier it knows). */
 async function matchLatency(url: string, token: string): Promise<ReturnType<typeof percentiles>> {
   const rnd = new Random(11);
@@ -146,6 +210,11 @@ async function main(): Promise<void> {
   const tessera = await createTessera(config);
   const client = await createClient(tessera.db, { name: 'bench-mpi', scope: 'system/*.cruds' });
   await tessera.close();
+  let inProcess: Loaded | undefined;
+  if (IN_PROCESS) {
+    process.stderr.write(`[${BACKEND}] loading ${PERSONS} people in process\n`);
+    inProcess = await loadInProcess(config);
+  }
   const server = await startServerProcess(config);
   const tokenRes = await fetch(`${server.url}/oauth/token`, {
     method: 'POST',
@@ -154,22 +223,26 @@ async function main(): Promise<void> {
   });
   const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 
-  process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API\n`);
-  const loaded = await load(server.url, token);
+  if (!inProcess) process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API\n`);
+  const loaded = inProcess ?? (await load(server.url, token));
   const match = await matchLatency(server.url, token);
   await server.stop();
 
   const reader = await createTessera(config);
   // Batch mode on the loaded population: every source record through the linker again.
-  process.stderr.write(`[${BACKEND}] tessera mpi rebuild\n`);
-  const rebuild = await rebuildIndex(reader.repo, reader.repo.observerOf(PatientLinker) as PatientLinker);
+  if (REBUILD) process.stderr.write(`[${BACKEND}] tessera mpi rebuild\n`);
+  const rebuild = REBUILD ? await rebuildIndex(reader.repo, reader.repo.observerOf(PatientLinker) as PatientLinker) : undefined;
   const membership = await reader.db.query<{ patient_id: string; enterprise_id: string }>('SELECT patient_id, enterprise_id FROM mpi_source');
-  const [{ n: openPairs }] = await reader.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM mpi_pair WHERE status = 'open'");
-  const [{ n: inReview }] = await reader.db.query<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM (SELECT patient_a AS p FROM mpi_pair WHERE status = 'open' UNION SELECT patient_b FROM mpi_pair WHERE status = 'open') x",
+  // The queue as a steward sees it: open pairs whose records are still in two enterprises.
+  const openPairRows = await reader.db.query<{ patient_a: string; patient_b: string; detail: string }>(
+    `SELECT p.patient_a, p.patient_b, p.detail FROM mpi_pair p JOIN mpi_source sa ON sa.patient_id = p.patient_a
+       JOIN mpi_source sb ON sb.patient_id = p.patient_b AND sb.enterprise_id <> sa.enterprise_id WHERE p.status = 'open'`,
   );
+  const openPairs = openPairRows.length;
+  const inReview = new Set(openPairRows.flatMap((r) => [r.patient_a, r.patient_b])).size;
   await reader.close();
   const scores = evaluate(loaded.truth, membership);
+  const queue = reviewComposition(loaded.truth, openPairRows);
 
   if (KEEP) {
     // The truth beside the kept store, to study the errors: patient id -> person, cohort, source.
@@ -195,16 +268,20 @@ async function main(): Promise<void> {
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
     `bench/results/mpi-${BACKEND}.json`,
-    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, loadSeconds: loaded.seconds, scores, review, match, rebuild }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, loadSeconds: loaded.seconds, scores, review, queue, match, rebuild }, null, 2),
   );
   console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
   console.log(`- population: ${scores.persons.toLocaleString('en')} people, ${scores.records.toLocaleString('en')} source records (seed ${SEED})`);
-  console.log(`- loaded through the API (batch Bundles of ${BATCH}, ${IN_FLIGHT} in flight): ${Math.round(scores.records / loaded.seconds)} records/s (${loaded.seconds.toFixed(1)} s)`);
+  const how = IN_PROCESS ? 'in process (transaction Bundles of 500, no HTTP)' : `through the API (batch Bundles of ${BATCH}, ${IN_FLIGHT} in flight)`;
+  console.log(`- loaded ${how}: ${Math.round(scores.records / loaded.seconds)} records/s (${loaded.seconds.toFixed(1)} s)`);
   console.log(`- enterprise identities: ${scores.enterprises.toLocaleString('en')}; true pairs ${scores.truePairs}, linked pairs ${scores.linkedPairs}, correct ${scores.truePositive}`);
   console.log(`- **precision ${scores.precision.toFixed(5)}, recall ${scores.recall.toFixed(4)}, F1 ${scores.f1.toFixed(4)}**`);
   console.log(`- false links (pairs) by cohort: ${JSON.stringify(scores.falseLinksByCohort)}`);
   console.log(`- review queue: ${review.openPairs} open pairs, ${review.recordsInReview} records in them (${(review.share * 100).toFixed(2)}% of records)`);
-  console.log(`- batch rebuild (\`tessera mpi rebuild\`, in process): ${Math.round(rebuild.records / rebuild.seconds)} records/s (${rebuild.seconds.toFixed(1)} s); the scores above are after it`);
+  console.log(`- in the queue: ${queue.samePerson} pairs are one person, ${queue.differentPeople} two people; why, one person: ${JSON.stringify(queue.samePersonWhy)}; two people: ${JSON.stringify(queue.differentPeopleWhy)}`);
+  if (rebuild) {
+    console.log(`- batch rebuild (\`tessera mpi rebuild\`, in process): ${Math.round(rebuild.records / rebuild.seconds)} records/s (${rebuild.seconds.toFixed(1)} s); the scores above are after it`);
+  }
   console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms`);
 }
 

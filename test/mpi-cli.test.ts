@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { personFeatures } from '../src/mpi/features.js';
+import { fullNameKey, NameFrequencies } from '../src/mpi/name-frequency.js';
 import { createTessera } from '../src/server/tessera.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
@@ -54,6 +56,29 @@ for (const backend of BACKENDS) {
       const second = await indexState();
       assert.equal(second.sources, first.sources);
       assert.ok(second.enterprises <= first.enterprises, 'linked records keep their enterprise; a record alone may join one');
+    });
+
+    it('rebuild fills the name keys of records written before migration 5; until then the name-frequency weight stays off', async () => {
+      // The name key of the population's first record, counted as the linker counts it.
+      const key = fullNameKey(personFeatures(records[0].patient));
+      const keyState = async (clear: boolean) => {
+        const t = await createTessera({ ...store.config, mpi: false });
+        try {
+          if (clear) await t.db.run('UPDATE mpi_source SET name_key = NULL');
+          const [{ unkeyed }] = await t.db.query<{ unkeyed: number }>('SELECT COUNT(*) - COUNT(name_key) AS unkeyed FROM mpi_source');
+          return { unkeyed: Number(unkeyed), counted: await new NameFrequencies().count(t.db, key, '') };
+        } finally {
+          await t.close();
+        }
+      };
+      const cleared = await keyState(true);
+      assert.equal(cleared.unkeyed, records.length);
+      assert.equal(cleared.counted, undefined, 'no weight while the keys are missing');
+      const rebuilt = await tessera(['mpi', 'rebuild', ...data], env);
+      assert.equal(rebuilt.code, 0, rebuilt.stderr);
+      const filled = await keyState(false);
+      assert.equal(filled.unkeyed, 0);
+      assert.ok(filled.counted && filled.counted.records === records.length && filled.counted.others >= 1, JSON.stringify(filled.counted));
     });
 
     it('train estimates weights from candidate pairs; --dry-run stores nothing; bad input is refused', async () => {

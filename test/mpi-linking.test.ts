@@ -117,6 +117,31 @@ for (const backend of BACKENDS) {
       assert.notEqual((await goldenOf(sr)).id, (await goldenOf(jr)).id);
     });
 
+    it('weighs a shared name by how common it is in the index: a common name and birth date alone go to review, a rare one links', async () => {
+      // Name, birth date and gender agree; the address moved and one side has no phone (the evidence a
+      // mover leaves). With the priors alone that scores just over the auto-link threshold either way.
+      const moved = { telecom: [], address: [{ line: ['77 Quarry Lane'], city: 'Lowell', postalCode: '01852' }] };
+      for (let i = 0; i < 30; i++) {
+        await create(person('hospital-c', `cn-${i}`, 'Michael', 'Brown', `${1940 + i}-02-14`, { telecom: [{ system: 'phone', value: `(508) 555-${String(1000 + i)}` }] }));
+      }
+      const first = await create(person('hospital-a', 'cn-a', 'Michael', 'Brown', '1983-07-19'));
+      const second = await create(person('clinic-b', 'cn-b', 'Michael', 'Brown', '1983-07-19', moved));
+      assert.notEqual((await goldenOf(first)).id, (await goldenOf(second)).id, 'a common name and birth date are not enough');
+      const queue = await s.fhir('GET', 'Patient/$mpi-review-queue?_count=500');
+      const pair = (queue.body.parameter ?? []).find((p: any) => {
+        const ids = p.part?.filter((x: any) => x.name === 'patient' || x.name === 'other').map((x: any) => x.valueReference?.reference);
+        return ids?.includes(`Patient/${first}`) && ids?.includes(`Patient/${second}`);
+      });
+      assert.ok(pair, 'the pair waits for a steward');
+      const frequency = pair.part.filter((x: any) => x.name === 'contribution').find((c: any) => c.part.some((y: any) => y.valueCode === 'nameFrequency'));
+      assert.ok(frequency, 'the steward sees the name-frequency weight');
+      assert.ok(frequency.part.find((y: any) => y.name === 'weight').valueDecimal < 0, 'a common name weighs less than the priors assume');
+
+      const rare = await create(person('hospital-a', 'rn-a', 'Ottoline', 'Vandersloot', '1983-07-19', { gender: 'female' }));
+      const rareMoved = await create(person('clinic-b', 'rn-b', 'Ottoline', 'Vandersloot', '1983-07-19', { ...moved, gender: 'female' }));
+      assert.equal((await goldenOf(rare)).id, (await goldenOf(rareMoved)).id, 'a rare name and birth date link');
+    });
+
     it('keeps a linked record in its enterprise on update, and the golden record takes the newest values', async () => {
       const a = await create(person('hospital-a', '881', 'Thomas', 'Brennan', '1966-11-30'));
       const b = await create(person('clinic-b', 'T-4', 'Tom', 'Brennan', '1966-11-30'));

@@ -88,6 +88,35 @@ describe('MPI match model (hand-set priors)', () => {
     assert.equal(street('12 Mian Street'), 'similar', 'a typo in the street name');
   });
 
+  it('weighs a shared full name by its frequency in the index: priors while the index is young, less for a common name, more (bounded) for a rare one', () => {
+    assert.ok(Math.abs(model.nameFrequencyWeight({ others: 0, records: 10 })) < 0.01, 'a young index: the priors');
+    const common = model.nameFrequencyWeight({ others: 400, records: 200_000 });
+    assert.ok(common < -3.5 && common > -5, `one record in 500 bears it: ${common}`);
+    assert.equal(model.nameFrequencyWeight({ others: 0, records: 5_000_000 }), 4, 'bounded above');
+    assert.equal(model.nameFrequencyWeight({ others: 1_000_000, records: 1_000_001 }), -8, 'bounded below');
+
+    // Name, birth date and gender agree; moved, and one side has no phone.
+    const a = person('Michael', 'Brown', '1983-07-19');
+    const b = person('Michael', 'Brown', '1983-07-19', { telecom: [], address: [{ line: ['77 Quarry Lane'], postalCode: '01852' }] });
+    const vector = compareFeatures(personFeatures(a), personFeatures(b));
+    assert.equal(model.decide(vector).outcome, 'auto-link', 'the priors alone link it');
+    const commonName = model.decide(vector, { others: 400, records: 200_000 });
+    assert.equal(commonName.outcome, 'review');
+    assert.equal(commonName.contributions.at(-1)?.field, 'nameFrequency');
+    assert.ok(Math.abs(commonName.contributions.reduce((s, c) => s + c.weight, 0) - commonName.score) < 1e-9);
+    assert.equal(model.decide(vector, { others: 1, records: 200_000 }).outcome, 'auto-link');
+  });
+
+  it('waives the "only name and birth date" phone veto for a name the index knows to be rare', () => {
+    const a = person('Ottoline', 'Vandersloot', '1983-07-19');
+    const b = person('Ottoline', 'Vandersloot', '1983-07-19', { telecom: [{ system: 'phone', value: '413-555-0188' }], address: [{ line: ['9 Elm Road'], postalCode: '73301' }] });
+    const vector = compareFeatures(personFeatures(a), personFeatures(b));
+    assert.ok(model.decide(vector, { others: 40, records: 200_000 }).vetoes.some((v) => v.startsWith('only name and birth date')));
+    const rare = model.decide(vector, { others: 0, records: 200_000 });
+    assert.deepEqual(rare.vetoes, []);
+    assert.equal(rare.outcome, 'auto-link');
+  });
+
   it('explains every decision field by field, and the weights add up to the score', () => {
     const d = decide(person('William', 'Smith', '1970-05-12'), person('Bill', 'Smith', '1970-05-12'));
     assert.equal(d.contributions.length, 10);

@@ -1,7 +1,8 @@
 import { compareFeatures } from './comparison.js';
 import type { PersonFeatures } from './features.js';
-import type { MatchDecision, MatchModel } from './match-model.js';
+import type { MatchDecision, MatchModel, SharedName } from './match-model.js';
 import type { MpiStore } from './mpi-store.js';
+import { fullNameKey, type NameFrequencies } from './name-frequency.js';
 
 /** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
 const MAX_CANDIDATES = 500;
@@ -17,8 +18,23 @@ export interface EnterpriseMatch {
  * its best-scoring member; highest first. With `patientId` (a stored source record being linked), that
  * record is not its own candidate and enterprises a steward ruled apart from it are left out.
  */
-export async function matchEnterprises(store: MpiStore, model: MatchModel, features: PersonFeatures, keys: string[], patientId?: string): Promise<EnterpriseMatch[]> {
+export async function matchEnterprises(
+  store: MpiStore,
+  model: MatchModel,
+  names: NameFrequencies,
+  features: PersonFeatures,
+  keys: string[],
+  patientId?: string,
+): Promise<EnterpriseMatch[]> {
   const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
+  const nameKey = fullNameKey(features);
+  // Counted once per record, and only when some candidate bears the same full name.
+  let sharedName: SharedName | undefined;
+  if (nameKey && candidates.some((c) => fullNameKey(c.features) === nameKey)) {
+    const counted = await names.count(store.sql, nameKey, patientId ?? '');
+    // The candidate bearing the name is one of the records counted: the others are the rest.
+    sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
+  }
   const noLink = patientId ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
   const byEnterprise = new Map<string, EnterpriseMatch>();
@@ -26,7 +42,7 @@ export async function matchEnterprises(store: MpiStore, model: MatchModel, featu
     if (barred.has(candidate.enterpriseId)) {
       continue; // a steward ruled this person apart from someone in that enterprise
     }
-    const decision = model.decide(compareFeatures(features, candidate.features));
+    const decision = model.decide(compareFeatures(features, candidate.features), fullNameKey(candidate.features) === nameKey ? sharedName : undefined);
     const current = byEnterprise.get(candidate.enterpriseId);
     if (!current || decision.score > current.best.score) {
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });

@@ -12,11 +12,14 @@ import { MpiStore, type EnterpriseRecord, type LinkedBy, type MpiEventRecord } f
  */
 export class Enterprises {
   readonly store: MpiStore;
+  readonly repo: Repository;
 
   constructor(
-    readonly repo: Repository,
+    repo: Repository,
     readonly actor: string,
   ) {
+    // Golden-record writes are part of the caller's change: no savepoint of their own.
+    this.repo = repo.joined();
     this.store = new MpiStore(repo.sql);
   }
 

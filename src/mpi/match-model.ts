@@ -40,11 +40,29 @@ export const DEFAULT_THRESHOLDS: Thresholds = { autoLink: 20, review: 14 };
 
 export type MatchOutcome = 'auto-link' | 'review' | 'no-match';
 
+/** How many other source records bear the full name a pair shares, out of how many (name-frequency.ts). */
+export interface SharedName {
+  others: number;
+  records: number;
+}
+
+/**
+ * Name-frequency weighting. The priors' u for an exact surname and an exact first name assume any full
+ * name is as rare as their product (1 in 10,000 records); the records the index holds say how rare this
+ * one is. PSEUDO_RECORDS of prior evidence keep a young index (or a small one) at the priors, and the
+ * bounds keep one field's frequency from outweighing the rest of the comparison.
+ */
+const PSEUDO_RECORDS = 10_000;
+const NAME_WEIGHT_MIN = -8;
+const NAME_WEIGHT_MAX = 4;
+/** A shared name this much rarer than the priors assume is evidence enough to waive the phone veto. */
+const RARE_NAME_WEIGHT = 2;
+
 export interface MatchDecision {
   outcome: MatchOutcome;
   score: number;
-  /** Each field's level and the weight it contributed, for the steward's "why". */
-  contributions: { field: Field; level: string; weight: number }[];
+  /** Each field's level and the weight it contributed, for the steward's "why"; `nameFrequency` when the pair shares a full name. */
+  contributions: { field: Field | 'nameFrequency'; level: string; weight: number }[];
   /** Why an otherwise high score was not linked automatically. */
   vetoes: string[];
 }
@@ -67,13 +85,28 @@ export class MatchModel {
     ) as MatchModel['weights'];
   }
 
-  decide(vector: ComparisonVector): MatchDecision {
-    const contributions = FIELDS.map((field) => {
+  /**
+   * The weight of sharing a full name borne by `others` other records out of `records`: log2 of how much
+   * rarer (positive) or commoner (negative) the name is than the priors assume.
+   */
+  nameFrequencyWeight({ others, records }: SharedName): number {
+    const assumed = this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
+    const observed = (others + PSEUDO_RECORDS * assumed) / (records + PSEUDO_RECORDS);
+    return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / observed)));
+  }
+
+  /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
+  decide(vector: ComparisonVector, sharedName?: SharedName): MatchDecision {
+    const contributions: MatchDecision['contributions'] = FIELDS.map((field) => {
       const level = vector[field];
       return { field, level, weight: level === 'missing' ? 0 : this.weights[field][level] };
     });
+    const nameWeight = sharedName ? this.nameFrequencyWeight(sharedName) : 0;
+    if (sharedName) {
+      contributions.push({ field: 'nameFrequency', level: `${sharedName.others} of ${sharedName.records}`, weight: nameWeight });
+    }
     const score = contributions.reduce((sum, c) => sum + c.weight, 0);
-    const vetoes = autoLinkVetoes(vector);
+    const vetoes = autoLinkVetoes(vector, nameWeight >= RARE_NAME_WEIGHT);
     let outcome: MatchOutcome = 'no-match';
     if (score >= this.thresholds.autoLink && !vetoes.length) {
       outcome = 'auto-link';
@@ -102,7 +135,7 @@ function contradicts(v: ComparisonVector): boolean {
  * and sons (Jr/Sr) and household members, where the shared fields add up to a high score. Such pairs go
  * to a data steward at most. Two different people merged is the worst failure of an HIE.
  */
-function autoLinkVetoes(v: ComparisonVector): string[] {
+function autoLinkVetoes(v: ComparisonVector, rareName: boolean): string[] {
   const vetoes: string[] = [];
   if (v.firstName === 'different' || v.firstName === 'sound-alike' || v.firstName === 'initial') {
     vetoes.push('first names differ');
@@ -126,11 +159,11 @@ function autoLinkVetoes(v: ComparisonVector): string[] {
     vetoes.push('middle initials differ');
   }
   const corroborated = v.phone === 'shared' || v.ssn === 'exact' || v.ssn === 'one-edit' || v.postalCode === 'same' || v.street === 'similar' || v.middleInitial === 'same';
-  if (!corroborated && v.phone === 'different') {
+  if (!corroborated && !rareName && v.phone === 'different') {
     // Two Michael Browns born the same day are not rare in a large population: name and birth date
-    // alone, against two different phone numbers, is a question for a steward. (A different address
-    // alone is not: people move, and vetoing that too sent 557 more true pairs, 3.8 % of all, to review
-    // in the 10,000-person evaluation.)
+    // alone, against two different phone numbers, is a question for a steward unless the index knows the
+    // name to be rare. (A different address alone is not: people move, and vetoing that too sent 557
+    // more true pairs, 3.8 % of all, to review in the 10,000-person evaluation.)
     vetoes.push('only name and birth date agree, and the phone numbers differ');
   }
   return vetoes;

@@ -1,5 +1,6 @@
 import type { SqlExecutor } from '../store/database.js';
 import type { PersonFeatures } from './features.js';
+import { fullNameKey } from './name-frequency.js';
 
 /** How a source record came to be in its enterprise identity. */
 export type LinkedBy = 'origin' | 'auto' | 'steward';
@@ -136,7 +137,7 @@ export function orderedPair(a: string, b: string): [string, string] {
 
 /** The MPI's tables (schema migration 3), one statement per concept. All calls run inside a write transaction. */
 export class MpiStore {
-  constructor(private readonly sql: SqlExecutor) {}
+  constructor(readonly sql: SqlExecutor) {}
 
   async source(patientId: string): Promise<SourceRecord | undefined> {
     const rows = await this.sql.query<SourceRow>(`SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE patient_id = ?`, [patientId]);
@@ -175,7 +176,7 @@ export class MpiStore {
 
   async saveSource(record: SourceRecord, keys: string[]): Promise<void> {
     await this.sql.run('DELETE FROM mpi_source WHERE patient_id = ?', [record.patientId]);
-    await this.sql.run(`INSERT INTO mpi_source (${SOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, [
+    await this.sql.run(`INSERT INTO mpi_source (${SOURCE_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
       record.patientId,
       record.enterpriseId,
       record.sourceSystem ?? null,
@@ -184,6 +185,7 @@ export class MpiStore {
       record.linkedBy,
       record.score ?? null,
       record.updatedAt,
+      fullNameKey(record.features),
     ]);
     await this.sql.run('DELETE FROM mpi_block WHERE patient_id = ?', [record.patientId]);
     await this.sql.insertRows(

@@ -7,6 +7,7 @@ import { Enterprises } from './enterprises.js';
 import { personFeatures } from './features.js';
 import { MatchModel, type MatchDecision } from './match-model.js';
 import { MpiStore, type SourceRecord } from './mpi-store.js';
+import { NameFrequencies } from './name-frequency.js';
 import { isGolden, sourceIdentifier } from './source-identity.js';
 
 /**
@@ -18,6 +19,9 @@ import { isGolden, sourceIdentifier } from './source-identity.js';
  */
 export class PatientLinker implements WriteObserver {
   readonly types = new Set(['Patient']);
+
+  /** How common each full name is: shared by linking and Patient/$match. */
+  readonly names = new NameFrequencies();
 
   constructor(readonly model = new MatchModel()) {}
 
@@ -83,7 +87,7 @@ export class PatientLinker implements WriteObserver {
       await enterprises.refreshGolden(record.enterpriseId);
       return;
     }
-    const matches = await matchEnterprises(store, this.model, features, keys, record.patientId);
+    const matches = await matchEnterprises(store, this.model, this.names, features, keys, record.patientId);
     const [target] = matches.filter((m) => m.best.outcome === 'auto-link');
     if (target) {
       // The enterprise may have been merged since the candidates were read: join the one it went into.

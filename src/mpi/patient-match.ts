@@ -3,8 +3,9 @@ import type { Repository } from '../store/repository.js';
 import { blockingKeys } from './blocking.js';
 import { matchEnterprises } from './enterprise-matcher.js';
 import { personFeatures } from './features.js';
-import type { MatchDecision, MatchModel } from './match-model.js';
+import type { MatchDecision } from './match-model.js';
 import { MpiStore } from './mpi-store.js';
+import type { PatientLinker } from './patient-linker.js';
 import { sourceIdentifier } from './source-identity.js';
 
 /** The match-grade codes of FHIR R4 Patient/$match (http://hl7.org/fhir/match-grade). */
@@ -25,7 +26,8 @@ export interface PersonMatch {
  * identifier is that person with certainty. Certain means what linking means: the score reaches the
  * auto-link threshold and no veto applies; probable is the upper half of the review band.
  */
-export async function matchPerson(repo: Repository, model: MatchModel, patient: Patient): Promise<PersonMatch[]> {
+export async function matchPerson(repo: Repository, linker: Pick<PatientLinker, 'model' | 'names'>, patient: Patient): Promise<PersonMatch[]> {
+  const { model, names } = linker;
   const store = new MpiStore(repo.sql);
   const out = new Map<string, Omit<PersonMatch, 'golden'>>();
   const identifier = sourceIdentifier(patient);
@@ -38,7 +40,7 @@ export async function matchPerson(repo: Repository, model: MatchModel, patient: 
   }
   const features = personFeatures(patient);
   const { autoLink, review } = model.thresholds;
-  for (const match of await matchEnterprises(store, model, features, blockingKeys(features))) {
+  for (const match of await matchEnterprises(store, model, names, features, blockingKeys(features))) {
     if (match.best.outcome === 'no-match' || out.has(match.enterpriseId)) {
       continue;
     }

@@ -89,7 +89,7 @@ async function match(repo: Repository, linker: PatientLinker, input: OperationIn
   }
   const onlyCertain = input.boolean('onlyCertainMatches') ?? false;
   const count = input.integer('count', 1, 100) ?? 10;
-  let matches = await matchPerson(repo, linker.model, patient as Patient);
+  let matches = await matchPerson(repo, linker, patient as Patient);
   if (onlyCertain) {
     // R4: with onlyCertainMatches, several candidates are no answer at all.
     const certain = matches.filter((m) => m.grade === 'certain');

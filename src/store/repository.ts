@@ -120,6 +120,16 @@ export class Repository {
     return new Repository(this.db, this.executor, true, true, this.observers);
   }
 
+  /**
+   * Inside a transaction, a view whose nested transactions join it without a SAVEPOINT: for writes whose
+   * failure fails the enclosing work anyway (the golden records the patient index writes beside a
+   * Patient), where a savepoint would only cost two round trips. An error from it must not be caught
+   * and carried on from.
+   */
+  joined(): Repository {
+    return this.inTransaction ? new Repository(this.db, this.executor, true, true, this.observers) : this;
+  }
+
   get failedOptimistically(): boolean {
     return this.optimisticFailure;
   }

@@ -139,6 +139,12 @@ CREATE TABLE mpi_model (
   iterations INTEGER NOT NULL
 );
 `,
+  // Each source record's full name (canonical first name and surname), so that how common a name is
+  // can be counted (src/mpi/name-frequency.ts). NULL until `tessera mpi rebuild` fills older rows.
+  () => `
+ALTER TABLE mpi_source ADD COLUMN name_key TEXT;
+CREATE INDEX mpi_source_name ON mpi_source (name_key);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

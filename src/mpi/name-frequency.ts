@@ -1,0 +1,49 @@
+import type { SqlExecutor } from '../store/database.js';
+import type { PersonFeatures } from './features.js';
+import { canonicalGivenName } from './nicknames.js';
+
+/**
+ * The full name two records share when they bear the same person's name: the canonical first name
+ * (nicknames folded, so Bill and William count as one name) and the first surname's parts. Empty when a
+ * record lacks either. Stored in mpi_source.name_key, where counting it is an index lookup.
+ */
+export function fullNameKey(features: PersonFeatures): string {
+  const first = features.firstNames[0];
+  const surname = features.surnames[0];
+  return first && surname && first.length > 1 ? `${canonicalGivenName(first)} ${surname.parts.join(' ')}` : '';
+}
+
+/** How long the population size is reused before it is counted again: it changes slowly. */
+const TOTAL_TTL_MS = 60_000;
+
+/**
+ * How common a full name is among the source records the index holds, counted where it is needed
+ * (one indexed count per matched record, and only when a candidate bears the same name). The number of
+ * records is counted at most once a minute. "Two John Smiths born the same day" is weaker evidence than
+ * two people of a rare name born the same day: the match model turns these counts into a weight.
+ */
+export class NameFrequencies {
+  private total?: { records: number; complete: boolean; at: number };
+
+  /**
+   * Records bearing this name other than `excludePatientId`, and the population; undefined while some
+   * records carry no name key yet (written before migration 5: `tessera mpi rebuild` fills them).
+   */
+  async count(sql: SqlExecutor, key: string, excludePatientId: string): Promise<{ others: number; records: number } | undefined> {
+    const total = await this.population(sql);
+    if (!total.complete) {
+      return undefined;
+    }
+    const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source WHERE name_key = ? AND patient_id <> ?', [key, excludePatientId]);
+    return { others: Number(n), records: total.records };
+  }
+
+  private async population(sql: SqlExecutor): Promise<{ records: number; complete: boolean }> {
+    const now = Date.now();
+    if (!this.total || now - this.total.at > TOTAL_TTL_MS) {
+      const [row] = await sql.query<{ n: number; unkeyed: number }>('SELECT COUNT(*) AS n, COUNT(*) - COUNT(name_key) AS unkeyed FROM mpi_source');
+      this.total = { records: Number(row.n), complete: Number(row.unkeyed) === 0, at: now };
+    }
+    return this.total;
+  }
+}
