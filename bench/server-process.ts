@@ -19,7 +19,7 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
     args.push('--database-url', config.databaseUrl);
   }
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, LOG_LEVEL: 'warn', TESSERA_PG_SCHEMA: config.schema ?? '' },
+    env: { ...process.env, LOG_LEVEL: 'warn', TESSERA_PG_SCHEMA: config.schema ?? '', TESSERA_MLLP_PORT: 'off' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const url = await listeningUrl(child);

@@ -156,10 +156,15 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
         if (matches.length > 1) {
           throw preconditionFailed(`Conditional update criteria match more than one ${p.type}`);
         }
-        const bodyId = (p.entry.resource as Resource | undefined)?.id;
+        const body = p.entry.resource as Resource | undefined;
+        const bodyId = body?.id;
         target = `${p.type}/${matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : newResourceId())}`;
         p.segments = [p.type, target.split('/')[1]];
         p.rawQuery = '';
+        // A conditional update's body need not carry an id (http.html#cond-update): it is the one found or assigned.
+        if (body && !bodyId) {
+          p.entry = { ...p.entry, resource: { ...body, id: p.segments[1] } };
+        }
       }
     } catch (err) {
       throw entryError(p.index, err);

@@ -11,6 +11,11 @@ export interface TesseraConfig {
   logLevel: string;
   /** Master patient index on Patient writes (docs/matching.md); on unless TESSERA_MPI=0. */
   mpi: boolean;
+  /** HL7 v2 MLLP listener port (default 2575; 0 picks a free one; negative turns the listener off). */
+  mllpPort: number;
+  /** PEM files: MLLP over TLS when both are set. */
+  mllpTlsCert?: string;
+  mllpTlsKey?: string;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -26,6 +31,9 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     bodyLimit: Number(env.TESSERA_BODY_LIMIT ?? 64 * 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
     mpi: env.TESSERA_MPI !== '0' && env.TESSERA_MPI !== 'false',
+    mllpPort: env.TESSERA_MLLP_PORT === 'off' ? -1 : Number(env.TESSERA_MLLP_PORT ?? 2575),
+    mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
+    mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
     ...defined,
   };
 }

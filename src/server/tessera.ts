@@ -12,6 +12,9 @@ import { PatientLinker } from '../mpi/patient-linker.js';
 import { hideDerivedRecords } from '../search/derived-records.js';
 import type { TesseraConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
+import { readFileSync } from 'node:fs';
+import { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { MllpListener } from '../hl7v2/mllp-listener.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -21,6 +24,9 @@ export interface Tessera {
   repo: Repository;
   tokens: TokenService;
   config: TesseraConfig;
+  intake: Hl7v2Intake;
+  /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
+  startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -36,6 +42,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   }
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const intake = new Hl7v2Intake(repo);
+  let mllp: MllpListener | undefined;
   let closed = false;
   return {
     app,
@@ -43,9 +51,20 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     repo,
     tokens,
     config,
+    intake,
+    async startMllp() {
+      if (config.mllpPort < 0 || mllp) return undefined;
+      const recovered = await intake.recover();
+      if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
+      mllp = new MllpListener(async (text) => (await intake.receive(text, 'mllp')).ack);
+      const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
+      return mllp.start({ port: config.mllpPort, host: config.host, tls: certs });
+    },
     async close() {
       if (closed) return;
       closed = true;
+      // Stop taking messages first and finish the ones being handled, so each stored one is acknowledged.
+      await mllp?.stop();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
       await db.close();
@@ -56,6 +75,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
 /** Serves until SIGINT/SIGTERM, then shuts down gracefully. */
 export async function serve(tessera: Tessera): Promise<string> {
   const address = await tessera.app.listen({ port: tessera.config.port, host: tessera.config.host });
+  const mllpPort = await tessera.startMllp();
+  if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
   const stop = async (signal: string) => {
     tessera.app.log.info({ signal }, 'shutting down');
     await tessera.close();

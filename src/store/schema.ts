@@ -145,6 +145,45 @@ CREATE TABLE mpi_model (
 ALTER TABLE mpi_source ADD COLUMN name_key TEXT;
 CREATE INDEX mpi_source_name ON mpi_source (name_key);
 `,
+  // Participants (organisations sending data) and the message log: every inbound message stored raw
+  // before it is processed (docs/interfaces.md).
+  (d) => `
+CREATE TABLE participant (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  organization_id TEXT NOT NULL,
+  mrn_system TEXT NOT NULL,
+  hl7_facility TEXT,
+  hl7_application TEXT,
+  client_id TEXT,
+  active INTEGER NOT NULL,
+  created_at ${d.bigint} NOT NULL
+);
+CREATE UNIQUE INDEX participant_hl7_sender ON participant (hl7_facility, hl7_application);
+CREATE INDEX participant_client ON participant (client_id);
+CREATE TABLE message (
+  id TEXT PRIMARY KEY,
+  participant_id TEXT,
+  channel TEXT NOT NULL,
+  format TEXT NOT NULL,
+  message_type TEXT,
+  control_id TEXT,
+  digest TEXT,
+  status TEXT NOT NULL,
+  received_at ${d.bigint} NOT NULL,
+  finished_at ${d.bigint},
+  attempts INTEGER NOT NULL,
+  raw TEXT NOT NULL,
+  error TEXT,
+  warnings TEXT,
+  resources TEXT,
+  patient TEXT
+);
+CREATE INDEX message_status ON message (status, received_at);
+CREATE INDEX message_sender ON message (participant_id, received_at);
+CREATE INDEX message_control ON message (participant_id, control_id);
+CREATE INDEX message_patient ON message (patient, received_at);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

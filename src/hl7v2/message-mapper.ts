@@ -1,0 +1,67 @@
+import type { Bundle } from '@medplum/fhirtypes';
+import type { Participant } from '../participants/participants.js';
+import { cx } from './datatypes.js';
+import { addEncounter } from './encounter-mapper.js';
+import { addImmunizations } from './immunization-mapper.js';
+import { MappingContext, MappingError } from './mapping-context.js';
+import type { V2Message } from './message-reader.js';
+import { addPatient } from './patient-mapper.js';
+import { addResults } from './result-mapper.js';
+
+/** ADT events that carry a patient (and usually a visit): admit, transfer, discharge, register, updates, cancels. */
+const ADT_VISIT_EVENTS = new Set(['A01', 'A02', 'A03', 'A04', 'A05', 'A06', 'A07', 'A08', 'A09', 'A10', 'A11', 'A12', 'A13', 'A14', 'A15', 'A16', 'A21', 'A22', 'A25', 'A26', 'A27', 'A38']);
+/** ADT events about the person only (add/update person information). */
+const ADT_PERSON_EVENTS = new Set(['A28', 'A31']);
+
+export interface MappedMessage {
+  bundle: Bundle;
+  warnings: string[];
+  /** An A40: the sender merged two of its records; the prior one (MRG-1) is to join the survivor. */
+  merge?: { survivorMrn: string; priorMrn: string };
+  /** Which message-type mapping ran (counts per type in the message log and the tests). */
+  mapping: string;
+}
+
+/** The types and events Tessera maps, for the capability list and the AR of anything else. */
+export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVENTS, 'A40'].sort().join('|'), 'ORU^R01', 'VXU^V04'];
+
+/**
+ * One HL7 v2 message to the FHIR transaction that stores what it says. Throws MappingError (AE) when the
+ * message cannot be mapped at all; fields it cannot use are left out and listed as warnings.
+ */
+export function mapV2Message(message: V2Message, participant: Participant, messageId: string): MappedMessage {
+  const ctx = new MappingContext(message, participant, messageId);
+  const [type, event] = [message.header.value(9, 1).toUpperCase(), message.header.value(9, 2).toUpperCase()];
+  let mapping: string;
+  let merge: MappedMessage['merge'];
+  if (type === 'ADT' && (ADT_VISIT_EVENTS.has(event) || ADT_PERSON_EVENTS.has(event))) {
+    addPatient(ctx, 'replace');
+    if (ADT_VISIT_EVENTS.has(event)) addEncounter(ctx, event);
+    mapping = `ADT^${event}`;
+  } else if (type === 'ADT' && event === 'A40') {
+    const patient = addPatient(ctx, 'replace');
+    const mrg = message.segment('MRG');
+    const prior = mrg && cx(mrg, 1);
+    if (!prior) {
+      throw new MappingError('A40 without a prior patient identifier (MRG-1)', 'MRG^1^1', '101');
+    }
+    merge = { survivorMrn: patient.identifier?.[0]?.value as string, priorMrn: prior.value };
+    mapping = 'ADT^A40';
+  } else if (type === 'ORU' && (event === 'R01' || event === '')) {
+    addPatient(ctx, 'create-if-missing');
+    const encounter = addEncounter(ctx, '');
+    if (!addResults(ctx, encounter)) {
+      throw new MappingError('the ORU message has no OBR/OBX results', 'OBR', '100');
+    }
+    mapping = 'ORU^R01';
+  } else if (type === 'VXU' && (event === 'V04' || event === '')) {
+    addPatient(ctx, 'create-if-missing');
+    if (!addImmunizations(ctx)) {
+      throw new MappingError('the VXU message has no RXA segment that could be mapped', 'RXA', '100');
+    }
+    mapping = 'VXU^V04';
+  } else {
+    throw new MappingError(`message type ${message.type} is not supported (supported: ${SUPPORTED_TYPES.join(', ')})`, 'MSH^1^9', type === 'ADT' || type === 'ORU' || type === 'VXU' ? '201' : '200');
+  }
+  return { bundle: ctx.tx.bundle(), warnings: ctx.warnings, merge, mapping };
+}

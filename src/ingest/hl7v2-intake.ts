@@ -1,0 +1,216 @@
+import type { Bundle, Patient, Provenance, Resource } from '@medplum/fhirtypes';
+import { FhirError } from '../fhir/outcome.js';
+import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v2/acknowledgement.js';
+import { MappingError } from '../hl7v2/mapping-context.js';
+import { mapV2Message, type MappedMessage } from '../hl7v2/message-mapper.js';
+import { MalformedMessageError, V2Message } from '../hl7v2/message-reader.js';
+import { MessageLog, messageDigest, type LoggedMessage } from '../messages/message-log.js';
+import { PatientLinker } from '../mpi/patient-linker.js';
+import { Stewardship } from '../mpi/stewardship.js';
+import { participantById, participantForHl7, type Participant } from '../participants/participants.js';
+import { processBundle } from '../server/bundle-processor.js';
+import { findByCriteria } from '../server/crud.js';
+import { dispatch } from '../server/fhir-router.js';
+import type { Repository } from '../store/repository.js';
+import { newResourceId } from '../store/resource-id.js';
+import { systemRequest } from './system-request.js';
+import { identifierQuery } from './transaction-builder.js';
+
+export interface IntakeResult {
+  messageId: string;
+  ackCode: AckCode;
+  /** The ACK to send back (ER7, segments separated by CR). */
+  ack: string;
+  status: LoggedMessage['status'];
+}
+
+/** The identifier system under which Provenance and meta.source name a logged message. */
+export const MESSAGE_SYSTEM = 'urn:tessera:message';
+
+/**
+ * HL7 v2 intake: every message is first stored raw in the message log (its own committed write), then
+ * parsed, attributed to its participant, mapped and applied in one transaction that also marks it
+ * processed; only then is it acknowledged (AA). So an acknowledged message is always stored, and a
+ * message stored but never applied (the process died in between) is applied on the next start
+ * (`recover`). A control id the sender already had applied is acknowledged again and not re-applied.
+ */
+export class Hl7v2Intake {
+  private readonly log: MessageLog;
+
+  constructor(private readonly repo: Repository) {
+    this.log = new MessageLog(repo.sql);
+  }
+
+  async receive(raw: string, channel: string): Promise<IntakeResult> {
+    const id = newResourceId();
+    let message: V2Message;
+    try {
+      message = V2Message.parse(raw);
+    } catch (err) {
+      if (!(err instanceof MalformedMessageError)) throw err;
+      await this.log.received({ id, channel, format: 'hl7v2', raw, receivedAt: Date.now() });
+      await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
+      return this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: `Malformed message: ${err.message}`, severity: 'E' }], salvageControlId(raw)), 'AR');
+    }
+    const participant = await participantForHl7(this.repo, message.sendingFacility, message.sendingApplication);
+    await this.log.received({ id, participantId: participant?.id, channel, format: 'hl7v2', messageType: message.type, controlId: message.controlId, raw, receivedAt: Date.now() });
+    if (!participant) {
+      const text = `Unknown sender: no participant is registered for sending facility "${message.sendingFacility}"${message.sendingApplication ? ` / application "${message.sendingApplication}"` : ''}`;
+      await this.log.finish(id, 'failed', { error: text });
+      return this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text, location: 'MSH^1^4', severity: 'E' }]), 'AR');
+    }
+    return this.apply(id, raw, message, participant);
+  }
+
+  /** Runs a logged message again (after a mapping fix, or one left unprocessed by a crash). */
+  async replay(id: string): Promise<IntakeResult | undefined> {
+    const logged = await this.log.get(id);
+    if (!logged) {
+      return undefined;
+    }
+    let message: V2Message;
+    try {
+      message = V2Message.parse(logged.raw);
+    } catch (err) {
+      if (!(err instanceof MalformedMessageError)) throw err;
+      await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
+      return this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: err.message, severity: 'E' }], salvageControlId(logged.raw)), 'AR');
+    }
+    const participant = (logged.participantId && (await participantById(this.repo, logged.participantId))) || (await participantForHl7(this.repo, message.sendingFacility, message.sendingApplication));
+    if (!participant) {
+      await this.log.finish(id, 'failed', { error: `Unknown sender "${message.sendingFacility}"` });
+      return this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text: 'Unknown sender', severity: 'E' }]), 'AR');
+    }
+    if (!logged.participantId) {
+      await this.repo.sql.run('UPDATE message SET participant_id = ? WHERE id = ?', [participant.id, id]);
+    }
+    return this.apply(id, logged.raw, message, participant);
+  }
+
+  /** Applies every message stored but not processed (a crash between receiving and applying). */
+  async recover(): Promise<number> {
+    let recovered = 0;
+    for (const m of await this.log.unfinished()) {
+      if (m.format === 'hl7v2') {
+        await this.replay(m.id);
+        recovered++;
+      }
+    }
+    return recovered;
+  }
+
+  private async apply(id: string, raw: string, message: V2Message, participant: Participant): Promise<IntakeResult> {
+    let mapped: MappedMessage | undefined;
+    try {
+      const outcome = await this.repo.transaction(async (tx) => {
+        // Two copies of one message on two connections: the second waits here and finds the first.
+        await tx.sql.lock(`hl7v2:${participant.id}:${message.controlId}`);
+        const log = new MessageLog(tx.sql);
+        const earlier = await log.processedControlId(participant.id, message.controlId, id);
+        const original = earlier.find((e) => e.digest === messageDigest(raw));
+        if (original) {
+          await log.finish(id, 'duplicate', { error: `retransmission of message ${original.id} (control id ${message.controlId})`, resources: original.resources, patient: original.patient });
+          return 'duplicate' as const;
+        }
+        mapped = mapV2Message(message, participant, id);
+        if (earlier.length) {
+          mapped.warnings.push(`control id ${message.controlId} was used before by message ${earlier[0].id} with other content: applied as a new message`);
+        }
+        stampSource(mapped.bundle, id);
+        const response = await processBundle(tx, systemRequest(mapped.bundle), dispatch);
+        const written = writtenVersions(response);
+        const patient = patientOf(response, mapped.bundle);
+        const mergeWarning = mapped.merge && (await applyMerge(tx, participant, mapped.merge));
+        if (mergeWarning) mapped.warnings.push(mergeWarning);
+        if (written.length) {
+          const provenance = await tx.create(provenanceOf(written, participant, id, message));
+          written.push(`Provenance/${provenance.id}/_history/${provenance.meta?.versionId}`);
+        }
+        await log.finish(id, 'processed', { warnings: mapped.warnings, resources: written, patient });
+        return 'processed' as const;
+      });
+      const warnings: AckError[] = (mapped?.warnings ?? []).map((text) => ({ code: '207', text, severity: 'W' }));
+      return this.result(id, outcome, buildAck(message, 'AA', id, outcome === 'processed' ? warnings : []), 'AA');
+    } catch (err) {
+      const error = describe(err);
+      await this.log.finish(id, 'failed', { error: error.text, warnings: mapped?.warnings });
+      // A message of a type or event Tessera does not handle is rejected (AR); one it could not map or store, an error (AE).
+      const code: AckCode = err instanceof MappingError && (err.code === '200' || err.code === '201') ? 'AR' : 'AE';
+      return this.result(id, 'failed', buildAck(message, code, id, [error]), code);
+    }
+  }
+
+  private result(messageId: string, status: LoggedMessage['status'], ack: string, ackCode: AckCode): IntakeResult {
+    return { messageId, status, ack, ackCode };
+  }
+}
+
+function describe(err: unknown): AckError {
+  if (err instanceof MappingError) {
+    return { code: err.code, text: err.message, location: err.location, severity: 'E' };
+  }
+  if (err instanceof FhirError) {
+    // The mapped resources failed validation or a conditional write: what the store said, not a stack.
+    return { code: '207', text: `Rejected by the FHIR store (${err.status}): ${err.message}`, severity: 'E' };
+  }
+  return { code: '207', text: `Internal error: ${err instanceof Error ? err.message : String(err)}`, severity: 'E' };
+}
+
+/** meta.source on every mapped resource: the message it came from. */
+function stampSource(bundle: Bundle, messageId: string): void {
+  for (const entry of bundle.entry ?? []) {
+    const resource = entry.resource as Resource;
+    resource.meta = { ...resource.meta, source: `${MESSAGE_SYSTEM}:${messageId}` };
+  }
+}
+
+/** Versions the transaction created or changed ("Patient/1/_history/2"); a create that found its resource already there wrote nothing. */
+function writtenVersions(response: Bundle): string[] {
+  return (response.entry ?? [])
+    .filter((e) => e.response?.status.startsWith('201') || (e.response?.status.startsWith('200') && !!e.response.etag))
+    .map((e) => (e.response?.location ?? '').replace(/^.*?\/(?=[A-Z][A-Za-z]+\/[^/]+\/_history\/)/, ''))
+    .filter(Boolean);
+}
+
+function patientOf(response: Bundle, bundle: Bundle): string | undefined {
+  const index = (bundle.entry ?? []).findIndex((e) => e.resource?.resourceType === 'Patient');
+  const location = index >= 0 ? response.entry?.[index]?.response?.location : undefined;
+  const m = location && /Patient\/([^/]+)/.exec(location);
+  return m ? `Patient/${m[1]}` : undefined;
+}
+
+function provenanceOf(written: string[], participant: Participant, messageId: string, message: V2Message): Provenance {
+  return {
+    resourceType: 'Provenance',
+    target: written.map((reference) => ({ reference })),
+    recorded: new Date().toISOString(),
+    activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE' }], text: `HL7 v2 ${message.type}` },
+    agent: [
+      {
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
+        who: { reference: `Organization/${participant.organizationId}`, display: participant.name },
+      },
+    ],
+    entity: [{ role: 'source', what: { identifier: { system: MESSAGE_SYSTEM, value: messageId }, display: `HL7 v2 ${message.type} control id ${message.controlId}` } }],
+  };
+}
+
+/**
+ * ADT^A40: the sender merged two of its records. The prior record (MRG-1) is marked replaced by the
+ * survivor; with the master patient index on, it is linked into the survivor's enterprise identity as a
+ * steward's link would be (docs/matching.md), the event naming the participant.
+ */
+async function applyMerge(tx: Repository, participant: Participant, merge: NonNullable<MappedMessage['merge']>): Promise<string | undefined> {
+  const find = async (mrn: string) => (await findByCriteria(tx, 'Patient', systemRequest({ resourceType: 'Bundle', type: 'batch' }), identifierQuery(participant.mrnSystem, mrn)))[0]?.id;
+  const [survivor, prior] = [await find(merge.survivorMrn), await find(merge.priorMrn)];
+  if (!prior || !survivor || prior === survivor) {
+    // Nothing to merge: the sender never sent the retired record (or named the survivor twice).
+    return `A40: the prior record ${merge.priorMrn} (MRG-1) was never received from this sender: nothing to merge`;
+  }
+  const retired = await tx.read<Patient>('Patient', prior);
+  await tx.update<Patient>({ ...retired, active: false, link: [...(retired.link ?? []).filter((l) => l.type !== 'replaced-by'), { other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }] });
+  if (tx.observerOf(PatientLinker)) {
+    await new Stewardship(tx, `participant:${participant.id}`).link(prior, survivor, `HL7 v2 A40 merge from ${participant.name}`);
+  }
+  return undefined;
+}

@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import type { SqlExecutor, SqlValue } from '../store/database.js';
+
+/** The digest that tells a retransmission (same text) from another message reusing a control id; line endings do not count. */
+export function messageDigest(raw: string): string {
+  return createHash('sha256').update(raw.trim().replace(/\r\n|\r|\n/g, '\r')).digest('hex');
+}
+
+/**
+ * received: stored, not yet processed (a crash here is recovered on the next start); processed: its
+ * resources are stored; failed: parsing or mapping failed (the error queue; replayable); duplicate: the
+ * sender's control id was processed before, so it was acknowledged and not applied again.
+ */
+export type MessageStatus = 'received' | 'processed' | 'failed' | 'duplicate';
+export const MESSAGE_STATUSES: readonly MessageStatus[] = ['received', 'processed', 'failed', 'duplicate'];
+
+export interface LoggedMessage {
+  id: string;
+  participantId?: string;
+  channel: string;
+  format: string;
+  messageType?: string;
+  controlId?: string;
+  /** SHA-256 of the message text: a retransmission has the same control id and the same text. */
+  digest?: string;
+  status: MessageStatus;
+  receivedAt: number;
+  finishedAt?: number;
+  attempts: number;
+  raw: string;
+  error?: string;
+  warnings: string[];
+  /** References to the resource versions the message wrote ("Patient/1/_history/2"). */
+  resources: string[];
+  /** The Patient the message is about ("Patient/1"). */
+  patient?: string;
+}
+
+interface MessageRow {
+  id: string;
+  participant_id: string | null;
+  channel: string;
+  format: string;
+  message_type: string | null;
+  control_id: string | null;
+  digest: string | null;
+  status: MessageStatus;
+  received_at: number;
+  finished_at: number | null;
+  attempts: number;
+  raw: string;
+  error: string | null;
+  warnings: string | null;
+  resources: string | null;
+  patient: string | null;
+}
+
+const COLUMNS = 'id, participant_id, channel, format, message_type, control_id, digest, status, received_at, finished_at, attempts, raw, error, warnings, resources, patient';
+
+function toMessage(r: MessageRow): LoggedMessage {
+  return {
+    id: r.id,
+    participantId: r.participant_id ?? undefined,
+    channel: r.channel,
+    format: r.format,
+    messageType: r.message_type ?? undefined,
+    controlId: r.control_id ?? undefined,
+    digest: r.digest ?? undefined,
+    status: r.status,
+    receivedAt: Number(r.received_at),
+    finishedAt: r.finished_at === null ? undefined : Number(r.finished_at),
+    attempts: Number(r.attempts),
+    raw: r.raw,
+    error: r.error ?? undefined,
+    warnings: r.warnings ? (JSON.parse(r.warnings) as string[]) : [],
+    resources: r.resources ? (JSON.parse(r.resources) as string[]) : [],
+    patient: r.patient ?? undefined,
+  };
+}
+
+export interface MessageFilter {
+  status?: MessageStatus;
+  participantId?: string;
+  /** Message type prefix: "ADT" or "ADT^A01". */
+  type?: string;
+  patient?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+  /** Paging: messages received before this one (id order is receipt order). */
+  before?: string;
+}
+
+/** The message log: every inbound message, raw, with what became of it (docs/interfaces.md). */
+export class MessageLog {
+  constructor(private readonly sql: SqlExecutor) {}
+
+  async received(m: Pick<LoggedMessage, 'id' | 'participantId' | 'channel' | 'format' | 'messageType' | 'controlId' | 'raw' | 'receivedAt'>): Promise<void> {
+    await this.sql.run(`INSERT INTO message (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?, NULL, 0, ?, NULL, NULL, NULL, NULL)`, [
+      m.id,
+      m.participantId ?? null,
+      m.channel,
+      m.format,
+      m.messageType ?? null,
+      m.controlId ?? null,
+      messageDigest(m.raw),
+      m.receivedAt,
+      m.raw,
+    ]);
+  }
+
+  async finish(id: string, status: Exclude<MessageStatus, 'received'>, outcome: { error?: string; warnings?: string[]; resources?: string[]; patient?: string }): Promise<void> {
+    await this.sql.run('UPDATE message SET status = ?, finished_at = ?, attempts = attempts + 1, error = ?, warnings = ?, resources = ?, patient = ? WHERE id = ?', [
+      status,
+      Date.now(),
+      outcome.error ?? null,
+      outcome.warnings?.length ? JSON.stringify(outcome.warnings) : null,
+      outcome.resources?.length ? JSON.stringify(outcome.resources) : null,
+      outcome.patient ?? null,
+      id,
+    ]);
+  }
+
+  /**
+   * The earlier message of this sender with this control id that was applied, if any: the first is the
+   * original when `raw` is the same text (a retransmission), else the control id was reused for another
+   * message (a sender's fault: that message is applied, with a warning).
+   */
+  async processedControlId(participantId: string, controlId: string, exceptId: string): Promise<LoggedMessage[]> {
+    const rows = await this.sql.query<MessageRow>(
+      `SELECT ${COLUMNS} FROM message WHERE participant_id = ? AND control_id = ? AND status = 'processed' AND id <> ? ORDER BY id LIMIT 100`,
+      [participantId, controlId, exceptId],
+    );
+    return rows.map(toMessage);
+  }
+
+  async get(id: string): Promise<LoggedMessage | undefined> {
+    const rows = await this.sql.query<MessageRow>(`SELECT ${COLUMNS} FROM message WHERE id = ?`, [id]);
+    return rows[0] && toMessage(rows[0]);
+  }
+
+  /** Newest first. */
+  async list(filter: MessageFilter = {}): Promise<LoggedMessage[]> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    const add = (sql: string, value: SqlValue) => {
+      where.push(sql);
+      params.push(value);
+    };
+    if (filter.status) add('status = ?', filter.status);
+    if (filter.participantId) add('participant_id = ?', filter.participantId);
+    if (filter.type) {
+      if (filter.type.includes('^')) add('message_type = ?', filter.type);
+      else {
+        add('(message_type = ? OR message_type LIKE ?)', filter.type);
+        params.push(`${filter.type}^%`);
+      }
+    }
+    if (filter.patient) add('patient = ?', filter.patient);
+    if (filter.since !== undefined) add('received_at >= ?', filter.since);
+    if (filter.until !== undefined) add('received_at < ?', filter.until);
+    if (filter.before) add('id < ?', filter.before);
+    const rows = await this.sql.query<MessageRow>(
+      `SELECT ${COLUMNS} FROM message ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+      [...params, Math.min(filter.limit ?? 50, 1000)],
+    );
+    return rows.map(toMessage);
+  }
+
+  /** Messages stored but never processed: the process stopped between receiving and applying them. */
+  async unfinished(limit = 1000): Promise<LoggedMessage[]> {
+    const rows = await this.sql.query<MessageRow>(`SELECT ${COLUMNS} FROM message WHERE status = 'received' ORDER BY id LIMIT ?`, [limit]);
+    return rows.map(toMessage);
+  }
+}
