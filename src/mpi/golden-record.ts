@@ -15,7 +15,9 @@ const SURVIVING_ELEMENTS = ['name', 'gender', 'birthDate', 'address', 'telecom',
  * `link` lists every source record (`seealso`), so a client can go from the person to each source.
  */
 export function goldenPatient(enterpriseId: string, sources: Patient[]): Patient {
-  const newestFirst = [...sources].sort((a, b) => (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''));
+  // Records their own source retired (active: false, e.g. merged away by an A40) come last, whatever their age.
+  const retired = (p: Patient) => (p.active === false ? 1 : 0);
+  const newestFirst = [...sources].sort((a, b) => retired(a) - retired(b) || (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''));
   const golden: Patient = {
     resourceType: 'Patient',
     id: enterpriseId,
