@@ -14,11 +14,8 @@ import { PatientLinker } from '../mpi/patient-linker.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
 import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
+import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
 
-interface StoreFlags {
-  data?: string;
-  databaseUrl?: string;
-}
 
 function port(value: string): number {
   const n = Number(value);
@@ -184,5 +181,7 @@ mpi
       await tessera.close();
     }
   });
+
+registerInterfaceCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

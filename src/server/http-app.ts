@@ -9,10 +9,13 @@ import { PatientLinker } from '../mpi/patient-linker.js';
 import { capabilityStatement } from './capability.js';
 import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { dispatch } from './fhir-router.js';
+import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { registerInterfaceRoutes } from './interface-routes.js';
 
 export interface HttpOptions {
   db: Database;
   repo: Repository;
+  intake: Hl7v2Intake;
   tokens: TokenService;
   /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
   baseUrl?: string;
@@ -173,6 +176,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
+  registerInterfaceRoutes(app, options.repo, options.intake, authenticate);
   return app;
 }
 

@@ -41,8 +41,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     repo.observe(new PatientLinker(await currentMatchModel(db)));
   }
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
-  const app = buildHttpApp({ db, repo, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   const intake = new Hl7v2Intake(repo);
+  const app = buildHttpApp({ db, repo, intake, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {

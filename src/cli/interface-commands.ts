@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/message-log.js';
+import { addParticipant, listParticipants } from '../participants/participants.js';
+import type { TesseraConfig } from '../server/config.js';
+import { createTessera, type Tessera } from '../server/tessera.js';
+
+export interface StoreFlags {
+  data?: string;
+  databaseUrl?: string;
+}
+
+const storeOptions = (command: Command) =>
+  command.option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)').option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)');
+
+/** `tessera participants add|list` and `tessera messages list|show|replay` (docs/interfaces.md). */
+export function registerInterfaceCommands(program: Command, config: (flags: StoreFlags) => TesseraConfig): void {
+  const withStore = async (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => {
+    const tessera = await createTessera(config(flags));
+    try {
+      await fn(tessera);
+    } finally {
+      await tessera.close();
+    }
+  };
+
+  const participants = program.command('participants').description('organisations that send data to the exchange');
+  storeOptions(
+    participants
+      .command('add')
+      .description('register a participant and print it (and its OAuth client, with --scope) as JSON')
+      .requiredOption('--name <name>', 'organisation name')
+      .requiredOption('--mrn-system <uri>', "assigning authority of its patients' record numbers, e.g. urn:oid:1.2.3.4")
+      .option('--hl7-facility <id>', 'MSH-4 sending facility of its HL7 v2 messages')
+      .option('--hl7-application <id>', 'MSH-3 sending application (with or instead of the facility)')
+      .option('--scope <scopes>', 'create an OAuth client with these SMART scopes for its FHIR traffic'),
+  ).action(async (flags: StoreFlags & { name: string; mrnSystem: string; hl7Facility?: string; hl7Application?: string; scope?: string }) => {
+    await withStore(flags, async (t) => {
+      try {
+        const created = await addParticipant(t.repo, { name: flags.name, mrnSystem: flags.mrnSystem, hl7Facility: flags.hl7Facility, hl7Application: flags.hl7Application, scope: flags.scope });
+        process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
+      } catch (err) {
+        program.error(`tessera participants add: ${(err as Error).message}`);
+      }
+    });
+  });
+  storeOptions(participants.command('list').description('list participants')).action(async (flags: StoreFlags) => {
+    await withStore(flags, async (t) => {
+      const rows = await listParticipants(t.repo);
+      for (const p of rows) {
+        const sender = [p.hl7Facility, p.hl7Application].filter(Boolean).join(' / ') || '-';
+        process.stdout.write(`${p.id}  ${p.name}  mrn=${p.mrnSystem}  hl7=${sender}${p.clientId ? `  client=${p.clientId}` : ''}${p.active ? '' : '  (inactive)'}\n`);
+      }
+      process.stdout.write(`${rows.length} participant(s)\n`);
+    });
+  });
+
+  const messages = program.command('messages').description('the inbound message log and error queue');
+  storeOptions(
+    messages
+      .command('list')
+      .description('newest first')
+      .option('--status <status>', `one of ${MESSAGE_STATUSES.join(', ')} (failed: the error queue)`)
+      .option('--type <type>', 'message type, e.g. ADT or ADT^A01')
+      .option('--sender <participantId>', 'participant id')
+      .option('--patient <ref>', 'Patient/{id}')
+      .option('--limit <n>', 'most messages to list', '50'),
+  ).action(async (flags: StoreFlags & { status?: string; type?: string; sender?: string; patient?: string; limit: string }) => {
+    if (flags.status && !MESSAGE_STATUSES.includes(flags.status as MessageStatus)) {
+      program.error(`tessera messages list: --status must be one of ${MESSAGE_STATUSES.join(', ')}, not "${flags.status}"`);
+    }
+    await withStore(flags, async (t) => {
+      const rows = await new MessageLog(t.db).list({ status: flags.status as MessageStatus, type: flags.type, participantId: flags.sender, patient: flags.patient, limit: Number(flags.limit) || 50 });
+      for (const m of rows) {
+        process.stdout.write(`${m.id}  ${new Date(m.receivedAt).toISOString()}  ${m.status.padEnd(9)}  ${(m.messageType ?? '?').padEnd(8)}  ${m.controlId ?? '-'}${m.error ? `  ${m.error}` : ''}\n`);
+      }
+      process.stdout.write(`${rows.length} message(s)\n`);
+    });
+  });
+  storeOptions(messages.command('show <id>').description('one message: status, outcome and the raw text')).action(async (id: string, flags: StoreFlags) => {
+    await withStore(flags, async (t) => {
+      const m = await new MessageLog(t.db).get(id);
+      if (!m) program.error(`tessera messages show: no message ${id}`);
+      const { raw, ...rest } = m as NonNullable<typeof m>;
+      process.stdout.write(`${JSON.stringify({ ...rest, receivedAt: new Date(rest.receivedAt).toISOString() }, null, 2)}\n--- raw ---\n${raw.replace(/\r/g, '\n')}\n`);
+    });
+  });
+  storeOptions(messages.command('replay <id>').description('run a logged message through the current mappings again')).action(async (id: string, flags: StoreFlags) => {
+    await withStore(flags, async (t) => {
+      const result = await t.intake.replay(id);
+      if (!result) program.error(`tessera messages replay: no message ${id}`);
+      const m = await new MessageLog(t.db).get(id);
+      process.stdout.write(`${result?.ackCode} ${m?.status}${m?.error ? `: ${m.error}` : ''}\n`);
+      if (result?.ackCode !== 'AA') process.exitCode = 1;
+    });
+  });
+}

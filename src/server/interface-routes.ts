@@ -1,0 +1,93 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest, notFound } from '../fhir/outcome.js';
+import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { MESSAGE_STATUSES, MessageLog, type LoggedMessage, type MessageStatus } from '../messages/message-log.js';
+import { addParticipant, listParticipants } from '../participants/participants.js';
+import { requirePermission } from '../security/scopes.js';
+import type { AuthContext } from '../security/token-service.js';
+import type { Repository } from '../store/repository.js';
+
+/**
+ * The interface engine's own API (JSON, not FHIR): the message log and error queue, replay, and the
+ * participant registry. Reading the log needs a scope over every resource type (a message can carry
+ * anything about anyone: `system/*.rs`); replaying needs `system/*.cu`; participants are Organizations.
+ */
+export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, intake: Hl7v2Intake, authenticate: (req: FastifyRequest) => Promise<AuthContext>): void {
+  const log = new MessageLog(repo.sql);
+
+  app.get('/messages', async (req) => {
+    const auth = await authenticate(req);
+    requirePermission(auth.scopes, '*', 's');
+    const q = req.query as Record<string, string | undefined>;
+    if (q.status && !MESSAGE_STATUSES.includes(q.status as MessageStatus)) {
+      throw badRequest(`status must be one of ${MESSAGE_STATUSES.join(', ')}, not "${q.status}"`);
+    }
+    const messages = await log.list({
+      status: q.status as MessageStatus | undefined,
+      participantId: q.sender,
+      type: q.type,
+      patient: q.patient,
+      since: time(q.since, 'since'),
+      until: time(q.until, 'until'),
+      before: q.before,
+      limit: count(q._count),
+    });
+    return { messages: messages.map(summary) };
+  });
+
+  app.get('/messages/:id', async (req) => {
+    const auth = await authenticate(req);
+    requirePermission(auth.scopes, '*', 'r');
+    const message = await log.get((req.params as { id: string }).id);
+    if (!message) throw notFound('No such message');
+    return { ...summary(message), raw: message.raw };
+  });
+
+  app.post('/messages/:id/replay', async (req) => {
+    const auth = await authenticate(req);
+    requirePermission(auth.scopes, '*', 'c');
+    requirePermission(auth.scopes, '*', 'u');
+    const result = await intake.replay((req.params as { id: string }).id);
+    if (!result) throw notFound('No such message');
+    const message = (await log.get(result.messageId)) as LoggedMessage;
+    return { ...summary(message), ackCode: result.ackCode, ack: result.ack };
+  });
+
+  app.get('/participants', async (req) => {
+    const auth = await authenticate(req);
+    requirePermission(auth.scopes, 'Organization', 's');
+    return { participants: await listParticipants(repo) };
+  });
+
+  app.post('/participants', async (req, reply) => {
+    const auth = await authenticate(req);
+    requirePermission(auth.scopes, 'Organization', 'c');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
+    const name = text('name');
+    const mrnSystem = text('mrnSystem');
+    if (!name || !mrnSystem) throw badRequest('name and mrnSystem are required');
+    const created = await addParticipant(repo, { name, mrnSystem, hl7Facility: text('hl7Facility'), hl7Application: text('hl7Application'), scope: text('scope') });
+    return reply.status(201).send(created);
+  });
+}
+
+/** A log entry without the raw text (lists stay small; the raw message is in the detail). */
+function summary(m: LoggedMessage) {
+  const { raw: _raw, ...rest } = m;
+  return { ...rest, receivedAt: new Date(m.receivedAt).toISOString(), finishedAt: m.finishedAt === undefined ? undefined : new Date(m.finishedAt).toISOString() };
+}
+
+function time(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw badRequest(`${name} must be a date or date-time, not "${value}"`);
+  return t;
+}
+
+function count(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw badRequest(`_count must be a positive whole number, not "${value}"`);
+  return n;
+}

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { identifierQuery } from '../src/ingest/transaction-builder.js';
+import { systemRequest } from '../src/ingest/system-request.js';
+import { findByCriteria } from '../src/server/crud.js';
+import { createTessera } from '../src/server/tessera.js';
+import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
+import { tessera } from './helpers/cli.js';
+import { MllpSender } from './helpers/mllp.js';
+import { CLI } from './helpers/paths.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const admit = (facility: string, control: string, mrn: string, family: string) =>
+  `MSH|^~\\&|ADT|${facility}|HIE|TESSERA|20261110090000||ADT^A04|${control}|P|2.5.1\rPID|1||${mrn}^^^${facility}^MR||${family}^Alex||19900101|U\rPV1|1|O|CLINIC^1||||||||||||||||V-${mrn}`;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+for (const backend of BACKENDS) {
+  describe(`message log, replay and participants: API and CLI (${backend})`, () => {
+    let s: TestServer;
+    let sender: MllpSender;
+    const env = () => ({ DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' });
+    const data = () => ['--data', s.tessera.config.dataDir];
+    const api = async (method: string, path: string, token = s.token, body?: unknown) => {
+      const res = await fetch(`${s.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+
+    before(async () => {
+      s = await startTestServer(backend);
+      s.tessera.config.mllpPort = 0;
+      sender = new MllpSender((await s.tessera.startMllp()) as number);
+    });
+    after(async () => {
+      await sender?.close();
+      await s?.close();
+    });
+
+    it('tessera participants add/list registers a sender; a sender registered twice is refused', async () => {
+      const added = await tessera(['participants', 'add', ...data(), '--name', 'Harbour Clinic', '--mrn-system', 'urn:example:harbour:mrn', '--hl7-facility', 'HARBOUR', '--scope', 'system/*.cruds'], env());
+      assert.equal(added.code, 0, added.stderr);
+      const created = JSON.parse(added.stdout);
+      assert.equal(created.participant.name, 'Harbour Clinic');
+      assert.ok(created.client.clientId && created.client.clientSecret, 'an OAuth client for its FHIR traffic');
+      const org = await s.fhir('GET', `Organization/${created.participant.organizationId}`);
+      assert.equal(org.body.name, 'Harbour Clinic');
+      const endpoints = await s.fhir('GET', `Endpoint?organization=Organization/${created.participant.organizationId}`);
+      assert.deepEqual(endpoints.body.entry.map((e: any) => e.resource.connectionType.code).sort(), ['hl7-fhir-rest', 'hl7v2-mllp']);
+      const listed = await tessera(['participants', 'list', ...data()], env());
+      assert.match(listed.stdout, /Harbour Clinic\s+mrn=urn:example:harbour:mrn\s+hl7=HARBOUR/);
+      const again = await tessera(['participants', 'add', ...data(), '--name', 'Other', '--mrn-system', 'urn:example:other:mrn', '--hl7-facility', 'HARBOUR'], env());
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /HL7 sender HARBOUR is already registered/);
+      const bad = await tessera(['participants', 'add', ...data(), '--name', 'X', '--mrn-system', 'not a uri'], env());
+      assert.match(bad.stderr, /must be a URI/);
+    });
+
+    it('a message from a sender not yet registered waits in the error queue and is applied by replay once it is (API and CLI)', async () => {
+      const first = await sender.send(admit('PIER', 'PI-1', 'P-1', 'Dunmore'));
+      const second = await sender.send(admit('PIER', 'PI-2', 'P-2', 'Ashgrove'));
+      assert.deepEqual([first.code, second.code], ['AR', 'AR']);
+      const queue = await api('GET', '/messages?status=failed&type=ADT');
+      const queued = queue.body.messages.filter((m: any) => m.controlId === 'PI-1' || m.controlId === 'PI-2');
+      assert.equal(queued.length, 2);
+      assert.match(queued[0].error, /Unknown sender.*PIER/);
+      const detail = await api('GET', `/messages/${queued[0].id}`);
+      assert.match(detail.body.raw, /^MSH\|/);
+
+      const pier = await api('POST', '/participants', s.token, { name: 'Pier Hospital', mrnSystem: 'urn:example:pier:mrn', hl7Facility: 'PIER' });
+      assert.equal(pier.status, 201);
+      const replayed = await api('POST', `/messages/${queued.find((m: any) => m.controlId === 'PI-1').id}/replay`);
+      assert.equal(replayed.status, 200);
+      assert.equal(replayed.body.ackCode, 'AA');
+      assert.equal(replayed.body.status, 'processed');
+      assert.ok(replayed.body.patient?.startsWith('Patient/'));
+      const cli = await tessera(['messages', 'replay', ...data(), queued.find((m: any) => m.controlId === 'PI-2').id], env());
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /^AA processed/);
+      const patients = await s.fhir('GET', 'Patient?identifier=urn:example:pier:mrn|');
+      assert.equal(patients.body.entry.length, 2);
+      const listed = await tessera(['messages', 'list', ...data(), '--type', 'ADT^A04', '--status', 'processed'], env());
+      assert.match(listed.stdout, /processed\s+ADT\^A04\s+PI-1/);
+      const byPatient = await api('GET', `/messages?patient=${encodeURIComponent(replayed.body.patient)}`);
+      assert.equal(byPatient.body.messages.length, 1);
+    });
+
+    it('the message API needs a token over every type, and refuses bad filters', async () => {
+      const narrow = await s.tokenFor('system/Patient.rs');
+      assert.equal((await api('GET', '/messages', narrow)).status, 403);
+      assert.equal((await fetch(`${s.url}/messages`)).status, 401);
+      const bad = await api('GET', '/messages?status=lost');
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.issue[0].diagnostics, /status must be one of/);
+      assert.equal((await api('GET', '/messages/nope')).status, 404);
+    });
+  });
+
+  describe(`MLLP: a server killed mid-stream loses no acknowledged message (${backend})`, () => {
+    const store = testConfig(backend);
+    let child: ChildProcess | undefined;
+    after(async () => {
+      child?.kill('SIGKILL');
+      await dropTestSchema(store.config);
+      store.cleanup();
+    });
+
+    const start = async (mllpPort: number) => {
+      const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data', store.config.dataDir], {
+        env: { ...process.env, LOG_LEVEL: 'info', TESSERA_MLLP_PORT: String(mllpPort), DATABASE_URL: store.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: store.config.schema ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        proc.stdout?.on('data', (chunk) => {
+          out += chunk;
+          if (out.includes('MLLP listener started')) resolve();
+        });
+        proc.once('exit', (code) => reject(new Error(`serve exited ${code}`)));
+      });
+      return proc;
+    };
+
+    it('every message acknowledged AA before the kill is stored after the restart; the rest can be re-sent', async () => {
+      const setup = await createTessera(store.config);
+      const { addParticipant } = await import('../src/participants/participants.js');
+      await addParticipant(setup.repo, { name: 'Crash Test General', mrnSystem: 'urn:example:crash:mrn', hl7Facility: 'CRASH' });
+      await setup.close();
+      const mllpPort = await freePort();
+      child = await start(mllpPort);
+      const acked: string[] = [];
+      const sender = new MllpSender(mllpPort);
+      let killed = false;
+      const sending = (async () => {
+        for (let i = 0; i < 400 && !killed; i++) {
+          try {
+            const ack = await sender.send(admit('CRASH', `C-${i}`, `CR-${i}`, `Surname${i}`));
+            if (ack.code === 'AA') acked.push(`CR-${i}`);
+          } catch {
+            break; // the connection died with the server
+          }
+        }
+      })();
+      while (acked.length < 25) await new Promise((r) => setTimeout(r, 10));
+      child.kill('SIGKILL');
+      killed = true;
+      await sending;
+      await sender.close().catch(() => undefined);
+
+      child = await start(mllpPort);
+      child.kill('SIGTERM');
+      await new Promise((r) => child?.once('exit', r));
+      child = undefined;
+      const check = await createTessera({ ...store.config, mpi: false });
+      try {
+        const missing: string[] = [];
+        for (const mrn of acked) {
+          const found = await findByCriteria(check.repo, 'Patient', systemRequest({ resourceType: 'Bundle', type: 'batch' }), identifierQuery('urn:example:crash:mrn', mrn));
+          if (found.length !== 1) missing.push(mrn);
+        }
+        assert.deepEqual(missing, [], `every one of the ${acked.length} acknowledged admissions is stored`);
+        const [{ unfinished }] = await check.db.query<{ unfinished: number }>("SELECT COUNT(*) AS unfinished FROM message WHERE status = 'received'");
+        assert.equal(Number(unfinished), 0, 'a message stored but not applied at the kill was applied on restart');
+      } finally {
+        await check.close();
+      }
+    });
+  });
+}
