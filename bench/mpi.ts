@@ -13,6 +13,7 @@
  * feed would), for populations too large to load through the API in reasonable time (1M people);
  * `--no-rebuild` skips the rebuild step.
  */
+import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -33,10 +34,6 @@ import { httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
 
 const PERSONS = Number(arg('persons', '20000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';

@@ -5,6 +5,7 @@
  * rate with raw SQLite inserts of the same rows, then measures read, search and $everything latency
  * through the real HTTP server. Prints a Markdown summary and writes bench/results/<backend>.json.
  */
+import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -26,10 +27,6 @@ import { httpGet } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, PeakMemory, percentiles } from './stats.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
 
 const TARGET = Number(arg('resources', '100000'));
 const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];

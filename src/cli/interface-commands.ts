@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Hl7Message } from '@medplum/core';
+import { Hl7Client } from '@medplum/hl7';
 import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import type { TesseraConfig } from '../server/config.js';
@@ -53,6 +56,27 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
       process.stdout.write(`${rows.length} participant(s)\n`);
     });
   });
+
+  program
+    .command('send-hl7 <files...>')
+    .description('send HL7 v2 message files over MLLP (one message per file) and print each ACK')
+    .option('--host <host>', 'MLLP host', '127.0.0.1')
+    .option('--port <port>', 'MLLP port', '2575')
+    .action(async (files: string[], flags: { host: string; port: string }) => {
+      const client = new Hl7Client({ host: flags.host, port: Number(flags.port), keepAlive: true });
+      try {
+        for (const file of files) {
+          const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '').trim().split(/\r\n|\r|\n/).join('\r');
+          const ack = await client.sendAndWait(Hl7Message.parse(text), { timeoutMs: 30_000 });
+          process.stdout.write(`${file}\n${ack.toString().replace(/\r/g, '\n')}\n`);
+          if (ack.getSegment('MSA')?.getField(1)?.toString() !== 'AA') process.exitCode = 1;
+        }
+      } catch (err) {
+        program.error(`tessera send-hl7: ${(err as Error).message}`);
+      } finally {
+        await client.close();
+      }
+    });
 
   const messages = program.command('messages').description('the inbound message log and error queue');
   storeOptions(

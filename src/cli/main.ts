@@ -49,7 +49,14 @@ program
         process.stderr.write(`Demo data already present. Admin client credentials: ${demo.credentialsFile}\n`);
       }
     }
-    const address = await serve(tessera);
+    let address = '';
+    try {
+      address = await serve(tessera);
+    } catch (err) {
+      await tessera.close();
+      const e = err as NodeJS.ErrnoException & { port?: number };
+      program.error(`tessera serve: ${e.code === 'EADDRINUSE' ? `port ${e.port} is already in use (HTTP --port / PORT, MLLP TESSERA_MLLP_PORT)` : e.message}`);
+    }
     process.stderr.write(`Tessera ${VERSION} listening on ${address}/fhir (backend: ${tessera.db.dialect.name})\n`);
   });
 
