@@ -10,7 +10,7 @@ import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
 import { MllpSender } from './helpers/mllp.js';
 import { CLI } from './helpers/paths.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
 const admit = (facility: string, control: string, mrn: string, family: string) =>
   `MSH|^~\\&|ADT|${facility}|HIE|TESSERA|20261110090000||ADT^A04|${control}|P|2.5.1\rPID|1||${mrn}^^^${facility}^MR||${family}^Alex||19900101|U\rPV1|1|O|CLINIC^1||||||||||||||||V-${mrn}`;
@@ -27,6 +27,8 @@ for (const backend of BACKENDS) {
   describe(`message log, replay and participants: API and CLI (${backend})`, () => {
     let s: TestServer;
     let sender: MllpSender;
+    /** The OAuth client registered with the Harbour Clinic participant (its secret is printed once). */
+    let harbourClient: { clientId: string; clientSecret: string };
     const env = () => ({ DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' });
     const data = () => ['--data', s.tessera.config.dataDir];
     const api = async (method: string, path: string, token = s.token, body?: unknown) => {
@@ -52,6 +54,7 @@ for (const backend of BACKENDS) {
       const added = await tessera(['participants', 'add', ...data(), '--name', 'Harbour Clinic', '--mrn-system', 'urn:example:harbour:mrn', '--hl7-facility', 'HARBOUR', '--scope', 'system/*.cruds'], env());
       assert.equal(added.code, 0, added.stderr);
       const created = JSON.parse(added.stdout);
+      harbourClient = created.client;
       assert.equal(created.participant.name, 'Harbour Clinic');
       assert.ok(created.client.clientId && created.client.clientSecret, 'an OAuth client for its FHIR traffic');
       const org = await s.fhir('GET', `Organization/${created.participant.organizationId}`);
@@ -65,6 +68,42 @@ for (const backend of BACKENDS) {
       assert.match(again.stderr, /HL7 sender HARBOUR is already registered/);
       const bad = await tessera(['participants', 'add', ...data(), '--name', 'X', '--mrn-system', 'not a uri'], env());
       assert.match(bad.stderr, /must be a URI/);
+    });
+
+    it("a participant's FHIR writes are logged, carry meta.source and a Provenance naming it; other clients' are not", async () => {
+      const harbour = (await api('GET', '/participants')).body.participants.find((p: any) => p.name === 'Harbour Clinic');
+      assert.ok(harbour?.clientId, 'registered by the previous test, with a client');
+      const token = await getToken(s.url, harbourClient.clientId, harbourClient.clientSecret);
+      const bundle = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:p1', resource: { resourceType: 'Patient', identifier: [{ system: 'urn:example:harbour:mrn', value: 'H-77' }], name: [{ family: 'Tidewell' }] }, request: { method: 'POST', url: 'Patient' } },
+          { resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, subject: { reference: 'urn:uuid:p1' }, valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' } }, request: { method: 'POST', url: 'Observation' } },
+        ],
+      };
+      const posted = await s.fhir('POST', '', bundle, { authorization: `Bearer ${token}` });
+      assert.equal(posted.status, 200, JSON.stringify(posted.body));
+      const patientRef = posted.body.entry[0].response.location.match(/Patient\/[^/]+/)[0];
+      const patient = (await s.fhir('GET', patientRef)).body;
+      assert.match(patient.meta.source, /^urn:tessera:message:/);
+      const provenance = (await s.fhir('GET', `Provenance?target=${patientRef}`)).body.entry[0].resource;
+      assert.equal(provenance.agent[0].who.reference, `Organization/${harbour.organizationId}`);
+      assert.equal(provenance.target.length, 2);
+      const logged = (await api('GET', `/messages?sender=${harbour.id}`)).body.messages;
+      assert.equal(logged[0].format, 'fhir');
+      assert.equal(logged[0].status, 'processed');
+      assert.equal(logged[0].patient, patientRef);
+
+      const bad = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'bogus', code: { text: 'x' } }, { authorization: `Bearer ${token}` });
+      assert.equal(bad.status, 422, 'an invalid code: unprocessable');
+      const failed = (await api('GET', `/messages?sender=${harbour.id}&status=failed`)).body.messages;
+      assert.equal(failed.length, 1);
+      assert.match(failed[0].error, /^422: .*bogus/);
+
+      const before = (await api('GET', '/messages?_count=1000')).body.messages.length;
+      assert.equal((await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Operator' }] })).status, 201);
+      assert.equal((await api('GET', '/messages?_count=1000')).body.messages.length, before, "the operator's own writes are not participant messages");
     });
 
     it('a message from a sender not yet registered waits in the error queue and is applied by replay once it is (API and CLI)', async () => {

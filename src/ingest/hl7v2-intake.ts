@@ -1,4 +1,4 @@
-import type { Bundle, Patient, Provenance, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Patient, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v2/acknowledgement.js';
 import { MappingError } from '../hl7v2/mapping-context.js';
@@ -13,6 +13,7 @@ import { findByCriteria } from '../server/crud.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
+import { MESSAGE_SYSTEM, messageProvenance, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from './transaction-builder.js';
 
@@ -23,9 +24,6 @@ export interface IntakeResult {
   ack: string;
   status: LoggedMessage['status'];
 }
-
-/** The identifier system under which Provenance and meta.source name a logged message. */
-export const MESSAGE_SYSTEM = 'urn:tessera:message';
 
 /**
  * HL7 v2 intake: every message is first stored raw in the message log (its own committed write), then
@@ -123,7 +121,7 @@ export class Hl7v2Intake {
         const mergeWarning = mapped.merge && (await applyMerge(tx, participant, mapped.merge));
         if (mergeWarning) mapped.warnings.push(mergeWarning);
         if (written.length) {
-          const provenance = await tx.create(provenanceOf(written, participant, id, message));
+          const provenance = await tx.create(messageProvenance(written, participant, id, `HL7 v2 ${message.type} control id ${message.controlId}`));
           written.push(`Provenance/${provenance.id}/_history/${provenance.meta?.versionId}`);
         }
         await log.finish(id, 'processed', { warnings: mapped.warnings, resources: written, patient });
@@ -164,35 +162,11 @@ function stampSource(bundle: Bundle, messageId: string): void {
   }
 }
 
-/** Versions the transaction created or changed ("Patient/1/_history/2"); a create that found its resource already there wrote nothing. */
-function writtenVersions(response: Bundle): string[] {
-  return (response.entry ?? [])
-    .filter((e) => e.response?.status.startsWith('201') || (e.response?.status.startsWith('200') && !!e.response.etag))
-    .map((e) => (e.response?.location ?? '').replace(/^.*?\/(?=[A-Z][A-Za-z]+\/[^/]+\/_history\/)/, ''))
-    .filter(Boolean);
-}
-
 function patientOf(response: Bundle, bundle: Bundle): string | undefined {
   const index = (bundle.entry ?? []).findIndex((e) => e.resource?.resourceType === 'Patient');
   const location = index >= 0 ? response.entry?.[index]?.response?.location : undefined;
   const m = location && /Patient\/([^/]+)/.exec(location);
   return m ? `Patient/${m[1]}` : undefined;
-}
-
-function provenanceOf(written: string[], participant: Participant, messageId: string, message: V2Message): Provenance {
-  return {
-    resourceType: 'Provenance',
-    target: written.map((reference) => ({ reference })),
-    recorded: new Date().toISOString(),
-    activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE' }], text: `HL7 v2 ${message.type}` },
-    agent: [
-      {
-        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
-        who: { reference: `Organization/${participant.organizationId}`, display: participant.name },
-      },
-    ],
-    entity: [{ role: 'source', what: { identifier: { system: MESSAGE_SYSTEM, value: messageId }, display: `HL7 v2 ${message.type} control id ${message.controlId}` } }],
-  };
 }
 
 /**

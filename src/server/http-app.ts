@@ -11,6 +11,7 @@ import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { dispatch } from './fhir-router.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { registerInterfaceRoutes } from './interface-routes.js';
+import { FhirAttribution } from '../participants/fhir-attribution.js';
 
 export interface HttpOptions {
   db: Database;
@@ -137,6 +138,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return reply.type(FHIR_JSON).send(json);
   });
 
+  const attribution = new FhirAttribution(options.repo);
   const authenticate = async (req: FastifyRequest): Promise<AuthContext> => {
     const header = req.headers.authorization;
     if (!header?.startsWith('Bearer ')) {
@@ -171,7 +173,9 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
       auth,
       baseUrl: `${origin(req, options.baseUrl)}/fhir`,
     };
-    const res = await dispatch(options.repo, fhirReq);
+    // A participant's writes are logged and attributed (meta.source, Provenance) like its HL7 messages.
+    const participant = await attribution.participantFor(fhirReq);
+    const res = participant ? await attribution.dispatch(participant, fhirReq, dispatch) : await dispatch(options.repo, fhirReq);
     return sendFhir(reply, res);
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });

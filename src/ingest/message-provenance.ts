@@ -1,0 +1,36 @@
+import type { Bundle, Provenance } from '@medplum/fhirtypes';
+import type { Participant } from '../participants/participants.js';
+
+/** The identifier system under which Provenance and meta.source name a logged message. */
+export const MESSAGE_SYSTEM = 'urn:tessera:message';
+
+/** A stored version's reference ("Patient/1/_history/2") from a Location, whatever its base. */
+export function versionReference(location: string | undefined): string | undefined {
+  const m = location && /([A-Z][A-Za-z]+\/[^/]+\/_history\/[^/]+)$/.exec(location);
+  return m ? m[1] : undefined;
+}
+
+/** Versions a transaction or batch response reports as written; a create that found its resource already there wrote nothing. */
+export function writtenVersions(response: Bundle): string[] {
+  return (response.entry ?? [])
+    .filter((e) => e.response?.status.startsWith('201') || (e.response?.status.startsWith('200') && !!e.response.etag))
+    .map((e) => versionReference(e.response?.location))
+    .filter((l): l is string => !!l);
+}
+
+/** The Provenance of what one inbound message wrote: the participant as author, the logged message as source. */
+export function messageProvenance(written: string[], participant: Participant, messageId: string, what: string): Provenance {
+  return {
+    resourceType: 'Provenance',
+    target: written.map((reference) => ({ reference })),
+    recorded: new Date().toISOString(),
+    activity: { text: what },
+    agent: [
+      {
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
+        who: { reference: `Organization/${participant.organizationId}`, display: participant.name },
+      },
+    ],
+    entity: [{ role: 'source', what: { identifier: { system: MESSAGE_SYSTEM, value: messageId }, display: `${what} from ${participant.name}` } }],
+  };
+}
