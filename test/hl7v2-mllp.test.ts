@@ -139,6 +139,32 @@ for (const backend of BACKENDS) {
       assert.equal(imm.occurrenceDateTime, '2026-11-03T13:30:00Z');
     });
 
+    it('several connections at once (applied in shared transactions): each keeps its order, a bad message fails alone', async () => {
+      const update = (conn: number, step: number) =>
+        `MSH|^~\\&|EPIC|NORTHGATE|HIE|TESSERA|2026111${step}||ADT^A08|PAR-${conn}-${step}|P|2.5.1\rPID|1||PAR-${conn}^^^NORTHGATE^MR||Parallel${conn}^Step${step}||19700101|F`;
+      const senders = Array.from({ length: 6 }, () => new MllpSender(port));
+      try {
+        const codes = await Promise.all(
+          senders.map(async (client, conn) => {
+            const out: string[] = [];
+            for (let step = 0; step < 5; step++) {
+              const text = conn === 2 && step === 2 ? update(conn, step).replace(/PID\|1\|\|[^|]*\|/, 'PID|1|||') : update(conn, step);
+              out.push((await client.send(text)).code);
+            }
+            return out;
+          }),
+        );
+        codes.forEach((c, conn) => assert.deepEqual(c, conn === 2 ? ['AA', 'AA', 'AE', 'AA', 'AA'] : ['AA', 'AA', 'AA', 'AA', 'AA'], `connection ${conn}`));
+        for (let conn = 0; conn < 6; conn++) {
+          const found = (await s.fhir('GET', `Patient?identifier=${encodeURIComponent(`${northgate.mrnSystem}|PAR-${conn}`)}`)).body.entry;
+          assert.equal(found.length, 1);
+          assert.equal(found[0].resource.name[0].given[0], 'Step4', `connection ${conn}: the last message sent is the state stored`);
+        }
+      } finally {
+        await Promise.all(senders.map((c) => c.close()));
+      }
+    });
+
     it('a message it cannot map gets AE with the reason, and nothing of it is stored', async () => {
       const before = { patients: await count('Patient'), encounters: await count('Encounter') };
       const noMrn = epicAdmit('EP-2001').replace(/PID\|1\|\|[^|]*\|/, 'PID|1|||');

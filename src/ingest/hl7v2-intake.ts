@@ -17,6 +17,15 @@ import { MESSAGE_SYSTEM, messageProvenance, writtenVersions } from './message-pr
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from './transaction-builder.js';
 
+/** A message stored in the log and ready to apply, or already answered (`early`). */
+export interface Admitted {
+  id: string;
+  raw: string;
+  message?: V2Message;
+  participant?: Participant;
+  early?: IntakeResult;
+}
+
 export interface IntakeResult {
   messageId: string;
   ackCode: AckCode;
@@ -39,7 +48,16 @@ export class Hl7v2Intake {
     this.log = new MessageLog(repo.sql);
   }
 
+  /** One message, start to finish: stored, then applied, then answered. */
   async receive(raw: string, channel: string): Promise<IntakeResult> {
+    return this.process(await this.admit(raw, channel));
+  }
+
+  /**
+   * The first half: parse, attribute and store the raw message (status received). A message that does
+   * not parse or comes from an unknown sender is finished here (failed, AR).
+   */
+  async admit(raw: string, channel: string): Promise<Admitted> {
     const id = newResourceId();
     let message: V2Message;
     try {
@@ -48,16 +66,24 @@ export class Hl7v2Intake {
       if (!(err instanceof MalformedMessageError)) throw err;
       await this.log.received({ id, channel, format: 'hl7v2', raw, receivedAt: Date.now() });
       await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
-      return this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: `Malformed message: ${err.message}`, severity: 'E' }], salvageControlId(raw)), 'AR');
+      return { id, raw, early: this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: `Malformed message: ${err.message}`, severity: 'E' }], salvageControlId(raw)), 'AR') };
     }
     const participant = await participantForHl7(this.repo, message.sendingFacility, message.sendingApplication);
     await this.log.received({ id, participantId: participant?.id, channel, format: 'hl7v2', messageType: message.type, controlId: message.controlId, raw, receivedAt: Date.now() });
     if (!participant) {
       const text = `Unknown sender: no participant is registered for sending facility "${message.sendingFacility}"${message.sendingApplication ? ` / application "${message.sendingApplication}"` : ''}`;
       await this.log.finish(id, 'failed', { error: text });
-      return this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text, location: 'MSH^1^4', severity: 'E' }]), 'AR');
+      return { id, raw, early: this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text, location: 'MSH^1^4', severity: 'E' }]), 'AR') };
     }
-    return this.apply(id, raw, message, participant);
+    return { id, raw, message, participant };
+  }
+
+  /** The second half: apply an admitted message (in a savepoint of its own when inside a larger transaction). */
+  async process(admitted: Admitted): Promise<IntakeResult> {
+    if (admitted.early || !admitted.message || !admitted.participant) {
+      return admitted.early as IntakeResult;
+    }
+    return this.apply(admitted.id, admitted.raw, admitted.message, admitted.participant);
   }
 
   /** Runs a logged message again (after a mapping fix, or one left unprocessed by a crash). */

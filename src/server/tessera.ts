@@ -14,6 +14,7 @@ import type { TesseraConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
 import { readFileSync } from 'node:fs';
 import { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { IntakeBatcher } from '../ingest/intake-batcher.js';
 import { MllpListener } from '../hl7v2/mllp-listener.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
@@ -56,7 +57,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       if (config.mllpPort < 0 || mllp) return undefined;
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
-      mllp = new MllpListener(async (text) => (await intake.receive(text, 'mllp')).ack);
+      const batcher = new IntakeBatcher(repo);
+      mllp = new MllpListener(async (text) => (await batcher.submit(text, 'mllp')).ack);
       const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
       return mllp.start({ port: config.mllpPort, host: config.host, tls: certs });
     },
