@@ -35,11 +35,12 @@ export interface IntakeResult {
 }
 
 /**
- * HL7 v2 intake: every message is first stored raw in the message log (its own committed write), then
- * parsed, attributed to its participant, mapped and applied in one transaction that also marks it
- * processed; only then is it acknowledged (AA). So an acknowledged message is always stored, and a
- * message stored but never applied (the process died in between) is applied on the next start
- * (`recover`). A control id the sender already had applied is acknowledged again and not re-applied.
+ * HL7 v2 intake: a message is stored raw in the message log (`admit`), then parsed, attributed to its
+ * participant, mapped and applied in a savepoint that also marks it processed (`process`); the caller
+ * acknowledges it only after the commit. The MLLP listener runs both halves in one transaction per batch
+ * (IntakeBatcher); `receive` commits the log row first. A message stored but never applied is applied by
+ * `recover` at the next start. A control id the sender already had applied, with the same text, is
+ * acknowledged again and not re-applied.
  */
 export class Hl7v2Intake {
   private readonly log: MessageLog;

@@ -70,7 +70,8 @@ export async function processBundle(repo: Repository, req: FhirRequest, dispatch
     throw badRequest('POST to the base URL takes a Bundle of type transaction or batch');
   }
   if (bundle.type === 'transaction') {
-    return repo.transaction((tx) => processTransaction(tx, bundle, req, dispatch));
+    // All or nothing: a failing entry fails the Bundle, so its entries need no savepoint of their own.
+    return repo.transaction((tx) => processTransaction(tx.joined(), bundle, req, dispatch));
   }
   if (bundle.type === 'batch') {
     return processBatch(repo, bundle, req, dispatch);
