@@ -38,7 +38,7 @@ export interface IntakeResult {
  * HL7 v2 intake: a message is stored raw in the message log (`admit`), then parsed, attributed to its
  * participant, mapped and applied in a savepoint that also marks it processed (`process`); the caller
  * acknowledges it only after the commit. The MLLP listener runs both halves in one transaction per batch
- * (IntakeBatcher); `receive` commits the log row first. A message stored but never applied is applied by
+ * (IntakeBatcher). A message stored but never applied (a log row left `received`) is applied by
  * `recover` at the next start. A control id the sender already had applied, with the same text, is
  * acknowledged again and not re-applied.
  */
@@ -47,11 +47,6 @@ export class Hl7v2Intake {
 
   constructor(private readonly repo: Repository) {
     this.log = new MessageLog(repo.sql);
-  }
-
-  /** One message, start to finish: stored, then applied, then answered. */
-  async receive(raw: string, channel: string): Promise<IntakeResult> {
-    return this.process(await this.admit(raw, channel));
   }
 
   /**
