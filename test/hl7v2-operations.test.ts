@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { identifierQuery } from '../src/ingest/transaction-builder.js';
 import { systemRequest } from '../src/ingest/system-request.js';
@@ -27,6 +30,7 @@ for (const backend of BACKENDS) {
   describe(`message log, replay and participants: API and CLI (${backend})`, () => {
     let s: TestServer;
     let sender: MllpSender;
+    let mllpPort: number;
     /** The OAuth client registered with the Harbour Clinic participant (its secret is printed once). */
     let harbourClient: { clientId: string; clientSecret: string };
     const env = () => ({ DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' });
@@ -43,7 +47,8 @@ for (const backend of BACKENDS) {
     before(async () => {
       s = await startTestServer(backend);
       s.tessera.config.mllpPort = 0;
-      sender = new MllpSender((await s.tessera.startMllp()) as number);
+      mllpPort = (await s.tessera.startMllp()) as number;
+      sender = new MllpSender(mllpPort);
     });
     after(async () => {
       await sender?.close();
@@ -133,6 +138,29 @@ for (const backend of BACKENDS) {
       assert.match(listed.stdout, /processed\s+ADT\^A04\s+PI-1/);
       const byPatient = await api('GET', `/messages?patient=${encodeURIComponent(replayed.body.patient)}`);
       assert.equal(byPatient.body.messages.length, 1);
+    });
+
+    it('tessera send-hl7 sends files over MLLP and prints each ACK (exit 1 unless all AA); tessera messages show prints the raw message; the list pages', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-send-'));
+      try {
+        writeFileSync(join(dir, 'ok.hl7'), admit('PIER', 'PI-9', 'P-9', 'Kestrel').replace(/\r/g, '\n'));
+        writeFileSync(join(dir, 'stranger.hl7'), admit('NOBODY', 'NB-1', 'N-1', 'Nobody'));
+        const ok = await tessera(['send-hl7', '--port', String(mllpPort), join(dir, 'ok.hl7')], env());
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.match(ok.stdout, /MSA\|AA\|PI-9/);
+        const refused = await tessera(['send-hl7', '--port', String(mllpPort), join(dir, 'ok.hl7'), join(dir, 'stranger.hl7')], env());
+        assert.equal(refused.code, 1);
+        assert.match(refused.stdout, /MSA\|AR\|NB-1/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const [latest] = (await api('GET', '/messages?_count=1')).body.messages;
+      const shown = await tessera(['messages', 'show', ...data(), latest.id], env());
+      assert.match(shown.stdout, /--- raw ---\nMSH\|\^~\\&\|ADT\|NOBODY/);
+      const page1 = (await api('GET', '/messages?_count=2')).body.messages;
+      const page2 = (await api('GET', `/messages?_count=2&before=${page1[1].id}`)).body.messages;
+      assert.equal(page2.length, 2);
+      assert.ok(page2[0].id < page1[1].id, 'the next page starts after the last id of the first');
     });
 
     it('the message API needs a token over every type, and refuses bad filters', async () => {
