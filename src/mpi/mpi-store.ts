@@ -155,6 +155,21 @@ export class MpiStore {
     return (await this.sql.query('SELECT 1 FROM mpi_source WHERE source_system = ? LIMIT 1', [system])).length > 0;
   }
 
+  /** The enterprise of each of these source records (those the index holds). */
+  async enterpriseIdsOf(patientIds: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const unique = [...new Set(patientIds)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      const rows = await this.sql.query<{ patient_id: string; enterprise_id: string }>(
+        `SELECT patient_id, enterprise_id FROM mpi_source WHERE patient_id IN (${chunk.map(() => '?').join(',')})`,
+        chunk,
+      );
+      rows.forEach((r) => out.set(r.patient_id, r.enterprise_id));
+    }
+    return out;
+  }
+
   async sourcesOf(enterpriseId: string): Promise<SourceRecord[]> {
     const rows = await this.sql.query<SourceRow>(`SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE enterprise_id = ? ORDER BY patient_id`, [enterpriseId]);
     return rows.map(toRecord);

@@ -134,18 +134,20 @@ async function reviewQueue(repo: Repository, _linker: PatientLinker, input: Oper
   const store = new MpiStore(repo.sql);
   const { pairs, total } = await store.pairs(status, input.integer('_count', 1, 500) ?? 50, input.integer('_offset', 0, Number.MAX_SAFE_INTEGER) ?? 0);
   const parameter: ParametersParameter[] = [{ name: 'total', valueInteger: total }];
+  // Every listed record's enterprise in one query, not two per pair.
+  const enterprises = await store.enterpriseIdsOf(pairs.flatMap((p) => [p.patientA, p.patientB]));
   for (const pair of pairs) {
-    parameter.push({ name: 'pair', part: await pairParts(store, pair) });
+    parameter.push({ name: 'pair', part: pairParts(enterprises, pair) });
   }
   return { status: 200, body: { resourceType: 'Parameters', parameter } satisfies Parameters };
 }
 
 /** One pair for a steward: both records and their enterprises, the score, and why (per field). */
-async function pairParts(store: MpiStore, pair: PairRecord): Promise<ParametersParameter[]> {
+function pairParts(enterprises: Map<string, string>, pair: PairRecord): ParametersParameter[] {
   const parts: ParametersParameter[] = [];
   for (const [name, id] of [['patient', pair.patientA], ['other', pair.patientB]] as const) {
     parts.push({ name, valueReference: { reference: `Patient/${id}` } });
-    const enterpriseId = (await store.source(id))?.enterpriseId;
+    const enterpriseId = enterprises.get(id);
     if (enterpriseId) {
       parts.push({ name: `${name}Enterprise`, valueReference: { reference: `Patient/${enterpriseId}` } });
     }
