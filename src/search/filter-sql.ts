@@ -1,3 +1,4 @@
+import { splitToken } from './token-value.js';
 import type { Filter } from '@medplum/core';
 import { badRequest } from '../fhir/outcome.js';
 import { subsumption } from '../fhir/code-hierarchy.js';
@@ -193,12 +194,10 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
   if (operator !== 'eq' && operator !== 'not' && operator !== 'ne') {
     throw badRequest(`Modifier :${operator} is not supported on token parameters`);
   }
-  const bar = value.indexOf('|');
-  if (bar < 0) {
-    return { sql: `${valueColumn} = ?`, params: [value] };
+  const { system, code } = splitToken(value);
+  if (system === undefined) {
+    return { sql: `${valueColumn} = ?`, params: [code] };
   }
-  const system = value.slice(0, bar);
-  const code = value.slice(bar + 1);
   if (!system) {
     return { sql: `${valueColumn} = ? AND ${systemColumn} IS NULL`, params: [code] };
   }
@@ -210,9 +209,8 @@ function tokenCondition(operator: string, value: string, valueColumn = 'value', 
 
 /** `:below` / `:above` on a token: the code and what it subsumes (or what subsumes it) in its code system. */
 function subsumedTokenCondition(operator: 'below' | 'above', value: string, valueColumn: string, systemColumn: string): Sql {
-  const bar = value.indexOf('|');
-  const [system, code] = [value.slice(0, Math.max(bar, 0)), value.slice(bar + 1)];
-  if (bar <= 0 || !code) {
+  const { system, code } = splitToken(value);
+  if (!system || !code) {
     throw badRequest(`:${operator} needs a system and a code (system|code)`);
   }
   const codes = subsumption(system, code, operator);

@@ -1,3 +1,4 @@
+import { splitToken } from '../search/token-value.js';
 import type { Bundle, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
 import { badRequest, fhirError } from '../fhir/outcome.js';
 import { crossReference } from '../mpi/cross-reference.js';
@@ -113,9 +114,8 @@ async function pix(repo: Repository, _linker: PatientLinker, input: OperationInp
   if (sources.length !== 1) {
     throw badRequest('$ihe-pix needs exactly one sourceIdentifier (system|value)');
   }
-  const bar = sources[0].indexOf('|');
-  const [system, value] = [sources[0].slice(0, bar), sources[0].slice(bar + 1)];
-  if (bar <= 0 || !value) {
+  const { system, code: value } = splitToken(sources[0]);
+  if (!system || !value) {
     throw badRequest('sourceIdentifier must give both the assigning authority and the value: system|value');
   }
   const found = await crossReference(repo.sql, system, value, input.strings('targetSystem'));
