@@ -1,4 +1,4 @@
-import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Quantity } from '@medplum/fhirtypes';
+import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Quantity } from '@medplum/fhirtypes';
 import type { V2Segment } from './message-reader.js';
 
 /**
@@ -211,9 +211,4 @@ export function quantity(value: number, s: V2Segment, unitField: number): Quanti
   const text = s.value(unitField, 2) || code;
   const ucum = /^UCUM$/i.test(s.value(unitField, 3)) ? code : UCUM_BY_UNIT[code.toLowerCase()] ?? UCUM_BY_UNIT[text.toLowerCase()];
   return { value, ...(text ? { unit: text } : {}), ...(ucum ? { system: 'http://unitsofmeasure.org', code: ucum } : {}) };
-}
-
-export function toIdentifier(system: string, value: string, typeCode?: string): Identifier {
-  const type = typeCode ? identifierType(typeCode) : undefined;
-  return { ...(type ? { type } : {}), system, value };
 }

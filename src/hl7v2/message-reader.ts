@@ -106,15 +106,6 @@ export class V2Segment {
     return unescapeV2(f?.components[repetition]?.[component - 1] ?? '', this.segment.context, this.escape).trim();
   }
 
-  /** How many repetitions the field has (0 when empty). */
-  repetitions(field: number): number {
-    const f = this.segment.fields[this.segment.name === 'MSH' ? field - 1 : field];
-    if (!f) {
-      return 0;
-    }
-    return f.components.filter((c) => c.some((x) => x !== '')).length === 0 ? 0 : f.components.length;
-  }
-
   /** Each non-empty repetition's index. */
   eachRepetition(field: number): number[] {
     const f = this.segment.fields[this.segment.name === 'MSH' ? field - 1 : field];

@@ -1,4 +1,4 @@
-import type { Bundle, Patient, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v2/acknowledgement.js';
 import { MappingError } from '../hl7v2/mapping-context.js';
@@ -13,7 +13,7 @@ import { findByCriteria } from '../server/crud.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
-import { MESSAGE_SYSTEM, messageProvenance, writtenVersions } from './message-provenance.js';
+import { messageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from './transaction-builder.js';
 
@@ -61,15 +61,12 @@ export class Hl7v2Intake {
     } catch (err) {
       if (!(err instanceof MalformedMessageError)) throw err;
       await this.log.received({ id, channel, format: 'hl7v2', raw, receivedAt: Date.now() });
-      await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
-      return { id, raw, early: this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: `Malformed message: ${err.message}`, severity: 'E' }], salvageControlId(raw)), 'AR') };
+      return { id, raw, early: await this.rejectMalformed(id, raw, err) };
     }
     const participant = await participantForHl7(this.repo, message.sendingFacility, message.sendingApplication);
     await this.log.received({ id, participantId: participant?.id, channel, format: 'hl7v2', messageType: message.type, controlId: message.controlId, raw, receivedAt: Date.now() });
     if (!participant) {
-      const text = `Unknown sender: no participant is registered for sending facility "${message.sendingFacility}"${message.sendingApplication ? ` / application "${message.sendingApplication}"` : ''}`;
-      await this.log.finish(id, 'failed', { error: text });
-      return { id, raw, early: this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text, location: 'MSH^1^4', severity: 'E' }]), 'AR') };
+      return { id, raw, early: await this.rejectUnknownSender(id, message) };
     }
     return { id, raw, message, participant };
   }
@@ -93,13 +90,11 @@ export class Hl7v2Intake {
       message = V2Message.parse(logged.raw);
     } catch (err) {
       if (!(err instanceof MalformedMessageError)) throw err;
-      await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
-      return this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: err.message, severity: 'E' }], salvageControlId(logged.raw)), 'AR');
+      return this.rejectMalformed(id, logged.raw, err);
     }
     const participant = (logged.participantId && (await participantById(this.repo, logged.participantId))) || (await participantForHl7(this.repo, message.sendingFacility, message.sendingApplication));
     if (!participant) {
-      await this.log.finish(id, 'failed', { error: `Unknown sender "${message.sendingFacility}"` });
-      return this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text: 'Unknown sender', severity: 'E' }]), 'AR');
+      return this.rejectUnknownSender(id, message);
     }
     if (!logged.participantId) {
       await this.repo.sql.run('UPDATE message SET participant_id = ? WHERE id = ?', [participant.id, id]);
@@ -127,7 +122,8 @@ export class Hl7v2Intake {
         await tx.sql.lock(`hl7v2:${participant.id}:${message.controlId}`);
         const log = new MessageLog(tx.sql);
         const earlier = await log.processedControlId(participant.id, message.controlId, id);
-        const original = earlier.find((e) => e.digest === messageDigest(raw));
+        const digest = messageDigest(raw);
+        const original = earlier.find((e) => e.digest === digest);
         if (original) {
           await log.finish(id, 'duplicate', { error: `retransmission of message ${original.id} (control id ${message.controlId})`, resources: original.resources, patient: original.patient });
           return 'duplicate' as const;
@@ -136,7 +132,7 @@ export class Hl7v2Intake {
         if (earlier.length) {
           mapped.warnings.push(`control id ${message.controlId} was used before by message ${earlier[0].id} with other content: applied as a new message`);
         }
-        stampSource(mapped.bundle, id);
+        stampMessageSource(mapped.bundle, id);
         const response = await processBundle(tx, systemRequest(mapped.bundle), dispatch);
         const written = writtenVersions(response);
         const patient = patientOf(response, mapped.bundle);
@@ -160,6 +156,19 @@ export class Hl7v2Intake {
     }
   }
 
+  /** AR for text that is not an HL7 v2 message; the log row is marked failed with the reason. */
+  private async rejectMalformed(id: string, raw: string, err: MalformedMessageError): Promise<IntakeResult> {
+    await this.log.finish(id, 'failed', { error: `malformed: ${err.message}` });
+    return this.result(id, 'failed', buildAck(undefined, 'AR', id, [{ code: '100', text: `Malformed message: ${err.message}`, severity: 'E' }], salvageControlId(raw)), 'AR');
+  }
+
+  /** AR for a message no registered participant sent. */
+  private async rejectUnknownSender(id: string, message: V2Message): Promise<IntakeResult> {
+    const text = `Unknown sender: no participant is registered for sending facility "${message.sendingFacility}"${message.sendingApplication ? ` / application "${message.sendingApplication}"` : ''}`;
+    await this.log.finish(id, 'failed', { error: text });
+    return this.result(id, 'failed', buildAck(message, 'AR', id, [{ code: '207', text, location: 'MSH^1^4', severity: 'E' }]), 'AR');
+  }
+
   private result(messageId: string, status: LoggedMessage['status'], ack: string, ackCode: AckCode): IntakeResult {
     return { messageId, status, ack, ackCode };
   }
@@ -174,14 +183,6 @@ function describe(err: unknown): AckError {
     return { code: '207', text: `Rejected by the FHIR store (${err.status}): ${err.message}`, severity: 'E' };
   }
   return { code: '207', text: `Internal error: ${err instanceof Error ? err.message : String(err)}`, severity: 'E' };
-}
-
-/** meta.source on every mapped resource: the message it came from. */
-function stampSource(bundle: Bundle, messageId: string): void {
-  for (const entry of bundle.entry ?? []) {
-    const resource = entry.resource as Resource;
-    resource.meta = { ...resource.meta, source: `${MESSAGE_SYSTEM}:${messageId}` };
-  }
 }
 
 function patientOf(response: Bundle, bundle: Bundle): string | undefined {

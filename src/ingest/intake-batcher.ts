@@ -31,11 +31,6 @@ export class IntakeBatcher {
     });
   }
 
-  /** Resolves when every submitted message has been answered. */
-  async idle(): Promise<void> {
-    while (this.draining) await this.draining;
-  }
-
   private async drain(): Promise<void> {
     while (this.queue.length) {
       const batch = this.queue.splice(0, MAX_BATCH);

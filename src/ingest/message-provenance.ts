@@ -1,8 +1,19 @@
-import type { Bundle, Provenance } from '@medplum/fhirtypes';
+import type { Bundle, Provenance, Resource } from '@medplum/fhirtypes';
 import type { Participant } from '../participants/participants.js';
 
 /** The identifier system under which Provenance and meta.source name a logged message. */
 export const MESSAGE_SYSTEM = 'urn:tessera:message';
+
+/** meta.source on what a message writes: the resource it carries, or each entry's resource of a Bundle. */
+export function stampMessageSource(body: unknown, messageId: string): void {
+  const source = `${MESSAGE_SYSTEM}:${messageId}`;
+  const stamp = (r: Resource | undefined) => {
+    if (r && typeof r === 'object' && typeof r.resourceType === 'string') r.meta = { ...r.meta, source };
+  };
+  const resource = body as Resource | undefined;
+  if (resource?.resourceType === 'Bundle') ((resource as Bundle).entry ?? []).forEach((e) => stamp(e.resource));
+  else stamp(resource);
+}
 
 /** A stored version's reference ("Patient/1/_history/2") from a Location, whatever its base. */
 export function versionReference(location: string | undefined): string | undefined {

@@ -23,19 +23,6 @@ export class TransactionBuilder {
     return this.add(resource, { method: 'POST', url: resource.resourceType });
   }
 
-  /** The resources added so far (to stamp provenance on each). */
-  resources(): Resource[] {
-    return this.entries.map((e) => e.resource as Resource);
-  }
-
-  references(): Reference[] {
-    return this.entries.map((e) => ({ reference: e.fullUrl as string }));
-  }
-
-  get size(): number {
-    return this.entries.length;
-  }
-
   bundle(): Bundle {
     return { resourceType: 'Bundle', type: 'transaction', entry: this.entries };
   }

@@ -28,9 +28,10 @@ export async function matchEnterprises(
 ): Promise<EnterpriseMatch[]> {
   const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
   const nameKey = fullNameKey(features);
+  const namesakes = new Set(nameKey ? candidates.filter((c) => fullNameKey(c.features) === nameKey).map((c) => c.patientId) : []);
   // Counted once per record, and only when some candidate bears the same full name.
   let sharedName: SharedName | undefined;
-  if (nameKey && candidates.some((c) => fullNameKey(c.features) === nameKey)) {
+  if (namesakes.size) {
     const counted = await names.count(store.sql, nameKey, patientId ?? '');
     // The candidate bearing the name is one of the records counted: the others are the rest.
     sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
@@ -42,7 +43,7 @@ export async function matchEnterprises(
     if (barred.has(candidate.enterpriseId)) {
       continue; // a steward ruled this person apart from someone in that enterprise
     }
-    const decision = model.decide(compareFeatures(features, candidate.features), fullNameKey(candidate.features) === nameKey ? sharedName : undefined);
+    const decision = model.decide(compareFeatures(features, candidate.features), namesakes.has(candidate.patientId) ? sharedName : undefined);
     const current = byEnterprise.get(candidate.enterpriseId);
     if (!current || decision.score > current.best.score) {
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });

@@ -1,6 +1,6 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
-import { MESSAGE_SYSTEM, messageProvenance, versionReference, writtenVersions } from '../ingest/message-provenance.js';
+import { messageProvenance, stampMessageSource, versionReference, writtenVersions } from '../ingest/message-provenance.js';
 import { MessageLog } from '../messages/message-log.js';
 import type { FhirRequest, FhirResponse } from '../server/fhir-request.js';
 import type { Repository } from '../store/repository.js';
@@ -46,7 +46,7 @@ export class FhirAttribution {
     const bundle = isBundle(req.body) ? req.body : undefined;
     const messageType = bundle ? `Bundle^${bundle.type ?? ''}` : `${req.method}^${req.segments[0] ?? ''}`;
     await log.received({ id, participantId: participant.id, channel: 'http', format: 'fhir', messageType, raw: JSON.stringify({ method: req.method, path: req.segments.join('/'), query: req.rawQuery, body: req.body }), receivedAt: Date.now() });
-    stampSource(req.body, `${MESSAGE_SYSTEM}:${id}`);
+    stampMessageSource(req.body, id);
     try {
       return await this.repo.transaction(async (tx) => {
         const res = await dispatch(tx, req);
@@ -66,15 +66,6 @@ export class FhirAttribution {
 
 function isBundle(body: unknown): body is Bundle {
   return !!body && typeof body === 'object' && (body as Resource).resourceType === 'Bundle';
-}
-
-/** meta.source on the resource a write carries, or on each entry's resource of a Bundle. */
-function stampSource(body: unknown, source: string): void {
-  const stamp = (r: Resource | undefined) => {
-    if (r && typeof r === 'object' && typeof r.resourceType === 'string') r.meta = { ...r.meta, source };
-  };
-  if (isBundle(body)) (body.entry ?? []).forEach((e) => stamp(e.resource));
-  else stamp(body as Resource);
 }
 
 /** The versions a response reports as written: a Bundle's entries', or a single write's. */
