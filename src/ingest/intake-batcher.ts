@@ -15,8 +15,8 @@ const MAX_BATCH = 64;
  * Group commit: the messages waiting when a batch starts are logged and applied in one transaction, each
  * applied in a savepoint of its own (one bad message is rolled back alone and logged failed in the same
  * commit), and every ACK is released after the commit. Each sender waits for its ACK before sending the
- * next message, so a connection's order is kept; a single connection gets batches of one. A commit
- * (about 0.85 ms of WAL writes on SQLite here) is paid once per batch (docs/decisions/0013).
+ * next message, so a connection's order is kept; a single connection gets batches of one. The commit is
+ * paid once per batch (docs/decisions/0013).
  */
 export class IntakeBatcher {
   private queue: Pending[] = [];
