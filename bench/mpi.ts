@@ -1,5 +1,5 @@
 /**
- * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild]
+ * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild] [--train [--train-pairs N]]
  *
  * The master patient index's evaluation harness: generates a seeded population of people as several
  * sources register them (src/synthetic/identity-population.ts: typos, nicknames, swapped day and month,
@@ -11,7 +11,9 @@
  *
  * `--in-process` loads through the same write path without HTTP (transaction Bundles of 500, as a bulk
  * feed would), for populations too large to load through the API in reasonable time (1M people);
- * `--no-rebuild` skips the rebuild step.
+ * `--no-rebuild` skips the rebuild step. `--train` trains a model on the loaded index as `tessera mpi
+ * train` does (unlabelled), loads the same population into a fresh store with that model, and scores it
+ * beside the priors.
  */
 import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
@@ -21,6 +23,10 @@ import { execSync } from 'node:child_process';
 import { createClient } from '../src/security/clients.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { rebuildIndex } from '../src/mpi/rebuild.js';
+import { DEFAULT_THRESHOLDS, PRIORS } from '../src/mpi/match-model.js';
+import { saveModel } from '../src/mpi/model-store.js';
+import { trainFromIndex, type TrainedModel } from '../src/mpi/training.js';
+import { formatModelChange } from '../src/cli/model-report.js';
 import { processBundle } from '../src/server/bundle-processor.js';
 import { dispatch } from '../src/server/fhir-router.js';
 import { createTessera } from '../src/server/tessera.js';
@@ -41,6 +47,9 @@ const MATCHES = Number(arg('matches', '1000'));
 const KEEP = process.argv.includes('--keep');
 const IN_PROCESS = process.argv.includes('--in-process');
 const REBUILD = !process.argv.includes('--no-rebuild');
+/** Train a model on the loaded index, then load the population again with it and score both. */
+const TRAIN = process.argv.includes('--train');
+const TRAIN_PAIRS = Number(arg('train-pairs', '200000'));
 const SEED = 20261125;
 /** Patients per batch Bundle and batches in flight: enough to keep the server busy, as a feed would. */
 const BATCH = 100;
@@ -202,10 +211,23 @@ async function matchLatency(url: string, token: string): Promise<ReturnType<type
   return percentiles(samples);
 }
 
-async function main(): Promise<void> {
+interface Evaluation {
+  loaded: Loaded;
+  scores: ReturnType<typeof evaluate>;
+  review: { openPairs: number; recordsInReview: number; share: number };
+  queue: ReturnType<typeof reviewComposition>;
+  match: ReturnType<typeof percentiles>;
+  rebuild?: { records: number; seconds: number };
+  /** Trained on this run's index after it was scored (`--train`). */
+  trained?: TrainedModel;
+}
+
+/** One load of the population into a fresh store with `model` (the priors when absent), scored against the truth. */
+async function evaluateModel(model: TrainedModel | undefined, train: boolean): Promise<Evaluation> {
   const { config, cleanup } = benchConfig(BACKEND);
   const tessera = await createTessera(config);
   const client = await createClient(tessera.db, { name: 'bench-mpi', scope: 'system/*.cruds' });
+  if (model) await saveModel(tessera.db, model);
   await tessera.close();
   let inProcess: Loaded | undefined;
   if (IN_PROCESS) {
@@ -220,7 +242,7 @@ async function main(): Promise<void> {
   });
   const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 
-  if (!inProcess) process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API\n`);
+  if (!inProcess) process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API${model ? ' with the trained model' : ''}\n`);
   const loaded = inProcess ?? (await load(server.url, token));
   const match = await matchLatency(server.url, token);
   await server.stop();
@@ -235,11 +257,15 @@ async function main(): Promise<void> {
     `SELECT p.patient_a, p.patient_b, p.detail FROM mpi_pair p JOIN mpi_source sa ON sa.patient_id = p.patient_a
        JOIN mpi_source sb ON sb.patient_id = p.patient_b AND sb.enterprise_id <> sa.enterprise_id WHERE p.status = 'open'`,
   );
-  const openPairs = openPairRows.length;
-  const inReview = new Set(openPairRows.flatMap((r) => [r.patient_a, r.patient_b])).size;
+  let trained: TrainedModel | undefined;
+  if (train) {
+    process.stderr.write(`[${BACKEND}] tessera mpi train\n`);
+    trained = await trainFromIndex(reader.db, PRIORS, { maxPairs: TRAIN_PAIRS });
+  }
   await reader.close();
   const scores = evaluate(loaded.truth, membership);
   const queue = reviewComposition(loaded.truth, openPairRows);
+  const inReview = new Set(openPairRows.flatMap((r) => [r.patient_a, r.patient_b])).size;
 
   if (KEEP) {
     // The truth beside the kept store, to study the errors: patient id -> person, cohort, source.
@@ -253,22 +279,13 @@ async function main(): Promise<void> {
     }
     cleanup();
   }
+  const review = { openPairs: openPairRows.length, recordsInReview: inReview, share: inReview / scores.records };
+  return { loaded, scores, review, queue, match, rebuild, trained };
+}
 
-  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  let commit = 'unknown';
-  try {
-    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
-  } catch {
-    // not a checkout
-  }
-  const review = { openPairs: Number(openPairs), recordsInReview: Number(inReview), share: Number(inReview) / scores.records };
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    `bench/results/mpi-${BACKEND}.json`,
-    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, loadSeconds: loaded.seconds, scores, review, queue, match, rebuild }, null, 2),
-  );
-  console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
-  console.log(`- population: ${scores.persons.toLocaleString('en')} people, ${scores.records.toLocaleString('en')} source records (seed ${SEED})`);
+function report(label: string, e: Evaluation): void {
+  const { scores, review, queue, rebuild, match, loaded } = e;
+  console.log(`\n## ${label}\n`);
   const how = IN_PROCESS ? 'in process (transaction Bundles of 500, no HTTP)' : `through the API (batch Bundles of ${BATCH}, ${IN_FLIGHT} in flight)`;
   console.log(`- loaded ${how}: ${Math.round(scores.records / loaded.seconds)} records/s (${loaded.seconds.toFixed(1)} s)`);
   console.log(`- enterprise identities: ${scores.enterprises.toLocaleString('en')}; true pairs ${scores.truePairs}, linked pairs ${scores.linkedPairs}, correct ${scores.truePositive}`);
@@ -280,6 +297,36 @@ async function main(): Promise<void> {
     console.log(`- batch rebuild (\`tessera mpi rebuild\`, in process): ${Math.round(rebuild.records / rebuild.seconds)} records/s (${rebuild.seconds.toFixed(1)} s); the scores above are after it`);
   }
   console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms`);
+}
+
+async function main(): Promise<void> {
+  const priors = await evaluateModel(undefined, TRAIN);
+  const trained = priors.trained && (await evaluateModel(priors.trained, false));
+
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  const summary = (e: Evaluation) => ({ loadSeconds: e.loaded.seconds, scores: e.scores, review: e.review, queue: e.queue, match: e.match, rebuild: e.rebuild });
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    `bench/results/mpi-${BACKEND}.json`,
+    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, ...summary(priors), trainedModel: priors.trained, withTrainedModel: trained && summary(trained) }, null, 2),
+  );
+  console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
+  console.log(`- population: ${priors.scores.persons.toLocaleString('en')} people, ${priors.scores.records.toLocaleString('en')} source records (seed ${SEED})`);
+  report('Hand-set priors', priors);
+  if (priors.trained && trained) {
+    console.log(`\n## Model trained on that index (\`tessera mpi train\`: u from ${priors.trained.randomPairs} random pairs, m by EM on ${priors.trained.pairs} candidate pairs)\n`);
+    console.log('```');
+    console.log(formatModelChange({ probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS }, priors.trained));
+    console.log(`estimated match share among candidate pairs ${(priors.trained.matchShare * 100).toFixed(2)}%`);
+    console.log('```');
+    report('The same population loaded again with the trained model', trained);
+  }
 }
 
 await main();

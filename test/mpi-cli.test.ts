@@ -6,6 +6,8 @@ import { after, describe, it } from 'node:test';
 import { personFeatures } from '../src/mpi/features.js';
 import { fullNameKey, NameFrequencies } from '../src/mpi/name-frequency.js';
 import { createTessera } from '../src/server/tessera.js';
+import { DEFAULT_THRESHOLDS } from '../src/mpi/match-model.js';
+import { currentMatchModel, latestModel } from '../src/mpi/model-store.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
@@ -81,12 +83,16 @@ for (const backend of BACKENDS) {
       assert.ok(filled.counted && filled.counted.records === records.length && filled.counted.others >= 1, JSON.stringify(filled.counted));
     });
 
-    it('train estimates weights from candidate pairs; --dry-run stores nothing; bad input is refused', async () => {
+    it('train: u from random pairs, m by EM on candidate pairs; --dry-run stores nothing; a stored model is used from the next start; bad input is refused', async () => {
       const dry = await tessera(['mpi', 'train', ...data, '--pairs', '5000', '--dry-run'], env);
       assert.equal(dry.code, 0, dry.stderr);
-      assert.match(dry.stdout, /^field +level +before +after$/m);
-      assert.match(dry.stdout, /^birthDate +exact +-?\d+\.\d\d +-?\d+\.\d\d$/m);
-      assert.match(dry.stdout, /\d+ pairs, \d+ EM iterations/);
+      assert.match(dry.stdout, /^field +level +before: m +u +weight +after: m +u +weight$/m);
+      const row = /^birthDate +exact +([\d.]+) +([\d.e+-]+) +(-?[\d.]+) +([\d.]+) +([\d.e+-]+) +(-?[\d.]+)$/m.exec(dry.stdout);
+      assert.ok(row, dry.stdout);
+      // Measured on random pairs, u of an exact birth date is far below the priors' 0.002, so its weight rises.
+      assert.ok(Number(row[5]) < 0.001 && Number(row[6]) > Number(row[3]), row[0]);
+      assert.match(dry.stdout, /u from \d+ random pairs; m from \d+ candidate pairs, \d+ EM iterations; estimated match share among candidates [\d.]+%/);
+      assert.match(dry.stdout, /thresholds \(score\): before auto-link 20\.0, review 14\.0; after auto-link -?[\d.]+, review -?[\d.]+/);
       assert.match(dry.stdout, /Dry run: nothing stored/);
       assert.equal((await indexState()).models, 0);
 
@@ -94,6 +100,16 @@ for (const backend of BACKENDS) {
       assert.equal(stored.code, 0, stored.stderr);
       assert.match(stored.stdout, /Stored as the new model/);
       assert.equal((await indexState()).models, 1);
+      const t = await createTessera(store.config);
+      try {
+        const used = await currentMatchModel(t.db);
+        const stored = await latestModel(t.db);
+        assert.ok(stored && stored.thresholds.autoLink !== DEFAULT_THRESHOLDS.autoLink);
+        assert.deepEqual(used.thresholds, stored.thresholds);
+        assert.deepEqual(used.probabilities, stored.probabilities);
+      } finally {
+        await t.close();
+      }
 
       const bad = await tessera(['mpi', 'train', ...data, '--pairs', 'lots'], env);
       assert.notEqual(bad.code, 0);

@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
-import { MatchModel, PRIORS } from '../src/mpi/match-model.js';
+import { MatchModel, PRIORS, thresholdsForPriorOdds } from '../src/mpi/match-model.js';
+import { estimateU, withoutMatches, type LevelProbabilities } from '../src/mpi/u-estimation.js';
+import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { trainEm } from '../src/mpi/em-training.js';
 import { FIELDS, type ComparisonVector } from '../src/mpi/comparison.js';
 import { Random } from '../src/synthetic/random.js';
@@ -148,12 +150,16 @@ describe('MPI blocking keys', () => {
   });
 });
 
-describe('MPI EM training', () => {
-  it('recovers m and u from unlabelled pairs drawn from a known model', () => {
+describe('MPI training', () => {
+  const levelsOf = (p: typeof PRIORS, key: 'm' | 'u') => Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(Object.entries(p[f]).map(([l, x]) => [l, x[key]]))])) as LevelProbabilities;
+
+  it('EM recovers m and the match share from unlabelled pairs drawn from a known model, u held at its measured values', () => {
     const random = new Random(42);
     const truth = structuredClone(PRIORS);
-    truth.surname.exact = { m: 0.8, u: 0.02 };
-    truth.surname.different = { m: 0.12, u: 0.963 };
+    truth.surname.exact = { m: 0.8, u: 0.01 };
+    truth.surname.different = { m: 0.12, u: 0.973 };
+    truth.birthDate.exact = { m: 0.85, u: 0.002 };
+    truth.birthDate.different = { m: 0.095, u: 0.975 };
     const draw = (dist: Record<string, { m: number; u: number }>, key: 'm' | 'u') => {
       let x = random.next();
       for (const [level, p] of Object.entries(dist)) {
@@ -166,10 +172,49 @@ describe('MPI EM training', () => {
       const key = random.chance(0.2) ? 'm' : 'u';
       pairs.push(Object.fromEntries(FIELDS.map((f) => [f, draw(truth[f], key)])) as ComparisonVector);
     }
-    const trained = trainEm(pairs, PRIORS);
+    // Every pair here is a candidate (none was selected by blocking keys): sharedKeyShare 1.
+    const trained = trainEm(pairs, PRIORS, levelsOf(truth, 'u'), 1);
     assert.ok(Math.abs(trained.matchShare - 0.2) < 0.02, `match share ${trained.matchShare}`);
     assert.ok(Math.abs(trained.probabilities.surname.exact.m - 0.8) < 0.03, `m ${trained.probabilities.surname.exact.m}`);
-    assert.ok(Math.abs(trained.probabilities.surname.exact.u - 0.02) < 0.01, `u ${trained.probabilities.surname.exact.u}`);
-    assert.ok(trained.iterations < 200);
+    assert.ok(Math.abs(trained.probabilities.birthDate.exact.m - 0.85) < 0.03, `m ${trained.probabilities.birthDate.exact.m}`);
+    assert.equal(trained.probabilities.surname.exact.u, 0.01, 'u is not re-estimated');
+    assert.ok(trained.iterations < 500);
+  });
+
+  it('u counted on random pairs of a population is how often two different people agree', () => {
+    const records = [...identityPopulation({ seed: 3, persons: 3000 })].map((r) => personFeatures(r.patient));
+    const { frequencies: u, sharedKeyShare } = estimateU(records, 200_000, new Random(5));
+    // Few strangers share a blocking key (a surname sound and birth year, a phone...).
+    assert.ok(sharedKeyShare > 0 && sharedKeyShare < 0.01, `shared key ${sharedKeyShare}`);
+    // Two random records: about one in two share a gender, few share a surname, very few a birth date or
+    // an SSN (and those mostly because one random pair in about 6,000 is the same person: withoutMatches).
+    assert.ok(u.gender.same > 0.4 && u.gender.same < 0.6, `gender ${u.gender.same}`);
+    assert.ok(u.birthDate.exact < 0.001, `birth date ${u.birthDate.exact}`);
+    assert.ok(u.surname.exact < 0.02 && u.surname.different > 0.9, `surname ${u.surname.exact}`);
+    assert.ok(u.ssn.exact < 0.001, `ssn ${u.ssn.exact}`);
+    for (const field of FIELDS) {
+      const total = Object.values(u[field]).reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(total - 1) < 1e-9, `${field} sums to ${total}`);
+    }
+  });
+
+  it('the same-person pairs among random pairs are taken out of u', () => {
+    const f = levelsOf(PRIORS, 'u');
+    f.ssn = { exact: 0.0005, 'one-edit': 0.0001, different: 0.9994 };
+    const m = levelsOf(PRIORS, 'm');
+    const u = withoutMatches(f, m, 0.0005, 1e-7);
+    // 0.0005 of the pairs are matches, 97 % of which share an SSN: nearly all exact agreement was theirs.
+    assert.ok(u.ssn.exact < 0.00003, `ssn ${u.ssn.exact}`);
+    assert.ok(Math.abs(u.gender.same - 0.5) < 0.001);
+    // More matches than the frequency can hold: floored, never zero or negative.
+    const floored = withoutMatches(f, m, 0.01, 1e-7);
+    assert.ok(floored.ssn.exact > 0 && floored.ssn.exact < 1e-6, `ssn ${floored.ssn.exact}`);
+  });
+
+  it('a trained model\'s thresholds are posterior odds: the rarer a match among candidates, the higher the score it asks', () => {
+    const common = thresholdsForPriorOdds(-2);
+    const rare = thresholdsForPriorOdds(-15);
+    assert.deepEqual(common, { autoLink: 12, review: 5 });
+    assert.ok(rare.autoLink > common.autoLink && rare.review > common.review);
   });
 });

@@ -8,7 +8,7 @@ import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
 import { ensureDemo } from './demo.js';
 import { createProgressBar } from './progress.js';
-import { PRIORS } from '../mpi/match-model.js';
+import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
 import { latestModel, saveModel } from '../mpi/model-store.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
@@ -157,8 +157,8 @@ mpi
   });
 mpi
   .command('train')
-  .description('re-estimate the match weights (m/u) from candidate pairs by EM and store them as the new model')
-  .option('--pairs <n>', 'most candidate pairs to sample', '200000')
+  .description('re-estimate the match weights: u from random pairs of records, m by EM on candidate pairs; store them as the new model')
+  .option('--pairs <n>', 'most candidate pairs for EM', '200000')
   .option('--dry-run', 'print the weights without storing them')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
@@ -169,15 +169,17 @@ mpi
     }
     const tessera = await createTessera(config(flags, true));
     try {
-      const start = (await latestModel(tessera.db))?.probabilities ?? PRIORS;
-      const bar = createProgressBar('Sampling pairs', maxPairs, 'pairs');
-      const result = await trainFromIndex(tessera.db, start, maxPairs, (n) => bar.update(n, n));
+      const before = (await latestModel(tessera.db)) ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS };
+      const bar = createProgressBar('Candidate pairs', maxPairs, 'pairs');
+      const result = await trainFromIndex(tessera.db, before.probabilities, { maxPairs, onProgress: (stage, n) => stage === 'candidate pairs' && bar.update(n, n) });
       bar.stop();
       if (result.pairs < 100) {
         program.error(`tessera mpi train: only ${result.pairs} candidate pairs in the index; load more Patients first`);
       }
-      process.stdout.write(`${formatModelChange(start, result.probabilities)}\n`);
-      process.stdout.write(`${result.pairs} pairs, ${result.iterations} EM iterations, estimated match share ${(result.matchShare * 100).toFixed(2)}%\n`);
+      process.stdout.write(`${formatModelChange(before, result)}\n`);
+      process.stdout.write(
+        `u from ${result.randomPairs} random pairs; m from ${result.pairs} candidate pairs, ${result.iterations} EM iterations; estimated match share among candidates ${(result.matchShare * 100).toFixed(2)}%\n`,
+      );
       if (flags.dryRun) {
         process.stdout.write('Dry run: nothing stored.\n');
       } else {

@@ -1,26 +1,39 @@
-import { FIELD_LEVELS, FIELDS, type ComparisonVector } from './comparison.js';
+import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field } from './comparison.js';
 import type { Probabilities } from './match-model.js';
+import type { LevelProbabilities } from './u-estimation.js';
 
 export interface TrainingResult {
   probabilities: Probabilities;
-  /** Estimated share of candidate pairs that are matches. */
+  /** Estimated share of candidate pairs that are matches: the prior odds of a match before any field is compared. */
   matchShare: number;
   iterations: number;
 }
 
-/** Pseudo-count that keeps every probability away from 0 and 1 (a level unseen in training stays possible). */
+/** Pseudo-count that keeps every m away from 0 (a level unseen in training stays possible). */
 const SMOOTHING = 0.5;
 
 /**
- * Estimates m and u for every field and level from unlabelled candidate pairs (those that share a
- * blocking key) by expectation-maximisation, under the model's assumption that fields agree independently
- * given match status. Starts from `start` (the priors or the last trained model), so the two latent
- * classes keep their meaning: the class with the higher m for exact agreement stays "match".
- * Identical vectors are counted once with a weight, which keeps a run over a million pairs quick.
+ * Estimates m for every field and level, and the share of matches, from unlabelled candidate pairs (pairs
+ * that share a blocking key, as the linker compares them) by expectation-maximisation under the model's
+ * assumption that fields agree independently given match status. u is held at `u`, measured on random
+ * pairs (u-estimation.ts): candidate pairs agree on their blocking fields by construction, so EM's own u
+ * for those fields comes out near m and the weights lose their meaning (+10 for two different birth
+ * dates, in the first version that estimated both). The same selection is why `sharedKeyShare` is needed:
+ * two strangers are candidates only with that probability (a true match nearly always is), so among
+ * candidates a vector's likelihood as strangers is u / sharedKeyShare. Without it every candidate pair
+ * looks far likelier a match than the random-pair u's allow, and EM calls them all matches.
+ * Starts from `startM` (the priors or the last model). Identical vectors are counted once with a weight,
+ * which keeps a run over a million pairs quick.
  */
-export function trainEm(pairs: ComparisonVector[], start: Probabilities, options: { maxIterations?: number; tolerance?: number } = {}): TrainingResult {
-  const maxIterations = options.maxIterations ?? 200;
-  const tolerance = options.tolerance ?? 1e-6;
+export function trainEm(
+  pairs: ComparisonVector[],
+  startM: Probabilities,
+  u: LevelProbabilities,
+  sharedKeyShare: number,
+  options: { maxIterations?: number; tolerance?: number } = {},
+): TrainingResult {
+  const maxIterations = options.maxIterations ?? 500;
+  const tolerance = options.tolerance ?? 1e-7;
   const patterns = new Map<string, { vector: ComparisonVector; count: number }>();
   for (const vector of pairs) {
     const key = FIELDS.map((f) => vector[f]).join('|');
@@ -28,68 +41,58 @@ export function trainEm(pairs: ComparisonVector[], start: Probabilities, options
     if (entry) entry.count++;
     else patterns.set(key, { vector, count: 1 });
   }
-  let probabilities = structuredClone(start);
+  let m = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, startM[f][l].m]))])) as LevelProbabilities;
   let matchShare = 0.1;
   let iterations = 0;
   for (; iterations < maxIterations; iterations++) {
     const mCounts = emptyCounts();
-    const uCounts = emptyCounts();
     let matchWeight = 0;
     let total = 0;
     for (const { vector, count } of patterns.values()) {
-      let logM = Math.log(matchShare);
-      let logU = Math.log(1 - matchShare);
+      let logOdds = Math.log(matchShare / (1 - matchShare)) + Math.log(sharedKeyShare);
       for (const field of FIELDS) {
         const level = vector[field];
-        if (level !== 'missing') {
-          logM += Math.log(probabilities[field][level].m);
-          logU += Math.log(probabilities[field][level].u);
-        }
+        if (level !== 'missing') logOdds += Math.log(m[field][level] / u[field][level]);
       }
-      const g = 1 / (1 + Math.exp(logU - logM));
+      const g = 1 / (1 + Math.exp(-logOdds));
       matchWeight += g * count;
       total += count;
       for (const field of FIELDS) {
         const level = vector[field];
-        if (level !== 'missing') {
-          mCounts[field][level] += g * count;
-          uCounts[field][level] += (1 - g) * count;
-        }
+        if (level !== 'missing') mCounts[field][level] += g * count;
       }
     }
-    const next = normalise(mCounts, uCounts);
+    const next = normalise(mCounts);
     const nextShare = Math.min(Math.max(matchWeight / total, 1e-6), 1 - 1e-6);
-    const change = maxChange(probabilities, next) + Math.abs(nextShare - matchShare);
-    probabilities = next;
+    const change = maxChange(m, next) + Math.abs(nextShare - matchShare);
+    m = next;
     matchShare = nextShare;
     if (change < tolerance) {
       iterations++;
       break;
     }
   }
+  const probabilities = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, { m: m[f][l], u: u[f][l] }]))])) as Probabilities;
   return { probabilities, matchShare, iterations };
 }
 
-function emptyCounts(): Record<string, Record<string, number>> {
-  return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, SMOOTHING]))]));
+function emptyCounts(): Record<Field, Record<string, number>> {
+  return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, SMOOTHING]))])) as Record<Field, Record<string, number>>;
 }
 
-function normalise(m: Record<string, Record<string, number>>, u: Record<string, Record<string, number>>): Probabilities {
-  const out: Record<string, Record<string, { m: number; u: number }>> = {};
-  for (const field of FIELDS) {
-    const mTotal = Object.values(m[field]).reduce((a, b) => a + b, 0);
-    const uTotal = Object.values(u[field]).reduce((a, b) => a + b, 0);
-    out[field] = Object.fromEntries(FIELD_LEVELS[field].map((l) => [l, { m: m[field][l] / mTotal, u: u[field][l] / uTotal }]));
-  }
-  return out as Probabilities;
+function normalise(counts: Record<Field, Record<string, number>>): LevelProbabilities {
+  return Object.fromEntries(
+    FIELDS.map((field) => {
+      const total = Object.values(counts[field]).reduce((a, b) => a + b, 0);
+      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l) => [l, counts[field][l] / total]))];
+    }),
+  ) as LevelProbabilities;
 }
 
-function maxChange(a: Probabilities, b: Probabilities): number {
+function maxChange(a: LevelProbabilities, b: LevelProbabilities): number {
   let max = 0;
   for (const field of FIELDS) {
-    for (const level of FIELD_LEVELS[field]) {
-      max = Math.max(max, Math.abs(a[field][level].m - b[field][level].m), Math.abs(a[field][level].u - b[field][level].u));
-    }
+    for (const level of FIELD_LEVELS[field]) max = Math.max(max, Math.abs(a[field][level] - b[field][level]));
   }
   return max;
 }

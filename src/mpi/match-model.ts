@@ -36,7 +36,21 @@ export interface Thresholds {
   review: number;
 }
 
+/** The hand-set priors' thresholds, in score units (bits of evidence), tuned with bench:mpi. */
 export const DEFAULT_THRESHOLDS: Thresholds = { autoLink: 20, review: 14 };
+
+/**
+ * A trained model's thresholds are posterior odds (log2) that a candidate pair is one person: its score
+ * plus the prior odds of a match among candidates (training.ts). Auto-link at 2^10 (a posterior of
+ * 0.999: the issue's precision target for each link), review from 2^3 (0.89). Scores of trained models
+ * are on another scale than the priors' (their u's are measured on random pairs and are much smaller),
+ * so fixed score thresholds would not carry over.
+ */
+export const POSTERIOR_LOG_ODDS: Thresholds = { autoLink: 10, review: 3 };
+
+export function thresholdsForPriorOdds(priorLogOdds: number, posterior: Thresholds = POSTERIOR_LOG_ODDS): Thresholds {
+  return { autoLink: posterior.autoLink - priorLogOdds, review: posterior.review - priorLogOdds };
+}
 
 export type MatchOutcome = 'auto-link' | 'review' | 'no-match';
 

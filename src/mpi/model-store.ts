@@ -1,6 +1,6 @@
 import type { SqlExecutor } from '../store/database.js';
-import type { TrainingResult } from './em-training.js';
-import { MatchModel, PRIORS, type Probabilities } from './match-model.js';
+import { DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
+import type { TrainedModel } from './training.js';
 
 export interface StoredModel {
   version: number;
@@ -9,12 +9,13 @@ export interface StoredModel {
   matchShare: number;
   iterations: number;
   probabilities: Probabilities;
+  thresholds: Thresholds;
 }
 
 /** The newest trained match model (`tessera mpi train`), or undefined while only the priors exist. */
 export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undefined> {
-  const rows = await sql.query<{ version: number; created_at: number; probabilities: string; pairs: number; match_share: number; iterations: number }>(
-    'SELECT version, created_at, probabilities, pairs, match_share, iterations FROM mpi_model ORDER BY version DESC LIMIT 1',
+  const rows = await sql.query<{ version: number; created_at: number; probabilities: string; pairs: number; match_share: number; iterations: number; thresholds: string | null }>(
+    'SELECT version, created_at, probabilities, pairs, match_share, iterations, thresholds FROM mpi_model ORDER BY version DESC LIMIT 1',
   );
   const r = rows[0];
   return (
@@ -25,21 +26,24 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       matchShare: Number(r.match_share),
       iterations: Number(r.iterations),
       probabilities: JSON.parse(r.probabilities) as Probabilities,
+      thresholds: r.thresholds ? (JSON.parse(r.thresholds) as Thresholds) : DEFAULT_THRESHOLDS,
     }
   );
 }
 
 /** The model the linker starts with: the newest trained one, else the hand-set priors. */
 export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
-  return new MatchModel((await latestModel(sql))?.probabilities ?? PRIORS);
+  const model = await latestModel(sql);
+  return model ? new MatchModel(model.probabilities, model.thresholds) : new MatchModel(PRIORS);
 }
 
-export async function saveModel(sql: SqlExecutor, result: TrainingResult & { pairs: number }): Promise<void> {
-  await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations) VALUES (?, ?, ?, ?, ?)', [
+export async function saveModel(sql: SqlExecutor, model: TrainedModel): Promise<void> {
+  await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
-    JSON.stringify(result.probabilities),
-    result.pairs,
-    result.matchShare,
-    result.iterations,
+    JSON.stringify(model.probabilities),
+    model.pairs,
+    model.matchShare,
+    model.iterations,
+    JSON.stringify(model.thresholds),
   ]);
 }

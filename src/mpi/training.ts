@@ -1,24 +1,87 @@
 import type { SqlExecutor } from '../store/database.js';
+import { Random } from '../synthetic/random.js';
 import { blockingKeys } from './blocking.js';
-import { compareFeatures, type ComparisonVector } from './comparison.js';
+import { compareFeatures, FIELDS, type ComparisonVector } from './comparison.js';
 import { trainEm, type TrainingResult } from './em-training.js';
 import type { PersonFeatures } from './features.js';
-import type { Probabilities } from './match-model.js';
+import { thresholdsForPriorOdds, type Probabilities, type Thresholds } from './match-model.js';
 import { MpiStore } from './mpi-store.js';
+import { sampleSourceFeatures } from './record-sample.js';
+import { estimateU, withoutMatches, type LevelProbabilities } from './u-estimation.js';
 
 /** Candidates per record in the training sample: what the linker itself would score, capped. */
 const CANDIDATES_PER_RECORD = 50;
 
+export interface TrainingOptions {
+  /** Most candidate pairs for EM. */
+  maxPairs: number;
+  /** Records sampled for u, and random pairs drawn among them. */
+  sampleRecords?: number;
+  randomPairs?: number;
+  seed?: number;
+  onProgress?: (stage: 'random pairs' | 'candidate pairs', done: number) => void;
+}
+
+export interface TrainedModel extends TrainingResult {
+  /** Candidate pairs EM ran on, and random pairs u was counted on. */
+  pairs: number;
+  randomPairs: number;
+  /** Share of random pairs that are candidates (share a blocking key). */
+  sharedKeyShare: number;
+  thresholds: Thresholds;
+}
+
 /**
- * `tessera mpi train`: the comparison vectors of candidate pairs (records sharing a blocking key, as
- * the linker sees them), each pair once, at most `maxPairs`, then EM from the current probabilities.
- * Unlabelled: nothing a steward decided is needed, though rulings are what to check a model against.
+ * `tessera mpi train`: u counted on random pairs of a record sample, then m and the match share by EM
+ * on candidate pairs (records sharing a blocking key, as the linker sees them; each pair once, at most
+ * `maxPairs`), and thresholds from posterior odds. Unlabelled: nothing a steward decided is needed,
+ * though rulings are what to check a model against.
  */
-export async function trainFromIndex(sql: SqlExecutor, start: Probabilities, maxPairs: number, onProgress?: (pairs: number) => void): Promise<TrainingResult & { pairs: number }> {
+export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, options: TrainingOptions): Promise<TrainedModel> {
+  const random = new Random(options.seed ?? 1);
+  const sample = await sampleSourceFeatures(sql, options.sampleRecords ?? 20_000, random);
+  const randomPairs = options.randomPairs ?? 1_000_000;
+  const observed = estimateU(sample, randomPairs, random);
+  options.onProgress?.('random pairs', randomPairs);
+  const candidates = await candidatePairs(sql, options.maxPairs, (n) => options.onProgress?.('candidate pairs', n));
+  const [{ records }] = await sql.query<{ records: number }>('SELECT COUNT(*) AS records FROM mpi_source');
+  const floor = 0.5 / randomPairs;
+  let u = observed.frequencies;
+  let sharedKeyShare = observed.sharedKeyShare;
+  let result = trainEm(candidates.vectors, startM, u, sharedKeyShare);
+  // u and m depend on each other through the same-person pairs among the random ones (nearly all of
+  // which share a key): a few rounds settle it.
+  for (let round = 0; round < DECONTAMINATION_ROUNDS; round++) {
+    // Matches among random pairs: the candidate pairs EM calls matches, out of all pairs of records.
+    const randomMatchShare = Math.min(0.5, (result.matchShare * candidates.perRecord) / Math.max(1, Number(records) - 1));
+    u = withoutMatches(observed.frequencies, levels(result.probabilities, 'm'), randomMatchShare, floor);
+    sharedKeyShare = Math.max(floor, (observed.sharedKeyShare - randomMatchShare) / (1 - randomMatchShare));
+    result = trainEm(candidates.vectors, result.probabilities, u, sharedKeyShare);
+  }
+  // A candidate pair's prior odds of being one person: the match share among candidates, over the odds
+  // that EM's likelihoods carry (strangers are candidates with probability sharedKeyShare).
+  const priorLogOdds = Math.log2(result.matchShare / (1 - result.matchShare)) + Math.log2(sharedKeyShare);
+  return { ...result, pairs: candidates.vectors.length, randomPairs, sharedKeyShare, thresholds: thresholdsForPriorOdds(priorLogOdds) };
+}
+
+const DECONTAMINATION_ROUNDS = 3;
+
+function levels(p: Probabilities, key: 'm' | 'u'): LevelProbabilities {
+  return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(Object.entries(p[f]).map(([l, x]) => [l, x[key]]))])) as LevelProbabilities;
+}
+
+/**
+ * Candidate pairs (each once, at most maxPairs) and how many candidates a record has on average (c): the
+ * index holds about N x c / 2 candidate pairs, so a share s of them being matches makes s x c / (N - 1)
+ * of all N (N - 1) / 2 pairs matches.
+ */
+async function candidatePairs(sql: SqlExecutor, maxPairs: number, onProgress: (pairs: number) => void): Promise<{ vectors: ComparisonVector[]; perRecord: number }> {
   const store = new MpiStore(sql);
   const vectors: ComparisonVector[] = [];
   const seen = new Set<string>();
   let after = '';
+  let scanned = 0;
+  let found = 0;
   while (vectors.length < maxPairs) {
     const rows = await sql.query<{ patient_id: string; features: string }>('SELECT patient_id, features FROM mpi_source WHERE patient_id > ? ORDER BY patient_id LIMIT 1000', [after]);
     if (!rows.length) {
@@ -27,7 +90,10 @@ export async function trainFromIndex(sql: SqlExecutor, start: Probabilities, max
     after = rows[rows.length - 1].patient_id;
     for (const row of rows) {
       const features = JSON.parse(row.features) as PersonFeatures;
-      for (const candidate of await store.candidates(blockingKeys(features), row.patient_id, CANDIDATES_PER_RECORD)) {
+      const candidates = await store.candidates(blockingKeys(features), row.patient_id, CANDIDATES_PER_RECORD);
+      scanned++;
+      found += candidates.length;
+      for (const candidate of candidates) {
         const key = row.patient_id < candidate.patientId ? `${row.patient_id}|${candidate.patientId}` : `${candidate.patientId}|${row.patient_id}`;
         if (!seen.has(key) && vectors.length < maxPairs) {
           seen.add(key);
@@ -35,7 +101,7 @@ export async function trainFromIndex(sql: SqlExecutor, start: Probabilities, max
         }
       }
     }
-    onProgress?.(vectors.length);
+    onProgress(vectors.length);
   }
-  return { ...trainEm(vectors, start), pairs: vectors.length };
+  return { vectors, perRecord: scanned ? found / scanned : 0 };
 }

@@ -184,6 +184,11 @@ CREATE INDEX message_sender ON message (participant_id, received_at);
 CREATE INDEX message_control ON message (participant_id, control_id);
 CREATE INDEX message_patient ON message (patient, received_at);
 `,
+  // A trained match model's thresholds (posterior odds turned into scores, src/mpi/match-model.ts);
+  // NULL for models trained before them, which use the default thresholds.
+  () => `
+ALTER TABLE mpi_model ADD COLUMN thresholds TEXT;
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

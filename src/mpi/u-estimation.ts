@@ -1,0 +1,73 @@
+import type { Random } from '../synthetic/random.js';
+import { blockingKeys } from './blocking.js';
+import { compareFeatures, FIELD_LEVELS, FIELDS, type Field } from './comparison.js';
+import type { PersonFeatures } from './features.js';
+
+export type LevelProbabilities = { [F in Field]: Record<string, number> };
+
+/** Pseudo-count per level: a level never seen among random pairs (two equal SSNs) stays possible, just rare. */
+const SMOOTHING = 0.5;
+
+/**
+ * How often random pairs of records agree at each level of each field: u, how often two records of
+ * *different* people agree that way, once the few same-person pairs among them are taken out
+ * (withoutMatches). Pairs that share a blocking key would not do: they agree on the blocking fields by
+ * construction, which is what made EM's own u estimates on them useless (docs/matching.md).
+ */
+export function estimateU(records: PersonFeatures[], pairs: number, random: Random): RandomPairStatistics {
+  if (records.length < 2) {
+    throw new Error('estimating u needs at least two records');
+  }
+  const keys = records.map((r) => new Set(blockingKeys(r)));
+  const counts = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, SMOOTHING]))])) as Record<Field, Record<string, number>>;
+  let sharingKey = SMOOTHING;
+  for (let n = 0; n < pairs; n++) {
+    const i = Math.floor(random.next() * records.length);
+    let j = Math.floor(random.next() * (records.length - 1));
+    if (j >= i) j++; // never a record with itself
+    const vector = compareFeatures(records[i], records[j]);
+    for (const field of FIELDS) {
+      const level = vector[field];
+      if (level !== 'missing') counts[field][level]++;
+    }
+    for (const key of keys[i]) {
+      if (keys[j].has(key)) {
+        sharingKey++;
+        break;
+      }
+    }
+  }
+  const frequencies = Object.fromEntries(
+    FIELDS.map((field) => {
+      const total = Object.values(counts[field]).reduce((a, b) => a + b, 0);
+      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l) => [l, counts[field][l] / total]))];
+    }),
+  ) as LevelProbabilities;
+  return { frequencies, sharedKeyShare: sharingKey / (pairs + SMOOTHING) };
+}
+
+export interface RandomPairStatistics {
+  /** Per field, how often random pairs agree at each level (u, once withoutMatches takes the same-person pairs out). */
+  frequencies: LevelProbabilities;
+  /**
+   * The share of random pairs that share a blocking key, i.e. would be candidates: the linker and EM only
+   * ever see those, so two strangers' comparison vector, given that they are candidates, is u / this share.
+   */
+  sharedKeyShare: number;
+}
+
+/**
+ * u from the random-pair frequencies `f`: a random pair is the same person with probability
+ * `matchShare` (about one in the number of records; not negligible in a small index, where it would
+ * make an exact SSN or birth date look common among strangers), so f = share x m + (1 - share) x u.
+ * Floored at `floor` so that no level becomes impossible.
+ */
+export function withoutMatches(f: LevelProbabilities, m: LevelProbabilities, matchShare: number, floor: number): LevelProbabilities {
+  return Object.fromEntries(
+    FIELDS.map((field) => {
+      const raw = FIELD_LEVELS[field].map((l) => Math.max(floor, (f[field][l] - matchShare * m[field][l]) / (1 - matchShare)));
+      const total = raw.reduce((a, b) => a + b, 0);
+      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l, i) => [l, raw[i] / total]))];
+    }),
+  ) as LevelProbabilities;
+}
