@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Hl7Message } from '@medplum/core';
 import { Hl7Client } from '@medplum/hl7';
+import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay.js';
 import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import type { TesseraConfig } from '../server/config.js';
@@ -110,11 +111,17 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
   });
   storeOptions(messages.command('replay <id>').description('run a logged message through the current mappings again')).action(async (id: string, flags: StoreFlags) => {
     await withStore(flags, async (t) => {
-      const result = await t.intake.replay(id);
+      let result;
+      try {
+        result = await replayMessage(t.repo, { hl7v2: t.intake, ccda: t.ccda }, id);
+      } catch (err) {
+        if (!(err instanceof ReplayNotSupportedError)) throw err;
+        program.error(`tessera messages replay: ${err.message}`);
+      }
       if (!result) program.error(`tessera messages replay: no message ${id}`);
       const m = await new MessageLog(t.db).get(id);
-      process.stdout.write(`${result?.ackCode} ${m?.status}${m?.error ? `: ${m.error}` : ''}\n`);
-      if (result?.ackCode !== 'AA') process.exitCode = 1;
+      process.stdout.write(`${result?.ackCode ? `${result.ackCode} ` : ''}${m?.status}${m?.error ? `: ${m.error}` : ''}\n`);
+      if (m?.status === 'failed') process.exitCode = 1;
     });
   });
 }

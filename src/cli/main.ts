@@ -1,6 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { listImportFiles, importFiles, type ImportSummary } from '../ingest/fhir-files.js';
+import { CCDA_FILE_EXTENSIONS, HL7V2_FILE_EXTENSIONS, importMessageFiles, isCcdaFile, type MessageFileOutcome } from '../ingest/message-files.js';
+import { participantById } from '../participants/participants.js';
 import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
 import { createClient } from '../security/clients.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
@@ -62,12 +64,13 @@ program
 
 program
   .command('import')
-  .description('import FHIR JSON resources, Bundles and NDJSON files or directories')
+  .description('import FHIR JSON resources, Bundles and NDJSON files, C-CDA documents (.xml, .ccda, .cda) and HL7 v2 message files (.hl7), or directories of them')
   .argument('<paths...>', 'files or directories')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
   .option('--workers <n>', 'worker threads that validate and index while the main thread writes (0: none)', String(defaultWorkers()))
-  .action(async (paths: string[], flags: StoreFlags & { workers: string }) => {
+  .option('--participant <id>', 'the participant that sent the C-CDA documents (tessera participants list)')
+  .action(async (paths: string[], flags: StoreFlags & { workers: string; participant?: string }) => {
     const workers = Number(flags.workers);
     if (!Number.isInteger(workers) || workers < 0) {
       program.error(`tessera import: --workers must be a whole number, not "${flags.workers}"`);
@@ -80,28 +83,60 @@ program
       }
     }
     const files = listImportFiles(paths);
+    const messageFiles = listImportFiles(paths, [...CCDA_FILE_EXTENSIONS, ...HL7V2_FILE_EXTENSIONS]);
+    if (messageFiles.some(isCcdaFile) && !flags.participant) {
+      program.error('tessera import: C-CDA documents are imported on a participant\'s behalf: add --participant ID (see tessera participants list)');
+    }
     // Workers load the R4 model while the main thread opens the store (each takes about 2 s).
-    const pool = workers > 0 ? new PreparePool(workers) : undefined;
-    let summary: ImportSummary;
+    const pool = workers > 0 && files.length ? new PreparePool(workers) : undefined;
+    let summary: ImportSummary | undefined;
+    let outcomes: MessageFileOutcome[] = [];
     try {
       const tessera = await createTessera(config(flags, true));
-      const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
-      const bar = createProgressBar('Importing', totalBytes);
-      summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
-      bar.stop();
-      await refreshPlannerStatistics(tessera.db);
-      await tessera.close();
+      try {
+        if (files.length) {
+          const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+          const bar = createProgressBar('Importing', totalBytes);
+          summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
+          bar.stop();
+          await refreshPlannerStatistics(tessera.db);
+        }
+        if (messageFiles.length) {
+          const participant = flags.participant ? await participantById(tessera.repo, flags.participant) : undefined;
+          if (flags.participant && !participant?.active) program.error(`tessera import: no active participant ${flags.participant}`);
+          const bar = createProgressBar('Documents and messages', messageFiles.length, 'files');
+          let done = 0;
+          outcomes = await importMessageFiles({ hl7v2: tessera.intake, ccda: tessera.ccda }, messageFiles, participant, () => {
+            done++;
+            bar.update(done, done);
+          });
+          bar.stop();
+        }
+      } finally {
+        await tessera.close();
+      }
     } finally {
       await pool?.close();
     }
-    const rate = Math.round(summary.resources / Math.max(summary.seconds, 0.001));
-    process.stdout.write(`Imported ${summary.resources} resources from ${summary.files} files in ${summary.seconds.toFixed(1)} s (${rate} resources/s)\n`);
-    for (const e of summary.errors) {
-      const where = e.line !== undefined ? `:${e.line}` : e.entry !== undefined ? ` entry ${e.entry}` : '';
-      process.stdout.write(`ERROR ${e.file}${where}: ${e.message}\n`);
+    if (summary) {
+      const rate = Math.round(summary.resources / Math.max(summary.seconds, 0.001));
+      process.stdout.write(`Imported ${summary.resources} resources from ${summary.files} files in ${summary.seconds.toFixed(1)} s (${rate} resources/s)\n`);
+      for (const e of summary.errors) {
+        const where = e.line !== undefined ? `:${e.line}` : e.entry !== undefined ? ` entry ${e.entry}` : '';
+        process.stdout.write(`ERROR ${e.file}${where}: ${e.message}\n`);
+      }
     }
-    if (summary.errors.length) {
-      process.stdout.write(`${summary.errors.length} error(s)\n`);
+    for (const o of outcomes) {
+      const where = o.message ? `${o.file} message ${o.message}` : o.file;
+      process.stdout.write(`${o.status === 'failed' ? 'ERROR' : o.status.toUpperCase()} ${where}: message ${o.messageId}${o.ackCode ? ` ${o.ackCode}` : ''}${o.detail ? ` ${o.detail}` : ''}${o.warnings.length ? ` (${o.warnings.length} warning(s): tessera messages show ${o.messageId})` : ''}\n`);
+    }
+    const failed = outcomes.filter((o) => o.status === 'failed').length;
+    if (outcomes.length) {
+      process.stdout.write(`${outcomes.length} document(s) and message(s): ${outcomes.length - failed} stored, ${failed} failed\n`);
+    }
+    const errors = (summary?.errors.length ?? 0) + failed;
+    if (errors) {
+      process.stdout.write(`${errors} error(s)\n`);
       process.exitCode = 1;
     }
   });

@@ -11,6 +11,11 @@ export class FhirError extends Error {
     super(issues.map((i) => i.diagnostics ?? i.details?.text ?? i.code).join('; '));
   }
 
+  /** The issues on one line, each with where it is ("Missing required property at Provenance.target"): for message logs and ACKs. */
+  get located(): string {
+    return this.issues.map((i) => `${i.diagnostics ?? i.details?.text ?? i.code}${i.expression?.length ? ` at ${i.expression.join(', ')}` : ''}`).join('; ');
+  }
+
   get outcome(): OperationOutcome {
     return { resourceType: 'OperationOutcome', issue: this.issues };
   }

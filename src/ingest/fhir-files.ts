@@ -29,14 +29,16 @@ export interface ImportProgress {
 
 const NDJSON_CHUNK = 500;
 
-/** Lists the importable files under the given files and directories (.json, .ndjson), sorted for determinism. */
-export function listImportFiles(paths: string[]): string[] {
+export const FHIR_FILE_EXTENSIONS = ['.json', '.ndjson', '.jsonl'];
+
+/** Lists the importable files (by extension: FHIR by default) under the given files and directories, sorted for determinism. */
+export function listImportFiles(paths: string[], extensions: string[] = FHIR_FILE_EXTENSIONS): string[] {
   const out: string[] = [];
   for (const p of paths) {
     const stat = statSync(p);
     if (stat.isDirectory()) {
-      out.push(...listImportFiles(readdirSync(p).sort().map((f) => join(p, f))));
-    } else if (['.json', '.ndjson', '.jsonl'].includes(extname(p))) {
+      out.push(...listImportFiles(readdirSync(p).sort().map((f) => join(p, f)), extensions));
+    } else if (extensions.includes(extname(p).toLowerCase())) {
       out.push(p);
     }
   }

@@ -180,7 +180,7 @@ function describe(err: unknown): AckError {
   }
   if (err instanceof FhirError) {
     // The mapped resources failed validation or a conditional write: what the store said, not a stack.
-    return { code: '207', text: `Rejected by the FHIR store (${err.status}): ${err.message}`, severity: 'E' };
+    return { code: '207', text: `Rejected by the FHIR store (${err.status}): ${err.located}`, severity: 'E' };
   }
   return { code: '207', text: `Internal error: ${err instanceof Error ? err.message : String(err)}`, severity: 'E' };
 }

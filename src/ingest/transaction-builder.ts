@@ -19,6 +19,11 @@ export class TransactionBuilder {
     return this.add(resource, { method: 'POST', url: resource.resourceType, ifNoneExist: query });
   }
 
+  /** Creates or replaces the resource under its own id (a Binary whose id another resource's attachment url names). */
+  put<T extends Resource>(resource: T & { id: string }): Reference<T> {
+    return this.add(resource, { method: 'PUT', url: `${resource.resourceType}/${resource.id}` });
+  }
+
   create<T extends Resource>(resource: T): Reference<T> {
     return this.add(resource, { method: 'POST', url: resource.resourceType });
   }

@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_XML_BYTES } from '../ccda/secure-xml.js';
+
 /** Runtime configuration: CLI flags override environment variables, which override defaults. */
 export interface TesseraConfig {
   port: number;
@@ -13,6 +15,8 @@ export interface TesseraConfig {
   mpi: boolean;
   /** HL7 v2 MLLP listener port (default 2575; 0 picks a free one; negative turns the listener off). */
   mllpPort: number;
+  /** Largest C-CDA document accepted, in bytes (TESSERA_CCDA_MAX_BYTES, default 10 MiB). */
+  ccdaMaxBytes: number;
   /** PEM files: MLLP over TLS when both are set. */
   mllpTlsCert?: string;
   mllpTlsKey?: string;
@@ -32,6 +36,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     logLevel: env.LOG_LEVEL ?? 'info',
     mpi: env.TESSERA_MPI !== '0' && env.TESSERA_MPI !== 'false',
     mllpPort: env.TESSERA_MLLP_PORT === 'off' ? -1 : Number(env.TESSERA_MLLP_PORT ?? 2575),
+    ccdaMaxBytes: Number(env.TESSERA_CCDA_MAX_BYTES ?? DEFAULT_MAX_XML_BYTES),
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
     ...defined,

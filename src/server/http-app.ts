@@ -11,12 +11,17 @@ import type { FhirRequest, FhirResponse } from './fhir-request.js';
 import { dispatch } from './fhir-router.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { registerInterfaceRoutes } from './interface-routes.js';
+import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
+import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
 
 export interface HttpOptions {
   db: Database;
   repo: Repository;
   intake: Hl7v2Intake;
+  ccda: CcdaIntake;
+  /** Largest C-CDA document accepted (bytes). */
+  ccdaMaxBytes: number;
   tokens: TokenService;
   /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
   baseUrl?: string;
@@ -68,17 +73,18 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(CDA_MEDIA_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err, _req, reply) => {
+  app.setErrorHandler((err, req, reply) => {
     if (err instanceof FhirError) {
       return sendOutcome(reply, err);
     }
     const e = err as { statusCode?: number; message: string; code?: string };
     if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendOutcome(reply, fhirError(413, 'too-costly', `Request body exceeds the limit of ${options.bodyLimit} bytes`));
+      return sendOutcome(reply, fhirError(413, 'too-costly', `Request body exceeds the limit of ${req.routeOptions?.bodyLimit ?? options.bodyLimit} bytes`));
     }
     if (e.statusCode === 415 || e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return sendOutcome(reply, fhirError(415, 'not-supported', `Unsupported content type; send application/fhir+json`));
+      return sendOutcome(reply, fhirError(415, 'not-supported', `Unsupported content type; send application/fhir+json (C-CDA documents: ${CDA_MEDIA_TYPES.join(', ')})`));
     }
     if (e.statusCode && e.statusCode < 500) {
       return sendOutcome(reply, fhirError(e.statusCode, 'invalid', e.message));
@@ -180,7 +186,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
-  registerInterfaceRoutes(app, options.repo, options.intake, authenticate);
+  registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
+  registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   return app;
 }
 

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '../fhir/outcome.js';
+import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay.js';
 import { MESSAGE_STATUSES, MessageLog, type LoggedMessage, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import { requirePermission } from '../security/scopes.js';
@@ -12,7 +14,7 @@ import type { Repository } from '../store/repository.js';
  * participant registry. Reading the log needs a scope over every resource type (a message can carry
  * anything about anyone: `system/*.rs`); replaying needs `system/*.cu`; participants are Organizations.
  */
-export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, intake: Hl7v2Intake, authenticate: (req: FastifyRequest) => Promise<AuthContext>): void {
+export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, intakes: { hl7v2: Hl7v2Intake; ccda: CcdaIntake }, authenticate: (req: FastifyRequest) => Promise<AuthContext>): void {
   const log = new MessageLog(repo.sql);
 
   app.get('/messages', async (req) => {
@@ -47,7 +49,13 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
     const auth = await authenticate(req);
     requirePermission(auth.scopes, '*', 'c');
     requirePermission(auth.scopes, '*', 'u');
-    const result = await intake.replay((req.params as { id: string }).id);
+    let result;
+    try {
+      result = await replayMessage(repo, intakes, (req.params as { id: string }).id);
+    } catch (err) {
+      if (err instanceof ReplayNotSupportedError) throw badRequest(err.message);
+      throw err;
+    }
     if (!result) throw notFound('No such message');
     const message = (await log.get(result.messageId)) as LoggedMessage;
     return { ...summary(message), ackCode: result.ackCode, ack: result.ack };

@@ -14,6 +14,7 @@ import type { TesseraConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
 import { readFileSync } from 'node:fs';
 import { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
+import { CcdaIntake } from '../ingest/ccda-intake.js';
 import { IntakeBatcher } from '../ingest/intake-batcher.js';
 import { MllpListener } from '../hl7v2/mllp-listener.js';
 
@@ -26,6 +27,7 @@ export interface Tessera {
   tokens: TokenService;
   config: TesseraConfig;
   intake: Hl7v2Intake;
+  ccda: CcdaIntake;
   /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
   startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
@@ -43,7 +45,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   }
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const intake = new Hl7v2Intake(repo);
-  const app = buildHttpApp({ db, repo, intake, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
+  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {
@@ -53,6 +56,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     tokens,
     config,
     intake,
+    ccda,
     async startMllp() {
       if (config.mllpPort < 0 || mllp) return undefined;
       const recovered = await intake.recover();
@@ -76,6 +80,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
 
 /** Serves until SIGINT/SIGTERM, then shuts down gracefully. */
 export async function serve(tessera: Tessera): Promise<string> {
+  const recovered = await tessera.ccda.recover();
+  if (recovered) tessera.app.log.warn({ recovered }, 'applied C-CDA documents stored but not processed before the last stop');
   const address = await tessera.app.listen({ port: tessera.config.port, host: tessera.config.host });
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');

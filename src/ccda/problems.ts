@@ -1,0 +1,91 @@
+import type { CodeableConcept, Condition } from '@medplum/fhirtypes';
+import { EntryMappingError } from './ccda-context.js';
+import { concept, dateTime, identifiers, period } from './cda-values.js';
+import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import type { XmlElement } from './xml-element.js';
+
+const T = '2.16.840.1.113883.10.20.22';
+const PROBLEM_OBSERVATION = `${T}.4.4`;
+const PROBLEM_STATUS = `${T}.4.6`;
+const CLINICAL = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
+const VERIFICATION = 'http://terminology.hl7.org/CodeSystem/condition-ver-status';
+
+/** SNOMED problem status values (Problem Status observation) to FHIR clinical status. */
+const STATUS_VALUES: Record<string, string> = { '55561003': 'active', '73425007': 'inactive', '413322009': 'resolved', '277022003': 'remission', '246455001': 'recurrence' };
+
+/**
+ * Problem section: each Problem Observation (inside a Problem Concern Act, or standing alone) becomes a
+ * Condition on the problem list. The problem is the observation's value; its onset and resolution are
+ * the observation's effectiveTime; its clinical status comes from a Problem Status observation, else
+ * the concern's status, and is `resolved` when a resolution date is given (FHIR con-4).
+ */
+export const problemSection: SectionMapper = {
+  kind: 'problems',
+  templates: [`${T}.2.5.1`, `${T}.2.5`],
+  loincCodes: ['11450-4'],
+  mapEntry({ ctx, statement, narrative, section }: EntryInput) {
+    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation' && (o.hasTemplate(PROBLEM_OBSERVATION) || !o.templates().length));
+    if (!observations.length) {
+      throw new EntryMappingError(`a ${statement.name} without a Problem Observation`);
+    }
+    for (const observation of observations) {
+      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, 'problem-list-item'), identifiers(observation));
+    }
+  },
+};
+
+/**
+ * Diagnosis sections of encounter documents (admission, discharge, pre- and post-operative,
+ * post-procedure diagnosis): the diagnosis act wraps Problem Observations, which become Conditions of
+ * category encounter-diagnosis.
+ */
+export const diagnosisSection: SectionMapper = {
+  kind: 'diagnoses',
+  templates: [`${T}.2.24`, `${T}.2.43`, `${T}.2.34`, `${T}.2.35`, `${T}.2.36`],
+  loincCodes: ['11535-2', '46241-6', '10219-4', '10218-6', '59769-0'],
+  mapEntry({ ctx, statement, narrative, section }: EntryInput) {
+    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation');
+    if (!observations.length) {
+      throw new EntryMappingError(`a ${statement.name} without a Problem Observation`);
+    }
+    for (const observation of observations) {
+      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, 'encounter-diagnosis'), identifiers(observation));
+    }
+  },
+};
+
+/** A Problem Observation as a Condition (also used for encounter diagnoses). */
+export function conditionFrom(observation: XmlElement, concern: XmlElement, narrative: XmlElement | undefined, patient: string, category: 'problem-list-item' | 'encounter-diagnosis'): Condition {
+  const code = concept(observation.first('value'), narrative) ?? concept(observation.first('code'), narrative);
+  if (!code) {
+    throw new EntryMappingError('a Problem Observation without a coded or named problem (value)');
+  }
+  const when = period(observation.first('effectiveTime'));
+  const refuted = negated(observation);
+  const condition: Condition = {
+    resourceType: 'Condition',
+    subject: { reference: patient },
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: category }] }],
+    code,
+    verificationStatus: { coding: [{ system: VERIFICATION, code: refuted ? 'refuted' : 'confirmed' }] },
+    clinicalStatus: clinicalStatus(observation, concern, !!when?.end),
+  };
+  const ids = identifiers(observation);
+  if (ids.length) condition.identifier = ids;
+  if (when?.start) condition.onsetDateTime = when.start;
+  if (when?.end) condition.abatementDateTime = when.end;
+  const recorded = dateTime(observation.first('author/time')?.attr('value') ?? concern.first('author/time')?.attr('value'));
+  if (recorded) condition.recordedDate = recorded;
+  return condition;
+}
+
+function clinicalStatus(observation: XmlElement, concern: XmlElement, abated: boolean): CodeableConcept {
+  const statusValue = related(observation, PROBLEM_STATUS)[0]?.first('value')?.attr('code');
+  let code = (statusValue && STATUS_VALUES[statusValue]) || undefined;
+  if (!code) {
+    const concernStatus = concern.first('statusCode')?.attr('code');
+    code = concernStatus === 'completed' || concernStatus === 'aborted' || concernStatus === 'suspended' ? 'inactive' : 'active';
+  }
+  if (abated && (code === 'active' || code === 'recurrence')) code = 'resolved';
+  return { coding: [{ system: CLINICAL, code }] };
+}

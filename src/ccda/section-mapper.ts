@@ -1,0 +1,41 @@
+import type { CcdaContext } from './ccda-context.js';
+import type { XmlElement } from './xml-element.js';
+
+/** What a section mapper gets for one entry: the entry's clinical statement and the section around it. */
+export interface EntryInput {
+  ctx: CcdaContext;
+  /** The clinical statement inside <entry> (act, observation, organizer, substanceAdministration...). */
+  statement: XmlElement;
+  /** The section's narrative (<text>), where entries' originalText references point. */
+  narrative?: XmlElement;
+  /** The section's title, for warnings and the Composition. */
+  section: string;
+}
+
+/** A kind of C-CDA section Tessera converts entry by entry, recognised by template id or LOINC section code. */
+export interface SectionMapper {
+  kind: 'problems' | 'diagnoses' | 'medications' | 'allergies' | 'results' | 'vital-signs' | 'immunizations' | 'procedures' | 'encounters' | 'social-history';
+  templates: string[];
+  loincCodes: string[];
+  /** Maps one entry (adding one or more resources to ctx); throws EntryMappingError when it cannot. */
+  mapEntry(input: EntryInput): void;
+}
+
+/** The statements C-CDA allows inside an entry, an organizer's component, or an entryRelationship. */
+export const CLINICAL_STATEMENTS = ['act', 'observation', 'organizer', 'substanceAdministration', 'supply', 'procedure', 'encounter', 'regionOfInterest', 'observationMedia'];
+
+export function statementOf(container: XmlElement): XmlElement | undefined {
+  return container.elements().find((e) => CLINICAL_STATEMENTS.includes(e.name));
+}
+
+/** Statements in a statement's entryRelationships, optionally only those with one of these templates. */
+export function related(statement: XmlElement, ...templates: string[]): XmlElement[] {
+  return statement
+    .elements('entryRelationship')
+    .map(statementOf)
+    .filter((s): s is XmlElement => !!s && (!templates.length || s.hasTemplate(...templates)));
+}
+
+export function negated(statement: XmlElement): boolean {
+  return statement.attr('negationInd') === 'true';
+}

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { XMLParser } from 'fast-xml-parser';
+import { addParticipant } from '../src/participants/participants.js';
+import { BACKENDS } from './helpers/backends.js';
+import { SHARED_DATA } from './helpers/paths.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
+
+const DIRECTORIES = ['ccda-hl7-examples', 'ccda-converter-samples'];
+const DOCUMENTS = DIRECTORIES.flatMap((d) => readdirSync(join(SHARED_DATA, d)).filter((f) => /\.(xml|ccda)$/.test(f)).map((f) => join(SHARED_DATA, d, f)));
+
+/**
+ * The coded entries of a document's clinical sections, read from the XML here (independently of the
+ * converter: another parser, sections told by their LOINC code): for each section kind, the codes of
+ * the things its entries record, and the FHIR resource types that may hold them.
+ */
+type Kind = 'problems' | 'medications' | 'allergies' | 'results' | 'vital-signs' | 'immunizations' | 'procedures';
+const SECTION_CODES: Record<string, Kind> = {
+  '11450-4': 'problems',
+  '10160-0': 'medications',
+  '48765-2': 'allergies',
+  '30954-2': 'results',
+  '8716-3': 'vital-signs',
+  '11369-6': 'immunizations',
+  '47519-4': 'procedures',
+};
+const HOLDERS: Record<Kind, { type: string; codePath: (r: any) => any }[]> = {
+  problems: [{ type: 'Condition', codePath: (r) => r.code }],
+  medications: [
+    { type: 'MedicationStatement', codePath: (r) => r.medicationCodeableConcept },
+    { type: 'MedicationRequest', codePath: (r) => r.medicationCodeableConcept },
+  ],
+  allergies: [{ type: 'AllergyIntolerance', codePath: (r) => r.code }],
+  results: [{ type: 'Observation', codePath: (r) => r.code }],
+  'vital-signs': [{ type: 'Observation', codePath: (r) => r.code }],
+  immunizations: [{ type: 'Immunization', codePath: (r) => r.vaccineCode }],
+  procedures: [{ type: 'Procedure', codePath: (r) => r.code }],
+};
+
+const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', isArray: (_name, _path, _leaf, isAttribute) => !isAttribute, removeNSPrefix: true });
+const list = (node: any, key: string): any[] => (node?.[key] ?? []) as any[];
+const templates = (node: any): string[] => list(node, 'templateId').map((t) => t['@root']);
+const code = (node: any): string | undefined => list(node, 'code')[0]?.['@code'];
+
+function codedEntries(text: string): { kind: Kind; code: string }[] {
+  const doc = xml.parse(text).ClinicalDocument[0];
+  const found: { kind: Kind; code: string }[] = [];
+  const sections = (container: any): any[] => list(container, 'component').flatMap((c) => list(c, 'section'));
+  const all = list(list(doc, 'component')[0], 'structuredBody').flatMap(sections);
+  for (let i = 0; i < all.length; i++) {
+    all.push(...sections(all[i]));
+    const kind = SECTION_CODES[code(all[i]) ?? ''];
+    if (!kind) continue;
+    for (const entry of list(all[i], 'entry')) {
+      for (const c of entryCodes(kind, entry)) found.push({ kind, code: c });
+    }
+  }
+  return found;
+}
+
+/** The codes one entry records, by the C-CDA templates of each kind. */
+function entryCodes(kind: Kind, entry: any): string[] {
+  const related = (s: any, name: string) => list(s, 'entryRelationship').flatMap((r) => list(r, name));
+  const material = (sa: any) => list(list(list(list(sa, 'consumable')[0], 'manufacturedProduct')[0], 'manufacturedMaterial')[0], 'code')[0]?.['@code'];
+  switch (kind) {
+    case 'problems':
+      return [...list(entry, 'act').flatMap((a) => related(a, 'observation')), ...list(entry, 'observation')]
+        .filter((o) => templates(o).includes('2.16.840.1.113883.10.20.22.4.4'))
+        .map((o) => list(o, 'value')[0]?.['@code'])
+        .filter(Boolean);
+    case 'allergies':
+      return [...list(entry, 'act').flatMap((a) => related(a, 'observation')), ...list(entry, 'observation')]
+        .filter((o) => templates(o).includes('2.16.840.1.113883.10.20.22.4.7'))
+        .map((o) => {
+          // The substance: its code, else a translation of it (code nullFlavor="OTH"), else the kind of allergy.
+          const substance = list(list(list(list(o, 'participant')[0], 'participantRole')[0], 'playingEntity')[0], 'code')[0];
+          return substance?.['@code'] ?? list(substance, 'translation')[0]?.['@code'] ?? list(o, 'value')[0]?.['@code'];
+        })
+        .filter(Boolean);
+    case 'medications':
+    case 'immunizations':
+      return list(entry, 'substanceAdministration').map(material).filter(Boolean);
+    case 'results':
+    case 'vital-signs':
+      return [...list(entry, 'organizer').flatMap((o) => list(o, 'component').flatMap((c) => list(c, 'observation'))), ...list(entry, 'observation')].map(code).filter(Boolean) as string[];
+    case 'procedures':
+      return ['procedure', 'observation', 'act'].flatMap((name) => list(entry, name)).map(code).filter(Boolean) as string[];
+  }
+}
+
+const XXE = `<?xml version="1.0"?>
+<!DOCTYPE ClinicalDocument [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&secret;</title></ClinicalDocument>`;
+
+for (const backend of BACKENDS) {
+  describe(`C-CDA import (${backend})`, () => {
+    let s: TestServer;
+    let participantId: string;
+    let participantToken: string;
+    const importDocument = async (body: string, token?: string, query = '') =>
+      s.fhir('POST', `$import-ccda${query}`, body, { 'content-type': 'application/xml', ...(token ? { authorization: `Bearer ${token}` } : {}) });
+    const count = async () => {
+      const [{ n }] = await s.tessera.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM resource');
+      return Number(n);
+    };
+
+    before(async () => {
+      process.env.TESSERA_CCDA_MAX_BYTES = String(2 * 1024 * 1024);
+      s = await startTestServer(backend);
+      delete process.env.TESSERA_CCDA_MAX_BYTES;
+      const { participant, client } = await addParticipant(s.tessera.repo, { name: 'Good Health Clinic', mrnSystem: 'urn:oid:2.16.840.1.113883.19.5.99999.2', scope: 'system/*.cruds' });
+      participantId = participant.id;
+      participantToken = await getToken(s.url, client?.clientId as string, client?.clientSecret as string);
+    });
+    after(async () => {
+      await s?.close();
+    });
+
+    it(`imports every one of the ${DOCUMENTS.length} sample documents; each coded problem, medication, allergy, result, vital sign, immunization and procedure entry becomes a resource of the patient`, async () => {
+      assert.equal(DOCUMENTS.length, 34, '12 HL7 examples and 22 converter samples');
+      const tally: Record<string, number> = {};
+      for (const file of DOCUMENTS) {
+        const text = readFileSync(file, 'utf8');
+        const res = await importDocument(text, participantToken);
+        assert.equal(res.status, 200, `${file}: ${JSON.stringify(res.body).slice(0, 400)}`);
+        const params: Record<string, any[]> = {};
+        for (const p of res.body.parameter) (params[p.name] ??= []).push(p);
+        assert.ok(['processed', 'duplicate'].includes(params.status[0].valueCode), file);
+        const patient = params.patient[0].valueReference.reference;
+        assert.match(patient, /^Patient\//);
+        if (params.status[0].valueCode === 'processed') {
+          const doc = await s.fhir('GET', params.documentReference[0].valueReference.reference);
+          assert.equal(doc.body.subject.reference, patient);
+          const binary = await s.fhir('GET', doc.body.content[0].attachment.url);
+          assert.equal(Buffer.from(binary.body.data, 'base64').toString('utf8'), text, `${file}: the original is kept byte for byte`);
+        }
+        const expected = codedEntries(text);
+        const byType = new Map<string, any[]>();
+        for (const { kind, code } of expected) {
+          tally[kind] = (tally[kind] ?? 0) + 1;
+          let found = false;
+          for (const holder of HOLDERS[kind]) {
+            if (!byType.has(holder.type)) {
+              const bundle = await s.fhir('GET', `${holder.type}?patient=${patient}&_count=1000`);
+              byType.set(holder.type, (bundle.body.entry ?? []).map((e: any) => e.resource));
+            }
+            found ||= byType.get(holder.type)!.some((r) => (holder.codePath(r)?.coding ?? []).some((c: any) => c.code === code));
+          }
+          assert.ok(found, `${file}: the ${kind} entry coded ${code} has no ${HOLDERS[kind].map((h) => h.type).join('/')} of ${patient}`);
+        }
+      }
+      // The samples hold coded entries of every kind (so the loop above checked something of each).
+      for (const kind of Object.values(SECTION_CODES)) assert.ok((tally[kind] ?? 0) > 0, `no coded ${kind} entries in the samples: ${JSON.stringify(tally)}`);
+    });
+
+    it('a section with no mapping is kept as a note with a warning; the message log holds the document and its outcome', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
+      const res = await importDocument(text, participantToken);
+      assert.equal(res.status, 200);
+      const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
+      const warnings = outcome.issue.map((i: any) => i.diagnostics);
+      assert.ok(warnings.some((w: string) => /^FAMILY HISTORY: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
+      const messageId = res.body.parameter.find((p: any) => p.name === 'message').valueString;
+      const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
+      assert.equal(logged.status, 'processed');
+      assert.equal(logged.format, 'ccda');
+      assert.equal(logged.raw, text);
+      assert.deepEqual(logged.warnings, warnings);
+      const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
+      const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      const family = composition.body.section.find((x: any) => x.title === 'FAMILY HISTORY');
+      assert.match(family.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Father.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      const provenance = await s.fhir('GET', `Provenance?target=${documentReference}`);
+      assert.equal(provenance.body.entry[0].resource.agent[0].who.display, 'Good Health Clinic');
+    });
+
+    it('the same document sent again is a duplicate and writes nothing', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
+      const before = await count();
+      const res = await importDocument(text, participantToken);
+      assert.equal(res.body.parameter.find((p: any) => p.name === 'status').valueCode, 'duplicate');
+      assert.equal(await count(), before);
+    });
+
+    it('a later document repeating entries (same entry ids) updates them instead of adding copies', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
+      const first = await importDocument(text, participantToken);
+      const patient = first.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference;
+      const conditionsBefore = (await s.fhir('GET', `Condition?patient=${patient}&_summary=count`)).body.total;
+      // The next visit's summary: a new document id, the same problem list.
+      const next = text.replace(/(<ClinicalDocument[\s\S]*?<id\b[^>]*?)extension="[^"]*"/, '$1extension="next-visit"').replace(/(<ClinicalDocument[\s\S]*?<id\b[^>]*?root=")[^"]*"/, '$1 2.16.840.1.113883.19.5.99999.77"');
+      const res = await importDocument(next, participantToken);
+      assert.equal(res.body.parameter.find((p: any) => p.name === 'status').valueCode, 'processed', JSON.stringify(res.body));
+      assert.equal((await s.fhir('GET', `Condition?patient=${patient}&_summary=count`)).body.total, conditionsBefore);
+    });
+
+    it('an XXE payload, a document type declaration and a non-CDA document are refused with the reason, logged, and change nothing', async () => {
+      const before = await count();
+      const xxe = await importDocument(XXE, participantToken);
+      assert.equal(xxe.status, 400);
+      assert.match(xxe.body.issue[0].diagnostics, /a DOCTYPE declaration is not accepted/);
+      const messageId = /message ([0-9a-f-]{36})/.exec(xxe.body.issue[0].diagnostics)?.[1];
+      const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
+      assert.equal(logged.status, 'failed');
+      assert.doesNotMatch(JSON.stringify(logged), /root:x:0:0/, 'no file was read');
+      const notCda = await importDocument('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>', participantToken);
+      assert.equal(notCda.status, 400);
+      assert.match(notCda.body.issue[0].diagnostics, /the root element is <feed>, not <ClinicalDocument>/);
+      const broken = await importDocument('<ClinicalDocument xmlns="urn:hl7-org:v3"><title>unclosed</ClinicalDocument>', participantToken);
+      assert.equal(broken.status, 400);
+      assert.match(broken.body.issue[0].diagnostics, /not well-formed XML/);
+      assert.equal(await count(), before);
+    });
+
+    it('an oversize document is refused (413) before it is read', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8');
+      const padded = text.replace('</ClinicalDocument>', `<!-- ${'x'.repeat(2 * 1024 * 1024)} --></ClinicalDocument>`);
+      const before = await count();
+      const res = await importDocument(padded, participantToken);
+      assert.equal(res.status, 413);
+      assert.match(res.body.issue[0].diagnostics, /exceeds the limit of 2097152 bytes/);
+      assert.equal(await count(), before);
+    });
+
+    it('documents from a client that is no participant are refused unless an operator names the participant', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8').replace('<title>', '<title>Operator import: ');
+      const refused = await importDocument(text);
+      assert.equal(refused.status, 403);
+      assert.match(refused.body.issue[0].diagnostics, /registered participants only/);
+      const readOnly = await importDocument(text, await s.tokenFor('system/*.rs'), `?participant=${participantId}`);
+      assert.equal(readOnly.status, 403);
+      const onBehalf = await importDocument(text, undefined, `?participant=${participantId}`);
+      assert.equal(onBehalf.status, 200, JSON.stringify(onBehalf.body));
+    });
+  });
+}
