@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import { addParticipant } from '../src/participants/participants.js';
 import { BACKENDS } from './helpers/backends.js';
+import { tessera } from './helpers/cli.js';
 import { SHARED_DATA } from './helpers/paths.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -233,6 +235,42 @@ for (const backend of BACKENDS) {
       assert.equal(readOnly.status, 403);
       const onBehalf = await importDocument(text, undefined, `?participant=${participantId}`);
       assert.equal(onBehalf.status, 200, JSON.stringify(onBehalf.body));
+    });
+
+    it('tessera import files C-CDA documents on a participant\'s behalf and HL7 v2 files by their sender; a replay rewrites the same resources', async () => {
+      const env = { DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' };
+      const data = ['--data', s.tessera.config.dataDir];
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-ccda-cli-'));
+      try {
+        const documentFile = join(dir, 'transfer.xml');
+        writeFileSync(documentFile, readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Transfer_Summary_Transfer_Summary.xml'), 'utf8').replace('<title>', '<title>From the CLI: '));
+        const refused = await tessera(['import', ...data, documentFile], env);
+        assert.notEqual(refused.code, 0);
+        assert.match(refused.stderr, /C-CDA documents are imported on a participant's behalf: add --participant ID/);
+
+        await addParticipant(s.tessera.repo, { name: 'Lakeside Lab', mrnSystem: 'urn:example:lakeside:mrn', hl7Facility: 'LAKESIDE' });
+        const a04 = (control: string, facility: string) => `MSH|^~\\&|LIS|${facility}|HIE|TESSERA|20261120101500||ADT^A04|${control}|P|2.5.1\rPID|1||L-${control}^^^${facility}^MR||Lake^Ada||19800202|F`;
+        const hl7File = join(dir, 'feed.hl7');
+        writeFileSync(hl7File, `${a04('CLI1', 'LAKESIDE')}\n${a04('CLI2', 'NOWHERE')}\n`);
+        const imported = await tessera(['import', ...data, '--participant', participantId, documentFile, hl7File], env);
+        assert.equal(imported.code, 1, 'one message failed');
+        assert.match(imported.stdout, /^PROCESSED .*transfer\.xml: message [0-9a-f-]{36} \(\d+ warning\(s\): tessera messages show [0-9a-f-]{36}\)$/m);
+        assert.match(imported.stdout, /^PROCESSED .*feed\.hl7 message 1: message [0-9a-f-]{36} AA$/m);
+        assert.match(imported.stdout, /^ERROR .*feed\.hl7 message 2: message [0-9a-f-]{36} AR Unknown sender: no participant is registered for sending facility "NOWHERE"/m);
+        assert.match(imported.stdout, /3 document\(s\) and message\(s\): 2 stored, 1 failed/);
+        const lake = await s.fhir('GET', 'Patient?identifier=urn:example:lakeside:mrn|L-CLI1');
+        assert.equal(lake.body.entry.length, 1);
+
+        const messageId = /transfer\.xml: message ([0-9a-f-]{36})/.exec(imported.stdout)?.[1] as string;
+        const before = await count();
+        const replayed = await tessera(['messages', 'replay', ...data, messageId], env);
+        assert.equal(replayed.code, 0, replayed.stderr);
+        assert.match(replayed.stdout, /^processed/);
+        // The same mappings over the same document: every resource is rewritten in place, nothing is added.
+        assert.equal(await count(), before);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 }

@@ -16,7 +16,8 @@ export interface MappedEntry {
  * What the section mappers share: the patient the document is about, the transaction being built, and
  * the warnings. A resource with an entry id (C-CDA `id`, globally unique by design) is written as a
  * conditional update keyed by that id and the patient, so a later document repeating the entry (the next
- * visit's summary carries the same problem list) updates it instead of adding a copy.
+ * visit's summary carries the same problem list) updates it instead of adding a copy; one without an id
+ * gets a resource id from the message, which a replay of the same message reuses.
  */
 export class CcdaContext {
   readonly tx = new TransactionBuilder();
@@ -24,6 +25,7 @@ export class CcdaContext {
   readonly mapped: MappedEntry[] = [];
   private readonly usedIdentifiers = new Set<string>();
   private readonly sharedIdentifiers = new Set<string>();
+  private unkeyed = 0;
 
   constructor(
     readonly participant: Participant,
@@ -58,7 +60,9 @@ export class CcdaContext {
         if (Array.isArray(resource.identifier)) resource.identifier = resource.identifier.filter((i) => !(i.system === key?.system && i.value === key?.value));
         if (Array.isArray(resource.identifier) && !resource.identifier.length) delete resource.identifier;
       }
-      reference = this.tx.create(resource);
+      // No key of its own: an id that follows the logged message and the entry's place in it, so a
+      // replay of the message rewrites this resource instead of adding another.
+      reference = this.tx.put({ ...resource, id: `ccda-${this.messageId}-${++this.unkeyed}` });
     }
     this.mapped.push({ section, reference, resourceType: resource.resourceType });
     return reference;
