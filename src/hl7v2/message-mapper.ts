@@ -7,9 +7,15 @@ import { MappingContext, MappingError } from './mapping-context.js';
 import type { V2Message } from './message-reader.js';
 import { addPatient } from './patient-mapper.js';
 import { addResults } from './result-mapper.js';
+import { addProblems } from './problem-mapper.js';
+import { addDocument } from './document-mapper.js';
 
 /** ADT events that carry a patient (and usually a visit): admit, transfer, discharge, register, updates, cancels. */
 const ADT_VISIT_EVENTS = new Set(['A01', 'A02', 'A03', 'A04', 'A05', 'A06', 'A07', 'A08', 'A09', 'A10', 'A11', 'A12', 'A13', 'A14', 'A15', 'A16', 'A21', 'A22', 'A25', 'A26', 'A27', 'A38']);
+/** Problem add, update, delete. */
+const PPR_EVENTS = new Set(['PC1', 'PC2', 'PC3']);
+/** Document notifications (T01, T03, T05, T09), with content (T02, T04, T06, T08, T10), cancel (T11). */
+const MDM_EVENTS = new Set(['T01', 'T02', 'T03', 'T04', 'T05', 'T06', 'T07', 'T08', 'T09', 'T10', 'T11']);
 /** ADT events about the person only (add/update person information). */
 const ADT_PERSON_EVENTS = new Set(['A28', 'A31']);
 
@@ -23,7 +29,7 @@ export interface MappedMessage {
 }
 
 /** The types and events Tessera maps, for the capability list and the AR of anything else. */
-export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVENTS, 'A40'].sort().join('|'), 'ORU^R01', 'VXU^V04'];
+export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVENTS, 'A40'].sort().join('|'), 'ORU^R01', 'VXU^V04', `PPR^${[...PPR_EVENTS].join('|')}`, `MDM^${[...MDM_EVENTS].join('|')}`];
 
 /**
  * One HL7 v2 message to the FHIR transaction that stores what it says. Throws MappingError (AE) when the
@@ -60,8 +66,16 @@ export function mapV2Message(message: V2Message, participant: Participant, messa
       throw new MappingError('the VXU message has no RXA segment that could be mapped', 'RXA', '100');
     }
     mapping = 'VXU^V04';
+  } else if (type === 'PPR' && PPR_EVENTS.has(event)) {
+    addPatient(ctx, 'create-if-missing');
+    addProblems(ctx, event);
+    mapping = `PPR^${event}`;
+  } else if (type === 'MDM' && MDM_EVENTS.has(event)) {
+    addPatient(ctx, 'create-if-missing');
+    addDocument(ctx, event);
+    mapping = `MDM^${event}`;
   } else {
-    throw new MappingError(`message type ${message.type} is not supported (supported: ${SUPPORTED_TYPES.join(', ')})`, 'MSH^1^9', type === 'ADT' || type === 'ORU' || type === 'VXU' ? '201' : '200');
+    throw new MappingError(`message type ${message.type} is not supported (supported: ${SUPPORTED_TYPES.join(', ')})`, 'MSH^1^9', ['ADT', 'ORU', 'VXU', 'PPR', 'MDM'].includes(type) ? '201' : '200');
   }
   return { bundle: ctx.tx.bundle(), warnings: ctx.warnings, merge, mapping };
 }
