@@ -272,5 +272,32 @@ for (const backend of BACKENDS) {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it('tessera import --participant of FHIR files logs and attributes each Bundle; a bad NDJSON line is reported and the rest stored', async () => {
+      const env = { DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' };
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-fhir-cli-'));
+      try {
+        const person = (mrn: string) => ({ resourceType: 'Patient', identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5.99999.2', value: mrn }], name: [{ family: 'Feed', given: [mrn] }] });
+        const ndjson = join(dir, 'people.ndjson');
+        writeFileSync(ndjson, [JSON.stringify(person('NDJ-1')), JSON.stringify(person('NDJ-2')), JSON.stringify({ resourceType: 'Observation', status: 'not-a-status' })].join('\n'));
+        const imported = await tessera(['import', '--data', s.tessera.config.dataDir, '--participant', participantId, ndjson], env);
+        assert.equal(imported.code, 1, imported.stdout + imported.stderr);
+        assert.match(imported.stdout, /^Imported 2 resources from 1 files/m);
+        assert.match(imported.stdout, /^ERROR .*people\.ndjson:3: /m);
+        const found = await s.fhir('GET', 'Patient?identifier=urn:oid:2.16.840.1.113883.19.5.99999.2|NDJ-1');
+        const source = found.body.entry[0].resource.meta.source as string;
+        assert.match(source, /^urn:tessera:message:[0-9a-f-]{36}$/);
+        const messageId = source.split(':').at(-1);
+        const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
+        assert.equal(logged.participantId, participantId);
+        assert.equal(logged.channel, 'file');
+        assert.equal(logged.format, 'fhir');
+        assert.equal(logged.status, 'processed');
+        const provenance = await s.fhir('GET', `Provenance?target=${found.body.entry[0].resource.resourceType}/${found.body.entry[0].resource.id}`);
+        assert.equal(provenance.body.entry[0].resource.agent[0].who.display, 'Good Health Clinic');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 }

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { listImportFiles, importFiles, type ImportSummary } from '../ingest/fhir-files.js';
 import { CCDA_FILE_EXTENSIONS, HL7V2_FILE_EXTENSIONS, importMessageFiles, isCcdaFile, type MessageFileOutcome } from '../ingest/message-files.js';
 import { participantById } from '../participants/participants.js';
+import { importFhirFilesAsParticipant } from '../ingest/attributed-fhir-files.js';
 import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
 import { createClient } from '../security/clients.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
@@ -69,7 +70,7 @@ program
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
   .option('--workers <n>', 'worker threads that validate and index while the main thread writes (0: none)', String(defaultWorkers()))
-  .option('--participant <id>', 'the participant that sent the C-CDA documents (tessera participants list)')
+  .option('--participant <id>', 'import on behalf of this participant (tessera participants list): each Bundle and document logged and attributed to it; required for C-CDA')
   .action(async (paths: string[], flags: StoreFlags & { workers: string; participant?: string }) => {
     const workers = Number(flags.workers);
     if (!Number.isInteger(workers) || workers < 0) {
@@ -88,13 +89,24 @@ program
       program.error('tessera import: C-CDA documents are imported on a participant\'s behalf: add --participant ID (see tessera participants list)');
     }
     // Workers load the R4 model while the main thread opens the store (each takes about 2 s).
-    const pool = workers > 0 && files.length ? new PreparePool(workers) : undefined;
+    const pool = workers > 0 && files.length && !flags.participant ? new PreparePool(workers) : undefined;
     let summary: ImportSummary | undefined;
     let outcomes: MessageFileOutcome[] = [];
     try {
       const tessera = await createTessera(config(flags, true));
       try {
-        if (files.length) {
+        const participant = flags.participant ? await participantById(tessera.repo, flags.participant) : undefined;
+        if (flags.participant && !participant?.active) program.error(`tessera import: no active participant ${flags.participant}`);
+        if (files.length && participant) {
+          // On a participant's behalf: logged and attributed Bundle by Bundle (no bulk path).
+          const bar = createProgressBar('Importing', files.length, 'files');
+          let done = 0;
+          summary = await importFhirFilesAsParticipant(tessera.repo, files, participant, () => {
+            done++;
+            bar.update(done, done);
+          });
+          bar.stop();
+        } else if (files.length) {
           const totalBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
           const bar = createProgressBar('Importing', totalBytes);
           summary = await importFiles(tessera.repo, files, { totalBytes, onProgress: (done, n) => bar.update(done, n) }, pool);
@@ -102,8 +114,6 @@ program
           await refreshPlannerStatistics(tessera.db);
         }
         if (messageFiles.length) {
-          const participant = flags.participant ? await participantById(tessera.repo, flags.participant) : undefined;
-          if (flags.participant && !participant?.active) program.error(`tessera import: no active participant ${flags.participant}`);
           const bar = createProgressBar('Documents and messages', messageFiles.length, 'files');
           let done = 0;
           outcomes = await importMessageFiles({ hl7v2: tessera.intake, ccda: tessera.ccda }, messageFiles, participant, () => {

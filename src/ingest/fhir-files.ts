@@ -27,7 +27,7 @@ export interface ImportProgress {
   onProgress?: (doneBytes: number, resources: number) => void;
 }
 
-const NDJSON_CHUNK = 500;
+export const NDJSON_CHUNK = 500;
 
 export const FHIR_FILE_EXTENSIONS = ['.json', '.ndjson', '.jsonl'];
 
@@ -46,7 +46,7 @@ export function listImportFiles(paths: string[], extensions: string[] = FHIR_FIL
 }
 
 /** Wraps loose resources as a transaction: with an id they are upserted (PUT), without one created (POST). */
-function asTransaction(entries: { resource: Resource; fullUrl?: string }[]): Bundle {
+export function asTransaction(entries: { resource: Resource; fullUrl?: string }[]): Bundle {
   return {
     resourceType: 'Bundle',
     type: 'transaction',
@@ -64,7 +64,7 @@ function errorEntry(err: unknown): number | undefined {
 }
 
 /** Any JSON document as a Bundle to write: transactions and batches as they are, anything else wrapped. */
-function toBundle(doc: Resource): Bundle {
+export function toBundle(doc: Resource): Bundle {
   if (doc.resourceType === 'Bundle' && (doc.type === 'transaction' || doc.type === 'batch')) {
     return doc;
   }

@@ -40,12 +40,12 @@ export class FhirAttribution {
     return participant;
   }
 
-  async dispatch(participant: Participant, req: FhirRequest, dispatch: Dispatch): Promise<FhirResponse> {
+  async dispatch(participant: Participant, req: FhirRequest, dispatch: Dispatch, channel = 'http'): Promise<FhirResponse> {
     const id = newResourceId();
     const log = new MessageLog(this.repo.sql);
     const bundle = isBundle(req.body) ? req.body : undefined;
     const messageType = bundle ? `Bundle^${bundle.type ?? ''}` : `${req.method}^${req.segments[0] ?? ''}`;
-    await log.received({ id, participantId: participant.id, channel: 'http', format: 'fhir', messageType, raw: JSON.stringify({ method: req.method, path: req.segments.join('/'), query: req.rawQuery, body: req.body }), receivedAt: Date.now() });
+    await log.received({ id, participantId: participant.id, channel, format: 'fhir', messageType, raw: JSON.stringify({ method: req.method, path: req.segments.join('/'), query: req.rawQuery, body: req.body }), receivedAt: Date.now() });
     stampMessageSource(req.body, id);
     try {
       return await this.repo.transaction(async (tx) => {
