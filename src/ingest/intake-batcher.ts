@@ -27,7 +27,7 @@ export class IntakeBatcher {
   submit(raw: string, channel: string): Promise<IntakeResult> {
     return new Promise<IntakeResult>((resolve, reject) => {
       this.queue.push({ raw, channel, resolve, reject });
-      this.draining ??= this.drain().finally(() => (this.draining = undefined));
+      this.draining ??= this.drain();
     });
   }
 
@@ -47,5 +47,8 @@ export class IntakeBatcher {
         batch.forEach((p) => p.reject(err));
       }
     }
+    // Cleared in the same synchronous turn as the last look at the queue: a sender whose ACK was just
+    // released submits its next message in a later microtask and must then start a drain of its own.
+    this.draining = undefined;
   }
 }

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { IntakeBatcher } from '../src/ingest/intake-batcher.js';
+import { addParticipant } from '../src/participants/participants.js';
+import { createTessera, type Tessera } from '../src/server/tessera.js';
+import { dropTestSchema, testConfig } from './helpers/backends.js';
+
+const admit = (control: string) => `MSH|^~\\&|ADT|ONEBYONE|HIE|TESSERA|20261125120000||ADT^A04|${control}|P|2.5.1\rPID|1||OBO-${control}^^^ONEBYONE^MR||Byone^One||19800101|F`;
+
+describe('IntakeBatcher', () => {
+  const store = testConfig('sqlite');
+  let tessera: Tessera;
+  after(async () => {
+    await tessera?.close();
+    await dropTestSchema(store.config);
+    store.cleanup();
+  });
+
+  it('a sender that submits its next message as soon as its ACK is released is never left waiting', async () => {
+    // The ACK's promise resolves inside the drain loop; the next submit runs in a microtask after it.
+    // A drain that cleared its flag only later (in a .finally) left that message queued with no drain.
+    tessera = await createTessera(store.config);
+    await addParticipant(tessera.repo, { name: 'One By One', mrnSystem: 'urn:example:obo:mrn', hl7Facility: 'ONEBYONE' });
+    const batcher = new IntakeBatcher(tessera.repo);
+    const codes: string[] = [];
+    const all = (async () => {
+      for (let i = 0; i < 5; i++) codes.push((await batcher.submit(admit(`M${i}`), 'test')).ackCode);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`stalled after ${codes.length} messages`)), 10_000)));
+    try {
+      await Promise.race([all, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.deepEqual(codes, ['AA', 'AA', 'AA', 'AA', 'AA']);
+  });
+});
