@@ -111,6 +111,19 @@ for (const backend of BACKENDS) {
       assert.deepEqual(linked(gb), [`Patient/${b}`]);
     });
 
+    it('does not chain two people together: a record matching one member but contradicting another goes to review', async () => {
+      const ssn = (value: string) => ({ system: 'http://hl7.org/fhir/sid/us-ssn', value });
+      const ids = (source: string, mrn: string, ...more: { system: string; value: string }[]) => ({ identifier: [{ type: MR, system: `urn:example:${source}:mrn`, value: mrn }, ...more] });
+      const a = await create(person('hospital-a', '820', 'Harriet', 'Blackwood', '1961-02-14', { gender: 'female', ...ids('hospital-a', '820', ssn('111-22-3333')) }));
+      const b = await create(person('clinic-b', '821', 'Harriet', 'Blackwood', '1961-02-14', { gender: 'female' }));
+      assert.equal((await goldenOf(a)).id, (await goldenOf(b)).id, 'B (no SSN) links to A');
+      // C agrees with B on everything B has, and with A on everything but the SSN.
+      const c = await create(person('lab-c', '822', 'Harriet', 'Blackwood', '1961-02-14', { gender: 'female', ...ids('lab-c', '822', ssn('444-55-6666')) }));
+      assert.notEqual((await goldenOf(c)).id, (await goldenOf(a)).id, 'C is not chained to A through B');
+      const queue = await s.fhir('GET', 'Patient/$mpi-review-queue?status=open&_count=100');
+      assert.match(JSON.stringify(queue.body), /another record of this identity contradicts it: SSNs differ/);
+    });
+
     it('keeps Jr and Sr apart at one address', async () => {
       const sr = await create(person('hospital-a', '700', 'James', 'Whitfield', '1950-06-01', { name: [{ family: 'Whitfield', given: ['James'], suffix: ['Sr'] }] }));
       const jr = await create(person('hospital-a', '701', 'James', 'Whitfield', '1950-06-01', { name: [{ family: 'Whitfield', given: ['James'], suffix: ['Jr'] }] }));

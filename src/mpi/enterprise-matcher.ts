@@ -1,6 +1,6 @@
 import { compareFeatures } from './comparison.js';
 import type { PersonFeatures } from './features.js';
-import type { MatchDecision, MatchModel, SharedName } from './match-model.js';
+import { memberConflicts, type MatchDecision, type MatchModel, type SharedName } from './match-model.js';
 import type { MpiStore } from './mpi-store.js';
 import { fullNameKey, type NameFrequencies } from './name-frequency.js';
 
@@ -39,14 +39,25 @@ export async function matchEnterprises(
   const noLink = patientId ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
   const byEnterprise = new Map<string, EnterpriseMatch>();
+  const conflicts = new Map<string, string[]>();
   for (const candidate of candidates) {
     if (barred.has(candidate.enterpriseId)) {
       continue; // a steward ruled this person apart from someone in that enterprise
     }
-    const decision = model.decide(compareFeatures(features, candidate.features), namesakes.has(candidate.patientId) ? sharedName : undefined);
+    const vector = compareFeatures(features, candidate.features);
+    const decision = model.decide(vector, namesakes.has(candidate.patientId) ? sharedName : undefined);
     const current = byEnterprise.get(candidate.enterpriseId);
     if (!current || decision.score > current.best.score) {
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
+    }
+    const against = memberConflicts(vector);
+    if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), ...against]);
+  }
+  // An identity whose best member would link but another member contradicts: a steward's question.
+  for (const [enterpriseId, reasons] of conflicts) {
+    const match = byEnterprise.get(enterpriseId);
+    if (match?.best.outcome === 'auto-link') {
+      match.best = { ...match.best, outcome: 'review', vetoes: [...match.best.vetoes, `another record of this identity contradicts it: ${[...new Set(reasons)].join(', ')}`] };
     }
   }
   return [...byEnterprise.values()].sort((a, b) => b.best.score - a.best.score);

@@ -144,6 +144,21 @@ function contradicts(v: ComparisonVector): boolean {
 }
 
 /**
+ * What makes two records of one enterprise identity impossible as one person: different SSNs, Jr against
+ * Sr, different genders, unrelated birth dates. A record that auto-links to one member of an identity
+ * but contradicts another member of it (linked there through a third record) is not linked: the chain
+ * would merge two people. Empty when nothing contradicts.
+ */
+export function memberConflicts(v: ComparisonVector): string[] {
+  const conflicts: string[] = [];
+  if (v.ssn === 'different') conflicts.push('SSNs differ');
+  if (v.suffix === 'different') conflicts.push('generational suffixes differ (Jr/Sr)');
+  if (v.gender === 'different') conflicts.push('genders differ');
+  if (v.birthDate === 'different') conflicts.push('birth dates differ');
+  return conflicts;
+}
+
+/**
  * Evidence that forbids an automatic link however high the score: the independence the model assumes
  * fails exactly for twins (same surname, birth date, address and phone, different first names), fathers
  * and sons (Jr/Sr) and household members, where the shared fields add up to a high score. Such pairs go
