@@ -226,6 +226,11 @@ for (const backend of BACKENDS) {
       assert.equal(await count(), before);
     });
 
+    it('the CapabilityStatement lists $import-ccda', async () => {
+      const metadata = await s.fhir('GET', 'metadata');
+      assert.ok(metadata.body.rest[0].operation.some((o: any) => o.name === 'import-ccda'));
+    });
+
     it('documents from a client that is no participant are refused unless an operator names the participant', async () => {
       const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8').replace('<title>', '<title>Operator import: ');
       const refused = await importDocument(text);

@@ -70,6 +70,8 @@ export function capabilityStatement(baseUrl: string, version: string, options: {
           ],
         },
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        // System operations: C-CDA documents from participants (docs/interfaces.md).
+        operation: [{ name: 'import-ccda', definition: 'https://tessera.dev/fhir/OperationDefinition/import-ccda' }],
         resource,
       },
     ],
