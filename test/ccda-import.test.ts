@@ -240,6 +240,14 @@ for (const backend of BACKENDS) {
       assert.equal(readOnly.status, 403);
       const onBehalf = await importDocument(text, undefined, `?participant=${participantId}`);
       assert.equal(onBehalf.status, 200, JSON.stringify(onBehalf.body));
+      // The same document as a DocumentReference with the CDA attachment: a duplicate of the one just stored.
+      const asResource = { resourceType: 'DocumentReference', status: 'current', content: [{ attachment: { contentType: 'application/xml', data: Buffer.from(text).toString('base64') } }] };
+      const wrapped = await s.fhir('POST', `$import-ccda?participant=${participantId}`, asResource);
+      assert.equal(wrapped.status, 200, JSON.stringify(wrapped.body));
+      assert.equal(wrapped.body.parameter.find((p: any) => p.name === 'status').valueCode, 'duplicate');
+      const empty = await s.fhir('POST', `$import-ccda?participant=${participantId}`, { resourceType: 'Parameters' });
+      assert.equal(empty.status, 400);
+      assert.match(empty.body.issue[0].diagnostics, /Send the C-CDA document as the body/);
     });
 
     it('tessera import files C-CDA documents on a participant\'s behalf and HL7 v2 files by their sender; a replay rewrites the same resources', async () => {

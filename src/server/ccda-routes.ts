@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { OperationOutcome, Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import type { Binary, DocumentReference, OperationOutcome, Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { badRequest, fhirError, forbidden } from '../fhir/outcome.js';
 import type { CcdaImportResult, CcdaIntake } from '../ingest/ccda-intake.js';
 import { participantById, participantForClient, type Participant } from '../participants/participants.js';
@@ -11,8 +11,8 @@ import type { Repository } from '../store/repository.js';
 export const CDA_MEDIA_TYPES = ['application/xml', 'text/xml', 'application/cda+xml', 'application/hl7-cda+xml', 'application/hl7-v3+xml'];
 
 /**
- * `POST /fhir/$import-ccda`: a C-CDA document (the XML as the body, or a Parameters with a `document`
- * attachment) from a participant's client, or from an operator on a participant's behalf
+ * `POST /fhir/$import-ccda`: a C-CDA document (the XML as the body; or a Parameters with a `document`
+ * attachment, a DocumentReference whose first attachment holds it, or a Binary) from a participant's client, or from an operator on a participant's behalf
  * (`?participant=ID`). Answers a Parameters naming the logged message, the patient, the
  * DocumentReference and every resource written, with the warnings as an OperationOutcome; a document
  * that cannot be read (unsafe XML, not CDA, no patient) is a 400 with the reason, and stays in the log.
@@ -48,13 +48,17 @@ async function sender(repo: Repository, auth: AuthContext, named: string | undef
 
 function documentText(body: unknown): string {
   if (typeof body === 'string' && body.trim()) return body;
-  const parameters = body as Parameters | undefined;
+  const resource = body as Parameters | DocumentReference | Binary | undefined;
+  // A DocumentReference or Binary carrying the document, as a FHIR client holding one would send it.
+  const attached = resource?.resourceType === 'DocumentReference' ? resource.content?.[0]?.attachment?.data : resource?.resourceType === 'Binary' ? resource.data : undefined;
+  if (attached) return Buffer.from(attached, 'base64').toString('utf8');
+  const parameters = resource as Parameters | undefined;
   if (parameters?.resourceType === 'Parameters') {
     const document = parameters.parameter?.find((p) => p.name === 'document');
     if (document?.valueAttachment?.data) return Buffer.from(document.valueAttachment.data, 'base64').toString('utf8');
     if (document?.valueString) return document.valueString;
   }
-  throw badRequest(`Send the C-CDA document as the body (${CDA_MEDIA_TYPES.join(', ')}), or a Parameters with a "document" attachment`);
+  throw badRequest(`Send the C-CDA document as the body (${CDA_MEDIA_TYPES.join(', ')}), or a Parameters with a "document" attachment, or a DocumentReference or Binary holding it (base64)`);
 }
 
 function answer(result: CcdaImportResult): Parameters {
