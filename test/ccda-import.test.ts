@@ -163,7 +163,7 @@ for (const backend of BACKENDS) {
       assert.equal(res.status, 200);
       const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
       const warnings = outcome.issue.map((i: any) => i.diagnostics);
-      assert.ok(warnings.some((w: string) => /^FAMILY HISTORY: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w: string) => /^FUNCTIONAL STATUS: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
       const messageId = res.body.parameter.find((p: any) => p.name === 'message').valueString;
       const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
       assert.equal(logged.status, 'processed');
@@ -172,8 +172,13 @@ for (const backend of BACKENDS) {
       assert.deepEqual(logged.warnings, warnings);
       const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
       const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      const functional = composition.body.section.find((x: any) => x.title === 'FUNCTIONAL STATUS');
+      assert.match(functional.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Independent Walking.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      // Family history is converted: one FamilyMemberHistory per relative, referenced from its section.
       const family = composition.body.section.find((x: any) => x.title === 'FAMILY HISTORY');
-      assert.match(family.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Father.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      const relative = await s.fhir('GET', family.entry[0].reference);
+      assert.equal(relative.body.resourceType, 'FamilyMemberHistory');
+      assert.equal(relative.body.relationship.coding[0].code, 'FTH');
       const provenance = await s.fhir('GET', `Provenance?target=${documentReference}`);
       assert.equal(provenance.body.entry[0].resource.agent[0].who.display, 'Good Health Clinic');
     });

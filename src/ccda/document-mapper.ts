@@ -5,6 +5,7 @@ import { CcdaContext, EntryMappingError } from './ccda-context.js';
 import { concept } from './cda-values.js';
 import type { DocumentHeader } from './document-header.js';
 import { encounterSection } from './encounters.js';
+import { familyHistorySection } from './family-history.js';
 import { immunizationSection } from './immunizations.js';
 import { medicationSection } from './medications.js';
 import { narrative, narrativeLines } from './narrative.js';
@@ -14,7 +15,7 @@ import { procedureSection } from './procedures.js';
 import { statementOf, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
-export const SECTION_MAPPERS: SectionMapper[] = [problemSection, diagnosisSection, medicationSection, allergySection, resultSection, vitalSignSection, immunizationSection, procedureSection, encounterSection, socialHistorySection];
+export const SECTION_MAPPERS: SectionMapper[] = [problemSection, diagnosisSection, medicationSection, allergySection, resultSection, vitalSignSection, immunizationSection, procedureSection, encounterSection, socialHistorySection, familyHistorySection];
 
 const LOINC = '2.16.840.1.113883.6.1';
 const FORMAT_CODES = 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode';
