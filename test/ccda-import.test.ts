@@ -157,13 +157,26 @@ for (const backend of BACKENDS) {
       for (const kind of Object.values(SECTION_CODES)) assert.ok((tally[kind] ?? 0) > 0, `no coded ${kind} entries in the samples: ${JSON.stringify(tally)}`);
     });
 
+    it('goals and health concerns of a care plan become Goals and health-concern Conditions', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Care_Plan_Care_Plan.xml'), 'utf8').replace('<title>', '<title>Goals check: ');
+      const res = await importDocument(text, participantToken);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const patient = res.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference;
+      const goals = (await s.fhir('GET', `Goal?patient=${patient}`)).body.entry?.map((e: any) => e.resource) ?? [];
+      const oximetry = goals.find((g: any) => g.description.coding?.[0]?.code === '44616-1');
+      assert.ok(oximetry, JSON.stringify(goals.map((g: any) => g.description)));
+      assert.equal(oximetry.target[0].detailRange.low.value, 92);
+      const concerns = (await s.fhir('GET', `Condition?patient=${patient}&category=health-concern`)).body.entry ?? [];
+      assert.ok(concerns.length >= 1);
+    });
+
     it('a section with no mapping is kept as a note with a warning; the message log holds the document and its outcome', async () => {
       const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
       const warnings = outcome.issue.map((i: any) => i.diagnostics);
-      assert.ok(warnings.some((w: string) => /^FUNCTIONAL STATUS: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w: string) => /^MEDICAL EQUIPMENT: 3 entries were not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
       const messageId = res.body.parameter.find((p: any) => p.name === 'message').valueString;
       const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
       assert.equal(logged.status, 'processed');
@@ -172,13 +185,18 @@ for (const backend of BACKENDS) {
       assert.deepEqual(logged.warnings, warnings);
       const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
       const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
-      const functional = composition.body.section.find((x: any) => x.title === 'FUNCTIONAL STATUS');
-      assert.match(functional.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Independent Walking.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      const equipment = composition.body.section.find((x: any) => x.title === 'MEDICAL EQUIPMENT');
+      assert.match(equipment.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Biliary Stent, May 5, 2013.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      assert.equal(equipment.entry, undefined);
       // Family history is converted: one FamilyMemberHistory per relative, referenced from its section.
       const family = composition.body.section.find((x: any) => x.title === 'FAMILY HISTORY');
       const relative = await s.fhir('GET', family.entry[0].reference);
       assert.equal(relative.body.resourceType, 'FamilyMemberHistory');
       assert.equal(relative.body.relationship.coding[0].code, 'FTH');
+      // The plan of treatment: planned care as ServiceRequests (intent plan).
+      const plan = composition.body.section.find((x: any) => x.title === 'TREATMENT PLAN');
+      const planned = await Promise.all(plan.entry.map((e: any) => s.fhir('GET', e.reference)));
+      assert.ok(planned.some((r) => r.body.resourceType === 'ServiceRequest' && r.body.intent === 'plan'), JSON.stringify(planned.map((r) => r.body.resourceType)));
       const provenance = await s.fhir('GET', `Provenance?target=${documentReference}`);
       assert.equal(provenance.body.entry[0].resource.agent[0].who.display, 'Good Health Clinic');
     });

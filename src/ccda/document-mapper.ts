@@ -9,13 +9,14 @@ import { familyHistorySection } from './family-history.js';
 import { immunizationSection } from './immunizations.js';
 import { medicationSection } from './medications.js';
 import { narrative, narrativeLines } from './narrative.js';
-import { resultSection, socialHistorySection, vitalSignSection } from './observations.js';
+import { functionalStatusSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
+import { goalSection, healthConcernSection, planOfTreatmentSection } from './care-plan.js';
 import { diagnosisSection, problemSection } from './problems.js';
 import { procedureSection } from './procedures.js';
 import { statementOf, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
-export const SECTION_MAPPERS: SectionMapper[] = [problemSection, diagnosisSection, medicationSection, allergySection, resultSection, vitalSignSection, immunizationSection, procedureSection, encounterSection, socialHistorySection, familyHistorySection];
+export const SECTION_MAPPERS: SectionMapper[] = [problemSection, diagnosisSection, medicationSection, allergySection, resultSection, vitalSignSection, immunizationSection, procedureSection, encounterSection, socialHistorySection, familyHistorySection, goalSection, healthConcernSection, planOfTreatmentSection, functionalStatusSection];
 
 const LOINC = '2.16.840.1.113883.6.1';
 const FORMAT_CODES = 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode';

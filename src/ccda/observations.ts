@@ -35,6 +35,14 @@ export const socialHistorySection: SectionMapper = {
   mapEntry: (input) => mapObservations(input, 'social-history', false),
 };
 
+/** Functional Status and Mental Status sections: their result observations as Observations (survey). */
+export const functionalStatusSection: SectionMapper = {
+  kind: 'functional-status',
+  templates: [`${T}.2.14`, `${T}.2.56`],
+  loincCodes: ['47420-5', '10190-7'],
+  mapEntry: (input) => mapObservations(input, 'survey', false),
+};
+
 function mapObservations({ ctx, statement, narrative, section }: EntryInput, category: string, asReport = true): void {
   const patient = ctx.patient.reference as string;
   if (statement.name === 'observation') {
