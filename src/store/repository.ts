@@ -238,7 +238,7 @@ export class Repository {
   async writePrepared(prepared: { lastUpdated: number; resources: { type: string; id: string; content: string; rows: IndexRows }[] }): Promise<void> {
     const now = prepared.lastUpdated;
     await this.transaction(async (repo) => {
-      const rks = await allocateResourceKeys(repo.sql, this.db.dialect, prepared.resources.length);
+      const rks = await allocateResourceKeys(repo.sql, this.db.dialect, prepared.resources.length, this.db);
       await repo.insertVersions(
         prepared.resources.map((r, i) => [rks[i], r.type, r.id, 1, now, 0, 'POST', r.content]),
         prepared.resources.map((r, i) => ({ ...r, rk: rks[i] })),
@@ -416,7 +416,7 @@ export class Repository {
       this.db.dialect,
       reindexed.map((r) => r.rk),
     );
-    const rks = await allocateResourceKeys(this.sql, this.db.dialect, created.length);
+    const rks = await allocateResourceKeys(this.sql, this.db.dialect, created.length, this.db);
     await this.insertVersions(
       created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content]),
       [...reindexed, ...created.map((c, i) => ({ type: c.type, id: c.id, rk: rks[i], rows: c.rows }))],
