@@ -4,7 +4,8 @@ import type { Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
 import { MatchModel, PRIORS, thresholdsForPriorOdds } from '../src/mpi/match-model.js';
-import { estimateU, withoutMatches, type LevelProbabilities } from '../src/mpi/u-estimation.js';
+import { estimateU, withoutMatches } from '../src/mpi/u-estimation.js';
+import { levelsOf } from '../src/mpi/level-probabilities.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { trainEm } from '../src/mpi/em-training.js';
 import { FIELDS, type ComparisonVector } from '../src/mpi/comparison.js';
@@ -151,7 +152,6 @@ describe('MPI blocking keys', () => {
 });
 
 describe('MPI training', () => {
-  const levelsOf = (p: typeof PRIORS, key: 'm' | 'u') => Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(Object.entries(p[f]).map(([l, x]) => [l, x[key]]))])) as LevelProbabilities;
 
   it('EM recovers m and the match share from unlabelled pairs drawn from a known model, u held at its measured values', () => {
     const random = new Random(42);

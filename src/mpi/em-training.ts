@@ -1,6 +1,6 @@
 import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field } from './comparison.js';
+import { combined, levelCounts, levelsOf, normalised, type LevelProbabilities } from './level-probabilities.js';
 import type { Probabilities } from './match-model.js';
-import type { LevelProbabilities } from './u-estimation.js';
 
 export interface TrainingResult {
   probabilities: Probabilities;
@@ -41,15 +41,16 @@ export function trainEm(
     if (entry) entry.count++;
     else patterns.set(key, { vector, count: 1 });
   }
-  let m = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, startM[f][l].m]))])) as LevelProbabilities;
+  let m = levelsOf(startM, 'm');
   let matchShare = 0.1;
   let iterations = 0;
   for (; iterations < maxIterations; iterations++) {
-    const mCounts = emptyCounts();
+    const mCounts = levelCounts(SMOOTHING);
     let matchWeight = 0;
     let total = 0;
+    const priorLogOdds = Math.log(matchShare / (1 - matchShare)) + Math.log(sharedKeyShare);
     for (const { vector, count } of patterns.values()) {
-      let logOdds = Math.log(matchShare / (1 - matchShare)) + Math.log(sharedKeyShare);
+      let logOdds = priorLogOdds;
       for (const field of FIELDS) {
         const level = vector[field];
         if (level !== 'missing') logOdds += Math.log(m[field][level] / u[field][level]);
@@ -62,7 +63,7 @@ export function trainEm(
         if (level !== 'missing') mCounts[field][level] += g * count;
       }
     }
-    const next = atMostU(normalise(mCounts), u);
+    const next = atMostU(normalised(mCounts), u);
     const nextShare = Math.min(Math.max(matchWeight / total, 1e-6), 1 - 1e-6);
     const change = maxChange(m, next) + Math.abs(nextShare - matchShare);
     m = next;
@@ -72,8 +73,7 @@ export function trainEm(
       break;
     }
   }
-  const probabilities = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, { m: m[f][l], u: u[f][l] }]))])) as Probabilities;
-  return { probabilities, matchShare, iterations };
+  return { probabilities: combined(m, u), matchShare, iterations };
 }
 
 /**
@@ -102,19 +102,6 @@ function atMostU(m: LevelProbabilities, u: LevelProbabilities): LevelProbabiliti
     for (const level of DISAGREEMENT_LEVELS[field] ?? []) m[field][level] = Math.min(m[field][level], u[field][level]);
   }
   return m;
-}
-
-function emptyCounts(): Record<Field, Record<string, number>> {
-  return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, SMOOTHING]))])) as Record<Field, Record<string, number>>;
-}
-
-function normalise(counts: Record<Field, Record<string, number>>): LevelProbabilities {
-  return Object.fromEntries(
-    FIELDS.map((field) => {
-      const total = Object.values(counts[field]).reduce((a, b) => a + b, 0);
-      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l) => [l, counts[field][l] / total]))];
-    }),
-  ) as LevelProbabilities;
 }
 
 function maxChange(a: LevelProbabilities, b: LevelProbabilities): number {

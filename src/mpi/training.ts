@@ -1,13 +1,14 @@
 import type { SqlExecutor } from '../store/database.js';
 import { Random } from '../synthetic/random.js';
 import { blockingKeys } from './blocking.js';
-import { compareFeatures, FIELDS, type ComparisonVector } from './comparison.js';
+import { compareFeatures, type ComparisonVector } from './comparison.js';
 import { trainEm, type TrainingResult } from './em-training.js';
 import type { PersonFeatures } from './features.js';
 import { thresholdsForPriorOdds, type Probabilities, type Thresholds } from './match-model.js';
 import { MpiStore } from './mpi-store.js';
 import { sampleSourceFeatures } from './record-sample.js';
-import { estimateU, withoutMatches, type LevelProbabilities } from './u-estimation.js';
+import { levelsOf } from './level-probabilities.js';
+import { estimateU, withoutMatches } from './u-estimation.js';
 
 /** Candidates per record in the training sample: what the linker itself would score, capped. */
 const CANDIDATES_PER_RECORD = 50;
@@ -54,7 +55,7 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
   for (let round = 0; round < DECONTAMINATION_ROUNDS; round++) {
     // Matches among random pairs: the candidate pairs EM calls matches, out of all pairs of records.
     const randomMatchShare = Math.min(0.5, (result.matchShare * candidates.perRecord) / Math.max(1, Number(records) - 1));
-    u = withoutMatches(observed.frequencies, levels(result.probabilities, 'm'), randomMatchShare, floor);
+    u = withoutMatches(observed.frequencies, levelsOf(result.probabilities, 'm'), randomMatchShare, floor);
     sharedKeyShare = Math.max(floor, (observed.sharedKeyShare - randomMatchShare) / (1 - randomMatchShare));
     result = trainEm(candidates.vectors, result.probabilities, u, sharedKeyShare);
   }
@@ -66,9 +67,6 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
 
 const DECONTAMINATION_ROUNDS = 3;
 
-function levels(p: Probabilities, key: 'm' | 'u'): LevelProbabilities {
-  return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(Object.entries(p[f]).map(([l, x]) => [l, x[key]]))])) as LevelProbabilities;
-}
 
 /**
  * Candidate pairs (each once, at most maxPairs) and how many candidates a record has on average (c): the

@@ -1,9 +1,8 @@
 import type { Random } from '../synthetic/random.js';
 import { blockingKeys } from './blocking.js';
-import { compareFeatures, FIELD_LEVELS, FIELDS, type Field } from './comparison.js';
+import { compareFeatures, FIELD_LEVELS, FIELDS } from './comparison.js';
 import type { PersonFeatures } from './features.js';
-
-export type LevelProbabilities = { [F in Field]: Record<string, number> };
+import { levelCounts, normalised, type LevelProbabilities } from './level-probabilities.js';
 
 /** Pseudo-count per level: a level never seen among random pairs (two equal SSNs) stays possible, just rare. */
 const SMOOTHING = 0.5;
@@ -19,7 +18,7 @@ export function estimateU(records: PersonFeatures[], pairs: number, random: Rand
     throw new Error('estimating u needs at least two records');
   }
   const keys = records.map((r) => new Set(blockingKeys(r)));
-  const counts = Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, SMOOTHING]))])) as Record<Field, Record<string, number>>;
+  const counts = levelCounts(SMOOTHING);
   let sharingKey = SMOOTHING;
   for (let n = 0; n < pairs; n++) {
     const i = Math.floor(random.next() * records.length);
@@ -37,13 +36,7 @@ export function estimateU(records: PersonFeatures[], pairs: number, random: Rand
       }
     }
   }
-  const frequencies = Object.fromEntries(
-    FIELDS.map((field) => {
-      const total = Object.values(counts[field]).reduce((a, b) => a + b, 0);
-      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l) => [l, counts[field][l] / total]))];
-    }),
-  ) as LevelProbabilities;
-  return { frequencies, sharedKeyShare: sharingKey / (pairs + SMOOTHING) };
+  return { frequencies: normalised(counts), sharedKeyShare: sharingKey / (pairs + SMOOTHING) };
 }
 
 export interface RandomPairStatistics {
@@ -63,11 +56,9 @@ export interface RandomPairStatistics {
  * Floored at `floor` so that no level becomes impossible.
  */
 export function withoutMatches(f: LevelProbabilities, m: LevelProbabilities, matchShare: number, floor: number): LevelProbabilities {
-  return Object.fromEntries(
-    FIELDS.map((field) => {
-      const raw = FIELD_LEVELS[field].map((l) => Math.max(floor, (f[field][l] - matchShare * m[field][l]) / (1 - matchShare)));
-      const total = raw.reduce((a, b) => a + b, 0);
-      return [field, Object.fromEntries(FIELD_LEVELS[field].map((l, i) => [l, raw[i] / total]))];
-    }),
-  ) as LevelProbabilities;
+  const strangers = levelCounts(0);
+  for (const field of FIELDS) {
+    for (const l of FIELD_LEVELS[field]) strangers[field][l] = Math.max(floor, (f[field][l] - matchShare * m[field][l]) / (1 - matchShare));
+  }
+  return normalised(strangers);
 }
