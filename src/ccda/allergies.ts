@@ -1,7 +1,7 @@
 import type { AllergyIntolerance, AllergyIntoleranceReaction } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, dateTime, identifiers, period } from './cda-values.js';
-import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
@@ -36,11 +36,7 @@ export const allergySection: SectionMapper = {
   templates: [`${T}.2.6.1`, `${T}.2.6`],
   loincCodes: ['48765-2'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation' && (o.hasTemplate(ALLERGY_OBSERVATION) || !o.templates().length));
-    if (!observations.length) {
-      throw new EntryMappingError(`a ${statement.name} without an Allergy - Intolerance Observation`);
-    }
-    for (const observation of observations) {
+    for (const observation of entryObservations(statement, 'an Allergy - Intolerance Observation', templatedOrBare(ALLERGY_OBSERVATION))) {
       ctx.add(section, allergyFrom(observation, statement, narrative, ctx.patient.reference as string), identifiers(observation));
     }
   },

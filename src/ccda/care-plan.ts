@@ -1,9 +1,9 @@
-import type { Condition, Goal, ServiceRequest } from '@medplum/fhirtypes';
+import type { Goal, ServiceRequest } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, identifiers, instant, quantity } from './cda-values.js';
 import { medicationSection } from './medications.js';
-import { conditionFrom } from './problems.js';
-import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { conditionFrom, HEALTH_CONCERN } from './problems.js';
+import { entryObservations, negated, type EntryInput, type SectionMapper } from './section-mapper.js';
 
 const T = '2.16.840.1.113883.10.20.22';
 
@@ -44,12 +44,8 @@ export const healthConcernSection: SectionMapper = {
   templates: [`${T}.2.58`],
   loincCodes: ['75310-3'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation' && o.first('value'));
-    if (!observations.length) throw new EntryMappingError(`a ${statement.name} without an observation of the concern`);
-    for (const observation of observations) {
-      const condition: Condition = conditionFrom(observation, statement, narrative, ctx.patient.reference as string, 'problem-list-item');
-      condition.category = [{ coding: [{ system: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category', code: 'health-concern' }] }];
-      ctx.add(section, condition, identifiers(observation));
+    for (const observation of entryObservations(statement, 'an observation of the concern', (o) => !!o.first('value'))) {
+      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, HEALTH_CONCERN), identifiers(observation));
     }
   },
 };

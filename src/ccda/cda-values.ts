@@ -61,31 +61,23 @@ function coding(element: XmlElement): Coding | undefined {
 
 /** The originalText of a coded element: its own text, or the narrative it references. */
 export function originalText(element: XmlElement, narrative?: XmlElement): string | undefined {
-  const original = element.first('originalText');
-  if (!original) return undefined;
-  const reference = original.first('reference')?.attr('value');
-  if (reference?.startsWith('#') && narrative) {
-    const target = narrative.findById(reference.slice(1));
-    if (target?.text()) return target.text();
-  }
-  return original.text() || undefined;
+  return referencedText(element.first('originalText'), narrative);
 }
 
 /** Narrative text an entry points to (`<text><reference value="#x"/></text>`), or the entry's own text. */
 export function entryText(entry: XmlElement, narrative?: XmlElement): string | undefined {
-  const text = entry.first('text');
-  if (!text) return undefined;
-  const reference = text.first('reference')?.attr('value');
+  return referencedText(entry.first('text'), narrative);
+}
+
+/** A text-bearing element (ED): the section narrative its `<reference value="#id"/>` points to, else its own text. */
+function referencedText(element: XmlElement | undefined, narrative?: XmlElement): string | undefined {
+  if (!element) return undefined;
+  const reference = element.first('reference')?.attr('value');
   if (reference?.startsWith('#') && narrative) {
     const target = narrative.findById(reference.slice(1));
     if (target?.text()) return target.text();
   }
-  return text.text() || undefined;
-}
-
-/** The codes of a CodeableConcept, for the tests' and the warnings' counting. */
-export function isCoded(c: CodeableConcept | undefined): boolean {
-  return !!c?.coding?.some((x) => x.code);
+  return element.text() || undefined;
 }
 
 /**

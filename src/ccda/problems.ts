@@ -1,13 +1,17 @@
-import type { CodeableConcept, Condition } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, Condition } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, dateTime, identifiers, period } from './cda-values.js';
-import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
 const PROBLEM_OBSERVATION = `${T}.4.4`;
 const PROBLEM_STATUS = `${T}.4.6`;
 const CLINICAL = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
+const CATEGORY = 'http://terminology.hl7.org/CodeSystem/condition-category';
+export const PROBLEM_LIST_ITEM: Coding = { system: CATEGORY, code: 'problem-list-item' };
+export const ENCOUNTER_DIAGNOSIS: Coding = { system: CATEGORY, code: 'encounter-diagnosis' };
+export const HEALTH_CONCERN: Coding = { system: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category', code: 'health-concern' };
 const VERIFICATION = 'http://terminology.hl7.org/CodeSystem/condition-ver-status';
 
 /** SNOMED problem status values (Problem Status observation) to FHIR clinical status. */
@@ -24,12 +28,8 @@ export const problemSection: SectionMapper = {
   templates: [`${T}.2.5.1`, `${T}.2.5`],
   loincCodes: ['11450-4'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation' && (o.hasTemplate(PROBLEM_OBSERVATION) || !o.templates().length));
-    if (!observations.length) {
-      throw new EntryMappingError(`a ${statement.name} without a Problem Observation`);
-    }
-    for (const observation of observations) {
-      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, 'problem-list-item'), identifiers(observation));
+    for (const observation of entryObservations(statement, 'a Problem Observation', templatedOrBare(PROBLEM_OBSERVATION))) {
+      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, PROBLEM_LIST_ITEM), identifiers(observation));
     }
   },
 };
@@ -44,18 +44,14 @@ export const diagnosisSection: SectionMapper = {
   templates: [`${T}.2.24`, `${T}.2.43`, `${T}.2.34`, `${T}.2.35`, `${T}.2.36`],
   loincCodes: ['11535-2', '46241-6', '10219-4', '10218-6', '59769-0'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    const observations = statement.name === 'observation' ? [statement] : related(statement).filter((o) => o.name === 'observation');
-    if (!observations.length) {
-      throw new EntryMappingError(`a ${statement.name} without a Problem Observation`);
-    }
-    for (const observation of observations) {
-      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, 'encounter-diagnosis'), identifiers(observation));
+    for (const observation of entryObservations(statement, 'a Problem Observation')) {
+      ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, ENCOUNTER_DIAGNOSIS), identifiers(observation));
     }
   },
 };
 
 /** A Problem Observation as a Condition (also used for encounter diagnoses). */
-export function conditionFrom(observation: XmlElement, concern: XmlElement, narrative: XmlElement | undefined, patient: string, category: 'problem-list-item' | 'encounter-diagnosis'): Condition {
+export function conditionFrom(observation: XmlElement, concern: XmlElement, narrative: XmlElement | undefined, patient: string, category: Coding): Condition {
   const code = concept(observation.first('value'), narrative) ?? concept(observation.first('code'), narrative);
   if (!code) {
     throw new EntryMappingError('a Problem Observation without a coded or named problem (value)');
@@ -65,7 +61,7 @@ export function conditionFrom(observation: XmlElement, concern: XmlElement, narr
   const condition: Condition = {
     resourceType: 'Condition',
     subject: { reference: patient },
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: category }] }],
+    category: [{ coding: [category] }],
     code,
     verificationStatus: { coding: [{ system: VERIFICATION, code: refuted ? 'refuted' : 'confirmed' }] },
     clinicalStatus: clinicalStatus(observation, concern, !!when?.end),

@@ -1,4 +1,4 @@
-import type { CcdaContext } from './ccda-context.js';
+import { EntryMappingError, type CcdaContext } from './ccda-context.js';
 import type { XmlElement } from './xml-element.js';
 
 /** What a section mapper gets for one entry: the entry's clinical statement and the section around it. */
@@ -35,6 +35,20 @@ export function related(statement: XmlElement, ...templates: string[]): XmlEleme
     .map(statementOf)
     .filter((s): s is XmlElement => !!s && (!templates.length || s.hasTemplate(...templates)));
 }
+
+/**
+ * The observations an entry records: the entry itself when it is an observation, else the observations
+ * inside its act (a concern, a diagnosis) that `accept` takes; none is an EntryMappingError naming `what`.
+ */
+export function entryObservations(statement: XmlElement, what: string, accept: (observation: XmlElement) => boolean = () => true): XmlElement[] {
+  if (statement.name === 'observation') return [statement];
+  const observations = related(statement).filter((o) => o.name === 'observation' && accept(o));
+  if (!observations.length) throw new EntryMappingError(`a ${statement.name} without ${what}`);
+  return observations;
+}
+
+/** An observation of this template, or of none (senders that leave templateIds out). */
+export const templatedOrBare = (template: string) => (observation: XmlElement): boolean => observation.hasTemplate(template) || !observation.templates().length;
 
 export function negated(statement: XmlElement): boolean {
   return statement.attr('negationInd') === 'true';
