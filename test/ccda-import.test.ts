@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
+import { dateTime } from '../src/ccda/cda-values.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
@@ -95,6 +96,20 @@ function entryCodes(kind: Kind, entry: any): string[] {
 const XXE = `<?xml version="1.0"?>
 <!DOCTYPE ClinicalDocument [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
 <ClinicalDocument xmlns="urn:hl7-org:v3"><title>&secret;</title></ClinicalDocument>`;
+
+describe('C-CDA timestamps (TS) to FHIR', () => {
+  it('keeps the precision sent, cuts a time without a zone to its date, and leaves out dates and times that do not exist', () => {
+    assert.equal(dateTime('2012'), '2012');
+    assert.equal(dateTime('20120806'), '2012-08-06');
+    assert.equal(dateTime('201208061030-0500'), '2012-08-06T10:30:00-05:00');
+    assert.equal(dateTime('201208061030'), '2012-08-06', 'no zone: the date only');
+    assert.equal(dateTime('20240229'), '2024-02-29');
+    assert.equal(dateTime('20230229'), undefined, 'no 29 February in 2023');
+    assert.equal(dateTime('20130431'), undefined, 'no 31 April');
+    assert.equal(dateTime('201304302500-0500'), undefined, 'hour 25');
+    assert.equal(dateTime('2013-04-30'), undefined, 'not the TS format');
+  });
+});
 
 for (const backend of BACKENDS) {
   describe(`C-CDA import (${backend})`, () => {

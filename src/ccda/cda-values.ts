@@ -1,4 +1,5 @@
 import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity } from '@medplum/fhirtypes';
+import { isRealTimestamp } from '../fhir/calendar.js';
 import type { XmlElement } from './xml-element.js';
 
 /** Code systems C-CDA names by OID that FHIR names by URI (others stay `urn:oid:`). */
@@ -83,13 +84,13 @@ function referencedText(element: XmlElement | undefined, narrative?: XmlElement)
 /**
  * An HL7 v3 TS ("20120806", "201208061030-0500", "20120806103015.123+0100") as a FHIR date or dateTime.
  * FHIR requires a time zone with a time: a time without one is cut to the date, which loses nothing false.
+ * A date that does not exist (31 April) or a time past 23:59:59 is left out (undefined), as in HL7 v2.
  */
 export function dateTime(value: string | undefined): string | undefined {
   const m = value && /^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?)?([+-]\d{4}|Z)?$/.exec(value.trim());
   if (!m) return undefined;
   const [, year, month, day, hour, minute, second, zone] = m;
-  if (month && (Number(month) < 1 || Number(month) > 12)) return undefined;
-  if (day && (Number(day) < 1 || Number(day) > 31)) return undefined;
+  if (!isRealTimestamp(year, month, day, hour, minute, second)) return undefined;
   let date = year;
   if (month) date += `-${month}`;
   if (month && day) date += `-${day}`;

@@ -1,3 +1,4 @@
+import { isRealTimestamp } from '../fhir/calendar.js';
 import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Quantity } from '@medplum/fhirtypes';
 import type { V2Segment } from './message-reader.js';
 
@@ -169,10 +170,7 @@ export function dateTime(text: string): string | undefined {
     return undefined;
   }
   const [, y, mo, d, h, mi, sec, frac, tz] = m;
-  if ((mo && (+mo < 1 || +mo > 12)) || (h && +h > 23) || (mi && +mi > 59) || (sec && +sec > 59)) {
-    return undefined;
-  }
-  if (d && (+d < 1 || +d > new Date(Date.UTC(+y, +mo, 0)).getUTCDate())) {
+  if (!isRealTimestamp(y, mo, d, h, mi, sec)) {
     return undefined;
   }
   if (!mo) return y;
