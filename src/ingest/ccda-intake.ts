@@ -5,7 +5,7 @@ import { addDocumentResources, mapSections } from '../ccda/document-mapper.js';
 import { DEFAULT_MAX_XML_BYTES, parseSecureXml, UnsafeXmlError } from '../ccda/secure-xml.js';
 import type { XmlElement } from '../ccda/xml-element.js';
 import { FhirError } from '../fhir/outcome.js';
-import { MessageLog, messageDigest, type LoggedMessage } from '../messages/message-log.js';
+import { MessageLog, type LoggedMessage } from '../messages/message-log.js';
 import { participantById, type Participant } from '../participants/participants.js';
 import { processBundle } from '../server/bundle-processor.js';
 import { findByCriteria } from '../server/crud.js';
@@ -69,14 +69,9 @@ export class CcdaIntake {
 
   /** Applies every document stored but not processed (a crash between receiving and applying). */
   async recover(): Promise<number> {
-    let recovered = 0;
-    for (const m of await this.log.unfinished()) {
-      if (m.format === 'ccda') {
-        await this.replay(m.id);
-        recovered++;
-      }
-    }
-    return recovered;
+    const unfinished = await this.log.unfinished('ccda');
+    for (const m of unfinished) await this.replay(m.id);
+    return unfinished.length;
   }
 
   private async apply(id: string, xml: string, participant: Participant): Promise<CcdaImportResult> {
@@ -100,13 +95,12 @@ export class CcdaIntake {
         const warnings: string[] = person.warning ? [person.warning] : [];
         if (documentKey) {
           await tx.sql.lock(`ccda:${participant.id}:${documentKey}`);
-          const earlier = await log.processedControlId(participant.id, documentKey, id);
-          const original = earlier.find((e) => e.digest === messageDigest(xml));
+          const { original, reusedBy } = await log.earlierUse(participant.id, documentKey, id, xml);
           if (original) {
             await log.finish(id, 'duplicate', { error: `the same document was imported before as message ${original.id}`, resources: original.resources, patient: original.patient });
             return { messageId: id, status: 'duplicate' as const, warnings: [], resources: original.resources, patient: original.patient };
           }
-          if (earlier.length) warnings.push(`the document id ${header.id?.value} was used before by message ${earlier[0].id} with other content: stored as another document`);
+          if (reusedBy) warnings.push(`the document id ${header.id?.value} was used before by message ${reusedBy.id} with other content: stored as another document`);
         }
         const patient = await filePatient(tx, person);
         ctx = new CcdaContext(participant, { reference: patient.reference }, id);

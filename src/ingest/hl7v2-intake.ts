@@ -4,7 +4,7 @@ import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v
 import { MappingError } from '../hl7v2/mapping-context.js';
 import { mapV2Message, type MappedMessage } from '../hl7v2/message-mapper.js';
 import { MalformedMessageError, V2Message } from '../hl7v2/message-reader.js';
-import { MessageLog, messageDigest, type LoggedMessage } from '../messages/message-log.js';
+import { MessageLog, type LoggedMessage } from '../messages/message-log.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { Stewardship } from '../mpi/stewardship.js';
 import { participantById, participantForHl7, type Participant } from '../participants/participants.js';
@@ -104,14 +104,9 @@ export class Hl7v2Intake {
 
   /** Applies every message stored but not processed (a crash between receiving and applying). */
   async recover(): Promise<number> {
-    let recovered = 0;
-    for (const m of await this.log.unfinished()) {
-      if (m.format === 'hl7v2') {
-        await this.replay(m.id);
-        recovered++;
-      }
-    }
-    return recovered;
+    const unfinished = await this.log.unfinished('hl7v2');
+    for (const m of unfinished) await this.replay(m.id);
+    return unfinished.length;
   }
 
   private async apply(id: string, raw: string, message: V2Message, participant: Participant): Promise<IntakeResult> {
@@ -121,16 +116,14 @@ export class Hl7v2Intake {
         // Two copies of one message on two connections: the second waits here and finds the first.
         await tx.sql.lock(`hl7v2:${participant.id}:${message.controlId}`);
         const log = new MessageLog(tx.sql);
-        const earlier = await log.processedControlId(participant.id, message.controlId, id);
-        const digest = messageDigest(raw);
-        const original = earlier.find((e) => e.digest === digest);
+        const { original, reusedBy } = await log.earlierUse(participant.id, message.controlId, id, raw);
         if (original) {
           await log.finish(id, 'duplicate', { error: `retransmission of message ${original.id} (control id ${message.controlId})`, resources: original.resources, patient: original.patient });
           return 'duplicate' as const;
         }
         mapped = mapV2Message(message, participant, id);
-        if (earlier.length) {
-          mapped.warnings.push(`control id ${message.controlId} was used before by message ${earlier[0].id} with other content: applied as a new message`);
+        if (reusedBy) {
+          mapped.warnings.push(`control id ${message.controlId} was used before by message ${reusedBy.id} with other content: applied as a new message`);
         }
         stampMessageSource(mapped.bundle, id);
         const response = await processBundle(tx, systemRequest(mapped.bundle), dispatch);

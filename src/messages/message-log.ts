@@ -122,16 +122,20 @@ export class MessageLog {
   }
 
   /**
-   * The earlier message of this sender with this control id that was applied, if any: the first is the
-   * original when `raw` is the same text (a retransmission), else the control id was reused for another
-   * message (a sender's fault: that message is applied, with a warning).
+   * What this sender's earlier applied messages with the same control id (HL7 MSH-10, a document's id)
+   * say about `raw`: `original`, the one with the same text (this is a retransmission, not to be applied
+   * again), else `reusedBy`, the first with other content (the sender reused the id: this message is
+   * applied, with a warning).
    */
-  async processedControlId(participantId: string, controlId: string, exceptId: string): Promise<LoggedMessage[]> {
+  async earlierUse(participantId: string, controlId: string, exceptId: string, raw: string): Promise<{ original?: LoggedMessage; reusedBy?: LoggedMessage }> {
     const rows = await this.sql.query<MessageRow>(
       `SELECT ${COLUMNS} FROM message WHERE participant_id = ? AND control_id = ? AND status = 'processed' AND id <> ? ORDER BY id LIMIT 100`,
       [participantId, controlId, exceptId],
     );
-    return rows.map(toMessage);
+    const earlier = rows.map(toMessage);
+    const digest = messageDigest(raw);
+    const original = earlier.find((e) => e.digest === digest);
+    return original ? { original } : { reusedBy: earlier[0] };
   }
 
   async get(id: string): Promise<LoggedMessage | undefined> {
@@ -168,8 +172,8 @@ export class MessageLog {
   }
 
   /** Messages stored but never processed: the process stopped between receiving and applying them. */
-  async unfinished(limit = 1000): Promise<LoggedMessage[]> {
-    const rows = await this.sql.query<MessageRow>(`SELECT ${COLUMNS} FROM message WHERE status = 'received' ORDER BY id LIMIT ?`, [limit]);
+  async unfinished(format: string, limit = 1000): Promise<LoggedMessage[]> {
+    const rows = await this.sql.query<MessageRow>(`SELECT ${COLUMNS} FROM message WHERE status = 'received' AND format = ? ORDER BY id LIMIT ?`, [format, limit]);
     return rows.map(toMessage);
   }
 }
