@@ -140,7 +140,7 @@ export class MatchModel {
  * pairs this keeps out of the queue, 923 were two people (twins, households) and 144 one person.
  */
 function contradicts(v: ComparisonVector): boolean {
-  return v.firstName === 'different' || v.ssn === 'different' || v.suffix === 'different' || v.gender === 'different' || v.birthDate === 'different';
+  return v.firstName === 'different' || memberConflicts(v).length > 0;
 }
 
 /**
