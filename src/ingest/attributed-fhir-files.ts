@@ -1,13 +1,11 @@
-import { createReadStream, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Bundle } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
 import type { Participant } from '../participants/participants.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
-import { asTransaction, NDJSON_CHUNK, toBundle, type ImportSummary } from './fhir-files.js';
+import { asTransaction, ndjsonChunks, readResourceFile, toBundle, type ImportSummary } from './fhir-files.js';
 import { systemRequest } from './system-request.js';
 
 /**
@@ -36,21 +34,12 @@ export async function importFhirFilesAsParticipant(repo: Repository, files: stri
   };
   for (const file of files) {
     if (extname(file).toLowerCase() === '.json') {
-      let doc: Resource | undefined;
-      try {
-        doc = JSON.parse(readFileSync(file, 'utf8')) as Resource;
-      } catch (err) {
-        summary.errors.push({ file, message: `Malformed JSON: ${(err as Error).message}` });
-      }
-      if (doc && typeof doc.resourceType === 'string') {
-        const outcome = await send(toBundle(doc));
-        if ('error' in outcome) summary.errors.push({ file, message: outcome.error });
-        else {
-          summary.resources += outcome.stored;
-          for (const r of outcome.refused) summary.errors.push({ file, entry: r.entry, message: r.message });
-        }
-      } else if (doc) {
-        summary.errors.push({ file, message: 'Not a FHIR resource: no resourceType' });
+      const doc = readResourceFile(file, summary.errors);
+      const outcome = doc && (await send(toBundle(doc)));
+      if (outcome && 'error' in outcome) summary.errors.push({ file, message: outcome.error });
+      else if (outcome) {
+        summary.resources += outcome.stored;
+        for (const r of outcome.refused) summary.errors.push({ file, entry: r.entry, message: r.message });
       }
     } else {
       await importNdjsonAsParticipant(file, summary, send);
@@ -65,33 +54,16 @@ export async function importFhirFilesAsParticipant(repo: Repository, files: stri
 type Sent = { stored: number; refused: { entry: number; message: string }[] } | { error: string };
 
 async function importNdjsonAsParticipant(file: string, summary: ImportSummary, send: (bundle: Bundle) => Promise<Sent>): Promise<void> {
-  let chunk: { resource: Resource; line: number }[] = [];
-  let lineNo = 0;
-  const flush = async () => {
-    const lines = chunk;
-    chunk = [];
-    if (!lines.length) return;
+  for await (const lines of ndjsonChunks(file, summary.errors)) {
     const outcome = await send(asTransaction(lines));
     if (!('error' in outcome)) {
       summary.resources += outcome.stored;
-      return;
+      continue;
     }
     for (const { resource, line } of lines) {
       const single = await send(asTransaction([{ resource }]));
       if ('error' in single) summary.errors.push({ file, line, message: single.error });
       else summary.resources += single.stored;
     }
-  };
-  for await (const text of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
-    lineNo++;
-    if (!text.trim()) continue;
-    try {
-      chunk.push({ resource: JSON.parse(text) as Resource, line: lineNo });
-    } catch (err) {
-      summary.errors.push({ file, line: lineNo, message: `Malformed JSON: ${(err as Error).message}` });
-      continue;
-    }
-    if (chunk.length >= NDJSON_CHUNK) await flush();
   }
-  await flush();
 }

@@ -27,7 +27,7 @@ export interface ImportProgress {
   onProgress?: (doneBytes: number, resources: number) => void;
 }
 
-export const NDJSON_CHUNK = 500;
+const NDJSON_CHUNK = 500;
 
 export const FHIR_FILE_EXTENSIONS = ['.json', '.ndjson', '.jsonl'];
 
@@ -90,33 +90,49 @@ function record(summary: ImportSummary, outcome: BundleOutcome, file: string, li
   }
 }
 
-async function importNdjson(writer: BundleGroupWriter, file: string, summary: ImportSummary, progress: () => void): Promise<void> {
-  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-  const failedChunks: { resource: Resource; line: number }[][] = [];
+/** A JSON file's resource, or undefined with the reason recorded (malformed JSON, no resourceType). */
+export function readResourceFile(file: string, errors: ImportError[]): Resource | undefined {
+  let doc: Resource | undefined;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    errors.push({ file, message: `Malformed JSON: ${(err as Error).message}` });
+    return undefined;
+  }
+  if (doc && typeof doc === 'object' && typeof doc.resourceType === 'string') {
+    return doc;
+  }
+  if (doc) errors.push({ file, message: 'Not a FHIR resource: no resourceType' });
+  return undefined;
+}
+
+/** An NDJSON file's resources, NDJSON_CHUNK lines at a time, with their line numbers; a malformed line is recorded and skipped. */
+export async function* ndjsonChunks(file: string, errors: ImportError[]): AsyncGenerator<{ resource: Resource; line: number }[]> {
   let chunk: { resource: Resource; line: number }[] = [];
   let lineNo = 0;
-  const queue = async (): Promise<void> => {
-    const lines = chunk;
-    chunk = [];
-    if (lines.length) {
-      await writer.add(asTransaction(lines), (outcome) => ('error' in outcome ? failedChunks.push(lines) : record(summary, outcome, file)));
-      progress();
-    }
-  };
-  for await (const text of lines) {
+  for await (const text of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
     lineNo++;
     if (!text.trim()) continue;
     try {
       chunk.push({ resource: JSON.parse(text), line: lineNo });
     } catch (err) {
-      summary.errors.push({ file, line: lineNo, message: `Malformed JSON: ${(err as Error).message}` });
+      errors.push({ file, line: lineNo, message: `Malformed JSON: ${(err as Error).message}` });
       continue;
     }
     if (chunk.length >= NDJSON_CHUNK) {
-      await queue();
+      yield chunk;
+      chunk = [];
     }
   }
-  await queue();
+  if (chunk.length) yield chunk;
+}
+
+async function importNdjson(writer: BundleGroupWriter, file: string, summary: ImportSummary, progress: () => void): Promise<void> {
+  const failedChunks: { resource: Resource; line: number }[][] = [];
+  for await (const lines of ndjsonChunks(file, summary.errors)) {
+    await writer.add(asTransaction(lines), (outcome) => ('error' in outcome ? failedChunks.push(lines) : record(summary, outcome, file)));
+    progress();
+  }
   await writer.flush();
   // One bad line must not sink the good ones of its chunk: write that chunk again line by line.
   for (const failed of failedChunks) {
@@ -140,18 +156,9 @@ export async function importFiles(
   let doneBytes = 0;
   for (const file of files) {
     const size = statSync(file).size;
-    if (extname(file) === '.json') {
-      let doc: Resource | undefined;
-      try {
-        doc = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (err) {
-        summary.errors.push({ file, message: `Malformed JSON: ${(err as Error).message}` });
-      }
-      if (doc && typeof doc === 'object' && typeof doc.resourceType === 'string') {
-        await writer.add(toBundle(doc), (outcome) => record(summary, outcome, file));
-      } else if (doc) {
-        summary.errors.push({ file, message: 'Not a FHIR resource: no resourceType' });
-      }
+    if (extname(file).toLowerCase() === '.json') {
+      const doc = readResourceFile(file, summary.errors);
+      if (doc) await writer.add(toBundle(doc), (outcome) => record(summary, outcome, file));
     } else {
       await importNdjson(writer, file, summary, () => progress.onProgress?.(doneBytes, summary.resources));
     }
