@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CcdaContext } from '../src/ccda/ccda-context.js';
 import { readHeader, readPatient } from '../src/ccda/document-header.js';
-import { addDocumentResources, mapSections } from '../src/ccda/document-mapper.js';
+import { mapDocument } from '../src/ccda/document-mapper.js';
 import { parseSecureXml } from '../src/ccda/secure-xml.js';
 import { buildAck } from '../src/hl7v2/acknowledgement.js';
 import { V2Message } from '../src/hl7v2/message-reader.js';
@@ -124,7 +124,7 @@ function convertOnly(documents: string[], participant: Participant): { seconds: 
     const header = readHeader(root);
     readPatient(root, participant);
     const ctx = new CcdaContext(participant, { reference: 'Patient/x' }, 'bench');
-    addDocumentResources(ctx, header, text, mapSections(ctx, root), root);
+    mapDocument(ctx, header, text, root);
     ctx.tx.bundle();
     latencies.push(performance.now() - t);
   }

@@ -33,10 +33,10 @@ export function mapperFor(section: XmlElement): SectionMapper | undefined {
 /**
  * Every section of a structured body, entry by entry: an entry that cannot be mapped is reported as a
  * warning and skipped, never failing the document (its narrative stays in the Composition and the
- * stored original). Sections Tessera has no mapper for (plan of treatment, history of present illness,
- * assessment...) are notes: their narrative becomes the Composition section's text.
+ * stored original). Sections Tessera has no mapper for (history of present illness, assessment...) are
+ * notes: their narrative becomes the Composition section's text.
  */
-export function mapSections(ctx: CcdaContext, root: XmlElement): CompositionSection[] {
+function mapSections(ctx: CcdaContext, root: XmlElement): CompositionSection[] {
   const body = root.first('component/structuredBody');
   return body ? body.all('component/section').map((s) => mapSection(ctx, s)).filter((s): s is CompositionSection => !!s) : [];
 }
@@ -82,10 +82,12 @@ function mapSection(ctx: CcdaContext, section: XmlElement): CompositionSection |
 }
 
 /**
- * The document itself: the original XML as a Binary, a DocumentReference to it (what document
- * registries and MHD clients query), and a Composition whose sections list what each section became.
+ * A document into `ctx`'s transaction: its sections' entries (mapSections), and the document itself: the
+ * original XML as a Binary, a DocumentReference to it (what document registries and MHD clients query),
+ * and a Composition whose sections list what each section became.
  */
-export function addDocumentResources(ctx: CcdaContext, header: DocumentHeader, xml: string, sections: CompositionSection[], root: XmlElement, replaces?: Reference<DocumentReference>): void {
+export function mapDocument(ctx: CcdaContext, header: DocumentHeader, xml: string, root: XmlElement, replaces?: Reference<DocumentReference>): void {
+  const sections = mapSections(ctx, root);
   // Each document is stored anew: ClinicalDocument/id names one immutable document (an exact resend is
   // a duplicate message), and a new version of it comes with a new id and a relatedDocument. The ids
   // follow the logged message, so a replay of the message rewrites the same three resources.

@@ -1,7 +1,7 @@
 import type { Bundle, DocumentReference, Identifier } from '@medplum/fhirtypes';
 import { CcdaContext } from '../ccda/ccda-context.js';
 import { CcdaDocumentError, readHeader, readPatient, type DocumentHeader, type DocumentPatient } from '../ccda/document-header.js';
-import { addDocumentResources, mapSections } from '../ccda/document-mapper.js';
+import { mapDocument } from '../ccda/document-mapper.js';
 import { DEFAULT_MAX_XML_BYTES, parseSecureXml, UnsafeXmlError } from '../ccda/secure-xml.js';
 import type { XmlElement } from '../ccda/xml-element.js';
 import { FhirError } from '../fhir/outcome.js';
@@ -107,8 +107,7 @@ export class CcdaIntake {
         ctx.warnings.push(...warnings);
         const replaced = header.replaces && (await supersede(tx, header.replaces, patient.reference));
         if (header.replaces && !replaced) ctx.warn(`the document replaces ${header.replaces.value}, which was never received`);
-        const sections = mapSections(ctx, root);
-        addDocumentResources(ctx, header, xml, sections, root, replaced ? { reference: replaced.split('/_history/')[0] } : undefined);
+        mapDocument(ctx, header, xml, root, replaced ? { reference: replaced.split('/_history/')[0] } : undefined);
         const bundle = ctx.tx.bundle();
         stampMessageSource(bundle, id);
         const response = await processBundle(tx, systemRequest(bundle), dispatch);
