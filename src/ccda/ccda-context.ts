@@ -5,13 +5,6 @@ import type { Participant } from '../participants/participants.js';
 /** An entry the mappers could not convert: the section and entry are named in the warning; the narrative keeps it. */
 export class EntryMappingError extends Error {}
 
-/** A resource mapped from one entry, and the section it came from (for the Composition). */
-export interface MappedEntry {
-  section: string;
-  reference: Reference;
-  resourceType: string;
-}
-
 /**
  * What the section mappers share: the patient the document is about, the transaction being built, and
  * the warnings. A resource with an entry id (C-CDA `id`, globally unique by design) is written as a
@@ -22,7 +15,8 @@ export interface MappedEntry {
 export class CcdaContext {
   readonly tx = new TransactionBuilder();
   readonly warnings: string[] = [];
-  readonly mapped: MappedEntry[] = [];
+  /** References to every resource added, in order: the Composition's sections list theirs. */
+  readonly mapped: Reference[] = [];
   private readonly usedIdentifiers = new Set<string>();
   private readonly sharedIdentifiers = new Set<string>();
   private unkeyed = 0;
@@ -64,7 +58,7 @@ export class CcdaContext {
       // replay of the message rewrites this resource instead of adding another.
       reference = this.tx.put({ ...resource, id: `ccda-${this.messageId}-${++this.unkeyed}` });
     }
-    this.mapped.push({ section, reference, resourceType: resource.resourceType });
+    this.mapped.push(reference);
     return reference;
   }
 }

@@ -73,7 +73,7 @@ function mapSection(ctx: CcdaContext, section: XmlElement): CompositionSection |
   const code = concept(section.first('code'));
   if (code) result.code = code;
   if (lines.length) result.text = narrative(lines);
-  const refs: Reference[] = ctx.mapped.slice(before).map((m) => m.reference);
+  const refs: Reference[] = ctx.mapped.slice(before);
   if (refs.length) result.entry = refs;
   const subsections = section.all('component/section').map((s) => mapSection(ctx, s)).filter((s): s is CompositionSection => !!s);
   if (subsections.length) result.section = subsections;
