@@ -13,8 +13,7 @@
 import { arg } from './args.js';
 import { Hl7Message } from '@medplum/core';
 import { Hl7Client } from '@medplum/hl7';
-import { cpus, totalmem } from 'node:os';
-import { execSync } from 'node:child_process';
+import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,13 +169,6 @@ async function main(): Promise<void> {
   }
   cleanup();
 
-  let commit = 'unknown';
-  try {
-    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
-  } catch {
-    // not a checkout
-  }
-  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const row = (label: string, r: { seconds: number; latencies: number[]; notAA: number }) => {
     const p = percentiles(r.latencies);
     return `| ${label} | ${Math.round(r.latencies.length / r.seconds)} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} | ${r.notAA} |`;

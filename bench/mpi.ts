@@ -18,8 +18,7 @@
 import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { execSync } from 'node:child_process';
+import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { createClient } from '../src/security/clients.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { rebuildIndex } from '../src/mpi/rebuild.js';
@@ -303,13 +302,6 @@ async function main(): Promise<void> {
   const priors = await evaluateModel(undefined, TRAIN);
   const trained = priors.trained && (await evaluateModel(priors.trained, false));
 
-  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  let commit = 'unknown';
-  try {
-    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
-  } catch {
-    // not a checkout
-  }
   const summary = (e: Evaluation) => ({ loadSeconds: e.loaded.seconds, scores: e.scores, review: e.review, queue: e.queue, match: e.match, rebuild: e.rebuild });
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(

@@ -8,8 +8,7 @@
 import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { execSync } from 'node:child_process';
+import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { createClient } from '../src/security/clients.js';
 import { processBundle } from '../src/server/bundle-processor.js';
 import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
@@ -174,13 +173,6 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   return { backend, resources: loaded.resources, ingestSeconds: loaded.seconds, ingestRate, analyzeSeconds, raw, results, everythingSize, loaderPeakRss, serverPeakRss };
 }
 
-const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-let commit = 'unknown';
-try {
-  commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
-} catch {
-  // not a checkout
-}
 mkdirSync('bench/results', { recursive: true });
 console.log(`# Tessera benchmark ${new Date().toISOString().slice(0, 10)}, commit ${commit}\n\nMachine: ${machine}\n`);
 for (const backend of BACKENDS) {
