@@ -5,11 +5,23 @@
  */
 export type SqlValue = string | number | null;
 
+/** Rows for one table: what `insertRowSets` writes, several tables at a time. */
+export interface RowSet {
+  table: string;
+  columns: readonly string[];
+  rows: SqlValue[][];
+}
+
 export interface SqlExecutor {
   query<T = Record<string, unknown>>(sql: string, params?: SqlValue[]): Promise<T[]>;
   run(sql: string, params?: SqlValue[]): Promise<number>;
   /** Inserts many rows into one table, as fast as the driver allows (prepared loop, multi-row VALUES). */
   insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void>;
+  /**
+   * Inserts rows into several tables (a resource and its index rows). PostgreSQL sends the small sets as
+   * one statement, so a write costs one round trip rather than one per table.
+   */
+  insertRowSets(sets: RowSet[]): Promise<void>;
   /**
    * Serialises writers that share a key until the transaction ends (conditional create, MPI). Several
    * keys are taken in the order given, in one round trip: callers that take several sort them, so that

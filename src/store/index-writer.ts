@@ -1,6 +1,6 @@
 import type { IndexRows } from '../search/index-values.js';
 import { fhirError } from '../fhir/outcome.js';
-import type { Dialect, SqlExecutor, SqlValue } from './database.js';
+import type { Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { INDEX_ROWS_PER_RESOURCE } from './schema.js';
 
 /** Index tables and their columns after (type, id), in the order IndexRows holds them. */
@@ -91,8 +91,9 @@ export async function deleteIndexRows(tx: SqlExecutor, dialect: Dialect, rks: nu
   }
 }
 
-/** Writes the index rows of many resources, one batched insert per index table. */
-export async function insertIndexRows(tx: SqlExecutor, resources: IndexedResource[]): Promise<void> {
+/** The index and compartment rows of many resources, one set per table. */
+export function indexRowSets(resources: IndexedResource[]): RowSet[] {
+  const sets: RowSet[] = [];
   for (const kind of INDEX_KINDS) {
     const { table, columns } = INDEX_TABLES[kind];
     const batch: SqlValue[][] = [];
@@ -104,14 +105,15 @@ export async function insertIndexRows(tx: SqlExecutor, resources: IndexedResourc
         batch.push([base + n, r.type, r.id, ...(rows[n] as SqlValue[])]);
       }
     }
-    await tx.insertRows(table, ['rid', 'type', 'id', ...columns], batch);
+    sets.push({ table, columns: ['rid', 'type', 'id', ...columns], rows: batch });
   }
   const compartmentRows: SqlValue[][] = [];
   for (const r of resources) {
     const base = rowIdBase(r.rk);
     r.rows.compartment.forEach((patientId, n) => compartmentRows.push([base + n, patientId, r.type, r.id]));
   }
-  await tx.insertRows('compartment', ['rid', 'patient_id', 'type', 'id'], compartmentRows);
+  sets.push({ table: 'compartment', columns: ['rid', 'patient_id', 'type', 'id'], rows: compartmentRows });
+  return sets;
 }
 
 function checkRowCount(r: IndexedResource, kind: string, count: number): void {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Dialect, SqlExecutor, SqlValue } from './database.js';
+import type { Database, Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
 
 const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION' };
@@ -30,6 +30,12 @@ function toPg(sql: string): string {
 
 const MAX_PARAMS = 60_000;
 
+/** A multi-row INSERT with numbered placeholders, appending its values to `params`. */
+function insertStatement({ table, columns, rows }: RowSet, params: SqlValue[]): string {
+  const tuples = rows.map((row) => `(${row.map((value) => `$${params.push(value)}`).join(',')})`);
+  return `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`;
+}
+
 class PgExecutor implements SqlExecutor {
   constructor(
     private readonly client: pg.Pool | pg.PoolClient,
@@ -51,17 +57,25 @@ class PgExecutor implements SqlExecutor {
     }
     const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
     for (let start = 0; start < rows.length; start += perStatement) {
-      const chunk = rows.slice(start, start + perStatement);
       const params: SqlValue[] = [];
-      const tuples = chunk.map((row) => {
-        const placeholders = row.map((value) => {
-          params.push(value);
-          return `$${params.length}`;
-        });
-        return `(${placeholders.join(',')})`;
-      });
-      await this.client.query(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, params);
+      await this.client.query(insertStatement({ table, columns, rows: rows.slice(start, start + perStatement) }, params), params);
     }
+  }
+
+  async insertRowSets(sets: RowSet[]): Promise<void> {
+    const nonEmpty = sets.filter((s) => s.rows.length);
+    const small = nonEmpty.filter((s) => s.rows.length < COPY_MIN_ROWS);
+    const values = small.reduce((n, s) => n + s.rows.length * s.columns.length, 0);
+    if (small.length > 1 && values <= MAX_PARAMS) {
+      // One statement: each INSERT but the last in a data-modifying CTE (all run, whether or not read).
+      const params: SqlValue[] = [];
+      const statements = small.map((s) => insertStatement(s, params));
+      const last = statements.pop();
+      await this.client.query(`WITH ${statements.map((sql, i) => `w${i} AS (${sql})`).join(', ')} ${last}`, params);
+      for (const s of nonEmpty.filter((s) => !small.includes(s))) await this.insertRows(s.table, s.columns, s.rows);
+      return;
+    }
+    for (const s of nonEmpty) await this.insertRows(s.table, s.columns, s.rows);
   }
 
   async lock(...keys: string[]): Promise<void> {
@@ -124,6 +138,10 @@ export class PostgresDatabase implements Database {
 
   insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
     return this.transaction((tx) => tx.insertRows(table, columns, rows));
+  }
+
+  insertRowSets(sets: RowSet[]): Promise<void> {
+    return this.transaction((tx) => tx.insertRowSets(sets));
   }
 
   async lock(): Promise<void> {

@@ -4,7 +4,7 @@ import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
 import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
-import { deleteIndexRows, insertIndexRows, type IndexedResource } from './index-writer.js';
+import { deleteIndexRows, indexRowSets, type IndexedResource } from './index-writer.js';
 import { allocateResourceKeys } from './resource-key.js';
 import { newResourceId } from './resource-id.js';
 
@@ -447,10 +447,9 @@ export class Repository {
     );
   }
 
-  /** New current rows and the index rows of new and updated resources, each table in one batched insert. */
+  /** New current rows and the index rows of new and updated resources, each table in one batched insert (on PostgreSQL, one statement for all). */
   private async insertVersions(currentRows: SqlValue[][], indexed: IndexedResource[]): Promise<void> {
-    await this.sql.insertRows('resource', RESOURCE_COLUMNS, currentRows);
-    await insertIndexRows(this.sql, indexed);
+    await this.sql.insertRowSets([{ table: 'resource', columns: RESOURCE_COLUMNS, rows: currentRows }, ...indexRowSets(indexed)]);
   }
 }
 

@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type Database, type Dialect, Mutex, type SqlExecutor, type SqlValue } from './database.js';
+import { type Database, type Dialect, Mutex, type RowSet, type SqlExecutor, type SqlValue } from './database.js';
 
 const dialect: Dialect = { name: 'sqlite', forUpdate: '', bigint: 'INTEGER', double: 'REAL' };
 
@@ -60,6 +60,10 @@ class SqliteExecutor implements SqlExecutor {
     }
   }
 
+  async insertRowSets(sets: RowSet[]): Promise<void> {
+    for (const { table, columns, rows } of sets) await this.insertRows(table, columns, rows);
+  }
+
   async lock(): Promise<void> {
     // Writers are serialised by the database-wide write mutex already.
   }
@@ -98,6 +102,10 @@ export class SqliteDatabase implements Database {
 
   async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
     await this.transaction((tx) => tx.insertRows(table, columns, rows));
+  }
+
+  async insertRowSets(sets: RowSet[]): Promise<void> {
+    await this.transaction((tx) => tx.insertRowSets(sets));
   }
 
   async lock(): Promise<void> {}
