@@ -90,7 +90,9 @@ export class CcdaIntake {
     if (documentKey) await this.repo.sql.run('UPDATE message SET control_id = ?, message_type = ? WHERE id = ?', [documentKey, messageType(header), id]);
     let ctx: CcdaContext | undefined;
     try {
-      return await this.repo.transaction(async (tx) => {
+      return await this.repo.transaction(async (documentTx) => {
+        // Everything below fails or succeeds with the document: nested writes join its transaction.
+        const tx = documentTx.joined();
         const log = new MessageLog(tx.sql);
         const warnings: string[] = person.warning ? [person.warning] : [];
         if (documentKey) {

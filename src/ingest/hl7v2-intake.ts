@@ -112,7 +112,9 @@ export class Hl7v2Intake {
   private async apply(id: string, raw: string, message: V2Message, participant: Participant): Promise<IntakeResult> {
     let mapped: MappedMessage | undefined;
     try {
-      const outcome = await this.repo.transaction(async (tx) => {
+      const outcome = await this.repo.transaction(async (messageTx) => {
+        // Everything below fails or succeeds with the message (its own savepoint inside a batch): nested writes join it.
+        const tx = messageTx.joined();
         // Two copies of one message on two connections: the second waits here and finds the first.
         await tx.sql.lock(`hl7v2:${participant.id}:${message.controlId}`);
         const log = new MessageLog(tx.sql);
