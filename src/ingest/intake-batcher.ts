@@ -27,7 +27,9 @@ export class IntakeBatcher {
   submit(raw: string, channel: string): Promise<IntakeResult> {
     return new Promise<IntakeResult>((resolve, reject) => {
       this.queue.push({ raw, channel, resolve, reject });
-      this.draining ??= this.drain();
+      // Started once the I/O already waiting (other senders' messages) has been read and queued, so that it
+      // joins this batch: a transaction runs to its commit without yielding to I/O.
+      this.draining ??= new Promise<void>((started) => setImmediate(started)).then(() => this.drain());
     });
   }
 
