@@ -27,9 +27,10 @@ import { MllpListener } from '../src/hl7v2/mllp-listener.js';
 import { addParticipant, type Participant } from '../src/participants/participants.js';
 import { createTessera } from '../src/server/tessera.js';
 import { PostgresDatabase } from '../src/store/postgres.js';
-import { Random } from '../src/synthetic/random.js';
 import { BENCH_DATABASE_URL, benchConfig } from './config.js';
 import { fmt, percentiles } from './stats.js';
+import { message } from './hl7-messages.js';
+import { replayWrites, snapshotStore, SqliteWriteRecorder } from './sqlite-write-floor.js';
 
 
 const MESSAGES = Number(arg('messages', '2000'));
@@ -37,29 +38,6 @@ const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const CONNECTIONS = Number(arg('connections', '8'));
 const DOCUMENTS = Number(arg('documents', '340'));
 const SHARED_DATA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'data');
-const FAMILIES = ['Okafor', 'Lindqvist', 'Moreau', 'Tanaka', 'Brennan', 'Haddad', 'Novak', 'Castillo'];
-const GIVEN = ['Ada', 'Bram', 'Cleo', 'Dev', 'Esme', 'Farid', 'Greta', 'Hugo'];
-
-/** The i-th generated message: even i an admission, odd i a lab result for the same person. */
-function message(i: number, run: string): string {
-  const rnd = new Random(i);
-  const person = Math.floor(i / 2);
-  const mrn = `${run}-${person}`;
-  const pid = `PID|1||${mrn}^^^BENCHGEN^MR||${rnd.pick(FAMILIES)}${person}^${rnd.pick(GIVEN)}||19${rnd.int(40, 99)}0${rnd.int(1, 9)}1${rnd.int(0, 9)}|${rnd.pick(['M', 'F'])}|||${rnd.int(1, 999)} Elm St^^Springfield^MA^0${rnd.int(1000, 2799)}`;
-  const control = `${run}-${i}`;
-  if (i % 2 === 0) {
-    return [
-      `MSH|^~\\&|ADT|BENCHGEN|HIE|TESSERA|20261125120000||ADT^A01^ADT_A01|${control}|P|2.5.1`,
-      'EVN|A01|20261125120000',
-      pid,
-      `PV1|1|I|W${rnd.int(1, 9)}^${rnd.int(100, 499)}^A||||1234^Doe^Jan|||MED||||||||V${mrn}|||||||||||||||||||||||||20261125115500`,
-      `DG1|1||I10^Essential hypertension^I10|||A`,
-    ].join('\r');
-  }
-  const obx = Array.from({ length: 5 }, (_, k) => `OBX|${k + 1}|NM|${['2345-7^Glucose', '2160-0^Creatinine', '2951-2^Sodium', '2823-3^Potassium', '718-7^Hemoglobin'][k]}^LN||${rnd.int(1, 200)}|${['mg/dL', 'mg/dL', 'mmol/L', 'mmol/L', 'g/dL'][k]}|1-200|N|||F|||20261125110000`);
-  return [`MSH|^~\\&|LAB|BENCHGEN|HIE|TESSERA|20261125120500||ORU^R01^ORU_R01|${control}|P|2.5.1`, pid, `OBR|1||F-${control}|24323-8^Metabolic panel^LN|||20261125110000||||||||||||||||||F`, ...obx].join('\r');
-}
-
 async function sendAll(port: number, texts: string[], connections: number): Promise<{ seconds: number; latencies: number[]; notAA: number }> {
   const latencies: number[] = [];
   let notAA = 0;
@@ -139,12 +117,17 @@ async function main(): Promise<void> {
   const baselineN = await sendAll(echoPort, baselineTexts, CONNECTIONS);
   await echo.stop();
 
+  // Installed before the store opens, so that every statement Tessera prepares is seen.
+  const recorder = BACKEND === 'sqlite' ? new SqliteWriteRecorder() : undefined;
   const { config, cleanup } = benchConfig(BACKEND);
   const tessera = await createTessera({ ...config, mllpPort: 0 });
   await addParticipant(tessera.repo, { name: 'Bench General', mrnSystem: 'urn:example:benchgen:mrn', hl7Facility: 'BENCHGEN' });
   const port = (await tessera.startMllp()) as number;
   process.stderr.write(`[${BACKEND}] ${MESSAGES} messages on 1 connection\n`);
+  const snapshot = recorder && (await snapshotStore(join(config.dataDir, 'tessera.db')));
+  recorder?.start();
   const sequential = await sendAll(port, Array.from({ length: MESSAGES }, (_, i) => message(i, 'seq')), 1);
+  const recorded = recorder?.stop();
   process.stderr.write(`[${BACKEND}] ${MESSAGES} messages on ${CONNECTIONS} connections\n`);
   const concurrent = await sendAll(port, Array.from({ length: MESSAGES }, (_, i) => message(i, 'par')), CONNECTIONS);
   const [{ n: stored }] = await tessera.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM message WHERE status = 'processed'");
@@ -168,6 +151,10 @@ async function main(): Promise<void> {
     await pg.close();
   }
   cleanup();
+  // The storage floor: the rows the 1-connection series wrote, replayed alone (bench/sqlite-write-floor.ts).
+  const floor1 = snapshot && recorded && replayWrites(snapshot.file, recorded.transactions, 1);
+  const floorN = snapshot && recorded && replayWrites(snapshot.file, recorded.transactions, CONNECTIONS);
+  snapshot?.remove();
 
   const row = (label: string, r: { seconds: number; latencies: number[]; notAA: number }) => {
     const p = percentiles(r.latencies);
@@ -184,6 +171,16 @@ async function main(): Promise<void> {
   console.log(row(`baseline, ${CONNECTIONS} connections`, baselineN));
   console.log(row('Tessera, 1 connection', sequential));
   console.log(row(`Tessera, ${CONNECTIONS} connections`, concurrent));
+  if (floor1 && floorN && recorded) {
+    const perMessage = recorded.transactions.reduce((n, tx) => n + tx.length, 0) / recorded.transactions.length;
+    const floorRow = (label: string, r: { seconds: number; latencies: number[] }, perCommit: number) => {
+      const p = percentiles(r.latencies);
+      return `| ${label} | ${Math.round((r.latencies.length * perCommit) / r.seconds)} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} | - |`;
+    };
+    console.log(floorRow(`storage floor: the 1-connection series' ${perMessage.toFixed(1)} row writes per message replayed alone, a commit per message`, floor1, 1));
+    console.log(floorRow(`storage floor, ${CONNECTIONS} messages per commit`, floorN, CONNECTIONS));
+    if (recorded.rolledBack) console.log(`\n(${recorded.rolledBack} rollbacks during the series: the floor replays their writes too)`);
+  }
   const docRow = (label: string, r: { seconds: number; latencies: number[]; notProcessed: number }) => {
     const p = percentiles(r.latencies);
     return `| ${label} | ${(r.latencies.length / r.seconds).toFixed(1)} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} | ${r.notProcessed} |`;
