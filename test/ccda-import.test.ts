@@ -185,13 +185,58 @@ for (const backend of BACKENDS) {
       assert.ok(concerns.length >= 1);
     });
 
+    it('procedure-note, referral-note and CCD sections beyond the core ones are converted: findings, complications, indications, anesthesia, planned procedure, referral, nutrition, skin findings, advance directives', async () => {
+      const compositions = new Map<string, any>();
+      const compositionOf = async (file: string) => {
+        if (!compositions.has(file)) {
+          const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', file), 'utf8').replace('<title>', '<title>Sections check: ');
+          const res = await importDocument(text, participantToken);
+          assert.equal(res.status, 200, JSON.stringify(res.body));
+          assert.equal(res.body.parameter.find((p: any) => p.name === 'status').valueCode, 'processed', JSON.stringify(res.body).slice(0, 2000));
+          compositions.set(file, await s.fhir('GET', res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference.replace('DocumentReference', 'Composition')));
+        }
+        return compositions.get(file);
+      };
+      const sectionResources = async (file: string, title: string) => {
+        const composition = await compositionOf(file);
+        const walk = (sections: any[]): any[] => sections.flatMap((x: any) => [x, ...walk(x.section ?? [])]);
+        const section = walk(composition.body.section).find((x: any) => x.title.trim().toUpperCase() === title);
+        assert.ok(section?.entry, `${file}: section ${title} lists no converted entries`);
+        return (await Promise.all(section.entry.map((e: any) => s.fhir('GET', e.reference)))).map((r) => r.body);
+      };
+      const display = (c: any) => c?.coding?.[0]?.display;
+      const findings = await sectionResources('Procedure_Note_Procedure_Note.xml', 'PROCEDURE FINDINGS');
+      assert.deepEqual(findings.map((c) => [c.resourceType, display(c.code)]).sort(), [['Condition', 'Diverticulosis of sigmoid colon'], ['Condition', 'Internal hemorrhoids'], ['Condition', 'Sessile polyp']]);
+      assert.ok(findings.every((c) => c.category[0].coding[0].code === 'encounter-diagnosis'));
+      assert.deepEqual((await sectionResources('Procedure_Note_Procedure_Note.xml', 'COMPLICATIONS')).map((c) => display(c.code)), ['Asthma finding']);
+      assert.deepEqual((await sectionResources('Procedure_Note_Procedure_Note.xml', 'PROCEDURE INDICATIONS')).map((c) => display(c.code)), ['Painless rectal bleeding']);
+      const anesthesia = await sectionResources('Procedure_Note_Procedure_Note.xml', 'ANESTHESIA');
+      assert.ok(anesthesia.some((m) => m.resourceType === 'MedicationStatement' && /Propofol/.test(display(m.medicationCodeableConcept))), JSON.stringify(anesthesia));
+      const planned = await sectionResources('Procedure_Note_Procedure_Note.xml', 'PLANNED PROCEDURE');
+      assert.deepEqual(planned.map((r) => [r.resourceType, r.intent, display(r.code)]), [['ServiceRequest', 'plan', 'Colonic polypectomy']]);
+
+      const referrals = await sectionResources('Referral_Note_Referral_Note.xml', 'REASON FOR REFERRAL');
+      const referral = referrals.find((r) => display(r.code) === 'Patient referral for consultation');
+      assert.equal(referral?.resourceType, 'ServiceRequest', JSON.stringify(referrals));
+      assert.equal(referral.intent, 'order');
+      assert.equal(referral.priority, 'asap');
+      assert.equal(display(referral.orderDetail[0]), 'Full care by specialist');
+      const nutrition = await sectionResources('Referral_Note_Referral_Note.xml', 'NUTRITION SECTION');
+      assert.ok(nutrition.some((o) => o.resourceType === 'Observation' && display(o.code).trim() === 'Nutrition status' && display(o.valueCodeableConcept) === 'Well nourished'), JSON.stringify(nutrition));
+      const skin = await sectionResources('Referral_Note_Referral_Note.xml', 'SKIN, PHYSICAL FINDING');
+      assert.ok(skin.length >= 1 && skin.every((o) => o.resourceType === 'Observation' && o.category[0].coding[0].code === 'exam'), JSON.stringify(skin));
+
+      const directives = await sectionResources('CCD_CCD_1_CCD.xml', 'ADVANCE DIRECTIVES');
+      assert.ok(directives.length >= 1 && directives.every((o) => o.resourceType === 'Observation' && o.category[0].coding[0].code === '42348-3'), JSON.stringify(directives));
+    });
+
     it('a section with no mapping is kept as a note with a warning; the message log holds the document and its outcome', async () => {
       const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
       const warnings = outcome.issue.map((i: any) => i.diagnostics);
-      assert.ok(warnings.some((w: string) => /^MEDICAL EQUIPMENT: 3 entries were not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w: string) => /^INSURANCE PROVIDERS: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
       const messageId = res.body.parameter.find((p: any) => p.name === 'message').valueString;
       const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
       assert.equal(logged.status, 'processed');
@@ -200,9 +245,18 @@ for (const backend of BACKENDS) {
       assert.deepEqual(logged.warnings, warnings);
       const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
       const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      const insurance = composition.body.section.find((x: any) => x.title === 'INSURANCE PROVIDERS');
+      assert.match(insurance.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Good Health Insurance.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      assert.equal(insurance.entry, undefined);
+      // Medical equipment: each supplied device as a Device and the patient's DeviceUseStatement of it; the implant procedure as a Procedure.
       const equipment = composition.body.section.find((x: any) => x.title === 'MEDICAL EQUIPMENT');
-      assert.match(equipment.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Biliary Stent, May 5, 2013.*<\/div>$/s, 'the narrative of the unconverted section is kept');
-      assert.equal(equipment.entry, undefined);
+      const supplied = await Promise.all(equipment.entry.map((e: any) => s.fhir('GET', e.reference)));
+      const uses = supplied.filter((r) => r.body.resourceType === 'DeviceUseStatement').map((r) => r.body);
+      const devices = await Promise.all(uses.map((u) => s.fhir('GET', u.device.reference)));
+      assert.deepEqual(devices.map((d) => d.body.type.coding[0].display).sort(), ['cane', 'cardiac pacemaker, device (physical object)', 'upper gastrointestinal prosthesis (physical object)']);
+      assert.ok(devices.every((d) => d.body.patient.reference === uses[0].subject.reference));
+      assert.ok(supplied.some((r) => r.body.resourceType === 'Procedure' && r.body.code.coding[0].display === 'Placement of stent'), JSON.stringify(supplied.map((r) => r.body.resourceType)));
+      assert.ok(!warnings.some((w: string) => /^MEDICAL EQUIPMENT: .*not converted/.test(w)), warnings.join('\n'));
       // Family history is converted: one FamilyMemberHistory per relative, referenced from its section.
       const family = composition.body.section.find((x: any) => x.title === 'FAMILY HISTORY');
       const relative = await s.fhir('GET', family.entry[0].reference);

@@ -1,9 +1,10 @@
 import type { Goal, ServiceRequest } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
-import { concept, identifiers, instant, quantity } from './cda-values.js';
+import { concept, dateTime, identifiers, instant, quantity } from './cda-values.js';
 import { medicationSection } from './medications.js';
 import { conditionFrom, HEALTH_CONCERN } from './problems.js';
-import { entryObservations, negated, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { entryObservations, negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
 
@@ -57,8 +58,9 @@ export const healthConcernSection: SectionMapper = {
  */
 export const planOfTreatmentSection: SectionMapper = {
   kind: 'plan-of-treatment',
-  templates: [`${T}.2.10`],
-  loincCodes: ['18776-5'],
+  // The Planned Procedure section of procedure notes holds the same planned procedures.
+  templates: [`${T}.2.10`, `${T}.2.30`],
+  loincCodes: ['18776-5', '59772-4'],
   mapEntry(input: EntryInput) {
     const { ctx, statement, narrative, section } = input;
     if (statement.name === 'substanceAdministration') {
@@ -77,6 +79,49 @@ export const planOfTreatmentSection: SectionMapper = {
       subject: { reference: ctx.patient.reference as string },
       ...(ids.length ? { identifier: ids } : {}),
       ...(when ? { occurrenceDateTime: when } : {}),
+    };
+    ctx.add(section, request, ids);
+  },
+};
+
+const INDICATION = `${T}.4.19`;
+/** HL7 ActPriority to FHIR request priority (the codes with a clear counterpart). */
+const PRIORITY: Record<string, ServiceRequest['priority']> = { R: 'routine', UR: 'urgent', A: 'asap', S: 'stat', EM: 'stat' };
+const REQUEST_STATUS: Record<string, ServiceRequest['status']> = { active: 'active', completed: 'completed', cancelled: 'revoked', aborted: 'revoked', new: 'draft', held: 'on-hold', suspended: 'on-hold', nullified: 'entered-in-error' };
+
+/**
+ * Reason for Referral section: each Patient Referral Act becomes a ServiceRequest (intent order) for the
+ * referral it names: its priority and date, the author's time as when it was written, Indications as
+ * reasons, and other observations of it (the kind of care asked for) as order details.
+ */
+export const referralSection: SectionMapper = {
+  kind: 'referral',
+  templates: ['1.3.6.1.4.1.19376.1.5.3.1.3.1'],
+  loincCodes: ['42349-1'],
+  mapEntry({ ctx, statement, narrative, section }: EntryInput) {
+    if (statement.name !== 'act') throw new EntryMappingError(`a ${statement.name} where a Patient Referral Act belongs`);
+    const code = concept(statement.first('code'), narrative);
+    if (!code) throw new EntryMappingError('a Patient Referral Act without a code (what is asked for)');
+    const ids = identifiers(statement);
+    const observations = related(statement).filter((o) => o.name === 'observation');
+    const values = (list: XmlElement[]) => list.map((o) => concept(o.first('value'), narrative)).filter((c) => !!c);
+    const reasons = values(observations.filter((o) => o.hasTemplate(INDICATION)));
+    const details = values(observations.filter((o) => !o.hasTemplate(INDICATION)));
+    const when = instant(statement.first('effectiveTime'));
+    const authored = dateTime(statement.first('author/time')?.attr('value'));
+    const priority = PRIORITY[statement.first('priorityCode')?.attr('code') ?? ''];
+    const request: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      status: negated(statement) ? 'revoked' : (REQUEST_STATUS[statement.first('statusCode')?.attr('code') ?? ''] ?? 'active'),
+      intent: 'order',
+      code,
+      subject: { reference: ctx.patient.reference as string },
+      ...(ids.length ? { identifier: ids } : {}),
+      ...(priority ? { priority } : {}),
+      ...(when ? { occurrenceDateTime: when } : {}),
+      ...(authored ? { authoredOn: authored } : {}),
+      ...(reasons.length ? { reasonCode: reasons } : {}),
+      ...(details.length ? { orderDetail: details } : {}),
     };
     ctx.add(section, request, ids);
   },

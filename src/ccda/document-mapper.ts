@@ -9,14 +9,37 @@ import { familyHistorySection } from './family-history.js';
 import { immunizationSection } from './immunizations.js';
 import { medicationSection } from './medications.js';
 import { narrative, narrativeLines } from './narrative.js';
-import { functionalStatusSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
-import { goalSection, healthConcernSection, planOfTreatmentSection } from './care-plan.js';
+import { advanceDirectiveSection, functionalStatusSection, nutritionSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
+import { goalSection, healthConcernSection, planOfTreatmentSection, referralSection } from './care-plan.js';
+import { medicalEquipmentSection } from './equipment.js';
 import { diagnosisSection, problemSection } from './problems.js';
-import { procedureSection } from './procedures.js';
+import { anesthesiaSection, procedureSection } from './procedures.js';
 import { statementOf, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
-export const SECTION_MAPPERS: SectionMapper[] = [problemSection, diagnosisSection, medicationSection, allergySection, resultSection, vitalSignSection, immunizationSection, procedureSection, encounterSection, socialHistorySection, familyHistorySection, goalSection, healthConcernSection, planOfTreatmentSection, functionalStatusSection];
+export const SECTION_MAPPERS: SectionMapper[] = [
+  problemSection,
+  diagnosisSection,
+  medicationSection,
+  allergySection,
+  resultSection,
+  vitalSignSection,
+  immunizationSection,
+  procedureSection,
+  anesthesiaSection,
+  encounterSection,
+  socialHistorySection,
+  familyHistorySection,
+  goalSection,
+  healthConcernSection,
+  planOfTreatmentSection,
+  referralSection,
+  functionalStatusSection,
+  nutritionSection,
+  physicalExamSection,
+  advanceDirectiveSection,
+  medicalEquipmentSection,
+];
 
 const LOINC = '2.16.840.1.113883.6.1';
 const FORMAT_CODES = 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode';

@@ -1,4 +1,4 @@
-import type { DiagnosticReport, Observation, ObservationReferenceRange, Reference } from '@medplum/fhirtypes';
+import type { Coding, DiagnosticReport, Observation, ObservationReferenceRange, Reference } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, identifiers, instant, period, quantity } from './cda-values.js';
 import { statementOf, type EntryInput, type SectionMapper } from './section-mapper.js';
@@ -43,7 +43,41 @@ export const functionalStatusSection: SectionMapper = {
   mapEntry: (input) => mapObservations(input, 'survey', false),
 };
 
-function mapObservations({ ctx, statement, narrative, section }: EntryInput, category: string, asReport = true): void {
+/**
+ * Nutrition section: Nutritional Status observations (with their Nutrition Assessments inside, which stay
+ * in the narrative) as Observations (survey: an assessment).
+ */
+export const nutritionSection: SectionMapper = {
+  kind: 'nutrition',
+  templates: [`${T}.2.57`],
+  loincCodes: ['61144-2'],
+  mapEntry: (input) => mapObservations(input, 'survey', false),
+};
+
+/** Physical Exam section and its sub-sections (skin, wounds...): their findings as Observations (exam). */
+export const physicalExamSection: SectionMapper = {
+  kind: 'physical-exam',
+  templates: ['2.16.840.1.113883.10.20.2.10', `${T}.2.63`],
+  loincCodes: ['29545-1', '8709-8'],
+  mapEntry: (input) => mapObservations(input, 'exam', false),
+};
+
+/**
+ * Advance Directives section: each Advance Directive Observation (of an organizer or alone) as an
+ * Observation: the kind of directive (code), what it says (value), while it holds (effective). R4's
+ * observation categories have none for it, so the category is the section's own LOINC code.
+ */
+export const advanceDirectiveSection: SectionMapper = {
+  kind: 'advance-directives',
+  templates: [`${T}.2.21.1`, `${T}.2.21`],
+  loincCodes: ['42348-3'],
+  mapEntry: (input) => mapObservations(input, { system: 'http://loinc.org', code: '42348-3', display: 'Advance directives' }, false),
+};
+
+/** An observation category: a code of FHIR's observation-category system, or a coding of another. */
+type Category = string | Coding;
+
+function mapObservations({ ctx, statement, narrative, section }: EntryInput, category: Category, asReport = true): void {
   const patient = ctx.patient.reference as string;
   if (statement.name === 'observation') {
     ctx.add(section, observationFrom(statement, category, narrative, patient), identifiers(statement));
@@ -84,7 +118,7 @@ function mapObservations({ ctx, statement, narrative, section }: EntryInput, cat
 }
 
 /** A Result / Vital Sign / social history observation as an Observation. */
-export function observationFrom(element: XmlElement, category: string, narrative: XmlElement | undefined, patient: string): Observation {
+export function observationFrom(element: XmlElement, category: Category, narrative: XmlElement | undefined, patient: string): Observation {
   const code = concept(element.first('code'), narrative);
   if (!code) {
     throw new EntryMappingError('an observation without a code (what was observed)');
@@ -92,7 +126,7 @@ export function observationFrom(element: XmlElement, category: string, narrative
   const observation: Observation = {
     resourceType: 'Observation',
     status: STATUS[element.first('statusCode')?.attr('code') ?? ''] ?? 'final',
-    category: [{ coding: [{ system: OBSERVATION_CATEGORY, code: category }] }],
+    category: [{ coding: [typeof category === 'string' ? { system: OBSERVATION_CATEGORY, code: category } : category] }],
     code,
     subject: { reference: patient },
   };

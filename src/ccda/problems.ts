@@ -36,13 +36,14 @@ export const problemSection: SectionMapper = {
 
 /**
  * Diagnosis sections of encounter documents (admission, discharge, pre- and post-operative,
- * post-procedure diagnosis): the diagnosis act wraps Problem Observations, which become Conditions of
- * category encounter-diagnosis.
+ * post-procedure diagnosis) and the findings of procedure notes (procedure findings, complications,
+ * indications): the diagnosis act wraps Problem Observations (an Indication observation has the same
+ * shape: the problem is its value), which become Conditions of category encounter-diagnosis.
  */
 export const diagnosisSection: SectionMapper = {
   kind: 'diagnoses',
-  templates: [`${T}.2.24`, `${T}.2.43`, `${T}.2.34`, `${T}.2.35`, `${T}.2.36`],
-  loincCodes: ['11535-2', '46241-6', '10219-4', '10218-6', '59769-0'],
+  templates: [`${T}.2.24`, `${T}.2.43`, `${T}.2.34`, `${T}.2.35`, `${T}.2.36`, `${T}.2.28`, `${T}.2.37`, `${T}.2.29`],
+  loincCodes: ['11535-2', '46241-6', '10219-4', '10218-6', '59769-0', '59776-5', '55109-3', '59768-2'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
     for (const observation of entryObservations(statement, 'a Problem Observation')) {
       ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, ENCOUNTER_DIAGNOSIS), identifiers(observation));

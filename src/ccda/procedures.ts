@@ -1,6 +1,7 @@
 import type { Procedure } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, identifiers, period } from './cda-values.js';
+import { medicationSection } from './medications.js';
 import { negated, type EntryInput, type SectionMapper } from './section-mapper.js';
 
 const T = '2.16.840.1.113883.10.20.22';
@@ -36,5 +37,20 @@ export const procedureSection: SectionMapper = {
     const sites = statement.elements('targetSiteCode').map((s) => concept(s, narrative)).filter((s) => !!s);
     if (sites.length) procedure.bodySite = sites;
     ctx.add(section, procedure, ids);
+  },
+};
+
+/**
+ * Anesthesia section of procedure notes: the anesthesia given is a Procedure Activity (which becomes a
+ * Procedure) and the agents are Medication Activities (which become medication statements, as in the
+ * Medications section).
+ */
+export const anesthesiaSection: SectionMapper = {
+  kind: 'anesthesia',
+  templates: [`${T}.2.25`],
+  loincCodes: ['59774-0'],
+  mapEntry(input: EntryInput) {
+    if (input.statement.name === 'substanceAdministration') medicationSection.mapEntry(input);
+    else procedureSection.mapEntry(input);
   },
 };

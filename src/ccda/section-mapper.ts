@@ -14,7 +14,28 @@ export interface EntryInput {
 
 /** A kind of C-CDA section Tessera converts entry by entry, recognised by template id or LOINC section code. */
 export interface SectionMapper {
-  kind: 'problems' | 'diagnoses' | 'medications' | 'allergies' | 'results' | 'vital-signs' | 'immunizations' | 'procedures' | 'encounters' | 'social-history' | 'family-history' | 'goals' | 'health-concerns' | 'plan-of-treatment' | 'functional-status';
+  kind:
+    | 'problems'
+    | 'diagnoses'
+    | 'medications'
+    | 'allergies'
+    | 'results'
+    | 'vital-signs'
+    | 'immunizations'
+    | 'procedures'
+    | 'anesthesia'
+    | 'encounters'
+    | 'social-history'
+    | 'family-history'
+    | 'goals'
+    | 'health-concerns'
+    | 'plan-of-treatment'
+    | 'referral'
+    | 'functional-status'
+    | 'nutrition'
+    | 'physical-exam'
+    | 'advance-directives'
+    | 'medical-equipment';
   templates: string[];
   loincCodes: string[];
   /** Maps one entry (adding one or more resources to ctx); throws EntryMappingError when it cannot. */
