@@ -152,8 +152,8 @@ async function main(): Promise<void> {
   }
   cleanup();
   // The storage floor: the rows the 1-connection series wrote, replayed alone (bench/sqlite-write-floor.ts).
-  const floor1 = snapshot && recorded && replayWrites(snapshot.file, recorded.transactions, 1);
-  const floorN = snapshot && recorded && replayWrites(snapshot.file, recorded.transactions, CONNECTIONS);
+  const floor1 = snapshot && recorded && (await replayWrites(snapshot.file, recorded.transactions, 1));
+  const floorN = snapshot && recorded && (await replayWrites(snapshot.file, recorded.transactions, CONNECTIONS));
   snapshot?.remove();
 
   const row = (label: string, r: { seconds: number; latencies: number[]; notAA: number }) => {

@@ -1,4 +1,3 @@
-import BetterSqlite3 from 'better-sqlite3';
 import type { Bundle } from '@medplum/fhirtypes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +6,7 @@ import { DEFAULT_GROUP_RESOURCES as GROUP_RESOURCES } from '../src/ingest/bundle
 import { prepareCreateOnlyTransaction, type PreparedResource } from '../src/ingest/prepared-bundle.js';
 import { INDEX_KINDS, INDEX_TABLES, rowIdBase } from '../src/store/index-writer.js';
 import { migrate } from '../src/store/schema.js';
-import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
+import { openRawWriter, SqliteDatabase } from '../src/store/sqlite.js';
 
 /**
  * The ceiling: the rows Tessera writes for the same Bundles (current row and index rows with their keys, computed
@@ -23,8 +22,8 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
   await migrate(schemaDb);
   await schemaDb.close();
 
-  const db = new BetterSqlite3(file);
-  SQLITE_PRAGMAS.forEach((pragma) => db.pragma(pragma));
+  const raw = openRawWriter(file);
+  const db = raw.connection;
   const insertResource = db.prepare("INSERT INTO resource (rk, type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, ?, 1, ?, 0, 'POST', ?)");
   const insertIndex = Object.fromEntries(
     INDEX_KINDS.map((k) => {
@@ -60,7 +59,7 @@ export async function rawSqliteCeiling(bundles: Iterable<Bundle>, target: number
     if (group.length >= GROUP_RESOURCES) flush();
   }
   if (group.length) flush();
-  db.close();
+  await raw.close();
   rmSync(dir, { recursive: true, force: true });
   return { resources, seconds };
 }

@@ -2,7 +2,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SQLITE_PRAGMAS } from '../src/store/sqlite.js';
+import { openRawWriter } from '../src/store/sqlite.js';
 
 /** One committed transaction's writes, in order: statement text and parameters. */
 type RecordedTransaction = [sql: string, params: unknown[]][];
@@ -12,7 +12,7 @@ type RecordedTransaction = [sql: string, params: unknown[]][];
  *
  * While recording, each write statement (INSERT, UPDATE, DELETE) that any better-sqlite3 connection runs
  * is kept with its parameters, grouped by the transaction it committed in; `replay` then runs exactly those
- * statements against a copy of the store taken before the series, with the same settings and prepared
+ * statements against a copy of the store taken before the series, with the same settings (and background checkpoints) and prepared
  * statements, one recorded transaction per commit or several per commit. Reads (conditional searches, MPI
  * candidates, duplicate checks), mapping, validation and index extraction are all left out: whatever
  * Tessera does, it cannot write these rows faster than this on this machine.
@@ -87,12 +87,12 @@ export async function snapshotStore(file: string): Promise<{ file: string; remov
  * Replays recorded transactions onto a copy of the snapshot, `perCommit` of them in each commit; returns the
  * seconds and the latency of each commit (what a sender waiting on it would see at least).
  */
-export function replayWrites(snapshot: string, transactions: RecordedTransaction[], perCommit: number): { seconds: number; latencies: number[] } {
+export async function replayWrites(snapshot: string, transactions: RecordedTransaction[], perCommit: number): Promise<{ seconds: number; latencies: number[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-floor-'));
   const file = join(dir, 'floor.db');
   copyFileSync(snapshot, file); // page for page, as the store was
-  const db = new BetterSqlite3(file);
-  SQLITE_PRAGMAS.forEach((pragma) => db.pragma(pragma));
+  const raw = openRawWriter(file);
+  const db = raw.connection;
   const statements = new Map<string, BetterSqlite3.Statement>();
   const statement = (sql: string) => {
     let s = statements.get(sql);
@@ -111,7 +111,7 @@ export function replayWrites(snapshot: string, transactions: RecordedTransaction
     latencies.push(performance.now() - t);
   }
   const seconds = (performance.now() - started) / 1000;
-  db.close();
+  await raw.close();
   rmSync(dir, { recursive: true, force: true });
   return { seconds, latencies };
 }

@@ -189,6 +189,14 @@ CREATE INDEX message_patient ON message (patient, received_at);
   () => `
 ALTER TABLE mpi_model ADD COLUMN thresholds TEXT;
 `,
+  // Reference index rows by URL: only absolute references (canonical URLs, other servers) have one; a
+  // relative reference's row has none, and entering those in the index made every write touch one of
+  // its pages per search parameter for nothing (docs/decisions/0015). `url = ?` implies NOT NULL, so
+  // searches by URL still use it.
+  () => `
+DROP INDEX sp_reference_url;
+CREATE INDEX sp_reference_url ON sp_reference (type, code, url) WHERE url IS NOT NULL;
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

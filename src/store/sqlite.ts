@@ -2,6 +2,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Database, type Dialect, Mutex, type RowSet, type SqlExecutor, type SqlValue } from './database.js';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 
 const dialect: Dialect = { name: 'sqlite', forUpdate: '', bigint: 'INTEGER', double: 'REAL' };
 
@@ -14,8 +15,11 @@ export const SQLITE_PRAGMAS = [
   'synchronous = NORMAL',
   'busy_timeout = 10000',
   'cache_size = -65536',
+  // Checkpoints run on a thread of their own (WalCheckpointer); this is the backstop should it stop.
   // Fewer, larger checkpoints: each one fsyncs, and fsync dominates bulk writes on slow disks.
-  'wal_autocheckpoint = 100000',
+  `wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`,
+  // The WAL file is cut back to this size once a checkpoint has let the writer start it over.
+  `journal_size_limit = ${64 * 1024 * 1024}`,
   'temp_store = MEMORY',
 ];
 
@@ -25,6 +29,22 @@ function openConnection(file: string, readonly: boolean): Connection {
     db.pragma(pragma);
   }
   return db;
+}
+
+/**
+ * A writing connection with Tessera's settings and background checkpoints, for the benchmarks' raw
+ * baselines, so that they pay the same I/O as the store they are compared with.
+ */
+export function openRawWriter(file: string): { connection: Connection; close(): Promise<void> } {
+  const connection = openConnection(file, false);
+  const checkpointer = new WalCheckpointer(file);
+  return {
+    connection,
+    async close() {
+      await checkpointer.stop();
+      connection.close();
+    },
+  };
 }
 
 /** Executes statements on one better-sqlite3 connection with a statement cache. */
@@ -83,6 +103,7 @@ export class SqliteDatabase implements Database {
   private readonly writer: SqliteExecutor;
   private readonly reader: SqliteExecutor;
   private readonly writeMutex = new Mutex();
+  private readonly checkpointer?: WalCheckpointer;
 
   constructor(file: string) {
     if (file !== ':memory:') {
@@ -90,6 +111,9 @@ export class SqliteDatabase implements Database {
     }
     this.writer = new SqliteExecutor(openConnection(file, false));
     this.reader = file === ':memory:' ? this.writer : new SqliteExecutor(openConnection(file, true));
+    if (file !== ':memory:') {
+      this.checkpointer = new WalCheckpointer(file);
+    }
   }
 
   query<T>(sql: string, params?: SqlValue[]): Promise<T[]> {
@@ -135,6 +159,7 @@ export class SqliteDatabase implements Database {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     const release = await this.writeMutex.acquire();
     try {
       if (this.reader !== this.writer) {

@@ -1,0 +1,36 @@
+// The SQLite checkpointer's thread (src/store/wal-checkpointer.ts). Plain JavaScript: it needs no
+// TypeScript loader, so it starts in milliseconds. It copies committed WAL frames into the database
+// file with PASSIVE checkpoints, which never block the writer or readers, so that the writer's COMMIT
+// is a WAL append only and never pays for a checkpoint (and its fsync).
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+const { file, idleMs, busyMs, restartFrames } = workerData;
+const db = new Database(file);
+db.pragma('busy_timeout = 10000');
+let stopped = false;
+parentPort.on('message', (m) => {
+  if (m === 'stop') stopped = true;
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+let lastFrames = 0;
+while (!stopped) {
+  let frames = lastFrames;
+  try {
+    frames = db.pragma('wal_checkpoint(PASSIVE)')[0].log;
+    if (frames > restartFrames) {
+      // Under steady writes a passive pass seldom catches up with the last commit, and the writer starts
+      // the WAL over only after one has. RESTART waits for the commit under way, copies the few frames
+      // left and lets the next transaction start the WAL from the beginning, so it stays this small.
+      db.pragma('wal_checkpoint(RESTART)');
+    }
+  } catch (err) {
+    parentPort.postMessage({ error: String(err?.message ?? err) });
+  }
+  // Sooner again while the WAL is growing (a load under way), else at the idle pace.
+  const growing = frames > lastFrames;
+  lastFrames = frames;
+  await sleep(growing ? busyMs : idleMs);
+}
+db.close();
