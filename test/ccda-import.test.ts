@@ -226,17 +226,33 @@ for (const backend of BACKENDS) {
       const skin = await sectionResources('Referral_Note_Referral_Note.xml', 'SKIN, PHYSICAL FINDING');
       assert.ok(skin.length >= 1 && skin.every((o) => o.resourceType === 'Observation' && o.category[0].coding[0].code === 'exam'), JSON.stringify(skin));
 
+      const plan = await sectionResources('Transfer_Summary_Transfer_Summary.xml', 'TREATMENT PLAN');
+      assert.ok(plan.some((r) => r.resourceType === 'ServiceRequest' && r.code.coding?.some((c: any) => c.code === '573621')), 'a Planned Supply is requested by its product (albuterol)');
+
       const directives = await sectionResources('CCD_CCD_1_CCD.xml', 'ADVANCE DIRECTIVES');
       assert.ok(directives.length >= 1 && directives.every((o) => o.resourceType === 'Observation' && o.category[0].coding[0].code === '42348-3'), JSON.stringify(directives));
     });
 
-    it('a section with no mapping is kept as a note with a warning; the message log holds the document and its outcome', async () => {
+    it('a section with no mapping is kept as a note with a warning', async () => {
+      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Diagnostic_Imaging_Report_Diagnostic_Imaging_Report.xml'), 'utf8').replace('<title>', '<title>Notes check: ');
+      const res = await importDocument(text, participantToken);
+      assert.equal(res.status, 200);
+      const warnings = res.body.parameter.find((p: any) => p.name === 'outcome').resource.issue.map((i: any) => i.diagnostics);
+      assert.ok(warnings.includes('Findings: 1 entry was not converted (no mapping for this section); the narrative is kept as a note'), warnings.join('\n'));
+      const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
+      const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      const findings = composition.body.section.find((x: any) => x.title === 'Findings');
+      assert.match(findings.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      assert.equal(findings.entry, undefined);
+    });
+
+    it('a CCD: medical equipment, insurance, family history and plan become resources; the message log holds the document and its outcome', async () => {
       const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
       const warnings = outcome.issue.map((i: any) => i.diagnostics);
-      assert.ok(warnings.some((w: string) => /^INSURANCE PROVIDERS: 1 entry was not converted \(no mapping for this section\); the narrative is kept as a note$/.test(w)), warnings.join('\n'));
+      assert.ok(!warnings.some((w: string) => /not converted/.test(w)), warnings.join('\n'));
       const messageId = res.body.parameter.find((p: any) => p.name === 'message').valueString;
       const logged = await fetch(`${s.url}/messages/${messageId}`, { headers: { authorization: `Bearer ${s.token}` } }).then((r) => r.json() as Promise<any>);
       assert.equal(logged.status, 'processed');
@@ -245,9 +261,15 @@ for (const backend of BACKENDS) {
       assert.deepEqual(logged.warnings, warnings);
       const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
       const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      // Insurance: the Policy Activity as a Coverage of the patient: payer, kind, member id, relationship, order.
       const insurance = composition.body.section.find((x: any) => x.title === 'INSURANCE PROVIDERS');
-      assert.match(insurance.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*Good Health Insurance.*<\/div>$/s, 'the narrative of the unconverted section is kept');
-      assert.equal(insurance.entry, undefined);
+      const [coverage] = await Promise.all(insurance.entry.map((e: any) => s.fhir('GET', e.reference)));
+      assert.equal(coverage.body.resourceType, 'Coverage');
+      assert.deepEqual(coverage.body.payor, [{ display: 'Good Health Insurance' }]);
+      assert.equal(coverage.body.subscriberId, '1138345');
+      assert.equal(coverage.body.relationship.coding[0].code, 'self');
+      assert.equal(coverage.body.order, 2);
+      assert.equal(coverage.body.type.coding[0].code, '81');
       // Medical equipment: each supplied device as a Device and the patient's DeviceUseStatement of it; the implant procedure as a Procedure.
       const equipment = composition.body.section.find((x: any) => x.title === 'MEDICAL EQUIPMENT');
       const supplied = await Promise.all(equipment.entry.map((e: any) => s.fhir('GET', e.reference)));

@@ -67,7 +67,11 @@ export const planOfTreatmentSection: SectionMapper = {
       medicationSection.mapEntry(input);
       return;
     }
-    const code = concept(statement.first('code'), narrative);
+    // A Planned Supply names what is to be supplied by its product (a medication) or device, not by a code of its own.
+    const code =
+      concept(statement.first('code'), narrative) ??
+      concept(statement.first('product/manufacturedProduct/manufacturedMaterial/code'), narrative) ??
+      concept(statement.first('participant/participantRole/playingDevice/code'), narrative);
     if (!code) throw new EntryMappingError(`a planned ${statement.name} without a code (what is planned)`);
     const ids = identifiers(statement);
     const when = instant(statement.first('effectiveTime'));

@@ -12,6 +12,7 @@ import { narrative, narrativeLines } from './narrative.js';
 import { advanceDirectiveSection, functionalStatusSection, nutritionSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
 import { goalSection, healthConcernSection, planOfTreatmentSection, referralSection } from './care-plan.js';
 import { medicalEquipmentSection } from './equipment.js';
+import { coverageSection } from './coverage.js';
 import { diagnosisSection, problemSection } from './problems.js';
 import { anesthesiaSection, procedureSection } from './procedures.js';
 import { statementOf, type SectionMapper } from './section-mapper.js';
@@ -39,6 +40,7 @@ export const SECTION_MAPPERS: SectionMapper[] = [
   physicalExamSection,
   advanceDirectiveSection,
   medicalEquipmentSection,
+  coverageSection,
 ];
 
 const LOINC = '2.16.840.1.113883.6.1';

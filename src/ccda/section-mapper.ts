@@ -35,7 +35,8 @@ export interface SectionMapper {
     | 'nutrition'
     | 'physical-exam'
     | 'advance-directives'
-    | 'medical-equipment';
+    | 'medical-equipment'
+    | 'coverage';
   templates: string[];
   loincCodes: string[];
   /** Maps one entry (adding one or more resources to ctx); throws EntryMappingError when it cannot. */
