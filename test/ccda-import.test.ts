@@ -185,7 +185,7 @@ for (const backend of BACKENDS) {
       assert.ok(concerns.length >= 1);
     });
 
-    it('procedure-note, referral-note and CCD sections beyond the core ones are converted: findings, complications, indications, anesthesia, planned procedure, referral, nutrition, skin findings, advance directives', async () => {
+    it('procedure-note, referral-note and CCD sections beyond the core ones are converted: findings, complications, indications, anesthesia, planned procedure, referral, nutrition, skin findings, interventions, outcomes, advance directives', async () => {
       const compositions = new Map<string, any>();
       const compositionOf = async (file: string) => {
         if (!compositions.has(file)) {
@@ -228,6 +228,12 @@ for (const backend of BACKENDS) {
 
       const plan = await sectionResources('Transfer_Summary_Transfer_Summary.xml', 'TREATMENT PLAN');
       assert.ok(plan.some((r) => r.resourceType === 'ServiceRequest' && r.code.coding?.some((c: any) => c.code === '573621')), 'a Planned Supply is requested by its product (albuterol)');
+
+      const interventions = await sectionResources('Care_Plan_Care_Plan.xml', 'INTERVENTIONS SECTION');
+      assert.ok(interventions.some((r) => r.resourceType === 'ServiceRequest' && r.intent === 'plan' && display(r.code) === 'Elevation of head of bed'), 'a planned intervention');
+      assert.ok(interventions.some((r) => r.resourceType === 'Procedure' && display(r.code) === 'Handoff communication (procedure)'), 'a performed intervention');
+      const outcomes = await sectionResources('Care_Plan_Care_Plan.xml', 'HEALTH STATUS EVALUATIONS/OUTCOMES SECTION');
+      assert.ok(outcomes.some((o) => o.resourceType === 'Observation' && o.code.coding[0].code === '44616-1' && o.valueQuantity.value === 95), JSON.stringify(outcomes));
 
       const directives = await sectionResources('CCD_CCD_1_CCD.xml', 'ADVANCE DIRECTIVES');
       assert.ok(directives.length >= 1 && directives.every((o) => o.resourceType === 'Observation' && o.category[0].coding[0].code === '42348-3'), JSON.stringify(directives));

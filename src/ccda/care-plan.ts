@@ -2,6 +2,7 @@ import type { Goal, ServiceRequest } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, dateTime, identifiers, instant, quantity } from './cda-values.js';
 import { medicationSection } from './medications.js';
+import { procedureSection } from './procedures.js';
 import { conditionFrom, HEALTH_CONCERN } from './problems.js';
 import { entryObservations, negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
@@ -130,3 +131,40 @@ export const referralSection: SectionMapper = {
     ctx.add(section, request, ids);
   },
 };
+
+const ENTRY_REFERENCE = `${T}.4.122`;
+const GOAL_OBSERVATION = `${T}.4.121`;
+/** Moods of something not yet done: intended, requested, promised, proposed, appointed. */
+const INTENDED = new Set(['INT', 'RQO', 'PRMS', 'PRP', 'ARQ', 'APT']);
+
+/**
+ * Interventions section of care plans: an Intervention Act (done) or Planned Intervention Act (intended)
+ * wraps what the intervention is; each part is converted as the section it would stand in: intended ones
+ * as in the Plan of Treatment (ServiceRequest, MedicationRequest; intent plan), done ones as Procedures or
+ * MedicationStatements. Entry References (to a goal or another entry) and goals restated there are not
+ * new facts and are skipped; one part that cannot be read is a warning, not the whole intervention lost.
+ */
+export const interventionSection: SectionMapper = {
+  kind: 'interventions',
+  templates: ['2.16.840.1.113883.10.20.21.2.3'],
+  loincCodes: ['62387-6'],
+  mapEntry(input: EntryInput) {
+    const { ctx, statement, section } = input;
+    const parts = related(statement).filter((s) => !s.hasTemplate(ENTRY_REFERENCE, GOAL_OBSERVATION));
+    if (!parts.length) throw new EntryMappingError('an intervention act holding no planned or performed activity');
+    for (const part of parts) {
+      try {
+        mapActivity({ ...input, statement: part });
+      } catch (err) {
+        if (!(err instanceof EntryMappingError)) throw err;
+        ctx.warn(`${section}: a part of an intervention was not converted (${err.message}); it stays in the document's narrative`);
+      }
+    }
+  },
+};
+
+function mapActivity(input: EntryInput): void {
+  if (INTENDED.has(input.statement.attr('moodCode') ?? 'EVN')) planOfTreatmentSection.mapEntry(input);
+  else if (input.statement.name === 'substanceAdministration') medicationSection.mapEntry(input);
+  else procedureSection.mapEntry(input);
+}

@@ -9,8 +9,8 @@ import { familyHistorySection } from './family-history.js';
 import { immunizationSection } from './immunizations.js';
 import { medicationSection } from './medications.js';
 import { narrative, narrativeLines } from './narrative.js';
-import { advanceDirectiveSection, functionalStatusSection, nutritionSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
-import { goalSection, healthConcernSection, planOfTreatmentSection, referralSection } from './care-plan.js';
+import { advanceDirectiveSection, functionalStatusSection, nutritionSection, outcomeSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
+import { goalSection, healthConcernSection, interventionSection, planOfTreatmentSection, referralSection } from './care-plan.js';
 import { medicalEquipmentSection } from './equipment.js';
 import { coverageSection } from './coverage.js';
 import { diagnosisSection, problemSection } from './problems.js';
@@ -41,6 +41,8 @@ export const SECTION_MAPPERS: SectionMapper[] = [
   advanceDirectiveSection,
   medicalEquipmentSection,
   coverageSection,
+  interventionSection,
+  outcomeSection,
 ];
 
 const LOINC = '2.16.840.1.113883.6.1';

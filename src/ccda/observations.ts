@@ -54,6 +54,14 @@ export const nutritionSection: SectionMapper = {
   mapEntry: (input) => mapObservations(input, 'survey', false),
 };
 
+/** Health Status Evaluations and Outcomes section of care plans: Outcome Observations (what came of the care) as Observations (survey). */
+export const outcomeSection: SectionMapper = {
+  kind: 'outcomes',
+  templates: [`${T}.2.61`],
+  loincCodes: ['11383-7'],
+  mapEntry: (input) => mapObservations(input, 'survey', false),
+};
+
 /** Physical Exam section and its sub-sections (skin, wounds...): their findings as Observations (exam). */
 export const physicalExamSection: SectionMapper = {
   kind: 'physical-exam',

@@ -36,7 +36,9 @@ export interface SectionMapper {
     | 'physical-exam'
     | 'advance-directives'
     | 'medical-equipment'
-    | 'coverage';
+    | 'coverage'
+    | 'interventions'
+    | 'outcomes';
   templates: string[];
   loincCodes: string[];
   /** Maps one entry (adding one or more resources to ctx); throws EntryMappingError when it cannot. */
