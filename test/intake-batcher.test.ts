@@ -35,4 +35,23 @@ describe('IntakeBatcher', () => {
     }
     assert.deepEqual(codes, ['AA', 'AA', 'AA', 'AA', 'AA']);
   });
+
+  it('messages that arrive together share one transaction (group commit), each with its own ACK', async () => {
+    const batcher = new IntakeBatcher(tessera.repo);
+    const transaction = tessera.repo.transaction.bind(tessera.repo);
+    let transactions = 0;
+    tessera.repo.transaction = ((fn: Parameters<typeof transaction>[0]) => {
+      transactions++;
+      return transaction(fn);
+    }) as typeof tessera.repo.transaction;
+    try {
+      // As eight connections' messages read in one turn of the event loop: the batch starts after all of them.
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => batcher.submit(admit(`G${i}`), 'test')));
+      assert.deepEqual(results.map((r) => r.ackCode), Array(8).fill('AA'));
+      assert.equal(new Set(results.map((r) => r.messageId)).size, 8);
+      assert.equal(transactions, 1);
+    } finally {
+      tessera.repo.transaction = transaction;
+    }
+  });
 });
