@@ -244,12 +244,17 @@ for (const backend of BACKENDS) {
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const warnings = res.body.parameter.find((p: any) => p.name === 'outcome').resource.issue.map((i: any) => i.diagnostics);
-      assert.ok(warnings.includes('Findings: 1 entry was not converted (no mapping for this section); the narrative is kept as a note'), warnings.join('\n'));
+      assert.ok(warnings.includes('History: 1 entry was not converted (no mapping for this section); the narrative is kept as a note'), warnings.join('\n'));
       const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference;
       const composition = await s.fhir('GET', `Composition/${documentReference.split('/')[1]}`);
+      const history = composition.body.section.find((x: any) => x.title === 'History');
+      assert.match(history.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*<\/div>$/s, 'the narrative of the unconverted section is kept');
+      assert.equal(history.entry, undefined);
+      // The imaging report's Findings and Impressions (sections named by DICOM codes) are converted: the text from the narrative.
       const findings = composition.body.section.find((x: any) => x.title === 'Findings');
-      assert.match(findings.text.div, /^<div xmlns="http:\/\/www.w3.org\/1999\/xhtml">.*<\/div>$/s, 'the narrative of the unconverted section is kept');
-      assert.equal(findings.entry, undefined);
+      const [finding] = await Promise.all(findings.entry.map((e: any) => s.fhir('GET', e.reference)));
+      assert.equal(finding.body.category[0].coding[0].code, 'imaging');
+      assert.match(finding.body.valueString, /new round density at the left hilus/);
     });
 
     it('a CCD: medical equipment, insurance, family history and plan become resources; the message log holds the document and its outcome', async () => {

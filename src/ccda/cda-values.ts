@@ -71,7 +71,7 @@ export function entryText(entry: XmlElement, narrative?: XmlElement): string | u
 }
 
 /** A text-bearing element (ED): the section narrative its `<reference value="#id"/>` points to, else its own text. */
-function referencedText(element: XmlElement | undefined, narrative?: XmlElement): string | undefined {
+export function referencedText(element: XmlElement | undefined, narrative?: XmlElement): string | undefined {
   if (!element) return undefined;
   const reference = element.first('reference')?.attr('value');
   if (reference?.startsWith('#') && narrative) {

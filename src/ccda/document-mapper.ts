@@ -9,7 +9,7 @@ import { familyHistorySection } from './family-history.js';
 import { immunizationSection } from './immunizations.js';
 import { medicationSection } from './medications.js';
 import { narrative, narrativeLines } from './narrative.js';
-import { advanceDirectiveSection, functionalStatusSection, nutritionSection, outcomeSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
+import { advanceDirectiveSection, functionalStatusSection, imagingSection, nutritionSection, outcomeSection, physicalExamSection, resultSection, socialHistorySection, vitalSignSection } from './observations.js';
 import { goalSection, healthConcernSection, interventionSection, planOfTreatmentSection, referralSection } from './care-plan.js';
 import { medicalEquipmentSection } from './equipment.js';
 import { coverageSection } from './coverage.js';
@@ -43,17 +43,21 @@ export const SECTION_MAPPERS: SectionMapper[] = [
   coverageSection,
   interventionSection,
   outcomeSection,
+  imagingSection,
 ];
 
 const LOINC = '2.16.840.1.113883.6.1';
+const DICOM = '1.2.840.10008.2.16.4';
 const FORMAT_CODES = 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode';
 
 export function mapperFor(section: XmlElement): SectionMapper | undefined {
   const templates = section.templates();
   const code = section.first('code');
+  const sectionCode = code?.attr('code') ?? '';
   return (
     SECTION_MAPPERS.find((m) => m.templates.some((t) => templates.includes(t))) ??
-    (code?.attr('codeSystem') === LOINC ? SECTION_MAPPERS.find((m) => m.loincCodes.includes(code.attr('code') ?? '')) : undefined)
+    (code?.attr('codeSystem') === LOINC ? SECTION_MAPPERS.find((m) => m.loincCodes.includes(sectionCode)) : undefined) ??
+    (code?.attr('codeSystem') === DICOM ? SECTION_MAPPERS.find((m) => m.dicomCodes?.includes(sectionCode)) : undefined)
   );
 }
 

@@ -1,6 +1,6 @@
 import type { Coding, DiagnosticReport, Observation, ObservationReferenceRange, Reference } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
-import { concept, identifiers, instant, period, quantity } from './cda-values.js';
+import { concept, identifiers, instant, period, quantity, referencedText } from './cda-values.js';
 import { statementOf, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
@@ -60,6 +60,19 @@ export const outcomeSection: SectionMapper = {
   templates: [`${T}.2.61`],
   loincCodes: ['11383-7'],
   mapEntry: (input) => mapObservations(input, 'survey', false),
+};
+
+/**
+ * Diagnostic Imaging Report sections named by DICOM codes (Findings, Impressions): their Text Observations
+ * (the finding as text, from the narrative) as Observations (imaging); measurements inside them stay in
+ * the narrative and the stored report.
+ */
+export const imagingSection: SectionMapper = {
+  kind: 'imaging',
+  templates: ['2.16.840.1.113883.10.20.6.1.2'],
+  loincCodes: [],
+  dicomCodes: ['121070', '121072'],
+  mapEntry: (input) => mapObservations(input, 'imaging', false),
 };
 
 /** Physical Exam section and its sub-sections (skin, wounds...): their findings as Observations (exam). */
@@ -188,7 +201,8 @@ function setValue(observation: Observation, value: XmlElement | undefined, narra
       return;
     }
     default: {
-      const text = value.text();
+      // ST, or ED whose text may be in the section narrative it references (imaging findings).
+      const text = referencedText(value, narrative);
       if (text) observation.valueString = text;
     }
   }

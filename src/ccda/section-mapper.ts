@@ -38,9 +38,12 @@ export interface SectionMapper {
     | 'medical-equipment'
     | 'coverage'
     | 'interventions'
-    | 'outcomes';
+    | 'outcomes'
+    | 'imaging';
   templates: string[];
   loincCodes: string[];
+  /** Section codes of DICOM's vocabulary (DCM), which imaging reports use instead of LOINC. */
+  dicomCodes?: string[];
   /** Maps one entry (adding one or more resources to ctx); throws EntryMappingError when it cannot. */
   mapEntry(input: EntryInput): void;
 }
