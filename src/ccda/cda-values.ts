@@ -108,6 +108,14 @@ export function period(element: XmlElement | undefined): Period | undefined {
   return { ...(start ? { start } : {}), ...(end ? { end } : {}) };
 }
 
+/** An effectiveTime as a span when it has a start and a different end, else as its one point in time. */
+export function spanOrPoint(element: XmlElement | undefined): { period: Period } | { dateTime: string } | undefined {
+  const p = period(element);
+  if (p?.start && p.end && p.start !== p.end) return { period: p };
+  const point = p?.start ?? p?.end;
+  return point ? { dateTime: point } : undefined;
+}
+
 /** The single point in time of an effectiveTime: its value, else its low, else its high. */
 export function instant(element: XmlElement | undefined): string | undefined {
   const p = period(element);

@@ -26,10 +26,11 @@ export const coverageSection: SectionMapper = {
     for (const policy of policies) {
       const payer = payerName(policy);
       if (!payer) throw new EntryMappingError('a Policy Activity that names no payer');
-      const covered = policy.elements('participant').find((p) => p.attr('typeCode') === 'COV')?.first('participantRole');
+      const coveredParty = policy.elements('participant').find((p) => p.attr('typeCode') === 'COV');
+      const covered = coveredParty?.first('participantRole');
       const memberId = covered?.elements('id').find((i) => i.attr('extension'))?.attr('extension');
       const relationship = RELATIONSHIP[covered?.first('code')?.attr('code')?.toUpperCase() ?? ''];
-      const when = period(policy.elements('participant').find((p) => p.attr('typeCode') === 'COV')?.first('time'));
+      const when = period(coveredParty?.first('time'));
       const order = Number(sequenceOf(statement, policy));
       const ids = identifiers(policy);
       const type = concept(policy.first('code'), narrative);

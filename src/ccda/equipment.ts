@@ -1,6 +1,6 @@
 import type { Device, DeviceUseStatement } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
-import { concept, identifiers, period } from './cda-values.js';
+import { concept, identifiers, spanOrPoint } from './cda-values.js';
 import { procedureSection } from './procedures.js';
 import { negated, statementOf, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
@@ -57,8 +57,8 @@ function mapEquipment(input: EntryInput): void {
     device,
     ...(ids.length ? { identifier: ids } : {}),
   };
-  const when = period(statement.first('effectiveTime'));
-  if (when?.start && when.end && when.start !== when.end) use.timingPeriod = when;
-  else if (when?.start ?? when?.end) use.timingDateTime = when.start ?? when.end;
+  const when = spanOrPoint(statement.first('effectiveTime'));
+  if (when && 'period' in when) use.timingPeriod = when.period;
+  else if (when) use.timingDateTime = when.dateTime;
   ctx.add(section, use, ids);
 }

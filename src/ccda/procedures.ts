@@ -1,6 +1,6 @@
 import type { Procedure } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
-import { concept, identifiers, period } from './cda-values.js';
+import { concept, identifiers, spanOrPoint } from './cda-values.js';
 import { medicationSection } from './medications.js';
 import { negated, type EntryInput, type SectionMapper } from './section-mapper.js';
 
@@ -31,9 +31,9 @@ export const procedureSection: SectionMapper = {
       subject: { reference: ctx.patient.reference as string },
       ...(ids.length ? { identifier: ids } : {}),
     };
-    const when = period(statement.first('effectiveTime'));
-    if (when?.start && when.end && when.start !== when.end) procedure.performedPeriod = when;
-    else if (when?.start ?? when?.end) procedure.performedDateTime = when.start ?? when.end;
+    const when = spanOrPoint(statement.first('effectiveTime'));
+    if (when && 'period' in when) procedure.performedPeriod = when.period;
+    else if (when) procedure.performedDateTime = when.dateTime;
     const sites = statement.elements('targetSiteCode').map((s) => concept(s, narrative)).filter((s) => !!s);
     if (sites.length) procedure.bodySite = sites;
     ctx.add(section, procedure, ids);

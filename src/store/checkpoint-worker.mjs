@@ -1,7 +1,8 @@
 // The SQLite checkpointer's thread (src/store/wal-checkpointer.ts). Plain JavaScript: it needs no
 // TypeScript loader, so it starts in milliseconds. It copies committed WAL frames into the database
 // file with PASSIVE checkpoints, which never block the writer or readers, so that the writer's COMMIT
-// is a WAL append only and never pays for a checkpoint (and its fsync).
+// is a WAL append only and never pays for a checkpoint (and its fsync). Only the occasional RESTART
+// below makes the writer wait, while it copies the last frames and syncs.
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
@@ -9,11 +10,22 @@ const { file, idleMs, busyMs, restartFrames } = workerData;
 const db = new Database(file);
 db.pragma('busy_timeout = 10000');
 let stopped = false;
+let wake = () => {};
 parentPort.on('message', (m) => {
-  if (m === 'stop') stopped = true;
+  if (m === 'stop') {
+    stopped = true;
+    wake(); // a store closing does not wait out the pause
+  }
 });
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
 let lastFrames = 0;
 while (!stopped) {
   let frames = lastFrames;
