@@ -52,6 +52,25 @@ for (const backend of BACKENDS) {
       assert.deepEqual(history.body.entry.map((e: any) => e.request.method), ['PUT', 'POST']);
     });
 
+    it('an update that changes nothing keeps the current version (no new version, history or index rows)', async () => {
+      const created = (await s.fhir('POST', 'Patient', patient('Unchanged'))).body;
+      const again = await s.fhir('PUT', `Patient/${created.id}`, { ...created, meta: { source: '#another-message' } });
+      assert.equal(again.status, 200);
+      assert.equal(again.body.meta.versionId, '1', 'the same content: version 1 is kept');
+      assert.equal(again.headers.get('etag'), 'W/"1"');
+      assert.equal(again.body.meta.lastUpdated, created.meta.lastUpdated);
+      assert.equal((await s.fhir('GET', `Patient/${created.id}/_history`)).body.total, 1);
+      // Key order and absent elements do not count as changes; a tag or any element does.
+      const { resourceType, id, ...rest } = created;
+      const reordered = await s.fhir('PUT', `Patient/${created.id}`, { id, ...rest, resourceType, active: undefined });
+      assert.equal(reordered.body.meta.versionId, '1');
+      const tagged = await s.fhir('PUT', `Patient/${created.id}`, { ...created, meta: { tag: [{ system: 'urn:example:tags', code: 'reviewed' }] } });
+      assert.equal(tagged.body.meta.versionId, '2');
+      const changed = await s.fhir('PUT', `Patient/${created.id}`, { ...tagged.body, gender: 'female' });
+      assert.equal(changed.body.meta.versionId, '3');
+      assert.equal((await s.fhir('GET', 'Patient?identifier=MRN-Unchanged&gender=female')).body.entry.length, 1, 'the changed version is indexed');
+    });
+
     it('creates on update with a client id (update-as-create) and returns 201', async () => {
       const res = await s.fhir('PUT', 'Patient/chosen-id-1', { ...patient('Chosen'), id: 'chosen-id-1' });
       assert.equal(res.status, 201);

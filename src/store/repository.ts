@@ -6,6 +6,7 @@ import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
 import { deleteIndexRows, indexRowSets, type IndexedResource } from './index-writer.js';
 import { allocateResourceKeys } from './resource-key.js';
+import { isUnchangedUpdate } from './unchanged-update.js';
 import { newResourceId } from './resource-id.js';
 
 export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -15,6 +16,8 @@ export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface WriteResult<T extends Resource = Resource> {
   resource: T;
   created: boolean;
+  /** An update equal to the current version: nothing was written (src/store/unchanged-update.ts). */
+  unchanged?: boolean;
 }
 
 export interface HistoryEntry {
@@ -38,6 +41,7 @@ interface CurrentRow {
   rk: number;
   version_id: number;
   deleted: number;
+  content?: string | null;
 }
 
 /** One resource to write: a create with a fresh id skips the lookup of a previous version. */
@@ -372,9 +376,9 @@ export class Repository {
     return !!(await this.current(type, id, false));
   }
 
-  private async current(type: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
+  private async current(type: string, id: string, lock: boolean, withContent = false): Promise<CurrentRow | undefined> {
     const rows = await this.sql.query<CurrentRow>(
-      `SELECT rk, version_id, deleted FROM resource WHERE type = ? AND id = ?${lock ? this.db.dialect.forUpdate : ''}`,
+      `SELECT rk, version_id, deleted${withContent ? ', content' : ''} FROM resource WHERE type = ? AND id = ?${lock ? this.db.dialect.forUpdate : ''}`,
       [type, id],
     );
     return rows[0];
@@ -388,9 +392,13 @@ export class Repository {
     const reindexed: IndexedResource[] = [];
     for (const item of pending) {
       const { resourceType: type, id } = item.resource as Resource & { id: string };
-      const current = item.fresh ? undefined : await this.current(type, id, true);
+      const current = item.fresh ? undefined : await this.current(type, id, true, true);
       if (item.ifMatch !== undefined) {
         checkIfMatch(type, id, current && !current.deleted ? current.version_id : undefined, item.ifMatch);
+      }
+      if (current?.content && !current.deleted && isUnchangedUpdate(current.content, item.resource)) {
+        results.push({ resource: JSON.parse(current.content) as Resource, created: false, unchanged: true });
+        continue;
       }
       const versionId = (current?.version_id ?? 0) + 1;
       const resource = {
@@ -421,7 +429,7 @@ export class Repository {
       created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content]),
       [...reindexed, ...created.map((c, i) => ({ type: c.type, id: c.id, rk: rks[i], rows: c.rows }))],
     );
-    await this.notifyWritten(() => results.map((r) => ({ type: r.resource.resourceType, resource: () => r.resource })));
+    await this.notifyWritten(() => results.filter((r) => !r.unchanged).map((r) => ({ type: r.resource.resourceType, resource: () => r.resource })));
     return results;
   }
 
