@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { IntakeBatcher } from '../src/ingest/intake-batcher.js';
+import { systemRequest } from '../src/ingest/system-request.js';
+import { findByCriteria } from '../src/server/crud.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
 import { dropTestSchema, testConfig } from './helpers/backends.js';
@@ -50,6 +52,38 @@ describe('IntakeBatcher', () => {
       assert.deepEqual(results.map((r) => r.ackCode), Array(8).fill('AA'));
       assert.equal(new Set(results.map((r) => r.messageId)).size, 8);
       assert.equal(transactions, 1);
+    } finally {
+      tessera.repo.transaction = transaction;
+    }
+  });
+
+  it('a message that fails after some of its writes is undone alone: the batch is applied again with a savepoint per message', async () => {
+    // A write observer that refuses one patient, after that Patient's rows were written in the batch's
+    // transaction: without the redo its rows would commit with the other messages.
+    tessera.repo.observe({
+      types: new Set(['Patient']),
+      async written(_repo, resources) {
+        if (resources.some((r) => r.resourceType === 'Patient' && r.name?.[0]?.family === 'Refused')) throw new Error('refused by the test observer');
+      },
+      async deleted() {},
+    });
+    const batcher = new IntakeBatcher(tessera.repo);
+    const transaction = tessera.repo.transaction.bind(tessera.repo);
+    let transactions = 0;
+    tessera.repo.transaction = ((fn: Parameters<typeof transaction>[0]) => {
+      transactions++;
+      return transaction(fn);
+    }) as typeof tessera.repo.transaction;
+    try {
+      const texts = ['R1', 'R2', 'R3'].map((c) => (c === 'R2' ? admit(c).replace('Byone^One', 'Refused^One') : admit(c)));
+      const results = await Promise.all(texts.map((t) => batcher.submit(t, 'test')));
+      assert.deepEqual(results.map((r) => r.ackCode), ['AA', 'AE', 'AA']);
+      assert.match(results[1].ack, /refused by the test observer/);
+      assert.equal(transactions, 2, 'the optimistic attempt, rolled back, then the one with savepoints');
+      const stored = async (mrn: string) => (await findByCriteria(tessera.repo, 'Patient', systemRequest({ resourceType: 'Bundle', type: 'batch' }), `identifier=urn:example:obo:mrn|${mrn}`)).length;
+      assert.deepEqual([await stored('OBO-R1'), await stored('OBO-R2'), await stored('OBO-R3')], [1, 0, 1]);
+      const log = await tessera.db.query<{ control_id: string; status: string }>("SELECT control_id, status FROM message WHERE control_id IN ('R1', 'R2', 'R3') ORDER BY control_id");
+      assert.deepEqual(log.map((m) => `${m.control_id}:${m.status}`), ['R1:processed', 'R2:failed', 'R3:processed'], 'each message logged once, from the committed attempt');
     } finally {
       tessera.repo.transaction = transaction;
     }
