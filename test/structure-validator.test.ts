@@ -6,6 +6,7 @@ import { before, describe, it } from 'node:test';
 import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { loadFhirDefinitions } from '../src/fhir/definitions.js';
+import { constraintScope } from '../src/fhir/constraint-scope.js';
 import { validateStructure } from '../src/fhir/structure-validator.js';
 import { patientBundles } from '../src/synthetic/community.js';
 import { Random } from '../src/synthetic/random.js';
@@ -154,6 +155,29 @@ describe('compiled structure validator against @medplum/core', () => {
     }
     assert.deepEqual(disagreements.slice(0, 5), []);
     assert.ok(invalid > 2000, `${invalid} of the corruptions are invalid, so the comparison exercises error paths`);
+  });
+
+  it('an invariant skipped on a value without the elements it reads gives the result evaluating it gives', () => {
+    // Each of these has an invariant whose elements are all absent (pat-1 on a contact with only a gender,
+    // dom-2/4/5 everywhere), one whose elements are present, and one that reads more than its context.
+    const cases: Resource[] = [
+      { resourceType: 'Patient', contact: [{ gender: 'male' }] } as Resource,
+      { resourceType: 'Patient', contact: [{ gender: 'male', name: { family: 'Kin' } }] } as Resource,
+      { resourceType: 'Observation', status: 'final', code: { text: 'x' }, dataAbsentReason: { text: 'y' }, valueString: 'z' } as Resource,
+      { resourceType: 'Observation', status: 'final', code: { text: 'x' }, referenceRange: [{ type: { text: 'normal' } }] } as Resource,
+      { resourceType: 'Condition', subject: { reference: 'Patient/1' }, abatementString: 'gone' } as Resource,
+      { resourceType: 'Condition', subject: { reference: 'Patient/1' }, clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] }, abatementString: 'gone' } as Resource,
+      { resourceType: 'Period', start: '2020-01-02', end: '2020-01-01' } as unknown as Resource,
+    ];
+    for (const resource of cases) {
+      assert.deepEqual(ours(resource), oracle(resource), JSON.stringify(resource));
+    }
+    assert.ok(ours(cases[0]).some((k) => k.includes('pat-1')), 'pat-1 fails on a contact with none of its elements');
+    assert.deepEqual(constraintScope('contained.contained.empty()'), ['contained']);
+    assert.deepEqual(constraintScope("abatement.empty() or clinicalStatus.coding.where(system='urn:x' and code='resolved').exists()"), ['abatement', 'clinicalStatus', 'system', 'code']);
+    for (const unscoped of ['Patient.name.exists()', 'exists()', 'hasValue() or (children().count() > id.count())', 'value.empty() or code.where(%resource.code.exists())', '$this.value.exists()', 'iif(a.exists(), true, false)']) {
+      assert.equal(constraintScope(unscoped), undefined, unscoped);
+    }
   });
 
   it('rejects a number or boolean where an object belongs, which the oracle lets through', () => {

@@ -18,6 +18,7 @@ import {
   type TypedValue,
 } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { constraintScope, hasAnyElement } from './constraint-scope.js';
 import {
   elementAccess,
   isEmptyValue,
@@ -60,6 +61,10 @@ interface TypePlan {
   elements: ElementPlan[];
   /** Choice elements by the JSON key that names them ("valueQuantity" -> index of "value[x]"), filled lazily. */
   choiceByKey: Map<string, number | undefined>;
+  /** The element a JSON key can carry ("gender", "_gender", "valueQuantity"), filled lazily. */
+  elementByKey: Map<string, number | undefined>;
+  /** Elements that must be present: visited even when the object has no key for them. */
+  required: boolean[];
 }
 
 const plans = new Map<string, TypePlan>();
@@ -75,6 +80,8 @@ function planFor(type: string): TypePlan {
       constraints: errorConstraints(schema.constraints),
       elements: Object.entries(schema.elements).map(([key, element]) => planElement(key, element)),
       choiceByKey: new Map(),
+      elementByKey: new Map(),
+      required: Object.values(schema.elements).map((element) => element.min > 0),
     };
     plans.set(type, plan);
   }
@@ -87,6 +94,22 @@ function planElement(key: string, element: InternalSchemaElement): ElementPlan {
 
 function errorConstraints(constraints: Constraint[] | undefined): Constraint[] {
   return (constraints ?? []).filter((c) => c.severity === 'error' && !SKIPPED_CONSTRAINTS.has(c.key));
+}
+
+/** Per invariant: the context elements it can read (undefined: it may read more), src/fhir/constraint-scope.ts. */
+const scopes = new Map<string, string[] | undefined>();
+/** Per invariant and context type: whether it holds on a value with none of those elements (undefined: it could not be evaluated). */
+const vacuousResults = new Map<string, boolean | undefined>();
+
+function scopeOf(constraint: Constraint): string[] | undefined {
+  if (!scopes.has(constraint.expression)) {
+    scopes.set(constraint.expression, constraintScope(constraint.expression));
+  }
+  return scopes.get(constraint.expression);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return !!value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype;
 }
 
 function atomFor(expression: string): FhirPathAtom {
@@ -115,6 +138,18 @@ function choiceIndex(plan: TypePlan, key: string): number | undefined {
   return found;
 }
 
+/** The element a JSON key may carry: the element of that name (or `_name`), else the choice element it names. */
+function elementIndex(plan: TypePlan, key: string): number | undefined {
+  if (plan.elementByKey.has(key)) {
+    return plan.elementByKey.get(key);
+  }
+  const name = key.startsWith('_') ? key.slice(1) : key;
+  const exact = plan.elements.findIndex((e) => e.key === name);
+  const found = exact >= 0 ? exact : choiceIndex(plan, key);
+  plan.elementByKey.set(key, found);
+  return found;
+}
+
 class StructureWalk {
   private readonly issues: OperationOutcomeIssue[] = [];
   private readonly resources: Resource[] = [];
@@ -140,9 +175,24 @@ class StructureWalk {
       this.resources.push(value as Resource);
     }
     const obj = (value || {}) as Record<string, unknown>;
+    // Only the elements the object has a key for, and the required ones, can yield anything: the others
+    // are not read at all (an element read for nothing cost more than the rest of a walk). Still in
+    // definition order, so issues come in the order Medplum reports them.
+    // Anything else (an array or string where an object belongs) is read like Medplum does, element by
+    // element, inherited properties such as an array's `filter` included.
+    const plain = isPlainObject(obj);
+    const visit = plain ? plan.required.slice() : plan.required.map(() => true);
+    for (const key of plain ? Object.keys(obj) : []) {
+      const index = elementIndex(plan, key);
+      if (index !== undefined) {
+        visit[index] = true;
+      }
+    }
     const resolved: ElementValue[] = new Array(plan.elements.length);
     for (let i = 0; i < plan.elements.length; i++) {
-      resolved[i] = this.property(obj, plan.elements[i], plainPath, path);
+      if (visit[i]) {
+        resolved[i] = this.property(obj, plan.elements[i], plainPath, path);
+      }
     }
     this.checkAdditionalProperties(obj, plan, resolved, path);
     if (isResource) {
@@ -287,24 +337,49 @@ class StructureWalk {
   /** Error-level invariants; like Medplum, the first one that fails on a value is reported. */
   private checkConstraints(constraints: Constraint[], value: TypedValue, path: string): void {
     for (const constraint of constraints) {
-      let holds: boolean;
-      try {
-        const result = evalFhirPathTyped(atomFor(constraint.expression), [value], this.variables(value));
-        holds = result.length === 1 && result[0].value === true;
-      } catch (err) {
-        this.issues.push(
-          createOperationOutcomeIssue('error', 'processing', 'Error evaluating invariant expression', path, {
-            fhirpath: constraint.expression,
-            error: err,
-          }),
-        );
-        holds = false;
+      let holds = this.vacuously(constraint, value);
+      if (holds === undefined) {
+        try {
+          holds = this.evaluate(constraint, value);
+        } catch (err) {
+          this.issues.push(
+            createOperationOutcomeIssue('error', 'processing', 'Error evaluating invariant expression', path, {
+              fhirpath: constraint.expression,
+              error: err,
+            }),
+          );
+          holds = false;
+        }
       }
       if (!holds) {
         this.issues.push(createConstraintIssue(path, constraint));
         return;
       }
     }
+  }
+
+  private evaluate(constraint: Constraint, value: TypedValue): boolean {
+    const result = evalFhirPathTyped(atomFor(constraint.expression), [value], this.variables(value));
+    return result.length === 1 && result[0].value === true;
+  }
+
+  /** The invariant's result when the value has none of the elements it reads: the same as on an empty object. */
+  private vacuously(constraint: Constraint, value: TypedValue): boolean | undefined {
+    const scope = scopeOf(constraint);
+    if (!scope || !isPlainObject(value.value) || hasAnyElement(value.value, scope)) {
+      return undefined;
+    }
+    const key = `${value.type}\u0000${constraint.expression}`;
+    if (!vacuousResults.has(key)) {
+      let result: boolean | undefined;
+      try {
+        result = this.evaluate(constraint, { type: value.type, value: {} });
+      } catch {
+        result = undefined; // evaluated on each value then, reporting its error as before
+      }
+      vacuousResults.set(key, result);
+    }
+    return vacuousResults.get(key);
   }
 
   private variables(context: TypedValue): Record<string, TypedValue> {
