@@ -8,7 +8,12 @@ import Database from 'better-sqlite3';
 
 const { file, idleMs, busyMs, restartFrames } = workerData;
 const db = new Database(file);
-db.pragma('busy_timeout = 10000');
+// A RESTART that waits (for the commit under way, then for readers) holds off the writer meanwhile, so
+// it gives up after a second and is tried again later: the writer's BEGIN must never wait out its own
+// 10 s busy timeout behind it. (Once, in a profiled intake run, the writer's BEGIN IMMEDIATE failed with
+// SQLITE_BUSY after that timeout while this thread waited with 10 s of its own; the cause was not
+// established.)
+db.pragma('busy_timeout = 1000');
 let stopped = false;
 let wake = () => {};
 parentPort.on('message', (m) => {
