@@ -163,7 +163,9 @@ class StructureWalk {
     const plan = planFor(this.resource.resourceType);
     const path = plan.schema.path;
     this.checkConstraints(plan.constraints, this.root, path);
-    checkObjectForNull(this.resource as unknown as Record<string, unknown>, path, this.issues);
+    if (holdsNull(this.resource)) {
+      checkObjectForNull(this.resource as unknown as Record<string, unknown>, path, this.issues);
+    }
     this.object(this.resource, plan, path, path);
     return this.issues;
   }
@@ -405,6 +407,25 @@ function matchesSpecifiedValue(value: TypedValue | TypedValue[], element: Intern
     return false;
   }
   return !(element.fixed && !deepEquals(plain, element.fixed));
+}
+
+/** Whether a null (or an undefined array item) is anywhere inside: the walk naming each one, paths built for every property, runs only then. */
+function holdsNull(value: unknown): boolean {
+  if (value === null) {
+    return true;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      if (item === undefined || holdsNull(item)) return true;
+    }
+    return false;
+  }
+  if (typeof value === 'object') {
+    for (const key in value) {
+      if (holdsNull((value as Record<string, unknown>)[key])) return true;
+    }
+  }
+  return false;
 }
 
 /** JSON null is allowed only inside an array of primitives whose `_x` partner has an entry at that index. */

@@ -1,5 +1,6 @@
 import { getTypedPropertyValue, toTypedValue, type FhirPathAtom, type TypedValue } from '@medplum/core';
 import { findElementAccess, readElement, type ElementAccess } from '../fhir/element-values.js';
+import { isKnownResourceType } from '../fhir/resource-types.js';
 
 /** Evaluates a search parameter's FHIRPath on a collection, as Medplum's engine would. */
 export type PathEvaluator = (input: TypedValue[]) => TypedValue[];
@@ -58,6 +59,9 @@ function compile(a: AtomNode): PathEvaluator | undefined {
 }
 
 function compileOperator(operator: string, leftAtom: AtomNode, rightAtom: AtomNode): PathEvaluator | undefined {
+  if (operator === '|') {
+    return compileUnion(leftAtom, rightAtom);
+  }
   const left = compile(leftAtom);
   if (!left) {
     return undefined;
@@ -66,11 +70,36 @@ function compileOperator(operator: string, leftAtom: AtomNode, rightAtom: AtomNo
     const isOfType = typeFilter(rightAtom.name);
     return (input) => left(input).filter(isOfType);
   }
-  const right = operator === '.' || operator === '|' ? compile(rightAtom) : undefined;
-  if (!right) {
-    return undefined;
+  const right = operator === '.' ? compile(rightAtom) : undefined;
+  return right && ((input) => right(left(input)));
+}
+
+/**
+ * A union, flattened: the common parameters are unions of one branch per resource type
+ * (`AllergyIntolerance.patient | CarePlan.subject... | Observation.subject...`), and nested two at a time
+ * each level copied every result so far into a new array.
+ */
+function compileUnion(leftAtom: AtomNode, rightAtom: AtomNode): PathEvaluator | undefined {
+  const branches: PathEvaluator[] = [];
+  for (const atom of unionBranches(leftAtom, rightAtom)) {
+    const branch = compile(atom);
+    if (!branch) {
+      return undefined;
+    }
+    branches.push(branch);
   }
-  return operator === '.' ? (input) => right(left(input)) : (input) => [...left(input), ...right(input)];
+  return (input) => {
+    const out: TypedValue[] = [];
+    for (const branch of branches) {
+      for (const value of branch(input)) out.push(value);
+    }
+    return out;
+  };
+}
+
+function unionBranches(left: AtomNode, right: AtomNode): AtomNode[] {
+  const side = (a: AtomNode): AtomNode[] => (a.operator === '|' && a.left && a.right ? unionBranches(a.left, a.right) : [a]);
+  return [...side(left), ...side(right)];
 }
 
 /**
@@ -116,6 +145,10 @@ function compileCriterion(a: AtomNode): ((e: TypedValue) => boolean) | undefined
 /** Property navigation: one element of each object in the collection, typed, arrays flattened. */
 function navigate(name: string): PathEvaluator {
   const accessByType = new Map<string, ElementAccess | undefined>();
+  // A resource type name (the first step of each branch of `AllergyIntolerance.patient | ... |
+  // Observation.subject...`): it keeps the resources of that type and yields nothing from anything else,
+  // which the property lookup below would also find, at a cost paid for every other branch.
+  const typeStep = isKnownResourceType(name);
   return (input) => {
     const out: TypedValue[] = [];
     for (const e of input) {
@@ -125,6 +158,9 @@ function navigate(name: string): PathEvaluator {
       }
       if ((value as { resourceType?: string }).resourceType === name) {
         out.push(e);
+        continue;
+      }
+      if (typeStep) {
         continue;
       }
       let access = accessByType.get(e.type);

@@ -105,16 +105,20 @@ export function indexRowSets(resources: IndexedResource[]): RowSet[] {
         batch.push([base + n, r.type, r.id, ...(rows[n] as SqlValue[])]);
       }
     }
-    sets.push({ table, columns: ['rid', 'type', 'id', ...columns], rows: batch });
+    sets.push({ table, columns: INSERT_COLUMNS[kind], rows: batch });
   }
   const compartmentRows: SqlValue[][] = [];
   for (const r of resources) {
     const base = rowIdBase(r.rk);
     r.rows.compartment.forEach((patientId, n) => compartmentRows.push([base + n, patientId, r.type, r.id]));
   }
-  sets.push({ table: 'compartment', columns: ['rid', 'patient_id', 'type', 'id'], rows: compartmentRows });
+  sets.push({ table: 'compartment', columns: COMPARTMENT_COLUMNS, rows: compartmentRows });
   return sets;
 }
+
+/** The columns each index table's rows are inserted with: built once, so a backend can cache by them. */
+const INSERT_COLUMNS = Object.fromEntries(INDEX_KINDS.map((kind) => [kind, ['rid', 'type', 'id', ...INDEX_TABLES[kind].columns]])) as Record<(typeof INDEX_KINDS)[number], string[]>;
+const COMPARTMENT_COLUMNS = ['rid', 'patient_id', 'type', 'id'];
 
 function checkRowCount(r: IndexedResource, kind: string, count: number): void {
   if (count >= INDEX_ROWS_PER_RESOURCE) {

@@ -47,6 +47,17 @@ export function openRawWriter(file: string): { connection: Connection; close(): 
   };
 }
 
+/** INSERT text per column list and table, kept so that the statement cache is not keyed by a string built anew on every call. */
+const insertTexts = new WeakMap<readonly string[], Map<string, string>>();
+
+function insertSql(table: string, columns: readonly string[]): string {
+  let byTable = insertTexts.get(columns);
+  if (!byTable) insertTexts.set(columns, (byTable = new Map()));
+  let sql = byTable.get(table);
+  if (!sql) byTable.set(table, (sql = `INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`));
+  return sql;
+}
+
 /** Executes statements on one better-sqlite3 connection with a statement cache. */
 class SqliteExecutor implements SqlExecutor {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
@@ -74,7 +85,7 @@ class SqliteExecutor implements SqlExecutor {
     if (!rows.length) {
       return;
     }
-    const stmt = this.prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);
+    const stmt = this.prepare(insertSql(table, columns));
     for (const row of rows) {
       stmt.run(...row);
     }
