@@ -117,6 +117,32 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', 'Patient?_summary=count')).body.total, before);
     });
 
+    it('checks the scopes of the creates and conditional writes of a transaction, which are not dispatched one by one', async () => {
+      const token = await s.tokenFor('system/Patient.cruds');
+      const count = async (type: string) => (await s.fhir('GET', `${type}?_summary=count`)).body.total;
+      const before = { patients: await count('Patient'), observations: await count('Observation') };
+      for (const observation of [
+        { fullUrl: 'urn:uuid:7d1b1c1e-0000-4000-8000-000000000001', request: { method: 'POST', url: 'Observation' } },
+        { request: { method: 'PUT', url: 'Observation?identifier=urn:example:scoped|1' } },
+      ]) {
+        const res = await s.fhir(
+          'POST',
+          '',
+          {
+            resourceType: 'Bundle',
+            type: 'transaction',
+            entry: [
+              { fullUrl: 'urn:uuid:7d1b1c1e-0000-4000-8000-000000000002', resource: { resourceType: 'Patient', name: [{ family: 'Scoped' }] }, request: { method: 'POST', url: 'Patient' } },
+              { ...observation, resource: { resourceType: 'Observation', identifier: [{ system: 'urn:example:scoped', value: '1' }], status: 'final', code: { text: 'x' } } },
+            ],
+          },
+          { authorization: `Bearer ${token}` },
+        );
+        assert.equal(res.status, 403, `${observation.request.method} Observation with Patient scopes only`);
+      }
+      assert.deepEqual({ patients: await count('Patient'), observations: await count('Observation') }, before);
+    });
+
     it('private_key_jwt: a signed assertion gets a token; a replayed, expired or foreign-signed one does not', async () => {
       const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
       const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES384' };

@@ -4,7 +4,8 @@ import { isKnownResourceType } from '../fhir/resource-types.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { findByCriteria } from './crud.js';
-import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import type { Interaction } from '../security/scopes.js';
 import { resourceResponse, resourceUrl } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
 import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
@@ -113,6 +114,13 @@ async function processBatch(repo: Repository, bundle: Bundle, req: FhirRequest, 
 
 async function processTransaction(tx: Repository, bundle: Bundle, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
   const parsed = (bundle.entry ?? []).map((e, i) => parseEntry(e, i, req.baseUrl));
+  for (const p of parsed) {
+    try {
+      authorizeWrite(req, p);
+    } catch (err) {
+      throw entryError(p.index, err);
+    }
+  }
   const references = new Map<string, string>();
   const assignedIds = new Map<number, string>();
   /** POST entries whose If-None-Exist matched an existing resource: entry index -> that resource. */
@@ -230,6 +238,21 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   }
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };
 }
+
+/**
+ * The scopes a transaction entry's write needs, checked before anything runs: plain creates are written
+ * together (createBatch) and conditional updates are rewritten to plain ones before they are dispatched,
+ * so the checks dispatch makes would miss them (a create needs `c`, a conditional update `u` and `c`, as
+ * dispatch requires of the same requests sent alone). Reads are checked when dispatched.
+ */
+function authorizeWrite(req: FhirRequest, p: ParsedEntry): void {
+  const conditionalUpdate = p.method === 'PUT' && p.segments.length === 1;
+  for (const interaction of conditionalUpdate ? (['u', 'c'] as const) : (WRITE_INTERACTIONS[p.method] ?? [])) {
+    authorize(req, p.type, interaction);
+  }
+}
+
+const WRITE_INTERACTIONS: Record<string, readonly Interaction[]> = { POST: ['c'], PUT: ['u'], PATCH: ['u'], DELETE: ['d'] };
 
 async function createBatch(
   tx: Repository,
