@@ -91,6 +91,15 @@ for (const backend of BACKENDS) {
       assert.equal(encounters.body.entry.length, 1, 'one Encounter per visit number');
       assert.equal(encounters.body.entry[0].resource.status, 'finished');
       assert.equal(encounters.body.entry[0].resource.period.end, '2026-11-04T12:00:00-05:00');
+      // The discharge updated the Encounter (version 2) and repeated the patient unchanged (version 1 kept):
+      // its Provenance names both versions it wrote or confirmed, not only what it created.
+      const encounter = encounters.body.entry[0].resource;
+      assert.equal(encounter.meta.versionId, '2');
+      const provenances = (await s.fhir('GET', `Provenance?target=Encounter/${encounter.id}`)).body.entry.map((e: any) => e.resource);
+      const ofDischarge = provenances.filter((p: any) => p.target.some((t: any) => t.reference === `Encounter/${encounter.id}/_history/2`));
+      assert.equal(ofDischarge.length, 1, 'the discharge has a Provenance naming the version it wrote');
+      const targets = ofDischarge[0].target.map((t: any) => t.reference);
+      assert.ok(targets.includes(`${encounter.subject.reference}/_history/1`), `the unchanged patient: ${targets.join(', ')}`);
     });
 
     it('a retransmission (same control id, same text) is acknowledged and not applied twice', async () => {

@@ -132,6 +132,37 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', `Patient/${a.id}`)).status, 410);
     });
 
+    it('conditional updates: one that matches updates, ones that match nothing create (201, recorded as PUT), each referenced by its fullUrl', async () => {
+      const existing = (await s.fhir('POST', 'Observation', { resourceType: 'Observation', identifier: [{ system: 'urn:lab:tx', value: 'L1' }], status: 'preliminary', code: { text: 'glucose' } })).body;
+      const conditional = (value: string, uuid: string) => ({
+        fullUrl: `urn:uuid:${uuid}`,
+        resource: { resourceType: 'Observation', identifier: [{ system: 'urn:lab:tx', value }], status: 'final', code: { text: 'glucose' } },
+        request: { method: 'PUT', url: `Observation?identifier=urn:lab:tx|${value}` },
+      });
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          conditional('L1', '6a4c0e7e-1111-4000-8000-000000000001'),
+          conditional('L2', '6a4c0e7e-1111-4000-8000-000000000002'),
+          conditional('L3', '6a4c0e7e-1111-4000-8000-000000000003'),
+          {
+            resource: { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'panel' }, result: [1, 2, 3].map((n) => ({ reference: `urn:uuid:6a4c0e7e-1111-4000-8000-00000000000${n}` })) },
+            request: { method: 'POST', url: 'DiagnosticReport' },
+          },
+        ],
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual(res.body.entry.map((e: any) => e.response.status), ['200 OK', '201 Created', '201 Created', '201 Created']);
+      assert.match(res.body.entry[0].response.location, new RegExp(`Observation/${existing.id}/_history/2$`));
+      const report = (await s.fhir('GET', res.body.entry[3].response.location.replace(/^.*\/fhir\//, '').replace(/\/_history\/\d+$/, ''))).body;
+      const ids = res.body.entry.slice(0, 3).map((e: any) => /Observation\/([^/]+)/.exec(e.response.location)?.[1]);
+      assert.deepEqual(report.result.map((r: any) => r.reference), ids.map((id: string) => `Observation/${id}`));
+      const created = await s.fhir('GET', `Observation/${ids[1]}/_history`);
+      assert.deepEqual(created.body.entry.map((e: any) => e.request.method), ['PUT']);
+      assert.equal((await s.fhir('GET', 'Observation?identifier=urn:lab:tx|L3')).body.entry.length, 1, 'a created one is indexed');
+    });
+
     it('refuses two entries on the same resource', async () => {
       const res = await s.fhir('POST', '', {
         resourceType: 'Bundle',

@@ -12,7 +12,7 @@ import { findByCriteria } from '../server/crud.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
-import { messageProvenance, stampMessageSource, versionReference, writtenVersions } from './message-provenance.js';
+import { recordMessageProvenance, stampMessageSource, versionReference, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from './transaction-builder.js';
 
@@ -115,8 +115,7 @@ export class CcdaIntake {
         const response = await processBundle(tx, systemRequest(bundle), dispatch);
         const written = [...(patient.created ? [patient.created] : []), ...(replaced ? [replaced] : []), ...writtenVersions(response)];
         if (written.length) {
-          const provenance = await tx.create(messageProvenance(written, participant, id, `C-CDA ${header.title}${documentKey ? ` (${header.id?.value})` : ''}`));
-          written.push(`Provenance/${provenance.id}/_history/${provenance.meta?.versionId}`);
+          written.push(await recordMessageProvenance(tx, written, participant, id, `C-CDA ${header.title}${documentKey ? ` (${header.id?.value})` : ''}`));
         }
         await log.finish(id, 'processed', { warnings: ctx.warnings, resources: written, patient: patient.reference });
         return { messageId: id, status: 'processed' as const, warnings: ctx.warnings, resources: written, patient: patient.reference, documentReference: `DocumentReference/ccda-${id}` };

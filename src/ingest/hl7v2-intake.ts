@@ -13,7 +13,7 @@ import { findByCriteria } from '../server/crud.js';
 import { dispatch } from '../server/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
-import { messageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
+import { recordMessageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from './transaction-builder.js';
 
@@ -134,8 +134,7 @@ export class Hl7v2Intake {
         const mergeWarning = mapped.merge && (await applyMerge(tx, participant, mapped.merge));
         if (mergeWarning) mapped.warnings.push(mergeWarning);
         if (written.length) {
-          const provenance = await tx.create(messageProvenance(written, participant, id, `HL7 v2 ${message.type} control id ${message.controlId}`));
-          written.push(`Provenance/${provenance.id}/_history/${provenance.meta?.versionId}`);
+          written.push(await recordMessageProvenance(tx, written, participant, id, `HL7 v2 ${message.type} control id ${message.controlId}`));
         }
         await log.finish(id, 'processed', { warnings: mapped.warnings, resources: written, patient });
         return 'processed' as const;

@@ -1,5 +1,6 @@
 import type { Bundle, Provenance, Resource } from '@medplum/fhirtypes';
 import type { Participant } from '../participants/participants.js';
+import type { Repository } from '../store/repository.js';
 
 /** The identifier system under which Provenance and meta.source name a logged message. */
 export const MESSAGE_SYSTEM = 'urn:tessera:message';
@@ -29,10 +30,20 @@ export function writtenVersions(response: Bundle): string[] {
     .filter((l): l is string => !!l);
 }
 
+/**
+ * Stores the Provenance of what one inbound message wrote, under an id derived from the message's, so
+ * that a replay of the message updates it instead of adding a second one. Returns its version reference.
+ */
+export async function recordMessageProvenance(tx: Repository, written: string[], participant: Participant, messageId: string, what: string): Promise<string> {
+  const { resource } = await tx.update(messageProvenance(written, participant, messageId, what));
+  return `Provenance/${resource.id}/_history/${resource.meta?.versionId}`;
+}
+
 /** The Provenance of what one inbound message wrote: the participant as author, the logged message as source. */
 export function messageProvenance(written: string[], participant: Participant, messageId: string, what: string): Provenance {
   return {
     resourceType: 'Provenance',
+    id: `message-${messageId}`,
     target: written.map((reference) => ({ reference })),
     recorded: new Date().toISOString(),
     activity: { text: what },

@@ -1,6 +1,6 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
-import { messageProvenance, stampMessageSource, versionReference, writtenVersions } from '../ingest/message-provenance.js';
+import { recordMessageProvenance, stampMessageSource, versionReference, writtenVersions } from '../ingest/message-provenance.js';
 import { MessageLog } from '../messages/message-log.js';
 import type { FhirRequest, FhirResponse } from '../server/fhir-request.js';
 import type { Repository } from '../store/repository.js';
@@ -52,7 +52,7 @@ export class FhirAttribution {
         const res = await dispatch(tx, req);
         const written = writtenBy(res);
         if (written.length) {
-          await tx.create(messageProvenance(written, participant, id, `FHIR ${messageType}`));
+          await recordMessageProvenance(tx, written, participant, id, `FHIR ${messageType}`);
         }
         await new MessageLog(tx.sql).finish(id, 'processed', { resources: written, patient: written.find((w) => w.startsWith('Patient/'))?.replace(/\/_history\/.*$/, '') });
         return res;

@@ -65,6 +65,19 @@ function entryResponse(res: FhirResponse): BundleEntry {
   return out;
 }
 
+/**
+ * An update's entry names the version it wrote, as a create's does (the R4 transaction-response example
+ * gives PUT entries a location): a plain PUT answers without a Location header, and without it the
+ * Provenance of an HL7 message listed the resources it created but not the ones it updated.
+ */
+function withVersionLocation(res: FhirResponse, baseUrl: string, p: ParsedEntry): FhirResponse {
+  const version = /^W\/"(\d+)"$/.exec(res.etag ?? '')?.[1];
+  if (res.location || !version || p.segments.length !== 2 || (p.method !== 'PUT' && p.method !== 'PATCH')) {
+    return res;
+  }
+  return { ...res, location: `${baseUrl}/${p.type}/${p.segments[1]}/_history/${version}` };
+}
+
 export async function processBundle(repo: Repository, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
   const bundle = req.body as Bundle;
   if (!bundle || bundle.resourceType !== 'Bundle') {
@@ -167,7 +180,13 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
         }
         const body = p.entry.resource as Resource | undefined;
         const bodyId = body?.id;
-        target = `${p.type}/${matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : newResourceId())}`;
+        const existingId = matches[0]?.id ?? (bodyId && ID_RE.test(bodyId) ? bodyId : undefined);
+        target = `${p.type}/${existingId ?? newResourceId()}`;
+        if (!existingId) {
+          // Nothing matched and no id was given: a new resource, written with the plain creates (one
+          // statement for all on PostgreSQL, no lookup of a previous version), recorded as the PUT it was.
+          assignedIds.set(p.index, target.split('/')[1]);
+        }
         p.segments = [p.type, target.split('/')[1]];
         p.rawQuery = '';
         // A conditional update's body need not carry an id (http.html#cond-update): it is the one found or assigned.
@@ -207,7 +226,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   const plainCreates = ordered.filter((p) => assignedIds.has(p.index));
   const plainSet = new Set(plainCreates);
   for (const p of ordered) {
-    if (p.method === 'POST' && plainSet.size && p === plainCreates[0]) {
+    if (p === plainCreates[0]) {
       await createBatch(tx, plainCreates, assignedIds, references, req, responses);
     }
     if (plainSet.has(p)) {
@@ -231,7 +250,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
     }
     const body = p.entry.resource ? rewriteReferences(p.entry.resource, references) : undefined;
     try {
-      responses[p.index] = entryResponse(await dispatch(tx, subRequest(req, p, body)));
+      responses[p.index] = entryResponse(withVersionLocation(await dispatch(tx, subRequest(req, p, body)), req.baseUrl, p));
     } catch (err) {
       throw entryError(p.index, err);
     }
@@ -273,7 +292,10 @@ async function createBatch(
       throw entryError(p.index, err);
     }
   });
-  const written = await tx.writeMany(resources, { method: 'POST', fresh: true, validated: true });
+  const written = await tx.writeMany(
+    resources.map((resource, i) => ({ resource, method: creates[i].method === 'PUT' ? 'PUT' : 'POST' })),
+    { fresh: true, validated: true },
+  );
   const minimal = (req.prefer ?? '').includes('return=minimal');
   written.forEach(({ resource }, i) => {
     responses[creates[i].index] = {
