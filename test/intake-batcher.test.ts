@@ -57,6 +57,34 @@ describe('IntakeBatcher', () => {
     }
   });
 
+  it('a batch waits (briefly) for the senders of the last batches, so that senders a moment apart share one commit', async () => {
+    // 1 ms in service; here long enough that a slow turn of the event loop on a busy machine does not end the wait.
+    const batcher = new IntakeBatcher(tessera.repo, 200);
+    const transaction = tessera.repo.transaction.bind(tessera.repo);
+    let transactions = 0;
+    tessera.repo.transaction = ((fn: Parameters<typeof transaction>[0]) => {
+      transactions++;
+      return transaction(fn);
+    }) as typeof tessera.repo.transaction;
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      const senders = Array.from({ length: 8 }, (_, i) => `conn-${i}`);
+      await Promise.all(senders.map((sender, i) => batcher.submit(admit(`W0-${i}`), 'test', sender)));
+      assert.equal(transactions, 1);
+      // The next round: half the senders at once, the other half two event-loop turns later (as ACK-waiting
+      // senders fall into step). A batch started after one turn would hold only the first half.
+      const first = senders.slice(0, 4).map((sender, i) => batcher.submit(admit(`W1-${i}`), 'test', sender));
+      await turn();
+      await turn();
+      const second = senders.slice(4).map((sender, i) => batcher.submit(admit(`W1-${i + 4}`), 'test', sender));
+      const results = await Promise.all([...first, ...second]);
+      assert.deepEqual(results.map((r) => r.ackCode), Array(8).fill('AA'));
+      assert.equal(transactions, 2, 'the second round in one transaction');
+    } finally {
+      tessera.repo.transaction = transaction;
+    }
+  });
+
   it('a message that fails after some of its writes is undone alone: the batch is applied again with a savepoint per message', async () => {
     // A write observer that refuses one patient, after that Patient's rows were written in the batch's
     // transaction: without the redo its rows would commit with the other messages.

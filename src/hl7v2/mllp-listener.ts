@@ -14,8 +14,8 @@ export interface MllpOptions {
   tls?: { cert: string; key: string };
 }
 
-/** Handles one message's text and returns the acknowledgement to send back. */
-export type MessageHandler = (text: string) => Promise<string>;
+/** Handles one message's text (and which connection it came on) and returns the acknowledgement to send back. */
+export type MessageHandler = (text: string, connection: string) => Promise<string>;
 
 /**
  * The MLLP (Minimal Lower Layer Protocol) listener: each message arrives framed as VT text FS CR and
@@ -27,6 +27,7 @@ export class MllpListener {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly inFlight = new Set<Promise<void>>();
+  private connections = 0;
 
   constructor(private readonly handler: MessageHandler) {}
 
@@ -49,6 +50,7 @@ export class MllpListener {
 
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
+    const connection = `mllp:${++this.connections}`;
     let buffer: Buffer = Buffer.alloc(0);
     let queue = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
@@ -68,7 +70,7 @@ export class MllpListener {
         const text = buffer.subarray(start + 1, end).toString('utf8');
         buffer = buffer.subarray(buffer[end + 1] === CR ? end + 2 : end + 1);
         const work = queue.then(async () => {
-          const ack = await this.handler(text);
+          const ack = await this.handler(text, connection);
           if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([VT]), Buffer.from(ack, 'utf8'), Buffer.from([FS, CR])]));
         });
         queue = work.catch(() => undefined);

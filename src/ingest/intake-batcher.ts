@@ -4,12 +4,16 @@ import { Hl7v2Intake, type IntakeResult } from './hl7v2-intake.js';
 interface Pending {
   raw: string;
   channel: string;
+  /** Who sent it (an MLLP connection): used to tell how many senders a batch can wait for. */
+  sender?: string;
   resolve: (result: IntakeResult) => void;
   reject: (err: unknown) => void;
 }
 
 /** Most messages applied in one transaction. */
 const MAX_BATCH = 64;
+/** Longest wait for a batch to fill up to the size of the last one. */
+const GATHER_MS = 1;
 
 /**
  * Group commit: the messages waiting when a batch starts are logged and applied in one transaction, and
@@ -23,22 +27,47 @@ const MAX_BATCH = 64;
  */
 export class IntakeBatcher {
   private queue: Pending[] = [];
+  /** The senders of the last two batches: those likely to send again as soon as they have their ACK. */
+  private sendersLast = new Set<string>();
+  private sendersBefore = new Set<string>();
   private draining?: Promise<void>;
 
-  constructor(private readonly repo: Repository) {}
+  /** `gatherMs`: the longest wait for a batch to fill (see gather); tests lengthen it to be independent of timing. */
+  constructor(
+    private readonly repo: Repository,
+    private readonly gatherMs = GATHER_MS,
+  ) {}
 
-  submit(raw: string, channel: string): Promise<IntakeResult> {
+  submit(raw: string, channel: string, sender?: string): Promise<IntakeResult> {
     return new Promise<IntakeResult>((resolve, reject) => {
-      this.queue.push({ raw, channel, resolve, reject });
+      this.queue.push({ raw, channel, sender, resolve, reject });
       // Started once the I/O already waiting (other senders' messages) has been read and queued, so that it
       // joins this batch: a transaction runs to its commit without yielding to I/O.
-      this.draining ??= new Promise<void>((started) => setImmediate(started)).then(() => this.drain());
+      this.draining ??= this.gather().then(() => this.drain());
     });
+  }
+
+  /**
+   * Waits for the messages of a batch to arrive: at least one turn of the event loop (the I/O already
+   * waiting is read), then more turns while fewer messages are queued than there were senders in the
+   * last two batches, up to `gatherMs` (1 ms unless a test says otherwise). Senders that each wait for
+   * their ACK fell into step in two groups that took turns: eight connections made batches of exactly
+   * four, each paying a commit. A lone sender's batches hold its one message, so it never waits beyond
+   * the first turn.
+   */
+  private async gather(): Promise<void> {
+    const started = performance.now();
+    const expected = new Set([...this.sendersLast, ...this.sendersBefore]).size;
+    do {
+      await new Promise<void>((turn) => setImmediate(turn));
+    } while (this.queue.length < expected && performance.now() - started < this.gatherMs);
   }
 
   private async drain(): Promise<void> {
     while (this.queue.length) {
       const batch = this.queue.splice(0, MAX_BATCH);
+      this.sendersBefore = this.sendersLast;
+      this.sendersLast = new Set(batch.map((p, i) => p.sender ?? `anonymous:${i}`));
       try {
         // With savepoints nothing is redone: that attempt always returns the results.
         const results = (await this.apply(batch, true)) ?? ((await this.apply(batch, false)) as IntakeResult[]);

@@ -62,7 +62,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
       const batcher = new IntakeBatcher(repo);
-      mllp = new MllpListener(async (text) => (await batcher.submit(text, 'mllp')).ack);
+      mllp = new MllpListener(async (text, connection) => (await batcher.submit(text, 'mllp', connection)).ack);
       const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
       return mllp.start({ port: config.mllpPort, host: config.host, tls: certs });
     },
