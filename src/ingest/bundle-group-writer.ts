@@ -1,7 +1,7 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { processBundle } from '../server/bundle-processor.js';
 import { dispatch } from '../server/fhir-router.js';
-import type { Repository } from '../store/repository.js';
+import { RedoWithSavepoints, type Repository } from '../store/repository.js';
 import type { PreparePool } from './prepare-pool.js';
 import type { PreparedBundle } from './prepared-bundle.js';
 import { SYSTEM_BASE_URL, systemRequest } from './system-request.js';
@@ -67,7 +67,7 @@ export class BundleGroupWriter {
     const prepared = await Promise.all(group.map((item) => item.prepared));
     let outcomes: BundleOutcome[];
     try {
-      outcomes = (await this.writeGroup(group, prepared, true)) ?? (await this.writeGroup(group, prepared, false)) ?? [];
+      outcomes = await this.writeGroup(group, prepared);
     } catch (err) {
       outcomes = group.map(() => ({ error: err as Error }));
     }
@@ -76,44 +76,33 @@ export class BundleGroupWriter {
 
   /**
    * Writes the group in one transaction. Optimistically first, without a savepoint per Bundle: when any
-   * Bundle (or batch entry) fails, the whole transaction is rolled back and undefined returned, and the
-   * group is written again with a savepoint per Bundle so that only the bad one is undone.
+   * Bundle (or batch entry) fails, the whole transaction is rolled back and the group is written again
+   * with a savepoint per Bundle so that only the bad one is undone (Repository.optimistically).
    */
-  private async writeGroup(group: PendingBundle[], prepared: (PreparedBundle | undefined)[], optimistic: boolean): Promise<BundleOutcome[] | undefined> {
-    try {
-      return await this.repo.transaction(async (tx) => {
-        const repo = optimistic ? tx.optimistic() : tx;
-        const out: BundleOutcome[] = [];
-        for (const [i, { bundle }] of group.entries()) {
-          const ready = prepared[i];
-          try {
-            // A prepared Bundle holds only new records; one that re-sends a stored record (a Patient under
-            // an MRN already here) takes the ordinary path, which updates that record.
-            if (ready && !(await repo.anyExisting(ready.resources))) {
-              await repo.transaction((sp) => sp.writePrepared(ready));
-              out.push({ response: preparedResponse(ready) });
-            } else {
-              // A transaction Bundle nests as a savepoint; wrapping every Bundle in one isolates batches too.
-              out.push({ response: await repo.transaction((sp) => processBundle(sp, systemRequest(bundle), dispatch)) });
-            }
-          } catch (err) {
-            if (optimistic) {
-              throw new OptimisticGroupFailed();
-            }
-            out.push({ error: err as Error });
+  private async writeGroup(group: PendingBundle[], prepared: (PreparedBundle | undefined)[]): Promise<BundleOutcome[]> {
+    return this.repo.optimistically(async (repo, optimistic) => {
+      const out: BundleOutcome[] = [];
+      for (const [i, { bundle }] of group.entries()) {
+        const ready = prepared[i];
+        try {
+          // A prepared Bundle holds only new records; one that re-sends a stored record (a Patient under
+          // an MRN already here) takes the ordinary path, which updates that record.
+          if (ready && !(await repo.anyExisting(ready.resources))) {
+            await repo.transaction((sp) => sp.writePrepared(ready));
+            out.push({ response: preparedResponse(ready) });
+          } else {
+            // A transaction Bundle nests as a savepoint; wrapping every Bundle in one isolates batches too.
+            out.push({ response: await repo.transaction((sp) => processBundle(sp, systemRequest(bundle), dispatch)) });
           }
+        } catch (err) {
+          if (optimistic) {
+            throw new RedoWithSavepoints();
+          }
+          out.push({ error: err as Error });
         }
-        if (repo.failedOptimistically) {
-          throw new OptimisticGroupFailed();
-        }
-        return out;
-      });
-    } catch (err) {
-      if (err instanceof OptimisticGroupFailed) {
-        return undefined;
       }
-      throw err;
-    }
+      return out;
+    });
   }
 }
 
@@ -128,5 +117,3 @@ function preparedResponse(prepared: PreparedBundle): Bundle {
   return { resourceType: 'Bundle', type: 'transaction-response', entry };
 }
 
-/** Rolls back an optimistic group write so that it is redone with savepoints. */
-class OptimisticGroupFailed extends Error {}

@@ -69,8 +69,7 @@ export class IntakeBatcher {
       this.sendersBefore = this.sendersLast;
       this.sendersLast = new Set(batch.map((p, i) => p.sender ?? `anonymous:${i}`));
       try {
-        // With savepoints nothing is redone: that attempt always returns the results.
-        const results = (await this.apply(batch, true)) ?? ((await this.apply(batch, false)) as IntakeResult[]);
+        const results = await this.apply(batch);
         batch.forEach((p, i) => p.resolve(results[i]));
       } catch (err) {
         // Nothing was committed and nothing is acknowledged: the senders send these messages again.
@@ -82,27 +81,13 @@ export class IntakeBatcher {
     this.draining = undefined;
   }
 
-  /** One transaction for the batch; undefined when an optimistic attempt met a failing message and was rolled back. */
-  private async apply(batch: Pending[], optimistic: boolean): Promise<IntakeResult[] | undefined> {
-    try {
-      return await this.repo.transaction(async (tx) => {
-        const repo = optimistic ? tx.optimistic() : tx;
-        const intake = new Hl7v2Intake(repo);
-        const out: IntakeResult[] = [];
-        for (const p of batch) out.push(await intake.process(await intake.admit(p.raw, p.channel)));
-        if (repo.failedOptimistically) {
-          // The failed message's writes were not undone on their own: none of this batch may commit.
-          throw new RedoWithSavepoints();
-        }
-        return out;
-      });
-    } catch (err) {
-      if (err instanceof RedoWithSavepoints) {
-        return undefined;
-      }
-      throw err;
-    }
+  /** One transaction for the batch (without a savepoint per message unless one of them fails). */
+  private async apply(batch: Pending[]): Promise<IntakeResult[]> {
+    return this.repo.optimistically(async (repo) => {
+      const intake = new Hl7v2Intake(repo);
+      const out: IntakeResult[] = [];
+      for (const p of batch) out.push(await intake.process(await intake.admit(p.raw, p.channel)));
+      return out;
+    });
   }
 }
-
-class RedoWithSavepoints extends Error {}

@@ -68,6 +68,9 @@ export interface WriteObserver {
   existingFor?(repo: Repository, resource: Resource): Promise<string | undefined>;
 }
 
+/** Thrown inside `Repository.optimistically` to give up the attempt without savepoints and run it again with them. */
+export class RedoWithSavepoints extends Error {}
+
 export function versionTag(versionId: number | string): string {
   return `W/"${versionId}"`;
 }
@@ -136,6 +139,30 @@ export class Repository {
 
   get failedOptimistically(): boolean {
     return this.optimisticFailure;
+  }
+
+  /**
+   * Runs `fn` in a transaction whose nested transactions take no savepoint (`optimistic()`); if one of
+   * them failed (or `fn` throws RedoWithSavepoints), that transaction is rolled back and `fn` runs again
+   * in one with real savepoints, so that only the failed part is undone. For batches of independent
+   * work (Bundles of a bulk load, HL7 messages) where failures are rare and a savepoint each is not.
+   */
+  async optimistically<T>(fn: (repo: Repository, optimistic: boolean) => Promise<T>): Promise<T> {
+    try {
+      return await this.transaction(async (tx) => {
+        const repo = tx.optimistic();
+        const result = await fn(repo, true);
+        if (repo.failedOptimistically) {
+          throw new RedoWithSavepoints();
+        }
+        return result;
+      });
+    } catch (err) {
+      if (!(err instanceof RedoWithSavepoints)) {
+        throw err;
+      }
+    }
+    return this.transaction((tx) => fn(tx, false));
   }
 
   get sql(): SqlExecutor {
