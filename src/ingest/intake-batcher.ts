@@ -12,18 +12,17 @@ interface Pending {
 
 /** Most messages applied in one transaction. */
 const MAX_BATCH = 64;
-/** Longest wait for a batch to fill up to the size of the last one. */
+/** Longest wait for a batch to fill up to as many messages as the last two batches had senders (gather). */
 const GATHER_MS = 1;
 
 /**
  * Group commit: the messages waiting when a batch starts are logged and applied in one transaction, and
  * every ACK is released after the commit. The batch is first applied without a savepoint per message
- * (each costs SQLite a copy of every page the message touches, and its RELEASE: 8-15 % of the intake's
- * time, docs/decisions/0015); if any message fails, that transaction is rolled back and the batch applied
- * again with a savepoint per message, so that the bad one is rolled back alone and logged failed in the
- * same commit as the others. Each sender waits for its ACK before sending the
- * next message, so a connection's order is kept; a single connection gets batches of one. The commit is
- * paid once per batch (docs/decisions/0013).
+ * (a savepoint each cost 8-15 % of the intake's time in process, docs/decisions/0015); if any message
+ * fails, that transaction is rolled back and the batch applied again with a savepoint per message, so
+ * that the bad one is rolled back alone and logged failed in the same commit as the others. Each sender
+ * waits for its ACK before sending the next message, so a connection's order is kept; a single
+ * connection gets batches of one. The commit is paid once per batch (docs/decisions/0013).
  */
 export class IntakeBatcher {
   private queue: Pending[] = [];
