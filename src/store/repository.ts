@@ -423,8 +423,9 @@ export class Repository {
       if (item.ifMatch !== undefined) {
         checkIfMatch(type, id, current && !current.deleted ? current.version_id : undefined, item.ifMatch);
       }
-      if (current?.content && !current.deleted && isUnchangedUpdate(current.content, item.resource)) {
-        results.push({ resource: JSON.parse(current.content) as Resource, created: false, unchanged: true });
+      const stored = current?.content && !current.deleted ? (JSON.parse(current.content) as Resource) : undefined;
+      if (stored && isUnchangedUpdate(stored, item.resource)) {
+        results.push({ resource: stored, created: false, unchanged: true });
         continue;
       }
       const versionId = (current?.version_id ?? 0) + 1;

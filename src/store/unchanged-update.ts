@@ -9,8 +9,7 @@ import type { Resource } from '@medplum/fhirtypes';
  * message a version came from, which differs on every message by construction; the version keeps the
  * first one, and the later message's Provenance still points at the version it confirmed.
  */
-export function isUnchangedUpdate(storedJson: string, incoming: Resource): boolean {
-  const stored = JSON.parse(storedJson) as Resource;
+export function isUnchangedUpdate(stored: Resource, incoming: Resource): boolean {
   return sameJson(withoutVersionMeta(stored), withoutVersionMeta(incoming));
 }
 
