@@ -195,6 +195,17 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await counts(s), [before[0] + 1, before[1]]);
     });
 
+    it('batch: an update entry names the version it wrote, as in a transaction', async () => {
+      const created = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'BatchUpdate' }] })).body;
+      const res = await s.fhir('POST', '', {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: { ...created, gender: 'other' }, request: { method: 'PUT', url: `Patient/${created.id}` } }],
+      });
+      assert.equal(res.body.entry[0].response.status, '200 OK');
+      assert.match(res.body.entry[0].response.location ?? '', new RegExp(`Patient/${created.id}/_history/2$`));
+    });
+
     it('rejects a Bundle that is not a transaction or batch, and entries without request', async () => {
       assert.equal((await s.fhir('POST', '', { resourceType: 'Bundle', type: 'collection', entry: [] })).status, 400);
       assert.equal((await s.fhir('POST', '', { resourceType: 'Patient' })).status, 400);

@@ -40,6 +40,13 @@ function parseEntry(entry: BundleEntry, index: number, baseUrl: string): ParsedE
   return { index, method: request.method, type: segments[0], segments, rawQuery, entry };
 }
 
+/** The version an update (PUT, PATCH) wrote: its id from the URL, or from the resource answered for a conditional update. */
+function updatedVersion(etag: string | undefined, body: Resource | undefined, baseUrl: string, p: ParsedEntry): string | undefined {
+  const version = /^W\/"(\d+)"$/.exec(etag ?? '')?.[1];
+  const id = p.segments[1] ?? (body?.resourceType === p.type ? body.id : undefined);
+  return (p.method === 'PUT' || p.method === 'PATCH') && version && id ? `${baseUrl}/${p.type}/${id}/_history/${version}` : undefined;
+}
+
 function entryError(index: number, err: unknown): FhirError {
   if (err instanceof FhirError) {
     return new FhirError(
@@ -50,32 +57,26 @@ function entryError(index: number, err: unknown): FhirError {
   throw err;
 }
 
-function entryResponse(res: FhirResponse): BundleEntry {
+/**
+ * A transaction or batch entry's response. An update's entry names the version it wrote, as a create's
+ * does (the R4 transaction-response example gives PUT entries a location): a plain PUT answers without a
+ * Location header, and without it the Provenance of a message listed the resources it created but not
+ * the ones it updated.
+ */
+function entryResponse(res: FhirResponse, baseUrl: string, p: ParsedEntry): BundleEntry {
+  const body: Resource | undefined = res.body ?? (res.rawBody ? JSON.parse(res.rawBody) : undefined);
   const response: BundleEntryResponse = { status: STATUS_TEXT[res.status] ?? String(res.status) };
-  if (res.location) response.location = res.location;
+  const location = res.location ?? updatedVersion(res.etag, body, baseUrl, p);
+  if (location) response.location = location;
   if (res.etag) response.etag = res.etag;
   if (res.lastModified) response.lastModified = new Date(res.lastModified).toISOString();
   const out: BundleEntry = { response };
-  const body: Resource | undefined = res.body ?? (res.rawBody ? JSON.parse(res.rawBody) : undefined);
   if (body?.resourceType === 'OperationOutcome') {
     response.outcome = body;
   } else if (body) {
     out.resource = body;
   }
   return out;
-}
-
-/**
- * An update's entry names the version it wrote, as a create's does (the R4 transaction-response example
- * gives PUT entries a location): a plain PUT answers without a Location header, and without it the
- * Provenance of an HL7 message listed the resources it created but not the ones it updated.
- */
-function withVersionLocation(res: FhirResponse, baseUrl: string, p: ParsedEntry): FhirResponse {
-  const version = /^W\/"(\d+)"$/.exec(res.etag ?? '')?.[1];
-  if (res.location || !version || p.segments.length !== 2 || (p.method !== 'PUT' && p.method !== 'PATCH')) {
-    return res;
-  }
-  return { ...res, location: `${baseUrl}/${p.type}/${p.segments[1]}/_history/${version}` };
 }
 
 export async function processBundle(repo: Repository, req: FhirRequest, dispatch: Dispatch): Promise<Bundle> {
@@ -116,7 +117,7 @@ async function processBatch(repo: Repository, bundle: Bundle, req: FhirRequest, 
   for (const [index, entry] of (bundle.entry ?? []).entries()) {
     try {
       const parsed = parseEntry(entry, index, req.baseUrl);
-      entries.push(entryResponse(await repo.transaction((tx) => dispatch(tx, subRequest(req, parsed, entry.resource)))));
+      entries.push(entryResponse(await repo.transaction((tx) => dispatch(tx, subRequest(req, parsed, entry.resource))), req.baseUrl, parsed));
     } catch (err) {
       const e = err instanceof FhirError ? err : entryError(index, err);
       entries.push({ response: { status: String(e.status), outcome: e.outcome } });
@@ -236,7 +237,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
     if (resentId) {
       try {
         const { resource } = await tx.update({ ...(rewriteReferences(p.entry.resource, references) as Resource), id: resentId });
-        responses[p.index] = entryResponse(resourceResponse(req, 200, resource, true));
+        responses[p.index] = entryResponse(resourceResponse(req, 200, resource, true), req.baseUrl, p);
       } catch (err) {
         throw entryError(p.index, err);
       }
@@ -250,7 +251,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
     }
     const body = p.entry.resource ? rewriteReferences(p.entry.resource, references) : undefined;
     try {
-      responses[p.index] = entryResponse(withVersionLocation(await dispatch(tx, subRequest(req, p, body)), req.baseUrl, p));
+      responses[p.index] = entryResponse(await dispatch(tx, subRequest(req, p, body)), req.baseUrl, p);
     } catch (err) {
       throw entryError(p.index, err);
     }
