@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import { SQLITE_PRAGMAS } from '../src/store/sqlite.js';
+import { SQLITE_PRAGMAS, SqliteDatabase } from '../src/store/sqlite.js';
 import { WalCheckpointer } from '../src/store/wal-checkpointer.js';
 
 describe('SQLite WAL checkpoints on their own thread', () => {
@@ -38,5 +38,35 @@ describe('SQLite WAL checkpoints on their own thread', () => {
     const reopened = new BetterSqlite3(file, { readonly: true });
     assert.equal((reopened.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, commits);
     reopened.close();
+  });
+});
+
+describe('SQLite write lock', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-lock-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a transaction waits for a write lock held elsewhere without stopping the event loop, then commits', async () => {
+    const file = join(dir, 'lock.db');
+    const store = new SqliteDatabase(file);
+    await store.exec('CREATE TABLE t (n INTEGER PRIMARY KEY)');
+    // Another connection (a checkpoint, another process) holds the write lock for 300 ms. Released by a
+    // timer on this thread: a busy handler sleeping on it would never see the release, and fail.
+    const other = new BetterSqlite3(file);
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    setTimeout(() => other.exec('COMMIT'), 300);
+    const started = performance.now();
+    try {
+      await store.transaction((tx) => tx.run('INSERT INTO t (n) VALUES (1)'));
+    } finally {
+      clearInterval(ticker);
+    }
+    const waited = performance.now() - started;
+    other.close();
+    assert.ok(waited >= 250, `began after ${waited.toFixed(0)} ms, while the lock was held`);
+    assert.ok(ticks >= 10, `the event loop ran ${ticks} timer ticks while the transaction waited`);
+    assert.deepEqual(await store.query('SELECT n FROM t'), [{ n: 1 }]);
+    await store.close();
   });
 });

@@ -23,6 +23,34 @@ export const SQLITE_PRAGMAS = [
   'temp_store = MEMORY',
 ];
 
+/** How long a write transaction waits for the write lock in all (as `busy_timeout` had it). */
+const WRITE_LOCK_WAIT_MS = 10_000;
+/**
+ * The write connection's own busy timeout: short, because a busy handler sleeps on the thread that
+ * serves requests and acknowledges messages; `beginWrite` does the longer wait between event-loop turns.
+ */
+const WRITER_BUSY_TIMEOUT_MS = 20;
+
+/**
+ * BEGIN IMMEDIATE, waiting for the write lock without blocking the event loop. SQLite does not always
+ * call its busy handler: while the checkpointer thread ran a RESTART checkpoint, BEGIN IMMEDIATE failed
+ * with SQLITE_BUSY after about 130 ms, far short of a 10 s busy_timeout (seen in about half of the
+ * profiled 8-sender intake runs in session 10). Beginning has no effects, so it is simply tried again.
+ */
+async function beginWrite(conn: Connection): Promise<void> {
+  const deadline = performance.now() + WRITE_LOCK_WAIT_MS;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      conn.exec('BEGIN IMMEDIATE');
+      return;
+    } catch (err) {
+      const busy = (err as { code?: string }).code?.startsWith('SQLITE_BUSY');
+      if (!busy || performance.now() >= deadline) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
 function openConnection(file: string, readonly: boolean): Connection {
   const db = new BetterSqlite3(file, { readonly: readonly && file !== ':memory:' });
   for (const pragma of SQLITE_PRAGMAS) {
@@ -121,6 +149,7 @@ export class SqliteDatabase implements Database {
       mkdirSync(dirname(file), { recursive: true });
     }
     this.writer = new SqliteExecutor(openConnection(file, false));
+    this.writer.connection.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
     this.reader = file === ':memory:' ? this.writer : new SqliteExecutor(openConnection(file, true));
     if (file !== ':memory:') {
       this.checkpointer = new WalCheckpointer(file);
@@ -149,7 +178,7 @@ export class SqliteDatabase implements Database {
     const release = await this.writeMutex.acquire();
     const conn = this.writer.connection;
     try {
-      conn.exec('BEGIN IMMEDIATE');
+      await beginWrite(conn);
       try {
         const result = await fn(this.writer);
         conn.exec('COMMIT');
