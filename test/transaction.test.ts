@@ -163,6 +163,36 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', 'Observation?identifier=urn:lab:tx|L3')).body.entry.length, 1, 'a created one is indexed');
     });
 
+    it('concurrent transactions with the same conditional writes (update and If-None-Exist) create the record once', async () => {
+      // Each transaction searches, finds nothing and creates: without a lock held from the search to the
+      // commit, PostgreSQL ran them side by side and each created its own Observation (8 of 8 did, once
+      // the pool had its connections: hence several rounds).
+      const bundle = (round: number, n: number) => ({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: { resourceType: 'Observation', identifier: [{ system: 'urn:lab:race', value: `U${round}` }], status: 'final', code: { text: `race ${n}` } },
+            request: { method: 'PUT', url: `Observation?identifier=urn:lab:race|U${round}` },
+          },
+          {
+            resource: { resourceType: 'Observation', identifier: [{ system: 'urn:lab:race', value: `C${round}` }], status: 'final', code: { text: `race ${n}` } },
+            request: { method: 'POST', url: 'Observation', ifNoneExist: `identifier=urn:lab:race|C${round}` },
+          },
+        ],
+      });
+      for (let round = 0; round < 3; round++) {
+        const responses = await Promise.all(Array.from({ length: 8 }, (_, n) => s.fhir('POST', '', bundle(round, n))));
+        assert.deepEqual(responses.map((r) => r.status), Array(8).fill(200), JSON.stringify(responses.find((r) => r.status !== 200)?.body));
+        for (const value of [`U${round}`, `C${round}`]) {
+          const found = await s.fhir('GET', `Observation?identifier=urn:lab:race|${value}`);
+          assert.equal(found.body.entry?.length, 1, `round ${round}: one Observation ${value}`);
+        }
+        const created = responses.filter((r) => r.body.entry[0].response.status.startsWith('201'));
+        assert.equal(created.length, 1, `round ${round}: one transaction created U${round}, the others updated it`);
+      }
+    });
+
     it('refuses two entries on the same resource', async () => {
       const res = await s.fhir('POST', '', {
         resourceType: 'Bundle',

@@ -11,7 +11,7 @@ import { participantById, participantForHl7, type Participant } from '../partici
 import { processBundle } from '../server/bundle-processor.js';
 import { findByCriteria } from '../server/crud.js';
 import { dispatch } from '../server/fhir-router.js';
-import type { Repository } from '../store/repository.js';
+import { RedoWithSavepoints, type Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
 import { recordMessageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
@@ -142,6 +142,11 @@ export class Hl7v2Intake {
       const warnings: AckError[] = (mapped?.warnings ?? []).map((text) => ({ code: '207', text, severity: 'W' }));
       return this.result(id, outcome, buildAck(message, 'AA', id, outcome === 'processed' ? warnings : []), 'AA');
     } catch (err) {
+      // Not this message's fault, or not the attempt to record it in: the batch is run again (a deadlock
+      // with another batch: from the start; a failure without savepoints: with them), so no ACK yet. On
+      // PostgreSQL the failed statement has also ended the transaction, so logging here would fail anyway.
+      if (this.repo.db.isTransientConflict(err)) throw err;
+      if (this.repo.failedOptimistically) throw new RedoWithSavepoints();
       const error = describe(err);
       await this.log.finish(id, 'failed', { error: error.text, warnings: mapped?.warnings });
       // A message of a type or event Tessera does not handle is rejected (AR); one it could not map or store, an error (AE).

@@ -5,15 +5,17 @@ interface Pending {
   raw: string;
   channel: string;
   /** Who sent it (an MLLP connection): used to tell how many senders a batch can wait for. */
-  sender?: string;
+  sender: string;
   resolve: (result: IntakeResult) => void;
   reject: (err: unknown) => void;
 }
 
 /** Most messages applied in one transaction. */
 const MAX_BATCH = 64;
-/** Longest wait for a batch to fill up to as many messages as the last two batches had senders (gather). */
+/** Longest wait for a batch to fill up to as many messages as recent batches had senders (gather). */
 const GATHER_MS = 1;
+/** Attempts of a batch ended by a deadlock with another batch (PostgreSQL) before its senders get no ACK. */
+const CONFLICT_ATTEMPTS = 5;
 
 /**
  * Group commit: the messages waiting when a batch starts are logged and applied in one transaction, and
@@ -23,61 +25,110 @@ const GATHER_MS = 1;
  * that the bad one is rolled back alone and logged failed in the same commit as the others. Each sender
  * waits for its ACK before sending the next message, so a connection's order is kept; a single
  * connection gets batches of one. The commit is paid once per batch (docs/decisions/0013).
+ *
+ * As many batches run at once as the database has useful writers (`concurrentWriters`: one on SQLite;
+ * on PostgreSQL several, so that mapping and validation here overlap the server's work on another
+ * batch instead of waiting for each round trip). Concurrent batches lock what they update in the order
+ * their messages need it, so two of them can deadlock; the one PostgreSQL ends is run again whole.
  */
 export class IntakeBatcher {
   private queue: Pending[] = [];
-  /** The senders of the last two batches: those likely to send again as soon as they have their ACK. */
-  private sendersLast = new Set<string>();
-  private sendersBefore = new Set<string>();
-  private draining?: Promise<void>;
+  /** The senders of the last batches started: those likely to send again as soon as they have their ACK. */
+  private recentSenders: Set<string>[] = [];
+  /** Senders with a message in a batch being applied: they send nothing more until it commits. */
+  private readonly busySenders = new Map<string, number>();
+  private running = 0;
+  private gathering = false;
+  private anonymous = 0;
+  private readonly concurrency: number;
 
-  /** `gatherMs`: the longest wait for a batch to fill (see gather); tests lengthen it to be independent of timing. */
+  /**
+   * `gatherMs`: the longest wait for a batch to fill (see gather); tests lengthen it to be independent of
+   * timing. `concurrency`: batches applied at once (default: the database's `concurrentWriters`).
+   */
   constructor(
     private readonly repo: Repository,
     private readonly gatherMs = GATHER_MS,
-  ) {}
+    concurrency?: number,
+  ) {
+    this.concurrency = concurrency ?? repo.db.concurrentWriters;
+  }
 
   submit(raw: string, channel: string, sender?: string): Promise<IntakeResult> {
     return new Promise<IntakeResult>((resolve, reject) => {
-      this.queue.push({ raw, channel, sender, resolve, reject });
-      // Started once the I/O already waiting (other senders' messages) has been read and queued, so that it
-      // joins this batch: a transaction runs to its commit without yielding to I/O.
-      this.draining ??= this.gather().then(() => this.drain());
+      this.queue.push({ raw, channel, sender: sender ?? `anonymous:${this.anonymous++}`, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Starts gathering the next batch if messages wait and a writer is free (and no gather is under way). */
+  private schedule(): void {
+    if (this.gathering || this.running >= this.concurrency || !this.queue.length) return;
+    this.gathering = true;
+    void this.gather(this.batchSize()).then(() => {
+      this.gathering = false;
+      this.start(this.queue.splice(0, this.batchSize()));
+      this.schedule();
     });
   }
 
   /**
-   * Waits for the messages of a batch to arrive: at least one turn of the event loop (the I/O already
-   * waiting is read), then more turns while fewer messages are queued than there were senders in the
-   * last two batches, up to `gatherMs` (1 ms unless a test says otherwise). Senders that each wait for
-   * their ACK fell into step in two groups that took turns: eight connections made batches of exactly
-   * four, each paying a commit. A lone sender's batches hold its one message, so it never waits beyond
-   * the first turn.
+   * Messages per batch: the recent senders (or the messages queued, if more) shared among the writers, so
+   * that with several writers (PostgreSQL) eight senders make batches that overlap instead of one batch
+   * that waits for each round trip in turn; with one writer, everything queued.
    */
-  private async gather(): Promise<void> {
+  private batchSize(): number {
+    const senders = Math.max(new Set(this.recentSenders.flatMap((batch) => [...batch])).size, this.queue.length, 1);
+    return Math.min(MAX_BATCH, Math.ceil(senders / this.concurrency));
+  }
+
+  /**
+   * Waits for the messages of a batch to arrive: at least one turn of the event loop (the I/O already
+   * waiting is read), then more turns while fewer messages are queued than the batch's size or the
+   * recent batches' senders not waiting for an ACK now, up to `gatherMs` (1 ms unless a test says otherwise).
+   * Senders that each wait for their ACK fell into step in two groups that took turns: eight connections
+   * made batches of exactly four, each paying a commit. A lone sender's batches hold its one message, so
+   * it never waits beyond the first turn.
+   */
+  private async gather(size: number): Promise<void> {
     const started = performance.now();
-    const expected = new Set([...this.sendersLast, ...this.sendersBefore]).size;
+    const idle = new Set(this.recentSenders.flatMap((senders) => [...senders].filter((s) => !this.busySenders.has(s)))).size;
+    const expected = Math.min(size, idle);
     do {
       await new Promise<void>((turn) => setImmediate(turn));
     } while (this.queue.length < expected && performance.now() - started < this.gatherMs);
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      this.sendersBefore = this.sendersLast;
-      this.sendersLast = new Set(batch.map((p, i) => p.sender ?? `anonymous:${i}`));
-      try {
-        const results = await this.apply(batch);
-        batch.forEach((p, i) => p.resolve(results[i]));
-      } catch (err) {
+  private start(batch: Pending[]): void {
+    // The senders of the last `concurrency + 1` batches: with one writer, the last two.
+    this.recentSenders = [new Set(batch.map((p) => p.sender)), ...this.recentSenders].slice(0, this.concurrency + 1);
+    this.running++;
+    for (const p of batch) this.busySenders.set(p.sender, (this.busySenders.get(p.sender) ?? 0) + 1);
+    void this.applyRetrying(batch)
+      .then(
+        (results) => batch.forEach((p, i) => p.resolve(results[i])),
         // Nothing was committed and nothing is acknowledged: the senders send these messages again.
-        batch.forEach((p) => p.reject(err));
+        (err) => batch.forEach((p) => p.reject(err)),
+      )
+      .finally(() => {
+        this.running--;
+        for (const p of batch) {
+          const left = (this.busySenders.get(p.sender) ?? 1) - 1;
+          if (left) this.busySenders.set(p.sender, left);
+          else this.busySenders.delete(p.sender);
+        }
+        this.schedule();
+      });
+  }
+
+  private async applyRetrying(batch: Pending[]): Promise<IntakeResult[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.apply(batch);
+      } catch (err) {
+        if (attempt >= CONFLICT_ATTEMPTS || !this.repo.db.isTransientConflict(err)) throw err;
       }
     }
-    // Cleared in the same synchronous turn as the last look at the queue: a sender whose ACK was just
-    // released submits its next message in a later microtask and must then start a drain of its own.
-    this.draining = undefined;
   }
 
   /** One transaction for the batch (without a savepoint per message unless one of them fails). */

@@ -3,7 +3,7 @@ import { badRequest, FhirError, preconditionFailed } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { ID_RE, type Repository } from '../store/repository.js';
-import { findByCriteria } from './crud.js';
+import { conditionalWriteLock, findByCriteria } from './crud.js';
 import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import type { Interaction } from '../security/scopes.js';
 import { resourceResponse, resourceUrl } from './responses.js';
@@ -135,6 +135,14 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
       throw entryError(p.index, err);
     }
   }
+  // Every conditional write's criteria locked up front, in one order for all transactions (sorted): two
+  // transactions conditionally writing the same record wait for each other instead of both creating it.
+  const criteria = parsed.flatMap((p) => {
+    if (p.method === 'PUT' && p.segments.length === 1 && p.rawQuery) return [conditionalWriteLock(p.type, p.rawQuery)];
+    if (p.method === 'POST' && p.entry.request?.ifNoneExist) return [conditionalWriteLock(p.type, p.entry.request.ifNoneExist)];
+    return [];
+  });
+  if (criteria.length) await tx.sql.lock(...[...new Set(criteria)].sort());
   const references = new Map<string, string>();
   const assignedIds = new Map<number, string>();
   /** POST entries whose If-None-Exist matched an existing resource: entry index -> that resource. */

@@ -25,6 +25,15 @@ export async function findByCriteria(repo: Repository, type: string, req: FhirRe
   return (await search(repo, request)).matches;
 }
 
+/**
+ * The lock a conditional write (If-None-Exist create, conditional update) holds from its search to its
+ * commit, so that two writers with the same criteria cannot both find nothing and both create. One key
+ * for both kinds: a conditional create and update of the same criteria race the same way.
+ */
+export function conditionalWriteLock(type: string, criteria: string): string {
+  return `conditional:${type}?${criteria}`;
+}
+
 export async function create(repo: Repository, type: string, req: FhirRequest, assignedId?: string): Promise<FhirResponse> {
   const body = requireResourceBody(req);
   if (body.resourceType !== type) {
@@ -32,7 +41,7 @@ export async function create(repo: Repository, type: string, req: FhirRequest, a
   }
   return repo.transaction(async (tx) => {
     if (req.ifNoneExist) {
-      await tx.sql.lock(`create:${type}?${req.ifNoneExist}`);
+      await tx.sql.lock(conditionalWriteLock(type, req.ifNoneExist));
       const existing = await findByCriteria(tx, type, req, req.ifNoneExist);
       if (existing.length > 1) {
         throw preconditionFailed(`If-None-Exist criteria "${req.ifNoneExist}" match more than one ${type}`);
@@ -82,7 +91,7 @@ export async function update(repo: Repository, type: string, id: string, req: Fh
 export async function conditionalUpdate(repo: Repository, type: string, req: FhirRequest): Promise<FhirResponse> {
   const body = requireResourceBody(req);
   return repo.transaction(async (tx) => {
-    await tx.sql.lock(`update:${type}?${req.rawQuery}`);
+    await tx.sql.lock(conditionalWriteLock(type, req.rawQuery));
     const matches = await findByCriteria(tx, type, req, req.rawQuery);
     if (matches.length > 1) {
       throw preconditionFailed(`Conditional update criteria match more than one ${type}`);

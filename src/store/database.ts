@@ -45,6 +45,13 @@ export interface Database extends SqlExecutor {
   readonly dialect: Dialect;
   /** Runs `fn` in one atomic transaction; it commits only if `fn` resolves. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** How many write transactions are worth running at once (SQLite has one writer; PostgreSQL many). */
+  readonly concurrentWriters: number;
+  /**
+   * Whether `err` ended a transaction only because of other transactions running at the same time (a
+   * deadlock between them): the same work run again in a new transaction can succeed.
+   */
+  isTransientConflict(err: unknown): boolean;
   close(): Promise<void>;
 }
 

@@ -100,16 +100,26 @@ export interface PostgresOptions {
   poolSize?: number;
 }
 
+/** Concurrent write transactions for batched work (HL7 intake); measured on this 2-core machine in docs/decisions/0015. */
+const WRITERS_AT_ONCE = 4;
+
+/** SQLSTATEs of a transaction ended by other transactions, not by its own work: deadlock, serialization failure. */
+const TRANSIENT_CONFLICTS = new Set(['40P01', '40001']);
+
 export class PostgresDatabase implements Database {
   readonly dialect = dialect;
+  readonly concurrentWriters: number;
   private readonly pool: pg.Pool;
   private readonly executor: PgExecutor;
 
   constructor(private readonly options: PostgresOptions) {
     const schema = options.schema;
+    const poolSize = options.poolSize ?? 10;
+    // Writers at once, keeping part of the pool for reads (HTTP searches) while a load runs.
+    this.concurrentWriters = Math.max(1, Math.min(WRITERS_AT_ONCE, poolSize - 2));
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
-      max: options.poolSize ?? 10,
+      max: poolSize,
       types,
       // JIT off: Tessera's queries are short index lookups, and a correlated key-range join gets a default
       // row estimate large enough to cross jit_above_cost; compiling then took ~680 ms of a 30 ms query
@@ -146,6 +156,10 @@ export class PostgresDatabase implements Database {
 
   async lock(): Promise<void> {
     throw new Error('lock() needs a transaction');
+  }
+
+  isTransientConflict(err: unknown): boolean {
+    return TRANSIENT_CONFLICTS.has((err as { code?: string })?.code ?? '');
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {

@@ -139,6 +139,8 @@ class SqliteExecutor implements SqlExecutor {
  */
 export class SqliteDatabase implements Database {
   readonly dialect = dialect;
+  /** One writer: a second transaction would only wait for the write mutex. */
+  readonly concurrentWriters = 1;
   private readonly writer: SqliteExecutor;
   private readonly reader: SqliteExecutor;
   private readonly writeMutex = new Mutex();
@@ -173,6 +175,11 @@ export class SqliteDatabase implements Database {
   }
 
   async lock(): Promise<void> {}
+
+  isTransientConflict(): boolean {
+    // Transactions run one at a time; waiting for the lock of another process is done in beginWrite.
+    return false;
+  }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const release = await this.writeMutex.acquire();
