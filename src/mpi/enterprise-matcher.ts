@@ -16,7 +16,8 @@ export interface EnterpriseMatch {
 /**
  * Scores a person's features against the source records sharing a blocking key and keeps, per enterprise,
  * its best-scoring member; highest first. With `patientId` (a stored source record being linked), that
- * record is not its own candidate and enterprises a steward ruled apart from it are left out.
+ * record is not its own candidate and enterprises a steward ruled apart from it are left out, unless
+ * `mayBeRuledOn` is false (a Patient's first version: no steward can have ruled on it yet).
  */
 export async function matchEnterprises(
   store: MpiStore,
@@ -25,6 +26,7 @@ export async function matchEnterprises(
   features: PersonFeatures,
   keys: string[],
   patientId?: string,
+  mayBeRuledOn = true,
 ): Promise<EnterpriseMatch[]> {
   const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
   const nameKey = fullNameKey(features);
@@ -36,7 +38,7 @@ export async function matchEnterprises(
     // The candidate bearing the name is one of the records counted: the others are the rest.
     sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
   }
-  const noLink = patientId ? await store.noLinkPartners(patientId) : new Set<string>();
+  const noLink = patientId && mayBeRuledOn ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
   const byEnterprise = new Map<string, EnterpriseMatch>();
   const conflicts = new Map<string, string[]>();

@@ -189,8 +189,9 @@ export class MpiStore {
     return rows.map(toRecord);
   }
 
-  async saveSource(record: SourceRecord, keys: string[]): Promise<void> {
-    await this.sql.run('DELETE FROM mpi_source WHERE patient_id = ?', [record.patientId]);
+  /** Stores a source record and its blocking keys; `replacing` false: the record is known not to be stored yet (no deletes). */
+  async saveSource(record: SourceRecord, keys: string[], replacing = true): Promise<void> {
+    if (replacing) await this.sql.run('DELETE FROM mpi_source WHERE patient_id = ?', [record.patientId]);
     await this.sql.run(`INSERT INTO mpi_source (${SOURCE_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
       record.patientId,
       record.enterpriseId,
@@ -202,7 +203,7 @@ export class MpiStore {
       record.updatedAt,
       fullNameKey(record.features),
     ]);
-    await this.sql.run('DELETE FROM mpi_block WHERE patient_id = ?', [record.patientId]);
+    if (replacing) await this.sql.run('DELETE FROM mpi_block WHERE patient_id = ?', [record.patientId]);
     await this.sql.insertRows(
       'mpi_block',
       ['key', 'patient_id'],

@@ -87,7 +87,8 @@ export class PatientLinker implements WriteObserver {
       await enterprises.refreshGolden(record.enterpriseId);
       return;
     }
-    const matches = await matchEnterprises(store, this.model, this.names, features, keys, record.patientId);
+    // A Patient's first version has never had an id a steward could rule on (a re-created id has version > 1).
+    const matches = await matchEnterprises(store, this.model, this.names, features, keys, record.patientId, patient.meta?.versionId !== '1');
     const [target] = matches.filter((m) => m.best.outcome === 'auto-link');
     if (target) {
       // The enterprise may have been merged since the candidates were read: join the one it went into.
@@ -99,7 +100,7 @@ export class PatientLinker implements WriteObserver {
       await store.createEnterprise(record.enterpriseId, now);
       await enterprises.record({ action: 'enterprise-created', enterpriseId: record.enterpriseId, patientId: record.patientId });
     }
-    await store.saveSource(record, keys);
+    await store.saveSource(record, keys, Boolean(existing));
     if (target) {
       await enterprises.record({
         action: 'auto-linked',
