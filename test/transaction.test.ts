@@ -193,6 +193,39 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('a transaction PostgreSQL ends for a deadlock with another is run again, not answered with an error', { skip: backend === 'sqlite' && 'SQLite has one writer: transactions cannot deadlock' }, async () => {
+      // Each transaction's Patient write takes two locks in opposite orders (a test observer), as the
+      // conditional writes and patient-index keys of two transactions can: PostgreSQL ends one of them.
+      let resolveA!: () => void;
+      let resolveB!: () => void;
+      const took = { DeadA: new Promise<void>((r) => (resolveA = r)), DeadB: new Promise<void>((r) => (resolveB = r)) };
+      const danced = new Set<string>();
+      s.tessera.repo.observe({
+        types: new Set(['Patient']),
+        async written(repo, resources) {
+          const family = (resources[0] as { name?: { family?: string }[] }).name?.[0]?.family;
+          if ((family !== 'DeadA' && family !== 'DeadB') || danced.has(family)) return;
+          danced.add(family);
+          await repo.sql.lock(family === 'DeadA' ? 'test:k1' : 'test:k2');
+          (family === 'DeadA' ? resolveA : resolveB)();
+          const other = took[family === 'DeadA' ? 'DeadB' : 'DeadA'];
+          await Promise.race([other, new Promise((_, reject) => setTimeout(() => reject(new Error('the other transaction never took its lock')), 5000).unref())]);
+          await repo.sql.lock(family === 'DeadA' ? 'test:k2' : 'test:k1');
+        },
+        async deleted() {},
+      });
+      const patient = (family: string, given: string, birthDate: string, gender: string) => ({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ resource: { resourceType: 'Patient', name: [{ family, given: [given] }], birthDate, gender }, request: { method: 'POST', url: 'Patient' } }],
+      });
+      const responses = await Promise.all([s.fhir('POST', '', patient('DeadA', 'Ann', '1961-01-01', 'female')), s.fhir('POST', '', patient('DeadB', 'Bob', '1992-02-02', 'male'))]);
+      assert.deepEqual(responses.map((r) => r.status), [200, 200], JSON.stringify(responses.map((r) => r.body)));
+      for (const family of ['DeadA', 'DeadB']) {
+        assert.equal((await s.fhir('GET', `Patient?family=${family}`)).body.entry?.length, 1, `one Patient ${family}`);
+      }
+    });
+
     it('refuses two entries on the same resource', async () => {
       const res = await s.fhir('POST', '', {
         resourceType: 'Bundle',

@@ -1,3 +1,4 @@
+import { retryingConflicts } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { Hl7v2Intake, type IntakeResult } from './hl7v2-intake.js';
 
@@ -14,8 +15,6 @@ interface Pending {
 const MAX_BATCH = 64;
 /** Longest wait for a batch to fill up to as many messages as recent batches had senders (gather). */
 const GATHER_MS = 1;
-/** Attempts of a batch ended by a deadlock with another batch (PostgreSQL) before its senders get no ACK. */
-const CONFLICT_ATTEMPTS = 5;
 
 /**
  * Group commit: the messages waiting when a batch starts are logged and applied in one transaction, and
@@ -104,7 +103,7 @@ export class IntakeBatcher {
     this.recentSenders = [new Set(batch.map((p) => p.sender)), ...this.recentSenders].slice(0, this.concurrency + 1);
     this.running++;
     for (const p of batch) this.busySenders.set(p.sender, (this.busySenders.get(p.sender) ?? 0) + 1);
-    void this.applyRetrying(batch)
+    void retryingConflicts(this.repo.db, () => this.apply(batch))
       .then(
         (results) => batch.forEach((p, i) => p.resolve(results[i])),
         // Nothing was committed and nothing is acknowledged: the senders send these messages again.
@@ -119,16 +118,6 @@ export class IntakeBatcher {
         }
         this.schedule();
       });
-  }
-
-  private async applyRetrying(batch: Pending[]): Promise<IntakeResult[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.apply(batch);
-      } catch (err) {
-        if (attempt >= CONFLICT_ATTEMPTS || !this.repo.db.isTransientConflict(err)) throw err;
-      }
-    }
   }
 
   /** One transaction for the batch (without a savepoint per message unless one of them fails). */

@@ -2,6 +2,7 @@ import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplu
 import { badRequest, FhirError, preconditionFailed } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { validateFhirResource } from '../fhir/validation.js';
+import { retryingConflicts } from '../store/database.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { conditionalWriteLock, findByCriteria } from './crud.js';
 import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
@@ -86,7 +87,10 @@ export async function processBundle(repo: Repository, req: FhirRequest, dispatch
   }
   if (bundle.type === 'transaction') {
     // All or nothing: a failing entry fails the Bundle, so its entries need no savepoint of their own.
-    return repo.transaction((tx) => processTransaction(tx.joined(), bundle, req, dispatch));
+    const run = () => repo.transaction((tx) => processTransaction(tx.joined(), bundle, req, dispatch));
+    // A transaction of its own (not a message's inside a batch) is run again if PostgreSQL ended it for a
+    // deadlock: conditional writes and the patient index lock what they write until the commit.
+    return repo.inTransaction ? run() : retryingConflicts(repo.db, run);
   }
   if (bundle.type === 'batch') {
     return processBatch(repo, bundle, req, dispatch);

@@ -55,6 +55,25 @@ export interface Database extends SqlExecutor {
   close(): Promise<void>;
 }
 
+/** Attempts of a whole transaction that the database ended for a conflict with concurrent ones. */
+const CONFLICT_ATTEMPTS = 5;
+
+/**
+ * Runs `transaction` (work that begins and commits a transaction of its own) again when the database
+ * ended it only because of concurrent transactions (`isTransientConflict`: a deadlock PostgreSQL
+ * resolved by ending this one); nothing of the attempt was committed. Other errors, and the last
+ * attempt's, are thrown.
+ */
+export async function retryingConflicts<T>(db: Database, transaction: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (attempt >= CONFLICT_ATTEMPTS || !db.isTransientConflict(err)) throw err;
+    }
+  }
+}
+
 /** A simple async mutex: JavaScript callers queue in order. */
 export class Mutex {
   private tail: Promise<void> = Promise.resolve();

@@ -100,7 +100,8 @@ export class Repository {
   constructor(
     readonly db: Database,
     private readonly executor: SqlExecutor = db,
-    private readonly inTransaction = false,
+    /** Whether this repository works inside a transaction (its `transaction` then nests). */
+    readonly inTransaction = false,
     private readonly optimisticNesting = false,
     private readonly observers: WriteObserver[] = [],
   ) {}
