@@ -124,6 +124,30 @@ for (const backend of BACKENDS) {
       assert.deepEqual({ patients: await count('Patient'), observations: await count('Observation') }, before);
     });
 
+    it('a write that finds its target by search criteria needs the search scope too: its outcome tells whether a match exists', async () => {
+      const as = (token: string) => ({ authorization: `Bearer ${token}` });
+      const writeOnly = as(await s.tokenFor('system/Observation.cud'));
+      const obs = { resourceType: 'Observation', identifier: [{ system: 'urn:example:criteria', value: '1' }], status: 'final', code: { text: 'x' } };
+      const count = async () => (await s.fhir('GET', 'Observation?identifier=urn:example:criteria|1')).body.entry?.length ?? 0;
+      assert.equal((await s.fhir('PUT', 'Observation?identifier=urn:example:criteria|1', obs, writeOnly)).status, 403, 'conditional update');
+      assert.equal((await s.fhir('POST', 'Observation', obs, { ...writeOnly, 'if-none-exist': 'identifier=urn:example:criteria|1' })).status, 403, 'If-None-Exist');
+      assert.equal((await s.fhir('DELETE', 'Observation?identifier=urn:example:criteria|1', undefined, writeOnly)).status, 403, 'conditional delete');
+      const transaction = (entry: unknown) => ({ resourceType: 'Bundle', type: 'transaction', entry: [entry] });
+      const inTransaction = await s.fhir('POST', '', transaction({ resource: obs, request: { method: 'PUT', url: 'Observation?identifier=urn:example:criteria|1' } }), writeOnly);
+      assert.equal(inTransaction.status, 403, 'conditional update in a transaction');
+      // A conditional reference is resolved by a search of its type.
+      const referencing = await s.fhir('POST', '', transaction({ resource: { ...obs, identifier: undefined, subject: { reference: 'Patient?identifier=urn:example:criteria|p1' } }, request: { method: 'POST', url: 'Observation' } }), writeOnly);
+      assert.equal(referencing.status, 403, 'a conditional reference to Patient without Patient.s');
+      assert.equal(await count(), 0, 'nothing written');
+      // The same writes with the search scope.
+      const withSearch = as(await s.tokenFor('system/Observation.cuds'));
+      assert.equal((await s.fhir('PUT', 'Observation?identifier=urn:example:criteria|1', obs, withSearch)).status, 201);
+      assert.equal((await s.fhir('POST', 'Observation', obs, { ...withSearch, 'if-none-exist': 'identifier=urn:example:criteria|1' })).status, 200);
+      assert.equal(await count(), 1);
+      // Writes by id and plain creates need no search scope.
+      assert.equal((await s.fhir('POST', 'Observation', { ...obs, identifier: undefined }, writeOnly)).status, 201);
+    });
+
     it('private_key_jwt: a signed assertion gets a token; a replayed, expired or foreign-signed one does not', async () => {
       const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
       const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES384' };

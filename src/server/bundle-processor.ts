@@ -5,8 +5,7 @@ import { validateFhirResource } from '../fhir/validation.js';
 import { retryingConflicts } from '../store/database.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { conditionalWriteLock, findByCriteria } from './crud.js';
-import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
-import type { Interaction } from '../security/scopes.js';
+import { authorize, authorizeWrite, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { resourceResponse, resourceUrl } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
 import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
@@ -134,7 +133,7 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   const parsed = (bundle.entry ?? []).map((e, i) => parseEntry(e, i, req.baseUrl));
   for (const p of parsed) {
     try {
-      authorizeWrite(req, p);
+      if (WRITE_METHODS.has(p.method)) authorizeWrite(req, p.type, p.method, writeCriteria(p) !== undefined);
     } catch (err) {
       throw entryError(p.index, err);
     }
@@ -142,9 +141,8 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   // Every conditional write's criteria locked up front, in one order for all transactions (sorted): two
   // transactions conditionally writing the same record wait for each other instead of both creating it.
   const criteria = parsed.flatMap((p) => {
-    if (p.method === 'PUT' && p.segments.length === 1 && p.rawQuery) return [conditionalWriteLock(p.type, p.rawQuery)];
-    if (p.method === 'POST' && p.entry.request?.ifNoneExist) return [conditionalWriteLock(p.type, p.entry.request.ifNoneExist)];
-    return [];
+    const found = (p.method === 'POST' || p.method === 'PUT') && writeCriteria(p);
+    return found ? [conditionalWriteLock(p.type, found)] : [];
   });
   if (criteria.length) await tx.sql.lock(...[...new Set(criteria)].sort());
   const references = new Map<string, string>();
@@ -226,6 +224,8 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   parsed.forEach((p) => collectConditionalReferences(p.entry.resource, conditional));
   for (const ref of conditional) {
     const [type, query] = ref.split('?', 2);
+    // Resolving it searches: whether it resolves tells the caller whether such a resource exists.
+    authorize(req, type, 's');
     const matches = await findByCriteria(tx, type, { ...req, prefer: undefined }, query);
     if (matches.length !== 1) {
       throw preconditionFailed(`Conditional reference "${ref}" matches ${matches.length} resources; it must match exactly one`);
@@ -272,19 +272,17 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
 }
 
 /**
- * The scopes a transaction entry's write needs, checked before anything runs: plain creates are written
+ * The search criteria a transaction entry's write finds its target by (If-None-Exist, a conditional
+ * update or delete), if any. Writes are authorised before anything runs: plain creates are written
  * together (createBatch) and conditional updates are rewritten to plain ones before they are dispatched,
- * so the checks dispatch makes would miss them (a create needs `c`, a conditional update `u` and `c`, as
- * dispatch requires of the same requests sent alone). Reads are checked when dispatched.
+ * so the checks dispatch makes would miss them. Reads are checked when dispatched.
  */
-function authorizeWrite(req: FhirRequest, p: ParsedEntry): void {
-  const conditionalUpdate = p.method === 'PUT' && p.segments.length === 1;
-  for (const interaction of conditionalUpdate ? (['u', 'c'] as const) : (WRITE_INTERACTIONS[p.method] ?? [])) {
-    authorize(req, p.type, interaction);
-  }
+function writeCriteria(p: ParsedEntry): string | undefined {
+  if (p.method === 'POST') return p.entry.request?.ifNoneExist || undefined;
+  return WRITE_METHODS.has(p.method) && p.segments.length === 1 && p.rawQuery ? p.rawQuery : undefined;
 }
 
-const WRITE_INTERACTIONS: Record<string, readonly Interaction[]> = { POST: ['c'], PUT: ['u'], PATCH: ['u'], DELETE: ['d'] };
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 async function createBatch(
   tx: Repository,

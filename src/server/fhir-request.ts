@@ -50,3 +50,19 @@ export function authorize(req: FhirRequest, type: string, interaction: Interacti
     requirePermission(req.auth.scopes, type, interaction);
   }
 }
+
+/**
+ * The interactions a write needs, one rule for single requests and transaction entries: a create `c`,
+ * an update or patch `u`, a delete `d`; a conditional update `u` and `c` (it creates when nothing
+ * matches). A write that finds its target by search criteria (If-None-Exist, conditional update or
+ * delete) needs `s` as well: whether it creates, updates or fails tells the caller whether a match exists.
+ */
+export function writeInteractions(method: string, byCriteria: boolean): Interaction[] {
+  const own: Record<string, Interaction[]> = { POST: ['c'], PUT: byCriteria ? ['u', 'c'] : ['u'], PATCH: ['u'], DELETE: ['d'] };
+  return [...(own[method] ?? []), ...(byCriteria ? (['s'] as const) : [])];
+}
+
+/** Checks the caller's scopes for a write (see writeInteractions). */
+export function authorizeWrite(req: FhirRequest, type: string, method: string, byCriteria: boolean): void {
+  for (const interaction of writeInteractions(method, byCriteria)) authorize(req, type, interaction);
+}

@@ -4,7 +4,7 @@ import type { Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './everything.js';
-import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { authorize, authorizeWrite, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { isMpiOperation, mpiOperation } from './mpi-operations.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
@@ -38,17 +38,16 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
         authorize(req, type, 's');
         return { status: 200, body: await searchInteraction(repo, type, req, req.query) };
       case 'POST':
-        authorize(req, type, 'c');
+        authorizeWrite(req, type, 'POST', Boolean(req.ifNoneExist));
         return create(repo, type, req);
       case 'PUT':
-        authorize(req, type, 'u');
-        authorize(req, type, 'c');
+        authorizeWrite(req, type, 'PUT', true);
         if (!req.rawQuery) {
           throw badRequest('PUT on a type needs search criteria (conditional update) or an id in the URL');
         }
         return conditionalUpdate(repo, type, req);
       case 'DELETE':
-        authorize(req, type, 'd');
+        authorizeWrite(req, type, 'DELETE', true);
         if (!req.rawQuery) {
           throw badRequest('DELETE on a type needs search criteria (conditional delete)');
         }
@@ -75,13 +74,13 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
         authorize(req, type, 'r');
         return read(repo, type, second, req);
       case 'PUT':
-        authorize(req, type, 'u');
+        authorizeWrite(req, type, 'PUT', false);
         return update(repo, type, second, req);
       case 'PATCH':
-        authorize(req, type, 'u');
+        authorizeWrite(req, type, 'PATCH', false);
         return patch(repo, type, second, req);
       case 'DELETE':
-        authorize(req, type, 'd');
+        authorizeWrite(req, type, 'DELETE', false);
         return remove(repo, type, second, req);
     }
     methodNotAllowed(req);
