@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { Patient } from '@medplum/fhirtypes';
 import { IntakeBatcher } from '../src/ingest/intake-batcher.js';
-import { isGolden } from '../src/mpi/source-identity.js';
 import { systemRequest } from '../src/ingest/system-request.js';
 import { findByCriteria } from '../src/server/crud.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
 import type { Repository } from '../src/store/repository.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
+import { crossedLocks } from './helpers/crossed-locks.js';
 
 const admit = (control: string, mrn = `OBO-${control}`) => `MSH|^~\\&|ADT|ONEBYONE|HIE|TESSERA|20261125120000||ADT^A04|${control}|P|2.5.1\rPID|1||${mrn}^^^ONEBYONE^MR||Byone^One||19800101|F`;
 const result = (control: string, mrn: string) =>
@@ -18,13 +17,6 @@ const result = (control: string, mrn: string) =>
     `OBR|1||F-${control}|24323-8^Metabolic panel^LN|||20261125110000||||||||||||||||||F`,
     `OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|70-99|N|||F|||20261125110000`,
   ].join('\r');
-
-/** A promise and the function that resolves it. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** Counts the transactions begun on a repository (the batcher's group commits) until stopped. */
 function countTransactions(repo: Repository): { readonly count: number; stop(): void } {
@@ -152,26 +144,14 @@ for (const backend of BACKENDS) describe(`IntakeBatcher (${backend})`, () => {
     // batch 2 holds DeadB. DeadA and DeadB take two locks in opposite orders, as two messages'
     // conditional writes and patient-index keys can: a real deadlock, and DeadA, which waits first, is
     // the one PostgreSQL ends. Were that taken for DeadA's own failure, DeadA would get AE.
-    const danced = new Set<string>();
-    const signals = { DeadA: deferred(), DeadB: deferred() };
-    const bounded = (p: Promise<void>) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('the other batch never took its lock')), 5000).unref())]);
     tessera.repo.observe({
       types: new Set(['Patient']),
-      async written(repo, resources) {
-        // The source records only (the patient index writes a golden record of each person too).
-        const family = (resources as Patient[]).find((r) => !isGolden(r))?.name?.[0]?.family;
-        if (family === 'Fails') throw new Error('refused by the test observer');
-        if ((family !== 'DeadA' && family !== 'DeadB') || danced.has(family)) return;
-        danced.add(family);
-        const [mine, theirs] = family === 'DeadA' ? (['test:k1', 'test:k2'] as const) : (['test:k2', 'test:k1'] as const);
-        await repo.sql.lock(mine);
-        signals[family].resolve();
-        await bounded(signals[family === 'DeadA' ? 'DeadB' : 'DeadA'].promise);
-        if (family === 'DeadB') await new Promise((resolve) => setTimeout(resolve, 200));
-        await repo.sql.lock(theirs);
+      async written(_repo, resources) {
+        if (resources.some((r) => r.resourceType === 'Patient' && r.name?.[0]?.family === 'Fails')) throw new Error('refused by the test observer');
       },
       async deleted() {},
     });
+    tessera.repo.observe(crossedLocks('DeadA', 'DeadB'));
     const batcher = new IntakeBatcher(tessera.repo, undefined, 2);
     // Nothing in common for the patient index to lock on (its blocking keys): only the test's locks cross.
     const texts = [

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS } from './helpers/backends.js';
+import { crossedLocks } from './helpers/crossed-locks.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const patientEntry = (uuid: string, mrn: string) => ({
@@ -196,24 +197,8 @@ for (const backend of BACKENDS) {
     it('a transaction PostgreSQL ends for a deadlock with another is run again, not answered with an error', { skip: backend === 'sqlite' && 'SQLite has one writer: transactions cannot deadlock' }, async () => {
       // Each transaction's Patient write takes two locks in opposite orders (a test observer), as the
       // conditional writes and patient-index keys of two transactions can: PostgreSQL ends one of them.
-      let resolveA!: () => void;
-      let resolveB!: () => void;
-      const took = { DeadA: new Promise<void>((r) => (resolveA = r)), DeadB: new Promise<void>((r) => (resolveB = r)) };
-      const danced = new Set<string>();
-      s.tessera.repo.observe({
-        types: new Set(['Patient']),
-        async written(repo, resources) {
-          const family = (resources[0] as { name?: { family?: string }[] }).name?.[0]?.family;
-          if ((family !== 'DeadA' && family !== 'DeadB') || danced.has(family)) return;
-          danced.add(family);
-          await repo.sql.lock(family === 'DeadA' ? 'test:k1' : 'test:k2');
-          (family === 'DeadA' ? resolveA : resolveB)();
-          const other = took[family === 'DeadA' ? 'DeadB' : 'DeadA'];
-          await Promise.race([other, new Promise((_, reject) => setTimeout(() => reject(new Error('the other transaction never took its lock')), 5000).unref())]);
-          await repo.sql.lock(family === 'DeadA' ? 'test:k2' : 'test:k1');
-        },
-        async deleted() {},
-      });
+      // Nothing in common for the patient index to lock on (its blocking keys): only the test's locks cross.
+      s.tessera.repo.observe(crossedLocks('DeadA', 'DeadB'));
       const patient = (family: string, given: string, birthDate: string, gender: string) => ({
         resourceType: 'Bundle',
         type: 'transaction',
