@@ -138,6 +138,12 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
       throw entryError(p.index, err);
     }
   }
+  // Conditional references (Patient?identifier=...) are resolved by searches: whether one resolves tells
+  // the caller whether such a resource exists, so they need the search scope of their type, checked here
+  // with the writes before anything runs.
+  const conditional = new Set<string>();
+  parsed.forEach((p) => collectConditionalReferences(p.entry.resource, conditional));
+  for (const ref of conditional) authorize(req, ref.split('?', 1)[0], 's');
   // Every conditional write's criteria locked up front, in one order for all transactions (sorted): two
   // transactions conditionally writing the same record wait for each other instead of both creating it.
   const criteria = parsed.flatMap((p) => {
@@ -220,12 +226,8 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
   }
 
   // 2. Resolve conditional references (Patient?identifier=...) to exactly one existing resource.
-  const conditional = new Set<string>();
-  parsed.forEach((p) => collectConditionalReferences(p.entry.resource, conditional));
   for (const ref of conditional) {
     const [type, query] = ref.split('?', 2);
-    // Resolving it searches: whether it resolves tells the caller whether such a resource exists.
-    authorize(req, type, 's');
     const matches = await findByCriteria(tx, type, { ...req, prefer: undefined }, query);
     if (matches.length !== 1) {
       throw preconditionFailed(`Conditional reference "${ref}" matches ${matches.length} resources; it must match exactly one`);
