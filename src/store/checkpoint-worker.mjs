@@ -9,9 +9,9 @@ import Database from 'better-sqlite3';
 const { file, idleMs, busyMs, restartFrames } = workerData;
 const db = new Database(file);
 // A RESTART that waits (for the commit under way, then for readers) holds off the writer meanwhile, so
-// it gives up after a second and is tried again later. While one runs, the writer's BEGIN IMMEDIATE can
-// fail with SQLITE_BUSY well before its busy timeout (about 130 ms, in profiled intake runs): the
-// writer retries it itself (beginWrite in sqlite.ts).
+// it gives up after a second and is tried again later. The writer's BEGIN IMMEDIATE was seen failing with
+// SQLITE_BUSY well before its busy timeout (about 130 ms, in profiled intake runs), presumably against
+// such a RESTART (not confirmed): the writer retries it itself (beginWrite in sqlite.ts).
 db.pragma('busy_timeout = 1000');
 let stopped = false;
 let wake = () => {};
