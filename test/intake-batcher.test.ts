@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { IntakeBatcher } from '../src/ingest/intake-batcher.js';
 import { systemRequest } from '../src/ingest/system-request.js';
-import { findByCriteria } from '../src/server/crud.js';
+import { findByCriteria } from '../src/engine/crud.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
 import type { Repository } from '../src/store/repository.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
-import { prepareFhirModel } from '../src/server/prepare-model.js';
+import { prepareFhirModel } from '../src/engine/prepare-model.js';
 import { extractIndexRows } from '../src/search/index-values.js';
 import type { Database, SqlValue } from '../src/store/database.js';
 import { INDEX_KINDS, INDEX_TABLES } from '../src/store/index-writer.js';

@@ -1,5 +1,5 @@
 import type { Identifier, Organization, Patient, Reference, Resource } from '@medplum/fhirtypes';
-import { identifierQuery, TransactionBuilder } from '../ingest/transaction-builder.js';
+import { identifierQuery, TransactionBuilder } from '../bundle/transaction-builder.js';
 import type { Participant } from '../participants/participants.js';
 
 /** An entry the mappers could not convert: the section and entry are named in the warning; the narrative keeps it. */

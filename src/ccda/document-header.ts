@@ -1,6 +1,6 @@
 import type { CodeableConcept, Identifier, Patient } from '@medplum/fhirtypes';
 import { SSN_SYSTEM } from '../mpi/features.js';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import type { Participant } from '../participants/participants.js';
 import { address, codeSystemUri, concept, contactPoint, dateTime, humanName, identifier } from './cda-values.js';
 import type { XmlElement } from './xml-element.js';

@@ -1,5 +1,5 @@
 import type { Attachment, DocumentReference } from '@medplum/fhirtypes';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import { codeableConcept, dateTime } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';

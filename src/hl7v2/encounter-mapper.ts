@@ -1,5 +1,5 @@
 import type { Condition, Encounter, EncounterDiagnosis, Patient, Reference } from '@medplum/fhirtypes';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import { codeableConcept, cx, dateTime } from './datatypes.js';
 import type { MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';

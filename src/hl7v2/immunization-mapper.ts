@@ -1,5 +1,5 @@
 import type { Immunization } from '@medplum/fhirtypes';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import { codeableConcept, dateTime, quantity } from './datatypes.js';
 import { practitionerName } from './encounter-mapper.js';
 import type { MappingContext } from './mapping-context.js';

@@ -1,6 +1,6 @@
 import type { Organization, Patient, Reference } from '@medplum/fhirtypes';
 import type { Participant } from '../participants/participants.js';
-import { TransactionBuilder } from '../ingest/transaction-builder.js';
+import { TransactionBuilder } from '../bundle/transaction-builder.js';
 import type { V2Message } from './message-reader.js';
 
 /** A message that parsed but cannot be mapped (no patient identifier, no event mapping): the sender gets AE. */

@@ -1,6 +1,6 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import { SSN_SYSTEM } from '../mpi/features.js';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import { address, codeableConcept, codingSystem, contactPoint, cx, date, dateTime, humanName, identifierType, type V2Identifier } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';

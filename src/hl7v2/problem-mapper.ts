@@ -1,5 +1,5 @@
 import type { Condition } from '@medplum/fhirtypes';
-import { identifierQuery } from '../ingest/transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 import { codeableConcept, date, dateTime } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 

@@ -3,7 +3,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
 import type { Participant } from '../participants/participants.js';
-import { dispatch } from '../server/fhir-router.js';
+import { dispatch } from '../engine/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { asTransaction, ndjsonChunks, readResourceFile, toBundle, type ImportSummary } from './fhir-files.js';
 import { systemRequest } from './system-request.js';

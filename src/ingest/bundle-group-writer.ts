@@ -1,6 +1,6 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { processBundle } from '../server/bundle-processor.js';
-import { dispatch } from '../server/fhir-router.js';
+import { processBundle } from '../engine/bundle-processor.js';
+import { dispatch } from '../engine/fhir-router.js';
 import { RedoWithSavepoints, type Repository } from '../store/repository.js';
 import type { PreparePool } from './prepare-pool.js';
 import type { PreparedBundle } from './prepared-bundle.js';

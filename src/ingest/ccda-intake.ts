@@ -7,14 +7,14 @@ import type { XmlElement } from '../ccda/xml-element.js';
 import { FhirError } from '../fhir/outcome.js';
 import { MessageLog, type LoggedMessage } from '../messages/message-log.js';
 import { participantById, type Participant } from '../participants/participants.js';
-import { processBundle } from '../server/bundle-processor.js';
-import { findByCriteria } from '../server/crud.js';
-import { dispatch } from '../server/fhir-router.js';
+import { processBundle } from '../engine/bundle-processor.js';
+import { findByCriteria } from '../engine/crud.js';
+import { dispatch } from '../engine/fhir-router.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
 import { recordMessageProvenance, stampMessageSource, versionReference, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
-import { identifierQuery } from './transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 
 export interface CcdaImportResult {
   messageId: string;

@@ -8,14 +8,14 @@ import { MessageLog, type LoggedMessage } from '../messages/message-log.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { Stewardship } from '../mpi/stewardship.js';
 import { participantById, participantForHl7, type Participant } from '../participants/participants.js';
-import { processBundle } from '../server/bundle-processor.js';
-import { findByCriteria } from '../server/crud.js';
-import { dispatch } from '../server/fhir-router.js';
+import { processBundle } from '../engine/bundle-processor.js';
+import { findByCriteria } from '../engine/crud.js';
+import { dispatch } from '../engine/fhir-router.js';
 import { RedoWithSavepoints, type Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
 import { recordMessageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
-import { identifierQuery } from './transaction-builder.js';
+import { identifierQuery } from '../bundle/transaction-builder.js';
 
 /** A message stored in the log and ready to apply, or already answered (`early`). */
 export interface Admitted {

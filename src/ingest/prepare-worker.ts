@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { prepareFhirModel } from '../server/prepare-model.js';
+import { prepareFhirModel } from '../engine/prepare-model.js';
 import { prepareCreateOnlyTransaction } from './prepared-bundle.js';
 import { encodePrepared, type PrepareRequest } from './prepare-protocol.js';
 

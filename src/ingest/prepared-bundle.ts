@@ -2,7 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { validateFhirResource } from '../fhir/validation.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { extractIndexRows, type IndexRows } from '../search/index-values.js';
-import { collectConditionalReferences, rewriteReferences } from '../server/bundle-references.js';
+import { collectConditionalReferences, rewriteReferences } from '../engine/bundle-references.js';
 import { newResourceId } from '../store/resource-id.js';
 
 /** A new resource ready to store: its final JSON (id, references and meta set) and its index rows. */

@@ -1,5 +1,5 @@
 import type { Bundle } from '@medplum/fhirtypes';
-import type { FhirRequest } from '../server/fhir-request.js';
+import type { FhirRequest } from '../engine/fhir-request.js';
 
 /** The base of the locations reported to Tessera's own requests (there is no HTTP endpoint involved). */
 export const SYSTEM_BASE_URL = 'urn:tessera';

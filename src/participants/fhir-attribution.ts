@@ -2,7 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { recordMessageProvenance, stampMessageSource, versionReference, writtenVersions } from '../ingest/message-provenance.js';
 import { MessageLog } from '../messages/message-log.js';
-import type { FhirRequest, FhirResponse } from '../server/fhir-request.js';
+import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
 import { participantForClient, type Participant } from './participants.js';

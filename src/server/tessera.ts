@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { createRequire } from 'node:module';
-import { prepareFhirModel } from './prepare-model.js';
+import { prepareFhirModel } from '../engine/prepare-model.js';
 import { loadOrCreateSigningKey } from '../security/signing-key.js';
 import { TokenService } from '../security/token-service.js';
 import type { Database } from '../store/database.js';

@@ -1,14 +1,14 @@
-import { badRequest } from '../fhir/outcome.js';
-import { isKnownResourceType } from '../fhir/resource-types.js';
-import { parseDateRange } from '../search/date-range.js';
-import { joinOwnIndexRows, ownerKey } from '../store/index-writer.js';
-import type { Repository } from '../store/repository.js';
-import { linkedSourceIds } from '../mpi/golden-record.js';
-import { isGolden } from '../mpi/source-identity.js';
-import { derivedRecordsCondition } from '../search/derived-records.js';
-import type { Sql } from '../search/filter-sql.js';
+import { badRequest } from '../../fhir/outcome.js';
+import { isKnownResourceType } from '../../fhir/resource-types.js';
+import { parseDateRange } from '../../search/date-range.js';
+import { joinOwnIndexRows, ownerKey } from '../../store/index-writer.js';
+import type { Repository } from '../../store/repository.js';
+import { linkedSourceIds } from '../../mpi/golden-record.js';
+import { isGolden } from '../../mpi/source-identity.js';
+import { derivedRecordsCondition } from '../../search/derived-records.js';
+import type { Sql } from '../../search/filter-sql.js';
 import type { Patient } from '@medplum/fhirtypes';
-import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import type { FhirRequest, FhirResponse } from '../fhir-request.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;

@@ -1,14 +1,14 @@
-import { splitToken } from '../search/token-value.js';
+import { splitToken } from '../../search/token-value.js';
 import type { Bundle, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
-import { badRequest, fhirError } from '../fhir/outcome.js';
-import { crossReference } from '../mpi/cross-reference.js';
-import { MpiStore, type MpiEventRecord, type PairRecord, type PairStatus } from '../mpi/mpi-store.js';
-import { PatientLinker } from '../mpi/patient-linker.js';
-import { matchPerson } from '../mpi/patient-match.js';
-import { Stewardship, type ReviewDecision } from '../mpi/stewardship.js';
-import { ID_RE, type Repository } from '../store/repository.js';
-import { authorize, type FhirRequest, type FhirResponse } from './fhir-request.js';
-import { OperationInput } from './operation-input.js';
+import { badRequest, fhirError } from '../../fhir/outcome.js';
+import { crossReference } from '../../mpi/cross-reference.js';
+import { MpiStore, type MpiEventRecord, type PairRecord, type PairStatus } from '../../mpi/mpi-store.js';
+import { PatientLinker } from '../../mpi/patient-linker.js';
+import { matchPerson } from '../../mpi/patient-match.js';
+import { Stewardship, type ReviewDecision } from '../../mpi/stewardship.js';
+import { ID_RE, type Repository } from '../../store/repository.js';
+import { authorize, type FhirRequest, type FhirResponse } from '../fhir-request.js';
+import { OperationInput } from '../operation-input.js';
 
 const MATCH_GRADE_URL = 'http://hl7.org/fhir/StructureDefinition/match-grade';
 
