@@ -29,9 +29,29 @@ export interface TokenResponse {
   scope: string;
 }
 
+/** Who is asking and what their token allows: the input of the access policy (src/engine/access-policy.ts). */
 export interface AuthContext {
   clientId: string;
   scopes: Scope[];
+  /** The person signed in, for tokens issued to a user (SMART App Launch); absent for backend clients. */
+  user?: AuthUser;
+  /** The launch context's patient (`launch/patient`): `patient/` scopes reach only this patient's compartment. */
+  patient?: string;
+  /** The declared purpose of use (IHE IUA `purpose_of_use`): TREAT, ETREAT, HPAYMT, HOPERAT, PUBHLTH, PATRQT, BTG. */
+  purposeOfUse?: string;
+  /** The organization the caller acts for (`Organization/{id}`): the user's, or the client's participant. */
+  organization?: string;
+  /** The token's id (`jti`), for revocation and the audit record. */
+  tokenId?: string;
+}
+
+export interface AuthUser {
+  /** The directory's id of the user (built-in directory) or `issuer|subject` (federated sign-in). */
+  id: string;
+  /** The user's FHIR resource: `Practitioner/{id}`, `PractitionerRole/{id}`, `Patient/{id}` or `RelatedPerson/{id}`. */
+  fhirUser?: string;
+  /** clinician, privacy-officer, steward, interface-analyst, admin, patient (docs/governance.md). */
+  role: string;
 }
 
 /**
