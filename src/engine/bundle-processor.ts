@@ -111,6 +111,7 @@ function subRequest(req: FhirRequest, parsed: ParsedEntry, body: unknown): FhirR
     ifModifiedSince: r.ifModifiedSince,
     prefer: req.prefer,
     auth: req.auth,
+    policy: req.policy,
     baseUrl: req.baseUrl,
   };
 }

@@ -3,7 +3,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { badRequest, fhirError, informational, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { search } from '../search/search-engine.js';
 import { ID_RE, parseIfMatch, type Repository } from '../store/repository.js';
-import type { FhirRequest, FhirResponse } from './fhir-request.js';
+import { searchAccess, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { resourceResponse } from './responses.js';
 import { parseSearch } from './search-interaction.js';
 
@@ -22,7 +22,9 @@ export async function findByCriteria(repo: Repository, type: string, req: FhirRe
   }
   query.set('_count', String(limit));
   const { request } = parseSearch(type, { ...req, prefer: 'handling=strict' }, query);
-  return (await search(repo, request)).matches;
+  // Criteria see only what the caller may search: a conditional write must not tell whether a record it
+  // may not reach exists.
+  return (await search(repo, request, searchAccess(req))).matches;
 }
 
 /**

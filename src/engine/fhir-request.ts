@@ -1,6 +1,12 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { requirePermission, type Interaction } from '../security/scopes.js';
+import { notFound } from '../fhir/outcome.js';
+import type { Repository } from '../store/repository.js';
+import type { SearchAccess } from '../search/search-engine.js';
+import type { Interaction } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
+import { AccessPolicy } from './access-policy.js';
+
+const SYSTEM_POLICY = AccessPolicy.SYSTEM;
 
 /**
  * A FHIR interaction independent of its transport: an HTTP request and a Bundle entry both become one of
@@ -21,6 +27,8 @@ export interface FhirRequest {
   prefer?: string;
   contentType?: string;
   auth?: AuthContext;
+  /** The access policy for `auth`, worked out once when the engine first takes the request (dispatch). */
+  policy?: AccessPolicy;
   baseUrl: string;
 }
 
@@ -44,11 +52,29 @@ export function preferHeader(prefer: string | undefined, key: string): string | 
   return undefined;
 }
 
-/** Checks the caller's scopes for an interaction on a type (requests without auth come from the system). */
-export function authorize(req: FhirRequest, type: string, interaction: Interaction): void {
-  if (req.auth) {
-    requirePermission(req.auth.scopes, type, interaction);
+/** The request's access policy; the engine sets it before anything reads or writes (see dispatch). */
+export function policyOf(req: FhirRequest): AccessPolicy {
+  if (!req.policy) {
+    if (!req.auth) {
+      return SYSTEM_POLICY; // the server's own work: intake, replay, the CLI
+    }
+    throw new Error('The access policy of this request has not been worked out (requests enter through dispatch)');
   }
+  return req.policy;
+}
+
+/**
+ * The row conditions of the request's policy in the form searches take: what matches, counts, chains and
+ * _has may look into (`s`), and what _include/_revinclude may add (`r`). Undefined for the system.
+ */
+export function searchAccess(req: FhirRequest): SearchAccess | undefined {
+  const policy = policyOf(req);
+  return policy === SYSTEM_POLICY ? undefined : { search: (type, alias) => policy.rows(type, 's', alias), read: (type, alias) => policy.rows(type, 'r', alias) };
+}
+
+/** Checks that the caller may do an interaction on some resources of a type (403 when not). */
+export function authorize(req: FhirRequest, type: string, interaction: Interaction): void {
+  policyOf(req).require(type, interaction);
 }
 
 /**
@@ -65,4 +91,26 @@ export function writeInteractions(method: string, byCriteria: boolean): Interact
 /** Checks the caller's scopes for a write (see writeInteractions). */
 export function authorizeWrite(req: FhirRequest, type: string, method: string, byCriteria: boolean): void {
   for (const interaction of writeInteractions(method, byCriteria)) authorize(req, type, interaction);
+}
+
+/**
+ * Throws 404 unless the caller may reach the resource's current row: one that exists but lies outside the
+ * caller's reach (another patient, a restricted record) answers as if it did not exist, so that its
+ * existence is not disclosed either. A deleted resource is left to the interaction (404/410).
+ */
+export async function requireReachable(repo: Repository, req: FhirRequest, type: string, id: string, interaction: Interaction): Promise<void> {
+  const policy = policyOf(req);
+  const rows = policy.rows(type, interaction, 'r');
+  if (!rows) {
+    return;
+  }
+  const found = await repo.sql.query<{ deleted: number; reachable: number }>(
+    `SELECT r.deleted, CASE WHEN ${rows.sql} THEN 1 ELSE 0 END AS reachable FROM resource r WHERE r.type = ? AND r.id = ?`,
+    [...rows.params, type, id],
+  );
+  // A deleted resource has no index rows left to decide by: only a caller who reaches every row of the
+  // type sees that it was there.
+  if (found.length && (found[0].deleted || !Number(found[0].reachable))) {
+    throw notFound(`${type}/${id} not found`);
+  }
 }

@@ -4,7 +4,8 @@ import type { Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './operations/everything.js';
-import { authorize, authorizeWrite, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { authorize, authorizeWrite, requireReachable, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { policyFor } from './request-policy.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
@@ -16,6 +17,9 @@ function methodNotAllowed(req: FhirRequest): never {
 
 /** Routes one FHIR interaction (from HTTP or from a Bundle entry) after checking the caller's scopes. */
 export async function dispatch(repo: Repository, req: FhirRequest): Promise<FhirResponse> {
+  // The access policy is worked out once, here, where every interaction enters (HTTP, Bundle entries,
+  // intake); every check below and in the interactions asks it.
+  req.policy ??= await policyFor(repo, req.auth);
   const [type, second, third, fourth] = req.segments;
   const n = req.segments.length;
   if (n === 0) {
@@ -26,7 +30,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     methodNotAllowed(req);
   }
   if (type === '_history' && n === 1 && req.method === 'GET') {
-    authorize(req, '*', 's');
+    req.policy.requireUnrestricted('*', 's', 'The history of the whole server');
     return { status: 200, body: await historyInteraction(repo, req) };
   }
   if (!isKnownResourceType(type)) {
@@ -62,7 +66,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     return { status: 200, body: await searchInteraction(repo, type, req, query) };
   }
   if (n === 2 && second === '_history' && req.method === 'GET') {
-    authorize(req, type, 's');
+    req.policy.requireUnrestricted(type, 's', `The history of every ${type}`);
     return { status: 200, body: await historyInteraction(repo, req, type) };
   }
   if (n === 2 && type === 'Patient' && isMpiOperation(second)) {
@@ -72,31 +76,39 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     switch (req.method) {
       case 'GET':
         authorize(req, type, 'r');
+        await requireReachable(repo, req, type, second, 'r');
         return read(repo, type, second, req);
       case 'PUT':
         authorizeWrite(req, type, 'PUT', false);
+        await requireReachable(repo, req, type, second, 'u');
         return update(repo, type, second, req);
       case 'PATCH':
         authorizeWrite(req, type, 'PATCH', false);
+        await requireReachable(repo, req, type, second, 'u');
         return patch(repo, type, second, req);
       case 'DELETE':
         authorizeWrite(req, type, 'DELETE', false);
+        await requireReachable(repo, req, type, second, 'd');
         return remove(repo, type, second, req);
     }
     methodNotAllowed(req);
   }
   if (n === 3 && third === '_history' && req.method === 'GET') {
     authorize(req, type, 'r');
+    await requireReachable(repo, req, type, second, 'r');
     return { status: 200, body: await historyInteraction(repo, req, type, second) };
   }
   if (n === 4 && third === '_history' && req.method === 'GET') {
     authorize(req, type, 'r');
+    await requireReachable(repo, req, type, second, 'r');
     const version = await repo.vread(type, second, fourth);
     return resourceResponse({ ...req, prefer: undefined }, 200, version, false);
   }
   if (n === 3 && type === 'Patient' && third === '$everything' && req.method === 'GET') {
+    // The patient must be readable; what the compartment holds is cut down type by type to what the
+    // caller may read (operations/everything.ts).
     authorize(req, 'Patient', 'r');
-    authorize(req, '*', 's');
+    await requireReachable(repo, req, 'Patient', second, 'r');
     return everything(repo, second, req);
   }
   throw notFound(`No FHIR interaction at /${req.segments.join('/')}`);

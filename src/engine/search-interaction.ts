@@ -4,7 +4,7 @@ import { badRequest } from '../fhir/outcome.js';
 import { filterCondition, UnknownParameterError } from '../search/filter-sql.js';
 import { search, type SearchResult } from '../search/search-engine.js';
 import type { Repository } from '../store/repository.js';
-import { preferHeader, type FhirRequest } from './fhir-request.js';
+import { preferHeader, searchAccess, type FhirRequest } from './fhir-request.js';
 
 /**
  * Parses a search from the request. Unknown parameters are an error under `Prefer: handling=strict`;
@@ -72,7 +72,7 @@ function parseFilter(key: string, value: string): Filter {
 
 export async function searchInteraction(repo: Repository, resourceType: string, req: FhirRequest, query: URLSearchParams): Promise<Bundle> {
   const { request, warnings } = parseSearch(resourceType, req, query);
-  const result = await search(repo, request);
+  const result = await search(repo, request, searchAccess(req));
   return searchBundle(req.baseUrl, request, result, warnings);
 }
 

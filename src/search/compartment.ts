@@ -29,3 +29,9 @@ export function patientCompartmentTypes(): string[] {
   paramsByType ??= load();
   return ['Patient', ...paramsByType.keys()];
 }
+
+/** Whether resources of `type` can be in a patient's compartment (Patient itself included). */
+export function isPatientCompartmentType(type: string): boolean {
+  paramsByType ??= load();
+  return type === 'Patient' || paramsByType.has(type);
+}

@@ -1,6 +1,6 @@
 import { splitToken } from './token-value.js';
 import type { Filter } from '@medplum/core';
-import { badRequest } from '../fhir/outcome.js';
+import { badRequest, forbidden } from '../fhir/outcome.js';
 import { subsumption } from '../fhir/code-hierarchy.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import type { SqlValue } from '../store/database.js';
@@ -26,6 +26,16 @@ export interface Sql {
 }
 
 export class UnknownParameterError extends Error {}
+
+/** A condition no row meets: the rows of a type the caller may not reach at all. */
+export const NO_ROWS: Sql = Object.freeze({ sql: '1 = 0', params: [] }) as Sql;
+
+/**
+ * Which rows of other types a search may look into through a chain or `_has` (the access policy's row
+ * condition, src/engine/access-policy.ts): SQL over a resource-table alias, undefined for every row,
+ * NO_ROWS for none. Without it (the server's own searches) every row is reachable.
+ */
+export type Reach = (type: string, alias: string) => Sql | undefined;
 
 const PREFIXES = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
 const TABLE_OF: Partial<Record<ParamType, string>> = {
@@ -75,14 +85,14 @@ function values(raw: string): string[] {
 }
 
 /** A condition that `alias` (a resource-table alias of `resourceType`) matches the filter. */
-export function filterCondition(resourceType: string, alias: string, filter: Filter): Sql {
+export function filterCondition(resourceType: string, alias: string, filter: Filter, reach?: Reach): Sql {
   const { code } = filter;
   if (code.startsWith('_has:')) {
-    return reverseChainCondition(resourceType, alias, filter);
+    return reverseChainCondition(resourceType, alias, filter, reach);
   }
   const dot = code.indexOf('.');
   if (dot > 0) {
-    return chainCondition(resourceType, alias, filter, code.slice(0, dot), code.slice(dot + 1));
+    return chainCondition(resourceType, alias, filter, code.slice(0, dot), code.slice(dot + 1), reach);
   }
   if (code === '_id') {
     return idCondition(alias, filter);
@@ -344,7 +354,7 @@ function dateLookup(resourceType: string, alias: string, code: string, alternati
  * lookup; FHIR lets each hold on any value, which differs only for elements that repeat (see
  * docs/decisions/0003-search-index.md).
  */
-export function filtersCondition(resourceType: string, alias: string, filters: Filter[]): Sql[] {
+export function filtersCondition(resourceType: string, alias: string, filters: Filter[], reach?: Reach): Sql[] {
   const out: Sql[] = [];
   const dateGroups = new Map<string, Filter[]>();
   for (const filter of filters) {
@@ -353,7 +363,7 @@ export function filtersCondition(resourceType: string, alias: string, filters: F
     if (mergeable) {
       dateGroups.set(filter.code, [...(dateGroups.get(filter.code) ?? []), filter]);
     } else {
-      out.push(filterCondition(resourceType, alias, filter));
+      out.push(filterCondition(resourceType, alias, filter, reach));
     }
   }
   for (const [code, group] of dateGroups) {
@@ -486,7 +496,7 @@ function lastUpdatedCondition(alias: string, filter: Filter): Sql {
 }
 
 /** subject:Patient.name=smith — resources whose reference points at a target matching the rest of the chain. */
-function chainCondition(resourceType: string, alias: string, filter: Filter, head: string, rest: string): Sql {
+function chainCondition(resourceType: string, alias: string, filter: Filter, head: string, rest: string, reach?: Reach): Sql {
   const [refCode, typeModifier] = head.split(':');
   const param = getCompiledParam(resourceType, refCode);
   if (!param || param.type !== 'reference') {
@@ -499,12 +509,19 @@ function chainCondition(resourceType: string, alias: string, filter: Filter, hea
       throw new UnknownParameterError(`No target type of ${resourceType}.${refCode} has a search parameter "${rest}"`);
     }
   }
-  const parts = targets.map((target) => {
+  // A chain looks into its targets' rows: only those the caller may reach count. A target type it may not
+  // search at all is left out, and a chain left with none is refused rather than quietly matching nothing.
+  const reachable = targets.map((target) => ({ target, rows: reach?.(target, 'x') })).filter((t) => t.rows !== NO_ROWS);
+  if (!reachable.length) {
+    throw forbidden(`The access token's scopes do not allow search on ${targets.join(', ')} (through the chain ${head})`);
+  }
+  const parts = reachable.map(({ target }) => {
     const x = nextAlias();
-    const inner = filterCondition(target, x, { ...filter, code: rest });
+    const inner = filterCondition(target, x, { ...filter, code: rest }, reach);
+    const rows = reach?.(target, x);
     return {
-      sql: `(target_type = ? AND target_id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
-      params: [target, target, ...inner.params],
+      sql: `(target_type = ? AND target_id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}${rows ? ` AND ${rows.sql}` : ''}))`,
+      params: [target, target, ...inner.params, ...(rows?.params ?? [])],
     };
   });
   const matches = or(parts);
@@ -521,7 +538,7 @@ function chainableOn(targetType: string, rest: string): boolean {
 }
 
 /** _has:Observation:patient:code=1234 — resources referenced by an Observation (via patient) matching code. */
-function reverseChainCondition(resourceType: string, alias: string, filter: Filter): Sql {
+function reverseChainCondition(resourceType: string, alias: string, filter: Filter, reach?: Reach): Sql {
   const m = /^_has:([A-Za-z]+):([A-Za-z0-9\-_]+):(.+)$/.exec(filter.code);
   if (!m || !isKnownResourceType(m[1])) {
     throw badRequest(`Invalid _has parameter "${filter.code}": expected _has:Type:reference:parameter`);
@@ -532,11 +549,16 @@ function reverseChainCondition(resourceType: string, alias: string, filter: Filt
     throw new UnknownParameterError(`"${refCode}" is not a reference parameter of ${sourceType}`);
   }
   const x = nextAlias();
-  const inner = filterCondition(sourceType, x, { ...filter, code: rest });
+  // _has answers whether some resource of sourceType matches: only resources the caller may reach count.
+  const reachable = reach?.(sourceType, x);
+  if (reachable === NO_ROWS) {
+    throw forbidden(`The access token's scopes do not allow search on ${sourceType} (through _has)`);
+  }
+  const inner = filterCondition(sourceType, x, { ...filter, code: rest }, reach);
   const rows = paramRows(sourceType, refCode);
   return {
-    sql: `${alias}.id IN (SELECT target_id FROM sp_reference WHERE type = ? AND ${rows.sql} AND target_type = ? AND id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}))`,
-    params: [sourceType, ...rows.params, resourceType, sourceType, ...inner.params],
+    sql: `${alias}.id IN (SELECT target_id FROM sp_reference WHERE type = ? AND ${rows.sql} AND target_type = ? AND id IN (SELECT ${x}.id FROM resource ${x} WHERE ${x}.type = ? AND ${x}.deleted = 0 AND ${inner.sql}${reachable ? ` AND ${reachable.sql}` : ''}))`,
+    params: [sourceType, ...rows.params, resourceType, sourceType, ...inner.params, ...(reachable?.params ?? [])],
   };
 }
 

@@ -4,7 +4,7 @@ import { badRequest } from '../fhir/outcome.js';
 import { joinOwnIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { derivedRecordsCondition } from './derived-records.js';
-import { filtersCondition, paramRows, sortExpression, type Sql } from './filter-sql.js';
+import { filtersCondition, NO_ROWS, paramRows, sortExpression, type Reach, type Sql } from './filter-sql.js';
 import { getCompiledParam } from './parameters.js';
 
 export const DEFAULT_COUNT = 20;
@@ -56,9 +56,21 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], hid
   };
 }
 
-export async function search(repo: Repository, request: SearchRequest): Promise<SearchResult> {
-  const filters = filtersCondition(request.resourceType, 'r', request.filters ?? []);
-  const hidden = derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []);
+/**
+ * The rows a caller may reach (the access policy's row conditions, src/engine/access-policy.ts): `search`
+ * for the matches, counts, chains and _has; `read` for what _include and _revinclude add.
+ */
+export interface SearchAccess {
+  search: Reach;
+  read: Reach;
+}
+
+export async function search(repo: Repository, request: SearchRequest, access?: SearchAccess): Promise<SearchResult> {
+  const filters = filtersCondition(request.resourceType, 'r', request.filters ?? [], access?.search);
+  const derived = derivedRecordsCondition(repo.db.dialect, request.resourceType, 'r.rk', request.filters ?? []);
+  const reachable = access?.search(request.resourceType, 'r');
+  // Rows left out whatever the filters say: derived records, and what the caller may not reach.
+  const hidden = derived && reachable ? and(derived, reachable) : (derived ?? reachable);
   // The WHERE clause over alias `r` of the resource table.
   const where = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, hidden);
   const count = Math.min(request.count ?? DEFAULT_COUNT, MAX_COUNT);
@@ -92,7 +104,7 @@ export async function search(repo: Repository, request: SearchRequest): Promise<
     total = offset + matches.length; // Known for free on the last page.
   }
 
-  const included = await includes(repo, matches, request.include ?? [], request.revInclude ?? []);
+  const included = await includes(repo, matches, request.include ?? [], request.revInclude ?? [], access?.read);
   return { matches, included, total, offset, count, hasMore };
 }
 
@@ -101,7 +113,7 @@ function key(r: Resource): string {
 }
 
 /** _include and _revinclude (with :iterate) over the page of matches. */
-async function includes(repo: Repository, matches: Resource[], include: IncludeTarget[], revInclude: IncludeTarget[]): Promise<Resource[]> {
+async function includes(repo: Repository, matches: Resource[], include: IncludeTarget[], revInclude: IncludeTarget[], reach?: Reach): Promise<Resource[]> {
   if (!matches.length || (!include.length && !revInclude.length)) {
     return [];
   }
@@ -114,13 +126,13 @@ async function includes(repo: Repository, matches: Resource[], include: IncludeT
       if (depth > 0 && target.modifier !== 'iterate') {
         continue;
       }
-      found.push(...(await forwardInclude(repo, frontier, target)));
+      found.push(...(await forwardInclude(repo, frontier, target, reach)));
     }
     for (const target of revInclude) {
       if (depth > 0 && target.modifier !== 'iterate') {
         continue;
       }
-      found.push(...(await reverseInclude(repo, frontier, target)));
+      found.push(...(await reverseInclude(repo, frontier, target, reach)));
     }
     frontier = found.filter((r) => !seen.has(key(r)) && (seen.add(key(r)), true));
     included.push(...frontier);
@@ -135,7 +147,16 @@ function checkReferenceParam(target: IncludeTarget): void {
   }
 }
 
-async function forwardInclude(repo: Repository, sources: Resource[], target: IncludeTarget): Promise<Resource[]> {
+/** Resources of `type` by id that the caller may reach: missing, deleted and unreachable ones left out. */
+async function readReachable(repo: Repository, type: string, ids: string[], reach?: Reach): Promise<Resource[]> {
+  const rows = reach?.(type, 'r');
+  if (rows === NO_ROWS) {
+    return [];
+  }
+  return repo.readMany(type, ids, rows);
+}
+
+async function forwardInclude(repo: Repository, sources: Resource[], target: IncludeTarget, reach?: Reach): Promise<Resource[]> {
   checkReferenceParam(target);
   const ids = sources.filter((r) => r.resourceType === target.resourceType).map((r) => r.id as string);
   const byType = new Map<string, Set<string>>();
@@ -157,13 +178,16 @@ async function forwardInclude(repo: Repository, sources: Resource[], target: Inc
   }
   const out: Resource[] = [];
   for (const [type, set] of byType) {
-    out.push(...(await repo.readMany(type, [...set])));
+    out.push(...(await readReachable(repo, type, [...set], reach)));
   }
   return out;
 }
 
-async function reverseInclude(repo: Repository, targets: Resource[], target: IncludeTarget): Promise<Resource[]> {
+async function reverseInclude(repo: Repository, targets: Resource[], target: IncludeTarget, reach?: Reach): Promise<Resource[]> {
   checkReferenceParam(target);
+  if (reach?.(target.resourceType, 'r') === NO_ROWS) {
+    return [];
+  }
   const ids = new Set<string>();
   for (let i = 0; i < targets.length; i += 500) {
     const chunk = targets.slice(i, i + 500);
@@ -175,5 +199,5 @@ async function reverseInclude(repo: Repository, targets: Resource[], target: Inc
     );
     rows.forEach((r) => ids.add(r.id));
   }
-  return repo.readMany(target.resourceType, [...ids]);
+  return readReachable(repo, target.resourceType, [...ids], reach);
 }

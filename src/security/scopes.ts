@@ -1,5 +1,3 @@
-import { forbidden } from '../fhir/outcome.js';
-
 /** The FHIR interactions a SMART v2 scope grants: create, read, update, delete, search. */
 export type Interaction = 'c' | 'r' | 'u' | 'd' | 's';
 
@@ -7,6 +5,11 @@ export interface Scope {
   context: 'system' | 'user' | 'patient';
   resourceType: string; // '*' for all
   interactions: Set<Interaction>;
+  /**
+   * SMART v2 granular restriction (`patient/Observation.rs?category=...|laboratory`): search parameters
+   * that every resource reached through this scope must match. Absent: the whole type.
+   */
+  restriction?: URLSearchParams;
 }
 
 const V1_ACTIONS: Record<string, Interaction[]> = {
@@ -25,7 +28,7 @@ export function parseScope(text: string): Scope | undefined | null {
   if (!m) {
     return /^(system|user|patient)\//.test(text) ? undefined : null;
   }
-  const [, context, resourceType, action] = m;
+  const [, context, resourceType, action, query] = m;
   let interactions: Interaction[];
   if (V1_ACTIONS[action]) {
     interactions = V1_ACTIONS[action];
@@ -34,7 +37,18 @@ export function parseScope(text: string): Scope | undefined | null {
   } else {
     return undefined;
   }
-  return { context: context as Scope['context'], resourceType, interactions: new Set(interactions) };
+  const scope: Scope = { context: context as Scope['context'], resourceType, interactions: new Set(interactions) };
+  if (query !== undefined) {
+    const restriction = new URLSearchParams(query.slice(1));
+    // A restriction is a plain list of parameters on the scope's own type: no chains, _has or result
+    // parameters, whose meaning would reach other types or the shape of the answer.
+    const keys = [...restriction.keys()];
+    if (resourceType === '*' || !keys.length || keys.some((k) => !/^[a-z][A-Za-z0-9-]*(:[a-z-]+)?$/.test(k))) {
+      return undefined;
+    }
+    scope.restriction = restriction;
+  }
+  return scope;
 }
 
 export function parseScopes(text: string): Scope[] {
@@ -45,25 +59,20 @@ export function parseScopes(text: string): Scope[] {
     .filter((s): s is Scope => !!s);
 }
 
-/** True when `granted` (a client's allowed scope string) covers the requested scope. */
+/**
+ * True when `allowed` (a client's registered scopes) covers the requested scope: same context, the type
+ * or `*`, every interaction; a restricted request is covered by an unrestricted or identically
+ * restricted allowance, never the other way round.
+ */
 export function scopeAllowed(requested: string, allowed: Scope[]): boolean {
   const want = parseScope(requested);
   if (!want) {
     return false;
   }
+  const sameRestriction = (a: Scope) => !a.restriction || (!!want.restriction && a.restriction.toString() === want.restriction.toString());
   return [...want.interactions].every((i) =>
-    allowed.some((a) => a.context === want.context && (a.resourceType === '*' || a.resourceType === want.resourceType) && a.interactions.has(i)),
+    allowed.some(
+      (a) => a.context === want.context && (a.resourceType === '*' || a.resourceType === want.resourceType) && a.interactions.has(i) && sameRestriction(a),
+    ),
   );
-}
-
-export function permits(scopes: Scope[], resourceType: string, interaction: Interaction): boolean {
-  return scopes.some((s) => (s.resourceType === '*' || s.resourceType === resourceType) && s.interactions.has(interaction));
-}
-
-const INTERACTION_NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
-
-export function requirePermission(scopes: Scope[], resourceType: string, interaction: Interaction): void {
-  if (!permits(scopes, resourceType, interaction)) {
-    throw forbidden(`The access token's scopes do not allow ${INTERACTION_NAMES[interaction]} on ${resourceType}`);
-  }
 }

@@ -5,7 +5,8 @@ import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay.js';
 import { MESSAGE_STATUSES, MessageLog, type LoggedMessage, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
-import { requirePermission } from '../security/scopes.js';
+import { policyFor } from '../engine/request-policy.js';
+import type { Interaction } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { Repository } from '../store/repository.js';
 
@@ -16,10 +17,16 @@ import type { Repository } from '../store/repository.js';
  */
 export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, intakes: { hl7v2: Hl7v2Intake; ccda: CcdaIntake }, authenticate: (req: FastifyRequest) => Promise<AuthContext>): void {
   const log = new MessageLog(repo.sql);
+  // A message can carry anything about anyone, and a participant is a directory entry for all: these
+  // need access to every row of the types named, not a patient's or a granular share of them.
+  const requireEvery = async (auth: AuthContext, type: string, interactions: Interaction[], what: string) => {
+    const policy = await policyFor(repo, auth);
+    for (const interaction of interactions) policy.requireUnrestricted(type, interaction, what);
+  };
 
   app.get('/messages', async (req) => {
     const auth = await authenticate(req);
-    requirePermission(auth.scopes, '*', 's');
+    await requireEvery(auth, '*', ['s'], 'The message log');
     const q = req.query as Record<string, string | undefined>;
     if (q.status && !MESSAGE_STATUSES.includes(q.status as MessageStatus)) {
       throw badRequest(`status must be one of ${MESSAGE_STATUSES.join(', ')}, not "${q.status}"`);
@@ -39,7 +46,7 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
 
   app.get('/messages/:id', async (req) => {
     const auth = await authenticate(req);
-    requirePermission(auth.scopes, '*', 'r');
+    await requireEvery(auth, '*', ['r'], 'The message log');
     const message = await log.get((req.params as { id: string }).id);
     if (!message) throw notFound('No such message');
     return { ...summary(message), raw: message.raw };
@@ -47,8 +54,7 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
 
   app.post('/messages/:id/replay', async (req) => {
     const auth = await authenticate(req);
-    requirePermission(auth.scopes, '*', 'c');
-    requirePermission(auth.scopes, '*', 'u');
+    await requireEvery(auth, '*', ['c', 'u'], 'Replaying a message');
     let result;
     try {
       result = await replayMessage(repo, intakes, (req.params as { id: string }).id);
@@ -63,13 +69,13 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
 
   app.get('/participants', async (req) => {
     const auth = await authenticate(req);
-    requirePermission(auth.scopes, 'Organization', 's');
+    await requireEvery(auth, 'Organization', ['s'], 'The participant registry');
     return { participants: await listParticipants(repo) };
   });
 
   app.post('/participants', async (req, reply) => {
     const auth = await authenticate(req);
-    requirePermission(auth.scopes, 'Organization', 'c');
+    await requireEvery(auth, 'Organization', ['c'], 'The participant registry');
     const body = (req.body ?? {}) as Record<string, unknown>;
     const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
     const name = text('name');

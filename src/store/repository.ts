@@ -319,14 +319,17 @@ export class Repository {
     return JSON.parse(rows[0].content) as T;
   }
 
-  /** Reads many resources by type and id; missing and deleted ones are left out. */
-  async readMany(type: string, ids: string[]): Promise<Resource[]> {
+  /**
+   * Reads many resources by type and id; missing and deleted ones are left out, and so are those not
+   * meeting `where` (SQL over the resource-table alias `r`, e.g. the access policy's row condition).
+   */
+  async readMany(type: string, ids: string[], where?: { sql: string; params: SqlValue[] }): Promise<Resource[]> {
     const out: Resource[] = [];
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       const rows = await this.sql.query<{ content: string }>(
-        `SELECT content FROM resource WHERE type = ? AND deleted = 0 AND id IN (${chunk.map(() => '?').join(',')})`,
-        [type, ...chunk],
+        `SELECT r.content FROM resource r WHERE r.type = ? AND r.deleted = 0 AND r.id IN (${chunk.map(() => '?').join(',')})${where ? ` AND ${where.sql}` : ''}`,
+        [type, ...chunk, ...(where?.params ?? [])],
       );
       rows.forEach((r) => out.push(JSON.parse(r.content)));
     }

@@ -8,7 +8,7 @@ import { isGolden } from '../../mpi/source-identity.js';
 import { derivedRecordsCondition } from '../../search/derived-records.js';
 import type { Sql } from '../../search/filter-sql.js';
 import type { Patient } from '@medplum/fhirtypes';
-import type { FhirRequest, FhirResponse } from '../fhir-request.js';
+import { policyOf, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;
@@ -86,7 +86,9 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
       all.push({ type: t, id: resource.id as string, json: JSON.stringify(resource), lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
     }
   }
-  const filtered = all.filter((r) => (!types || types.includes(r.type)) && (since === undefined || r.lastUpdated >= since));
+  // Only what the caller may read, before paging and the total: a withheld record is not counted either.
+  const reachable = await policyOf(req).reachable(repo, all, 'r');
+  const filtered = all.filter((r) => reachable.has(`${r.type}/${r.id}`) && (!types || types.includes(r.type)) && (since === undefined || r.lastUpdated >= since));
   const page = filtered.slice(offset, offset + count);
   const url = (o: number): string => {
     const q = new URLSearchParams(req.query);

@@ -7,7 +7,7 @@ import { PatientLinker } from '../../mpi/patient-linker.js';
 import { matchPerson } from '../../mpi/patient-match.js';
 import { Stewardship, type ReviewDecision } from '../../mpi/stewardship.js';
 import { ID_RE, type Repository } from '../../store/repository.js';
-import { authorize, type FhirRequest, type FhirResponse } from '../fhir-request.js';
+import { authorize, policyOf, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { OperationInput } from '../operation-input.js';
 
 const MATCH_GRADE_URL = 'http://hl7.org/fhir/StructureDefinition/match-grade';
@@ -18,6 +18,11 @@ interface Operation {
   methods: string[];
   /** What the caller's scopes must allow on Patient. */
   needs: ('r' | 's' | 'u')[];
+  /**
+   * 'every': the steward's work spans every record, so it needs access to every Patient; 'own': the
+   * answer is cut down to the Patients the caller may reach.
+   */
+  reach: 'every' | 'own';
   run: Handler;
 }
 
@@ -27,15 +32,15 @@ interface Operation {
  * update rights on Patient; they are recorded under the caller's client id.
  */
 const OPERATIONS: Record<string, Operation> = {
-  $match: { methods: ['POST'], needs: ['s'], run: match },
-  '$ihe-pix': { methods: ['GET', 'POST'], needs: ['s'], run: pix },
-  '$mpi-review-queue': { methods: ['GET'], needs: ['r', 's'], run: reviewQueue },
-  '$mpi-review': { methods: ['POST'], needs: ['u'], run: (repo, _l, input, req) => steward(repo, req, (s) => s.review(patientRef(input, 'patient'), patientRef(input, 'other'), decision(input), input.string('reason'))) },
-  '$mpi-link': { methods: ['POST'], needs: ['u'], run: (repo, _l, input, req) => steward(repo, req, (s) => s.link(patientRef(input, 'patient'), patientRef(input, 'target'), input.string('reason'))) },
-  '$mpi-unlink': { methods: ['POST'], needs: ['u'], run: (repo, _l, input, req) => steward(repo, req, (s) => s.unlink(patientRef(input, 'patient'), input.string('reason'))) },
-  '$mpi-merge': { methods: ['POST'], needs: ['u'], run: (repo, _l, input, req) => steward(repo, req, (s) => s.merge(patientRef(input, 'source'), patientRef(input, 'target'), input.string('reason'))) },
-  '$mpi-unmerge': { methods: ['POST'], needs: ['u'], run: (repo, _l, input, req) => steward(repo, req, (s) => s.unmerge(patientRef(input, 'source'), input.string('reason'))) },
-  '$mpi-events': { methods: ['GET'], needs: ['r', 's'], run: events },
+  $match: { methods: ['POST'], needs: ['s'], reach: 'own', run: match },
+  '$ihe-pix': { methods: ['GET', 'POST'], needs: ['s'], reach: 'own', run: pix },
+  '$mpi-review-queue': { methods: ['GET'], needs: ['r', 's'], reach: 'every', run: reviewQueue },
+  '$mpi-review': { methods: ['POST'], needs: ['u'], reach: 'every', run: (repo, _l, input, req) => steward(repo, req, (s) => s.review(patientRef(input, 'patient'), patientRef(input, 'other'), decision(input), input.string('reason'))) },
+  '$mpi-link': { methods: ['POST'], needs: ['u'], reach: 'every', run: (repo, _l, input, req) => steward(repo, req, (s) => s.link(patientRef(input, 'patient'), patientRef(input, 'target'), input.string('reason'))) },
+  '$mpi-unlink': { methods: ['POST'], needs: ['u'], reach: 'every', run: (repo, _l, input, req) => steward(repo, req, (s) => s.unlink(patientRef(input, 'patient'), input.string('reason'))) },
+  '$mpi-merge': { methods: ['POST'], needs: ['u'], reach: 'every', run: (repo, _l, input, req) => steward(repo, req, (s) => s.merge(patientRef(input, 'source'), patientRef(input, 'target'), input.string('reason'))) },
+  '$mpi-unmerge': { methods: ['POST'], needs: ['u'], reach: 'every', run: (repo, _l, input, req) => steward(repo, req, (s) => s.unmerge(patientRef(input, 'source'), input.string('reason'))) },
+  '$mpi-events': { methods: ['GET'], needs: ['r', 's'], reach: 'every', run: events },
 };
 
 export function isMpiOperation(segment: string): boolean {
@@ -48,7 +53,11 @@ export async function mpiOperation(repo: Repository, name: string, req: FhirRequ
     throw fhirError(405, 'not-supported', `${name} takes ${operation.methods.join(' or ')}`);
   }
   for (const interaction of operation.needs) {
-    authorize(req, 'Patient', interaction);
+    if (operation.reach === 'every') {
+      policyOf(req).requireUnrestricted('Patient', interaction, `Patient/${name}`);
+    } else {
+      authorize(req, 'Patient', interaction);
+    }
   }
   const linker = repo.observerOf(PatientLinker);
   if (!linker) {
@@ -90,7 +99,9 @@ async function match(repo: Repository, linker: PatientLinker, input: OperationIn
   }
   const onlyCertain = input.boolean('onlyCertainMatches') ?? false;
   const count = input.integer('count', 1, 100) ?? 10;
-  let matches = await matchPerson(repo, linker, patient as Patient);
+  const candidates = await matchPerson(repo, linker, patient as Patient);
+  const reachable = await policyOf(req).reachable(repo, candidates.map((m) => ({ type: 'Patient', id: m.golden.id as string })), 'r');
+  let matches = candidates.filter((m) => reachable.has(`Patient/${m.golden.id}`));
   if (onlyCertain) {
     // R4: with onlyCertainMatches, several candidates are no answer at all.
     const certain = matches.filter((m) => m.grade === 'certain');
@@ -109,7 +120,7 @@ async function match(repo: Repository, linker: PatientLinker, input: OperationIn
   return { status: 200, body: bundle };
 }
 
-async function pix(repo: Repository, _linker: PatientLinker, input: OperationInput): Promise<FhirResponse> {
+async function pix(repo: Repository, _linker: PatientLinker, input: OperationInput, req: FhirRequest): Promise<FhirResponse> {
   const sources = input.strings('sourceIdentifier');
   if (sources.length !== 1) {
     throw badRequest('$ihe-pix needs exactly one sourceIdentifier (system|value)');
@@ -118,7 +129,9 @@ async function pix(repo: Repository, _linker: PatientLinker, input: OperationInp
   if (!system || !value) {
     throw badRequest('sourceIdentifier must give both the assigning authority and the value: system|value');
   }
-  const found = await crossReference(repo.sql, system, value, input.strings('targetSystem'));
+  const crossReferenced = await crossReference(repo.sql, system, value, input.strings('targetSystem'));
+  const reachable = await policyOf(req).reachable(repo, crossReferenced.map((r) => ({ type: 'Patient', id: r.patientId })), 'r');
+  const found = crossReferenced.filter((r) => reachable.has(`Patient/${r.patientId}`));
   const parameter: ParametersParameter[] = found.flatMap((r) => [
     { name: 'targetIdentifier', valueIdentifier: r.identifier },
     { name: 'targetId', valueReference: { reference: `Patient/${r.patientId}` } },

@@ -1,0 +1,221 @@
+import type { Filter } from '@medplum/core';
+import { forbidden } from '../fhir/outcome.js';
+import { isPatientCompartmentType } from '../search/compartment.js';
+import { filtersCondition, NO_ROWS, type Sql } from '../search/filter-sql.js';
+import type { Interaction, Scope } from '../security/scopes.js';
+import type { AuthContext } from '../security/token-service.js';
+import { ownIndexRows } from '../store/index-writer.js';
+import type { Repository } from '../store/repository.js';
+
+/**
+ * The one access decision (issue: "one policy, one place"). Every path that returns or reveals data asks
+ * it, in one of two forms that come from the same rules:
+ * - type level: may the caller do this interaction on this type at all? (403 when not)
+ * - row level: which rows of the type may it reach? A SQL condition over a resource-table alias, which
+ *   searches put in their WHERE clause (so what cannot be read cannot be matched, counted, included or
+ *   reached through a chain or _has), and which single reads check against the stored row.
+ *
+ * Inputs: the token's scopes (SMART v2 with granular restrictions), the patient context of `patient/`
+ * scopes, and row restrictions that apply to every type (patients' consents, security labels: see
+ * `RowRestriction`). A request without a token is the server's own work (intake, CLI): unrestricted.
+ */
+export class AccessPolicy {
+  /** Intake, replay and the CLI act for the exchange itself. */
+  static readonly SYSTEM = new AccessPolicy('all', []);
+
+  constructor(
+    /** The ways in that the scopes give; 'all' for the system. */
+    private readonly grants: readonly Grant[] | 'all',
+    /** Conditions every reachable row must also meet (consent, labels). */
+    private readonly restrictions: readonly RowRestriction[],
+    /** Who is asking, for messages and the audit record. */
+    readonly auth?: AuthContext,
+  ) {}
+
+  /** Whether the caller may do `interaction` on some resources of `type` (`*`: of every type). */
+  allows(type: string, interaction: Interaction): boolean {
+    return this.grants === 'all' || this.grantsFor(type, interaction).length > 0;
+  }
+
+  /** Throws 403 unless the caller may do `interaction` on some resources of `type`. */
+  require(type: string, interaction: Interaction): void {
+    if (!this.allows(type, interaction)) {
+      throw forbidden(`The access token's scopes do not allow ${INTERACTION_NAMES[interaction]} on ${type === '*' ? 'every resource type' : type}`);
+    }
+  }
+
+  /**
+   * Throws 403 unless the caller may reach every row of `type` (`*`: of every type): for what cannot be
+   * cut down row by row, such as the message log, type and system history, and the steward's worklists.
+   */
+  requireUnrestricted(type: string, interaction: Interaction, what: string): void {
+    this.require(type, interaction);
+    const unrestricted =
+      this.grants === 'all' || this.grantsFor(type, interaction).some((g) => !g.rows && (type !== '*' || g.type === '*'));
+    if (!unrestricted || this.restrictions.length) {
+      throw forbidden(`${what} needs access to every ${type === '*' ? 'resource' : type}; this token's access is limited (patient context, granular scopes, consent or security labels)`);
+    }
+  }
+
+  /**
+   * The rows of `type` that `interaction` may reach, as SQL over the resource-table alias `alias` (with
+   * columns type, id, rk): undefined for every row, NO_ROWS for none.
+   */
+  rows(type: string, interaction: Interaction, alias: string): Sql | undefined {
+    const parts: Sql[] = [];
+    if (this.grants !== 'all') {
+      const grants = this.grantsFor(type, interaction);
+      if (!grants.length) {
+        return NO_ROWS;
+      }
+      if (!grants.some((g) => !g.rows)) {
+        const ways = grants.map((g) => (g.rows as GrantRows)(type, alias));
+        parts.push(ways.length === 1 ? ways[0] : { sql: `(${ways.map((w) => w.sql).join(' OR ')})`, params: ways.flatMap((w) => w.params) });
+      }
+    }
+    for (const restriction of this.restrictions) {
+      const condition = restriction.rows(type, alias);
+      if (condition) {
+        parts.push(condition);
+      }
+    }
+    if (!parts.length) {
+      return undefined;
+    }
+    return { sql: parts.map((p) => `(${p.sql})`).join(' AND '), params: parts.flatMap((p) => p.params) };
+  }
+
+  /** Whether rows of `type` are cut down by anything but the type-level decision. */
+  restricts(type: string, interaction: Interaction): boolean {
+    return this.rows(type, interaction, 'r') !== undefined;
+  }
+
+  /**
+   * The `type/id` keys, among those given, that `interaction` may reach (current, not deleted rows):
+   * one query per type whose rows are restricted.
+   */
+  async reachable(repo: Repository, refs: readonly { type: string; id: string }[], interaction: Interaction): Promise<Set<string>> {
+    const out = new Set<string>();
+    const byType = new Map<string, string[]>();
+    for (const { type, id } of refs) {
+      byType.set(type, [...(byType.get(type) ?? []), id]);
+    }
+    for (const [type, ids] of byType) {
+      const condition = this.rows(type, interaction, 'r');
+      if (condition === NO_ROWS) {
+        continue;
+      }
+      if (!condition) {
+        ids.forEach((id) => out.add(`${type}/${id}`));
+        continue;
+      }
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        const rows = await repo.sql.query<{ id: string }>(
+          `SELECT r.id FROM resource r WHERE r.type = ? AND r.deleted = 0 AND r.id IN (${chunk.map(() => '?').join(',')}) AND ${condition.sql}`,
+          [type, ...chunk, ...condition.params],
+        );
+        rows.forEach((r) => out.add(`${type}/${r.id}`));
+      }
+    }
+    return out;
+  }
+
+  /** The resources, among those given, that `interaction` may reach (see reachable). */
+  async filterReachable<T extends { resourceType: string; id?: string }>(repo: Repository, resources: T[], interaction: Interaction): Promise<T[]> {
+    const keys = await this.reachable(
+      repo,
+      resources.map((r) => ({ type: r.resourceType, id: r.id as string })),
+      interaction,
+    );
+    return resources.filter((r) => keys.has(`${r.resourceType}/${r.id}`));
+  }
+
+  private grantsFor(type: string, interaction: Interaction): Grant[] {
+    return (this.grants as Grant[]).filter((g) => (g.type === '*' || g.type === type) && g.interactions.has(interaction));
+  }
+}
+
+/** SQL for the rows of `type` a grant reaches, over a resource-table alias. */
+type GrantRows = (type: string, alias: string) => Sql;
+
+/** One way into a type's rows, from one scope. */
+export interface Grant {
+  type: string;
+  interactions: ReadonlySet<Interaction>;
+  /** The rows it reaches; absent: every row of the type. */
+  rows?: GrantRows;
+}
+
+/** A condition on every type's rows besides the scopes: patients' consents, security labels. */
+export interface RowRestriction {
+  /** SQL the rows of `type` (alias `alias`) must meet; undefined: no condition on this type. */
+  rows(type: string, alias: string): Sql | undefined;
+}
+
+const INTERACTION_NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
+
+/**
+ * The grants of a token's scopes. `system/` and `user/` scopes reach the type's rows (a user's reach is
+ * then narrowed by the restrictions: consent, labels); `patient/` scopes reach only the patient
+ * context's compartment and grant nothing without a patient context. A granular restriction
+ * (`?category=...`) is compiled with the search filters, so it means exactly what the same search means.
+ */
+export function grantsOf(scopes: readonly Scope[], patientRecords: readonly string[] | undefined): Grant[] {
+  const grants: Grant[] = [];
+  for (const scope of scopes) {
+    if (scope.context === 'patient' && !patientRecords?.length) {
+      continue;
+    }
+    const compartment = scope.context === 'patient' ? (patientRecords as string[]) : undefined;
+    const filters = scope.restriction ? restrictionFilters(scope.restriction) : undefined;
+    if (!compartment && !filters) {
+      grants.push({ type: scope.resourceType, interactions: scope.interactions });
+      continue;
+    }
+    grants.push({
+      type: scope.resourceType,
+      interactions: scope.interactions,
+      rows: (type, alias) => {
+        const parts: Sql[] = [];
+        if (compartment) {
+          parts.push(inCompartment(type, alias, compartment));
+        }
+        if (filters) {
+          parts.push(...filtersCondition(type, alias, filters));
+        }
+        return parts.length
+          ? { sql: parts.map((p) => `(${p.sql})`).join(' AND '), params: parts.flatMap((p) => p.params) }
+          : { sql: '1 = 1', params: [] };
+      },
+    });
+  }
+  return grants;
+}
+
+function restrictionFilters(restriction: URLSearchParams): Filter[] {
+  return [...restriction].map(([key, value]) => {
+    const [code, operator] = key.split(':');
+    return { code, operator: (operator ?? 'eq') as Filter['operator'], value };
+  });
+}
+
+/**
+ * Rows in the compartment of any of `patients` (a person's records, see personRecords): the Patient
+ * records themselves, and resources of compartment types through the compartment table. Types outside
+ * the Patient compartment (Practitioner, Organization, Medication, ...) hold nobody's data and stay
+ * reachable.
+ */
+export function inCompartment(type: string, alias: string, patients: readonly string[]): Sql {
+  const list = patients.map(() => '?').join(', ');
+  if (type === 'Patient') {
+    return { sql: `${alias}.id IN (${list})`, params: [...patients] };
+  }
+  if (!isPatientCompartmentType(type)) {
+    return { sql: '1 = 1', params: [] };
+  }
+  return {
+    sql: `EXISTS (SELECT 1 FROM compartment pc WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND pc.patient_id IN (${list}))`,
+    params: [...patients],
+  };
+}
