@@ -11,8 +11,8 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 /**
  * The probes of the governance issue, each a named test: what a token may not read must not be readable,
  * searchable, countable or includable by any path. Data: a small synthetic community written below (two
- * patients, their practitioner and organisation, vital signs and laboratory results, one an HIV viral
- * load; LOINC codes as real senders use them).
+ * patients, their practitioner and organisation, vital signs and a laboratory result; LOINC codes as real
+ * senders use them). Sensitive data, consent and labels: test/consent-labels.test.ts.
  */
 const VITALS = 'http://terminology.hl7.org/CodeSystem/observation-category|vital-signs';
 const LAB = 'http://terminology.hl7.org/CodeSystem/observation-category|laboratory';
@@ -47,7 +47,7 @@ for (const backend of BACKENDS) {
       const obs = (patient: string, cat: string, code: string, value: number) =>
         post({ resourceType: 'Observation', status: 'final', category: category(cat), code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: `Patient/${patient}` }, performer: [{ reference: `Practitioner/${ids.doc}` }], valueQuantity: { value } });
       ids.aVitals = await obs(ids.a, 'vital-signs', '8867-4', 72);
-      ids.aHiv = await obs(ids.a, 'laboratory', '20447-9', 40000); // HIV-1 RNA viral load
+      ids.aLab = await obs(ids.a, 'laboratory', '4548-4', 6.9); // haemoglobin A1c
       ids.bVitals = await obs(ids.b, 'vital-signs', '8867-4', 64);
     });
     after(async () => s?.close());
@@ -81,7 +81,7 @@ for (const backend of BACKENDS) {
 
     it('_has and chains through a type outside the scopes are refused, not answered yes or no', async () => {
       const h = await as('system/Patient.rs');
-      const has = await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|20447-9', undefined, h);
+      const has = await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|4548-4', undefined, h);
       assert.equal(has.status, 403);
       assert.equal(has.body.resourceType, 'OperationOutcome');
       const obsOnly = await as('system/Observation.rs');
@@ -89,7 +89,7 @@ for (const backend of BACKENDS) {
       assert.equal(chain.status, 403);
       // With both types the same searches answer.
       const both = await as('system/Patient.rs system/Observation.rs');
-      assert.equal((await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|20447-9', undefined, both)).body.entry.length, 1);
+      assert.equal((await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|4548-4', undefined, both)).body.entry.length, 1);
       assert.equal((await s.fhir('GET', 'Observation?subject:Patient.name=alvarez', undefined, both)).body.entry.length, 2);
     });
 
@@ -99,15 +99,15 @@ for (const backend of BACKENDS) {
       assert.equal(all.body.total, 2);
       assert.deepEqual(all.body.entry.map((e: any) => e.resource.id).sort(), [ids.aVitals, ids.bVitals].sort());
       assert.equal((await s.fhir('GET', `Observation?category=${LAB}&_summary=count`, undefined, h)).body.total, 0);
-      assert.equal((await s.fhir('GET', `Observation/${ids.aHiv}`, undefined, h)).status, 404);
-      assert.equal((await s.fhir('GET', `Observation/${ids.aHiv}/_history/1`, undefined, h)).status, 404);
+      assert.equal((await s.fhir('GET', `Observation/${ids.aLab}`, undefined, h)).status, 404);
+      assert.equal((await s.fhir('GET', `Observation/${ids.aLab}/_history/1`, undefined, h)).status, 404);
       assert.equal((await s.fhir('GET', `Observation/${ids.aVitals}`, undefined, h)).status, 200);
       const rev = await s.fhir('GET', `Patient?_id=${ids.a}&_revinclude=Observation:subject`, undefined, h);
       assert.deepEqual(rev.body.entry.map((e: any) => e.resource.id).sort(), [ids.a, ids.aVitals].sort());
-      // _has counts only what the scope reaches: the HIV result cannot be probed for.
-      assert.equal((await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|20447-9', undefined, h)).body.entry.length, 0);
+      // _has counts only what the scope reaches: the laboratory result cannot be probed for.
+      assert.equal((await s.fhir('GET', 'Patient?_has:Observation:subject:code=http://loinc.org|4548-4', undefined, h)).body.entry.length, 0);
       const everything = await s.fhir('GET', `Patient/${ids.a}/$everything`, undefined, await as(`system/Observation.rs?category=${VITALS} system/Patient.rs system/Practitioner.rs`));
-      assert.ok(!everything.body.entry.some((e: any) => e.resource.id === ids.aHiv));
+      assert.ok(!everything.body.entry.some((e: any) => e.resource.id === ids.aLab));
       assert.ok(everything.body.entry.some((e: any) => e.resource.id === ids.aVitals));
     });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { BundleGroupWriter, type BundleOutcome } from '../ingest/bundle-group-writer.js';
 import type { Tessera } from '../server/tessera.js';
 import { createClient } from '../security/clients.js';
+import { setClearance } from '../consent/clearance.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
 import { directoryBundle, patientBundles } from '../synthetic/community.js';
 import { createProgressBar } from './progress.js';
@@ -41,6 +42,7 @@ export async function ensureDemo(tessera: Tessera): Promise<{ loaded: boolean; c
   }
   await refreshPlannerStatistics(tessera.db);
   const client = await createClient(tessera.db, { name: 'demo-admin', scope: 'system/*.cruds' });
+  await setClearance(tessera.db, `client:${client.clientId}`, ['*']); // the operator's client reads sensitive data too
   const tokenUrl = `${tessera.config.baseUrl ?? `http://localhost:${tessera.config.port}`}/oauth/token`;
   writeFileSync(credentialsFile, JSON.stringify({ ...client, tokenUrl }, null, 2), { mode: 0o600 });
   chmodSync(credentialsFile, 0o600);

@@ -45,15 +45,24 @@ export class AccessPolicy {
   }
 
   /**
-   * Throws 403 unless the caller may reach every row of `type` (`*`: of every type): for what cannot be
-   * cut down row by row, such as the message log, type and system history, and the steward's worklists.
+   * Throws 403 unless the scopes reach every row of `type` (`*`: of every type), with no patient context
+   * or granular restriction: for the exchange's own operations that cannot be cut down row by row, such
+   * as the steward's worklists and type or system history. Consent does not narrow these (they are
+   * operations of the exchange, not disclosures of a patient's record); with `labels`, the caller must
+   * also be cleared for every kind of sensitive data, for what carries anything about anyone (the
+   * message log's raw messages, a C-CDA import's answer).
    */
-  requireUnrestricted(type: string, interaction: Interaction, what: string): void {
+  requireUnrestricted(type: string, interaction: Interaction, what: string, options: { labels?: boolean } = {}): void {
     this.require(type, interaction);
-    const unrestricted =
-      this.grants === 'all' || this.grantsFor(type, interaction).some((g) => !g.rows && (type !== '*' || g.type === '*'));
-    if (!unrestricted || this.restrictions.length) {
-      throw forbidden(`${what} needs access to every ${type === '*' ? 'resource' : type}; this token's access is limited (patient context, granular scopes, consent or security labels)`);
+    if (this.grants === 'all') {
+      return;
+    }
+    const unrestricted = this.grantsFor(type, interaction).some((g) => !g.rows && (type !== '*' || g.type === '*'));
+    if (!unrestricted) {
+      throw forbidden(`${what} needs access to every ${type === '*' ? 'resource' : type}; this token's scopes are limited (patient context or granular scopes)`);
+    }
+    if (options.labels && this.restrictions.some((r) => r.labels?.(type, 'r'))) {
+      throw forbidden(`${what} needs clearance for every kind of sensitive data`);
     }
   }
 
@@ -62,6 +71,31 @@ export class AccessPolicy {
    * columns type, id, rk): undefined for every row, NO_ROWS for none.
    */
   rows(type: string, interaction: Interaction, alias: string): Sql | undefined {
+    return this.combine(type, interaction, alias, true);
+  }
+
+  /**
+   * The rows of `type` that the caller could reach but for their security labels, as SQL over `alias`;
+   * undefined when labels withhold nothing from this caller. A searchset that withheld some says so
+   * (an OperationOutcome issue `suppressed`), without saying what or how many.
+   */
+  withheldForLabels(type: string, interaction: Interaction, alias: string): Sql | undefined {
+    const labels = this.restrictions.map((r) => r.labels?.(type, alias)).filter((l): l is Sql => !!l);
+    if (!labels.length) {
+      return undefined;
+    }
+    const reachable = this.combine(type, interaction, alias, false);
+    if (reachable === NO_ROWS) {
+      return undefined;
+    }
+    const notLabels = `NOT (${labels.map((l) => `(${l.sql})`).join(' AND ')})`;
+    return {
+      sql: reachable ? `(${reachable.sql}) AND ${notLabels}` : notLabels,
+      params: [...(reachable?.params ?? []), ...labels.flatMap((l) => l.params)],
+    };
+  }
+
+  private combine(type: string, interaction: Interaction, alias: string, withLabels: boolean): Sql | undefined {
     const parts: Sql[] = [];
     if (this.grants !== 'all') {
       const grants = this.grantsFor(type, interaction);
@@ -77,6 +111,10 @@ export class AccessPolicy {
       const condition = restriction.rows(type, alias);
       if (condition) {
         parts.push(condition);
+      }
+      const labels = withLabels ? restriction.labels?.(type, alias) : undefined;
+      if (labels) {
+        parts.push(labels);
       }
     }
     if (!parts.length) {
@@ -149,8 +187,10 @@ export interface Grant {
 
 /** A condition on every type's rows besides the scopes: patients' consents, security labels. */
 export interface RowRestriction {
-  /** SQL the rows of `type` (alias `alias`) must meet; undefined: no condition on this type. */
+  /** SQL the rows of `type` (alias `alias`) must meet, apart from labels; undefined: no condition. */
   rows(type: string, alias: string): Sql | undefined;
+  /** SQL the rows must meet for their security labels; undefined: none withheld for labels. */
+  labels?(type: string, alias: string): Sql | undefined;
 }
 
 const INTERACTION_NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };

@@ -69,7 +69,13 @@ export function policyOf(req: FhirRequest): AccessPolicy {
  */
 export function searchAccess(req: FhirRequest): SearchAccess | undefined {
   const policy = policyOf(req);
-  return policy === SYSTEM_POLICY ? undefined : { search: (type, alias) => policy.rows(type, 's', alias), read: (type, alias) => policy.rows(type, 'r', alias) };
+  return policy === SYSTEM_POLICY
+    ? undefined
+    : {
+        search: (type, alias) => policy.rows(type, 's', alias),
+        read: (type, alias) => policy.rows(type, 'r', alias),
+        withheld: (type, alias) => policy.withheldForLabels(type, 's', alias),
+      };
 }
 
 /** Checks that the caller may do an interaction on some resources of a type (403 when not). */

@@ -7,14 +7,15 @@ import { AccessPolicy, grantsOf, type RowRestriction } from './access-policy.js'
 
 /**
  * Restrictions on every type's rows besides the scopes (patients' consents, security labels), each
- * worked out for one caller. Registered at start-up by the modules that own them.
+ * worked out for one caller. Configured per store at start-up (createTessera), keyed by its Database so
+ * that transactions' repositories share them.
  */
 export type RestrictionSource = (repo: Repository, auth: AuthContext) => Promise<RowRestriction | undefined>;
 
-const restrictionSources: RestrictionSource[] = [];
+const restrictionSources = new WeakMap<object, RestrictionSource[]>();
 
-export function addRestrictionSource(source: RestrictionSource): void {
-  if (!restrictionSources.includes(source)) restrictionSources.push(source);
+export function configureRestrictions(db: object, sources: RestrictionSource[]): void {
+  restrictionSources.set(db, sources);
 }
 
 /** The access policy of one request: the system's for the server's own work, else the token's. */
@@ -24,7 +25,7 @@ export async function policyFor(repo: Repository, auth: AuthContext | undefined)
   }
   const patientRecords = auth.patient ? await personRecords(repo, auth.patient) : undefined;
   const restrictions: RowRestriction[] = [];
-  for (const source of restrictionSources) {
+  for (const source of restrictionSources.get(repo.db) ?? []) {
     const restriction = await source(repo, auth);
     if (restriction) restrictions.push(restriction);
   }

@@ -95,8 +95,13 @@ export function searchBundle(baseUrl: string, request: SearchRequest, result: Se
     ...result.matches.map((r) => entry(baseUrl, shape(r, request), 'match')),
     ...result.included.map((r) => entry(baseUrl, shape(r, request), 'include')),
   ];
-  if (warnings.length) {
-    entries.push({ resource: { resourceType: 'OperationOutcome', issue: warnings }, search: { mode: 'outcome' } });
+  const issues = [...warnings];
+  if (result.suppressed) {
+    // As the FHIR security-labels page describes: say that something was withheld, not what or how much.
+    issues.push({ severity: 'information', code: 'suppressed', diagnostics: 'Some matching resources were withheld under the access policy (security labels)' });
+  }
+  if (issues.length) {
+    entries.push({ resource: { resourceType: 'OperationOutcome', issue: issues }, search: { mode: 'outcome' } });
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', link: links, entry: entries };
   if (result.total !== undefined) {

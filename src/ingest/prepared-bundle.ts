@@ -1,5 +1,6 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { validateFhirResource } from '../fhir/validation.js';
+import { labelled } from '../labels/labeler.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { extractIndexRows, type IndexRows } from '../search/index-values.js';
 import { collectConditionalReferences, rewriteReferences } from '../engine/bundle-references.js';
@@ -62,7 +63,8 @@ export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | u
     } catch {
       return undefined;
     }
-    const resource = { ...valid, meta: { ...valid.meta, versionId: '1', lastUpdated } } as Resource;
+    const labels = labelled(valid); // as every write path does (src/store/repository.ts writeAll)
+    const resource = { ...labels, meta: { ...labels.meta, versionId: '1', lastUpdated } } as Resource;
     resources.push({ type, id: ids[i], content: JSON.stringify(resource), rows: extractIndexRows(resource) });
   }
   return { lastUpdated: now, resources };

@@ -19,6 +19,8 @@ export interface SearchResult {
   count: number;
   /** True when more matches follow this page. */
   hasMore: boolean;
+  /** True when rows matching the search were withheld for their security labels. */
+  suppressed?: boolean;
 }
 
 /** `base` AND each condition that is present. */
@@ -63,6 +65,8 @@ function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], hid
 export interface SearchAccess {
   search: Reach;
   read: Reach;
+  /** Rows the caller could reach but for their security labels (see AccessPolicy.withheldForLabels). */
+  withheld: Reach;
 }
 
 export async function search(repo: Repository, request: SearchRequest, access?: SearchAccess): Promise<SearchResult> {
@@ -105,7 +109,13 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   }
 
   const included = await includes(repo, matches, request.include ?? [], request.revInclude ?? [], access?.read);
-  return { matches, included, total, offset, count, hasMore };
+  const withheld = access?.withheld(request.resourceType, 'r');
+  let suppressed: boolean | undefined;
+  if (withheld) {
+    const check = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, derived, withheld);
+    suppressed = (await repo.sql.query(`SELECT 1 AS x FROM resource r WHERE ${check.sql} LIMIT 1`, check.params)).length > 0;
+  }
+  return { matches, included, total, offset, count, hasMore, suppressed };
 }
 
 function key(r: Resource): string {

@@ -22,7 +22,7 @@ export function registerCcdaRoutes(app: FastifyInstance, repo: Repository, ccda:
     const auth = await authenticate(req);
     // A document writes whatever it holds about its patient: the importer must reach every row it may write.
     const policy = await policyFor(repo, auth);
-    for (const interaction of ['c', 'u'] as const) policy.requireUnrestricted('*', interaction, 'Importing a C-CDA document');
+    for (const interaction of ['c', 'u'] as const) policy.requireUnrestricted('*', interaction, 'Importing a C-CDA document', { labels: true });
     const participant = await sender(repo, auth, (req.query as Record<string, string | undefined>).participant);
     const result = await ccda.import(documentText(req.body), participant, 'http');
     if (result.status === 'failed') {

@@ -20,6 +20,8 @@ export interface TesseraConfig {
   /** PEM files: MLLP over TLS when both are set. */
   mllpTlsCert?: string;
   mllpTlsKey?: string;
+  /** The community's consent default (TESSERA_CONSENT_DEFAULT): opt-out shares unless a patient denies; opt-in only what a patient permits. */
+  consentDefault: 'opt-out' | 'opt-in';
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -39,6 +41,13 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     ccdaMaxBytes: Number(env.TESSERA_CCDA_MAX_BYTES ?? DEFAULT_MAX_XML_BYTES),
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
+    consentDefault: consentDefault(env.TESSERA_CONSENT_DEFAULT),
     ...defined,
   };
+}
+
+function consentDefault(value: string | undefined): 'opt-out' | 'opt-in' {
+  if (value === undefined || value === '' || value === 'opt-out') return 'opt-out';
+  if (value === 'opt-in') return 'opt-in';
+  throw new Error(`TESSERA_CONSENT_DEFAULT must be opt-out or opt-in, not "${value}"`);
 }

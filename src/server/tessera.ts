@@ -17,6 +17,9 @@ import { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { CcdaIntake } from '../ingest/ccda-intake.js';
 import { IntakeBatcher } from '../ingest/intake-batcher.js';
 import { MllpListener } from '../hl7v2/mllp-listener.js';
+import { ConsentObserver } from '../consent/consent-store.js';
+import { privacyRestrictionSource } from '../consent/privacy-restriction.js';
+import { configureRestrictions } from '../engine/request-policy.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -43,6 +46,9 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   if (config.mpi) {
     repo.observe(new PatientLinker(await currentMatchModel(db)));
   }
+  // After the patient index: a consent's rows name the person's records as linked by then.
+  repo.observe(new ConsentObserver());
+  configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);

@@ -2,6 +2,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
+import { labelled } from '../labels/labeler.js';
 import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
 import { deleteIndexRows, indexRowSets, type IndexedResource } from './index-writer.js';
@@ -422,20 +423,23 @@ export class Repository {
     const created: { type: string; id: string; method: WriteMethod; content: string; rows: IndexRows }[] = [];
     const reindexed: IndexedResource[] = [];
     for (const item of pending) {
-      const { resourceType: type, id } = item.resource as Resource & { id: string };
+      // Security labels are set on every version as it is written (src/labels), before the comparison with
+      // the stored version (which carries them) and before indexing (searches and the policy read _security).
+      const incoming = labelled(item.resource);
+      const { resourceType: type, id } = incoming as Resource & { id: string };
       const current = item.fresh ? undefined : await this.current(type, id, true, true);
       if (item.ifMatch !== undefined) {
         checkIfMatch(type, id, current && !current.deleted ? current.version_id : undefined, item.ifMatch);
       }
       const stored = current?.content && !current.deleted ? (JSON.parse(current.content) as Resource) : undefined;
-      if (stored && isUnchangedUpdate(stored, item.resource)) {
+      if (stored && isUnchangedUpdate(stored, incoming)) {
         results.push({ resource: stored, created: false, unchanged: true });
         continue;
       }
       const versionId = (current?.version_id ?? 0) + 1;
       const resource = {
-        ...item.resource,
-        meta: { ...item.resource.meta, versionId: String(versionId), lastUpdated },
+        ...incoming,
+        meta: { ...incoming.meta, versionId: String(versionId), lastUpdated },
       } as Resource & { id: string };
       const content = JSON.stringify(resource);
       const rows = extractIndexRows(resource);

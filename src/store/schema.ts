@@ -197,6 +197,43 @@ ALTER TABLE mpi_model ADD COLUMN thresholds TEXT;
 DROP INDEX sp_reference_url;
 CREATE INDEX sp_reference_url ON sp_reference (type, code, url) WHERE url IS NOT NULL;
 `,
+  // Which kinds of sensitive information (security labels, src/labels) a client or user may read without
+  // the patient's consent: holder 'client:{id}' or 'user:{id}', kinds a comma-separated list or '*'.
+  (d) => `
+CREATE TABLE access_clearance (holder TEXT PRIMARY KEY, kinds TEXT NOT NULL, granted_at ${d.bigint} NOT NULL);
+`,
+  // Patients' consents as rows the access policy queries (src/consent/consent-rules.ts): one per rule, data
+  // kind and patient record (a person's linked records each get theirs). Lists are stored ',A,B,' so that
+  // one LIKE tests membership. Break-the-glass grants: a holder's time-limited access to one person.
+  (d) => `
+CREATE TABLE consent_rule (
+  consent_id TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  effect TEXT NOT NULL,
+  kind TEXT,
+  actors TEXT,
+  purposes TEXT,
+  actors_except TEXT,
+  purposes_except TEXT,
+  start_ms ${d.bigint},
+  end_ms ${d.bigint}
+);
+CREATE INDEX consent_rule_patient ON consent_rule (patient_id, effect);
+CREATE INDEX consent_rule_consent ON consent_rule (consent_id);
+CREATE TABLE btg_grant (
+  id TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  patient_records TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  granted_at ${d.bigint} NOT NULL,
+  expires_at ${d.bigint} NOT NULL,
+  reviewed_at ${d.bigint},
+  reviewed_by TEXT
+);
+CREATE INDEX btg_grant_holder ON btg_grant (holder, expires_at);
+CREATE INDEX btg_grant_review ON btg_grant (reviewed_at, granted_at);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

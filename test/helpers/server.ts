@@ -1,5 +1,6 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { createClient } from '../../src/security/clients.js';
+import { setClearance } from '../../src/consent/clearance.js';
 import { createTessera, type Tessera } from '../../src/server/tessera.js';
 import { dropTestSchema, testConfig, type Backend } from './backends.js';
 
@@ -42,6 +43,8 @@ export async function startTestServer(backend: Backend, store = testConfig(backe
   const tessera = await createTessera(config);
   const address = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
   const admin = await createClient(tessera.db, { name: 'test-admin', scope: 'system/*.cruds' });
+  // The operator's admin client: cleared for every kind of sensitive data, as the demo's is.
+  await setClearance(tessera.db, `client:${admin.clientId}`, ['*']);
   const token = await getToken(address, admin.clientId, admin.clientSecret as string);
   const server: TestServer = {
     tessera,

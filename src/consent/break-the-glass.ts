@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { badRequest, forbidden } from '../fhir/outcome.js';
+import type { AuthContext } from '../security/token-service.js';
+import type { SqlExecutor } from '../store/database.js';
+
+/** How long a break-the-glass grant lasts. */
+export const BTG_MINUTES = 60;
+/** Who may break the glass: people caring for patients, never a machine client or a patient. */
+const MAY_BREAK_THE_GLASS = new Set(['clinician']);
+
+export interface BreakTheGlassGrant {
+  id: string;
+  holder: string;
+  patientId: string;
+  reason: string;
+  grantedAt: number;
+  expiresAt: number;
+  reviewedAt?: number;
+  reviewedBy?: string;
+}
+
+/**
+ * Declares break-the-glass: the user, in an emergency, reads one person's data past their consents and
+ * the data's labels, for BTG_MINUTES. The grant names the person's records (as the policy reaches them)
+ * and the reason; every use is audited, and privacy officers review each grant (reviewList).
+ */
+export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patientId: string, patientRecords: string[], reason: string): Promise<BreakTheGlassGrant> {
+  if (!auth.user || !MAY_BREAK_THE_GLASS.has(auth.user.role)) {
+    throw forbidden('Only a signed-in clinician may break the glass');
+  }
+  if (!reason.trim() || reason.length > 1000) {
+    throw badRequest('Break-the-glass needs a reason (up to 1,000 characters)');
+  }
+  const now = Date.now();
+  const grant: BreakTheGlassGrant = { id: randomUUID(), holder: `user:${auth.user.id}`, patientId, reason: reason.trim(), grantedAt: now, expiresAt: now + BTG_MINUTES * 60_000 };
+  await sql.run('INSERT INTO btg_grant (id, holder, patient_id, patient_records, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+    grant.id,
+    grant.holder,
+    patientId,
+    patientRecords.join(','),
+    grant.reason,
+    grant.grantedAt,
+    grant.expiresAt,
+  ]);
+  return grant;
+}
+
+/** The patient records a holder has a running break-the-glass grant for. */
+export async function activeBreakTheGlass(sql: SqlExecutor, holder: string): Promise<string[]> {
+  const rows = await sql.query<{ patient_records: string }>('SELECT patient_records FROM btg_grant WHERE holder = ? AND expires_at > ?', [holder, Date.now()]);
+  return [...new Set(rows.flatMap((r) => r.patient_records.split(',')))];
+}
+
+/** Grants for privacy officers to review: unreviewed first, newest first. */
+export async function reviewList(sql: SqlExecutor, options: { unreviewedOnly: boolean; limit: number }): Promise<BreakTheGlassGrant[]> {
+  const rows = await sql.query<{ id: string; holder: string; patient_id: string; reason: string; granted_at: number; expires_at: number; reviewed_at: number | null; reviewed_by: string | null }>(
+    `SELECT id, holder, patient_id, reason, granted_at, expires_at, reviewed_at, reviewed_by FROM btg_grant
+     ${options.unreviewedOnly ? 'WHERE reviewed_at IS NULL' : ''} ORDER BY granted_at DESC LIMIT ?`,
+    [options.limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    holder: r.holder,
+    patientId: r.patient_id,
+    reason: r.reason,
+    grantedAt: Number(r.granted_at),
+    expiresAt: Number(r.expires_at),
+    reviewedAt: r.reviewed_at === null ? undefined : Number(r.reviewed_at),
+    reviewedBy: r.reviewed_by ?? undefined,
+  }));
+}
+
+/** Marks a grant reviewed by a privacy officer. */
+export async function markReviewed(sql: SqlExecutor, id: string, reviewer: string): Promise<boolean> {
+  return (await sql.run('UPDATE btg_grant SET reviewed_at = ?, reviewed_by = ? WHERE id = ? AND reviewed_at IS NULL', [Date.now(), reviewer, id])) > 0;
+}

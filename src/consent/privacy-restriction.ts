@@ -1,0 +1,167 @@
+import type { RowRestriction } from '../engine/access-policy.js';
+import type { RestrictionSource } from '../engine/request-policy.js';
+import { ACT_CODE, CONFIDENTIALITY, SENSITIVITY_DISPLAY } from '../labels/sensitivity-value-sets.js';
+import { participantForClient } from '../participants/participants.js';
+import { isPatientCompartmentType } from '../search/compartment.js';
+import type { Sql } from '../search/filter-sql.js';
+import type { AuthContext } from '../security/token-service.js';
+import type { SqlValue } from '../store/database.js';
+import { ownIndexRows } from '../store/index-writer.js';
+import type { Repository } from '../store/repository.js';
+import { activeBreakTheGlass } from './break-the-glass.js';
+import { clearanceOf } from './clearance.js';
+
+export type ConsentDefault = 'opt-out' | 'opt-in';
+
+/** Who is asking, in the terms consent rules name: actors (organization, the user's resource), purpose. */
+export interface Requester {
+  holder: string;
+  actors: string[];
+  purpose?: string;
+}
+
+/**
+ * What patients' consents and the data's security labels take away from a caller's reach, as one row
+ * condition of the access policy:
+ * - consent: rows in the compartment of a patient whose applicable deny rule covers them (all data, or
+ *   data of a labelled kind) are withheld; in an opt-in community, rows of a patient without an
+ *   applicable permit are withheld too;
+ * - labels: rows labelled with a sensitivity kind the caller has no clearance for are withheld unless the
+ *   patient's consent permits that kind to the caller; very restricted (V) rows are withheld from all
+ *   but callers cleared for V;
+ * - break-the-glass: the person it was declared for is exempt from both for the caller, until it expires.
+ */
+export function privacyRestrictionSource(consentDefault: ConsentDefault): RestrictionSource {
+  return async (repo: Repository, auth: AuthContext) => {
+    const requester = await requesterOf(repo, auth);
+    const clearance = await clearanceOf(repo.sql, requester.holder);
+    const exempt = await activeBreakTheGlass(repo.sql, requester.holder);
+    const [{ n }] = await repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM (SELECT 1 FROM consent_rule LIMIT 1) c');
+    const consents = Number(n) > 0;
+    const withheldKinds = Object.keys(SENSITIVITY_DISPLAY).filter((k) => !clearance.has(k) && !clearance.has('*'));
+    const withholdV = !clearance.has('V') && !clearance.has('*');
+    if (!consents && consentDefault === 'opt-out' && !withheldKinds.length && !withholdV) {
+      return undefined;
+    }
+    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, Date.now());
+  };
+}
+
+async function requesterOf(repo: Repository, auth: AuthContext): Promise<Requester> {
+  const actors: string[] = [];
+  const organization = auth.organization ?? (auth.user ? undefined : organizationOf(await participantForClient(repo, auth.clientId)));
+  if (organization) actors.push(organization);
+  if (auth.user?.fhirUser) actors.push(auth.user.fhirUser);
+  return { holder: auth.user ? `user:${auth.user.id}` : `client:${auth.clientId}`, actors, purpose: auth.purposeOfUse };
+}
+
+function organizationOf(participant: { organizationId: string } | undefined): string | undefined {
+  return participant ? `Organization/${participant.organizationId}` : undefined;
+}
+
+class PrivacyRestriction implements RowRestriction {
+  constructor(
+    private readonly requester: Requester,
+    private readonly consentDefault: ConsentDefault,
+    private readonly consents: boolean,
+    private readonly withheldKinds: string[],
+    private readonly withholdV: boolean,
+    /** Patient records the caller has broken the glass for. */
+    private readonly exempt: string[],
+    private readonly now: number,
+  ) {}
+
+  rows(type: string, alias: string): Sql | undefined {
+    const parts: Sql[] = [];
+    const patientData = isPatientCompartmentType(type);
+    if (patientData && this.consents) {
+      parts.push(this.notDenied(alias));
+    }
+    if (patientData && this.consentDefault === 'opt-in') {
+      parts.push(this.permitted(alias));
+    }
+    if (!parts.length) return undefined;
+    return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+  }
+
+
+  /** No applicable deny rule of a patient whose compartment holds the row (and who is not exempt). */
+  private notDenied(alias: string): Sql {
+    const applicable = this.applicable('deny');
+    const exempt = this.notExempt('pc.patient_id');
+    return {
+      sql: `NOT EXISTS (SELECT 1 FROM compartment pc JOIN consent_rule cr ON cr.patient_id = pc.patient_id
+              WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND ${applicable.sql} ${exempt.sql}
+              AND (cr.kind IS NULL OR EXISTS (SELECT 1 FROM sp_token ck WHERE ${ownIndexRows('ck', `${alias}.rk`)} AND ck.code = '_security' AND ck.system = ? AND ck.value = cr.kind)))`,
+      params: [...applicable.params, ...exempt.params, ACT_CODE],
+    };
+  }
+
+  /** Opt-in: every patient whose compartment holds the row has an applicable permit of all data (or is exempt). */
+  private permitted(alias: string): Sql {
+    const applicable = this.applicable('permit');
+    const exempt = this.notExempt('pc.patient_id');
+    return {
+      sql: `NOT EXISTS (SELECT 1 FROM compartment pc WHERE ${ownIndexRows('pc', `${alias}.rk`)} ${exempt.sql}
+              AND NOT EXISTS (SELECT 1 FROM consent_rule cr WHERE cr.patient_id = pc.patient_id AND cr.kind IS NULL AND ${applicable.sql}))`,
+      params: [...exempt.params, ...applicable.params],
+    };
+  }
+
+  /**
+   * No label the caller may not see: a withheld kind passes only where the patient's consent permits that
+   * kind to the caller (or the patient is exempt); V never passes without clearance.
+   */
+  labels(type: string, alias: string): Sql | undefined {
+    const parts: Sql[] = [];
+    if (this.withheldKinds.length) {
+      const kinds = this.withheldKinds.map(() => '?').join(', ');
+      const permit = this.applicable('permit');
+      const exempt = isPatientCompartmentType(type) && this.exempt.length ? this.exempt : [];
+      parts.push({
+        sql: `NOT EXISTS (SELECT 1 FROM sp_token lt WHERE ${ownIndexRows('lt', `${alias}.rk`)} AND lt.code = '_security' AND lt.system = ? AND lt.value IN (${kinds})
+                AND NOT EXISTS (SELECT 1 FROM compartment pc JOIN consent_rule cr ON cr.patient_id = pc.patient_id
+                  WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND cr.kind = lt.value AND ${permit.sql})
+                ${exempt.length ? `AND NOT EXISTS (SELECT 1 FROM compartment px WHERE ${ownIndexRows('px', `${alias}.rk`)} AND px.patient_id IN (${exempt.map(() => '?').join(', ')}))` : ''})`,
+        params: [ACT_CODE, ...this.withheldKinds, ...permit.params, ...exempt],
+      });
+    }
+    if (this.withholdV) {
+      parts.push({
+        sql: `NOT EXISTS (SELECT 1 FROM sp_token lv WHERE ${ownIndexRows('lv', `${alias}.rk`)} AND lv.code = '_security' AND lv.system = ? AND lv.value = 'V')`,
+        params: [CONFIDENTIALITY],
+      });
+    }
+    if (!parts.length) return undefined;
+    return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+  }
+
+  /** SQL over `cr` (a consent_rule row): it applies to this caller, now, with this effect. */
+  private applicable(effect: 'permit' | 'deny'): Sql {
+    const { actors, purpose } = this.requester;
+    const params: SqlValue[] = [effect, this.now, this.now];
+    const anyActor = (column: string) => {
+      if (!actors.length) return 'FALSE_';
+      params.push(...actors.map((a) => `%,${a},%`));
+      return `(${actors.map(() => `${column} LIKE ?`).join(' OR ')})`;
+    };
+    const clauses = ['cr.effect = ?', '(cr.start_ms IS NULL OR cr.start_ms <= ?)', '(cr.end_ms IS NULL OR cr.end_ms >= ?)'];
+    const actorMatch = anyActor('cr.actors');
+    clauses.push(actorMatch === 'FALSE_' ? 'cr.actors IS NULL' : `(cr.actors IS NULL OR ${actorMatch})`);
+    const exceptMatch = anyActor('cr.actors_except');
+    clauses.push(exceptMatch === 'FALSE_' ? '1 = 1' : `(cr.actors_except IS NULL OR NOT ${exceptMatch})`);
+    if (purpose) {
+      clauses.push('(cr.purposes IS NULL OR cr.purposes LIKE ?)', '(cr.purposes_except IS NULL OR cr.purposes_except NOT LIKE ?)');
+      params.push(`%,${purpose},%`, `%,${purpose},%`);
+    } else {
+      // No declared purpose: rules for particular purposes do not apply, exceptions for one do not help.
+      clauses.push('cr.purposes IS NULL');
+    }
+    return { sql: clauses.join(' AND '), params };
+  }
+
+  private notExempt(column: string): Sql {
+    if (!this.exempt.length) return { sql: '', params: [] };
+    return { sql: `AND ${column} NOT IN (${this.exempt.map(() => '?').join(', ')})`, params: [...this.exempt] };
+  }
+}
