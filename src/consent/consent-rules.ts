@@ -13,9 +13,10 @@ import { ACT_CODE } from '../labels/sensitivity-value-sets.js';
  * - intermediate: `provision.actor` (organizations, practitioners) and `provision.period`;
  * - advanced: `provision.securityLabel` (data classes: ETH, PSY, HIV, ... as in src/labels) and
  *   `provision.purpose` (v3-ActReason: TREAT, ETREAT, HPAYMT, ...).
- * Nested provisions of the opposite type are exceptions: "deny, except permit for TREAT" (permit treatment
- * only) is a deny row whose purposeExcept is TREAT; "deny, except permit Organization/1" excepts that
- * actor. Nested provisions of the same type are rows of their own.
+ * Every nested provision is a row of its own, narrowed by its parent's actors, purposes, classes and
+ * period ("permit, except deny Organization/9" is a permit row and a deny row for that actor). A permit
+ * nested in a deny is also an exception to it: "deny, except permit for TREAT" (permit treatment only)
+ * is a deny row whose purposesExcept is TREAT, and a permit row for TREAT.
  */
 export interface ConsentRule {
   effect: 'permit' | 'deny';
@@ -66,16 +67,17 @@ function provisionRules(provision: ConsentProvision, inherited: Partial<ConsentR
   };
   const rules = [own];
   for (const nested of provision.provision ?? []) {
-    if (nested.type && nested.type !== effect) {
-      // An exception: a nested permit under a deny (or the reverse) narrows its parent by purpose or actor.
+    const nestedType = nested.type ?? effect;
+    if (effect === 'deny' && nestedType === 'permit') {
+      // "Deny, except permit for TREAT / to Organization/1": the deny does not apply to those purposes or
+      // actors (and, in an opt-in community, the nested permit is a permit of its own below).
+      if (!nested.purpose?.length && !nested.actor?.length) {
+        throw badRequest('A permit nested in a deny must name the purposes or actors it excepts', 'Consent.provision.provision');
+      }
       own.purposesExcept = [...(own.purposesExcept ?? []), ...(nested.purpose ?? []).map((p) => p.code as string)];
       own.actorsExcept = [...(own.actorsExcept ?? []), ...(nested.actor ?? []).map((a) => actorReference(a.reference))];
-      if (!nested.purpose?.length && !nested.actor?.length) {
-        throw badRequest('A nested Consent provision of the opposite type must name the purposes or actors it excepts', 'Consent.provision.provision');
-      }
-    } else {
-      rules.push(...provisionRules(nested, { ...own, purposesExcept: undefined, actorsExcept: undefined }));
     }
+    rules.push(...provisionRules(nested, { ...own, effect: nestedType, purposesExcept: undefined, actorsExcept: undefined }));
   }
   return rules.map((r) => ({ ...r, purposesExcept: nonEmpty(r.purposesExcept), actorsExcept: nonEmpty(r.actorsExcept) }));
 }

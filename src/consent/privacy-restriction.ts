@@ -114,22 +114,26 @@ class PrivacyRestriction implements RowRestriction {
    */
   labels(type: string, alias: string): Sql | undefined {
     const parts: Sql[] = [];
+    // Break-the-glass lifts every label for the person it was declared for.
+    const exempt = isPatientCompartmentType(type) && this.exempt.length ? this.exempt : [];
+    const notExempt = exempt.length
+      ? `AND NOT EXISTS (SELECT 1 FROM compartment px WHERE ${ownIndexRows('px', `${alias}.rk`)} AND px.patient_id IN (${exempt.map(() => '?').join(', ')}))`
+      : '';
     if (this.withheldKinds.length) {
       const kinds = this.withheldKinds.map(() => '?').join(', ');
       const permit = this.applicable('permit');
-      const exempt = isPatientCompartmentType(type) && this.exempt.length ? this.exempt : [];
       parts.push({
         sql: `NOT EXISTS (SELECT 1 FROM sp_token lt WHERE ${ownIndexRows('lt', `${alias}.rk`)} AND lt.code = '_security' AND lt.system = ? AND lt.value IN (${kinds})
                 AND NOT EXISTS (SELECT 1 FROM compartment pc JOIN consent_rule cr ON cr.patient_id = pc.patient_id
                   WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND cr.kind = lt.value AND ${permit.sql})
-                ${exempt.length ? `AND NOT EXISTS (SELECT 1 FROM compartment px WHERE ${ownIndexRows('px', `${alias}.rk`)} AND px.patient_id IN (${exempt.map(() => '?').join(', ')}))` : ''})`,
+                ${notExempt})`,
         params: [ACT_CODE, ...this.withheldKinds, ...permit.params, ...exempt],
       });
     }
     if (this.withholdV) {
       parts.push({
-        sql: `NOT EXISTS (SELECT 1 FROM sp_token lv WHERE ${ownIndexRows('lv', `${alias}.rk`)} AND lv.code = '_security' AND lv.system = ? AND lv.value = 'V')`,
-        params: [CONFIDENTIALITY],
+        sql: `NOT EXISTS (SELECT 1 FROM sp_token lv WHERE ${ownIndexRows('lv', `${alias}.rk`)} AND lv.code = '_security' AND lv.system = ? AND lv.value = 'V' ${notExempt})`,
+        params: [CONFIDENTIALITY, ...exempt],
       });
     }
     if (!parts.length) return undefined;

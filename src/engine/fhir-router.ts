@@ -6,6 +6,7 @@ import { conditionalDelete, conditionalUpdate, create, patch, read, remove, upda
 import { everything } from './operations/everything.js';
 import { authorize, authorizeWrite, requireReachable, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { policyFor } from './request-policy.js';
+import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
@@ -68,6 +69,12 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   if (n === 2 && second === '_history' && req.method === 'GET') {
     req.policy.requireUnrestricted(type, 's', `The history of every ${type}`);
     return { status: 200, body: await historyInteraction(repo, req, type) };
+  }
+  if (n === 2 && type === 'Patient' && second === '$break-the-glass-review') {
+    return breakTheGlassReview(repo, req);
+  }
+  if (n === 3 && type === 'Patient' && third === '$break-the-glass') {
+    return declareBreakTheGlass(repo, second, req);
   }
   if (n === 2 && type === 'Patient' && isMpiOperation(second)) {
     return mpiOperation(repo, second, req);

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Bundle, Consent, Resource } from '@medplum/fhirtypes';
+import { setClearance } from '../src/consent/clearance.js';
+import { dispatch } from '../src/engine/fhir-router.js';
+import type { FhirRequest, FhirResponse } from '../src/engine/fhir-request.js';
+import { addParticipant } from '../src/participants/participants.js';
+import { parseScopes } from '../src/security/scopes.js';
+import type { AuthContext } from '../src/security/token-service.js';
+import { BACKENDS, testConfig } from './helpers/backends.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
+
+/**
+ * Security labels, consent and break-the-glass, end to end through the engine and the database. Data: a
+ * synthetic community written below: two participant organisations (Riverside, Hillcrest) with their
+ * clients, patients with vital signs, an HIV viral load (LOINC 20447-9), an opioid dependence diagnosis
+ * (ICD-10-CM F11.20) and a depression diagnosis (SNOMED 35489007), and Consents in the forms of IHE
+ * Privacy Consent on FHIR.
+ */
+const ACT = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+const CONF = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+const labelsOf = (r: Resource) => (r.meta?.security ?? []).map((c) => `${c.system === ACT ? 'act' : c.system === CONF ? 'conf' : c.system}:${c.code}`).sort();
+const idsOf = (b: Bundle) => (b.entry ?? []).filter((e) => e.search?.mode !== 'outcome').map((e) => e.resource?.id as string).sort();
+const suppressed = (b: Bundle) => (b.entry ?? []).some((e) => e.resource?.resourceType === 'OperationOutcome' && (e.resource as any).issue.some((i: any) => i.code === 'suppressed'));
+
+function privacyConsent(patient: string, provision: Consent['provision']): Consent {
+  return {
+    resourceType: 'Consent',
+    status: 'active',
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+    patient: { reference: `Patient/${patient}` },
+    dateTime: '2026-12-01',
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
+    provision,
+  };
+}
+
+for (const backend of BACKENDS) {
+  describe(`security labels, consent, break-the-glass (${backend})`, () => {
+    let s: TestServer;
+    const ids: Record<string, string> = {};
+    const tokens: Record<string, string> = {};
+    const h = (name: string) => ({ authorization: `Bearer ${tokens[name]}` });
+
+    const engine = async (auth: AuthContext, method: string, path: string, body?: unknown): Promise<FhirResponse> => {
+      const [p, q = ''] = path.split('?');
+      const req: FhirRequest = { method, segments: p.split('/').filter(Boolean), rawQuery: q, query: new URLSearchParams(q), body, auth, baseUrl: 'http://test/fhir' };
+      return dispatch(s.tessera.repo, req);
+    };
+    const bodyOf = (res: FhirResponse) => (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
+
+    before(async () => {
+      s = await startTestServer(backend);
+      const repo = s.tessera.repo;
+      for (const [key, name] of [['riverside', 'Riverside Clinic'], ['hillcrest', 'Hillcrest Hospital']]) {
+        const { participant, client } = await addParticipant(repo, { name, mrnSystem: `urn:example:${key}:mrn`, scope: 'system/*.rs' });
+        ids[key] = participant.organizationId;
+        tokens[key] = await getToken(s.url, client!.clientId, client!.clientSecret as string);
+      }
+      const post = async (r: Resource) => (await s.fhir('POST', r.resourceType, r)).body as Resource;
+      const patient = async (family: string) => (await post({ resourceType: 'Patient', name: [{ family, given: ['Test'] }], birthDate: '1970-01-01' })).id as string;
+      ids.ann = await patient('Ashworth');
+      ids.ben = await patient('Barrow');
+      const subject = (p: string) => ({ reference: `Patient/${p}` });
+      for (const p of ['ann', 'ben']) {
+        ids[`${p}Pulse`] = (await post({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, subject: subject(ids[p]), valueQuantity: { value: 70 } })).id as string;
+        ids[`${p}Hiv`] = (await post({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '20447-9', display: 'HIV 1 RNA' }] }, subject: subject(ids[p]), valueQuantity: { value: 40000 } })).id as string;
+        ids[`${p}Oud`] = (await post({ resourceType: 'Condition', code: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'F11.20' }] }, subject: subject(ids[p]) })).id as string;
+        ids[`${p}Dep`] = (await post({ resourceType: 'Condition', code: { coding: [{ system: 'http://snomed.info/sct', code: '35489007' }] }, subject: subject(ids[p]) })).id as string;
+      }
+    });
+    after(async () => s?.close());
+
+    it('labels every version from its codes: HIV, ETH (42 CFR Part 2), PSY with confidentiality R; plain data unlabelled; the sender\'s labels kept', async () => {
+      const read = async (type: string, id: string) => (await s.fhir('GET', `${type}/${id}`)).body as Resource;
+      assert.deepEqual(labelsOf(await read('Observation', ids.annHiv)), ['act:HIV', 'conf:R']);
+      assert.deepEqual(labelsOf(await read('Condition', ids.annOud)), ['act:ETH', 'conf:R']);
+      assert.deepEqual(labelsOf(await read('Condition', ids.annDep)), ['act:PSY', 'conf:R']);
+      assert.deepEqual(labelsOf(await read('Observation', ids.annPulse)), []);
+      // An update keeps labelling (the sender does not echo the labels back).
+      const hiv = await read('Observation', ids.annHiv);
+      const updated = await s.fhir('PUT', `Observation/${ids.annHiv}`, { ...hiv, meta: undefined, valueQuantity: { value: 20 } });
+      assert.equal(updated.body.meta.versionId, '2');
+      assert.deepEqual(labelsOf(updated.body), ['act:HIV', 'conf:R']);
+      const sent = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', meta: { security: [{ system: CONF, code: 'V' }] }, code: { text: 'note' }, subject: { reference: `Patient/${ids.ben}` } });
+      assert.deepEqual(labelsOf(sent.body), ['conf:V']);
+      ids.benV = sent.body.id;
+    });
+
+    it('withholds labelled data from a client without clearance: not read, searched, counted, included; the searchset says suppressed', async () => {
+      const search = await s.fhir('GET', `Observation?subject=Patient/${ids.ann}&_total=accurate`, undefined, h('riverside'));
+      assert.deepEqual(idsOf(search.body), [ids.annPulse]);
+      assert.equal(search.body.total, 1);
+      assert.ok(suppressed(search.body));
+      assert.equal((await s.fhir('GET', `Observation/${ids.annHiv}`, undefined, h('riverside'))).status, 404);
+      assert.equal((await s.fhir('GET', `Observation?code=http://loinc.org|20447-9&_summary=count`, undefined, h('riverside'))).body.total, 0);
+      const rev = await s.fhir('GET', `Patient?_id=${ids.ann}&_revinclude=Condition:subject&_revinclude=Observation:subject`, undefined, h('riverside'));
+      assert.deepEqual(idsOf(rev.body), [ids.ann, ids.annPulse].sort());
+      const has = await s.fhir('GET', 'Patient?_has:Condition:subject:code=http://hl7.org/fhir/sid/icd-10-cm|F11.20', undefined, h('riverside'));
+      assert.deepEqual(idsOf(has.body), []);
+      const everything = bodyOf(await engine({ clientId: 'x', scopes: parseScopes('system/*.rs') }, 'GET', `Patient/${ids.ann}/$everything`));
+      assert.deepEqual(idsOf(everything), [ids.ann, ids.annPulse].sort());
+      // No suppressed notice where nothing labelled matched.
+      assert.ok(!suppressed((await s.fhir('GET', `Observation?code=http://loinc.org|8867-4`, undefined, h('riverside'))).body));
+      // A very restricted record: only with clearance V.
+      assert.equal((await s.fhir('GET', `Observation/${ids.benV}`, undefined, h('riverside'))).status, 404);
+    });
+
+    it('clearance for one kind (a public-health client cleared for HIV) reads that kind only', async () => {
+      const token = await s.tokenFor('system/Observation.rs system/Condition.rs');
+      const client = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub as string;
+      await setClearance(s.tessera.db, `client:${client}`, ['HIV']);
+      const obs = await s.fhir('GET', `Observation?subject=Patient/${ids.ann}`, undefined, { authorization: `Bearer ${token}` });
+      assert.deepEqual(idsOf(obs.body), [ids.annHiv, ids.annPulse].sort());
+      const conditions = await s.fhir('GET', `Condition?subject=Patient/${ids.ann}`, undefined, { authorization: `Bearer ${token}` });
+      assert.deepEqual(idsOf(conditions.body), []);
+    });
+
+    it('consent: denying one organization hides the patient from it at the next request, not from others; revoking restores', async () => {
+      const consent = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }] }));
+      assert.equal(consent.status, 201);
+      assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('hillcrest'))).status, 404);
+      assert.deepEqual(idsOf((await s.fhir('GET', `Observation?subject=Patient/${ids.ben}`, undefined, h('hillcrest'))).body), []);
+      assert.equal((await s.fhir('GET', `Patient?_id=${ids.ben}&_summary=count`, undefined, h('hillcrest'))).body.total, 0);
+      assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('riverside'))).status, 200);
+      assert.deepEqual(idsOf((await s.fhir('GET', `Observation?subject=Patient/${ids.ben}`, undefined, h('riverside'))).body), [ids.benPulse]);
+      // Revoked (status inactive): the next request sees the patient again.
+      assert.equal((await s.fhir('PUT', `Consent/${consent.body.id}`, { ...consent.body, status: 'inactive' })).status, 200);
+      assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('hillcrest'))).status, 200);
+    });
+
+    it('consent: denying a class of data (PSY) withholds it even from a cleared client; other data stays', async () => {
+      const consent = await s.fhir('POST', 'Consent', privacyConsent(ids.ann, { type: 'permit', provision: [{ type: 'deny', securityLabel: [{ system: ACT, code: 'PSY' }] }] }));
+      assert.equal(consent.status, 201);
+      const admin = await s.fhir('GET', `Condition?subject=Patient/${ids.ann}`);
+      assert.deepEqual(idsOf(admin.body), [ids.annOud]);
+      assert.ok([200, 204].includes((await s.fhir('DELETE', `Consent/${consent.body.id}`)).status));
+      assert.deepEqual(idsOf((await s.fhir('GET', `Condition?subject=Patient/${ids.ann}`)).body), [ids.annDep, ids.annOud].sort());
+    });
+
+    it('consent: permit treatment only (deny, except for TREAT) by the token\'s purpose of use', async () => {
+      const consent = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'deny', provision: [{ type: 'permit', purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }] }] }));
+      const scopes = parseScopes('system/*.rs');
+      const as = (purposeOfUse?: string): AuthContext => ({ clientId: 'clinic', scopes, organization: `Organization/${ids.riverside}`, purposeOfUse });
+      assert.equal((await engine(as('TREAT'), 'GET', `Patient/${ids.ben}`)).status, 200);
+      await assert.rejects(engine(as('HPAYMT'), 'GET', `Patient/${ids.ben}`), { status: 404 });
+      await assert.rejects(engine(as(undefined), 'GET', `Patient/${ids.ben}`), { status: 404 });
+      assert.deepEqual(idsOf(bodyOf(await engine(as('HPAYMT'), 'GET', `Observation?subject=Patient/${ids.ben}`))), []);
+      await s.fhir('DELETE', `Consent/${consent.body.id}`);
+    });
+
+    it('consent: permitting a sensitive class (ETH, 42 CFR Part 2) to one organization lets it read that class for that patient only', async () => {
+      const consent = await s.fhir('POST', 'Consent', privacyConsent(ids.ann, { type: 'permit', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.riverside}` } }], securityLabel: [{ system: ACT, code: 'ETH' }] }));
+      assert.equal(consent.status, 201);
+      assert.deepEqual(idsOf((await s.fhir('GET', 'Condition?code=http://hl7.org/fhir/sid/icd-10-cm|F11.20', undefined, h('riverside'))).body), [ids.annOud]);
+      assert.deepEqual(idsOf((await s.fhir('GET', 'Condition?code=http://hl7.org/fhir/sid/icd-10-cm|F11.20', undefined, h('hillcrest'))).body), []);
+      await s.fhir('DELETE', `Consent/${consent.body.id}`);
+    });
+
+    it('a malformed consent is refused with 400 and changes nothing', async () => {
+      const bad = await s.fhir('POST', 'Consent', privacyConsent(ids.ann, { type: 'deny', securityLabel: [{ system: ACT, code: 'NOPE' }] }));
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.resourceType, 'OperationOutcome');
+      assert.equal((await s.fhir('GET', `Consent?patient=Patient/${ids.ann}&_summary=count`)).body.total, 0);
+    });
+
+    it('break-the-glass: a clinician reads a denied patient and labelled data for a limited time; others do not; privacy officers review it', async () => {
+      const consent = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'deny' }));
+      const scopes = parseScopes('user/*.rs');
+      const clinician: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-1', role: 'clinician', fhirUser: 'Practitioner/p1' }, organization: `Organization/${ids.riverside}`, purposeOfUse: 'ETREAT' };
+      const colleague: AuthContext = { ...clinician, user: { id: 'u-2', role: 'clinician' } };
+      await assert.rejects(engine(clinician, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      const declare = (who: AuthContext, reason: string) => engine(who, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: reason }] });
+      await assert.rejects(declare({ ...clinician, user: { id: 'u-3', role: 'steward' } }, 'curious'), { status: 403 });
+      await assert.rejects(declare(clinician, ''), { status: 400 });
+      assert.equal((await declare(clinician, 'Unconscious in the emergency department')).status, 200);
+      assert.equal((await engine(clinician, 'GET', `Patient/${ids.ben}`)).status, 200);
+      assert.deepEqual(idsOf(bodyOf(await engine(clinician, 'GET', `Observation?subject=Patient/${ids.ben}`))), [ids.benHiv, ids.benPulse, ids.benV].sort());
+      await assert.rejects(engine(colleague, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      // Another patient's labelled data stays withheld for the clinician.
+      assert.deepEqual(idsOf(bodyOf(await engine(clinician, 'GET', `Observation?subject=Patient/${ids.ann}`))), [ids.annPulse]);
+      const officer: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-9', role: 'privacy-officer' } };
+      await assert.rejects(engine(clinician, 'GET', 'Patient/$break-the-glass-review'), { status: 403 });
+      const list = (await engine(officer, 'GET', 'Patient/$break-the-glass-review')).body as any;
+      assert.equal(list.parameter.length, 1);
+      const grant = list.parameter[0].part;
+      assert.equal(grant.find((p: any) => p.name === 'reason').valueString, 'Unconscious in the emergency department');
+      assert.equal(grant.find((p: any) => p.name === 'holder').valueString, 'user:u-1');
+      const id = grant.find((p: any) => p.name === 'id').valueString;
+      assert.equal((await engine(officer, 'POST', 'Patient/$break-the-glass-review', { resourceType: 'Parameters', parameter: [{ name: 'grant', valueString: id }] })).status, 200);
+      assert.equal(((await engine(officer, 'GET', 'Patient/$break-the-glass-review')).body as any).parameter.length, 0);
+      await s.fhir('DELETE', `Consent/${consent.body.id}`);
+    });
+  });
+
+  describe(`opt-in community (${backend})`, () => {
+    let s: TestServer;
+    before(async () => {
+      const store = testConfig(backend);
+      store.config.consentDefault = 'opt-in';
+      s = await startTestServer(backend, store);
+    });
+    after(async () => s?.close());
+
+    it('shares a patient\'s data only once the patient permits it', async () => {
+      const patient = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Optin' }] })).body.id;
+      await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${patient}` } });
+      const reader = { authorization: `Bearer ${await s.tokenFor('system/*.rs')}` };
+      assert.equal((await s.fhir('GET', `Patient/${patient}`, undefined, reader)).status, 404);
+      assert.equal((await s.fhir('GET', 'Observation?_summary=count', undefined, reader)).body.total, 0);
+      assert.equal((await s.fhir('POST', 'Consent', privacyConsent(patient, { type: 'permit' }))).status, 201);
+      assert.equal((await s.fhir('GET', `Patient/${patient}`, undefined, reader)).status, 200);
+      assert.equal((await s.fhir('GET', 'Observation?_summary=count', undefined, reader)).body.total, 1);
+    });
+  });
+}
