@@ -136,5 +136,27 @@ for (const backend of BACKENDS) {
       await assert.rejects(engine(auth, 'GET', 'Observation/_history'), { status: 403 });
       await assert.rejects(engine(auth, 'GET', '_history'), { status: 403 });
     });
+
+    it('writes stay within reach: a patient app writes into its own patient\'s record only (create, update, transaction), a granular token within its category', async () => {
+      const auth: AuthContext = { clientId: 'patient-app', scopes: parseScopes('patient/Observation.cruds patient/Patient.rs'), patient: ids.a };
+      const obs = (patient: string, cat = 'vital-signs') => ({ resourceType: 'Observation', status: 'final', category: category(cat), code: { text: 'pulse' }, subject: { reference: `Patient/${patient}` } });
+      const count = async () => (await s.fhir('GET', 'Observation?_summary=count')).body.total as number;
+      const before = await count();
+      const own = await engine(auth, 'POST', 'Observation', obs(ids.a));
+      assert.equal(own.status, 201);
+      await assert.rejects(engine(auth, 'POST', 'Observation', obs(ids.b)), { status: 403 });
+      // Moving one's own record into another patient's: refused, version unchanged.
+      await assert.rejects(engine(auth, 'PUT', `Observation/${own.body?.id}`, { ...obs(ids.b), id: own.body?.id }), { status: 403 });
+      await assert.rejects(
+        engine(auth, 'POST', '', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Observation' }, resource: obs(ids.a) }, { request: { method: 'POST', url: 'Observation' }, resource: obs(ids.b) }] }),
+        { status: 403 },
+      );
+      assert.equal(await count(), before + 1, 'only the allowed create was stored');
+      assert.equal((await s.fhir('GET', `Observation/${own.body?.id}`)).body.meta.versionId, '1');
+      const granular = { authorization: `Bearer ${await s.tokenFor(`system/Observation.crus?category=${VITALS}`)}` };
+      assert.equal((await s.fhir('POST', 'Observation', obs(ids.b), granular)).status, 201);
+      assert.equal((await s.fhir('POST', 'Observation', obs(ids.b, 'laboratory'), granular)).status, 403);
+      assert.equal(await count(), before + 2);
+    });
   });
 }

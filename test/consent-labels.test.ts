@@ -160,7 +160,7 @@ for (const backend of BACKENDS) {
     });
 
     it('a malformed consent is refused with 400 and changes nothing', async () => {
-      const bad = await s.fhir('POST', 'Consent', privacyConsent(ids.ann, { type: 'deny', securityLabel: [{ system: ACT, code: 'NOPE' }] }));
+      const bad = await s.fhir('POST', 'Consent', { ...privacyConsent(ids.ann, { actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }), policyRule: { text: 'the community policy' } });
       assert.equal(bad.status, 400);
       assert.equal(bad.body.resourceType, 'OperationOutcome');
       assert.equal((await s.fhir('GET', `Consent?patient=Patient/${ids.ann}&_summary=count`)).body.total, 0);

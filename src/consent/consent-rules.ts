@@ -38,7 +38,19 @@ export function consentRules(consent: Consent): ConsentRule[] {
   if (consent.status !== 'active' || !isPrivacyConsent(consent) || !consent.provision) {
     return [];
   }
-  return provisionRules(consent.provision);
+  const effect = consent.provision.type ?? effectOfPolicyRule(consent);
+  if (!effect) {
+    throw badRequest('A privacy Consent needs provision.type (permit or deny), or a policyRule of OPTIN or OPTOUT', 'Consent.provision.type');
+  }
+  return provisionRules(consent.provision, { effect });
+}
+
+/** A provision without a type takes it from the consent's policy rule (v3-ActCode OPTIN, OPTOUT, ...). */
+function effectOfPolicyRule(consent: Consent): ConsentRule['effect'] | undefined {
+  const codes = (consent.policyRule?.coding ?? []).map((c) => c.code);
+  if (codes.some((c) => c === 'OPTIN' || c === 'OPTINR')) return 'permit';
+  if (codes.some((c) => c === 'OPTOUT' || c === 'OPTOUTE')) return 'deny';
+  return undefined;
 }
 
 /** The patient record a Consent is about (`Consent.patient`), as an id. */
@@ -56,15 +68,24 @@ function provisionRules(provision: ConsentProvision, inherited: Partial<ConsentR
   if (effect !== 'permit' && effect !== 'deny') {
     throw badRequest('A privacy Consent provision needs a type (permit or deny)', 'Consent.provision.type');
   }
+  const labels = provision.securityLabel ?? [];
+  const kinds = labels.filter((l) => l.system === ACT_CODE && isSensitivityKind(l.code)).map((l) => l.code as string);
+  // Constraints Tessera cannot enforce: data classes it does not label, resource classes, codes, named
+  // resources, data periods. A permit narrowed by them is not applied (it would permit more than meant);
+  // a deny narrowed by them applies to all of the patient's data (it withholds more than meant, never less).
+  const unenforced = labels.length > kinds.length || !!provision.class?.length || !!provision.code?.length || !!provision.data?.length || !!provision.dataPeriod;
   const own: ConsentRule = {
     ...inherited,
     effect,
     actors: listOr(provision.actor?.map((a) => actorReference(a.reference)), inherited.actors),
     purposes: listOr(provision.purpose?.map((p) => p.code as string).filter(Boolean), inherited.purposes),
-    kinds: listOr(provision.securityLabel?.map(labelKind), inherited.kinds),
+    kinds: unenforced && effect === 'deny' ? undefined : listOr(kinds, inherited.kinds),
     start: provision.period?.start ? Date.parse(provision.period.start) : inherited.start,
     end: provision.period?.end ? endOf(provision.period.end) : inherited.end,
   };
+  if (unenforced && effect === 'permit') {
+    return (provision.provision ?? []).filter((n) => (n.type ?? effect) === 'deny').flatMap((n) => provisionRules(n, { ...own, purposesExcept: undefined, actorsExcept: undefined }));
+  }
   const rules = [own];
   for (const nested of provision.provision ?? []) {
     const nestedType = nested.type ?? effect;
@@ -91,18 +112,11 @@ function nonEmpty(values: string[] | undefined): string[] | undefined {
 }
 
 function actorReference(reference: Reference): string {
-  const ref = reference.reference ?? '';
-  if (!/^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(ref)) {
-    throw badRequest(`A Consent actor must be a relative reference such as Organization/123, not "${ref}"`, 'Consent.provision.actor.reference');
+  const ref = reference.reference;
+  if (!ref) {
+    throw badRequest('A Consent actor needs a reference (e.g. Organization/123)', 'Consent.provision.actor.reference');
   }
   return ref;
-}
-
-function labelKind(label: { system?: string; code?: string }): string {
-  if (label.system !== ACT_CODE || !isSensitivityKind(label.code)) {
-    throw badRequest(`Consent securityLabel ${label.system ?? ''}|${label.code ?? ''} is not a data class Tessera labels (v3-ActCode ETH, PSY, HIV, STD, SEX, GDIS, SDV)`, 'Consent.provision.securityLabel');
-  }
-  return label.code;
 }
 
 /** A period end given as a date covers that whole day. */

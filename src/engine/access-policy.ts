@@ -71,7 +71,7 @@ export class AccessPolicy {
    * columns type, id, rk): undefined for every row, NO_ROWS for none.
    */
   rows(type: string, interaction: Interaction, alias: string): Sql | undefined {
-    return this.combine(type, interaction, alias, true);
+    return this.combine(type, interaction, alias, true, true);
   }
 
   /**
@@ -84,7 +84,7 @@ export class AccessPolicy {
     if (!labels.length) {
       return undefined;
     }
-    const reachable = this.combine(type, interaction, alias, false);
+    const reachable = this.combine(type, interaction, alias, false, true);
     if (reachable === NO_ROWS) {
       return undefined;
     }
@@ -95,7 +95,7 @@ export class AccessPolicy {
     };
   }
 
-  private combine(type: string, interaction: Interaction, alias: string, withLabels: boolean): Sql | undefined {
+  private combine(type: string, interaction: Interaction, alias: string, withLabels: boolean, withRestrictions: boolean): Sql | undefined {
     const parts: Sql[] = [];
     if (this.grants !== 'all') {
       const grants = this.grantsFor(type, interaction);
@@ -107,7 +107,7 @@ export class AccessPolicy {
         parts.push(ways.length === 1 ? ways[0] : { sql: `(${ways.map((w) => w.sql).join(' OR ')})`, params: ways.flatMap((w) => w.params) });
       }
     }
-    for (const restriction of this.restrictions) {
+    for (const restriction of withRestrictions ? this.restrictions : []) {
       const condition = restriction.rows(type, alias);
       if (condition) {
         parts.push(condition);
@@ -121,6 +121,16 @@ export class AccessPolicy {
       return undefined;
     }
     return { sql: parts.map((p) => `(${p.sql})`).join(' AND '), params: parts.flatMap((p) => p.params) };
+  }
+
+  /**
+   * The rows of `type` a write may leave behind, as SQL over `alias`: the scopes' reach only (a
+   * `patient/` token writes into its patient's compartment, a granular one within its restriction).
+   * Consent and labels do not apply: a write discloses nothing, and a source must be able to send its
+   * sensitive data. Undefined for any row.
+   */
+  writableRows(type: string, interaction: Interaction, alias: string): Sql | undefined {
+    return this.combine(type, interaction, alias, false, false);
   }
 
   /** Whether rows of `type` are cut down by anything but the type-level decision. */

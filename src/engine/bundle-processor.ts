@@ -5,7 +5,7 @@ import { validateFhirResource } from '../fhir/validation.js';
 import { retryingConflicts } from '../store/database.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { conditionalWriteLock, findByCriteria } from './crud.js';
-import { authorize, authorizeWrite, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { authorize, authorizeWrite, idInLocation, requireWritable, writesNeedCheck, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { resourceResponse, resourceUrl } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
 import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
@@ -269,6 +269,20 @@ async function processTransaction(tx: Repository, bundle: Bundle, req: FhirReque
       responses[p.index] = entryResponse(await dispatch(tx, subRequest(req, p, body)), req.baseUrl, p);
     } catch (err) {
       throw entryError(p.index, err);
+    }
+  }
+  // Where the scopes limit what may be written, every write is checked before the transaction commits.
+  const written = parsed.flatMap((p) => {
+    const location = responses[p.index]?.response?.location;
+    const id = idInLocation(location, p.type);
+    const wrote = (p.method === 'POST' || p.method === 'PUT' || p.method === 'PATCH') && !existingMatches.has(p.index);
+    return wrote && id && writesNeedCheck(req, p.type) ? [{ index: p.index, type: p.type, id, interaction: responses[p.index].response?.status.startsWith('201') ? ('c' as const) : ('u' as const) }] : [];
+  });
+  for (const w of written) {
+    try {
+      await requireWritable(tx, req, [w]);
+    } catch (err) {
+      throw entryError(w.index, err);
     }
   }
   return { resourceType: 'Bundle', type: 'transaction-response', entry: responses };

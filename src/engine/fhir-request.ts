@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { notFound } from '../fhir/outcome.js';
+import { forbidden, notFound } from '../fhir/outcome.js';
 import type { Repository } from '../store/repository.js';
 import type { SearchAccess } from '../search/search-engine.js';
 import type { Interaction } from '../security/scopes.js';
@@ -120,3 +120,41 @@ export async function requireReachable(repo: Repository, req: FhirRequest, type:
     throw notFound(`${type}/${id} not found`);
   }
 }
+
+/** A resource a write left behind, and what the write was. */
+export interface WrittenResource {
+  type: string;
+  id: string;
+  interaction: Interaction;
+}
+
+/**
+ * Throws 403 unless every resource written lies within the scopes' reach for its write (see
+ * AccessPolicy.writableRows): a patient app must not create or move data into another patient's record,
+ * nor a granular token outside its restriction. Run inside the writing transaction, so that a refused
+ * write rolls back.
+ */
+export async function requireWritable(repo: Repository, req: FhirRequest, written: readonly WrittenResource[]): Promise<void> {
+  const policy = policyOf(req);
+  for (const w of written) {
+    const rows = policy.writableRows(w.type, w.interaction, 'r');
+    if (!rows) continue;
+    const found = await repo.sql.query(`SELECT 1 AS x FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND ${rows.sql}`, [w.type, w.id, ...rows.params]);
+    if (!found.length) {
+      throw forbidden(`The access token's scopes do not allow this ${w.interaction === 'c' ? 'create' : 'update'} of ${w.type}: the result lies outside its patient context or granular restriction`);
+    }
+  }
+}
+
+/** Whether any write of `type` by this request must be checked by requireWritable. */
+export function writesNeedCheck(req: FhirRequest, type: string): boolean {
+  const policy = policyOf(req);
+  return policy.writableRows(type, 'c', 'r') !== undefined || policy.writableRows(type, 'u', 'r') !== undefined;
+}
+
+/** The id in a Location (`.../Type/id/_history/n`). */
+export function idInLocation(location: string | undefined, type: string): string | undefined {
+  const m = location ? new RegExp(`/${type}/([^/]+)(/_history/[^/]+)?$`).exec(location) : null;
+  return m?.[1];
+}
+

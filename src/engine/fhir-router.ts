@@ -4,13 +4,31 @@ import type { Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './operations/everything.js';
-import { authorize, authorizeWrite, requireReachable, type FhirRequest, type FhirResponse } from './fhir-request.js';
+import { authorize, authorizeWrite, idInLocation, requireReachable, requireWritable, writesNeedCheck, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { policyFor } from './request-policy.js';
 import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
+
+/**
+ * Runs a single-resource write, and where the scopes limit what may be written (patient context,
+ * granular scopes) checks the result inside the same transaction, so that a write out of reach rolls back.
+ */
+async function checkedWrite(repo: Repository, req: FhirRequest, type: string, run: (repo: Repository) => Promise<FhirResponse>): Promise<FhirResponse> {
+  if (!writesNeedCheck(req, type)) {
+    return run(repo);
+  }
+  return repo.transaction(async (tx) => {
+    const res = await run(tx);
+    const id = (res.body?.resourceType === type ? res.body.id : undefined) ?? idInLocation(res.location, type);
+    if (id && (res.status === 200 || res.status === 201)) {
+      await requireWritable(tx, req, [{ type, id, interaction: res.status === 201 ? 'c' : 'u' }]);
+    }
+    return res;
+  });
+}
 
 function methodNotAllowed(req: FhirRequest): never {
   throw fhirError(405, 'not-supported', `${req.method} is not supported on /${req.segments.join('/')}`);
@@ -44,13 +62,13 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
         return { status: 200, body: await searchInteraction(repo, type, req, req.query) };
       case 'POST':
         authorizeWrite(req, type, 'POST', Boolean(req.ifNoneExist));
-        return create(repo, type, req);
+        return checkedWrite(repo, req, type, (r) => create(r, type, req));
       case 'PUT':
         authorizeWrite(req, type, 'PUT', true);
         if (!req.rawQuery) {
           throw badRequest('PUT on a type needs search criteria (conditional update) or an id in the URL');
         }
-        return conditionalUpdate(repo, type, req);
+        return checkedWrite(repo, req, type, (r) => conditionalUpdate(r, type, req));
       case 'DELETE':
         authorizeWrite(req, type, 'DELETE', true);
         if (!req.rawQuery) {
@@ -88,11 +106,11 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
       case 'PUT':
         authorizeWrite(req, type, 'PUT', false);
         await requireReachable(repo, req, type, second, 'u');
-        return update(repo, type, second, req);
+        return checkedWrite(repo, req, type, (r) => update(r, type, second, req));
       case 'PATCH':
         authorizeWrite(req, type, 'PATCH', false);
         await requireReachable(repo, req, type, second, 'u');
-        return patch(repo, type, second, req);
+        return checkedWrite(repo, req, type, (r) => patch(r, type, second, req));
       case 'DELETE':
         authorizeWrite(req, type, 'DELETE', false);
         await requireReachable(repo, req, type, second, 'd');
