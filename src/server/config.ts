@@ -20,6 +20,10 @@ export interface TesseraConfig {
   /** PEM files: MLLP over TLS when both are set. */
   mllpTlsCert?: string;
   mllpTlsKey?: string;
+  /** Requests per minute per authenticated client (TESSERA_RATE_LIMIT, default 6000; 0: no limit). */
+  rateLimitPerMinute: number;
+  /** PostgreSQL statement_timeout in ms (TESSERA_STATEMENT_TIMEOUT_MS, default 30 s; 0: none). */
+  statementTimeoutMs: number;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -39,6 +43,16 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     ccdaMaxBytes: Number(env.TESSERA_CCDA_MAX_BYTES ?? DEFAULT_MAX_XML_BYTES),
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
+    rateLimitPerMinute: wholeNumber('TESSERA_RATE_LIMIT', env.TESSERA_RATE_LIMIT, 6000),
+    statementTimeoutMs: wholeNumber('TESSERA_STATEMENT_TIMEOUT_MS', env.TESSERA_STATEMENT_TIMEOUT_MS, 30_000),
     ...defined,
   };
+}
+
+/** A safeguard's setting: a whole number (0 turns it off); a typo fails the start instead of silently turning it off. */
+function wholeNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number (0: off), not "${value}"`);
+  return n;
 }
