@@ -2,11 +2,13 @@
 // statement timeouts, bounds on search criteria and JSON, prototype keys, NUL bytes, Host-independent
 // URLs, OperationOutcome for every error. All test data is synthetic, written in the tests themselves.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BACKENDS, testConfig, type Backend } from './helpers/backends.js';
+import { BACKENDS, dropTestSchema, testConfig, type Backend } from './helpers/backends.js';
+import { tessera } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -122,6 +124,117 @@ for (const backend of BACKENDS) {
       const malformed = await s.fhir('POST', 'Patient', '{"resourceType":', {});
       assert.equal(malformed.status, 400);
       assert.equal(malformed.body.resourceType, 'OperationOutcome');
+    });
+
+    it('JSON nested deeper than 100 levels is a 400 naming the limit, not a stack overflow', async () => {
+      const deep = `{"resourceType":"Patient","extension":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+      const res = await s.fhir('POST', 'Patient', deep);
+      assert.equal(res.status, 400);
+      assert.equal(res.body.resourceType, 'OperationOutcome');
+      assert.match(res.body.issue[0].diagnostics, /nested deeper than 100 levels/);
+      const participants = await fetch(`${s.url}/participants`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: deep });
+      assert.equal(participants.status, 400);
+    });
+
+    it('tessera import: a file nested too deep is an error naming the file and line', async () => {
+      const store = testConfig(backend);
+      const inputs = mkdtempSync(join(tmpdir(), 'tessera-deep-'));
+      try {
+        writeFileSync(join(inputs, 'deep.json'), `{\n"resourceType": "Patient",\n"extension": ${'['.repeat(10_000)}${']'.repeat(10_000)}\n}`);
+        writeFileSync(join(inputs, 'lines.ndjson'), `${JSON.stringify({ resourceType: 'Patient', id: 'deep-ok' })}\n{"resourceType":"Patient","extension":${'['.repeat(10_000)}${']'.repeat(10_000)}}\n`);
+        const env = { DATABASE_URL: store.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: store.config.schema ?? '' };
+        const result = await tessera(['import', '--data', store.config.dataDir, inputs], env);
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(result.stdout, /ERROR .*deep\.json:3: JSON nested deeper than 100 levels/);
+        assert.match(result.stdout, /ERROR .*lines\.ndjson:2: JSON nested deeper than 100 levels/);
+        assert.match(result.stdout, /Imported 1 resources/);
+      } finally {
+        await dropTestSchema(store.config);
+        store.cleanup();
+        rmSync(inputs, { recursive: true, force: true });
+      }
+    });
+
+    it('Object.prototype names as element names are refused like any unknown element', async () => {
+      const unknown = await s.fhir('POST', 'Patient', { resourceType: 'Patient', notAnElement: 'x' });
+      assert.ok(unknown.status === 400 || unknown.status === 422, `unknown element: ${unknown.status}`);
+      for (const key of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
+        // Written as text: an object literal's __proto__ would set the prototype instead of a key.
+        const body = `{"resourceType":"Patient","name":[{"family":"Proto"}],"${key}":{"x":1}}`;
+        const res = await s.fhir('POST', 'Patient', body);
+        assert.equal(res.status, unknown.status, `${key}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+        assert.match(JSON.stringify(res.body), new RegExp(key), key);
+        const nested = await s.fhir('POST', 'Patient', `{"resourceType":"Patient","name":[{"family":"Proto","${key}":"x"}]}`);
+        assert.equal(nested.status, unknown.status, `name.${key}: ${JSON.stringify(nested.body)}`);
+      }
+      assert.equal((await s.fhir('GET', 'Patient?family=proto')).body.entry?.length ?? 0, 0);
+      // Prototype names as resource types are unknown types, not lookups that find Object.prototype.
+      for (const type of ['constructor', '__proto__', 'toString']) {
+        assert.equal((await s.fhir('GET', `${type}/1`)).status, 404, type);
+        assert.equal((await s.fhir('GET', `${type}?name=x`)).status, 404, type);
+        const typed = await s.fhir('POST', 'Patient', `{"resourceType":"${type}"}`);
+        assert.ok(typed.status === 400 || typed.status === 422, `resourceType ${type}: ${typed.status}`);
+      }
+    });
+
+    it('NUL bytes are refused with 400: in ids, search values, the URL path and JSON strings', async () => {
+      const nulString = await s.fhir('POST', 'Patient', '{"resourceType":"Patient","name":[{"family":"Nul\\u0000Byte"}]}');
+      assert.equal(nulString.status, 400, JSON.stringify(nulString.body));
+      assert.match(nulString.body.issue[0].diagnostics, /NUL/);
+      const nulId = await s.fhir('PUT', 'Patient/nul%00id', { resourceType: 'Patient', id: 'nul\u0000id' });
+      assert.equal(nulId.status, 400, JSON.stringify(nulId.body));
+      for (const path of ['Patient/nul%00id', 'Patient/nul%00id/_history/1', 'Patient?name=a%00b', 'Patient?_id=a%00b', 'Patient?identifier=urn:x%00|1', 'Observation?subject=Patient/a%00', 'Patient?na%00me=a', 'Patient?birthdate=2020%00']) {
+        const res = await s.fhir('GET', path);
+        assert.equal(res.status, 400, `${path}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+      }
+      // The same searches inside a batch, where no HTTP layer reads the URL.
+      const batch = await s.fhir('POST', '', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'Patient?name=a%00b' } }, { request: { method: 'GET', url: 'Patient/nul%00id' } }] });
+      assert.equal(batch.status, 200);
+      assert.deepEqual(batch.body.entry.map((e: any) => e.response.status.slice(0, 3)), ['400', '400']);
+      const conditional = await s.fhir('POST', 'Patient', { resourceType: 'Patient' }, { 'if-none-exist': 'name=a%00b' });
+      assert.equal(conditional.status, 400, JSON.stringify(conditional.body));
+    });
+
+    it('bounds on search criteria: 400 too-costly naming the limit (parameters, OR values, chains, _has, _include)', async () => {
+      const repeated = await s.fhir('GET', `Patient?${Array.from({ length: 1000 }, () => 'name=a').join('&')}`);
+      assert.equal(repeated.status, 400, JSON.stringify(repeated.body).slice(0, 300));
+      assert.equal(repeated.body.issue[0].code, 'too-costly');
+      assert.match(repeated.body.issue[0].diagnostics, /at most 50 are allowed/);
+      const cases: [string, RegExp][] = [
+        [`Patient?name=${Array.from({ length: 101 }, (_, i) => `n${i}`).join(',')}`, /101 values; at most 100/],
+        [`Patient?${Array.from({ length: 3 }, (_, p) => `name=${Array.from({ length: 80 }, (_, i) => `n${p}-${i}`).join(',')}`).join('&')}`, /240 values in all; at most 200/],
+        ['Observation?subject:Patient.organization.partof.partof.name=x', /chains 4 references; at most 3/],
+        ['Patient?_has:Observation:subject:_has:Provenance:target:_has:AuditEvent:entity:agent=x', /nests _has 3 deep; at most 2/],
+        [`Observation?${Array.from({ length: 11 }, () => '_include=Observation:subject').join('&')}`, /11 _include\/_revinclude parameters; at most 10/],
+      ];
+      for (const [query, message] of cases) {
+        const res = await s.fhir('GET', query);
+        assert.equal(res.status, 400, query.slice(0, 80));
+        assert.equal(res.body.issue[0].code, 'too-costly', query.slice(0, 80));
+        assert.match(res.body.issue[0].diagnostics, message);
+      }
+      // Within the bounds the same kinds of search still run.
+      const within = [
+        `Patient?name=${Array.from({ length: 100 }, (_, i) => `n${i}`).join(',')}`,
+        'Observation?subject:Patient.organization.name=x',
+        'Patient?_has:Observation:subject:code=x',
+        'Observation?_include=Observation:subject&_revinclude=Provenance:target',
+      ];
+      for (const query of within) assert.equal((await s.fhir('GET', query)).status, 200, query.slice(0, 80));
+      // The same bound applies to criteria that are not a search request: If-None-Exist.
+      const conditional = await s.fhir('POST', 'Patient', { resourceType: 'Patient' }, { 'if-none-exist': Array.from({ length: 60 }, () => 'name=a').join('&') });
+      assert.equal(conditional.status, 400);
+    });
+
+    it('_offset and _count that are not safe non-negative whole numbers, or beyond the maximum, are 400', async () => {
+      for (const query of ['_offset=99999999999999999999', '_offset=-1', '_offset=1.5', '_offset=abc', '_offset=100001', '_count=99999999999999999999', '_count=1e3', '_count=']) {
+        const res = await s.fhir('GET', `Patient?${query}`);
+        assert.equal(res.status, 400, `${query}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+      }
+      assert.equal((await s.fhir('GET', 'Patient?_offset=100000&_count=5000')).status, 200);
     });
   });
 }

@@ -330,7 +330,8 @@ class StructureWalk {
       if (choice !== undefined && resolved[choice] !== undefined) {
         continue;
       }
-      if (!(key in elements) && !(key.startsWith('_') && key.slice(1) in elements)) {
+      // Own keys only: `in` would find Object.prototype's names (constructor, toString, __proto__) as elements.
+      if (!Object.hasOwn(elements, key) && !(key.startsWith('_') && Object.hasOwn(elements, key.slice(1)))) {
         this.issue(`${path}.${key}`, `Invalid additional property "${key}"`);
       }
     }

@@ -6,6 +6,7 @@ import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
+import { jsonTextProblem } from '../fhir/json-limits.js';
 import { capabilityStatement } from './capability.js';
 import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
 import { dispatch } from '../engine/fhir-router.js';
@@ -64,6 +65,11 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const parseJson = (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void => {
     if (!body.length) {
       done(null, undefined);
+      return;
+    }
+    const problem = jsonTextProblem(body);
+    if (problem) {
+      done(badRequest(`${problem.message} (line ${problem.line})`));
       return;
     }
     try {
@@ -169,10 +175,13 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     const q = url.indexOf('?');
     const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
     const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+    if (rawQuery.includes('%00')) {
+      throw badRequest('The query string contains a NUL character (%00)');
+    }
     const h = req.headers;
     const fhirReq: FhirRequest = {
       method: req.method,
-      segments: path.split('/').filter(Boolean).map(decodeURIComponent),
+      segments: pathSegments(path),
       rawQuery,
       query: new URLSearchParams(rawQuery),
       body: req.body,
@@ -195,6 +204,23 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   return app;
+}
+
+/** The path's segments, decoded; a malformed escape or a NUL character is the client's error (400). */
+function pathSegments(path: string): string[] {
+  return path
+    .split('/')
+    .filter(Boolean)
+    .map((segment) => {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(segment);
+      } catch {
+        throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
+      }
+      if (decoded.includes('\0')) throw badRequest('The URL path contains a NUL character (%00)');
+      return decoded;
+    });
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {
