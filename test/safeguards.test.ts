@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BACKENDS, dropTestSchema, testConfig, type Backend } from './helpers/backends.js';
+import pg from 'pg';
+import { BACKENDS, dropTestSchema, TEST_DATABASE_URL, testConfig, type Backend } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -235,6 +236,35 @@ for (const backend of BACKENDS) {
         assert.equal(res.body.resourceType, 'OperationOutcome');
       }
       assert.equal((await s.fhir('GET', 'Patient?_offset=100000&_count=5000')).status, 200);
+    });
+
+    it('PostgreSQL statement timeout: a statement stopped by it is a 503 OperationOutcome, and nothing is stored', { skip: backend === 'sqlite' && 'SQLite has no statement timeout; the search bounds limit what a search can cost' }, async () => {
+      const t = await serverWith(backend, (config) => {
+        config.statementTimeoutMs = 300;
+      });
+      // Another session holds the resource table locked, so Tessera's statements wait until their timeout.
+      const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query(`LOCK TABLE ${t.tessera.config.schema}.resource IN ACCESS EXCLUSIVE MODE`);
+        const started = performance.now();
+        const created = await t.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Timedout' }] });
+        assert.equal(created.status, 503, JSON.stringify(created.body));
+        assert.equal(created.body.resourceType, 'OperationOutcome');
+        assert.equal(created.body.issue[0].code, 'too-costly');
+        assert.ok(performance.now() - started < 5000, 'stopped by the timeout, not by the lock holder');
+        const searched = await t.fhir('GET', 'Patient?name=timedout');
+        assert.equal(searched.status, 503);
+        await locker.query('ROLLBACK');
+        const after = await t.fhir('GET', 'Patient?name=timedout');
+        assert.equal(after.status, 200);
+        assert.equal(after.body.entry?.length ?? 0, 0, 'the timed-out create stored nothing');
+        assert.equal((await t.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Timedout' }] })).status, 201);
+      } finally {
+        await locker.end();
+        await t.close();
+      }
     });
   });
 }

@@ -4,6 +4,7 @@ import { badRequest, FhirError, fhirError, notFound } from '../fhir/outcome.js';
 import type { TokenService } from '../security/token-service.js';
 import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
+import { isStatementTimeout } from '../store/postgres.js';
 import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { jsonTextProblem } from '../fhir/json-limits.js';
@@ -99,6 +100,12 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof FhirError) {
       return sendOutcome(reply, err);
+    }
+    if (isStatementTimeout(err)) {
+      // 503, not 500: nothing failed, the database stopped a statement that ran past its time (under load,
+      // behind a lock, or a search too costly); the transaction rolled back, so nothing was stored, and the
+      // same request may succeed later or narrowed. Not 4xx: the request itself may be valid.
+      return sendOutcome(reply, fhirError(503, 'too-costly', 'The database stopped the request: it ran longer than the statement timeout allows. Nothing was changed; narrow the request or retry later'));
     }
     const e = err as { statusCode?: number; message: string; code?: string };
     if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

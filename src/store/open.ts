@@ -11,6 +11,8 @@ export interface StoreConfig {
   dataDir: string;
   /** PostgreSQL schema to use (tests isolate themselves with one each). */
   schema?: string;
+  /** PostgreSQL statement_timeout in ms (0 or absent: none). */
+  statementTimeoutMs?: number;
 }
 
 /** Opens the configured backend and applies pending schema migrations (up to `schemaVersion`: tests of upgrades). */
@@ -19,7 +21,7 @@ export async function openDatabase(config: StoreConfig, schemaVersion?: number):
   ensurePrivateDirectory(config.dataDir);
   let db: Database;
   if (config.databaseUrl?.startsWith('postgres')) {
-    const pg = new PostgresDatabase({ connectionString: config.databaseUrl, schema: config.schema });
+    const pg = new PostgresDatabase({ connectionString: config.databaseUrl, schema: config.schema, statementTimeoutMs: config.statementTimeoutMs });
     await pg.init();
     db = pg;
   } else {

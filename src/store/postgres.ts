@@ -98,6 +98,13 @@ export interface PostgresOptions {
   /** A schema to create and use (tests isolate themselves this way); default: the connection's own. */
   schema?: string;
   poolSize?: number;
+  /** statement_timeout of every connection, in ms (0 or absent: none). */
+  statementTimeoutMs?: number;
+}
+
+/** SQLSTATE 57014 query_canceled: what a statement stopped by statement_timeout fails with. */
+export function isStatementTimeout(err: unknown): boolean {
+  return (err as { code?: string })?.code === '57014';
 }
 
 /** Concurrent write transactions for batched work (HL7 intake); measured on this 2-core machine in docs/decisions/0015. */
@@ -124,7 +131,11 @@ export class PostgresDatabase implements Database {
       // JIT off: Tessera's queries are short index lookups, and a correlated key-range join gets a default
       // row estimate large enough to cross jit_above_cost; compiling then took ~680 ms of a 30 ms query
       // (Patient/$everything at 100k, docs/performance.md).
-      options: ['-c jit=off', schema ? `-c search_path=${schema}` : ''].join(' ').trim(),
+      // statement_timeout: the server stops a statement that runs too long (and one whose client went
+      // away: without it, a query ran on for minutes after the Tessera process had died).
+      options: ['-c jit=off', schema ? `-c search_path=${schema}` : '', options.statementTimeoutMs ? `-c statement_timeout=${Math.floor(options.statementTimeoutMs)}` : '']
+        .join(' ')
+        .trim(),
     });
     this.executor = new PgExecutor(this.pool);
   }
