@@ -119,6 +119,9 @@ for (const backend of BACKENDS) {
       const options = await fetch(`${s.base}/Patient`, { method: 'OPTIONS', headers: { authorization: `Bearer ${s.token}` } });
       assert.equal(options.status, 405);
       assert.equal(((await options.json()) as any).resourceType, 'OperationOutcome');
+      const badUrl = await s.fhir('GET', 'Patient/%E0%A4%A');
+      assert.equal(badUrl.status, 400);
+      assert.equal(badUrl.body.resourceType, 'OperationOutcome');
       const contentType = await s.fhir('POST', 'Patient', 'name=x', { 'content-type': 'application/octet-stream' });
       assert.equal(contentType.status, 415);
       assert.equal(contentType.body.resourceType, 'OperationOutcome');

@@ -53,6 +53,10 @@ function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
 export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
+    // Errors fastify answers before any route (a malformed percent-escape in the path): an OperationOutcome too.
+    frameworkErrors: (err, _req, reply) => {
+      sendOutcome(reply, fhirError(400, 'invalid', err.code === 'FST_ERR_BAD_URL' ? 'Malformed percent-encoding in the URL path' : err.message));
+    },
     logger: {
       level: options.logLevel,
       stream: options.logStream,
