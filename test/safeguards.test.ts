@@ -199,6 +199,14 @@ for (const backend of BACKENDS) {
       assert.deepEqual(batch.body.entry.map((e: any) => e.response.status.slice(0, 3)), ['400', '400']);
       const conditional = await s.fhir('POST', 'Patient', { resourceType: 'Patient' }, { 'if-none-exist': 'name=a%00b' });
       assert.equal(conditional.status, 400, JSON.stringify(conditional.body));
+      // Outside the FHIR API too: the message log, and a client id at the token endpoint.
+      for (const path of ['/messages/a%00b', '/messages?sender=a%00b']) {
+        const res = await fetch(`${s.url}${path}`, { headers: { authorization: `Bearer ${s.token}` } });
+        assert.equal(res.status, 400, path);
+        assert.equal(((await res.json()) as any).resourceType, 'OperationOutcome');
+      }
+      const token = await fetch(`${s.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=a%00b&client_secret=x' });
+      assert.ok(token.status === 400 || token.status === 401, `token endpoint: ${token.status}`);
     });
 
     it('bounds on search criteria: 400 too-costly naming the limit (parameters, OR values, chains, _has, _include)', async () => {

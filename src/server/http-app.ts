@@ -4,7 +4,7 @@ import { badRequest, FhirError, fhirError, notFound } from '../fhir/outcome.js';
 import type { TokenService } from '../security/token-service.js';
 import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
-import { isStatementTimeout } from '../store/postgres.js';
+import { isStatementTimeout, isUnstorableText } from '../store/postgres.js';
 import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { jsonTextProblem } from '../fhir/json-limits.js';
@@ -87,6 +87,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const allowed = new RouteMethods();
   app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
   const authentication = new BearerAuthentication(options.tokens, options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined, sendOutcome);
+  // No route takes a NUL character (PostgreSQL text cannot hold one): refused before anything reads it.
+  app.addHook('onRequest', async (req, reply) => (req.url.includes('%00') ? sendOutcome(reply, badRequest('The URL contains a NUL character (%00)')) : undefined));
   app.addHook('onRequest', authentication.onRequest);
   app.setNotFoundHandler((req, reply) => {
     const methods = allowed.allowedFor(req.url.split('?')[0]);
@@ -104,6 +106,9 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof FhirError) {
       return sendOutcome(reply, err);
+    }
+    if (isUnstorableText(err)) {
+      return sendOutcome(reply, badRequest('The request holds a character that cannot be stored or searched (such as NUL)'));
     }
     if (isStatementTimeout(err)) {
       // 503, not 500: nothing failed, the database stopped a statement that ran past its time (under load,
@@ -186,9 +191,6 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     const q = url.indexOf('?');
     const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
     const rawQuery = q >= 0 ? url.slice(q + 1) : '';
-    if (rawQuery.includes('%00')) {
-      throw badRequest('The query string contains a NUL character (%00)');
-    }
     const h = req.headers;
     const fhirReq: FhirRequest = {
       method: req.method,
@@ -217,7 +219,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   return app;
 }
 
-/** The path's segments, decoded; a malformed escape or a NUL character is the client's error (400). */
+/** The path's segments, decoded; a malformed escape is the client's error (400). */
 function pathSegments(path: string): string[] {
   return path
     .split('/')
@@ -229,7 +231,6 @@ function pathSegments(path: string): string[] {
       } catch {
         throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
       }
-      if (decoded.includes('\0')) throw badRequest('The URL path contains a NUL character (%00)');
       return decoded;
     });
 }

@@ -83,6 +83,9 @@ export async function serve(tessera: Tessera): Promise<string> {
   const recovered = await tessera.ccda.recover();
   if (recovered) tessera.app.log.warn({ recovered }, 'applied C-CDA documents stored but not processed before the last stop');
   const address = await tessera.app.listen({ port: tessera.config.port, host: tessera.config.host });
+  if (!tessera.config.baseUrl && ['0.0.0.0', '::'].includes(tessera.config.host)) {
+    tessera.app.log.warn({ address }, 'TESSERA_BASE_URL is not set: links and the token endpoint name the listen address; set it to the URL clients use');
+  }
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
   const stop = async (signal: string) => {

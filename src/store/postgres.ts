@@ -102,6 +102,16 @@ export interface PostgresOptions {
   statementTimeoutMs?: number;
 }
 
+/**
+ * SQLSTATE 22021 (character_not_in_repertoire), 22P05 (untranslatable_character): a value PostgreSQL
+ * text cannot hold, such as a NUL character, reached a statement. Requests are checked for them first;
+ * this is the backstop that keeps one that got through a client's error rather than a server one.
+ */
+export function isUnstorableText(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === '22021' || code === '22P05';
+}
+
 /** SQLSTATE 57014 query_canceled: what a statement stopped by statement_timeout fails with. */
 export function isStatementTimeout(err: unknown): boolean {
   return (err as { code?: string })?.code === '57014';
