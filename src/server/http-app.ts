@@ -140,7 +140,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
-  const smartConfiguration = async (req: FastifyRequest) => {
+  const smartConfiguration = async () => {
     const base = origin();
     return {
       token_endpoint: `${base}/oauth/token`,
@@ -169,7 +169,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
 
   // Serialised once per base URL: the statement lists every resource type and search parameter (8 ms a time).
   const capabilityJson = new Map<string, string>();
-  app.get('/fhir/metadata', async (req, reply) => {
+  app.get('/fhir/metadata', async (_req, reply) => {
     const baseUrl = `${origin()}/fhir`;
     let json = capabilityJson.get(baseUrl);
     if (json === undefined) {
@@ -225,13 +225,11 @@ function pathSegments(path: string): string[] {
     .split('/')
     .filter(Boolean)
     .map((segment) => {
-      let decoded: string;
       try {
-        decoded = decodeURIComponent(segment);
+        return decodeURIComponent(segment);
       } catch {
         throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
       }
-      return decoded;
     });
 }
 
