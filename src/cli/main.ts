@@ -18,6 +18,7 @@ import { rebuildIndex } from '../mpi/rebuild.js';
 import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 
 function port(value: string): number {
@@ -237,5 +238,6 @@ mpi
   });
 
 registerInterfaceCommands(program, (flags) => config(flags, true));
+registerAuditCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

@@ -9,6 +9,8 @@ import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
+import { auditEventInteraction } from '../audit/audit-interaction.js';
+import { disclosures, DISCLOSURES_OPERATION } from '../audit/disclosures.js';
 
 function methodNotAllowed(req: FhirRequest): never {
   throw fhirError(405, 'not-supported', `${req.method} is not supported on /${req.segments.join('/')}`);
@@ -32,6 +34,9 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   if (!isKnownResourceType(type)) {
     throw notFound(`Unknown resource type "${type}"`);
   }
+  // The audit log answers for AuditEvent (it is not in the resource tables) and for the accounting of disclosures.
+  if (type === 'AuditEvent') return auditEventInteraction(repo, req);
+  if (n === 3 && type === 'Patient' && third === DISCLOSURES_OPERATION && req.method === 'GET') return disclosures(repo, second, req);
   if (n === 1) {
     switch (req.method) {
       case 'GET':

@@ -29,3 +29,9 @@ export function patientCompartmentTypes(): string[] {
   paramsByType ??= load();
   return ['Patient', ...paramsByType.keys()];
 }
+
+/** The reference parameters that put a resource of this type into a patient's compartment (none: never). */
+export function patientCompartmentParams(resourceType: string): ReadonlySet<string> {
+  paramsByType ??= load();
+  return paramsByType.get(resourceType) ?? new Set();
+}

@@ -20,6 +20,8 @@ export interface TesseraConfig {
   /** PEM files: MLLP over TLS when both are set. */
   mllpTlsCert?: string;
   mllpTlsKey?: string;
+  /** The audit log (docs/audit.md); on unless TESSERA_AUDIT=off (benchmark comparisons only). */
+  audit: boolean;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -39,6 +41,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     ccdaMaxBytes: Number(env.TESSERA_CCDA_MAX_BYTES ?? DEFAULT_MAX_XML_BYTES),
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
+    audit: env.TESSERA_AUDIT !== 'off',
     ...defined,
   };
 }

@@ -14,6 +14,10 @@ import { registerInterfaceRoutes } from './interface-routes.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
+import { randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import type { AuditLog } from '../audit/audit-log.js';
+import { auditRecordFor, tokenAuditRecord, type AuditedResult } from '../audit/audit-record.js';
 
 export interface HttpOptions {
   db: Database;
@@ -23,6 +27,8 @@ export interface HttpOptions {
   /** Largest C-CDA document accepted (bytes). */
   ccdaMaxBytes: number;
   tokens: TokenService;
+  /** Every FHIR interaction and token request is recorded here before it is answered (absent: audit off). */
+  audit?: AuditLog;
   /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
   baseUrl?: string;
   bodyLimit: number;
@@ -119,11 +125,16 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
 
   app.post('/oauth/token', async (req, reply) => {
     const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
+    const requestId = randomUUID();
+    reply.header('x-request-id', requestId);
     try {
       const token = await options.tokens.issue(form, req.headers.authorization, `${origin(req, options.baseUrl)}/oauth/token`);
+      const claims = decodeJwt(token.access_token);
+      await options.audit?.record(tokenAuditRecord(String(claims.client_id ?? claims.sub), 200, requestId, claims.jti));
       return reply.header('cache-control', 'no-store').send(token);
     } catch (err) {
       if (err instanceof OAuthError) {
+        await options.audit?.record(tokenAuditRecord(claimedClientId(form, req.headers.authorization), err.status, requestId));
         return reply.status(err.status).send({ error: err.error, error_description: err.message });
       }
       throw err;
@@ -157,17 +168,33 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   };
 
+  // The event of a request is committed before the reply leaves (no answered request without its event).
+  // The request id goes back as X-Request-Id: the server makes it, so a client cannot collide with another's.
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
-    const auth = await authenticate(req);
+    const requestId = randomUUID();
+    reply.header('x-request-id', requestId);
     const url = req.url;
     const q = url.indexOf('?');
     const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
     const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+    const target = { method: req.method, segments: safeSegments(path), rawQuery };
+    let auth: AuthContext | undefined;
+    let result: AuditedResult;
+    try {
+      auth = await authenticate(req);
+      result = { response: await answer(req, target, auth) };
+    } catch (error) {
+      result = { error };
+    }
+    await options.audit?.record(auditRecordFor({ ...target, auth }, result, requestId));
+    if ('error' in result) throw result.error;
+    return sendFhir(reply, result.response);
+  };
+  const answer = async (req: FastifyRequest, target: { method: string; segments: string[]; rawQuery: string }, auth: AuthContext): Promise<FhirResponse> => {
+    const { rawQuery } = target;
     const h = req.headers;
     const fhirReq: FhirRequest = {
-      method: req.method,
-      segments: path.split('/').filter(Boolean).map(decodeURIComponent),
-      rawQuery,
+      ...target,
       query: new URLSearchParams(rawQuery),
       body: req.body,
       ifMatch: h['if-match'] as string | undefined,
@@ -181,14 +208,40 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     };
     // A participant's writes are logged and attributed (meta.source, Provenance) like its HL7 messages.
     const participant = await attribution.participantFor(fhirReq);
-    const res = participant ? await attribution.dispatch(participant, fhirReq, dispatch) : await dispatch(options.repo, fhirReq);
-    return sendFhir(reply, res);
+    return participant ? attribution.dispatch(participant, fhirReq, dispatch) : dispatch(options.repo, fhirReq);
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   return app;
+}
+
+/** Path segments, percent-decoded; a malformed escape stays as sent (it then names no resource and the engine says so). */
+function safeSegments(path: string): string[] {
+  return path.split('/').filter(Boolean).map((segment) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      return segment;
+    }
+  });
+}
+
+/** The client a refused token request claimed to be (form, HTTP Basic or assertion issuer), for its audit event. */
+function claimedClientId(form: Record<string, string>, authorization: string | undefined): string | undefined {
+  if (authorization?.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+    return decodeURIComponent(decoded.slice(0, Math.max(0, decoded.indexOf(':'))) || '') || undefined;
+  }
+  if (form.client_assertion) {
+    try {
+      return String(decodeJwt(form.client_assertion).iss ?? '') || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return form.client_id || undefined;
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {

@@ -17,6 +17,9 @@ import { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { CcdaIntake } from '../ingest/ccda-intake.js';
 import { IntakeBatcher } from '../ingest/intake-batcher.js';
 import { MllpListener } from '../hl7v2/mllp-listener.js';
+import { AuditAttachment } from '../audit/audit-attachment.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { openAuditLog } from '../audit/audit-store.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -28,6 +31,8 @@ export interface Tessera {
   config: TesseraConfig;
   intake: Hl7v2Intake;
   ccda: CcdaIntake;
+  /** The audit log (absent with TESSERA_AUDIT=off). */
+  audit?: AuditLog;
   /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
   startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
@@ -43,10 +48,12 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   if (config.mpi) {
     repo.observe(new PatientLinker(await currentMatchModel(db)));
   }
+  const audit = config.audit ? await openAuditLog(config, db) : undefined;
+  repo.observe(new AuditAttachment(audit));
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
-  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, audit, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {
@@ -57,6 +64,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     config,
     intake,
     ccda,
+    audit,
     async startMllp() {
       if (config.mllpPort < 0 || mllp) return undefined;
       const recovered = await intake.recover();
@@ -73,6 +81,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       await mllp?.stop();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
+      await audit?.close();
       await db.close();
     },
   };

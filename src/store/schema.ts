@@ -1,4 +1,5 @@
 import type { Database, Dialect } from './database.js';
+import { auditTables } from '../audit/audit-schema.js';
 
 /**
  * Schema migrations, applied in order on start. Each is DDL text for a dialect; a migration that has run is
@@ -197,6 +198,9 @@ ALTER TABLE mpi_model ADD COLUMN thresholds TEXT;
 DROP INDEX sp_reference_url;
 CREATE INDEX sp_reference_url ON sp_reference (type, code, url) WHERE url IS NOT NULL;
 `,
+  // The hash-chained audit log (docs/audit.md). On SQLite it lives in a file of its own, audit.db
+  // (src/audit/audit-store.ts says why), so this migration creates nothing there.
+  (d) => (d.name === 'postgres' ? auditTables(d) : 'SELECT 1'),
 ];
 
 export const SCHEMA_VERSION = migrations.length;
