@@ -60,25 +60,29 @@ function agents(record: AuditRecord): AuditEventAgent[] {
   return list; // undefined fields vanish when the event is serialised
 }
 
+// Entity codings without display text: a search's event carries one data entity per resource returned,
+// and the displays would double its size (and the time to serialise and hash it) for nothing a code lacks.
+const PATIENT_TYPE: Coding = { system: ENTITY_TYPE, code: '1' };
+const PATIENT_ROLE: Coding = { system: OBJECT_ROLE, code: '1' };
+const OBJECT_TYPE: Coding = { system: ENTITY_TYPE, code: '2' };
+const DATA_ROLE: Coding = { system: OBJECT_ROLE, code: '4' };
+const QUERY_ROLE: Coding = { system: OBJECT_ROLE, code: '24' };
+const REQUEST_ID_TYPE: Coding = { system: BALP_ENTITY_TYPE, code: 'XrequestId' };
+
 function entities(record: AuditRecord): AuditEventEntity[] {
   const list: AuditEventEntity[] = [];
   for (const [patient, seen] of record.subjects.patients) {
-    const entity: AuditEventEntity = { what: { reference: `Patient/${patient}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } };
+    const entity: AuditEventEntity = { what: { reference: `Patient/${patient}` }, type: PATIENT_TYPE, role: PATIENT_ROLE };
     if (seen.size) entity.detail = [{ type: SEEN_DETAIL, valueString: [...seen].map(([t, n]) => `${t}=${n}`).join(',') }];
     list.push(entity);
   }
   for (const ref of record.subjects.resources) {
-    if (!ref.startsWith('Patient/')) list.push({ what: { reference: ref }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' } });
+    if (!ref.startsWith('Patient/')) list.push({ what: { reference: ref }, type: OBJECT_TYPE, role: DATA_ROLE });
   }
   if (record.query !== undefined) {
-    list.push({
-      type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
-      role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
-      description: record.resourceType,
-      query: Buffer.from(record.query, 'utf8').toString('base64'),
-    });
+    list.push({ type: OBJECT_TYPE, role: QUERY_ROLE, description: record.resourceType, query: Buffer.from(record.query, 'utf8').toString('base64') });
   }
-  list.push({ what: { identifier: { value: record.requestId } }, type: { system: BALP_ENTITY_TYPE, code: 'XrequestId', display: 'XrequestId' } });
+  list.push({ what: { identifier: { value: record.requestId } }, type: REQUEST_ID_TYPE });
   return list;
 }
 
