@@ -68,7 +68,12 @@ for (const backend of BACKENDS) {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: 'grant_type=client_credentials&client_id=nobody&client_secret=wrong',
       });
-      assert.deepEqual([read.status, search.status, everything.status, created.status, refused.status, anonymous.status, badToken.status], [200, 200, 200, 201, 403, 401, 401]);
+      const participants = await fetch(`${s.url}/participants`, { headers: { authorization: `Bearer ${s.token}` } });
+      const health = await fetch(`${s.url}/healthz`);
+      assert.deepEqual(
+        [read.status, search.status, everything.status, created.status, refused.status, anonymous.status, badToken.status, participants.status, health.status],
+        [200, 200, 200, 201, 403, 401, 401, 200, 200],
+      );
       const events = await eventsByRequestId(s);
       const event = (res: { headers: Headers }) => {
         const id = res.headers.get('x-request-id');
@@ -118,6 +123,13 @@ for (const backend of BACKENDS) {
       assert.equal(t.type.code, '110114');
       assert.equal(t.outcome, '4');
       assert.equal(t.agent[0].who.identifier.value, 'nobody');
+      // Routes outside the FHIR API are recorded by the HTTP layer's catch-all; probes are not.
+      const p = event(participants);
+      assert.equal(p.subtype[0].code, 'GET /participants');
+      assert.equal(p.action, 'R');
+      assert.ok(p.agent.some((x: any) => x.who?.identifier?.value === client.who.identifier.value));
+      assert.ok(health.headers.get('x-request-id'));
+      assert.equal(events.has(health.headers.get('x-request-id') as string), false);
       // A token issued: the admin token of the test server was one.
       assert.ok([...events.values()].some((x) => x.type.code === '110114' && x.outcome === '0' && x.agent[0].policy?.length === 1));
     });

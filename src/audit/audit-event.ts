@@ -32,7 +32,8 @@ function typeCoding(record: AuditRecord): Coding {
 
 function subtypeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110122', display: 'Login' };
-  if (record.subtype.startsWith('$')) return { system: `urn:tessera:operation`, code: record.subtype };
+  if (record.subtype.startsWith('$')) return { system: 'urn:tessera:operation', code: record.subtype };
+  if (record.subtype.includes(' ')) return { system: 'urn:tessera:http-route', code: record.subtype };
   return { system: RESTFUL_INTERACTION, code: record.subtype };
 }
 

@@ -109,6 +109,27 @@ export function auditRecordFor(req: AuditedRequest, result: AuditedResult, reque
   };
 }
 
+const METHOD_ACTIONS: Record<string, AuditAction> = { GET: 'R', HEAD: 'R', POST: 'E', PUT: 'U', PATCH: 'U', DELETE: 'D' };
+
+/**
+ * The audit record of a request to a route outside the FHIR REST surface (C-CDA import, /messages,
+ * /participants, and any route added later), recorded by the HTTP layer's catch-all: the route pattern
+ * as subtype (`POST /messages/:id/replay`), the action from the method, the outcome from the status.
+ */
+export function routeAuditRecord(method: string, route: string, auth: AuthContext | undefined, status: number, requestId: string): AuditRecord {
+  return {
+    kind: 'rest',
+    subtype: `${method} ${route}`,
+    action: METHOD_ACTIONS[method] ?? 'E',
+    outcome: outcomeOf(status),
+    httpStatus: status,
+    recorded: Date.now(),
+    requestId,
+    ...who(auth),
+    subjects: { patients: new Map(), resources: [] },
+  };
+}
+
 /** The audit record of a token request: issued (with the token's id) or refused. */
 export function tokenAuditRecord(clientId: string | undefined, status: number, requestId: string, tokenId?: string): AuditRecord {
   return {

@@ -17,7 +17,7 @@ import { FhirAttribution } from '../participants/fhir-attribution.js';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { AuditLog } from '../audit/audit-log.js';
-import { auditRecordFor, tokenAuditRecord, type AuditedResult } from '../audit/audit-record.js';
+import { auditRecordFor, routeAuditRecord, tokenAuditRecord, type AuditedResult } from '../audit/audit-record.js';
 
 export interface HttpOptions {
   db: Database;
@@ -39,6 +39,8 @@ export interface HttpOptions {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+/** Routes that disclose nothing about anyone (probes, discovery documents): not audited. */
+const UNAUDITED_ROUTES = new Set(['/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration']);
 
 function origin(req: FastifyRequest, configured?: string): string {
   return configured ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
@@ -55,6 +57,8 @@ function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
 export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
+    // A UUID per request: the X-Request-Id returned and stored in the request's AuditEvent (and the log's reqId).
+    genReqId: () => randomUUID(),
     logger: {
       level: options.logLevel,
       stream: options.logStream,
@@ -99,6 +103,25 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return sendOutcome(reply, fhirError(500, 'exception', 'Internal server error'));
   });
 
+  // Every request carries its id back (X-Request-Id), and every one but the probes and discovery documents
+  // is audited before its answer leaves: the FHIR handler and the token endpoint record detailed events
+  // themselves (`audited`); onSend records the others (C-CDA import, /messages, /participants, new routes).
+  const audited = new WeakSet<FastifyRequest>();
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  const audit = options.audit;
+  if (audit) {
+    app.addHook('onSend', async (req, reply, payload) => {
+      const route = req.routeOptions?.url;
+      if (!audited.has(req) && !(route && UNAUDITED_ROUTES.has(route))) {
+        audited.add(req);
+        await audit.record(routeAuditRecord(req.method, route ?? 'unmatched', callers.get(req), reply.statusCode, req.id));
+      }
+      return payload;
+    });
+  }
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -125,8 +148,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
 
   app.post('/oauth/token', async (req, reply) => {
     const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
-    const requestId = randomUUID();
-    reply.header('x-request-id', requestId);
+    const requestId = req.id;
+    audited.add(req);
     try {
       const token = await options.tokens.issue(form, req.headers.authorization, `${origin(req, options.baseUrl)}/oauth/token`);
       const claims = decodeJwt(token.access_token);
@@ -156,23 +179,26 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   });
 
   const attribution = new FhirAttribution(options.repo);
+  const callers = new WeakMap<FastifyRequest, AuthContext>();
   const authenticate = async (req: FastifyRequest): Promise<AuthContext> => {
     const header = req.headers.authorization;
     if (!header?.startsWith('Bearer ')) {
       throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
     }
+    let auth: AuthContext;
     try {
-      return await options.tokens.verify(header.slice(7));
+      auth = await options.tokens.verify(header.slice(7));
     } catch {
       throw unauthorized('The access token is invalid or expired');
     }
+    callers.set(req, auth);
+    return auth;
   };
 
   // The event of a request is committed before the reply leaves (no answered request without its event).
-  // The request id goes back as X-Request-Id: the server makes it, so a client cannot collide with another's.
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
-    const requestId = randomUUID();
-    reply.header('x-request-id', requestId);
+    const requestId = req.id;
+    audited.add(req);
     const url = req.url;
     const q = url.indexOf('?');
     const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
