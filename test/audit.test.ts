@@ -256,6 +256,24 @@ for (const backend of BACKENDS) {
       assert.equal((await tessera(['audit', 'verify', ...cliStore()], cliEnv())).code, 0);
     });
 
+    it('tessera audit verify --head detects the newest events cut off, which the chain alone cannot', async () => {
+      const clean = await tessera(['audit', 'verify', ...cliStore()], cliEnv());
+      const head = /head (\d+:[0-9a-f]{64})/.exec(clean.stdout)?.[1] as string;
+      assert.ok(head, clean.stdout);
+      const seq = Number(head.split(':')[0]);
+      const [row] = await auditDb.query<Record<string, string | number>>('SELECT seq, recorded_at, content, prev_hash, hash FROM audit_event WHERE seq = ?', [seq]);
+      await auditDb.run('DELETE FROM audit_event WHERE seq = ?', [seq]);
+      try {
+        assert.equal((await tessera(['audit', 'verify', ...cliStore()], cliEnv())).code, 0, 'a shorter chain is still a valid chain');
+        const result = await tessera(['audit', 'verify', ...cliStore(), '--head', head], cliEnv());
+        assert.equal(result.code, 1);
+        assert.match(result.stdout, new RegExp(`BROKEN at event ${seq} \\(removed\\)`));
+      } finally {
+        await auditDb.run('INSERT INTO audit_event (seq, recorded_at, content, prev_hash, hash) VALUES (?, ?, ?, ?, ?)', [row.seq, row.recorded_at, row.content, row.prev_hash, row.hash]);
+      }
+      assert.equal((await tessera(['audit', 'verify', ...cliStore(), '--head', head], cliEnv())).code, 0);
+    });
+
     it('archive moves old events to files; verify passes across the boundary and fails after an archive file is edited', async () => {
       const [{ n: before }] = await auditDb.query<{ n: number | string }>('SELECT COUNT(*) AS n FROM audit_event');
       await new Promise((resolve) => setTimeout(resolve, 5));

@@ -66,7 +66,20 @@ export class ChainWalker {
  * Verifies the audit log: the archive files in `archiveDir` (if given) from their first event, then the
  * table from the archive anchor. Without archives the anchor is taken as the starting point.
  */
-export async function verifyAuditLog(sql: SqlExecutor, archiveDir?: string): Promise<VerifyReport> {
+export async function verifyAuditLog(sql: SqlExecutor, archiveDir?: string, knownHead?: ChainLink): Promise<VerifyReport> {
+  const report = await walkAuditLog(sql, archiveDir, knownHead);
+  // The chain alone cannot tell that its newest events were cut off: a head kept elsewhere can.
+  if (!report.problem && knownHead && report.head.seq < knownHead.seq) {
+    report.problem = { seq: knownHead.seq, kind: 'removed', detail: `the log ends at event ${report.head.seq}, before the known head ${knownHead.seq}` };
+  }
+  return report;
+}
+
+async function walkAuditLog(sql: SqlExecutor, archiveDir: string | undefined, knownHead: ChainLink | undefined): Promise<VerifyReport> {
+  const headMismatch = (walker: ChainWalker): VerifyReport['problem'] =>
+    knownHead && walker.last.seq === knownHead.seq && walker.last.hash !== knownHead.hash
+      ? { seq: knownHead.seq, kind: 'edited', detail: `event ${knownHead.seq} is not the known head (its hash differs): the log was rewritten from there or before` }
+      : undefined;
   const anchor = await chainAnchor(sql);
   let walker: ChainWalker | undefined;
   let archived = 0;
@@ -74,7 +87,7 @@ export async function verifyAuditLog(sql: SqlExecutor, archiveDir?: string): Pro
     for await (const event of readArchivedEvents(archiveDir, anchor.seq)) {
       // The oldest archive kept need not start at the genesis: older files may have been disposed of.
       walker ??= new ChainWalker({ seq: event.seq - 1, hash: event.seq === 1 ? GENESIS_HASH : event.prev_hash });
-      const problem = walker.next(event);
+      const problem = walker.next(event) ?? headMismatch(walker);
       if (problem) return { archived: walker.checked, current: 0, head: walker.last, problem };
     }
     archived = walker?.checked ?? 0;
@@ -89,7 +102,7 @@ export async function verifyAuditLog(sql: SqlExecutor, archiveDir?: string): Pro
       [after, PAGE],
     );
     for (const row of rows) {
-      const problem = table.next({ ...row, seq: Number(row.seq), recorded_at: Number(row.recorded_at) });
+      const problem = table.next({ ...row, seq: Number(row.seq), recorded_at: Number(row.recorded_at) }) ?? headMismatch(table);
       if (problem) return { archived, current: table.checked, head: table.last, problem };
     }
     if (rows.length < PAGE) break;

@@ -15,16 +15,19 @@ export function registerAuditCommands(program: Command, config: (flags: StoreFla
     audit
       .command('verify')
       .description('check the hash chain of the audit log (and of its archive files with --archives); exits 1 at the first edited, removed or reordered event')
-      .option('--archives <dir>', 'archive directory written by `tessera audit archive`: verified from its first event'),
-  ).action(async (flags: StoreFlags & { archives?: string }) => {
+      .option('--archives <dir>', 'archive directory written by `tessera audit archive`: verified from its first event')
+      .option('--head <seq:hash>', 'a head printed by an earlier verify and kept elsewhere: the log must still hold it (detects cut-off newest events)'),
+  ).action(async (flags: StoreFlags & { archives?: string; head?: string }) => {
+    const m = flags.head === undefined ? undefined : /^(\d+):([0-9a-f]{64})$/.exec(flags.head);
+    if (flags.head !== undefined && !m) program.error('tessera audit verify: --head must be SEQ:HASH as printed by verify');
     const db = await openAuditDatabase(config(flags));
     try {
-      const report = await verifyAuditLog(db, flags.archives);
+      const report = await verifyAuditLog(db, flags.archives, m ? { seq: Number(m[1]), hash: m[2] } : undefined);
       if (report.problem) {
         process.stdout.write(`Audit log BROKEN at event ${report.problem.seq} (${report.problem.kind}): ${report.problem.detail}\n`);
         process.exitCode = 1;
       } else {
-        process.stdout.write(`Audit log intact: ${report.current} events in the log${flags.archives ? `, ${report.archived} archived` : ''}; head is event ${report.head.seq} (${report.head.hash})\n`);
+        process.stdout.write(`Audit log intact: ${report.current} events in the log${flags.archives ? `, ${report.archived} archived` : ''}; head ${report.head.seq}:${report.head.hash} (keep it elsewhere: verify --head SEQ:HASH then detects newer events cut off)\n`);
       }
     } finally {
       await db.close();
