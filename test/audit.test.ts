@@ -14,6 +14,8 @@ import type { Database } from '../src/store/database.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
+import { MllpSender } from './helpers/mllp.js';
+import { addParticipant } from '../src/participants/participants.js';
 
 /** The AuditEvents in the log, by the X-Request-Id of the request they record. */
 async function eventsByRequestId(s: TestServer): Promise<Map<string, any>> {
@@ -132,6 +134,37 @@ for (const backend of BACKENDS) {
       assert.equal(events.has(health.headers.get('x-request-id') as string), false);
       // A token issued: the admin token of the test server was one.
       assert.ok([...events.values()].some((x) => x.type.code === '110114' && x.outcome === '0' && x.agent[0].policy?.length === 1));
+    });
+
+    it('an HL7 v2 message over MLLP has its AuditEvent (Import, the participant, the patient and what was written) before its ACK', async () => {
+      s.tessera.config.mllpPort = 0;
+      const port = (await s.tessera.startMllp()) as number;
+      const { participant } = await addParticipant(s.tessera.repo, { name: 'Audit Demo Hospital', mrnSystem: 'urn:example:auditdemo:mrn', hl7Facility: 'AUDITDEMO' });
+      const sender = new MllpSender(port);
+      try {
+        const ack = await sender.send(
+          [
+            'MSH|^~\\&|LAB|AUDITDEMO|HIE|TESSERA|20261101083000||ADT^A01^ADT_A01|AD-1|P|2.5.1',
+            'EVN|A01|20261101082900',
+            'PID|1||AD100^^^AUDITDEMO^MR||Mllpdemo^Iris||19800101|F',
+            'PV1|1|I|4E^412^B^AUDITDEMO',
+          ].join('\r'),
+        );
+        assert.equal(ack.code, 'AA');
+      } finally {
+        await sender.close();
+      }
+      const res = await s.fhir('GET', `AuditEvent?agent=${participant.id}`);
+      assert.equal(res.body.entry.length, 1);
+      const event = res.body.entry[0].resource;
+      assert.equal(event.type.code, '110107');
+      assert.equal(event.subtype[0].code, 'hl7v2 mllp');
+      assert.equal(event.action, 'C');
+      assert.equal(event.outcome, '0');
+      const [patient] = entityRefs(event, '1');
+      assert.match(patient, /^Patient\//);
+      assert.ok(entityRefs(event, '4').some((r: string) => r.startsWith('Encounter/')));
+      assert.equal((await s.fhir('GET', patient)).body.name[0].family, 'Mllpdemo');
     });
 
     it('AuditEvent search by patient, agent, entity and date; read by id; the scope is needed', async () => {

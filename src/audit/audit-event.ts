@@ -26,12 +26,18 @@ export const SEEN_DETAIL = 'resources-seen';
 
 const SERVER = 'tessera';
 
+/** The identifier system of participants (message senders) in agent.who. */
+export const PARTICIPANT_ID_SYSTEM = 'urn:tessera:participant';
+
 function typeCoding(record: AuditRecord): Coding {
-  return record.kind === 'login' ? { system: DICOM, code: '110114', display: 'User Authentication' } : { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' };
+  if (record.kind === 'login') return { system: DICOM, code: '110114', display: 'User Authentication' };
+  if (record.kind === 'import') return { system: DICOM, code: '110107', display: 'Import' };
+  return { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' };
 }
 
 function subtypeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110122', display: 'Login' };
+  if (record.kind === 'import') return { system: 'urn:tessera:intake', code: record.subtype };
   if (record.subtype.startsWith('$')) return { system: 'urn:tessera:operation', code: record.subtype };
   if (record.subtype.includes(' ')) return { system: 'urn:tessera:http-route', code: record.subtype };
   return { system: RESTFUL_INTERACTION, code: record.subtype };
@@ -48,9 +54,10 @@ function agents(record: AuditRecord): AuditEventAgent[] {
       policy: record.tokenId ? [record.tokenId] : undefined,
     });
   }
+  const source = record.participant && !record.clientId ? { system: PARTICIPANT_ID_SYSTEM, value: record.participant } : { system: CLIENT_ID_SYSTEM, value: record.clientId ?? 'unidentified' };
   list.push({
     type: { coding: [{ system: DICOM, code: '110153', display: 'Source Role ID' }] },
-    who: { identifier: { system: CLIENT_ID_SYSTEM, value: record.clientId ?? 'unidentified' } },
+    who: { identifier: source },
     requestor: !record.user,
     policy: !record.user && record.tokenId ? [record.tokenId] : undefined,
   });
@@ -96,7 +103,7 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
     action: record.action,
     recorded: new Date(record.recorded).toISOString(),
     outcome: String(record.outcome) as AuditEvent['outcome'],
-    outcomeDesc: `HTTP ${record.httpStatus}`,
+    outcomeDesc: typeof record.httpStatus === 'number' ? `HTTP ${record.httpStatus}` : `message ${record.httpStatus}`,
     agent: agents(record),
     source: { observer: { display: SERVER }, type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }] },
     entity: entities(record),
@@ -115,7 +122,7 @@ export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: st
   const entities = new Set(record.subjects.resources);
   for (const patient of record.subjects.patients.keys()) entities.add(`Patient/${patient}`);
   for (const ref of entities) keys.push(['e', ref]);
-  const agents = new Set([record.clientId, record.user?.id, record.user?.fhirUser, record.organization].filter((a): a is string => !!a));
+  const agents = new Set([record.clientId, record.user?.id, record.user?.fhirUser, record.organization, record.participant].filter((a): a is string => !!a));
   for (const agent of agents) keys.push(['a', agent]);
   return keys;
 }

@@ -1,6 +1,7 @@
 import { FhirError } from '../fhir/outcome.js';
 import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
 import type { AuthContext } from '../security/token-service.js';
+import type { LoggedMessage } from '../messages/message-log.js';
 import { subjectsOf, type AuditSubjects } from './audit-subjects.js';
 
 /** BALP / DICOM action codes: Create, Read, Update, Delete, Execute. */
@@ -15,13 +16,14 @@ export type AuditOutcome = 0 | 4 | 8 | 12;
  * kept here for the AuditEvent's query entity (the audit store is protected) and must never be logged.
  */
 export interface AuditRecord {
-  /** 'rest' for FHIR interactions; 'login' for the token endpoint. */
-  kind: 'rest' | 'login';
+  /** 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over MLLP). */
+  kind: 'rest' | 'login' | 'import';
   /** http://hl7.org/fhir/restful-interaction code (read, search-type, create, ...) or an operation name ($everything). */
   subtype: string;
   action: AuditAction;
   outcome: AuditOutcome;
-  httpStatus: number;
+  /** The HTTP status, or for an import the message's status in the message log (processed, failed, ...). */
+  httpStatus: number | string;
   /** Epoch ms when the request was answered. */
   recorded: number;
   requestId: string;
@@ -30,6 +32,8 @@ export interface AuditRecord {
   user?: AuthContext['user'];
   organization?: string;
   tokenId?: string;
+  /** The participant a message came from (an import has no token). */
+  participant?: string;
   /** Why: a v3-ActReason code. */
   purposeOfUse?: string;
   /** What: the resource type addressed (absent for system-level interactions). */
@@ -127,6 +131,31 @@ export function routeAuditRecord(method: string, route: string, auth: AuthContex
     requestId,
     ...who(auth),
     subjects: { patients: new Map(), resources: [] },
+  };
+}
+
+/**
+ * The audit record of a message received and applied (or refused) by the intake, e.g. HL7 v2 over MLLP:
+ * the message log's row says from whom, what it wrote and for which patient. The message id is the request id.
+ */
+export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
+  const patient = message.patient?.replace(/^Patient\//, '');
+  const patients = new Map<string, Map<string, number>>();
+  if (patient) patients.set(patient, new Map());
+  for (const ref of message.resources) {
+    const type = ref.split('/')[0];
+    if (patient && type !== 'Provenance') patients.get(patient)?.set(type, (patients.get(patient)?.get(type) ?? 0) + 1);
+  }
+  return {
+    kind: 'import',
+    subtype: `${message.format} ${message.channel}`,
+    action: 'C',
+    outcome: message.status === 'processed' || message.status === 'duplicate' ? 0 : message.status === 'failed' ? 4 : 8,
+    httpStatus: message.status,
+    recorded: Date.now(),
+    requestId: message.id,
+    participant: message.participantId,
+    subjects: { resources: message.resources.map((r) => r.replace(/\/_history\/.*$/, '')), patients },
   };
 }
 

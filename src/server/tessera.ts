@@ -20,6 +20,8 @@ import { MllpListener } from '../hl7v2/mllp-listener.js';
 import { AuditAttachment } from '../audit/audit-attachment.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAuditLog } from '../audit/audit-store.js';
+import { intakeAuditRecord } from '../audit/audit-record.js';
+import { MessageLog } from '../messages/message-log.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -70,7 +72,14 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
       const batcher = new IntakeBatcher(repo);
-      mllp = new MllpListener(async (text, connection) => (await batcher.submit(text, 'mllp', connection)).ack);
+      const messages = new MessageLog(repo.sql);
+      mllp = new MllpListener(async (text, connection) => {
+        const result = await batcher.submit(text, 'mllp', connection);
+        // Acknowledged only once the message's AuditEvent is committed, like an HTTP answer.
+        const logged = audit && (await messages.get(result.messageId));
+        if (logged) await audit.record(intakeAuditRecord(logged));
+        return result.ack;
+      });
       const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
       return mllp.start({ port: config.mllpPort, host: config.host, tls: certs });
     },
