@@ -2,7 +2,6 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, fhirError, unauthorized } from '../fhir/outcome.js';
 import type { TokenService, AuthContext } from '../security/token-service.js';
-import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
@@ -14,6 +13,11 @@ import { registerInterfaceRoutes } from './interface-routes.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
+import type { SigningKey } from '../security/signing-key.js';
+import type { LockoutPolicy } from '../users/lockout.js';
+import type { FederatedSignIn } from '../auth/federation.js';
+import { registerOAuthRoutes } from './oauth-routes.js';
+import { publicBaseUrl } from './public-base-url.js';
 
 export interface HttpOptions {
   db: Database;
@@ -23,7 +27,16 @@ export interface HttpOptions {
   /** Largest C-CDA document accepted (bytes). */
   ccdaMaxBytes: number;
   tokens: TokenService;
-  /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
+  /** The key that signs tokens; its public half is published for id_token verification. */
+  signingKey: SigningKey;
+  /** Sign-in lockout after repeated failures. */
+  lockout: LockoutPolicy;
+  /** Federated sign-in with the community's OpenID Connect provider, when configured. */
+  federation?: FederatedSignIn;
+  /**
+   * Public base URL (e.g. https://hie.example.org). The OAuth issuer and endpoints use it, or the bound
+   * address when absent (never the Host header); FHIR links fall back to the Host header when absent.
+   */
   baseUrl?: string;
   bodyLimit: number;
   logLevel: string;
@@ -103,31 +116,14 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
-  const smartConfiguration = async (req: FastifyRequest) => {
-    const base = origin(req, options.baseUrl);
-    return {
-      token_endpoint: `${base}/oauth/token`,
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
-      grant_types_supported: ['client_credentials'],
-      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write'],
-      capabilities: ['client-confidential-asymmetric', 'client-confidential-symmetric', 'permission-v2', 'permission-v1'],
-    };
-  };
-  app.get('/.well-known/smart-configuration', smartConfiguration);
-  app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
-
-  app.post('/oauth/token', async (req, reply) => {
-    const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
-    try {
-      const token = await options.tokens.issue(form, req.headers.authorization, `${origin(req, options.baseUrl)}/oauth/token`);
-      return reply.header('cache-control', 'no-store').send(token);
-    } catch (err) {
-      if (err instanceof OAuthError) {
-        return reply.status(err.status).send({ error: err.error, error_description: err.message });
-      }
-      throw err;
-    }
+  registerOAuthRoutes(app, {
+    db: options.db,
+    repo: options.repo,
+    tokens: options.tokens,
+    key: options.signingKey,
+    baseUrl: () => publicBaseUrl(app, options.baseUrl),
+    lockout: options.lockout,
+    federation: options.federation,
   });
 
   // Serialised once per base URL: the statement lists every resource type and search parameter (8 ms a time).
