@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { dispatch } from '../src/engine/fhir-router.js';
-import type { FhirRequest, FhirResponse } from '../src/engine/fhir-request.js';
 import { parseScopes } from '../src/security/scopes.js';
 import type { AuthContext } from '../src/security/token-service.js';
 import { BACKENDS } from './helpers/backends.js';
+import { bodyOf, engineAs } from './helpers/governance.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -29,13 +28,7 @@ for (const backend of BACKENDS) {
     const ids: Record<string, string> = {};
     const as = async (scope: string) => ({ authorization: `Bearer ${await s.tokenFor(scope)}` });
 
-    /** The engine as a caller with this AuthContext (patient context comes with SMART App Launch). */
-    const engine = async (auth: AuthContext, method: string, path: string, body?: unknown): Promise<FhirResponse> => {
-      const [p, q = ''] = path.split('?');
-      const req: FhirRequest = { method, segments: p.split('/').filter(Boolean), rawQuery: q, query: new URLSearchParams(q), body, auth, baseUrl: 'http://test/fhir' };
-      return dispatch(s.tessera.repo, req);
-    };
-    const bodyOf = (res: FhirResponse) => (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
+    const engine = (auth: AuthContext, method: string, path: string, body?: unknown) => engineAs(s, auth, method, path, body);
 
     before(async () => {
       s = await startTestServer(backend);

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Bundle, Consent, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { setClearance } from '../src/consent/clearance.js';
-import { dispatch } from '../src/engine/fhir-router.js';
-import type { FhirRequest, FhirResponse } from '../src/engine/fhir-request.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { parseScopes } from '../src/security/scopes.js';
 import type { AuthContext } from '../src/security/token-service.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
+import { bodyOf, engineAs, privacyConsent } from './helpers/governance.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -24,19 +23,6 @@ const labelsOf = (r: Resource) => (r.meta?.security ?? []).map((c) => `${c.syste
 const idsOf = (b: Bundle) => (b.entry ?? []).filter((e) => e.search?.mode !== 'outcome').map((e) => e.resource?.id as string).sort();
 const suppressed = (b: Bundle) => (b.entry ?? []).some((e) => e.resource?.resourceType === 'OperationOutcome' && (e.resource as any).issue.some((i: any) => i.code === 'suppressed'));
 
-function privacyConsent(patient: string, provision: Consent['provision']): Consent {
-  return {
-    resourceType: 'Consent',
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${patient}` },
-    dateTime: '2026-12-01',
-    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
-    provision,
-  };
-}
-
 for (const backend of BACKENDS) {
   describe(`security labels, consent, break-the-glass (${backend})`, () => {
     let s: TestServer;
@@ -44,12 +30,7 @@ for (const backend of BACKENDS) {
     const tokens: Record<string, string> = {};
     const h = (name: string) => ({ authorization: `Bearer ${tokens[name]}` });
 
-    const engine = async (auth: AuthContext, method: string, path: string, body?: unknown): Promise<FhirResponse> => {
-      const [p, q = ''] = path.split('?');
-      const req: FhirRequest = { method, segments: p.split('/').filter(Boolean), rawQuery: q, query: new URLSearchParams(q), body, auth, baseUrl: 'http://test/fhir' };
-      return dispatch(s.tessera.repo, req);
-    };
-    const bodyOf = (res: FhirResponse) => (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
+    const engine = (auth: AuthContext, method: string, path: string, body?: unknown) => engineAs(s, auth, method, path, body);
 
     before(async () => {
       s = await startTestServer(backend);

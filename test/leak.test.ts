@@ -9,6 +9,7 @@ import { parseScopes } from '../src/security/scopes.js';
 import type { AuthContext } from '../src/security/token-service.js';
 import { Random } from '../src/synthetic/random.js';
 import { BACKENDS } from './helpers/backends.js';
+import { privacyConsent } from './helpers/governance.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -100,15 +101,7 @@ function consentResource(patient: string, rule: Rule): Consent {
           actor: rule.actor ? [{ role: { text: 'recipient' }, reference: { reference: rule.actor } }] : undefined,
           securityLabel: rule.kind ? [{ system: ACT, code: rule.kind }] : undefined,
         };
-  return {
-    resourceType: 'Consent',
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${patient}` },
-    policyRule: { coding: [{ system: ACT, code: 'OPTIN' }] },
-    provision,
-  };
+  return { ...privacyConsent(patient, provision), dateTime: undefined };
 }
 
 for (const backend of BACKENDS) {
