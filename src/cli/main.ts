@@ -6,6 +6,7 @@ import { participantById } from '../participants/participants.js';
 import { importFhirFilesAsParticipant } from '../ingest/attributed-fhir-files.js';
 import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
 import { createClient } from '../security/clients.js';
+import { setClearance } from '../consent/clearance.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
@@ -175,6 +176,24 @@ clients
       process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
     } catch (err) {
       program.error(`tessera clients create: ${(err as Error).message}`);
+    } finally {
+      await tessera.close();
+    }
+  });
+
+clients
+  .command('clearance <clientId> <kinds>')
+  .description('which kinds of sensitive data a client reads without consent: e.g. HIV,STD, V, * (all) or none')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (clientId: string, kinds: string, flags: StoreFlags) => {
+    const tessera = await createTessera(config(flags, true));
+    try {
+      const list = kinds === 'none' ? [] : kinds.split(',').map((k) => k.trim()).filter(Boolean);
+      await setClearance(tessera.db, `client:${clientId}`, list);
+      process.stdout.write(`client ${clientId}: clearance ${list.length ? list.join(',') : 'none'}\n`);
+    } catch (err) {
+      program.error(`tessera clients clearance: ${(err as Error).message}`);
     } finally {
       await tessera.close();
     }
