@@ -133,11 +133,6 @@ export class AccessPolicy {
     return this.combine(type, interaction, alias, false, false);
   }
 
-  /** Whether rows of `type` are cut down by anything but the type-level decision. */
-  restricts(type: string, interaction: Interaction): boolean {
-    return this.rows(type, interaction, 'r') !== undefined;
-  }
-
   /**
    * The `type/id` keys, among those given, that `interaction` may reach (current, not deleted rows):
    * one query per type whose rows are restricted.
@@ -167,16 +162,6 @@ export class AccessPolicy {
       }
     }
     return out;
-  }
-
-  /** The resources, among those given, that `interaction` may reach (see reachable). */
-  async filterReachable<T extends { resourceType: string; id?: string }>(repo: Repository, resources: T[], interaction: Interaction): Promise<T[]> {
-    const keys = await this.reachable(
-      repo,
-      resources.map((r) => ({ type: r.resourceType, id: r.id as string })),
-      interaction,
-    );
-    return resources.filter((r) => keys.has(`${r.resourceType}/${r.id}`));
   }
 
   private grantsFor(type: string, interaction: Interaction): Grant[] {

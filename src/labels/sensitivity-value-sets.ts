@@ -83,13 +83,3 @@ export function sensitivityOf(system: string | undefined, code: string | undefin
   }
   return codeIndex.get(`${system}|${code}`);
 }
-
-/** Every code listed, for docs and tests. */
-export function listedCodes(): { system: string; code: string; kind: SensitivityKind }[] {
-  return [...codeIndex].map(([key, kind]) => {
-    const bar = key.lastIndexOf('|');
-    return { system: key.slice(0, bar), code: key.slice(bar + 1), kind };
-  });
-}
-
-export const ICD10_CATEGORY_RANGES = ICD10_RANGES;
