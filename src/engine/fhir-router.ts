@@ -1,6 +1,6 @@
 import { badRequest, fhirError, notFound } from '../fhir/outcome.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
-import type { Repository } from '../store/repository.js';
+import { ID_RE, type Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './operations/everything.js';
@@ -54,6 +54,11 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   }
   if (!isKnownResourceType(type)) {
     throw notFound(`Unknown resource type "${type}"`);
+  }
+  // An id in the path is checked before it reaches a query: a malformed one (a NUL byte, which PostgreSQL
+  // text cannot hold, among them) is the client's error, not a lookup that fails.
+  if (n >= 2 && !second.startsWith('_') && !second.startsWith('$') && !ID_RE.test(second)) {
+    throw badRequest(`"${second}" is not a valid FHIR id ([A-Za-z0-9-.]{1,64})`);
   }
   if (n === 1) {
     switch (req.method) {

@@ -2,6 +2,7 @@ import { formatSearchQuery, getDataType, parseSearchRequest, type Filter, type S
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { filterCondition, UnknownParameterError } from '../search/filter-sql.js';
+import { checkSearchBounds } from '../search/search-bounds.js';
 import { search, type SearchResult } from '../search/search-engine.js';
 import type { Repository } from '../store/repository.js';
 import { preferHeader, searchAccess, type FhirRequest } from './fhir-request.js';
@@ -11,6 +12,7 @@ import { preferHeader, searchAccess, type FhirRequest } from './fhir-request.js'
  * otherwise (lenient, the default) they are dropped and reported in an OperationOutcome entry.
  */
 export function parseSearch(resourceType: string, req: FhirRequest, query: URLSearchParams): { request: SearchRequest; warnings: OperationOutcomeIssue[] } {
+  checkSearchBounds(query);
   // Result parameters (_count, _sort, _include, ...) go through @medplum/core's parser. Filters are read
   // here: its filter parsing drops per-value prefixes in OR lists and type modifiers on references.
   const resultParams = new URLSearchParams();

@@ -48,9 +48,11 @@ export function findElementAccess(type: string, name: string): ElementAccess | u
     access = null;
     const elements = tryGetDataType(type)?.elements;
     if (elements) {
-      let key = elements[name] ? name : elements[`${name}[x]`] ? `${name}[x]` : undefined;
+      // Own keys only: a name such as `constructor` would otherwise find Object.prototype's.
+      const has = (key: string) => Object.hasOwn(elements, key);
+      let key = has(name) ? name : has(`${name}[x]`) ? `${name}[x]` : undefined;
       for (let i = 0; !key && i < name.length; i++) {
-        if (name[i] >= 'A' && name[i] <= 'Z' && elements[`${name.slice(0, i)}[x]`]) {
+        if (name[i] >= 'A' && name[i] <= 'Z' && has(`${name.slice(0, i)}[x]`)) {
           key = `${name.slice(0, i)}[x]`;
         }
       }

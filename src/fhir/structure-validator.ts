@@ -121,6 +121,15 @@ function atomFor(expression: string): FhirPathAtom {
   return atom;
 }
 
+/** Keys come from clients: ones that name no element are remembered only up to a bound, so sending new ones cannot grow the cache without end. */
+const MAX_UNKNOWN_KEYS_REMEMBERED = 1000;
+
+function rememberKey(cache: Map<string, number | undefined>, key: string, found: number | undefined): void {
+  if (found !== undefined || cache.size < MAX_UNKNOWN_KEYS_REMEMBERED) {
+    cache.set(key, found);
+  }
+}
+
 /** The index of the choice element ("value[x]") a JSON key such as "valueQuantity" or "_valueString" names. */
 function choiceIndex(plan: TypePlan, key: string): number | undefined {
   if (plan.choiceByKey.has(key)) {
@@ -134,7 +143,7 @@ function choiceIndex(plan: TypePlan, key: string): number | undefined {
       found = index >= 0 ? index : undefined;
     }
   }
-  plan.choiceByKey.set(key, found);
+  rememberKey(plan.choiceByKey, key, found);
   return found;
 }
 
@@ -146,7 +155,7 @@ function elementIndex(plan: TypePlan, key: string): number | undefined {
   const name = key.startsWith('_') ? key.slice(1) : key;
   const exact = plan.elements.findIndex((e) => e.key === name);
   const found = exact >= 0 ? exact : choiceIndex(plan, key);
-  plan.elementByKey.set(key, found);
+  rememberKey(plan.elementByKey, key, found);
   return found;
 }
 
@@ -330,7 +339,8 @@ class StructureWalk {
       if (choice !== undefined && resolved[choice] !== undefined) {
         continue;
       }
-      if (!(key in elements) && !(key.startsWith('_') && key.slice(1) in elements)) {
+      // Own keys only: `in` would find Object.prototype's names (constructor, toString, __proto__) as elements.
+      if (!Object.hasOwn(elements, key) && !(key.startsWith('_') && Object.hasOwn(elements, key.slice(1)))) {
         this.issue(`${path}.${key}`, `Invalid additional property "${key}"`);
       }
     }

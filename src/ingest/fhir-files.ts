@@ -2,6 +2,7 @@ import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { jsonTextProblem } from '../fhir/json-limits.js';
 import { FhirError } from '../fhir/outcome.js';
 import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES, type BundleOutcome } from './bundle-group-writer.js';
 import type { PreparePool } from './prepare-pool.js';
@@ -9,7 +10,7 @@ import type { Repository } from '../store/repository.js';
 
 export interface ImportError {
   file: string;
-  /** Bundle entry index or NDJSON line number (1-based), where the error is that precise. */
+  /** Bundle entry index or line number (1-based: an NDJSON line, or the line of a JSON file), where the error is that precise. */
   entry?: number;
   line?: number;
   message: string;
@@ -93,8 +94,14 @@ function record(summary: ImportSummary, outcome: BundleOutcome, file: string, li
 /** A JSON file's resource, or undefined with the reason recorded (malformed JSON, no resourceType). */
 export function readResourceFile(file: string, errors: ImportError[]): Resource | undefined {
   let doc: Resource | undefined;
+  const text = readFileSync(file, 'utf8');
+  const problem = jsonTextProblem(text);
+  if (problem) {
+    errors.push({ file, line: problem.line, message: problem.message });
+    return undefined;
+  }
   try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     errors.push({ file, message: `Malformed JSON: ${(err as Error).message}` });
     return undefined;
@@ -113,6 +120,11 @@ export async function* ndjsonChunks(file: string, errors: ImportError[]): AsyncG
   for await (const text of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
     lineNo++;
     if (!text.trim()) continue;
+    const problem = jsonTextProblem(text);
+    if (problem) {
+      errors.push({ file, line: lineNo, message: problem.message });
+      continue;
+    }
     try {
       chunk.push({ resource: JSON.parse(text), line: lineNo });
     } catch (err) {

@@ -1,6 +1,7 @@
 import { exportJWK, generateKeyPair, importJWK, type JWK, type CryptoKey } from 'jose';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE, restrictExistingFiles } from '../store/private-files.js';
 
 export interface SigningKey {
   privateKey: CryptoKey;
@@ -16,13 +17,14 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKe
   const dir = join(dataDir, 'keys');
   const file = join(dir, 'signing-key.jwk.json');
   let privateJwk: JWK;
+  ensurePrivateDirectory(dir);
   if (existsSync(file)) {
+    restrictExistingFiles([file]);
     privateJwk = JSON.parse(readFileSync(file, 'utf8'));
   } else {
     const pair = await generateKeyPair(ALG, { extractable: true });
     privateJwk = { ...(await exportJWK(pair.privateKey)), alg: ALG, kid: `tessera-${Date.now().toString(36)}` };
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify(privateJwk), { mode: 0o600 });
+    writeFileSync(file, JSON.stringify(privateJwk), { mode: PRIVATE_FILE_MODE });
   }
   const { d: _private, ...publicJwk } = privateJwk;
   return {

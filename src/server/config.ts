@@ -22,6 +22,15 @@ export interface TesseraConfig {
   mllpTlsKey?: string;
   /** The community's consent default (TESSERA_CONSENT_DEFAULT): opt-out shares unless a patient denies; opt-in only what a patient permits. */
   consentDefault: 'opt-out' | 'opt-in';
+  /**
+   * Requests per minute per authenticated client (TESSERA_RATE_LIMIT; 0: no limit). The default, 60,000
+   * (1,000 a second), is above what one Tessera process serves of real FHIR work: the R4 examples test
+   * sends 10,600 requests from one client in 45 s on a 2-core machine, so 6,000 would throttle ordinary
+   * bulk clients. Deployments set it to what their participants need.
+   */
+  rateLimitPerMinute: number;
+  /** PostgreSQL statement_timeout in ms (TESSERA_STATEMENT_TIMEOUT_MS, default 30 s; 0: none). */
+  statementTimeoutMs: number;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -42,6 +51,8 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
     consentDefault: consentDefault(env.TESSERA_CONSENT_DEFAULT),
+    rateLimitPerMinute: wholeNumber('TESSERA_RATE_LIMIT', env.TESSERA_RATE_LIMIT, 60_000),
+    statementTimeoutMs: wholeNumber('TESSERA_STATEMENT_TIMEOUT_MS', env.TESSERA_STATEMENT_TIMEOUT_MS, 30_000),
     ...defined,
   };
 }
@@ -50,4 +61,12 @@ function consentDefault(value: string | undefined): 'opt-out' | 'opt-in' {
   if (value === undefined || value === '' || value === 'opt-out') return 'opt-out';
   if (value === 'opt-in') return 'opt-in';
   throw new Error(`TESSERA_CONSENT_DEFAULT must be opt-out or opt-in, not "${value}"`);
+}
+
+/** A safeguard's setting: a whole number (0 turns it off); a typo fails the start instead of silently turning it off. */
+function wholeNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number (0: off), not "${value}"`);
+  return n;
 }

@@ -1,11 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
-import { badRequest, FhirError, fhirError, unauthorized } from '../fhir/outcome.js';
-import type { TokenService, AuthContext } from '../security/token-service.js';
+import { badRequest, FhirError, fhirError, notFound } from '../fhir/outcome.js';
+import type { TokenService } from '../security/token-service.js';
 import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
+import { isStatementTimeout, isUnstorableText } from '../store/postgres.js';
 import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
+import { jsonTextProblem } from '../fhir/json-limits.js';
 import { capabilityStatement } from './capability.js';
 import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
 import { dispatch } from '../engine/fhir-router.js';
@@ -14,6 +16,10 @@ import { registerInterfaceRoutes } from './interface-routes.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { FhirAttribution } from '../participants/fhir-attribution.js';
+import { BearerAuthentication } from './authentication.js';
+import { ClientRateLimiter } from './client-rate-limit.js';
+import { listenOrigin } from './listen-origin.js';
+import { RouteMethods } from './route-methods.js';
 
 export interface HttpOptions {
   db: Database;
@@ -23,8 +29,10 @@ export interface HttpOptions {
   /** Largest C-CDA document accepted (bytes). */
   ccdaMaxBytes: number;
   tokens: TokenService;
-  /** Public base URL (e.g. https://hie.example.org); derived from the Host header when absent. */
+  /** Public base URL (e.g. https://hie.example.org); when absent, the address the server listens on (never the Host header). */
   baseUrl?: string;
+  /** Requests per minute per client (0 or absent: no limit). */
+  rateLimitPerMinute?: number;
   bodyLimit: number;
   logLevel: string;
   version: string;
@@ -33,10 +41,6 @@ export interface HttpOptions {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
-
-function origin(req: FastifyRequest, configured?: string): string {
-  return configured ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
-}
 
 function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
   return reply.status(err.status).type(FHIR_JSON).send(err.outcome);
@@ -49,6 +53,10 @@ function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
 export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
+    // Errors fastify answers before any route (a malformed percent-escape in the path): an OperationOutcome too.
+    frameworkErrors: (err, _req, reply) => {
+      sendOutcome(reply, fhirError(400, 'invalid', err.code === 'FST_ERR_BAD_URL' ? 'Malformed percent-encoding in the URL path' : err.message));
+    },
     logger: {
       level: options.logLevel,
       stream: options.logStream,
@@ -64,12 +72,32 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
       done(null, undefined);
       return;
     }
+    const problem = jsonTextProblem(body);
+    if (problem) {
+      done(badRequest(`${problem.message} (line ${problem.line})`));
+      return;
+    }
     try {
       done(null, JSON.parse(body));
     } catch (err) {
       done(badRequest(`Malformed JSON: ${(err as Error).message}`));
     }
   };
+  const origin = (): string => options.baseUrl ?? listenOrigin(app.server);
+  const allowed = new RouteMethods();
+  app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
+  const authentication = new BearerAuthentication(options.tokens, options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined, sendOutcome);
+  // No route takes a NUL character (PostgreSQL text cannot hold one): refused before anything reads it.
+  app.addHook('onRequest', async (req, reply) => (req.url.includes('%00') ? sendOutcome(reply, badRequest('The URL contains a NUL character (%00)')) : undefined));
+  app.addHook('onRequest', authentication.onRequest);
+  app.setNotFoundHandler((req, reply) => {
+    const methods = allowed.allowedFor(req.url.split('?')[0]);
+    if (methods.length) {
+      return sendOutcome(reply.header('allow', methods.join(', ')), fhirError(405, 'not-supported', `${req.method} is not allowed here; allowed: ${methods.join(', ')}`));
+    }
+    return sendOutcome(reply, notFound(`No such endpoint: ${req.method} ${req.url.split('?')[0]}`));
+  });
+
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, parseJson);
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -78,6 +106,15 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof FhirError) {
       return sendOutcome(reply, err);
+    }
+    if (isUnstorableText(err)) {
+      return sendOutcome(reply, badRequest('The request holds a character that cannot be stored or searched (such as NUL)'));
+    }
+    if (isStatementTimeout(err)) {
+      // 503, not 500: nothing failed, the database stopped a statement that ran past its time (under load,
+      // behind a lock, or a search too costly); the transaction rolled back, so nothing was stored, and the
+      // same request may succeed later or narrowed. Not 4xx: the request itself may be valid.
+      return sendOutcome(reply, fhirError(503, 'too-costly', 'The database stopped the request: it ran longer than the statement timeout allows. Nothing was changed; narrow the request or retry later'));
     }
     const e = err as { statusCode?: number; message: string; code?: string };
     if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -103,8 +140,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
-  const smartConfiguration = async (req: FastifyRequest) => {
-    const base = origin(req, options.baseUrl);
+  const smartConfiguration = async () => {
+    const base = origin();
     return {
       token_endpoint: `${base}/oauth/token`,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
@@ -120,7 +157,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.post('/oauth/token', async (req, reply) => {
     const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
     try {
-      const token = await options.tokens.issue(form, req.headers.authorization, `${origin(req, options.baseUrl)}/oauth/token`);
+      const token = await options.tokens.issue(form, req.headers.authorization, `${origin()}/oauth/token`);
       return reply.header('cache-control', 'no-store').send(token);
     } catch (err) {
       if (err instanceof OAuthError) {
@@ -132,8 +169,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
 
   // Serialised once per base URL: the statement lists every resource type and search parameter (8 ms a time).
   const capabilityJson = new Map<string, string>();
-  app.get('/fhir/metadata', async (req, reply) => {
-    const baseUrl = `${origin(req, options.baseUrl)}/fhir`;
+  app.get('/fhir/metadata', async (_req, reply) => {
+    const baseUrl = `${origin()}/fhir`;
     let json = capabilityJson.get(baseUrl);
     if (json === undefined) {
       json = JSON.stringify(capabilityStatement(baseUrl, options.version, { mpi: !!options.repo.observerOf(PatientLinker) }));
@@ -145,17 +182,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   });
 
   const attribution = new FhirAttribution(options.repo);
-  const authenticate = async (req: FastifyRequest): Promise<AuthContext> => {
-    const header = req.headers.authorization;
-    if (!header?.startsWith('Bearer ')) {
-      throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
-    }
-    try {
-      return await options.tokens.verify(header.slice(7));
-    } catch {
-      throw unauthorized('The access token is invalid or expired');
-    }
-  };
+  // The onRequest hook authenticated the request before its body was read; handlers take its AuthContext.
+  const authenticate = authentication.contextOf;
 
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
     const auth = await authenticate(req);
@@ -166,7 +194,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     const h = req.headers;
     const fhirReq: FhirRequest = {
       method: req.method,
-      segments: path.split('/').filter(Boolean).map(decodeURIComponent),
+      segments: pathSegments(path),
       rawQuery,
       query: new URLSearchParams(rawQuery),
       body: req.body,
@@ -177,7 +205,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
       prefer: h.prefer as string | undefined,
       contentType: h['content-type'],
       auth,
-      baseUrl: `${origin(req, options.baseUrl)}/fhir`,
+      baseUrl: `${origin()}/fhir`,
     };
     // A participant's writes are logged and attributed (meta.source, Provenance) like its HL7 messages.
     const participant = await attribution.participantFor(fhirReq);
@@ -189,6 +217,20 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   return app;
+}
+
+/** The path's segments, decoded; a malformed escape is the client's error (400). */
+function pathSegments(path: string): string[] {
+  return path
+    .split('/')
+    .filter(Boolean)
+    .map((segment) => {
+      try {
+        return decodeURIComponent(segment);
+      } catch {
+        throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
+      }
+    });
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {

@@ -52,7 +52,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
-  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, baseUrl: config.baseUrl, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {
@@ -89,6 +89,9 @@ export async function serve(tessera: Tessera): Promise<string> {
   const recovered = await tessera.ccda.recover();
   if (recovered) tessera.app.log.warn({ recovered }, 'applied C-CDA documents stored but not processed before the last stop');
   const address = await tessera.app.listen({ port: tessera.config.port, host: tessera.config.host });
+  if (!tessera.config.baseUrl && ['0.0.0.0', '::'].includes(tessera.config.host)) {
+    tessera.app.log.warn({ address }, 'TESSERA_BASE_URL is not set: links and the token endpoint name the listen address; set it to the URL clients use');
+  }
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
   const stop = async (signal: string) => {

@@ -98,6 +98,23 @@ export interface PostgresOptions {
   /** A schema to create and use (tests isolate themselves this way); default: the connection's own. */
   schema?: string;
   poolSize?: number;
+  /** statement_timeout of every connection, in ms (0 or absent: none). */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * SQLSTATE 22021 (character_not_in_repertoire), 22P05 (untranslatable_character): a value PostgreSQL
+ * text cannot hold, such as a NUL character, reached a statement. Requests are checked for them first;
+ * this is the backstop that keeps one that got through a client's error rather than a server one.
+ */
+export function isUnstorableText(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === '22021' || code === '22P05';
+}
+
+/** SQLSTATE 57014 query_canceled: what a statement stopped by statement_timeout fails with. */
+export function isStatementTimeout(err: unknown): boolean {
+  return (err as { code?: string })?.code === '57014';
 }
 
 /** Concurrent write transactions for batched work (HL7 intake); measured on this 2-core machine in docs/decisions/0015. */
@@ -124,7 +141,11 @@ export class PostgresDatabase implements Database {
       // JIT off: Tessera's queries are short index lookups, and a correlated key-range join gets a default
       // row estimate large enough to cross jit_above_cost; compiling then took ~680 ms of a 30 ms query
       // (Patient/$everything at 100k, docs/performance.md).
-      options: ['-c jit=off', schema ? `-c search_path=${schema}` : ''].join(' ').trim(),
+      // statement_timeout: the server stops a statement that runs too long (and one whose client went
+      // away: without it, a query ran on for minutes after the Tessera process had died).
+      options: ['-c jit=off', schema ? `-c search_path=${schema}` : '', options.statementTimeoutMs ? `-c statement_timeout=${Math.floor(options.statementTimeoutMs)}` : '']
+        .join(' ')
+        .trim(),
     });
     this.executor = new PgExecutor(this.pool);
   }

@@ -327,6 +327,10 @@ function resourceKeysAndCurrentVersions(d: Dialect): string {
 export async function migrate(db: Database, upTo = migrations.length): Promise<number> {
   await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at ${db.dialect.bigint} NOT NULL)`);
   return db.transaction(async (tx) => {
+    if (db.dialect.name === 'postgres') {
+      // A migration rewrites whole tables (index builds); the per-statement timeout that guards requests does not apply.
+      await tx.exec('SET LOCAL statement_timeout = 0');
+    }
     await tx.lock('tessera-migrations');
     const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
     const applied = new Set(rows.map((r) => Number(r.version)));

@@ -1,6 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { ensurePrivateFile, PRIVATE_DIRECTORY_MODE, restrictExistingFiles } from './private-files.js';
 import { type Database, type Dialect, Mutex, type RowSet, type SqlExecutor, type SqlValue } from './database.js';
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 
@@ -149,7 +150,11 @@ export class SqliteDatabase implements Database {
 
   constructor(file: string) {
     if (file !== ':memory:') {
-      mkdirSync(dirname(file), { recursive: true });
+      mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+      // SQLite gives the -wal and -shm files it creates the database file's mode, so the database file is
+      // made 0600 before SQLite opens it; ones left by an earlier run are tightened too.
+      ensurePrivateFile(file);
+      restrictExistingFiles([`${file}-wal`, `${file}-shm`, `${file}-journal`]);
     }
     this.writer = new SqliteExecutor(openConnection(file, false));
     this.writer.connection.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);

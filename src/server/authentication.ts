@@ -1,0 +1,70 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { fhirError, FhirError, unauthorized } from '../fhir/outcome.js';
+import type { AuthContext, TokenService } from '../security/token-service.js';
+import type { ClientRateLimiter } from './client-rate-limit.js';
+
+/** Route patterns anyone may call: health probes, discovery, the token endpoint, the CapabilityStatement. */
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/oauth/token', '/fhir/metadata']);
+
+/**
+ * Bearer-token authentication (and the client's rate limit) as an `onRequest` hook: it runs before the
+ * body is read, so a request without a valid token costs its headers, not its body. Every route is
+ * authenticated unless listed as public above; a path no route has goes on to the 404.
+ */
+export class BearerAuthentication {
+  private readonly contexts = new WeakMap<FastifyRequest, AuthContext>();
+
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly limiter: ClientRateLimiter | undefined,
+    private readonly sendError: (reply: FastifyReply, err: FhirError) => FastifyReply,
+  ) {}
+
+  readonly onRequest = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const route = req.routeOptions.url;
+    if (route === undefined || PUBLIC_ROUTES.has(route)) {
+      return undefined;
+    }
+    let auth: AuthContext;
+    try {
+      auth = await this.verify(req.headers.authorization);
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      // The body is left unread: closing the connection spares reading (and the client sending) the rest of it.
+      if (hasBody(req)) reply.header('connection', 'close');
+      // Returning the reply (sent) ends the request here: fastify runs neither the parser nor the handler.
+      return this.sendError(reply, err);
+    }
+    const wait = this.limiter?.take(auth.clientId);
+    if (wait !== undefined) {
+      if (hasBody(req)) reply.header('connection', 'close');
+      reply.header('retry-after', String(wait));
+      return this.sendError(reply, fhirError(429, 'throttled', `Too many requests: this client may send ${this.limiter?.perMinute} a minute; retry after ${wait} s`));
+    }
+    this.contexts.set(req, auth);
+    return undefined;
+  };
+
+  /** The AuthContext the hook established for this request (an authenticated route's handler asks for it). */
+  readonly contextOf = async (req: FastifyRequest): Promise<AuthContext> => {
+    const auth = this.contexts.get(req);
+    if (!auth) throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
+    return auth;
+  };
+
+  private async verify(header: string | undefined): Promise<AuthContext> {
+    if (!header?.startsWith('Bearer ')) {
+      throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
+    }
+    try {
+      return await this.tokens.verify(header.slice(7));
+    } catch {
+      throw unauthorized('The access token is invalid or expired');
+    }
+  }
+}
+
+function hasBody(req: FastifyRequest): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
