@@ -19,6 +19,7 @@ import { rebuildIndex } from '../mpi/rebuild.js';
 import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 
 function port(value: string): number {
@@ -256,5 +257,6 @@ mpi
   });
 
 registerInterfaceCommands(program, (flags) => config(flags, true));
+registerAuditCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

@@ -30,6 +30,8 @@ export class AccessPolicy {
     private readonly restrictions: readonly RowRestriction[],
     /** Who is asking, for messages and the audit record. */
     readonly auth?: AuthContext,
+    /** The person's Patient records a patient context names (the context and its MPI links). */
+    readonly patientRecords: readonly string[] = [],
   ) {}
 
   /** Whether the caller may do `interaction` on some resources of `type` (`*`: of every type). */
@@ -64,6 +66,27 @@ export class AccessPolicy {
     if (options.labels && this.restrictions.some((r) => r.labels?.(type, 'r'))) {
       throw forbidden(`${what} needs clearance for every kind of sensitive data`);
     }
+  }
+
+  /**
+   * Throws 403 unless the caller does a privacy officer's work: a user with that role (whose scopes
+   * allow the interaction), or a backend client whose scopes reach every row of `type` and that is
+   * cleared for every kind of sensitive data. For the audit log and the break-the-glass review: what
+   * they show names every patient and what was seen of them.
+   */
+  requirePrivacyOfficer(type: string, interaction: Interaction, what: string): void {
+    this.require(type, interaction);
+    const user = this.auth?.user;
+    if (!user) {
+      this.requireUnrestricted(type, interaction, what, { labels: true });
+    } else if (!PRIVACY_OFFICER_ROLES.has(user.role)) {
+      throw forbidden(`${what} is for privacy officers`);
+    }
+  }
+
+  /** Whether the caller's patient context is this patient's person (a patient app asking about its own record). */
+  isOwnRecord(patientId: string): boolean {
+    return this.patientRecords.includes(patientId);
   }
 
   /**
@@ -187,6 +210,9 @@ export interface RowRestriction {
   /** SQL the rows must meet for their security labels; undefined: none withheld for labels. */
   labels?(type: string, alias: string): Sql | undefined;
 }
+
+/** User roles that do a privacy officer's work (docs/governance.md). */
+const PRIVACY_OFFICER_ROLES: ReadonlySet<string> = new Set(['privacy-officer']);
 
 const INTERACTION_NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
 

@@ -11,6 +11,8 @@ import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
 import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
+import { auditEventInteraction } from '../audit/audit-interaction.js';
+import { disclosures, DISCLOSURES_OPERATION } from '../audit/disclosures.js';
 
 /**
  * Runs a single-resource write, and where the scopes limit what may be written (patient context,
@@ -60,6 +62,9 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   if (n >= 2 && !second.startsWith('_') && !second.startsWith('$') && !ID_RE.test(second)) {
     throw badRequest(`"${second}" is not a valid FHIR id ([A-Za-z0-9-.]{1,64})`);
   }
+  // The audit log answers for AuditEvent (it is not in the resource tables) and for the accounting of disclosures.
+  if (type === 'AuditEvent') return auditEventInteraction(repo, req);
+  if (n === 3 && type === 'Patient' && third === DISCLOSURES_OPERATION && req.method === 'GET') return disclosures(repo, second, req);
   if (n === 1) {
     switch (req.method) {
       case 'GET':

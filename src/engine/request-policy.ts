@@ -29,7 +29,7 @@ export async function policyFor(repo: Repository, auth: AuthContext | undefined)
     const restriction = await source(repo, auth);
     if (restriction) restrictions.push(restriction);
   }
-  return new AccessPolicy(grantsOf(auth.scopes, patientRecords), restrictions, auth);
+  return new AccessPolicy(grantsOf(auth.scopes, patientRecords), restrictions, auth, patientRecords);
 }
 
 /**

@@ -35,3 +35,9 @@ export function isPatientCompartmentType(type: string): boolean {
   paramsByType ??= load();
   return type === 'Patient' || paramsByType.has(type);
 }
+
+/** The reference parameters that put a resource of this type into a patient's compartment (none: never). */
+export function patientCompartmentParams(resourceType: string): ReadonlySet<string> {
+  paramsByType ??= load();
+  return paramsByType.get(resourceType) ?? new Set();
+}

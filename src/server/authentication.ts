@@ -45,6 +45,11 @@ export class BearerAuthentication {
     return undefined;
   };
 
+  /** The caller the hook identified, if it did (the audit record of a refused request has none). */
+  callerOf(req: FastifyRequest): AuthContext | undefined {
+    return this.contexts.get(req);
+  }
+
   /** The AuthContext the hook established for this request (an authenticated route's handler asks for it). */
   readonly contextOf = async (req: FastifyRequest): Promise<AuthContext> => {
     const auth = this.contexts.get(req);

@@ -31,6 +31,8 @@ export interface TesseraConfig {
   rateLimitPerMinute: number;
   /** PostgreSQL statement_timeout in ms (TESSERA_STATEMENT_TIMEOUT_MS, default 30 s; 0: none). */
   statementTimeoutMs: number;
+  /** The audit log (docs/audit.md); on unless TESSERA_AUDIT=off (benchmark comparisons only). */
+  audit: boolean;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -53,6 +55,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     consentDefault: consentDefault(env.TESSERA_CONSENT_DEFAULT),
     rateLimitPerMinute: wholeNumber('TESSERA_RATE_LIMIT', env.TESSERA_RATE_LIMIT, 60_000),
     statementTimeoutMs: wholeNumber('TESSERA_STATEMENT_TIMEOUT_MS', env.TESSERA_STATEMENT_TIMEOUT_MS, 30_000),
+    audit: env.TESSERA_AUDIT !== 'off',
     ...defined,
   };
 }

@@ -10,16 +10,19 @@ import { PatientLinker } from '../mpi/patient-linker.js';
 import { jsonTextProblem } from '../fhir/json-limits.js';
 import { capabilityStatement } from './capability.js';
 import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
-import { dispatch } from '../engine/fhir-router.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { registerInterfaceRoutes } from './interface-routes.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
-import { FhirAttribution } from '../participants/fhir-attribution.js';
 import { BearerAuthentication } from './authentication.js';
 import { ClientRateLimiter } from './client-rate-limit.js';
 import { listenOrigin } from './listen-origin.js';
 import { RouteMethods } from './route-methods.js';
+import { randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import type { AuditLog } from '../audit/audit-log.js';
+import { routeAuditRecord, tokenAuditRecord } from '../audit/audit-record.js';
+import { FhirEngine } from '../engine/fhir-engine.js';
 
 export interface HttpOptions {
   db: Database;
@@ -29,6 +32,8 @@ export interface HttpOptions {
   /** Largest C-CDA document accepted (bytes). */
   ccdaMaxBytes: number;
   tokens: TokenService;
+  /** Token requests and the routes outside the FHIR engine are recorded here before they are answered (absent: audit off). */
+  audit?: AuditLog;
   /** Public base URL (e.g. https://hie.example.org); when absent, the address the server listens on (never the Host header). */
   baseUrl?: string;
   /** Requests per minute per client (0 or absent: no limit). */
@@ -41,6 +46,8 @@ export interface HttpOptions {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+/** Routes that disclose nothing about anyone (probes, discovery documents): not audited. */
+const UNAUDITED_ROUTES = new Set(['/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration']);
 
 function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
   return reply.status(err.status).type(FHIR_JSON).send(err.outcome);
@@ -57,6 +64,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     frameworkErrors: (err, _req, reply) => {
       sendOutcome(reply, fhirError(400, 'invalid', err.code === 'FST_ERR_BAD_URL' ? 'Malformed percent-encoding in the URL path' : err.message));
     },
+    // A UUID per request: the X-Request-Id returned and stored in the request's AuditEvent (and the log's reqId).
+    genReqId: () => randomUUID(),
     logger: {
       level: options.logLevel,
       stream: options.logStream,
@@ -87,6 +96,10 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const allowed = new RouteMethods();
   app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
   const authentication = new BearerAuthentication(options.tokens, options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined, sendOutcome);
+  // Every answer carries its request id (X-Request-Id), refusals by the hooks below included.
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
   // No route takes a NUL character (PostgreSQL text cannot hold one): refused before anything reads it.
   app.addHook('onRequest', async (req, reply) => (req.url.includes('%00') ? sendOutcome(reply, badRequest('The URL contains a NUL character (%00)')) : undefined));
   app.addHook('onRequest', authentication.onRequest);
@@ -130,6 +143,22 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return sendOutcome(reply, fhirError(500, 'exception', 'Internal server error'));
   });
 
+  // Every request carries its id back (X-Request-Id), and every one but the probes and discovery documents
+  // is audited before its answer leaves: the FHIR handler and the token endpoint record detailed events
+  // themselves (`audited`); onSend records the others (C-CDA import, /messages, /participants, new routes).
+  const audited = new WeakSet<FastifyRequest>();
+  const audit = options.audit;
+  if (audit) {
+    app.addHook('onSend', async (req, reply, payload) => {
+      const route = req.routeOptions?.url;
+      if (!audited.has(req) && !(route && UNAUDITED_ROUTES.has(route))) {
+        audited.add(req);
+        await audit.record(routeAuditRecord(req.method, route ?? 'unmatched', authentication.callerOf(req), reply.statusCode, req.id));
+      }
+      return payload;
+    });
+  }
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -156,11 +185,16 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
 
   app.post('/oauth/token', async (req, reply) => {
     const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
+    const requestId = req.id;
+    audited.add(req);
     try {
       const token = await options.tokens.issue(form, req.headers.authorization, `${origin()}/oauth/token`);
+      const claims = decodeJwt(token.access_token);
+      await options.audit?.record(tokenAuditRecord(String(claims.client_id ?? claims.sub), 200, requestId, claims.jti));
       return reply.header('cache-control', 'no-store').send(token);
     } catch (err) {
       if (err instanceof OAuthError) {
+        await options.audit?.record(tokenAuditRecord(claimedClientId(form, req.headers.authorization), err.status, requestId));
         return reply.status(err.status).send({ error: err.error, error_description: err.message });
       }
       throw err;
@@ -181,10 +215,11 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return reply.type(FHIR_JSON).send(json);
   });
 
-  const attribution = new FhirAttribution(options.repo);
+  const engine = new FhirEngine(options.repo);
   // The onRequest hook authenticated the request before its body was read; handlers take its AuthContext.
   const authenticate = authentication.contextOf;
 
+  // The engine records the interaction's AuditEvent before it answers (no answered request without its event).
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
     const auth = await authenticate(req);
     const url = req.url;
@@ -207,10 +242,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
       auth,
       baseUrl: `${origin()}/fhir`,
     };
-    // A participant's writes are logged and attributed (meta.source, Provenance) like its HL7 messages.
-    const participant = await attribution.participantFor(fhirReq);
-    const res = participant ? await attribution.dispatch(participant, fhirReq, dispatch) : await dispatch(options.repo, fhirReq);
-    return sendFhir(reply, res);
+    audited.add(req);
+    return sendFhir(reply, await engine.handle(fhirReq, req.id));
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
@@ -231,6 +264,22 @@ function pathSegments(path: string): string[] {
         throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
       }
     });
+}
+
+/** The client a refused token request claimed to be (form, HTTP Basic or assertion issuer), for its audit event. */
+function claimedClientId(form: Record<string, string>, authorization: string | undefined): string | undefined {
+  if (authorization?.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+    return decodeURIComponent(decoded.slice(0, Math.max(0, decoded.indexOf(':'))) || '') || undefined;
+  }
+  if (form.client_assertion) {
+    try {
+      return String(decodeJwt(form.client_assertion).iss ?? '') || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return form.client_id || undefined;
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {

@@ -20,6 +20,11 @@ import { MllpListener } from '../hl7v2/mllp-listener.js';
 import { ConsentObserver } from '../consent/consent-store.js';
 import { privacyRestrictionSource } from '../consent/privacy-restriction.js';
 import { configureRestrictions } from '../engine/request-policy.js';
+import { AuditAttachment } from '../audit/audit-attachment.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { openAuditLog } from '../audit/audit-store.js';
+import { intakeAuditRecord } from '../audit/audit-record.js';
+import { MessageLog } from '../messages/message-log.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -31,6 +36,8 @@ export interface Tessera {
   config: TesseraConfig;
   intake: Hl7v2Intake;
   ccda: CcdaIntake;
+  /** The audit log (absent with TESSERA_AUDIT=off). */
+  audit?: AuditLog;
   /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
   startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
@@ -49,10 +56,12 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
+  const audit = config.audit ? await openAuditLog(config, db) : undefined;
+  repo.observe(new AuditAttachment(audit));
   const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
-  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {
@@ -63,12 +72,20 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     config,
     intake,
     ccda,
+    audit,
     async startMllp() {
       if (config.mllpPort < 0 || mllp) return undefined;
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
       const batcher = new IntakeBatcher(repo);
-      mllp = new MllpListener(async (text, connection) => (await batcher.submit(text, 'mllp', connection)).ack);
+      const messages = new MessageLog(repo.sql);
+      mllp = new MllpListener(async (text, connection) => {
+        const result = await batcher.submit(text, 'mllp', connection);
+        // Acknowledged only once the message's AuditEvent is committed, like an HTTP answer.
+        const logged = audit && (await messages.get(result.messageId));
+        if (logged) await audit.record(intakeAuditRecord(logged));
+        return result.ack;
+      });
       const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
       return mllp.start({ port: config.mllpPort, host: config.host, tls: certs });
     },
@@ -79,6 +96,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       await mllp?.stop();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
+      await audit?.close();
       await db.close();
     },
   };

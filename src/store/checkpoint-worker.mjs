@@ -50,3 +50,5 @@ while (!stopped) {
   await sleep(growing ? busyMs : idleMs);
 }
 db.close();
+// The message listener would keep this thread alive until stop() gives up and terminates it (5 s).
+parentPort.close();

@@ -1,4 +1,5 @@
 import type { Database, Dialect } from './database.js';
+import { auditTables } from '../audit/audit-schema.js';
 
 /**
  * Schema migrations, applied in order on start. Each is DDL text for a dialect; a migration that has run is
@@ -234,6 +235,9 @@ CREATE TABLE btg_grant (
 CREATE INDEX btg_grant_holder ON btg_grant (holder, expires_at);
 CREATE INDEX btg_grant_review ON btg_grant (reviewed_at, granted_at);
 `,
+  // The hash-chained audit log (docs/audit.md). On SQLite it lives in a file of its own, audit.db
+  // (src/audit/audit-store.ts says why), so this migration creates nothing there.
+  (d) => (d.name === 'postgres' ? auditTables(d) : 'SELECT 1'),
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -7,7 +7,6 @@ import { OperationInput } from '../operation-input.js';
 import { personRecords } from '../request-policy.js';
 
 /** Roles that review break-the-glass grants. */
-const REVIEWERS = new Set(['privacy-officer']);
 
 /**
  * POST Patient/{id}/$break-the-glass (parameter `reason`): a signed-in clinician declares an emergency
@@ -39,11 +38,7 @@ export async function declareBreakTheGlass(repo: Repository, patientId: string, 
  */
 export async function breakTheGlassReview(repo: Repository, req: FhirRequest): Promise<FhirResponse> {
   const auth = req.auth;
-  if (auth?.user) {
-    if (!REVIEWERS.has(auth.user.role)) throw forbidden('Only privacy officers review break-the-glass grants');
-  } else {
-    policyOf(req).requireUnrestricted('Patient', 'r', 'The break-the-glass review list');
-  }
+  policyOf(req).requirePrivacyOfficer('Patient', 'r', 'The break-the-glass review list');
   const input = OperationInput.from(req);
   if (req.method === 'POST') {
     const reviewer = auth?.user ? `user:${auth.user.id}` : `client:${auth?.clientId ?? 'system'}`;

@@ -1,0 +1,49 @@
+/**
+ * npx tsx bench/audit-append.ts [--backends sqlite,postgres] [--events 2000]
+ *
+ * The audit log's write path alone: events of a typical search (20 Observations of one patient) recorded
+ * one at a time (each awaited: one commit per event) and all at once (group commit), per event in µs.
+ * Less noisy than the HTTP comparison (bench/audit-overhead.ts) on a shared machine. Synthetic records.
+ */
+import { arg } from './args.js';
+import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { openAuditLog } from '../src/audit/audit-store.js';
+import type { AuditRecord } from '../src/audit/audit-record.js';
+import { openDatabase } from '../src/store/open.js';
+import { PostgresDatabase } from '../src/store/postgres.js';
+
+const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
+const EVENTS = Number(arg('events', '2000'));
+
+function searchRecord(i: number): AuditRecord {
+  const observations = Array.from({ length: 20 }, (_, n) => `Observation/0190a5c4-${String(i).padStart(4, '0')}-7000-8000-${String(n).padStart(12, '0')}`);
+  return {
+    kind: 'rest', subtype: 'search-type', action: 'E', outcome: 0, httpStatus: 200, recorded: Date.now(), requestId: crypto.randomUUID(),
+    clientId: 'bench-client', tokenId: crypto.randomUUID(), resourceType: 'Observation', query: `subject=Patient/p-${i}&_count=20`,
+    subjects: { resources: observations, patients: new Map([[`p-${i}`, new Map([['Observation', 20]])]]) },
+  };
+}
+
+for (const backend of BACKENDS) {
+  const { config, cleanup } = benchConfig(backend);
+  const db = await openDatabase(config);
+  const log = await openAuditLog(config, db);
+  let started = performance.now();
+  for (let i = 0; i < EVENTS; i++) await log.record(searchRecord(i));
+  const oneByOne = ((performance.now() - started) * 1000) / EVENTS;
+  started = performance.now();
+  await Promise.all(Array.from({ length: EVENTS }, (_, i) => log.record(searchRecord(i))));
+  const grouped = ((performance.now() - started) * 1000) / EVENTS;
+  started = performance.now();
+  for (let i = 0; i < EVENTS / 8; i++) await Promise.all(Array.from({ length: 8 }, (_, n) => log.record(searchRecord(i * 8 + n))));
+  const eightAtOnce = ((performance.now() - started) * 1000) / EVENTS;
+  console.log(`${backend}: ${oneByOne.toFixed(0)} µs/event one at a time; ${eightAtOnce.toFixed(0)} µs/event 8 at a time; ${grouped.toFixed(0)} µs/event ${EVENTS} at once`);
+  await log.close();
+  await db.close();
+  if (backend === 'postgres' && config.schema) {
+    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    await pg.close();
+  }
+  cleanup();
+}

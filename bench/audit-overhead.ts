@@ -1,0 +1,163 @@
+/**
+ * npx tsx bench/audit-overhead.ts [--backends sqlite,postgres] [--resources 5000] [--samples 400] [--rounds 2]
+ *
+ * What the audit log costs: the same store served by `tessera serve` with TESSERA_AUDIT=off and on, in
+ * alternating rounds (off/on, then on/off, ...) so that drift of the machine falls on both. Measures
+ * read and search latency (sequential, as bench/run.ts does; and with 8 concurrent clients, where group
+ * commit matters) and the ingest rate of transaction Bundles POSTed over HTTP (one event per Bundle, with
+ * every resource written as an entity). Data: the deterministic synthetic community (src/synthetic).
+ */
+import http from 'node:http';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { arg } from './args.js';
+import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { startServerProcess } from './server-process.js';
+import { fmt, percentiles } from './stats.js';
+import { createClient } from '../src/security/clients.js';
+import { createTessera } from '../src/server/tessera.js';
+import { processBundle } from '../src/engine/bundle-processor.js';
+import { dispatch } from '../src/engine/fhir-router.js';
+import { systemRequest } from '../src/ingest/system-request.js';
+import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
+import { PostgresDatabase } from '../src/store/postgres.js';
+import { refreshPlannerStatistics } from '../src/store/statistics.js';
+
+const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
+const RESOURCES = Number(arg('resources', '5000'));
+const SAMPLES = Number(arg('samples', '400'));
+const ROUNDS = Number(arg('rounds', '2'));
+const CONCURRENCY = 8;
+const CONCURRENT_MS = 2000;
+const INGEST_BUNDLES = 20;
+
+function request(agent: http.Agent, method: string, url: string, token: string, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/fhir+json' } : {}) };
+    const req = http.request(url, { method, agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function sequential(url: string, token: string, paths: string[]): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (const p of paths.slice(0, 50)) await request(agent, 'GET', `${url}/fhir/${p}`, token);
+  const out: number[] = [];
+  for (const p of paths) {
+    const started = performance.now();
+    const status = await request(agent, 'GET', `${url}/fhir/${p}`, token);
+    out.push(performance.now() - started);
+    if (status !== 200) throw new Error(`${p}: HTTP ${status}`);
+  }
+  agent.destroy();
+  return out;
+}
+
+async function concurrent(url: string, token: string, paths: string[]): Promise<{ latencies: number[]; perSecond: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const latencies: number[] = [];
+  const end = performance.now() + CONCURRENT_MS;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, n) => {
+      for (let i = n; performance.now() < end; i += CONCURRENCY) {
+        const started = performance.now();
+        await request(agent, 'GET', `${url}/fhir/${paths[i % paths.length]}`, token);
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  agent.destroy();
+  return { latencies, perSecond: latencies.length / (CONCURRENT_MS / 1000) };
+}
+
+async function ingest(url: string, token: string, seed: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let resources = 0;
+  const started = performance.now();
+  for (const bundle of patientBundles({ seed, patients: INGEST_BUNDLES, encountersPerPatient: [2, 8] })) {
+    const status = await request(agent, 'POST', `${url}/fhir`, token, JSON.stringify(bundle));
+    if (status !== 200) throw new Error(`transaction: HTTP ${status}`);
+    resources += bundle.entry?.length ?? 0;
+  }
+  agent.destroy();
+  return resources / ((performance.now() - started) / 1000);
+}
+
+type Measures = Record<'readP95' | 'searchP95' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
+
+async function benchBackend(backend: 'sqlite' | 'postgres'): Promise<Record<'off' | 'on', Measures[]>> {
+  const { config, cleanup } = benchConfig(backend);
+  const tessera = await createTessera({ ...config, audit: false });
+  const client = await createClient(tessera.db, { name: 'audit-bench', scope: 'system/*.cruds' });
+  await processBundle(tessera.repo, systemRequest(directoryBundle(1)), dispatch);
+  const patients: string[] = [];
+  let loaded = 0;
+  for (const bundle of patientBundles({ seed: 11, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
+    if (loaded >= RESOURCES) break;
+    const response = (await processBundle(tessera.repo, systemRequest(bundle as Bundle), dispatch)) as Bundle;
+    patients.push(/Patient\/([^/]+)/.exec(response.entry?.[0].response?.location ?? '')?.[1] as string);
+    loaded += bundle.entry?.length ?? 0;
+  }
+  await refreshPlannerStatistics(tessera.db);
+  await tessera.close();
+  const pick = (n: number, f: (id: string) => string) => Array.from({ length: n }, (_, i) => f(patients[(i * 7919) % patients.length]));
+  const reads = pick(SAMPLES, (id) => `Patient/${id}`);
+  const searches = pick(SAMPLES, (id) => `Observation?subject=Patient/${id}&_count=20`);
+  const results: Record<'off' | 'on', Measures[]> = { off: [], on: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+      process.env.TESSERA_AUDIT = mode;
+      const server = await startServerProcess(config);
+      const tokenRes = await fetch(`${server.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+      });
+      const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+      const concurrentReads = await concurrent(server.url, token, reads);
+      const concurrentSearches = await concurrent(server.url, token, searches);
+      results[mode].push({
+        readP95: percentiles(await sequential(server.url, token, reads)).p95,
+        searchP95: percentiles(await sequential(server.url, token, searches)).p95,
+        concurrentReadP95: percentiles(concurrentReads.latencies).p95,
+        concurrentSearchP95: percentiles(concurrentSearches.latencies).p95,
+        readsPerSecond: concurrentReads.perSecond,
+        ingestRate: await ingest(server.url, token, 1000 + round * 2 + (mode === 'on' ? 1 : 0)),
+      });
+      await server.stop();
+      process.stderr.write(`[${backend}] round ${round + 1} audit ${mode} done\n`);
+    }
+  }
+  if (backend === 'postgres' && config.schema) {
+    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    await pg.close();
+  }
+  cleanup();
+  return results;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {
+  readP95: ['read by id p95 ms (sequential)', 'lower'],
+  searchP95: ['search Observation?subject p95 ms (sequential)', 'lower'],
+  concurrentReadP95: [`read p95 ms (${CONCURRENCY} clients)`, 'lower'],
+  concurrentSearchP95: [`search p95 ms (${CONCURRENCY} clients)`, 'lower'],
+  readsPerSecond: [`reads/s (${CONCURRENCY} clients)`, 'higher'],
+  ingestRate: ['HTTP transaction ingest, resources/s', 'higher'],
+};
+for (const backend of BACKENDS) {
+  const r = await benchBackend(backend);
+  console.log(`\n## ${backend}: ${RESOURCES} resources, ${ROUNDS} rounds (median), ${SAMPLES} samples\n`);
+  console.log('| measure | audit off | audit on | overhead |\n|---|---|---|---|');
+  for (const [key, [label, better]] of Object.entries(LABELS) as [keyof Measures, [string, string]][]) {
+    const off = median(r.off.map((m) => m[key]));
+    const on = median(r.on.map((m) => m[key]));
+    const overhead = better === 'lower' ? on / off - 1 : off / on - 1;
+    console.log(`| ${label} | ${fmt(off)} | ${fmt(on)} | ${(overhead * 100).toFixed(1)} % |`);
+  }
+}

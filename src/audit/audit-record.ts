@@ -1,0 +1,176 @@
+import { FhirError } from '../fhir/outcome.js';
+import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
+import type { AuthContext } from '../security/token-service.js';
+import type { LoggedMessage } from '../messages/message-log.js';
+import { subjectsOf, type AuditSubjects } from './audit-subjects.js';
+
+/** BALP / DICOM action codes: Create, Read, Update, Delete, Execute. */
+export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';
+
+/** AuditEvent.outcome: 0 success, 4 minor failure (the caller's fault), 8 serious failure (the server's), 12 major. */
+export type AuditOutcome = 0 | 4 | 8 | 12;
+
+/**
+ * What one access or change was, before it becomes a BALP AuditEvent (audit-event.ts). Carries only what
+ * BALP asks for: who, what, why, outcome, when, and the request id. The query string may hold PHI: it is
+ * kept here for the AuditEvent's query entity (the audit store is protected) and must never be logged.
+ */
+export interface AuditRecord {
+  /** 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over MLLP). */
+  kind: 'rest' | 'login' | 'import';
+  /** http://hl7.org/fhir/restful-interaction code (read, search-type, create, ...) or an operation name ($everything). */
+  subtype: string;
+  action: AuditAction;
+  outcome: AuditOutcome;
+  /** The HTTP status, or for an import the message's status in the message log (processed, failed, ...). */
+  httpStatus: number | string;
+  /** Epoch ms when the request was answered. */
+  recorded: number;
+  requestId: string;
+  /** Who. Absent clientId: the caller could not be identified (a missing or bad token). */
+  clientId?: string;
+  user?: AuthContext['user'];
+  organization?: string;
+  tokenId?: string;
+  /** The participant a message came from (an import has no token). */
+  participant?: string;
+  /** Why: a v3-ActReason code. */
+  purposeOfUse?: string;
+  /** What: the resource type addressed (absent for system-level interactions). */
+  resourceType?: string;
+  /** The raw query string (PHI possible), for the query entity of searches and operations. */
+  query?: string;
+  subjects: AuditSubjects;
+}
+
+/** The part of a FHIR request the audit record reads: a request refused before authentication has no auth. */
+export type AuditedRequest = Pick<FhirRequest, 'method' | 'segments' | 'rawQuery'> & { auth?: AuthContext };
+
+/** How a request ended: the engine's response, or the error it threw. */
+export type AuditedResult = { response: FhirResponse } | { error: unknown };
+
+/** The restful-interaction subtype and action of a request, from its method and path alone. */
+export function interactionOf(method: string, segments: readonly string[]): { subtype: string; action: AuditAction } {
+  const n = segments.length;
+  const operation = segments.find((s) => s.startsWith('$'));
+  if (operation) return { subtype: operation, action: 'E' };
+  if (n === 0) return method === 'POST' ? { subtype: 'batch', action: 'E' } : { subtype: 'capabilities', action: 'R' };
+  if (segments.includes('_history')) {
+    return n === 4 ? { subtype: 'vread', action: 'R' } : { subtype: `history-${n === 1 ? 'system' : n === 2 ? 'type' : 'instance'}`, action: 'R' };
+  }
+  if (n === 2 && segments[1] === '_search') return { subtype: 'search-type', action: 'E' };
+  switch (method) {
+    case 'GET':
+      return n === 1 ? { subtype: 'search-type', action: 'E' } : { subtype: 'read', action: 'R' };
+    case 'POST':
+      return { subtype: 'create', action: 'C' };
+    case 'PUT':
+      return { subtype: 'update', action: 'U' };
+    case 'PATCH':
+      return { subtype: 'patch', action: 'U' };
+    case 'DELETE':
+      return { subtype: 'delete', action: 'D' };
+    default:
+      return { subtype: method.toLowerCase(), action: 'E' };
+  }
+}
+
+export function outcomeOf(status: number): AuditOutcome {
+  return status < 400 ? 0 : status < 500 ? 4 : 8;
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof FhirError) return err.status;
+  const status = (err as { statusCode?: number; status?: number } | undefined)?.statusCode ?? (err as { status?: number } | undefined)?.status;
+  return typeof status === 'number' ? status : 500;
+}
+
+function who(auth: AuthContext | undefined): Pick<AuditRecord, 'clientId' | 'user' | 'organization' | 'tokenId' | 'purposeOfUse'> {
+  if (!auth) return {};
+  return { clientId: auth.clientId, user: auth.user, organization: auth.organization, tokenId: auth.tokenId, purposeOfUse: auth.purposeOfUse };
+}
+
+/**
+ * The audit record of one FHIR interaction, from the request and how it ended. Kept apart from the HTTP
+ * layer so that the engine's entry point can call it the same way for every transport.
+ */
+export function auditRecordFor(req: AuditedRequest, result: AuditedResult, requestId: string): AuditRecord {
+  const status = 'response' in result ? result.response.status : statusOf(result.error);
+  const { subtype, action } = interactionOf(req.method, req.segments);
+  const type = req.segments[0];
+  return {
+    kind: 'rest',
+    subtype,
+    action,
+    outcome: outcomeOf(status),
+    httpStatus: status,
+    recorded: Date.now(),
+    requestId,
+    ...who(req.auth),
+    resourceType: type && !type.startsWith('$') && !type.startsWith('_') ? type : undefined,
+    query: req.rawQuery || undefined,
+    subjects: 'response' in result ? subjectsOf(req.segments, result.response) : subjectsOf(req.segments),
+  };
+}
+
+const METHOD_ACTIONS: Record<string, AuditAction> = { GET: 'R', HEAD: 'R', POST: 'E', PUT: 'U', PATCH: 'U', DELETE: 'D' };
+
+/**
+ * The audit record of a request to a route outside the FHIR REST surface (C-CDA import, /messages,
+ * /participants, and any route added later), recorded by the HTTP layer's catch-all: the route pattern
+ * as subtype (`POST /messages/:id/replay`), the action from the method, the outcome from the status.
+ */
+export function routeAuditRecord(method: string, route: string, auth: AuthContext | undefined, status: number, requestId: string): AuditRecord {
+  return {
+    kind: 'rest',
+    subtype: `${method} ${route}`,
+    action: METHOD_ACTIONS[method] ?? 'E',
+    outcome: outcomeOf(status),
+    httpStatus: status,
+    recorded: Date.now(),
+    requestId,
+    ...who(auth),
+    subjects: { patients: new Map(), resources: [] },
+  };
+}
+
+/**
+ * The audit record of a message received and applied (or refused) by the intake, e.g. HL7 v2 over MLLP:
+ * the message log's row says from whom, what it wrote and for which patient. The message id is the request id.
+ */
+export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
+  const patient = message.patient?.replace(/^Patient\//, '');
+  const patients = new Map<string, Map<string, number>>();
+  if (patient) patients.set(patient, new Map());
+  for (const ref of message.resources) {
+    const type = ref.split('/')[0];
+    if (patient && type !== 'Provenance') patients.get(patient)?.set(type, (patients.get(patient)?.get(type) ?? 0) + 1);
+  }
+  return {
+    kind: 'import',
+    subtype: `${message.format} ${message.channel}`,
+    action: 'C',
+    outcome: message.status === 'processed' || message.status === 'duplicate' ? 0 : message.status === 'failed' ? 4 : 8,
+    httpStatus: message.status,
+    recorded: Date.now(),
+    requestId: message.id,
+    participant: message.participantId,
+    subjects: { resources: message.resources.map((r) => r.replace(/\/_history\/.*$/, '')), patients },
+  };
+}
+
+/** The audit record of a token request: issued (with the token's id) or refused. */
+export function tokenAuditRecord(clientId: string | undefined, status: number, requestId: string, tokenId?: string): AuditRecord {
+  return {
+    kind: 'login',
+    subtype: 'token',
+    action: 'E',
+    outcome: outcomeOf(status),
+    httpStatus: status,
+    recorded: Date.now(),
+    requestId,
+    clientId,
+    tokenId,
+    subjects: { patients: new Map(), resources: [] },
+  };
+}

@@ -1,0 +1,95 @@
+import { toTypedValue } from '@medplum/core';
+import type { Bundle, Reference, Resource } from '@medplum/fhirtypes';
+import type { FhirResponse } from '../engine/fhir-request.js';
+import { patientCompartmentParams } from '../search/compartment.js';
+import { getCompiledParam } from '../search/parameters.js';
+
+/**
+ * What an interaction touched: the resources returned or changed (references `Type/id`) and, for each
+ * patient concerned, how many resources of each type of theirs it touched (the "saw what" of the
+ * accounting of disclosures).
+ */
+export interface AuditSubjects {
+  resources: string[];
+  /** Patient id -> resource type -> count. */
+  patients: Map<string, Map<string, number>>;
+}
+
+/** Ids of the patients whose compartment holds the resource (CompartmentDefinition/patient). */
+export function compartmentPatients(resource: Resource): string[] {
+  if (resource.resourceType === 'Patient') return resource.id ? [resource.id] : [];
+  const params = patientCompartmentParams(resource.resourceType);
+  if (!params.size) return [];
+  const ids = new Set<string>();
+  const input = [toTypedValue(resource)];
+  for (const code of params) {
+    const param = getCompiledParam(resource.resourceType, code);
+    if (!param) continue;
+    let values;
+    try {
+      values = param.evaluate(input);
+    } catch {
+      continue; // A path the data cannot satisfy names no patient (as in the index).
+    }
+    for (const v of values) {
+      const m = /(?:^|\/)Patient\/([^/]+)$/.exec((v.value as Reference | undefined)?.reference ?? '');
+      if (m) ids.add(m[1]);
+    }
+  }
+  return [...ids];
+}
+
+function addResource(subjects: AuditSubjects, resource: Resource): void {
+  if (!resource.id || resource.resourceType === 'OperationOutcome') return;
+  subjects.resources.push(`${resource.resourceType}/${resource.id}`);
+  for (const patient of compartmentPatients(resource)) {
+    addPatient(subjects, patient, resource.resourceType);
+  }
+}
+
+function addPatient(subjects: AuditSubjects, patient: string, type?: string): void {
+  let counts = subjects.patients.get(patient);
+  if (!counts) subjects.patients.set(patient, (counts = new Map()));
+  if (type) counts.set(type, (counts.get(type) ?? 0) + 1);
+}
+
+/** `Type/id` from a response location (`{base}/Type/id/_history/n`). */
+function locationRef(location: string | undefined): string | undefined {
+  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})\/_history\//.exec(location ?? '');
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
+
+/**
+ * The subjects of an interaction: the resource addressed in the path (even when the request failed: an
+ * attempt on a patient's record concerns that patient), and those of the response body, a resource or
+ * the entries of a Bundle (searchset, $everything, batch/transaction response).
+ */
+export function subjectsOf(segments: readonly string[], response?: FhirResponse): AuditSubjects {
+  const subjects: AuditSubjects = { resources: [], patients: new Map() };
+  const [type, id] = segments;
+  const addressed = type && id && !id.startsWith('_') && !id.startsWith('$') ? id : undefined;
+  if (addressed && type === 'Patient') addPatient(subjects, addressed);
+  let body: Resource | undefined = response?.body;
+  if (!body && response?.rawBody) {
+    try {
+      body = JSON.parse(response.rawBody) as Resource;
+    } catch {
+      body = undefined;
+    }
+  }
+  if (body?.resourceType === 'Bundle') {
+    for (const entry of (body as Bundle).entry ?? []) {
+      if (entry.resource) addResource(subjects, entry.resource);
+      else {
+        const ref = locationRef(entry.response?.location);
+        if (ref) subjects.resources.push(ref);
+      }
+    }
+  } else if (body && body.resourceType !== 'OperationOutcome') {
+    addResource(subjects, body);
+  } else if (addressed) {
+    // No resource in the answer (a delete, a failure, Prefer: return=minimal): the one addressed.
+    subjects.resources.push(locationRef(response?.location) ?? `${type}/${addressed}`);
+  }
+  return subjects;
+}

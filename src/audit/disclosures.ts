@@ -1,0 +1,67 @@
+import type { AuditEvent, Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import { policyOf, requireReachable, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
+import { badRequest } from '../fhir/outcome.js';
+import type { Repository } from '../store/repository.js';
+import { auditLogOf } from './audit-attachment.js';
+import { CLIENT_ID_SYSTEM, SEEN_DETAIL } from './audit-event.js';
+import { auditEventResource, findAuditEvents } from './audit-search.js';
+
+export const DISCLOSURES_OPERATION = '$disclosures';
+const DEFAULT_COUNT = 100;
+
+/**
+ * `GET Patient/{id}/$disclosures`: the patient's accounting of disclosures, from the audit log. One
+ * `disclosure` parameter per successful read, search or operation that returned data of theirs, newest
+ * first: when, who (the user's FHIR resource or id, else the client), the client, the organization, why
+ * (purpose of use), what (resource types and counts of this patient's data in the answer) and the
+ * AuditEvent it comes from. For the patient's own app (a patient context naming this person) and for
+ * privacy officers; a clinician who may read the record does not thereby see who else read it.
+ */
+export async function disclosures(repo: Repository, patientId: string, req: FhirRequest): Promise<FhirResponse> {
+  const policy = policyOf(req);
+  policy.require('Patient', 'r');
+  if (!policy.isOwnRecord(patientId)) policy.requirePrivacyOfficer('AuditEvent', 's', 'The accounting of disclosures of another person');
+  await requireReachable(repo, req, 'Patient', patientId, 'r');
+  await repo.read('Patient', patientId);
+  // A patient's own app is told of disclosures of every record of theirs the MPI links (their community record).
+  const person = policy.isOwnRecord(patientId) ? policy.patientRecords : [patientId];
+  const count = Number(req.query.get('_count') ?? DEFAULT_COUNT);
+  const offset = Number(req.query.get('_offset') ?? 0);
+  if (!Number.isInteger(count) || count < 1 || count > 1000 || !Number.isInteger(offset) || offset < 0) {
+    throw badRequest('_count must be 1 to 1000 and _offset a non-negative integer');
+  }
+  const rows = await findAuditEvents(auditLogOf(repo).db, { keys: [{ kind: 'p', refs: person.map((id) => `Patient/${id}`) }], dates: [], count, offset });
+  const parameter: ParametersParameter[] = [];
+  for (const row of rows.slice(0, count)) {
+    const event = auditEventResource(row);
+    if (isDisclosure(event)) {
+      parameter.push({ name: 'disclosure', part: disclosureParts(event, patientId) });
+    }
+  }
+  const body: Parameters = { resourceType: 'Parameters', parameter };
+  return { status: 200, body };
+}
+
+/** A successful read, search or operation; the accounting's own requests are not disclosures. */
+function isDisclosure(event: AuditEvent): boolean {
+  return event.outcome === '0' && (event.action === 'R' || event.action === 'E') && event.type?.code === 'rest' && event.subtype?.[0]?.code !== DISCLOSURES_OPERATION;
+}
+
+function disclosureParts(event: AuditEvent, patientId: string): ParametersParameter[] {
+  const user = event.agent.find((a) => a.type?.coding?.[0]?.code === 'humanuser');
+  const client = event.agent.find((a) => a.who?.identifier?.system === CLIENT_ID_SYSTEM)?.who?.identifier?.value;
+  const organization = event.agent.find((a) => a.type?.text === 'organization')?.who?.reference;
+  const seen = event.entity?.find((e) => e.what?.reference === `Patient/${patientId}`)?.detail?.find((d) => d.type === SEEN_DETAIL)?.valueString;
+  const parts: ParametersParameter[] = [{ name: 'when', valueDateTime: event.recorded }];
+  if (user?.who?.reference) parts.push({ name: 'who', valueReference: { reference: user.who.reference } });
+  else if (user?.who?.identifier?.value) parts.push({ name: 'who', valueString: user.who.identifier.value });
+  else if (client) parts.push({ name: 'who', valueString: client });
+  if (client) parts.push({ name: 'client', valueString: client });
+  if (organization) parts.push({ name: 'organization', valueReference: { reference: organization } });
+  const purpose = event.purposeOfEvent?.[0]?.coding?.[0];
+  if (purpose) parts.push({ name: 'purpose', valueCoding: purpose });
+  parts.push({ name: 'interaction', valueCode: event.subtype?.[0]?.code });
+  parts.push({ name: 'what', valueString: seen ?? 'Patient' });
+  parts.push({ name: 'event', valueReference: { reference: `AuditEvent/${event.id}` } });
+  return parts;
+}
