@@ -99,7 +99,8 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
     type: typeCoding(record),
-    subtype: [subtypeCoding(record)],
+    // A login also says how: the token endpoint, a password or the community's identity provider.
+    subtype: record.kind === 'login' ? [subtypeCoding(record), { system: 'urn:tessera:login', code: record.subtype }] : [subtypeCoding(record)],
     action: record.action,
     recorded: new Date(record.recorded).toISOString(),
     outcome: String(record.outcome) as AuditEvent['outcome'],

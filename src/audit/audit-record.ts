@@ -159,18 +159,32 @@ export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
   };
 }
 
-/** The audit record of a token request: issued (with the token's id) or refused. */
-export function tokenAuditRecord(clientId: string | undefined, status: number, requestId: string, tokenId?: string): AuditRecord {
+/** How someone signed in or asked for a token: `token` (the token endpoint), `password`, `federated`. */
+export interface LoginAttempt {
+  method: 'token' | 'password' | 'federated';
+  /** The client it was for (the one claimed, when refused). */
+  clientId?: string;
+  /** The user, when known (a refused password sign-in names the account tried, if it exists). */
+  user?: AuthContext['user'];
+  status: number;
+  requestId: string;
+  /** The access token's id, when one was issued. */
+  tokenId?: string;
+}
+
+/** The audit record of a sign-in or token request: succeeded (with the token's id) or refused. */
+export function loginAuditRecord(attempt: LoginAttempt): AuditRecord {
   return {
     kind: 'login',
-    subtype: 'token',
+    subtype: attempt.method,
     action: 'E',
-    outcome: outcomeOf(status),
-    httpStatus: status,
+    outcome: outcomeOf(attempt.status),
+    httpStatus: attempt.status,
     recorded: Date.now(),
-    requestId,
-    clientId,
-    tokenId,
+    requestId: attempt.requestId,
+    clientId: attempt.clientId,
+    user: attempt.user,
+    tokenId: attempt.tokenId,
     subjects: { patients: new Map(), resources: [] },
   };
 }

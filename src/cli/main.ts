@@ -20,6 +20,7 @@ import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { registerUserCommands } from './user-commands.js';
 
 
 function port(value: string): number {
@@ -153,16 +154,18 @@ program
     }
   });
 
-const clients = program.command('clients').description('manage OAuth clients (SMART Backend Services)');
+const clients = program.command('clients').description('manage OAuth clients (SMART Backend Services and App Launch)');
 clients
   .command('create')
   .description('register a client and print its id and secret as JSON')
   .requiredOption('--name <name>', 'client name')
   .requiredOption('--scope <scopes>', 'allowed SMART scopes, e.g. "system/*.cruds" or "system/Patient.rs system/Observation.rs"')
   .option('--jwks <file>', 'JWKS file with the public keys of a private_key_jwt client (no secret is issued)')
+  .option('--redirect-uri <uri>', 'where the authorization endpoint may send users back (SMART App Launch); repeatable', (v: string, all: string[] = []) => [...all, v])
+  .option('--public', 'a public app (browser or native): no secret, PKCE only; needs --redirect-uri')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
-  .action(async (flags: StoreFlags & { name: string; scope: string; jwks?: string }) => {
+  .action(async (flags: StoreFlags & { name: string; scope: string; jwks?: string; redirectUri?: string[]; public?: boolean }) => {
     let jwks;
     if (flags.jwks) {
       try {
@@ -173,7 +176,7 @@ clients
     }
     const tessera = await createTessera(config(flags, true));
     try {
-      const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks });
+      const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks, redirectUris: flags.redirectUri, public: flags.public });
       process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
     } catch (err) {
       program.error(`tessera clients create: ${(err as Error).message}`);
@@ -258,5 +261,6 @@ mpi
 
 registerInterfaceCommands(program, (flags) => config(flags, true));
 registerAuditCommands(program, (flags) => config(flags, true));
+registerUserCommands(program, clients, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

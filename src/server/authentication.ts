@@ -3,8 +3,16 @@ import { fhirError, FhirError, unauthorized } from '../fhir/outcome.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import type { ClientRateLimiter } from './client-rate-limit.js';
 
-/** Route patterns anyone may call: health probes, discovery, the token endpoint, the CapabilityStatement. */
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/oauth/token', '/fhir/metadata']);
+/** Route patterns anyone may call: health probes, discovery documents and the CapabilityStatement. */
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/fhir/.well-known/smart-configuration', '/fhir/metadata']);
+
+/**
+ * Public besides those: the authorization server's own endpoints (`/oauth/...`: token, revocation,
+ * introspection, sign-in), which authenticate clients and users themselves, and `/.well-known/...`.
+ */
+function isPublic(route: string): boolean {
+  return PUBLIC_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/');
+}
 
 /**
  * Bearer-token authentication (and the client's rate limit) as an `onRequest` hook: it runs before the
@@ -22,7 +30,7 @@ export class BearerAuthentication {
 
   readonly onRequest = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const route = req.routeOptions.url;
-    if (route === undefined || PUBLIC_ROUTES.has(route)) {
+    if (route === undefined || isPublic(route)) {
       return undefined;
     }
     let auth: AuthContext;

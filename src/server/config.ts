@@ -1,4 +1,6 @@
 import { DEFAULT_MAX_XML_BYTES } from '../ccda/secure-xml.js';
+import type { FederationSettings } from '../auth/federation.js';
+import { DEFAULT_LOCKOUT, type LockoutPolicy } from '../users/lockout.js';
 
 /** Runtime configuration: CLI flags override environment variables, which override defaults. */
 export interface TesseraConfig {
@@ -33,6 +35,17 @@ export interface TesseraConfig {
   statementTimeoutMs: number;
   /** The audit log (docs/audit.md); on unless TESSERA_AUDIT=off (benchmark comparisons only). */
   audit: boolean;
+  /** Sign-in lockout: TESSERA_LOCKOUT_ATTEMPTS failures in a row (default 5) lock for TESSERA_LOCKOUT_MINUTES (default 15). */
+  lockout: LockoutPolicy;
+  /** Federated sign-in (TESSERA_OIDC_ISSUER, TESSERA_OIDC_CLIENT_ID, TESSERA_OIDC_CLIENT_SECRET); off without an issuer. */
+  oidc?: FederationSettings;
+}
+
+function positiveNumber(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!(n > 0)) throw new Error(`${name} must be a positive number, not "${value}"`);
+  return n;
 }
 
 export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraConfig {
@@ -56,6 +69,13 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     rateLimitPerMinute: wholeNumber('TESSERA_RATE_LIMIT', env.TESSERA_RATE_LIMIT, 60_000),
     statementTimeoutMs: wholeNumber('TESSERA_STATEMENT_TIMEOUT_MS', env.TESSERA_STATEMENT_TIMEOUT_MS, 30_000),
     audit: env.TESSERA_AUDIT !== 'off',
+    lockout: {
+      maxAttempts: positiveNumber(env.TESSERA_LOCKOUT_ATTEMPTS, DEFAULT_LOCKOUT.maxAttempts, 'TESSERA_LOCKOUT_ATTEMPTS'),
+      lockMinutes: positiveNumber(env.TESSERA_LOCKOUT_MINUTES, DEFAULT_LOCKOUT.lockMinutes, 'TESSERA_LOCKOUT_MINUTES'),
+    },
+    oidc: env.TESSERA_OIDC_ISSUER
+      ? { issuer: env.TESSERA_OIDC_ISSUER, clientId: env.TESSERA_OIDC_CLIENT_ID ?? '', clientSecret: env.TESSERA_OIDC_CLIENT_SECRET || undefined }
+      : undefined,
     ...defined,
   };
 }

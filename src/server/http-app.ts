@@ -2,7 +2,6 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, fhirError, notFound } from '../fhir/outcome.js';
 import type { TokenService } from '../security/token-service.js';
-import { OAuthError } from '../security/token-service.js';
 import type { Database } from '../store/database.js';
 import { isStatementTimeout, isUnstorableText } from '../store/postgres.js';
 import type { Repository } from '../store/repository.js';
@@ -19,10 +18,13 @@ import { ClientRateLimiter } from './client-rate-limit.js';
 import { listenOrigin } from './listen-origin.js';
 import { RouteMethods } from './route-methods.js';
 import { randomUUID } from 'node:crypto';
-import { decodeJwt } from 'jose';
 import type { AuditLog } from '../audit/audit-log.js';
-import { routeAuditRecord, tokenAuditRecord } from '../audit/audit-record.js';
+import { routeAuditRecord } from '../audit/audit-record.js';
 import { FhirEngine } from '../engine/fhir-engine.js';
+import type { SigningKey } from '../security/signing-key.js';
+import type { LockoutPolicy } from '../users/lockout.js';
+import type { FederatedSignIn } from '../auth/federation.js';
+import { registerOAuthRoutes } from './oauth-routes.js';
 
 export interface HttpOptions {
   db: Database;
@@ -32,6 +34,12 @@ export interface HttpOptions {
   /** Largest C-CDA document accepted (bytes). */
   ccdaMaxBytes: number;
   tokens: TokenService;
+  /** The key that signs tokens; its public half is published for id_token verification. */
+  signingKey: SigningKey;
+  /** Sign-in lockout after repeated failures. */
+  lockout: LockoutPolicy;
+  /** Federated sign-in with the community's OpenID Connect provider, when configured. */
+  federation?: FederatedSignIn;
   /** Token requests and the routes outside the FHIR engine are recorded here before they are answered (absent: audit off). */
   audit?: AuditLog;
   /** Public base URL (e.g. https://hie.example.org); when absent, the address the server listens on (never the Host header). */
@@ -47,7 +55,7 @@ export interface HttpOptions {
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 /** Routes that disclose nothing about anyone (probes, discovery documents): not audited. */
-const UNAUDITED_ROUTES = new Set(['/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration']);
+const UNAUDITED_ROUTES = new Set(['/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/.well-known/openid-configuration', '/.well-known/jwks.json']);
 
 function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
   return reply.status(err.status).type(FHIR_JSON).send(err.outcome);
@@ -169,36 +177,16 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
-  const smartConfiguration = async () => {
-    const base = origin();
-    return {
-      token_endpoint: `${base}/oauth/token`,
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
-      grant_types_supported: ['client_credentials'],
-      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write'],
-      capabilities: ['client-confidential-asymmetric', 'client-confidential-symmetric', 'permission-v2', 'permission-v1'],
-    };
-  };
-  app.get('/.well-known/smart-configuration', smartConfiguration);
-  app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
-
-  app.post('/oauth/token', async (req, reply) => {
-    const form = Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
-    const requestId = req.id;
-    audited.add(req);
-    try {
-      const token = await options.tokens.issue(form, req.headers.authorization, `${origin()}/oauth/token`);
-      const claims = decodeJwt(token.access_token);
-      await options.audit?.record(tokenAuditRecord(String(claims.client_id ?? claims.sub), 200, requestId, claims.jti));
-      return reply.header('cache-control', 'no-store').send(token);
-    } catch (err) {
-      if (err instanceof OAuthError) {
-        await options.audit?.record(tokenAuditRecord(claimedClientId(form, req.headers.authorization), err.status, requestId));
-        return reply.status(err.status).send({ error: err.error, error_description: err.message });
-      }
-      throw err;
-    }
+  registerOAuthRoutes(app, {
+    db: options.db,
+    repo: options.repo,
+    tokens: options.tokens,
+    key: options.signingKey,
+    baseUrl: origin,
+    lockout: options.lockout,
+    federation: options.federation,
+    audit: options.audit,
+    audited: (req) => audited.add(req),
   });
 
   // Serialised once per base URL: the statement lists every resource type and search parameter (8 ms a time).
@@ -264,22 +252,6 @@ function pathSegments(path: string): string[] {
         throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
       }
     });
-}
-
-/** The client a refused token request claimed to be (form, HTTP Basic or assertion issuer), for its audit event. */
-function claimedClientId(form: Record<string, string>, authorization: string | undefined): string | undefined {
-  if (authorization?.startsWith('Basic ')) {
-    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
-    return decodeURIComponent(decoded.slice(0, Math.max(0, decoded.indexOf(':'))) || '') || undefined;
-  }
-  if (form.client_assertion) {
-    try {
-      return String(decodeJwt(form.client_assertion).iss ?? '') || undefined;
-    } catch {
-      return undefined;
-    }
-  }
-  return form.client_id || undefined;
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { prepareFhirModel } from '../engine/prepare-model.js';
 import { loadOrCreateSigningKey } from '../security/signing-key.js';
 import { TokenService } from '../security/token-service.js';
+import { FederatedSignIn } from '../auth/federation.js';
 import type { Database } from '../store/database.js';
 import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
@@ -58,10 +59,12 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   const audit = config.audit ? await openAuditLog(config, db) : undefined;
   repo.observe(new AuditAttachment(audit));
-  const tokens = new TokenService(db, await loadOrCreateSigningKey(config.dataDir));
+  const signingKey = await loadOrCreateSigningKey(config.dataDir);
+  const tokens = new TokenService(db, signingKey);
+  const federation = config.oidc ? new FederatedSignIn(config.oidc) : undefined;
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
-  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, signingKey, lockout: config.lockout, federation, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
   let mllp: MllpListener | undefined;
   let closed = false;
   return {

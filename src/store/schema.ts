@@ -238,6 +238,51 @@ CREATE INDEX btg_grant_review ON btg_grant (reviewed_at, granted_at);
   // The hash-chained audit log (docs/audit.md). On SQLite it lives in a file of its own, audit.db
   // (src/audit/audit-store.ts says why), so this migration creates nothing there.
   (d) => (d.name === 'postgres' ? auditTables(d) : 'SELECT 1'),
+  // Sign-in (docs/sign-in.md): the user directory, clients that redirect users (SMART App Launch),
+  // authorization codes and refresh tokens (stored only as SHA-256 hashes: they are bearer secrets of
+  // high entropy, so a fast hash suffices), and revoked access-token ids until the tokens expire.
+  (d) => `
+CREATE TABLE app_user (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  email TEXT NOT NULL,
+  role TEXT NOT NULL,
+  organization TEXT NOT NULL,
+  fhir_user TEXT,
+  password_hash TEXT,
+  totp_secret TEXT,
+  totp_last_step ${d.bigint},
+  failed_attempts INTEGER NOT NULL DEFAULT 0,
+  locked_until ${d.bigint},
+  disabled SMALLINT NOT NULL DEFAULT 0,
+  oidc_issuer TEXT,
+  oidc_subject TEXT,
+  created_at ${d.bigint} NOT NULL
+);
+CREATE UNIQUE INDEX app_user_email ON app_user (email);
+CREATE UNIQUE INDEX app_user_oidc ON app_user (oidc_issuer, oidc_subject);
+ALTER TABLE oauth_client ADD COLUMN redirect_uris TEXT;
+ALTER TABLE oauth_client ADD COLUMN public_client SMALLINT NOT NULL DEFAULT 0;
+CREATE TABLE oauth_code (
+  code_hash TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  grant_json TEXT NOT NULL,
+  expires_at ${d.bigint} NOT NULL
+);
+CREATE TABLE oauth_refresh_token (
+  token_hash TEXT PRIMARY KEY,
+  family TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  grant_json TEXT NOT NULL,
+  expires_at ${d.bigint} NOT NULL,
+  used_at ${d.bigint}
+);
+CREATE INDEX oauth_refresh_token_family ON oauth_refresh_token (family);
+CREATE TABLE oauth_revoked (id TEXT PRIMARY KEY, expires_at ${d.bigint} NOT NULL);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;
