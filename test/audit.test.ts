@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { openAuditDatabase } from '../src/audit/audit-store.js';
 import { createClient } from '../src/security/clients.js';
 import type { Database } from '../src/store/database.js';
@@ -51,6 +51,9 @@ for (const backend of BACKENDS) {
         await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'heart rate' }, subject: { reference: `Patient/${patientId}` } })
       ).body.id;
     });
+    // Events reach the audit tables from the journal within 50 ms; tests that read the tables directly or
+    // run `tessera audit` in another process start from a settled log.
+    beforeEach(async () => s.tessera.audit?.flush());
     after(async () => {
       await auditDb?.close();
       await s?.close();

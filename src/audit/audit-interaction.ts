@@ -18,7 +18,9 @@ export async function auditEventInteraction(repo: Repository, req: FhirRequest):
   }
   if (n === 2 && req.method === 'GET' && !second.startsWith('_') && !second.startsWith('$')) {
     policyOf(req).requirePrivacyOfficer('AuditEvent', 'r', 'The audit log');
-    return { status: 200, body: await readAuditEvent(auditLogOf(repo).db, second) };
+    const log = auditLogOf(repo);
+    await log.flush(); // this process's latest events are in the journal until the next flush
+    return { status: 200, body: await readAuditEvent(log.db, second) };
   }
   throw refusedWrite();
 }
@@ -26,6 +28,8 @@ export async function auditEventInteraction(repo: Repository, req: FhirRequest):
 async function search(repo: Repository, req: FhirRequest, query: URLSearchParams): Promise<FhirResponse> {
   policyOf(req).requirePrivacyOfficer('AuditEvent', 's', 'The audit log');
   const q = parseAuditQuery(query);
-  const rows = await findAuditEvents(auditLogOf(repo).db, q);
+  const log = auditLogOf(repo);
+  await log.flush(); // this process's latest events are in the journal until the next flush
+  const rows = await findAuditEvents(log.db, q);
   return { status: 200, body: auditSearchBundle(req.baseUrl, query, q, rows) };
 }

@@ -37,7 +37,13 @@ CREATE TABLE audit_anchor (
  * Migrations of the SQLite audit file (audit.db), which has no resource tables. On PostgreSQL the same
  * tables are a migration of the main schema (src/store/schema.ts).
  */
-const AUDIT_FILE_MIGRATIONS: ((d: Dialect) => string)[] = [auditTables];
+const AUDIT_FILE_MIGRATIONS: ((d: Dialect) => string)[] = [auditTables, () => AUDIT_JOURNAL_MARKS];
+
+/**
+ * The journal files (audit-journal.ts) whose records are committed: written in the same transaction as
+ * the records, so that a file a crash left behind after its commit is not appended twice.
+ */
+export const AUDIT_JOURNAL_MARKS = 'CREATE TABLE audit_journal_mark (name TEXT PRIMARY KEY);';
 
 export async function migrateAuditFile(db: Database): Promise<void> {
   await db.exec(`CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER PRIMARY KEY, applied_at ${db.dialect.bigint} NOT NULL)`);

@@ -6,6 +6,7 @@ import { openDatabase, type StoreConfig } from '../store/open.js';
 import { SqliteDatabase } from '../store/sqlite.js';
 import { migrateAuditFile } from './audit-schema.js';
 import { AuditLog } from './audit-log.js';
+import { AuditJournal } from './audit-journal.js';
 
 /**
  * Where the audit tables live. PostgreSQL: in the main database, since several Tessera processes share it
@@ -28,10 +29,20 @@ async function openAuditFile(dataDir: string): Promise<Database> {
   return db;
 }
 
-/** The audit log of a running server; `mainDb` is the store it serves (shared on PostgreSQL). */
-export async function openAuditLog(config: StoreConfig, mainDb: Database): Promise<AuditLog> {
-  if (mainDb.dialect.name === 'postgres') return new AuditLog(mainDb, false);
-  return new AuditLog(await openAuditFile(config.dataDir), true);
+/** The audit journal's directory (audit-journal.ts), in the data directory on either backend. */
+export function auditJournalDir(dataDir: string): string {
+  return join(dataDir, 'audit-journal');
+}
+
+/**
+ * The audit log of a running server; `mainDb` is the store it serves (shared on PostgreSQL). Records
+ * that a process killed before committing left in this data directory's journal are appended first.
+ */
+export async function openAuditLog(config: StoreConfig, mainDb: Database, onError?: (err: unknown) => void): Promise<AuditLog> {
+  const journal = new AuditJournal(auditJournalDir(config.dataDir));
+  const log = mainDb.dialect.name === 'postgres' ? new AuditLog(mainDb, false, journal, onError) : new AuditLog(await openAuditFile(config.dataDir), true, journal, onError);
+  await log.recover();
+  return log;
 }
 
 /** The audit tables' database on its own, for the `tessera audit` commands and tests. */

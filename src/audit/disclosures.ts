@@ -30,7 +30,9 @@ export async function disclosures(repo: Repository, patientId: string, req: Fhir
   if (!Number.isInteger(count) || count < 1 || count > 1000 || !Number.isInteger(offset) || offset < 0) {
     throw badRequest('_count must be 1 to 1000 and _offset a non-negative integer');
   }
-  const rows = await findAuditEvents(auditLogOf(repo).db, { keys: [{ kind: 'p', refs: person.map((id) => `Patient/${id}`) }], dates: [], count, offset });
+  const log = auditLogOf(repo);
+  await log.flush(); // this process's latest events are in the journal until the next flush
+  const rows = await findAuditEvents(log.db, { keys: [{ kind: 'p', refs: person.map((id) => `Patient/${id}`) }], dates: [], count, offset });
   const parameter: ParametersParameter[] = [];
   for (const row of rows.slice(0, count)) {
     const event = auditEventResource(row);

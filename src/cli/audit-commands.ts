@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { archiveAuditEvents } from '../audit/audit-archive.js';
-import { openAuditDatabase } from '../audit/audit-store.js';
+import { auditJournalDir, openAuditDatabase } from '../audit/audit-store.js';
+import { leftoverJournals } from '../audit/audit-journal.js';
 import { verifyAuditLog } from '../audit/audit-verify.js';
 import type { TesseraConfig } from '../server/config.js';
 import type { StoreFlags } from './interface-commands.js';
@@ -28,6 +29,10 @@ export function registerAuditCommands(program: Command, config: (flags: StoreFla
         process.exitCode = 1;
       } else {
         process.stdout.write(`Audit log intact: ${report.current} events in the log${flags.archives ? `, ${report.archived} archived` : ''}; head ${report.head.seq}:${report.head.hash} (keep it elsewhere: verify --head SEQ:HASH then detects newer events cut off)\n`);
+      }
+      const leftovers = leftoverJournals(auditJournalDir(config(flags).dataDir));
+      if (leftovers.length) {
+        process.stdout.write(`${leftovers.length} audit journal file(s) of stopped processes hold events not yet in the log; the next \`tessera serve\` on this data directory appends them\n`);
       }
     } finally {
       await db.close();

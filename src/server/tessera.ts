@@ -57,7 +57,9 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
-  const audit = config.audit ? await openAuditLog(config, db) : undefined;
+  // A background commit of journalled audit events that fails is retried; the operator hears of it here.
+  const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');
+  const audit = config.audit ? await openAuditLog(config, db, auditFailed) : undefined;
   repo.observe(new AuditAttachment(audit));
   const signingKey = await loadOrCreateSigningKey(config.dataDir);
   const tokens = new TokenService(db, signingKey);

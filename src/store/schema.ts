@@ -1,5 +1,5 @@
 import type { Database, Dialect } from './database.js';
-import { auditTables } from '../audit/audit-schema.js';
+import { AUDIT_JOURNAL_MARKS, auditTables } from '../audit/audit-schema.js';
 
 /**
  * Schema migrations, applied in order on start. Each is DDL text for a dialect; a migration that has run is
@@ -283,6 +283,8 @@ CREATE TABLE oauth_refresh_token (
 CREATE INDEX oauth_refresh_token_family ON oauth_refresh_token (family);
 CREATE TABLE oauth_revoked (id TEXT PRIMARY KEY, expires_at ${d.bigint} NOT NULL);
 `,
+  // The audit journal's commit marks (src/audit/audit-journal.ts); on SQLite in audit.db.
+  (d) => (d.name === 'postgres' ? AUDIT_JOURNAL_MARKS : 'SELECT 1'),
 ];
 
 export const SCHEMA_VERSION = migrations.length;
