@@ -1,15 +1,24 @@
 /**
- * npx tsx bench/audit-overhead.ts [--backends sqlite,postgres] [--resources 5000] [--samples 400] [--rounds 2]
+ * npx tsx bench/governance.ts [--backends sqlite,postgres] [--resources 5000] [--samples 400] [--rounds 2]
+ * (also the last section of `npm run bench`)
  *
- * What the audit log costs: the same store served by `tessera serve` with TESSERA_AUDIT=off and on, in
- * alternating rounds (off/on, then on/off, ...) so that drift of the machine falls on both. Measures
- * read and search latency (sequential, as bench/run.ts does; and with 8 concurrent clients, where group
- * commit matters) and the ingest rate of transaction Bundles POSTed over HTTP (one event per Bundle, with
- * every resource written as an entity). Data: the deterministic synthetic community (src/synthetic).
+ * What governance costs: the same store served by `tessera serve` with governance "off" and "on", in
+ * alternating rounds (off/on, then on/off, ...) so that drift of the machine falls on both.
+ * - off: TESSERA_AUDIT=off and a caller the access policy has nothing to narrow for (a `system/*.cruds`
+ *   client cleared for every kind of sensitive data: no row conditions). The policy itself cannot be
+ *   turned off; this is its cheapest path.
+ * - on: the audit log on and a caller the policy narrows row by row: a participant's client with
+ *   `system/*.cruds`, purpose of use TREAT, no clearance, so every search and read carries the consent and
+ *   security-label conditions; one patient in five has a Consent denying another organization.
+ * Measures read and search latency (sequential, as bench/run.ts does; and with 8 concurrent clients) and
+ * the ingest rate of transaction Bundles POSTed over HTTP. Data: the deterministic synthetic community
+ * (src/synthetic).
  */
 import http from 'node:http';
-import type { Bundle, Patient } from '@medplum/fhirtypes';
+import type { Bundle, Consent } from '@medplum/fhirtypes';
 import { arg } from './args.js';
+import { setClearance } from '../src/consent/clearance.js';
+import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { benchConfig, BENCH_DATABASE_URL } from './config.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
@@ -92,15 +101,25 @@ type Measures = Record<'readP95' | 'searchP95' | 'concurrentReadP95' | 'concurre
 async function benchBackend(backend: 'sqlite' | 'postgres'): Promise<Record<'off' | 'on', Measures[]>> {
   const { config, cleanup } = benchConfig(backend);
   const tessera = await createTessera({ ...config, audit: false });
-  const client = await createClient(tessera.db, { name: 'audit-bench', scope: 'system/*.cruds' });
+  const clients = {
+    off: await createClient(tessera.db, { name: 'governance-bench-unrestricted', scope: 'system/*.cruds' }),
+    on: await createClient(tessera.db, { name: 'governance-bench-treatment', scope: 'system/*.cruds' }),
+  };
+  await setClearance(tessera.db, `client:${clients.off.clientId}`, ['*']);
   await processBundle(tessera.repo, systemRequest(directoryBundle(1)), dispatch);
   const patients: string[] = [];
   let loaded = 0;
   for (const bundle of patientBundles({ seed: 11, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
     if (loaded >= RESOURCES) break;
     const response = (await processBundle(tessera.repo, systemRequest(bundle as Bundle), dispatch)) as Bundle;
-    patients.push(/Patient\/([^/]+)/.exec(response.entry?.[0].response?.location ?? '')?.[1] as string);
+    const patient = /Patient\/([^/]+)/.exec(response.entry?.[0].response?.location ?? '')?.[1] as string;
+    patients.push(patient);
     loaded += bundle.entry?.length ?? 0;
+    if (patients.length % 5 === 0) {
+      // One patient in five denies an organization: consent rows the policy's condition has to consult.
+      const consent = privacyConsent(patient, ORGANIZATIONS[patients.length % ORGANIZATIONS.length].id);
+      await processBundle(tessera.repo, systemRequest({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: consent, request: { method: 'POST', url: 'Consent' } }] }), dispatch);
+    }
   }
   await refreshPlannerStatistics(tessera.db);
   await tessera.close();
@@ -112,11 +131,10 @@ async function benchBackend(backend: 'sqlite' | 'postgres'): Promise<Record<'off
     for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
       process.env.TESSERA_AUDIT = mode;
       const server = await startServerProcess(config);
-      const tokenRes = await fetch(`${server.url}/oauth/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-      });
+      const client = clients[mode];
+      const form: Record<string, string> = { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string };
+      if (mode === 'on') form.purpose_of_use = 'TREAT';
+      const tokenRes = await fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
       const token = ((await tokenRes.json()) as { access_token: string }).access_token;
       const concurrentReads = await concurrent(server.url, token, reads);
       const concurrentSearches = await concurrent(server.url, token, searches);
@@ -141,6 +159,19 @@ async function benchBackend(backend: 'sqlite' | 'postgres'): Promise<Record<'off
   return results;
 }
 
+/** A basic opt-out Consent (IHE PCF) denying one organization access to the patient's record. */
+function privacyConsent(patient: string, organization: string): Consent {
+  return {
+    resourceType: 'Consent',
+    status: 'active',
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+    patient: { reference: `Patient/${patient}` },
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
+    provision: { type: 'deny', actor: [{ role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] }, reference: { reference: `Organization/${organization}` } }] },
+  };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {
   readP95: ['read by id p95 ms (sequential)', 'lower'],
@@ -153,7 +184,7 @@ const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {
 for (const backend of BACKENDS) {
   const r = await benchBackend(backend);
   console.log(`\n## ${backend}: ${RESOURCES} resources, ${ROUNDS} rounds (median), ${SAMPLES} samples\n`);
-  console.log('| measure | audit off | audit on | overhead |\n|---|---|---|---|');
+  console.log('| measure | governance off | governance on | overhead |\n|---|---|---|---|');
   for (const [key, [label, better]] of Object.entries(LABELS) as [keyof Measures, [string, string]][]) {
     const off = median(r.off.map((m) => m[key]));
     const on = median(r.on.map((m) => m[key]));
