@@ -49,12 +49,14 @@ export class AccessPolicy {
   /**
    * Throws 403 unless the scopes reach every row of `type` (`*`: of every type), with no patient context
    * or granular restriction: for the exchange's own operations that cannot be cut down row by row, such
-   * as the steward's worklists and type or system history. Consent does not narrow these (they are
-   * operations of the exchange, not disclosures of a patient's record); with `labels`, the caller must
-   * also be cleared for every kind of sensitive data, for what carries anything about anyone (the
-   * message log's raw messages, a C-CDA import's answer).
+   * as the steward's worklists. Consent does not narrow these (they are operations of the exchange, not
+   * disclosures of a patient's record). With `labels`, the caller must also be cleared for every kind of
+   * sensitive data, for what carries anything about anyone (the message log's raw messages). With
+   * `privacy`, no patient's consent and no security label may narrow what the caller reads of `type`
+   * either (`*`: of patients' records): for type and system history, which return every version of many
+   * resources and cannot be filtered row by row.
    */
-  requireUnrestricted(type: string, interaction: Interaction, what: string, options: { labels?: boolean } = {}): void {
+  requireUnrestricted(type: string, interaction: Interaction, what: string, options: { labels?: boolean; privacy?: boolean } = {}): void {
     this.require(type, interaction);
     if (this.grants === 'all') {
       return;
@@ -65,6 +67,23 @@ export class AccessPolicy {
     }
     if (options.labels && this.restrictions.some((r) => r.labels?.(type, 'r'))) {
       throw forbidden(`${what} needs clearance for every kind of sensitive data`);
+    }
+    // A privacy restriction narrows every patient-compartment type alike: Patient stands for them all.
+    const probe = type === '*' ? 'Patient' : type;
+    if (options.privacy && this.restrictions.some((r) => r.rows(probe, 'r') || r.labels?.(probe, 'r'))) {
+      throw forbidden(`${what} cannot be filtered by patients' consents and security labels, which narrow what this caller may read; search instead (e.g. with _lastUpdated)`);
+    }
+  }
+
+  /**
+   * Throws 403 unless a signed-in user has one of `roles` (users act within their role; backend clients
+   * have no role, and their scopes alone decide). For the work of stewards, interface analysts and
+   * administrators.
+   */
+  requireRole(roles: readonly string[], what: string): void {
+    const user = this.auth?.user;
+    if (user && !roles.includes(user.role)) {
+      throw forbidden(`${what} is for ${roles.join(' or ')} users, not ${user.role}`);
     }
   }
 

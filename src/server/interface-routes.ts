@@ -15,12 +15,16 @@ import type { Repository } from '../store/repository.js';
  * participant registry. Reading the log needs a scope over every resource type (a message can carry
  * anything about anyone: `system/*.rs`); replaying needs `system/*.cu`; participants are Organizations.
  */
+/** Users who run the interfaces: the message log, replay, the participant list. */
+const INTERFACE_ROLES = ['interface-analyst', 'admin'];
+
 export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, intakes: { hl7v2: Hl7v2Intake; ccda: CcdaIntake }, authenticate: (req: FastifyRequest) => Promise<AuthContext>): void {
   const log = new MessageLog(repo.sql);
   // A message can carry anything about anyone, and a participant is a directory entry for all: these
   // need access to every row of the types named, not a patient's or a granular share of them.
-  const requireEvery = async (auth: AuthContext, type: string, interactions: Interaction[], what: string) => {
+  const requireEvery = async (auth: AuthContext, type: string, interactions: Interaction[], what: string, roles: readonly string[] = INTERFACE_ROLES) => {
     const policy = await policyFor(repo, auth);
+    policy.requireRole(roles, what);
     for (const interaction of interactions) policy.requireUnrestricted(type, interaction, what, { labels: type === '*' });
   };
 
@@ -75,12 +79,15 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
 
   app.post('/participants', async (req, reply) => {
     const auth = await authenticate(req);
-    await requireEvery(auth, 'Organization', ['c'], 'The participant registry');
+    await requireEvery(auth, 'Organization', ['c'], 'The participant registry', ['admin']);
     const body = (req.body ?? {}) as Record<string, unknown>;
     const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
     const name = text('name');
     const mrnSystem = text('mrnSystem');
     if (!name || !mrnSystem) throw badRequest('name and mrnSystem are required');
+    // A participant with a scope gets an OAuth client of that scope: only a caller who could do all of it
+    // (every type, every kind of sensitive data) may mint one, or a token could mint a wider one.
+    if (text('scope')) await requireEvery(auth, '*', ['c', 'r', 'u', 'd', 's'], 'Registering a participant with an OAuth client', ['admin']);
     const created = await addParticipant(repo, { name, mrnSystem, hl7Facility: text('hl7Facility'), hl7Application: text('hl7Application'), scope: text('scope') });
     return reply.status(201).send(created);
   });

@@ -52,6 +52,7 @@ export async function mpiOperation(repo: Repository, name: string, req: FhirRequ
   if (!operation.methods.includes(req.method)) {
     throw fhirError(405, 'not-supported', `${name} takes ${operation.methods.join(' or ')}`);
   }
+  if (operation.reach === 'every') policyOf(req).requireRole(['steward', 'admin'], `Patient/${name}`);
   for (const interaction of operation.needs) {
     if (operation.reach === 'every') {
       policyOf(req).requireUnrestricted('Patient', interaction, `Patient/${name}`);
