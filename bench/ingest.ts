@@ -6,7 +6,7 @@
  * on one connection, then on N concurrent connections. The baseline of the same run is an MLLP listener
  * that acknowledges without storing anything: the transport's own ceiling on this machine.
  *
- * C-CDA intake: the 34 public sample documents (../shared/data), each sent repeatedly as a new document
+ * C-CDA intake: the 34 public sample documents (test/fixtures), each sent repeatedly as a new document
  * of a new patient (document id and MRN rewritten), one at a time through `POST /fhir/$import-ccda`.
  * Its baseline is reading the same documents (secure parse, header, sections converted) without storing.
  */
@@ -37,7 +37,8 @@ const MESSAGES = Number(arg('messages', '2000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const CONNECTIONS = Number(arg('connections', '8'));
 const DOCUMENTS = Number(arg('documents', '340'));
-const SHARED_DATA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'data');
+/** The sample documents kept with the tests (test/fixtures/ccda-*; each folder's README gives source and licence). */
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures');
 async function sendAll(port: number, texts: string[], connections: number): Promise<{ seconds: number; latencies: number[]; notAA: number }> {
   const latencies: number[] = [];
   let notAA = 0;
@@ -63,7 +64,7 @@ async function sendAll(port: number, texts: string[], connections: number): Prom
 
 /** The sample documents, each made the i-th distinct document of a distinct patient. */
 function ccdaDocuments(count: number): string[] {
-  const dirs = ['ccda-hl7-examples', 'ccda-converter-samples'].map((d) => join(SHARED_DATA, d));
+  const dirs = ['ccda-hl7-examples', 'ccda-converter-samples'].map((d) => join(FIXTURES, d));
   const samples = dirs.flatMap((d) => readdirSync(d).filter((f) => /\.(xml|ccda)$/.test(f)).map((f) => readFileSync(join(d, f), 'utf8')));
   const replaceFirstId = (text: string, after: string, tag: string) => {
     const start = text.indexOf('<id', text.indexOf(after));

@@ -8,11 +8,11 @@ import { dateTime } from '../src/ccda/cda-values.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
-import { SHARED_DATA } from './helpers/paths.js';
+import { FIXTURES } from './helpers/paths.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
 const DIRECTORIES = ['ccda-hl7-examples', 'ccda-converter-samples'];
-const DOCUMENTS = DIRECTORIES.flatMap((d) => readdirSync(join(SHARED_DATA, d)).filter((f) => /\.(xml|ccda)$/.test(f)).map((f) => join(SHARED_DATA, d, f)));
+const DOCUMENTS = DIRECTORIES.flatMap((d) => readdirSync(join(FIXTURES, d)).filter((f) => /\.(xml|ccda)$/.test(f)).map((f) => join(FIXTURES, d, f)));
 
 /**
  * The coded entries of a document's clinical sections, read from the XML here (independently of the
@@ -173,7 +173,7 @@ for (const backend of BACKENDS) {
     });
 
     it('goals and health concerns of a care plan become Goals and health-concern Conditions', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Care_Plan_Care_Plan.xml'), 'utf8').replace('<title>', '<title>Goals check: ');
+      const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'Care_Plan_Care_Plan.xml'), 'utf8').replace('<title>', '<title>Goals check: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const patient = res.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference;
@@ -189,7 +189,7 @@ for (const backend of BACKENDS) {
       const compositions = new Map<string, any>();
       const compositionOf = async (file: string) => {
         if (!compositions.has(file)) {
-          const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', file), 'utf8').replace('<title>', '<title>Sections check: ');
+          const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', file), 'utf8').replace('<title>', '<title>Sections check: ');
           const res = await importDocument(text, participantToken);
           assert.equal(res.status, 200, JSON.stringify(res.body));
           assert.equal(res.body.parameter.find((p: any) => p.name === 'status').valueCode, 'processed', JSON.stringify(res.body).slice(0, 2000));
@@ -240,7 +240,7 @@ for (const backend of BACKENDS) {
     });
 
     it('a section with no mapping is kept as a note with a warning', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Diagnostic_Imaging_Report_Diagnostic_Imaging_Report.xml'), 'utf8').replace('<title>', '<title>Notes check: ');
+      const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'Diagnostic_Imaging_Report_Diagnostic_Imaging_Report.xml'), 'utf8').replace('<title>', '<title>Notes check: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const warnings = res.body.parameter.find((p: any) => p.name === 'outcome').resource.issue.map((i: any) => i.diagnostics);
@@ -258,7 +258,7 @@ for (const backend of BACKENDS) {
     });
 
     it('a CCD: medical equipment, insurance, family history and plan become resources; the message log holds the document and its outcome', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
+      const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8').replace('<title>', '<title>Resent: ');
       const res = await importDocument(text, participantToken);
       assert.equal(res.status, 200);
       const outcome = res.body.parameter.find((p: any) => p.name === 'outcome').resource;
@@ -304,7 +304,7 @@ for (const backend of BACKENDS) {
     });
 
     it('the same document sent again is a duplicate and writes nothing', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
+      const text = readFileSync(join(FIXTURES, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
       const before = await count();
       const res = await importDocument(text, participantToken);
       assert.equal(res.body.parameter.find((p: any) => p.name === 'status').valueCode, 'duplicate');
@@ -312,7 +312,7 @@ for (const backend of BACKENDS) {
     });
 
     it('a later document repeating entries (same entry ids) updates them instead of adding copies', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
+      const text = readFileSync(join(FIXTURES, 'ccda-converter-samples', 'Patient-1.ccda'), 'utf8');
       const first = await importDocument(text, participantToken);
       const patient = first.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference;
       const conditionsBefore = (await s.fhir('GET', `Condition?patient=${patient}&_summary=count`)).body.total;
@@ -342,7 +342,7 @@ for (const backend of BACKENDS) {
     });
 
     it('an oversize document is refused (413) before it is read', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8');
+      const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8');
       const padded = text.replace('</ClinicalDocument>', `<!-- ${'x'.repeat(2 * 1024 * 1024)} --></ClinicalDocument>`);
       const before = await count();
       const res = await importDocument(padded, participantToken);
@@ -357,7 +357,7 @@ for (const backend of BACKENDS) {
     });
 
     it('documents from a client that is no participant are refused unless an operator names the participant', async () => {
-      const text = readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8').replace('<title>', '<title>Operator import: ');
+      const text = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_2_CCD.xml'), 'utf8').replace('<title>', '<title>Operator import: ');
       const refused = await importDocument(text);
       assert.equal(refused.status, 403);
       assert.match(refused.body.issue[0].diagnostics, /registered participants only/);
@@ -381,7 +381,7 @@ for (const backend of BACKENDS) {
       const dir = mkdtempSync(join(tmpdir(), 'tessera-ccda-cli-'));
       try {
         const documentFile = join(dir, 'transfer.xml');
-        writeFileSync(documentFile, readFileSync(join(SHARED_DATA, 'ccda-hl7-examples', 'Transfer_Summary_Transfer_Summary.xml'), 'utf8').replace('<title>', '<title>From the CLI: '));
+        writeFileSync(documentFile, readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'Transfer_Summary_Transfer_Summary.xml'), 'utf8').replace('<title>', '<title>From the CLI: '));
         const refused = await tessera(['import', ...data, documentFile], env);
         assert.notEqual(refused.code, 0);
         assert.match(refused.stderr, /C-CDA documents are imported on a participant's behalf: add --participant ID/);

@@ -6,10 +6,11 @@ import { V2Message } from '../src/hl7v2/message-reader.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender, type Ack } from './helpers/mllp.js';
-import { SHARED_DATA } from './helpers/paths.js';
+import { FIXTURES } from './helpers/paths.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-const SAMPLES = join(SHARED_DATA, 'hl7v2-samples');
+/** All 139 sample messages of microsoft/FHIR-Converter (MIT), kept in test/fixtures/hl7v2-samples (see its README). */
+const SAMPLES = join(FIXTURES, 'hl7v2-samples');
 const files = readdirSync(SAMPLES).filter((f) => f.endsWith('.hl7')).sort();
 
 /** Message types Tessera does not map: rejected (AR, HL7 error 200/201) and kept in the error queue for replay once they are. */
