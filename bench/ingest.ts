@@ -119,8 +119,8 @@ async function main(): Promise<void> {
   await echo.stop();
 
   // Installed before the store opens, so that every statement Tessera prepares is seen.
-  const recorder = BACKEND === 'sqlite' ? new SqliteWriteRecorder() : undefined;
   const { config, cleanup } = benchConfig(BACKEND);
+  const recorder = BACKEND === 'sqlite' ? new SqliteWriteRecorder(join(config.dataDir, 'tessera.db')) : undefined;
   const tessera = await createTessera({ ...config, mllpPort: 0 });
   await addParticipant(tessera.repo, { name: 'Bench General', mrnSystem: 'urn:example:benchgen:mrn', hl7Facility: 'BENCHGEN' });
   const port = (await tessera.startMllp()) as number;

@@ -25,19 +25,20 @@ export class SqliteWriteRecorder {
   private readonly committed: RecordedTransaction[] = [];
   private rolledBack = 0;
 
-  constructor() {
+  /** `file`: the store whose writes are recorded (the audit log's own file, audit.db, is not the store). */
+  constructor(file: string) {
     const proto = BetterSqlite3.prototype as unknown as { exec(sql: string): unknown; prepare(sql: string): BetterSqlite3.Statement };
     const exec = proto.exec;
     const prepare = proto.prepare;
     const self = this;
-    proto.exec = function (this: unknown, sql: string) {
+    proto.exec = function (this: { name: string }, sql: string) {
       const result = exec.call(this, sql);
-      if (self.recording) self.boundary(sql);
+      if (self.recording && this.name === file) self.boundary(sql);
       return result;
     };
-    proto.prepare = function (this: unknown, sql: string) {
+    proto.prepare = function (this: { name: string }, sql: string) {
       const statement = prepare.call(this, sql);
-      if (/^\s*(INSERT|UPDATE|DELETE)\b/i.test(sql)) {
+      if (this.name === file && /^\s*(INSERT|UPDATE|DELETE)\b/i.test(sql)) {
         const run = statement.run.bind(statement);
         statement.run = (...params: unknown[]) => {
           const result = run(...params);

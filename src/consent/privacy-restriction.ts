@@ -9,6 +9,7 @@ import type { SqlValue } from '../store/database.js';
 import { ownIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { activeBreakTheGlass } from './break-the-glass.js';
+import { personRecords } from '../engine/request-policy.js';
 import { clearanceOf } from './clearance.js';
 
 export type ConsentDefault = 'opt-out' | 'opt-in';
@@ -36,6 +37,9 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     const requester = await requesterOf(repo, auth);
     const clearance = await clearanceOf(repo.sql, requester.holder);
     const exempt = await activeBreakTheGlass(repo.sql, requester.holder);
+    // A patient reading their own record (every record of theirs the MPI links) is not withheld from by
+    // their own consent or by labels: it is their right of access. A clinician's launch context is not this.
+    if (auth.user?.role === 'patient' && auth.patient) exempt.push(...(await personRecords(repo, auth.patient)));
     const [{ n }] = await repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM (SELECT 1 FROM consent_rule LIMIT 1) c');
     const consents = Number(n) > 0;
     const withheldKinds = Object.keys(SENSITIVITY_DISPLAY).filter((k) => !clearance.has(k) && !clearance.has('*'));
@@ -157,10 +161,12 @@ class PrivacyRestriction implements RowRestriction {
     if (purpose) {
       clauses.push('(cr.purposes IS NULL OR cr.purposes LIKE ?)', '(cr.purposes_except IS NULL OR cr.purposes_except NOT LIKE ?)');
       params.push(`%,${purpose},%`, `%,${purpose},%`);
-    } else {
-      // No declared purpose: rules for particular purposes do not apply, exceptions for one do not help.
-      clauses.push('cr.purposes IS NULL');
+    } else if (effect === 'permit') {
+      // No declared purpose: a permit for particular purposes, or one that excepts some, does not apply.
+      clauses.push('cr.purposes IS NULL', 'cr.purposes_except IS NULL');
     }
+    // (A deny applies whatever purposes it names or excepts: a caller who declares none may be acting for
+    // any of them. Withhold more, never less.)
     return { sql: clauses.join(' AND '), params };
   }
 

@@ -97,7 +97,16 @@ export function writeInteractions(method: string, byCriteria: boolean): Interact
 /** Checks the caller's scopes for a write (see writeInteractions). */
 export function authorizeWrite(req: FhirRequest, type: string, method: string, byCriteria: boolean): void {
   for (const interaction of writeInteractions(method, byCriteria)) authorize(req, type, interaction);
+  if (type === 'Consent') {
+    // A Consent decides who sees a person's record (a permit can lift the withholding of sensitive data):
+    // among people, only the patient (their own: the patient scope's compartment check) and privacy
+    // officers record one. Backend clients need a Consent write scope, which the operator grants to
+    // systems trusted to record patients' consents (a participant's registration feed).
+    policyOf(req).requireRole(CONSENT_AUTHORS, 'Recording a Consent');
+  }
 }
+
+const CONSENT_AUTHORS = ['patient', 'privacy-officer'];
 
 /**
  * Throws 404 unless the caller may reach the resource's current row: one that exists but lies outside the
