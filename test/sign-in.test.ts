@@ -216,6 +216,21 @@ for (const backend of BACKENDS) {
       assert.ok(!row.password_hash.includes(PASSWORD));
     });
 
+    it("the launch-patient picker searches as the signed-in user: a patient whose consent denies the user's organization is not listed, and the search is audited with the user", async () => {
+      const hidden = (await fhir('POST', 'Patient', adminToken, { resourceType: 'Patient', name: [{ family: 'Nolisting', given: ['Hana'] }], birthDate: '1977-01-02' })).body.id;
+      const deny = { resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: `Patient/${hidden}` }, policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] }, provision: { type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${orgId}` } }] } };
+      assert.equal((await fhir('POST', 'Consent', adminToken, deny)).status, 201);
+      const config = await clientConfig(app.clientId, app.clientSecret);
+      const { url } = await startLaunch(config);
+      const { browser, res } = await signIn(url, { email: 'casey.clinician@example.org', password: PASSWORD });
+      assert.match(res.html, /Choose a patient/);
+      const found = await browser.fetch(`${base}/oauth/authorize/patient`, { form: { state: hiddenField(res.html, 'state'), action: 'search', name: 'Nolisting' } });
+      assert.equal(found.status, 200);
+      assert.doesNotMatch(found.html, new RegExp(hidden), 'the denied patient is not offered');
+      const chosen = await browser.fetch(`${base}/oauth/authorize/patient`, { form: { state: hiddenField(found.html, 'state'), action: 'choose', patient: hidden } });
+      assert.ok(!chosen.location, 'nor can it be chosen by id');
+    });
+
     it('password sign-in through a whole SMART launch driven by openid-client: patient selection, id_token, access token facts', async () => {
       const { tokens, config, checks, location } = await launch('casey.clinician@example.org', { patientName: 'Quillfeather', extra: { purpose_of_use: 'TREAT' } });
       assert.ok(tokens.patient === patients.ada || tokens.patient === patients.ben);

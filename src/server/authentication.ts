@@ -43,13 +43,14 @@ export class BearerAuthentication {
       // Returning the reply (sent) ends the request here: fastify runs neither the parser nor the handler.
       return this.sendError(reply, err);
     }
+    // Known from here on, also when throttled: the audit record of a 429 names the client.
+    this.contexts.set(req, auth);
     const wait = this.limiter?.take(auth.clientId);
     if (wait !== undefined) {
       if (hasBody(req)) reply.header('connection', 'close');
       reply.header('retry-after', String(wait));
       return this.sendError(reply, fhirError(429, 'throttled', `Too many requests: this client may send ${this.limiter?.perMinute} a minute; retry after ${wait} s`));
     }
-    this.contexts.set(req, auth);
     return undefined;
   };
 

@@ -177,7 +177,9 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     }
   });
 
+  const engine = new FhirEngine(options.repo);
   registerOAuthRoutes(app, {
+    engine,
     db: options.db,
     repo: options.repo,
     tokens: options.tokens,
@@ -203,7 +205,6 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return reply.type(FHIR_JSON).send(json);
   });
 
-  const engine = new FhirEngine(options.repo);
   // The onRequest hook authenticated the request before its body was read; handlers take its AuthContext.
   const authenticate = authentication.contextOf;
 

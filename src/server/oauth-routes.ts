@@ -1,5 +1,4 @@
-import type { Filter } from '@medplum/core';
-import type { HumanName, Patient } from '@medplum/fhirtypes';
+import type { Bundle, HumanName, Patient } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { issueAuthorizationCode } from '../auth/authorization-codes.js';
@@ -18,8 +17,11 @@ import { cookie, CSRF_COOKIE, newCsrfSecret, readCookie, SignInStates } from '..
 import type { UserGrant } from '../auth/user-grant.js';
 import { findClient } from '../security/clients.js';
 import type { SigningKey } from '../security/signing-key.js';
-import type { TokenService } from '../security/token-service.js';
-import { search } from '../search/search-engine.js';
+import type { AuthContext, TokenService } from '../security/token-service.js';
+import { parseScopes } from '../security/scopes.js';
+import type { FhirEngine } from '../engine/fhir-engine.js';
+import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
+import { ID_RE } from '../store/repository.js';
 import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { isLocked, type LockoutPolicy } from '../users/lockout.js';
@@ -38,6 +40,8 @@ export interface OAuthRouteOptions {
   baseUrl: () => string;
   lockout: LockoutPolicy;
   federation?: FederatedSignIn;
+  /** The FHIR engine: the launch-patient picker searches through it as the signed-in user (policy and audit apply). */
+  engine: FhirEngine;
   /** Sign-ins and token requests are recorded here before they are answered (absent: audit off). */
   audit?: AuditLog;
   /** Marks a request as audited here, so the HTTP layer's catch-all does not record it again. */
@@ -252,8 +256,13 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
     const { request, userId, authTime } = sealed;
     const user = await findUser(db, userId);
     if (!user || user.disabled) return html(reply, 403, errorPage('This account is disabled.'));
+    // The picker searches and reads as this user (the search of patients a staff user has: user/Patient.rs):
+    // the access policy decides what it lists (consent, labels) and each search is audited with the user.
+    const asUser: AuthContext = { clientId: request.clientId, scopes: parseScopes('user/Patient.rs'), user: { id: user.id, role: user.role, fhirUser: user.fhirUser ?? undefined }, organization: user.organization, purposeOfUse: request.purposeOfUse };
+    const patientRequest = (path: string, query = ''): FhirRequest => ({ method: 'GET', segments: path.split('/'), rawQuery: query, query: new URLSearchParams(query), auth: asUser, baseUrl: `${base()}/fhir` });
     if (form.action === 'choose') {
-      if (!form.patient || !(await options.repo.exists('Patient', form.patient))) {
+      const chosen = form.patient && ID_RE.test(form.patient) ? await options.engine.handle(patientRequest(`Patient/${form.patient}`), req.id).catch(() => undefined) : undefined;
+      if (chosen?.status !== 200) {
         return html(reply, 200, patientSelectionPage({ state: form.state, error: 'Choose a patient from the list.' }), formTargets(request));
       }
       req.log.info({ event: 'launch-patient-selected', userId, clientId: request.clientId }, 'patient selected for launch');
@@ -265,7 +274,9 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
     if (birthdate && !/^\d{4}(-\d{2}(-\d{2})?)?$/.test(birthdate)) {
       return html(reply, 200, patientSelectionPage({ state: form.state, name, birthdate, error: 'Write the birth date as YYYY-MM-DD.' }), formTargets(request));
     }
-    const results = await findPatients(options.repo, name, birthdate);
+    const query = new URLSearchParams({ _count: '20', ...(name ? { name } : {}), ...(birthdate ? { birthdate } : {}) }).toString();
+    const found = await options.engine.handle(patientRequest('Patient', query), req.id);
+    const results = patientChoices(found);
     return html(reply, 200, patientSelectionPage({ state: form.state, name, birthdate, results }), formTargets(request));
   });
 
@@ -321,13 +332,13 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
   };
 }
 
-/** Patients by name and/or birth date, at most 20 (through the search engine: golden records stay hidden). */
-async function findPatients(repo: Repository, name: string, birthdate: string): Promise<PatientChoice[]> {
-  const filters: Filter[] = [];
-  if (name) filters.push({ code: 'name', operator: 'eq' as Filter['operator'], value: name });
-  if (birthdate) filters.push({ code: 'birthdate', operator: 'eq' as Filter['operator'], value: birthdate });
-  const result = await search(repo, { resourceType: 'Patient', filters, count: 20 });
-  return (result.matches as Patient[]).map((p) => ({ id: p.id as string, name: displayName(p.name), birthDate: p.birthDate }));
+/** The Patients of a searchset, as the picker lists them. */
+function patientChoices(res: FhirResponse): PatientChoice[] {
+  const bundle = (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
+  return (bundle.entry ?? [])
+    .map((e) => e.resource)
+    .filter((r): r is Patient => r?.resourceType === 'Patient')
+    .map((p) => ({ id: p.id as string, name: displayName(p.name), birthDate: p.birthDate }));
 }
 
 function displayName(names: HumanName[] | undefined): string {
