@@ -240,6 +240,20 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', 'Patient/no-such-patient/$disclosures')).status, 404);
     });
 
+    it("an operator's CLI actions are audited: who (the OS account), the command and its target", async () => {
+      const target = await createClient(s.tessera.db, { name: 'clearance-target', scope: 'system/Patient.rs' });
+      const result = await tessera(['clients', 'clearance', target.clientId, 'HIV', ...cliStore()], cliEnv());
+      assert.equal(result.code, 0, result.stderr);
+      const res = await s.fhir('GET', `AuditEvent?entity=${encodeURIComponent(`client:${target.clientId}`)}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.entry?.length, 1, 'one event for the clearance change');
+      const event = res.body.entry[0].resource;
+      assert.equal(event.subtype[0].code, 'clients clearance');
+      assert.equal(event.type.code, '110100');
+      assert.match(event.agent[0].who.identifier.value, /^os:/);
+      assert.equal(event.agent[0].role[0].text, 'operator');
+    });
+
     it('tessera audit verify passes on a clean log', async () => {
       const result = await tessera(['audit', 'verify', ...cliStore()], cliEnv());
       assert.equal(result.code, 0, result.stdout + result.stderr);

@@ -26,18 +26,23 @@ export const SEEN_DETAIL = 'resources-seen';
 
 const SERVER = 'tessera';
 
+/** The identifier system of what an operator action acted on (`user:{id}`, `client:{id}`, `message:{id}`). */
+export const TARGET_SYSTEM = 'urn:tessera:target';
+
 /** The identifier system of participants (message senders) in agent.who. */
 export const PARTICIPANT_ID_SYSTEM = 'urn:tessera:participant';
 
 function typeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110114', display: 'User Authentication' };
   if (record.kind === 'import') return { system: DICOM, code: '110107', display: 'Import' };
+  if (record.kind === 'operator') return { system: DICOM, code: '110100', display: 'Application Activity' };
   return { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' };
 }
 
 function subtypeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110122', display: 'Login' };
   if (record.kind === 'import') return { system: 'urn:tessera:intake', code: record.subtype };
+  if (record.kind === 'operator') return { system: 'urn:tessera:cli', code: record.subtype };
   if (record.subtype.startsWith('$')) return { system: 'urn:tessera:operation', code: record.subtype };
   if (record.subtype.includes(' ')) return { system: 'urn:tessera:http-route', code: record.subtype };
   return { system: RESTFUL_INTERACTION, code: record.subtype };
@@ -87,6 +92,7 @@ function entities(record: AuditRecord): AuditEventEntity[] {
   for (const ref of record.subjects.resources) {
     if (!ref.startsWith('Patient/')) list.push({ what: { reference: ref }, type: OBJECT_TYPE, role: DATA_ROLE });
   }
+  if (record.target) list.push({ what: { identifier: { system: TARGET_SYSTEM, value: record.target } }, type: OBJECT_TYPE, role: DATA_ROLE });
   if (record.query !== undefined) {
     list.push({ type: OBJECT_TYPE, role: QUERY_ROLE, description: record.resourceType, query: Buffer.from(record.query, 'utf8').toString('base64') });
   }
@@ -122,6 +128,7 @@ export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: st
   for (const patient of record.subjects.patients.keys()) keys.push(['p', `Patient/${patient}`]);
   const entities = new Set(record.subjects.resources);
   for (const patient of record.subjects.patients.keys()) entities.add(`Patient/${patient}`);
+  if (record.target) entities.add(record.target);
   for (const ref of entities) keys.push(['e', ref]);
   const agents = new Set([record.clientId, record.user?.id, record.user?.fhirUser, record.organization, record.participant].filter((a): a is string => !!a));
   for (const agent of agents) keys.push(['a', agent]);

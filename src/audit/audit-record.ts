@@ -16,8 +16,8 @@ export type AuditOutcome = 0 | 4 | 8 | 12;
  * kept here for the AuditEvent's query entity (the audit store is protected) and must never be logged.
  */
 export interface AuditRecord {
-  /** 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over MLLP). */
-  kind: 'rest' | 'login' | 'import';
+  /** 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over MLLP); 'operator' for CLI actions. */
+  kind: 'rest' | 'login' | 'import' | 'operator';
   /** http://hl7.org/fhir/restful-interaction code (read, search-type, create, ...) or an operation name ($everything). */
   subtype: string;
   action: AuditAction;
@@ -41,6 +41,8 @@ export interface AuditRecord {
   /** The raw query string (PHI possible), for the query entity of searches and operations. */
   query?: string;
   subjects: AuditSubjects;
+  /** What an operator action acted on, when it is not a FHIR resource: `client:{id}`, `user:{id}`, `message:{id}`. */
+  target?: string;
 }
 
 /** The part of a FHIR request the audit record reads: a request refused before authentication has no auth. */
@@ -185,6 +187,26 @@ export function loginAuditRecord(attempt: LoginAttempt): AuditRecord {
     clientId: attempt.clientId,
     user: attempt.user,
     tokenId: attempt.tokenId,
+    subjects: { patients: new Map(), resources: [] },
+  };
+}
+
+/**
+ * The audit record of an operator's action from the command line (`tessera users disable`, `clients
+ * clearance`, `messages show`, ...): who (the operating-system account), the command, and its target.
+ */
+export function operatorAuditRecord(command: string, target: string | undefined, operator: string): AuditRecord {
+  return {
+    kind: 'operator',
+    subtype: command,
+    action: command.endsWith(' show') || command.endsWith(' list') ? 'R' : 'E',
+    outcome: 0,
+    httpStatus: 'done',
+    recorded: Date.now(),
+    requestId: crypto.randomUUID(),
+    clientId: 'tessera-cli',
+    user: { id: `os:${operator}`, role: 'operator' },
+    target,
     subjects: { patients: new Map(), resources: [] },
   };
 }

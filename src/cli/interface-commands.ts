@@ -7,6 +7,7 @@ import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/me
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import type { TesseraConfig } from '../server/config.js';
 import { createTessera, type Tessera } from '../server/tessera.js';
+import { recordOperatorAction } from './operator-audit.js';
 
 export interface StoreFlags {
   data?: string;
@@ -41,6 +42,7 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
     await withStore(flags, async (t) => {
       try {
         const created = await addParticipant(t.repo, { name: flags.name, mrnSystem: flags.mrnSystem, hl7Facility: flags.hl7Facility, hl7Application: flags.hl7Application, scope: flags.scope });
+        await recordOperatorAction(t, 'participants add', `participant:${created.participant.id}`);
         process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
       } catch (err) {
         program.error(`tessera participants add: ${(err as Error).message}`);
@@ -106,6 +108,7 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
       const m = await new MessageLog(t.db).get(id);
       if (!m) program.error(`tessera messages show: no message ${id}`);
       const { raw, ...rest } = m as NonNullable<typeof m>;
+      await recordOperatorAction(t, 'messages show', `message:${id}`);
       process.stdout.write(`${JSON.stringify({ ...rest, receivedAt: new Date(rest.receivedAt).toISOString() }, null, 2)}\n--- raw ---\n${raw.replace(/\r/g, '\n')}\n`);
     });
   });
@@ -120,6 +123,7 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
       }
       if (!result) program.error(`tessera messages replay: no message ${id}`);
       const m = await new MessageLog(t.db).get(id);
+      await recordOperatorAction(t, 'messages replay', `message:${id}`);
       process.stdout.write(`${result?.ackCode ? `${result.ackCode} ` : ''}${m?.status}${m?.error ? `: ${m.error}` : ''}\n`);
       if (m?.status === 'failed') process.exitCode = 1;
     });

@@ -10,6 +10,7 @@ import { setClearance } from '../consent/clearance.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
+import { recordOperatorAction } from './operator-audit.js';
 import { ensureDemo } from './demo.js';
 import { createProgressBar } from './progress.js';
 import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
@@ -177,6 +178,7 @@ clients
     const tessera = await createTessera(config(flags, true));
     try {
       const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks, redirectUris: flags.redirectUri, public: flags.public });
+      await recordOperatorAction(tessera, 'clients create', `client:${client.clientId}`);
       process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
     } catch (err) {
       program.error(`tessera clients create: ${(err as Error).message}`);
@@ -195,6 +197,7 @@ clients
     try {
       const list = kinds === 'none' ? [] : kinds.split(',').map((k) => k.trim()).filter(Boolean);
       await setClearance(tessera.db, `client:${clientId}`, list);
+      await recordOperatorAction(tessera, 'clients clearance', `client:${clientId}`);
       process.stdout.write(`client ${clientId}: clearance ${list.length ? list.join(',') : 'none'}\n`);
     } catch (err) {
       program.error(`tessera clients clearance: ${(err as Error).message}`);

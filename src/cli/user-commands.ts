@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { setClientDisabled } from '../security/clients.js';
 import type { TesseraConfig } from '../server/config.js';
 import { createTessera, type Tessera } from '../server/tessera.js';
+import { recordOperatorAction } from './operator-audit.js';
 import { addUser, enrolTotp, findUserByIdOrEmail, listUsers, ROLES, setPassword, setUserDisabled } from '../users/user-directory.js';
 import type { StoreFlags } from './interface-commands.js';
 
@@ -44,6 +45,7 @@ export function registerUserCommands(program: Command, clients: Command, config:
     await withStore(flags, (t) =>
       failing('users add', async () => {
         const user = await addUser(t.repo, { name: flags.name, email: flags.email, role: flags.role, organization: flags.organization, patient: flags.patient, password });
+        await recordOperatorAction(t, 'users add', `user:${user.id}`);
         process.stdout.write(`${JSON.stringify({ id: user.id, name: user.name, email: user.email, role: user.role, organization: user.organization, fhirUser: user.fhirUser }, null, 2)}\n`);
       }),
     );
@@ -70,6 +72,7 @@ export function registerUserCommands(program: Command, clients: Command, config:
           const user = await findUserByIdOrEmail(t.db, who);
           if (!user) throw new Error(`no user ${who}`);
           await setUserDisabled(t.db, user.id, disabled);
+          await recordOperatorAction(t, `users ${name}`, `user:${user.id}`);
           process.stdout.write(`User ${user.id} ${disabled ? 'disabled' : 'enabled'}\n`);
         }),
       );
@@ -83,6 +86,7 @@ export function registerUserCommands(program: Command, clients: Command, config:
       await withStore(flags, (t) =>
         failing(`clients ${name}`, async () => {
           if (!(await setClientDisabled(t.db, id, disabled))) throw new Error(`no client ${id}`);
+          await recordOperatorAction(t, `clients ${name}`, `client:${id}`);
           process.stdout.write(`Client ${id} ${disabled ? 'disabled' : 'enabled'}\n`);
         }),
       );
@@ -98,7 +102,9 @@ export function registerUserCommands(program: Command, clients: Command, config:
       failing('users totp', async () => {
         const user = await findUserByIdOrEmail(t.db, who);
         if (!user) throw new Error(`no user ${who}`);
-        process.stdout.write(`${await enrolTotp(t.db, user)}\n`);
+        const uri = await enrolTotp(t.db, user);
+        await recordOperatorAction(t, 'users totp', `user:${user.id}`);
+        process.stdout.write(`${uri}\n`);
       }),
     );
   });
@@ -115,6 +121,7 @@ export function registerUserCommands(program: Command, clients: Command, config:
         const user = await findUserByIdOrEmail(t.db, who);
         if (!user) throw new Error(`no user ${who}`);
         await setPassword(t.db, user.id, password);
+        await recordOperatorAction(t, 'users password', `user:${user.id}`);
         process.stdout.write(`Password of user ${user.id} set\n`);
       }),
     );
