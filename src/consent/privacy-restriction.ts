@@ -35,7 +35,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
   return async (repo: Repository, auth: AuthContext) => {
     const requester = await requesterOf(repo, auth);
     const clearance = await clearanceOf(repo.sql, requester.holder);
-    const exempt = await activeBreakTheGlass(repo.sql, requester.holder);
+    const exempt = await activeBreakTheGlass(repo, requester.holder);
     const [{ n }] = await repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM (SELECT 1 FROM consent_rule LIMIT 1) c');
     const consents = Number(n) > 0;
     const withheldKinds = Object.keys(SENSITIVITY_DISPLAY).filter((k) => !clearance.has(k) && !clearance.has('*'));
