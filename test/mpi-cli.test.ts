@@ -11,6 +11,9 @@ import { currentMatchModel, latestModel } from '../src/mpi/model-store.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
+import { privacyConsent } from './helpers/governance.js';
+import { personRecords } from '../src/engine/request-policy.js';
+import type { Patient } from '@medplum/fhirtypes';
 
 
 /** `tessera mpi rebuild` and `tessera mpi train` on a store loaded by `tessera import`. */
@@ -39,11 +42,62 @@ for (const backend of BACKENDS) {
       }
     };
 
-    it('rebuild links the Patients a store took in while the index was off; a second run keeps every link', async () => {
+    /** Consents (deny one organisation) on one record of each of the first `n` people with several records: consent id to record id. */
+    const writeConsents = async (n: number): Promise<Map<string, string>> => {
+      const t = await createTessera({ ...store.config, mpi: false });
+      try {
+        const stored = await t.db.query<{ id: string; content: string }>("SELECT id, content FROM resource WHERE type = 'Patient' AND deleted = 0");
+        const byMrn = new Map(stored.map((r) => [(JSON.parse(r.content) as Patient).identifier?.[0]?.value, r.id]));
+        const perPerson = new Map<number, number>();
+        records.forEach((r) => perPerson.set(r.personId, (perPerson.get(r.personId) ?? 0) + 1));
+        const chosen = records.filter((r, i) => perPerson.get(r.personId)! > 1 && records.findIndex((o) => o.personId === r.personId) === i && r.cohort === 'ordinary').slice(0, n);
+        const out = new Map<string, string>();
+        for (const r of chosen) {
+          const patient = byMrn.get(r.patient.identifier?.[0]?.value) as string;
+          assert.ok(patient);
+          const consent = await t.repo.create(privacyConsent(patient, { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: 'Organization/somewhere' } }] }] }));
+          out.set(consent.id as string, patient);
+        }
+        return out;
+      } finally {
+        await t.close();
+      }
+    };
+    /** How many consents' rows differ from their person's records, and how many cover more than the record named. */
+    const consentState = async (consents: Map<string, string>) => {
+      const t = await createTessera({ ...store.config, mpi: false });
+      try {
+        let mismatched = 0;
+        let widened = 0;
+        for (const [consent, patient] of consents) {
+          const rows = (await t.db.query<{ patient_id: string }>('SELECT DISTINCT patient_id FROM consent_rule WHERE consent_id = ?', [consent])).map((r) => r.patient_id).sort();
+          const person = (await personRecords(t.repo, patient)).sort();
+          if (rows.join() !== person.join()) mismatched++;
+          if (rows.length > 1) widened++;
+        }
+        return { mismatched, widened };
+      } finally {
+        await t.close();
+      }
+    };
+    /** Rows as a store kept them before consents followed the index: the record named only. */
+    const staleConsents = async (consents: Map<string, string>) => {
+      const t = await createTessera({ ...store.config, mpi: false });
+      try {
+        for (const [consent, patient] of consents) await t.db.run('DELETE FROM consent_rule WHERE consent_id = ? AND patient_id <> ?', [consent, patient]);
+      } finally {
+        await t.close();
+      }
+    };
+
+    it('rebuild links the Patients a store took in while the index was off, consents following; a second run keeps every link and repairs consent rows', async () => {
       writeFileSync(join(inputs, 'people.ndjson'), `${records.map((r) => JSON.stringify(r.patient)).join('\n')}\n`);
       const imported = await tessera(['import', ...data, join(inputs, 'people.ndjson')], { ...env, TESSERA_MPI: '0' });
       assert.equal(imported.code, 0, imported.stdout + imported.stderr);
       assert.deepEqual(await indexState(), { sources: 0, enterprises: 0, models: 0 });
+      // Consents written while the index was off cover the record they name only, until the rebuild links it.
+      const consents = await writeConsents(20);
+      assert.deepEqual(await consentState(consents), { mismatched: 0, widened: 0 });
 
       const rebuilt = await tessera(['mpi', 'rebuild', ...data], env);
       assert.equal(rebuilt.code, 0, rebuilt.stderr);
@@ -52,12 +106,20 @@ for (const backend of BACKENDS) {
       assert.equal(first.sources, records.length);
       assert.ok(first.enterprises < records.length && first.enterprises >= people * 0.95, `${first.enterprises} enterprises for ${people} people`);
       assert.match(rebuilt.stdout, new RegExp(`Re-linked ${records.length} source records in [\\d.]+ s \\(\\d+ records/s\\); ${first.enterprises} enterprise identities`));
+      const linked = await consentState(consents);
+      assert.equal(linked.mismatched, 0, 'every consent covers its person as linked');
+      assert.ok(linked.widened >= 15, `${linked.widened} of 20 consents reach the person's other records`);
+      assert.match(rebuilt.stdout, /; 20 consents re-expanded over their person/);
+      // Rows expanded before consents followed identity changes: the next rebuild repairs them.
+      await staleConsents(consents);
+      assert.equal((await consentState(consents)).mismatched, linked.widened);
 
       const again = await tessera(['mpi', 'rebuild', ...data], env);
       assert.equal(again.code, 0);
       const second = await indexState();
       assert.equal(second.sources, first.sources);
       assert.ok(second.enterprises <= first.enterprises, 'linked records keep their enterprise; a record alone may join one');
+      assert.equal((await consentState(consents)).mismatched, 0, 'the rebuild expanded every consent again');
     });
 
     it('rebuild fills the name keys of records written before migration 5; until then the name-frequency weight stays off', async () => {

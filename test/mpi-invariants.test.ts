@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
+import type { Consent, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
 import { Random } from '../src/synthetic/random.js';
 import { BACKENDS } from './helpers/backends.js';
 import { person } from './helpers/people.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { privacyConsent } from './helpers/governance.js';
+import { personRecords } from '../src/engine/request-policy.js';
 
 /**
  * The master patient index's invariants under a seeded random interleaving of everything that changes
@@ -13,7 +15,9 @@ import { startTestServer, type TestServer } from './helpers/server.js';
  * - every live source Patient belongs to exactly one enterprise identity, and that one is active;
  * - every active enterprise has at least one source record and a live golden record linking exactly its
  *   sources (a source linked from two golden records is the failure this guards against);
- * - every golden record of a merged enterprise is inactive and points to where it went.
+ * - every golden record of a merged enterprise is inactive and points to where it went;
+ * - every patient's Consent (one written every few steps, on a source or golden record) has its rows on
+ *   exactly the records of its person as linked now (src/consent/consent-store.ts).
  */
 
 const STEPS = 120;
@@ -73,10 +77,17 @@ for (const backend of BACKENDS) {
           assert.ok(golden.some((g) => g.id === id), `${step}: active enterprise ${id} has a golden record`);
         }
       }
+      const consents = await db.query<{ content: string }>("SELECT content FROM resource WHERE type = 'Consent' AND deleted = 0");
+      for (const consent of consents.map((r) => JSON.parse(r.content) as Consent)) {
+        const named = consent.patient?.reference?.slice('Patient/'.length) as string;
+        const rows = (await db.query<{ patient_id: string }>('SELECT DISTINCT patient_id FROM consent_rule WHERE consent_id = ?', [consent.id as string])).map((r) => r.patient_id);
+        assert.deepEqual(rows.sort(), (await personRecords(s.tessera.repo, named)).sort(), `${step}: Consent/${consent.id} on Patient/${named} covers exactly its person`);
+      }
     }
 
-    it(`keeps every source record in exactly one enterprise through ${STEPS} random steps`, async () => {
+    it(`keeps every source record in exactly one enterprise, and consents on their person, through ${STEPS} random steps`, async () => {
       const rnd = new Random(20261125);
+      const consentRnd = new Random(20261205);
       const sent: { source: string; mrn: string }[] = [];
       const ids = async (sql: string): Promise<string[]> => (await s.tessera.db.query<{ id: string }>(sql)).map((r) => r.id);
       const liveSources = () => ids('SELECT patient_id AS id FROM mpi_source ORDER BY patient_id');
@@ -121,6 +132,13 @@ for (const backend of BACKENDS) {
           }
         } else if (kind === 'delete' && sources.length) {
           status = (await s.fhir('DELETE', `Patient/${rnd.pick(sources)}`)).status;
+        }
+        if (step % 8 === 7) {
+          // A Consent on a live record, source or golden (merged-away ones too), from a generator of its own
+          // so that the sequence of identity changes stays the one above.
+          const records = await ids("SELECT id FROM resource WHERE type = 'Patient' AND deleted = 0 ORDER BY id");
+          const consent = privacyConsent(consentRnd.pick(records), { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: 'Organization/elsewhere' } }] }] });
+          assert.equal((await s.fhir('POST', 'Consent', consent)).status, 201);
         }
         // 409: a decision the current state refuses (already linked, nothing to unlink, no longer merged).
         assert.ok([0, 200, 201, 409].includes(status), `step ${step} ${kind}: HTTP ${status}`);

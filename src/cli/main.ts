@@ -17,6 +17,7 @@ import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
 import { latestModel, saveModel } from '../mpi/model-store.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
+import { refreshAllConsents } from '../consent/consent-store.js';
 import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
@@ -209,7 +210,7 @@ clients
 const mpi = program.command('mpi').description('master patient index (docs/matching.md)');
 mpi
   .command('rebuild')
-  .description('link every source Patient again: index the ones missing, recompute features, re-match records that are alone')
+  .description('link every source Patient again: index the ones missing, recompute features, re-match records that are alone; expand consents over their person again')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
   .action(async (flags: StoreFlags) => {
@@ -219,9 +220,11 @@ mpi
       const bar = createProgressBar('Rebuilding', 0, 'Patients');
       const summary = await rebuildIndex(tessera.repo, linker, (done, total) => bar.update(done, done, total));
       bar.stop();
+      // Consents follow every link the rebuild changes; this also repairs rows expanded before they did.
+      const consents = await refreshAllConsents(tessera.repo);
       const [{ n }] = await tessera.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM mpi_enterprise WHERE status = 'active'");
       const rate = Math.round(summary.records / Math.max(summary.seconds, 0.001));
-      process.stdout.write(`Re-linked ${summary.records} source records in ${summary.seconds.toFixed(1)} s (${rate} records/s); ${n} enterprise identities\n`);
+      process.stdout.write(`Re-linked ${summary.records} source records in ${summary.seconds.toFixed(1)} s (${rate} records/s); ${n} enterprise identities; ${consents} consents re-expanded over their person\n`);
     } finally {
       await tessera.close();
     }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { badRequest, forbidden } from '../fhir/outcome.js';
 import type { AuthContext } from '../security/token-service.js';
+import { personRecords } from '../engine/request-policy.js';
 import type { SqlExecutor } from '../store/database.js';
+import type { Repository } from '../store/repository.js';
 
 /** How long a break-the-glass grant lasts. */
 export const BTG_MINUTES = 60;
@@ -21,8 +23,9 @@ export interface BreakTheGlassGrant {
 
 /**
  * Declares break-the-glass: the user, in an emergency, reads one person's data past their consents and
- * the data's labels, for BTG_MINUTES. The grant names the person's records (as the policy reaches them)
- * and the reason; every use is audited, and privacy officers review each grant (reviewList).
+ * the data's labels, for BTG_MINUTES. The grant names the record declared on, the person's records as
+ * they were then (the person is followed as the index changes, see activeBreakTheGlass) and the reason;
+ * every use is audited, and privacy officers review each grant (reviewList).
  */
 export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patientId: string, patientRecords: string[], reason: string): Promise<BreakTheGlassGrant> {
   if (!auth.user || !MAY_BREAK_THE_GLASS.has(auth.user.role)) {
@@ -45,10 +48,26 @@ export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patient
   return grant;
 }
 
-/** The patient records a holder has a running break-the-glass grant for. */
-export async function activeBreakTheGlass(sql: SqlExecutor, holder: string): Promise<string[]> {
-  const rows = await sql.query<{ patient_records: string }>('SELECT patient_records FROM btg_grant WHERE holder = ? AND expires_at > ?', [holder, Date.now()]);
-  return [...new Set(rows.flatMap((r) => r.patient_records.split(',')))];
+/**
+ * The patient records a holder has a running break-the-glass grant for: the records of the person of the
+ * record it was declared on, as the master patient index has them now, not as stored at declaration
+ * (`patient_records` keeps those, as a record of what the grant reached then).
+ *
+ * A grant follows the person, both ways, because it is for one person: the clinician declared an
+ * emergency about the patient in front of them, and for the hour it lasts a record of that patient linked
+ * meanwhile (a referral's record arriving from another hospital) is part of what the emergency needs;
+ * a record unlinked or unmerged meanwhile is, in the steward's judgement, somebody else's, for whom no
+ * emergency was declared, and must not stay exempt from their consent. Derived at request time rather
+ * than rewritten on each identity change (as consent rows are): a holder has at most a few running grants,
+ * read only on that holder's requests, and callers without one pay nothing more than before.
+ */
+export async function activeBreakTheGlass(repo: Repository, holder: string): Promise<string[]> {
+  const rows = await repo.sql.query<{ patient_id: string }>('SELECT DISTINCT patient_id FROM btg_grant WHERE holder = ? AND expires_at > ?', [holder, Date.now()]);
+  const records = new Set<string>();
+  for (const row of rows) {
+    (await personRecords(repo, row.patient_id)).forEach((id) => records.add(id));
+  }
+  return [...records];
 }
 
 /** Grants for privacy officers to review: unreviewed first, newest first. */

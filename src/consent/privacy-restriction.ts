@@ -36,7 +36,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
   return async (repo: Repository, auth: AuthContext) => {
     const requester = await requesterOf(repo, auth);
     const clearance = await clearanceOf(repo.sql, requester.holder);
-    const exempt = await activeBreakTheGlass(repo.sql, requester.holder);
+    const exempt = await activeBreakTheGlass(repo, requester.holder);
     // A patient reading their own record (every record of theirs the MPI links) is not withheld from by
     // their own consent or by labels: it is their right of access. A clinician's launch context is not this.
     if (auth.user?.role === 'patient' && auth.patient) exempt.push(...(await personRecords(repo, auth.patient)));

@@ -1,5 +1,5 @@
 import type { Patient } from '@medplum/fhirtypes';
-import { linkedSourceIds } from '../mpi/golden-record.js';
+import { linkedSourceIds, replacedBy } from '../mpi/golden-record.js';
 import { isGolden } from '../mpi/source-identity.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { Repository } from '../store/repository.js';
@@ -38,17 +38,48 @@ export async function policyFor(repo: Repository, auth: AuthContext | undefined)
  * A patient app sees the person's community record, not one source's part of it.
  */
 export async function personRecords(repo: Repository, patientId: string): Promise<string[]> {
+  return (await personOf(repo, patientId)).records;
+}
+
+/** A person as the master patient index has them now: their Patient records and the enterprises those came through. */
+export interface Person {
+  /** The record asked about, the golden records found and every source record they link. */
+  records: string[];
+  /** The enterprise ids (golden record ids) among `records`, merged-away ones included. */
+  enterprises: string[];
+}
+
+/** Hops through `replaced-by` links (merges of merges) before giving up on a chain. */
+const MAX_REPLACED_HOPS = 16;
+
+/**
+ * The person of a Patient record (see personRecords). A golden record whose enterprise was merged into
+ * another (inactive, `replaced-by`) stands for the enterprise it went into, as it does for anyone holding
+ * its id: a Consent or a patient context naming it keeps following the person, and an unmerge (which makes
+ * it active again with its own records) takes it back.
+ */
+export async function personOf(repo: Repository, patientId: string): Promise<Person> {
   const ids = new Set([patientId]);
-  const linking = await repo.sql.query<{ id: string }>(
-    "SELECT DISTINCT id FROM sp_reference WHERE type = 'Patient' AND code = 'link' AND target_type = 'Patient' AND target_id = ?",
-    [patientId],
-  );
-  const candidates = await repo.readMany('Patient', [patientId, ...linking.map((r) => r.id)]);
-  for (const patient of candidates as Patient[]) {
-    if (isGolden(patient) && (patient.id === patientId || linkedSourceIds(patient).includes(patientId))) {
-      ids.add(patient.id as string);
-      linkedSourceIds(patient).forEach((id) => ids.add(id));
+  const enterprises = new Set<string>();
+  let asked: string | undefined = patientId;
+  for (let hop = 0; asked !== undefined && hop <= MAX_REPLACED_HOPS; hop++) {
+    // Past the first hop `asked` is an enterprise id: its own golden record is all there is to read.
+    const linking =
+      hop === 0
+        ? await repo.sql.query<{ id: string }>("SELECT DISTINCT id FROM sp_reference WHERE type = 'Patient' AND code = 'link' AND target_type = 'Patient' AND target_id = ?", [asked])
+        : [];
+    const candidates = await repo.readMany('Patient', [asked, ...linking.map((r) => r.id)]);
+    let next: string | undefined;
+    for (const patient of candidates as Patient[]) {
+      if (isGolden(patient) && (patient.id === asked || linkedSourceIds(patient).includes(asked))) {
+        ids.add(patient.id as string);
+        enterprises.add(patient.id as string);
+        linkedSourceIds(patient).forEach((id) => ids.add(id));
+        if (patient.id === asked && patient.active === false) next = replacedBy(patient);
+      }
     }
+    asked = next !== undefined && !ids.has(next) ? next : undefined;
+    if (asked !== undefined) ids.add(asked);
   }
-  return [...ids];
+  return { records: [...ids], enterprises: [...enterprises] };
 }

@@ -6,6 +6,15 @@ import { goldenPatient, replacedGoldenPatient } from './golden-record.js';
 import { MpiStore, type EnterpriseRecord, type LinkedBy, type MpiEventRecord } from './mpi-store.js';
 
 /**
+ * The lock a transaction holds while it changes an enterprise identity (its records, its golden record).
+ * Whatever is worked out from a person's set of records and must not miss a concurrent change of it
+ * (a Consent's rows, src/consent/consent-store.ts) takes the locks of the person's enterprises too.
+ */
+export function enterpriseLock(enterpriseId: string): string {
+  return `mpi-enterprise:${enterpriseId}`;
+}
+
+/**
  * Changes to enterprise identities, shared by incremental linking and the data steward: every one locks
  * the enterprises it touches, rewrites their golden records and appends its event, all in the caller's
  * write transaction. `actor` is who the events name: 'mpi' for the matcher, the client id for a steward.
@@ -31,7 +40,7 @@ export class Enterprises {
   async lockCurrent(enterpriseId: string): Promise<EnterpriseRecord> {
     let id = enterpriseId;
     for (;;) {
-      await this.repo.sql.lock(`mpi-enterprise:${id}`);
+      await this.repo.sql.lock(enterpriseLock(id));
       const enterprise = await this.store.enterprise(id);
       if (!enterprise) {
         throw notFound(`No enterprise identity ${id}`);
@@ -45,7 +54,7 @@ export class Enterprises {
 
   /** Locks several enterprises in a fixed order, so that two transactions never wait on each other. */
   async lockAll(enterpriseIds: string[]): Promise<void> {
-    await this.repo.sql.lock(...[...new Set(enterpriseIds)].sort().map((id) => `mpi-enterprise:${id}`));
+    await this.repo.sql.lock(...[...new Set(enterpriseIds)].sort().map(enterpriseLock));
   }
 
   /** Moves source records into `into`; an enterprise left without sources is merged into `into`. */

@@ -42,6 +42,12 @@ export function linkedSourceIds(golden: Patient): string[] {
     .map((l) => (l.other.reference as string).slice('Patient/'.length));
 }
 
+/** The enterprise a merged-away golden record sends its holders on to (its `replaced-by` link), if any. */
+export function replacedBy(golden: Patient): string | undefined {
+  const ref = golden.link?.find((l) => l.type === 'replaced-by')?.other.reference;
+  return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined;
+}
+
 /** What remains of an enterprise absorbed into another: an inactive golden record pointing to the survivor. */
 export function replacedGoldenPatient(enterpriseId: string, survivorId: string): Patient {
   return {
