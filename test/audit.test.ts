@@ -13,6 +13,7 @@ import { createClient } from '../src/security/clients.js';
 import type { Database } from '../src/store/database.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
+import { FIXTURES } from './helpers/paths.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 import { MllpSender } from './helpers/mllp.js';
 import { addParticipant } from '../src/participants/participants.js';
@@ -168,6 +169,20 @@ for (const backend of BACKENDS) {
       assert.match(patient, /^Patient\//);
       assert.ok(entityRefs(event, '4').some((r: string) => r.startsWith('Encounter/')));
       assert.equal((await s.fhir('GET', patient)).body.name[0].family, 'Mllpdemo');
+    });
+
+    it('a C-CDA document imported over HTTP has its Import event naming the participant, the patient and what was written', async () => {
+      // A public HL7 example document (test/fixtures/ccda-hl7-examples, CC0).
+      const xml = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'Diagnostic_Imaging_Report_Diagnostic_Imaging_Report.xml'), 'utf8');
+      const { participant } = await addParticipant(s.tessera.repo, { name: 'Audit Demo Imaging', mrnSystem: 'urn:example:auditimaging:mrn' });
+      const res = await fetch(`${s.url}/fhir/$import-ccda?participant=${participant.id}`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/xml' }, body: xml });
+      assert.equal(res.status, 200, await res.clone().text());
+      const events = await s.fhir('GET', `AuditEvent?agent=${participant.id}`);
+      const event = events.body.entry.find((e: any) => e.resource.type.code === '110107')?.resource;
+      assert.ok(event, 'an Import event');
+      assert.equal(event.subtype[0].code, 'ccda http');
+      assert.equal(entityRefs(event, '1').length, 1, 'the patient');
+      assert.ok(entityRefs(event, '4').some((r: string) => r.startsWith('DocumentReference/')));
     });
 
     it('AuditEvent search by patient, agent, entity and date; read by id; the scope is needed', async () => {

@@ -6,6 +6,7 @@ import { participantById, participantForClient, type Participant } from '../part
 import { policyFor } from '../engine/request-policy.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { Repository } from '../store/repository.js';
+import { recordIntake } from '../audit/intake-audit.js';
 
 /** Media types a C-CDA document is sent as. */
 export const CDA_MEDIA_TYPES = ['application/xml', 'text/xml', 'application/cda+xml', 'application/hl7-cda+xml', 'application/hl7-v3+xml'];
@@ -26,6 +27,7 @@ export function registerCcdaRoutes(app: FastifyInstance, repo: Repository, ccda:
     for (const interaction of ['c', 'u'] as const) policy.requireUnrestricted('*', interaction, 'Importing a C-CDA document');
     const participant = await sender(repo, auth, (req.query as Record<string, string | undefined>).participant);
     const result = await ccda.import(documentText(req.body), participant, 'http');
+    await recordIntake(repo, result.messageId);
     if (result.status === 'failed') {
       throw fhirError(result.rejected ? 400 : 422, result.rejected ? 'invalid' : 'processing', `${result.error} (message ${result.messageId})`);
     }

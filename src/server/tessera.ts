@@ -24,7 +24,7 @@ import { configureRestrictions } from '../engine/request-policy.js';
 import { AuditAttachment } from '../audit/audit-attachment.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAuditLog } from '../audit/audit-store.js';
-import { intakeAuditRecord } from '../audit/audit-record.js';
+import { recordIntake } from '../audit/intake-audit.js';
 import { MessageLog } from '../messages/message-log.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
@@ -83,12 +83,10 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
       const batcher = new IntakeBatcher(repo);
-      const messages = new MessageLog(repo.sql);
       mllp = new MllpListener(async (text, connection) => {
         const result = await batcher.submit(text, 'mllp', connection);
-        // Acknowledged only once the message's AuditEvent is committed, like an HTTP answer.
-        const logged = audit && (await messages.get(result.messageId));
-        if (logged) await audit.record(intakeAuditRecord(logged));
+        // Acknowledged only once the message's AuditEvent is journalled, like an HTTP answer.
+        await recordIntake(repo, result.messageId);
         return result.ack;
       });
       const certs = config.mllpTlsCert && config.mllpTlsKey ? { cert: readFileSync(config.mllpTlsCert, 'utf8'), key: readFileSync(config.mllpTlsKey, 'utf8') } : undefined;
