@@ -74,7 +74,7 @@ export async function activeBreakTheGlass(repo: Repository, holder: string): Pro
 export async function reviewList(sql: SqlExecutor, options: { unreviewedOnly: boolean; limit: number }): Promise<BreakTheGlassGrant[]> {
   const rows = await sql.query<{ id: string; holder: string; patient_id: string; reason: string; granted_at: number; expires_at: number; reviewed_at: number | null; reviewed_by: string | null }>(
     `SELECT id, holder, patient_id, reason, granted_at, expires_at, reviewed_at, reviewed_by FROM btg_grant
-     ${options.unreviewedOnly ? 'WHERE reviewed_at IS NULL' : ''} ORDER BY granted_at DESC LIMIT ?`,
+     ${options.unreviewedOnly ? 'WHERE reviewed_at IS NULL' : ''} ORDER BY CASE WHEN reviewed_at IS NULL THEN 0 ELSE 1 END, granted_at DESC LIMIT ?`,
     [options.limit],
   );
   return rows.map((r) => ({

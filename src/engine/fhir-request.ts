@@ -113,9 +113,10 @@ const CONSENT_AUTHORS = ['patient', 'privacy-officer'];
  * caller's reach (another patient, a restricted record) answers as if it did not exist, so that its
  * existence is not disclosed either. A deleted resource is left to the interaction (404/410).
  */
-export async function requireReachable(repo: Repository, req: FhirRequest, type: string, id: string, interaction: Interaction): Promise<void> {
+export async function requireReachable(repo: Repository, req: FhirRequest, type: string, id: string, interaction: Interaction, options: { scopesOnly?: boolean } = {}): Promise<void> {
   const policy = policyOf(req);
-  const rows = policy.rows(type, interaction, 'r');
+  // scopesOnly: the scopes' reach alone, for break-the-glass, which lifts consent and labels but not scopes.
+  const rows = options.scopesOnly ? policy.writableRows(type, interaction, 'r') : policy.rows(type, interaction, 'r');
   if (!rows) {
     return;
   }

@@ -2,11 +2,9 @@ import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { fhirError, forbidden, notFound } from '../../fhir/outcome.js';
 import { BTG_MINUTES, breakTheGlass, markReviewed, reviewList, type BreakTheGlassGrant } from '../../consent/break-the-glass.js';
 import type { Repository } from '../../store/repository.js';
-import { policyOf, type FhirRequest, type FhirResponse } from '../fhir-request.js';
+import { policyOf, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { OperationInput } from '../operation-input.js';
 import { personRecords } from '../request-policy.js';
-
-/** Roles that review break-the-glass grants. */
 
 /**
  * POST Patient/{id}/$break-the-glass (parameter `reason`): a signed-in clinician declares an emergency
@@ -19,6 +17,8 @@ export async function declareBreakTheGlass(repo: Repository, patientId: string, 
   }
   const policy = policyOf(req);
   policy.require('Patient', 'r');
+  // Outside the scopes' reach (another patient context, a granular restriction) it is as if it did not exist.
+  await requireReachable(repo, req, 'Patient', patientId, 'r', { scopesOnly: true });
   if (!(await repo.exists('Patient', patientId))) {
     throw notFound(`Patient/${patientId} not found`);
   }
