@@ -6,6 +6,10 @@ import type { AuthContext } from '../src/security/token-service.js';
 import { BACKENDS } from './helpers/backends.js';
 import { bodyOf, engineAs, privacyConsent } from './helpers/governance.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { tessera } from './helpers/cli.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Rules of the policy found in review (docs/governance.md): history cannot be filtered by consent, who
@@ -95,6 +99,35 @@ for (const backend of BACKENDS) {
         body: JSON.stringify({ name: 'Minted Clinic', mrnSystem: 'urn:example:minted', scope: 'system/*.cruds' }),
       });
       assert.equal(res.status, 403);
+    });
+
+    it('tessera consents add, list and revoke: an operator records a Consent, it applies from the next request, revoking lifts it', async () => {
+      const env = { DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' };
+      const data = ['--data', s.tessera.config.dataDir];
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-consent-'));
+      try {
+        const patient = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Paperform' }] })).body.id;
+        const obs = (await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${patient}` } })).body.id;
+        const reader = caller({ purposeOfUse: 'TREAT' });
+        assert.equal(await read(reader, `Observation/${obs}`), 200);
+        writeFileSync(join(dir, 'deny.json'), JSON.stringify(privacyConsent(patient, { type: 'deny' })));
+        const added = await tessera(['consents', 'add', join(dir, 'deny.json'), ...data], env);
+        assert.equal(added.code, 0, added.stderr);
+        const id = /Consent\/([^ ]+) recorded/.exec(added.stdout)?.[1] as string;
+        assert.ok(id, added.stdout);
+        assert.equal(await read(reader, `Observation/${obs}`), 404, 'the deny applies from the next request');
+        const listed = await tessera(['consents', 'list', '--patient', patient, ...data], env);
+        assert.match(listed.stdout, new RegExp(`Consent/${id}  active  deny`));
+        const revoked = await tessera(['consents', 'revoke', id, ...data], env);
+        assert.equal(revoked.code, 0, revoked.stderr);
+        assert.equal(await read(reader, `Observation/${obs}`), 200, 'revoked: shared again');
+        writeFileSync(join(dir, 'not-consent.json'), JSON.stringify({ resourceType: 'Patient' }));
+        const wrong = await tessera(['consents', 'add', join(dir, 'not-consent.json'), ...data], env);
+        assert.notEqual(wrong.code, 0);
+        assert.match(wrong.stderr, /not a Consent/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 }

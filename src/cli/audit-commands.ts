@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
+import { storeOptions, type StoreFlags } from './store-command.js';
 import { archiveAuditEvents } from '../audit/audit-archive.js';
 import { auditJournalDir, openAuditDatabase } from '../audit/audit-store.js';
 import { leftoverJournals } from '../audit/audit-journal.js';
 import { verifyAuditLog } from '../audit/audit-verify.js';
 import type { TesseraConfig } from '../server/config.js';
-import type { StoreFlags } from './interface-commands.js';
 
-const storeOptions = (command: Command) =>
-  command.option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)').option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)');
 
 /** `tessera audit verify|archive` (docs/audit.md). */
 export function registerAuditCommands(program: Command, config: (flags: StoreFlags) => TesseraConfig): void {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { storeOptions, withStore as withStoreOf, type StoreFlags } from './store-command.js';
 import { readFileSync } from 'node:fs';
 import { Hl7Message } from '@medplum/core';
 import { Hl7Client } from '@medplum/hl7';
@@ -6,27 +7,15 @@ import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay
 import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import type { TesseraConfig } from '../server/config.js';
-import { createTessera, type Tessera } from '../server/tessera.js';
+import type { Tessera } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
 
-export interface StoreFlags {
-  data?: string;
-  databaseUrl?: string;
-}
+export type { StoreFlags };
 
-const storeOptions = (command: Command) =>
-  command.option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)').option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)');
 
 /** `tessera participants add|list` and `tessera messages list|show|replay` (docs/interfaces.md). */
 export function registerInterfaceCommands(program: Command, config: (flags: StoreFlags) => TesseraConfig): void {
-  const withStore = async (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => {
-    const tessera = await createTessera(config(flags));
-    try {
-      await fn(tessera);
-    } finally {
-      await tessera.close();
-    }
-  };
+  const withStore = (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => withStoreOf(config(flags), fn);
 
   const participants = program.command('participants').description('organisations that send data to the exchange');
   storeOptions(

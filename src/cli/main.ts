@@ -23,6 +23,7 @@ import { formatModelChange } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerConsentCommands } from './consent-commands.js';
 
 
 function port(value: string): number {
@@ -268,5 +269,6 @@ mpi
 registerInterfaceCommands(program, (flags) => config(flags, true));
 registerAuditCommands(program, (flags) => config(flags, true));
 registerUserCommands(program, clients, (flags) => config(flags, true));
+registerConsentCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
+import { storeOptions, withStore as withStoreOf, type StoreFlags } from './store-command.js';
 import { setClientDisabled } from '../security/clients.js';
 import type { TesseraConfig } from '../server/config.js';
-import { createTessera, type Tessera } from '../server/tessera.js';
+import type { Tessera } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
 import { addUser, enrolTotp, findUserByIdOrEmail, listUsers, ROLES, setPassword, setUserDisabled } from '../users/user-directory.js';
-import type { StoreFlags } from './interface-commands.js';
 
-const storeOptions = (command: Command) =>
-  command.option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)').option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)');
 
 /** A password from standard input (first line), so that it never appears in the process list or shell history. */
 async function readPasswordFromStdin(): Promise<string> {
@@ -18,14 +16,7 @@ async function readPasswordFromStdin(): Promise<string> {
 
 /** `tessera users add|list|disable|enable|totp|password` and `tessera clients disable|enable` (docs/sign-in.md). */
 export function registerUserCommands(program: Command, clients: Command, config: (flags: StoreFlags) => TesseraConfig): void {
-  const withStore = async (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => {
-    const tessera = await createTessera(config(flags));
-    try {
-      await fn(tessera);
-    } finally {
-      await tessera.close();
-    }
-  };
+  const withStore = (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => withStoreOf(config(flags), fn);
   const failing = (command: string, fn: () => Promise<void>) =>
     fn().catch((err: Error) => program.error(`tessera ${command}: ${err.message}`));
 
