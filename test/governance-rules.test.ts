@@ -48,6 +48,17 @@ for (const backend of BACKENDS) {
       assert.equal(await read(caller({ purposeOfUse: 'TREAT' }), `Observation/${ids.aObs}`), 200);
     });
 
+    it('the basic form as a policy rule alone (OPTOUT, no provision) denies all of the patient\'s data', async () => {
+      const patient = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Optout' }] })).body.id;
+      const obs = (await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${patient}` } })).body.id;
+      const reader = caller({ purposeOfUse: 'TREAT' });
+      assert.equal(await read(reader, `Observation/${obs}`), 200);
+      const optOut = { ...privacyConsent(patient, undefined), policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] } };
+      delete (optOut as { provision?: unknown }).provision;
+      assert.equal((await s.fhir('POST', 'Consent', optOut)).status, 201);
+      assert.equal(await read(reader, `Observation/${obs}`), 404);
+    });
+
     it('type and system history are refused to a caller whom consents or labels narrow; instance history is filtered like a read', async () => {
       const narrowed = caller({ scopes: parseScopes('system/*.rs') });
       assert.equal(await read(narrowed, 'Observation/_history'), 403);

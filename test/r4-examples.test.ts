@@ -36,6 +36,10 @@ const REJECTED: Record<string, { reason: RegExp; why: string; status?: number }>
     why: 'its id has 68 characters; an R4 id is at most 64 ([A-Za-z0-9\-\.]{1,64})',
   },
 };
+// AuditEvents are the server's own record (src/audit): none can be written through the API, examples included.
+for (const file of readdirSync(dir).filter((f) => f.startsWith('AuditEvent-'))) {
+  REJECTED[file] = { status: 405, reason: /written by the server only/, why: 'the audit log is append-only and written by the server alone' };
+}
 for (const kind of ['codesystem-extensions-CodeSystem', 'valueset-extensions-ValueSet']) {
   for (const code of ['author', 'effective', 'end', 'keyword', 'workflow']) {
     REJECTED[`SearchParameter-${kind}-${code}.json`] = { reason: /SearchParameter\.base: Missing required/, why: 'SearchParameter.base is 1..*' };

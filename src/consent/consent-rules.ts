@@ -35,8 +35,13 @@ export const CONSENT_SCOPE_PRIVACY = 'patient-privacy';
 
 /** The rules of a Consent, or none when it is not an active privacy consent. Malformed provisions are 400. */
 export function consentRules(consent: Consent): ConsentRule[] {
-  if (consent.status !== 'active' || !isPrivacyConsent(consent) || !consent.provision) {
+  if (consent.status !== 'active' || !isPrivacyConsent(consent)) {
     return [];
+  }
+  if (!consent.provision) {
+    // The basic form may be the policy rule alone: OPTOUT denies all, OPTIN permits all (IHE PCF basic).
+    const basic = effectOfPolicyRule(consent);
+    return basic ? provisionRules({}, { effect: basic }) : [];
   }
   const effect = consent.provision.type ?? effectOfPolicyRule(consent);
   if (!effect) {
