@@ -49,12 +49,14 @@ export class AccessPolicy {
   /**
    * Throws 403 unless the scopes reach every row of `type` (`*`: of every type), with no patient context
    * or granular restriction: for the exchange's own operations that cannot be cut down row by row, such
-   * as the steward's worklists and type or system history. Consent does not narrow these (they are
-   * operations of the exchange, not disclosures of a patient's record); with `labels`, the caller must
-   * also be cleared for every kind of sensitive data, for what carries anything about anyone (the
-   * message log's raw messages, a C-CDA import's answer).
+   * as the steward's worklists and type or system history. Consent does not narrow the steward's
+   * worklists (operations of the exchange, not disclosures of a patient's record); with `labels`, the
+   * caller must also be cleared for every kind of sensitive data, for what carries anything about anyone
+   * (the message log's raw messages, a C-CDA import's answer); with `consent`, no patient's consent may
+   * withhold any row of the type from the caller either, for what hands out the rows themselves (type
+   * and system history, which would otherwise disclose what searches and reads withhold).
    */
-  requireUnrestricted(type: string, interaction: Interaction, what: string, options: { labels?: boolean } = {}): void {
+  requireUnrestricted(type: string, interaction: Interaction, what: string, options: { labels?: boolean; consent?: boolean } = {}): void {
     this.require(type, interaction);
     if (this.grants === 'all') {
       return;
@@ -65,6 +67,10 @@ export class AccessPolicy {
     }
     if (options.labels && this.restrictions.some((r) => r.labels?.(type, 'r'))) {
       throw forbidden(`${what} needs clearance for every kind of sensitive data`);
+    }
+    // Restrictions treat patients' data of every type alike: for `*`, Patient stands for all of it.
+    if (options.consent && this.restrictions.some((r) => r.rows(type === '*' ? 'Patient' : type, 'r'))) {
+      throw forbidden(`${what} cannot leave out what patients' consents withhold from this caller: search instead`);
     }
   }
 

@@ -51,7 +51,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     methodNotAllowed(req);
   }
   if (type === '_history' && n === 1 && req.method === 'GET') {
-    req.policy.requireUnrestricted('*', 's', 'The history of the whole server');
+    req.policy.requireUnrestricted('*', 's', 'The history of the whole server', { labels: true, consent: true });
     return { status: 200, body: await historyInteraction(repo, req) };
   }
   if (!isKnownResourceType(type)) {
@@ -95,7 +95,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     return { status: 200, body: await searchInteraction(repo, type, req, query) };
   }
   if (n === 2 && second === '_history' && req.method === 'GET') {
-    req.policy.requireUnrestricted(type, 's', `The history of every ${type}`);
+    req.policy.requireUnrestricted(type, 's', `The history of every ${type}`, { labels: true, consent: true });
     return { status: 200, body: await historyInteraction(repo, req, type) };
   }
   if (n === 2 && type === 'Patient' && second === '$break-the-glass-review') {
