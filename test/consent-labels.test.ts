@@ -87,6 +87,9 @@ for (const backend of BACKENDS) {
       assert.ok(!suppressed((await s.fhir('GET', `Observation?code=http://loinc.org|8867-4`, undefined, h('riverside'))).body));
       // A very restricted record: only with clearance V.
       assert.equal((await s.fhir('GET', `Observation/${ids.benV}`, undefined, h('riverside'))).status, 404);
+      // Type and system history cannot leave labelled versions out: refused to a client without clearance.
+      assert.equal((await s.fhir('GET', 'Observation/_history', undefined, h('riverside'))).status, 403);
+      assert.equal((await s.fhir('GET', '_history', undefined, h('riverside'))).status, 403);
     });
 
     it('clearance for one kind (a public-health client cleared for HIV) reads that kind only', async () => {
@@ -105,6 +108,8 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('hillcrest'))).status, 404);
       assert.deepEqual(idsOf((await s.fhir('GET', `Observation?subject=Patient/${ids.ben}`, undefined, h('hillcrest'))).body), []);
       assert.equal((await s.fhir('GET', `Patient?_id=${ids.ben}&_summary=count`, undefined, h('hillcrest'))).body.total, 0);
+      // Nor through the history of every Patient, which cannot leave the denied patient out: refused.
+      assert.equal((await s.fhir('GET', 'Patient/_history', undefined, h('hillcrest'))).status, 403);
       assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('riverside'))).status, 200);
       assert.deepEqual(idsOf((await s.fhir('GET', `Observation?subject=Patient/${ids.ben}`, undefined, h('riverside'))).body), [ids.benPulse]);
       // Revoked (status inactive): the next request sees the patient again.

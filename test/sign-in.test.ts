@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
@@ -12,7 +11,8 @@ import { addUser, findUserByEmail, setUserDisabled } from '../src/users/user-dir
 import { dropTestSchema, BACKENDS, testConfig } from './helpers/backends.js';
 import { TestBrowser, hiddenField } from './helpers/browser.js';
 import { CLI } from './helpers/paths.js';
-import { getToken } from './helpers/server.js';
+import { freePort, getToken } from './helpers/server.js';
+import { appConfig, startLaunch as beginLaunch } from './helpers/smart-launch.js';
 import { startUpstreamProvider, type UpstreamProvider } from './helpers/upstream-oidc.js';
 
 // Everything here is synthetic, written by this test: an Organization, three Patients, users with made-up
@@ -25,14 +25,6 @@ const PASSWORD = 'correct horse battery staple';
 
 /** openid-client rejects with a ResponseBodyError whose `error` is the OAuth error code. */
 const oauthError = (code: string) => (err: unknown) => (err as { error?: string }).error === code;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** `tessera ARGS` in a child process against the test's store, with optional standard input. */
 function tessera(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -74,27 +66,10 @@ for (const backend of BACKENDS) {
     };
 
     /** openid-client's view of Tessera for a client: discovery from the issuer, id_token signatures checked against the JWKS. */
-    const clientConfig = async (clientId: string, secret?: string) => {
-      const config = await oidc.discovery(new URL(base), clientId, undefined, secret ? oidc.ClientSecretBasic(secret) : oidc.None(), { execute: [oidc.allowInsecureRequests] });
-      oidc.enableNonRepudiationChecks(config);
-      return config;
-    };
+    const clientConfig = (clientId: string, secret?: string) => appConfig(base, clientId, secret);
 
     /** The app's side of a launch: an authorization URL built by openid-client, and the checks it will apply. */
-    const startLaunch = async (config: oidc.Configuration, scope = APP_SCOPE, extra: Record<string, string> = {}) => {
-      const checks = { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: oidc.randomState(), expectedNonce: oidc.randomNonce() };
-      const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: APP_REDIRECT,
-        scope,
-        code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
-        code_challenge_method: 'S256',
-        state: checks.expectedState,
-        nonce: checks.expectedNonce,
-        aud: `${base}/fhir`,
-        ...extra,
-      });
-      return { url, checks };
-    };
+    const startLaunch = (config: oidc.Configuration, scope = APP_SCOPE, extra: Record<string, string> = {}) => beginLaunch(config, { fhirBase: `${base}/fhir`, redirectUri: APP_REDIRECT, scope, extra });
 
     /** The user's side: open the sign-in page, post the form; returns the browser and the response to the post. */
     const signIn = async (url: URL, credentials: { email: string; password: string; totp?: string }, browser = new TestBrowser()) => {

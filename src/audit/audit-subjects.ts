@@ -59,10 +59,23 @@ function locationRef(location: string | undefined): string | undefined {
   return m ? `${m[1]}/${m[2]}` : undefined;
 }
 
+/** The entries of a Bundle; an entry that is a Bundle itself (a batch entry's search or $everything) by its entries. */
+function addEntries(subjects: AuditSubjects, bundle: Bundle): void {
+  for (const entry of bundle.entry ?? []) {
+    if (entry.resource?.resourceType === 'Bundle') addEntries(subjects, entry.resource as Bundle);
+    else if (entry.resource) addResource(subjects, entry.resource);
+    else {
+      const ref = locationRef(entry.response?.location);
+      if (ref) subjects.resources.push(ref);
+    }
+  }
+}
+
 /**
  * The subjects of an interaction: the resource addressed in the path (even when the request failed: an
  * attempt on a patient's record concerns that patient), and those of the response body, a resource or
- * the entries of a Bundle (searchset, $everything, batch/transaction response).
+ * the entries of a Bundle (searchset, $everything, batch/transaction response, and the Bundles a batch's
+ * searches and operations answered in it).
  */
 export function subjectsOf(segments: readonly string[], response?: FhirResponse): AuditSubjects {
   const subjects: AuditSubjects = { resources: [], patients: new Map() };
@@ -78,13 +91,7 @@ export function subjectsOf(segments: readonly string[], response?: FhirResponse)
     }
   }
   if (body?.resourceType === 'Bundle') {
-    for (const entry of (body as Bundle).entry ?? []) {
-      if (entry.resource) addResource(subjects, entry.resource);
-      else {
-        const ref = locationRef(entry.response?.location);
-        if (ref) subjects.resources.push(ref);
-      }
-    }
+    addEntries(subjects, body as Bundle);
   } else if (body && body.resourceType !== 'OperationOutcome') {
     addResource(subjects, body);
   } else if (addressed) {

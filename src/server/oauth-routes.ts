@@ -259,6 +259,8 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
     // The picker searches and reads as this user (the search of patients a staff user has: user/Patient.rs):
     // the access policy decides what it lists (consent, labels) and each search is audited with the user.
     const asUser: AuthContext = { clientId: request.clientId, scopes: parseScopes('user/Patient.rs'), user: { id: user.id, role: user.role, fhirUser: user.fhirUser ?? undefined }, organization: user.organization, purposeOfUse: request.purposeOfUse };
+    // Its AuditEvent is the engine's (the search or read as the user), not the HTTP catch-all's.
+    options.audited(req);
     const patientRequest = (path: string, query = ''): FhirRequest => ({ method: 'GET', segments: path.split('/'), rawQuery: query, query: new URLSearchParams(query), auth: asUser, baseUrl: `${base()}/fhir` });
     if (form.action === 'choose') {
       const chosen = form.patient && ID_RE.test(form.patient) ? await options.engine.handle(patientRequest(`Patient/${form.patient}`), req.id).catch(() => undefined) : undefined;

@@ -6,6 +6,9 @@
 export class TestBrowser {
   private readonly jars = new Map<string, Map<string, string>>();
 
+  /** `observe`: told of every response (e.g. to collect the X-Request-Id of each request to Tessera). */
+  constructor(private readonly observe?: (url: URL, method: string, res: Response) => void) {}
+
   async fetch(url: string | URL, init: { method?: string; form?: Record<string, string> } = {}): Promise<{ status: number; location?: string; html: string; headers: Headers }> {
     const target = new URL(url);
     const jar = this.jars.get(target.origin) ?? new Map<string, string>();
@@ -19,6 +22,7 @@ export class TestBrowser {
       body: init.form ? new URLSearchParams(init.form).toString() : undefined,
       redirect: 'manual',
     });
+    this.observe?.(target, init.method ?? (init.form ? 'POST' : 'GET'), res);
     for (const setCookie of res.headers.getSetCookie()) {
       const [pair, ...attributes] = setCookie.split(';');
       const eq = pair.indexOf('=');

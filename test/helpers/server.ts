@@ -1,4 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
+import { createServer } from 'node:net';
 import { createClient } from '../../src/security/clients.js';
 import { setClearance } from '../../src/consent/clearance.js';
 import { createTessera, type Tessera } from '../../src/server/tessera.js';
@@ -37,11 +38,23 @@ export async function getToken(url: string, clientId: string, secret: string, sc
   return json.access_token;
 }
 
-/** Starts a real Tessera HTTP server on a free port over a fresh store of the given backend. */
+/** A port free at the time of asking, for a server whose URL must be known before it starts. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Starts a real Tessera HTTP server over a fresh store of the given backend, on a free port (or on
+ * `config.port` when the test chose one, e.g. to register its URL with an identity provider first).
+ */
 export async function startTestServer(backend: Backend, store = testConfig(backend)): Promise<TestServer> {
   const { config, cleanup } = store;
   const tessera = await createTessera(config);
-  const address = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = await tessera.app.listen({ port: config.port || 0, host: '127.0.0.1' });
   const admin = await createClient(tessera.db, { name: 'test-admin', scope: 'system/*.cruds' });
   // The operator's admin client: cleared for every kind of sensitive data, as the demo's is.
   await setClearance(tessera.db, `client:${admin.clientId}`, ['*']);
