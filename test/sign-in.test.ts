@@ -370,10 +370,11 @@ for (const backend of BACKENDS) {
       assert.equal(withoutCode.res.location, undefined);
       const wrongCode = await signIn((await startLaunch(config, 'openid user/*.rs')).url, { email, password: PASSWORD, totp: String((Number(authenticator.generate()) + 1) % 1_000_000).padStart(6, '0') });
       assert.equal(wrongCode.res.location, undefined);
-      const { tokens } = await launch(email, { scope: 'openid user/*.rs', totp: authenticator.generate(), config });
+      const code = authenticator.generate();
+      const { tokens } = await launch(email, { scope: 'openid user/*.rs', totp: code, config });
       assert.equal(decodeJwt(tokens.access_token).role, 'steward');
-      // The same code cannot be used twice.
-      const replay = await signIn((await startLaunch(config, 'openid user/*.rs')).url, { email, password: PASSWORD, totp: authenticator.generate() });
+      // The same code cannot be used twice (the very code: a new 30 s step may have begun meanwhile).
+      const replay = await signIn((await startLaunch(config, 'openid user/*.rs')).url, { email, password: PASSWORD, totp: code });
       assert.equal(replay.res.location, undefined);
     });
 
