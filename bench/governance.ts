@@ -1,5 +1,5 @@
 /**
- * npx tsx bench/governance.ts [--backends sqlite,postgres] [--resources 5000] [--samples 1000] [--rounds 3]
+ * npx tsx bench/governance.ts [--backends sqlite,postgres] [--resources 5000] [--samples 1000] [--rounds 3] [--compare all|audit|policy]
  * (also the last section of `npm run bench`)
  *
  * What governance costs: the same store served by `tessera serve` with governance "off" and "on", in
@@ -36,6 +36,8 @@ export interface GovernanceBenchOptions {
   resources: number;
   samples: number;
   rounds: number;
+  /** What "on" turns on: both (default), only the audit log (same unrestricted caller), only the restricted caller (audit off). */
+  compare?: 'all' | 'audit' | 'policy';
 }
 const CONCURRENCY = 8;
 const CONCURRENT_MS = 2000;
@@ -100,7 +102,7 @@ async function ingest(url: string, token: string, seed: number): Promise<number>
 
 type Measures = Record<'readP95' | 'searchP95' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
 
-async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS }: GovernanceBenchOptions): Promise<Record<'off' | 'on', Measures[]>> {
+async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS, compare = 'all' }: GovernanceBenchOptions): Promise<Record<'off' | 'on', Measures[]>> {
   const { config, cleanup } = benchConfig(backend);
   const tessera = await createTessera({ ...config, audit: false });
   const clients = {
@@ -131,9 +133,9 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
   const results: Record<'off' | 'on', Measures[]> = { off: [], on: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-      process.env.TESSERA_AUDIT = mode;
+      process.env.TESSERA_AUDIT = compare === 'policy' ? 'off' : mode;
       const server = await startServerProcess(config);
-      const client = clients[mode];
+      const client = clients[compare === 'audit' ? 'off' : mode];
       const form: Record<string, string> = { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string };
       if (mode === 'on') form.purpose_of_use = 'TREAT';
       const tokenRes = await fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
@@ -203,5 +205,5 @@ export async function reportGovernance(backends: readonly ('sqlite' | 'postgres'
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const backends = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
-  await reportGovernance(backends, { resources: Number(arg('resources', '5000')), samples: Number(arg('samples', '1000')), rounds: Number(arg('rounds', '3')) });
+  await reportGovernance(backends, { resources: Number(arg('resources', '5000')), samples: Number(arg('samples', '1000')), rounds: Number(arg('rounds', '3')), compare: arg('compare', 'all') as GovernanceBenchOptions['compare'] });
 }

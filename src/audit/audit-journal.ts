@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from './audit-record.js';
 
@@ -10,10 +10,12 @@ import type { AuditRecord } from './audit-record.js';
  * store's own commits (SQLite WAL with synchronous=NORMAL; PostgreSQL's WAL is fsynced, the journal is
  * not: an operating-system crash can lose its last lines, as it can lose SQLite's last commits).
  *
- * Each flush closes the current file and starts the next, so a file holds exactly the records of one
- * flush: once they are committed (with the file's name as a mark, in the same transaction) the file is
- * removed. A file left behind by a process that died is replayed when the next server starts on the same
- * data directory (`leftoverJournals`), skipping files whose mark says they were committed already.
+ * A process appends to one file until it passes ROTATE_BYTES, then starts the next: no file is created
+ * or removed on a request's path (a file created per flush made answers wait for the file system's
+ * journal commits: read p95 doubled). Each flush takes the bytes written since the last one as a segment;
+ * the writer commits a segment's records together with the offset it reached (`audit_journal_mark`), so a
+ * file a process left when it died is replayed from that offset by the next server started on the same
+ * data directory (`leftoverJournals`), and a file fully committed after rotation is removed.
  *
  * Files are named `{pid}-{start}-{n}.jsonl`: several processes may share a data directory (PostgreSQL),
  * and a file belongs to a dead process when its pid no longer runs.
@@ -21,6 +23,9 @@ import type { AuditRecord } from './audit-record.js';
 export class AuditJournal {
   private fd: number | undefined;
   private path: string | undefined;
+  /** Bytes in the current file, and where the last segment ended. */
+  private written = 0;
+  private sealedTo = 0;
   private sequence = 0;
   private readonly prefix = `${process.pid}-${Date.now()}`;
 
@@ -33,22 +38,52 @@ export class AuditJournal {
     if (this.fd === undefined) {
       this.path = join(this.dir, `${this.prefix}-${++this.sequence}.jsonl`);
       this.fd = openSync(this.path, 'a', 0o600);
+      this.written = 0;
+      this.sealedTo = 0;
     }
-    writeSync(this.fd, `${recordToJson(record)}\n`);
+    this.written += writeSync(this.fd, `${recordToJson(record)}\n`);
   }
 
-  /** Closes the current file (if any record went into it) and returns its path; the next append starts a new one. */
-  seal(): string | undefined {
-    if (this.fd === undefined) return undefined;
-    closeSync(this.fd);
-    const sealed = this.path;
+  /**
+   * The bytes appended since the last seal, as a segment to commit (undefined: none). A segment that ends
+   * a file past ROTATE_BYTES is `last`: the next append starts a new file, and the writer removes this one.
+   */
+  seal(): JournalSegment | undefined {
+    if (this.fd === undefined || this.written === this.sealedTo) return undefined;
+    const segment: JournalSegment = { path: this.path as string, from: this.sealedTo, to: this.written, last: this.written >= ROTATE_BYTES };
+    this.sealedTo = this.written;
+    if (segment.last) this.retire();
+    return segment;
+  }
+
+  /** Closes the current file and says which it was and how long (its records are for the caller to have committed). */
+  close(): { path: string; size: number } | undefined {
+    const file = this.path === undefined ? undefined : { path: this.path, size: this.written };
+    this.retire();
+    return file;
+  }
+
+  private retire(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     this.path = undefined;
-    return sealed;
   }
 }
 
-/** The name a journal file's commit mark carries (its file name: unique per process start and flush). */
+/** A journal file grows to about this size before the next one is started. */
+const ROTATE_BYTES = 16 * 1024 * 1024;
+
+/** A byte range of a journal file: whole lines, as appended between two flushes. */
+export interface JournalSegment {
+  path: string;
+  from: number;
+  /** Exclusive; Infinity for recovery: to the end of the file. */
+  to: number;
+  /** The file is complete: remove it once committed. */
+  last: boolean;
+}
+
+/** The name a journal file's commit mark carries (its file name: unique per process start and rotation). */
 export function journalMark(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
@@ -63,10 +98,29 @@ export function leftoverJournals(dir: string): string[] {
   return files.map((f) => join(dir, f.name));
 }
 
-/** The records of a journal file; a last line cut short (the process killed inside write) is left out. */
-export function readJournal(path: string): AuditRecord[] {
+/**
+ * The records of a byte range of a journal file, and where the range really ended (the file's end, for a
+ * range to Infinity); a last line cut short (the process killed inside write) is left out.
+ */
+export function readJournal(path: string, from = 0, to = Infinity): { records: AuditRecord[]; end: number } {
+  const fd = openSync(path, 'r');
+  let text: string;
+  let end: number;
+  try {
+    end = Math.min(to, fstatSync(fd).size);
+    const bytes = Buffer.alloc(Math.max(0, end - from));
+    let read = 0;
+    while (read < bytes.length) {
+      const n = readSync(fd, bytes, read, bytes.length - read, from + read);
+      if (n === 0) break;
+      read += n;
+    }
+    text = bytes.subarray(0, read).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
   const records: AuditRecord[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line) continue;
     try {
       records.push(recordFromJson(line));
@@ -74,7 +128,7 @@ export function readJournal(path: string): AuditRecord[] {
       // Only a torn last line can fail to parse: every line is written whole by one write(2).
     }
   }
-  return records;
+  return { records, end };
 }
 
 export function removeJournal(path: string): void {

@@ -40,10 +40,10 @@ CREATE TABLE audit_anchor (
 const AUDIT_FILE_MIGRATIONS: ((d: Dialect) => string)[] = [auditTables, () => AUDIT_JOURNAL_MARKS];
 
 /**
- * The journal files (audit-journal.ts) whose records are committed: written in the same transaction as
- * the records, so that a file a crash left behind after its commit is not appended twice.
+ * How far each journal file (audit-journal.ts) is committed: written in the same transaction as the
+ * records, so that a file a crash left behind is replayed from there, never appended twice.
  */
-export const AUDIT_JOURNAL_MARKS = 'CREATE TABLE audit_journal_mark (name TEXT PRIMARY KEY);';
+export const AUDIT_JOURNAL_MARKS = 'CREATE TABLE audit_journal_mark (name TEXT PRIMARY KEY, committed_to BIGINT NOT NULL);';
 
 export async function migrateAuditFile(db: Database): Promise<void> {
   await db.exec(`CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER PRIMARY KEY, applied_at ${db.dialect.bigint} NOT NULL)`);

@@ -7,6 +7,7 @@ import { SqliteDatabase } from '../store/sqlite.js';
 import { migrateAuditFile } from './audit-schema.js';
 import { AuditLog } from './audit-log.js';
 import { AuditJournal } from './audit-journal.js';
+import { InlineAuditWriter, ThreadAuditWriter, type AuditWriterTarget } from './audit-writer.js';
 
 /**
  * Where the audit tables live. PostgreSQL: in the main database, since several Tessera processes share it
@@ -37,10 +38,16 @@ export function auditJournalDir(dataDir: string): string {
 /**
  * The audit log of a running server; `mainDb` is the store it serves (shared on PostgreSQL). Records
  * that a process killed before committing left in this data directory's journal are appended first.
+ * With `thread`, commits run on a writer thread of their own (a server); without, on this one (a CLI command).
  */
-export async function openAuditLog(config: StoreConfig, mainDb: Database, onError?: (err: unknown) => void): Promise<AuditLog> {
+export async function openAuditLog(config: StoreConfig, mainDb: Database, options: { onError?: (err: unknown) => void; thread?: boolean } = {}): Promise<AuditLog> {
   const journal = new AuditJournal(auditJournalDir(config.dataDir));
-  const log = mainDb.dialect.name === 'postgres' ? new AuditLog(mainDb, false, journal, onError) : new AuditLog(await openAuditFile(config.dataDir), true, journal, onError);
+  const postgres = mainDb.dialect.name === 'postgres';
+  const db = postgres ? mainDb : await openAuditFile(config.dataDir);
+  const inline = new InlineAuditWriter(db);
+  const target: AuditWriterTarget = postgres ? { kind: 'postgres', connectionString: config.databaseUrl as string, schema: config.schema } : { kind: 'sqlite', file: auditFile(config.dataDir) };
+  const writer = options.thread ? new ThreadAuditWriter(target, inline) : inline;
+  const log = new AuditLog(db, !postgres, journal, writer, options.onError);
   await log.recover();
   return log;
 }

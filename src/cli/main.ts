@@ -99,7 +99,7 @@ program
     let summary: ImportSummary | undefined;
     let outcomes: MessageFileOutcome[] = [];
     try {
-      const tessera = await createTessera(config(flags, true));
+      const tessera = await createTessera(config(flags, true), { auditThread: false });
       try {
         const participant = flags.participant ? await participantById(tessera.repo, flags.participant) : undefined;
         if (flags.participant && !participant?.active) program.error(`tessera import: no active participant ${flags.participant}`);
@@ -177,7 +177,7 @@ clients
         program.error(`tessera clients create: cannot read JWKS ${flags.jwks}: ${(err as Error).message}`);
       }
     }
-    const tessera = await createTessera(config(flags, true));
+    const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
       const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks, redirectUris: flags.redirectUri, public: flags.public });
       await recordOperatorAction(tessera, 'clients create', `client:${client.clientId}`);
@@ -195,7 +195,7 @@ clients
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
   .action(async (clientId: string, kinds: string, flags: StoreFlags) => {
-    const tessera = await createTessera(config(flags, true));
+    const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
       const list = kinds === 'none' ? [] : kinds.split(',').map((k) => k.trim()).filter(Boolean);
       await setClearance(tessera.db, `client:${clientId}`, list);
@@ -215,7 +215,7 @@ mpi
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
   .action(async (flags: StoreFlags) => {
-    const tessera = await createTessera({ ...config(flags, true), mpi: true });
+    const tessera = await createTessera({ ...config(flags, true), mpi: true }, { auditThread: false });
     try {
       const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
       const bar = createProgressBar('Rebuilding', 0, 'Patients');
@@ -242,7 +242,7 @@ mpi
     if (!Number.isInteger(maxPairs) || maxPairs < 100) {
       program.error(`tessera mpi train: --pairs must be a whole number of at least 100, not "${flags.pairs}"`);
     }
-    const tessera = await createTessera(config(flags, true));
+    const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
       const before = (await latestModel(tessera.db)) ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS };
       const bar = createProgressBar('Candidate pairs', maxPairs, 'pairs');

@@ -14,7 +14,7 @@ export function storeOptions(command: Command): Command {
 
 /** Runs `fn` on the store the flags name, closing it (and flushing the audit log) afterwards. */
 export async function withStore(config: TesseraConfig, fn: (t: Tessera) => Promise<void>): Promise<void> {
-  const tessera = await createTessera(config);
+  const tessera = await createTessera(config, { auditThread: false });
   try {
     await fn(tessera);
   } finally {

@@ -45,7 +45,7 @@ export interface Tessera {
 }
 
 /** Opens the store (running migrations), loads the FHIR definitions and signing key, and builds the app. */
-export async function createTessera(config: TesseraConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Tessera> {
+export async function createTessera(config: TesseraConfig, options: { logStream?: NodeJS.WritableStream; /** Audit commits on a writer thread (default); CLI commands commit inline. */ auditThread?: boolean } = {}): Promise<Tessera> {
   prepareFhirModel();
   const db = await openDatabase(config);
   const repo = new Repository(db);
@@ -59,7 +59,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   // A background commit of journalled audit events that fails is retried; the operator hears of it here.
   const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');
-  const audit = config.audit ? await openAuditLog(config, db, auditFailed) : undefined;
+  const audit = config.audit ? await openAuditLog(config, db, { onError: auditFailed, thread: options.auditThread ?? true }) : undefined;
   repo.observe(new AuditAttachment(audit));
   const signingKey = await loadOrCreateSigningKey(config.dataDir);
   const tokens = new TokenService(db, signingKey);
