@@ -16,9 +16,10 @@
  */
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
-import type { Bundle, Consent } from '@medplum/fhirtypes';
+import type { Bundle } from '@medplum/fhirtypes';
 import { arg } from './args.js';
 import { setClearance } from '../src/consent/clearance.js';
+import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { benchConfig, BENCH_DATABASE_URL } from './config.js';
 import { startServerProcess } from './server-process.js';
@@ -121,7 +122,8 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
     loaded += bundle.entry?.length ?? 0;
     if (patients.length % 5 === 0) {
       // One patient in five denies an organization: consent rows the policy's condition has to consult.
-      const consent = privacyConsent(patient, ORGANIZATIONS[patients.length % ORGANIZATIONS.length].id);
+      const denied = `Organization/${ORGANIZATIONS[patients.length % ORGANIZATIONS.length].id}`;
+      const consent = privacyConsent(patient, { type: 'deny', actor: [{ role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] }, reference: { reference: denied } }] });
       await processBundle(tessera.repo, systemRequest({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: consent, request: { method: 'POST', url: 'Consent' } }] }), dispatch);
     }
   }
@@ -163,18 +165,6 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
   return results;
 }
 
-/** A basic opt-out Consent (IHE PCF) denying one organization access to the patient's record. */
-function privacyConsent(patient: string, organization: string): Consent {
-  return {
-    resourceType: 'Consent',
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${patient}` },
-    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
-    provision: { type: 'deny', actor: [{ role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] }, reference: { reference: `Organization/${organization}` } }] },
-  };
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {

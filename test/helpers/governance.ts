@@ -3,6 +3,7 @@ import { dispatch } from '../../src/engine/fhir-router.js';
 import type { FhirRequest, FhirResponse } from '../../src/engine/fhir-request.js';
 import type { AuthContext } from '../../src/security/token-service.js';
 import type { TestServer } from './server.js';
+import { privacyConsent as privacyConsentOf } from '../../src/consent/privacy-consent.js';
 
 /**
  * The engine as a caller with this AuthContext, the way every HTTP route calls it: for callers whose
@@ -18,16 +19,7 @@ export function bodyOf(res: FhirResponse): Bundle {
   return (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
 }
 
-/** A patient-privacy Consent (IHE Privacy Consent on FHIR) with the given provision. */
+/** A patient-privacy Consent (IHE Privacy Consent on FHIR) with the given provision, dated as the tests' data. */
 export function privacyConsent(patient: string, provision: Consent['provision']): Consent {
-  return {
-    resourceType: 'Consent',
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${patient}` },
-    dateTime: '2026-12-01',
-    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
-    provision,
-  };
+  return privacyConsentOf(patient, provision, '2026-12-01');
 }
