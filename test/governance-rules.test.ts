@@ -132,6 +132,14 @@ for (const backend of BACKENDS) {
         const revoked = await tessera(['consents', 'revoke', id, ...data], env);
         assert.equal(revoked.code, 0, revoked.stderr);
         assert.equal(await read(reader, `Observation/${obs}`), 200, 'revoked: shared again');
+        // Users are cleared like clients (`tessera users clearance`).
+        const { addUser } = await import('../src/users/user-directory.js');
+        const org = (await s.fhir('POST', 'Organization', { resourceType: 'Organization', name: 'Counselling Service (synthetic)' })).body.id;
+        const counsellor = await addUser(s.tessera.repo, { name: 'Casey Counsellor', email: 'casey.counsellor@example.org', role: 'clinician', organization: org, password: 'a long enough synthetic password' });
+        const cleared = await tessera(['users', 'clearance', 'casey.counsellor@example.org', 'ETH', ...data], env);
+        assert.equal(cleared.code, 0, cleared.stderr);
+        const [row] = await s.tessera.db.query<{ kinds: string }>('SELECT kinds FROM access_clearance WHERE holder = ?', [`user:${counsellor.id}`]);
+        assert.equal(row?.kinds, 'ETH');
         writeFileSync(join(dir, 'not-consent.json'), JSON.stringify({ resourceType: 'Patient' }));
         const wrong = await tessera(['consents', 'add', join(dir, 'not-consent.json'), ...data], env);
         assert.notEqual(wrong.code, 0);

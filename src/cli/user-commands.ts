@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { storeOptions, withStore as withStoreOf, type StoreFlags } from './store-command.js';
 import { setClientDisabled } from '../security/clients.js';
+import { setClearance } from '../consent/clearance.js';
 import type { TesseraConfig } from '../server/config.js';
 import type { Tessera } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
@@ -83,6 +84,24 @@ export function registerUserCommands(program: Command, clients: Command, config:
       );
     });
   }
+  storeOptions(
+    users
+      .command('clearance')
+      .description('which kinds of sensitive data a user reads without the patient\'s consent: e.g. HIV,STD, V, * (all) or none')
+      .argument('<user>', 'user id or email')
+      .argument('<kinds>', 'comma-separated kinds, * or none'),
+  ).action(async (who: string, kinds: string, flags: StoreFlags) => {
+    await withStore(flags, (t) =>
+      failing('users clearance', async () => {
+        const user = await findUserByIdOrEmail(t.db, who);
+        if (!user) throw new Error(`no user ${who}`);
+        const list = kinds === 'none' ? [] : kinds.split(',').map((k) => k.trim()).filter(Boolean);
+        await setClearance(t.db, `user:${user.id}`, list);
+        await recordOperatorAction(t, 'users clearance', `user:${user.id}`);
+        process.stdout.write(`User ${user.id}: clearance ${list.length ? list.join(',') : 'none'}\n`);
+      }),
+    );
+  });
   storeOptions(
     users
       .command('totp')
