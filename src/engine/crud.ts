@@ -63,8 +63,9 @@ export async function create(repo: Repository, type: string, req: FhirRequest, a
   });
 }
 
-export async function read(repo: Repository, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
-  const resource = await repo.read(type, id);
+/** A read; `known`: the resource already read (with the access policy's condition), else it is read here. */
+export async function read(repo: Repository, type: string, id: string, req: FhirRequest, known?: Resource): Promise<FhirResponse> {
+  const resource = known ?? (await repo.read(type, id));
   const response = resourceResponse({ ...req, prefer: undefined }, 200, resource, false);
   if (req.ifNoneMatch && req.ifNoneMatch === response.etag) {
     return { status: 304, etag: response.etag, lastModified: response.lastModified };

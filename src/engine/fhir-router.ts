@@ -109,10 +109,15 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   }
   if (n === 2) {
     switch (req.method) {
-      case 'GET':
+      case 'GET': {
         authorize(req, type, 'r');
-        await requireReachable(repo, req, type, second, 'r');
-        return read(repo, type, second, req);
+        // A restricted caller's read is one query when the resource is there and within reach; a miss is
+        // then told apart (out of reach: 404; never there: 404; deleted: 410 to those who reach its type).
+        const rows = req.policy.rows(type, 'r', 'r');
+        const [reachable] = rows ? await repo.readMany(type, [second], rows) : [];
+        if (!reachable) await requireReachable(repo, req, type, second, 'r');
+        return read(repo, type, second, req, reachable);
+      }
       case 'PUT':
         authorizeWrite(req, type, 'PUT', false);
         await requireReachable(repo, req, type, second, 'u');
