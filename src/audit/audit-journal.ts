@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { AuditRecord } from './audit-record.js';
 
 /**
@@ -85,7 +85,7 @@ export interface JournalSegment {
 
 /** The name a journal file's commit mark carries (its file name: unique per process start and rotation). */
 export function journalMark(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
+  return basename(path);
 }
 
 /** Journal files in `dir` whose writing process no longer runs, oldest first (by start time, then number). */

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Consent } from '@medplum/fhirtypes';
 import { FhirEngine } from '../engine/fhir-engine.js';
-import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
+import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
+import { responseBody } from '../engine/responses.js';
 import { FhirError } from '../fhir/outcome.js';
 import type { TesseraConfig } from '../server/config.js';
 import type { Tessera } from '../server/tessera.js';
@@ -13,10 +14,8 @@ import { storeOptions, withStore, type StoreFlags } from './store-command.js';
 const CLI_BASE = 'urn:tessera:cli';
 
 /** A FHIR interaction run by the operator through the engine (the exchange's own work: no token, full reach). */
-async function asOperator(t: Tessera, method: string, path: string, body?: unknown): Promise<FhirResponse> {
-  const [p, q = ''] = path.split('?');
-  const req: FhirRequest = { method, segments: p.split('/').filter(Boolean), rawQuery: q, query: new URLSearchParams(q), body, baseUrl: CLI_BASE };
-  return new FhirEngine(t.repo).handle(req, randomUUID());
+async function asOperator(t: Tessera, method: string, url: string, body?: unknown): Promise<FhirResponse> {
+  return new FhirEngine(t.repo).handle(requestFor(method, url, { body, baseUrl: CLI_BASE }), randomUUID());
 }
 
 function failure(err: unknown): string {
@@ -62,7 +61,7 @@ export function registerConsentCommands(program: Command, config: (flags: StoreF
     run('list', () =>
       withStore(config(flags), async (t) => {
         const res = await asOperator(t, 'GET', `Consent?patient=Patient/${encodeURIComponent(flags.patient)}&_count=1000`);
-        const bundle = (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle<Consent>;
+        const bundle = responseBody(res) as Bundle<Consent>;
         const found = (bundle.entry ?? []).map((e) => e.resource).filter((r): r is Consent => r?.resourceType === 'Consent');
         await recordOperatorAction(t, 'consents list', `Patient/${flags.patient}`);
         for (const c of found) {

@@ -10,11 +10,6 @@ import type { SqlExecutor } from '../store/database.js';
  */
 export const CLEARANCE_CODES = [...Object.keys(SENSITIVITY_DISPLAY), 'V', '*'];
 
-export async function clearanceOf(sql: SqlExecutor, holder: string): Promise<Set<string>> {
-  const rows = await sql.query<{ kinds: string }>('SELECT kinds FROM access_clearance WHERE holder = ?', [holder]);
-  return new Set(rows[0]?.kinds.split(',').filter(Boolean) ?? []);
-}
-
 /** Sets a holder's clearance (`client:{id}` or `user:{id}`); an empty list removes it. */
 export async function setClearance(sql: SqlExecutor, holder: string, kinds: string[]): Promise<void> {
   for (const kind of kinds) {

@@ -8,7 +8,6 @@ import type { SqlValue } from '../store/database.js';
 import { ownIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { activeBreakTheGlass } from './break-the-glass.js';
-import { personRecords } from '../engine/request-policy.js';
 
 export type ConsentDefault = 'opt-out' | 'opt-in';
 
@@ -31,7 +30,7 @@ export interface Requester {
  * - break-the-glass: the person it was declared for is exempt from both for the caller, until it expires.
  */
 export function privacyRestrictionSource(consentDefault: ConsentDefault): RestrictionSource {
-  return async (repo: Repository, auth: AuthContext) => {
+  return async (repo: Repository, auth: AuthContext, patientRecords: readonly string[] | undefined) => {
     const now = Date.now();
     const holder = auth.user ? `user:${auth.user.id}` : `client:${auth.clientId}`;
     // Everything the restriction depends on in one round trip (it is worked out for every request).
@@ -47,7 +46,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     const exempt = Number(facts.glass) > 0 ? await activeBreakTheGlass(repo, holder) : [];
     // A patient reading their own record (every record of theirs the MPI links) is not withheld from by
     // their own consent or by labels: it is their right of access. A clinician's launch context is not this.
-    if (auth.user?.role === 'patient' && auth.patient) exempt.push(...(await personRecords(repo, auth.patient)));
+    if (auth.user?.role === 'patient' && patientRecords) exempt.push(...patientRecords);
     const consents = Number(facts.consents) > 0;
     const withheldKinds = Object.keys(SENSITIVITY_DISPLAY).filter((k) => !clearance.has(k) && !clearance.has('*'));
     const withholdV = !clearance.has('V') && !clearance.has('*');

@@ -6,7 +6,7 @@ import { retryingConflicts } from '../store/database.js';
 import { ID_RE, type Repository } from '../store/repository.js';
 import { conditionalWriteLock, findByCriteria } from './crud.js';
 import { authorize, authorizeWrite, idInLocation, requireWritable, writesNeedCheck, type FhirRequest, type FhirResponse } from './fhir-request.js';
-import { resourceResponse, resourceUrl } from './responses.js';
+import { resourceResponse, resourceUrl, responseBody } from './responses.js';
 import { newResourceId } from '../store/resource-id.js';
 import { collectConditionalReferences, rewriteReferences } from './bundle-references.js';
 
@@ -64,7 +64,7 @@ function entryError(index: number, err: unknown): FhirError {
  * the ones it updated.
  */
 function entryResponse(res: FhirResponse, baseUrl: string, p: ParsedEntry): BundleEntry {
-  const body: Resource | undefined = res.body ?? (res.rawBody ? JSON.parse(res.rawBody) : undefined);
+  const body = responseBody(res);
   const response: BundleEntryResponse = { status: STATUS_TEXT[res.status] ?? String(res.status) };
   const location = res.location ?? updatedVersion(res.etag, body, baseUrl, p);
   if (location) response.location = location;

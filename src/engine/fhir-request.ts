@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { forbidden, notFound } from '../fhir/outcome.js';
+import { badRequest, forbidden, notFound } from '../fhir/outcome.js';
 import type { Repository } from '../store/repository.js';
 import type { SearchAccess } from '../search/search-engine.js';
 import type { Interaction } from '../security/scopes.js';
@@ -30,6 +30,30 @@ export interface FhirRequest {
   /** The access policy for `auth`, worked out once when the engine first takes the request (dispatch). */
   policy?: AccessPolicy;
   baseUrl: string;
+}
+
+/** A URL path's segments, percent-decoded; a malformed escape is the caller's error (400). */
+export function pathSegments(path: string): string[] {
+  return path
+    .split('/')
+    .filter(Boolean)
+    .map((segment) => {
+      try {
+        return decodeURIComponent(segment);
+      } catch {
+        throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
+      }
+    });
+}
+
+/**
+ * A FHIR interaction addressed by a relative URL (`Patient/123`, `Patient?name=x`), as callers inside the
+ * exchange make them (the CLI, the sign-in pages, tests).
+ */
+export function requestFor(method: string, url: string, options: { baseUrl: string; auth?: AuthContext; body?: unknown }): FhirRequest {
+  const q = url.indexOf('?');
+  const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+  return { method, segments: pathSegments(q >= 0 ? url.slice(0, q) : url), rawQuery, query: new URLSearchParams(rawQuery), body: options.body, auth: options.auth, baseUrl: options.baseUrl };
 }
 
 export interface FhirResponse {

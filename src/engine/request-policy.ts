@@ -7,10 +7,11 @@ import { AccessPolicy, grantsOf, type RowRestriction } from './access-policy.js'
 
 /**
  * Restrictions on every type's rows besides the scopes (patients' consents, security labels), each
- * worked out for one caller. Configured per store at start-up (createTessera), keyed by its Database so
- * that transactions' repositories share them.
+ * worked out for one caller (given the patient context's records, worked out once per request).
+ * Configured per store at start-up (createTessera), keyed by its Database so that transactions'
+ * repositories share them.
  */
-export type RestrictionSource = (repo: Repository, auth: AuthContext) => Promise<RowRestriction | undefined>;
+export type RestrictionSource = (repo: Repository, auth: AuthContext, patientRecords: readonly string[] | undefined) => Promise<RowRestriction | undefined>;
 
 const restrictionSources = new WeakMap<object, RestrictionSource[]>();
 
@@ -26,7 +27,7 @@ export async function policyFor(repo: Repository, auth: AuthContext | undefined)
   const patientRecords = auth.patient ? await personRecords(repo, auth.patient) : undefined;
   const restrictions: RowRestriction[] = [];
   for (const source of restrictionSources.get(repo.db) ?? []) {
-    const restriction = await source(repo, auth);
+    const restriction = await source(repo, auth, patientRecords);
     if (restriction) restrictions.push(restriction);
   }
   return new AccessPolicy(grantsOf(auth.scopes, patientRecords), restrictions, auth, patientRecords);

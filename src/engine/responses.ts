@@ -3,6 +3,11 @@ import { informational } from '../fhir/outcome.js';
 import { versionTag } from '../store/repository.js';
 import { preferHeader, type FhirRequest, type FhirResponse } from './fhir-request.js';
 
+/** The resource a response carries, whether built (`body`) or already serialised (`rawBody`). */
+export function responseBody(res: FhirResponse): Resource | undefined {
+  return res.body ?? (res.rawBody ? (JSON.parse(res.rawBody) as Resource) : undefined);
+}
+
 export function resourceUrl(baseUrl: string, resource: Resource): string {
   return `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId}`;
 }

@@ -8,7 +8,7 @@ import type { Repository } from '../store/repository.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { jsonTextProblem } from '../fhir/json-limits.js';
 import { capabilityStatement } from './capability.js';
-import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
+import { pathSegments, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { registerInterfaceRoutes } from './interface-routes.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
@@ -239,20 +239,6 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   return app;
-}
-
-/** The path's segments, decoded; a malformed escape is the client's error (400). */
-function pathSegments(path: string): string[] {
-  return path
-    .split('/')
-    .filter(Boolean)
-    .map((segment) => {
-      try {
-        return decodeURIComponent(segment);
-      } catch {
-        throw badRequest(`Malformed percent-encoding in the URL path: "${segment}"`);
-      }
-    });
 }
 
 function sendFhir(reply: FastifyReply, res: FhirResponse): FastifyReply {

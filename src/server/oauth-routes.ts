@@ -20,7 +20,8 @@ import type { SigningKey } from '../security/signing-key.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import { parseScopes } from '../security/scopes.js';
 import type { FhirEngine } from '../engine/fhir-engine.js';
-import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
+import { requestFor, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
+import { responseBody } from '../engine/responses.js';
 import { ID_RE } from '../store/repository.js';
 import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
@@ -261,7 +262,7 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
     const asUser: AuthContext = { clientId: request.clientId, scopes: parseScopes('user/Patient.rs'), user: { id: user.id, role: user.role, fhirUser: user.fhirUser ?? undefined }, organization: user.organization, purposeOfUse: request.purposeOfUse };
     // Its AuditEvent is the engine's (the search or read as the user), not the HTTP catch-all's.
     options.audited(req);
-    const patientRequest = (path: string, query = ''): FhirRequest => ({ method: 'GET', segments: path.split('/'), rawQuery: query, query: new URLSearchParams(query), auth: asUser, baseUrl: `${base()}/fhir` });
+    const patientRequest = (url: string): FhirRequest => requestFor('GET', url, { auth: asUser, baseUrl: `${base()}/fhir` });
     if (form.action === 'choose') {
       const chosen = form.patient && ID_RE.test(form.patient) ? await options.engine.handle(patientRequest(`Patient/${form.patient}`), req.id).catch(() => undefined) : undefined;
       if (chosen?.status !== 200) {
@@ -277,7 +278,7 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
       return html(reply, 200, patientSelectionPage({ state: form.state, name, birthdate, error: 'Write the birth date as YYYY-MM-DD.' }), formTargets(request));
     }
     const query = new URLSearchParams({ _count: '20', ...(name ? { name } : {}), ...(birthdate ? { birthdate } : {}) }).toString();
-    const found = await options.engine.handle(patientRequest('Patient', query), req.id);
+    const found = await options.engine.handle(patientRequest(`Patient?${query}`), req.id);
     const results = patientChoices(found);
     return html(reply, 200, patientSelectionPage({ state: form.state, name, birthdate, results }), formTargets(request));
   });
@@ -336,7 +337,7 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
 
 /** The Patients of a searchset, as the picker lists them. */
 function patientChoices(res: FhirResponse): PatientChoice[] {
-  const bundle = (res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle;
+  const bundle = responseBody(res) as Bundle;
   return (bundle.entry ?? [])
     .map((e) => e.resource)
     .filter((r): r is Patient => r?.resourceType === 'Patient')
