@@ -257,6 +257,26 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', 'Patient/no-such-patient/$disclosures')).status, 404);
     });
 
+    it('Patient/$disclosures pages by disclosures: events that are not disclosures do not shorten a page', async () => {
+      // Three reads of the patient, each followed by two calls of $disclosures (audited, but not disclosures).
+      const reader = await createClient(s.tessera.db, { name: 'disclosure-pager', scope: 'system/Patient.rs' });
+      const token = await getToken(s.url, reader.clientId, reader.clientSecret as string);
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await s.fhir('GET', `Patient/${patientId}`, undefined, { authorization: `Bearer ${token}` })).status, 200);
+        for (let j = 0; j < 2; j++) assert.equal((await s.fhir('GET', `Patient/${patientId}/$disclosures?_count=1`)).status, 200);
+      }
+      const pages: string[][] = [];
+      for (let offset = 0; offset < 3; offset++) {
+        const res = await s.fhir('GET', `Patient/${patientId}/$disclosures?_count=1&_offset=${offset}`);
+        assert.equal(res.status, 200);
+        const found = res.body.parameter.filter((p: any) => p.name === 'disclosure');
+        assert.equal(found.length, 1, `page ${offset} holds one disclosure`);
+        assert.equal(res.body.parameter.some((p: any) => p.name === 'next'), true, 'more disclosures follow');
+        pages.push(found[0].part.filter((x: any) => x.name === 'client').map((x: any) => x.valueString));
+      }
+      assert.deepEqual(pages, [[reader.clientId], [reader.clientId], [reader.clientId]], 'the three reads, newest first');
+    });
+
     it("an operator's CLI actions are audited: who (the OS account), the command and its target", async () => {
       const target = await createClient(s.tessera.db, { name: 'clearance-target', scope: 'system/Patient.rs' });
       const result = await tessera(['clients', 'clearance', target.clientId, 'HIV', ...cliStore()], cliEnv());

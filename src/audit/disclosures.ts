@@ -1,6 +1,7 @@
 import type { AuditEvent, Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { policyOf, requireReachable, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
 import { badRequest } from '../fhir/outcome.js';
+import type { SqlExecutor } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { auditLogOf } from './audit-attachment.js';
 import { CLIENT_ID_SYSTEM, SEEN_DETAIL } from './audit-event.js';
@@ -32,16 +33,41 @@ export async function disclosures(repo: Repository, patientId: string, req: Fhir
   }
   const log = auditLogOf(repo);
   await log.flush(); // this process's latest events are in the journal until the next flush
-  const rows = await findAuditEvents(log.db, { keys: [{ kind: 'p', refs: person.map((id) => `Patient/${id}`) }], dates: [], count, offset });
   const parameter: ParametersParameter[] = [];
-  for (const row of rows.slice(0, count)) {
-    const event = auditEventResource(row);
-    if (isDisclosure(event)) {
-      parameter.push({ name: 'disclosure', part: disclosureParts(event, patientId) });
+  let more = false;
+  for await (const event of disclosureEvents(log.db, person, offset)) {
+    if (parameter.length === count) {
+      more = true;
+      break;
     }
+    parameter.push({ name: 'disclosure', part: disclosureParts(event, patientId) });
   }
+  // Paging: the offset counts disclosures (not audit events), so the next page starts after this one.
+  if (more) parameter.push({ name: 'next', valueString: `_offset=${offset + count}&_count=${count}` });
   const body: Parameters = { resourceType: 'Parameters', parameter };
   return { status: 200, body };
+}
+
+/** Events of the patient's records, in chunks of this many (most of a patient's events are disclosures). */
+const SCAN_CHUNK = 500;
+
+/**
+ * The patient's disclosures, newest first, from the `skip`-th on. Which events are disclosures is decided
+ * on the events themselves (isDisclosure), so the audit log is read in chunks until enough were found.
+ */
+async function* disclosureEvents(db: SqlExecutor, person: readonly string[], skip: number): AsyncGenerator<AuditEvent> {
+  const keys = [{ kind: 'p' as const, refs: person.map((id) => `Patient/${id}`) }];
+  let skipped = 0;
+  for (let at = 0; ; at += SCAN_CHUNK) {
+    const rows = await findAuditEvents(db, { keys, dates: [], count: SCAN_CHUNK, offset: at });
+    for (const row of rows.slice(0, SCAN_CHUNK)) {
+      const event = auditEventResource(row);
+      if (!isDisclosure(event)) continue;
+      if (skipped < skip) skipped++;
+      else yield event;
+    }
+    if (rows.length <= SCAN_CHUNK) return;
+  }
 }
 
 /** A successful read, search or operation; the accounting's own requests are not disclosures. */
