@@ -92,6 +92,27 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', '_history', undefined, h('riverside'))).status, 403);
     });
 
+    it('past versions are judged by their own labels: an HIV result recoded to a plain one keeps its first version out of reach', async () => {
+      // A lab first sends a result under the HIV viral-load code, then corrects the code to a blood count:
+      // the current version is unlabelled, the first one was labelled HIV. (A patient of its own.)
+      const cora = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Carver', given: ['Test'] }], birthDate: '1971-02-02' })).body.id as string;
+      const first = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '20447-9' }] }, subject: { reference: `Patient/${cora}` }, valueQuantity: { value: 900 } });
+      const id = first.body.id as string;
+      assert.deepEqual(labelsOf(first.body), ['act:HIV', 'conf:R']);
+      const corrected = await s.fhir('PUT', `Observation/${id}`, { resourceType: 'Observation', id, status: 'corrected', code: { coding: [{ system: 'http://loinc.org', code: '6690-2' }] }, subject: { reference: `Patient/${cora}` }, valueQuantity: { value: 9 } });
+      assert.deepEqual(labelsOf(corrected.body), []);
+      assert.equal((await s.fhir('GET', `Observation/${id}`, undefined, h('riverside'))).status, 200);
+      assert.equal((await s.fhir('GET', `Observation/${id}/_history/2`, undefined, h('riverside'))).status, 200);
+      assert.equal((await s.fhir('GET', `Observation/${id}/_history/1`, undefined, h('riverside'))).status, 404);
+      const history = await s.fhir('GET', `Observation/${id}/_history`, undefined, h('riverside'));
+      assert.equal(history.status, 200);
+      assert.equal(history.body.total, 1, 'the labelled version is not counted either');
+      assert.deepEqual(history.body.entry.map((e: any) => e.resource.meta.versionId), ['2']);
+      // The exchange itself (unrestricted) sees both.
+      assert.equal((await s.fhir('GET', `Observation/${id}/_history`)).body.total, 2);
+      assert.equal((await s.fhir('GET', `Observation/${id}/_history/1`)).status, 200);
+    });
+
     it('clearance for one kind (a public-health client cleared for HIV) reads that kind only', async () => {
       const token = await s.tokenFor('system/Observation.rs system/Condition.rs');
       const client = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub as string;

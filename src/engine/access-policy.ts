@@ -117,6 +117,19 @@ export class AccessPolicy {
   }
 
   /**
+   * What decides whether the caller reaches a row of `type`, as the search parameters whose values the
+   * row condition reads (besides the patient compartment, which it always may): undefined when the
+   * caller reaches every row. A past version of a resource is judged by these facts (version-reach.ts):
+   * the index holds the current version's values only.
+   */
+  rowFacts(type: string, interaction: Interaction): ReadonlySet<string> | undefined {
+    if (!this.rows(type, interaction, 'r')) return undefined;
+    const params = new Set<string>(['_security']); // consent rules and labels read the security labels
+    if (this.grants !== 'all') for (const grant of this.grantsFor(type, interaction)) grant.params?.forEach((p) => params.add(p));
+    return params;
+  }
+
+  /**
    * The rows of `type` that the caller could reach but for their security labels, as SQL over `alias`;
    * undefined when labels withhold nothing from this caller. A searchset that withheld some says so
    * (an OperationOutcome issue `suppressed`), without saying what or how many.
@@ -220,6 +233,8 @@ export interface Grant {
   interactions: ReadonlySet<Interaction>;
   /** The rows it reaches; absent: every row of the type. */
   rows?: GrantRows;
+  /** The search parameters its rows condition reads (a granular restriction's), besides compartment membership. */
+  params?: readonly string[];
 }
 
 /** A condition on every type's rows besides the scopes: patients' consents, security labels. */
@@ -256,6 +271,7 @@ export function grantsOf(scopes: readonly Scope[], patientRecords: readonly stri
     grants.push({
       type: scope.resourceType,
       interactions: scope.interactions,
+      params: filters?.map((f) => f.code.split('.')[0]),
       rows: (type, alias) => {
         const parts: Sql[] = [];
         if (compartment) {

@@ -9,6 +9,7 @@ import { policyFor } from './request-policy.js';
 import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
 import { historyInteraction } from './history-interaction.js';
+import { versionReach } from './version-reach.js';
 import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
 import { auditEventInteraction } from '../audit/audit-interaction.js';
@@ -142,6 +143,8 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     authorize(req, type, 'r');
     await requireReachable(repo, req, type, second, 'r');
     const version = await repo.vread(type, second, fourth);
+    // A past version is judged by the facts the policy reads, which the index holds for the current one only.
+    if (req.policy.rowFacts(type, 'r') && !versionReach(req.policy, await repo.read(type, second))(version)) throw notFound(`${type}/${second}/_history/${fourth} not found`);
     return resourceResponse({ ...req, prefer: undefined }, 200, version, false);
   }
   if (n === 3 && type === 'Patient' && third === '$everything' && req.method === 'GET') {
