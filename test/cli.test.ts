@@ -66,5 +66,21 @@ for (const backend of BACKENDS) {
         await s.close();
       }
     });
+
+    it('clients create --purposes and clients purposes: what a client may declare; unknown codes and clients refused', async () => {
+      const created = await tessera(['clients', 'create', ...data, '--name', 'payer', '--scope', 'system/Patient.rs', '--purposes', 'HPAYMT'], env);
+      assert.equal(created.code, 0, created.stderr);
+      const { clientId } = JSON.parse(created.stdout);
+      const changed = await tessera(['clients', 'purposes', clientId, 'HPAYMT,HOPERAT', ...data], env);
+      assert.equal(changed.code, 0, changed.stderr);
+      assert.match(changed.stdout, /purposes HPAYMT,HOPERAT/);
+      assert.match((await tessera(['clients', 'purposes', clientId, 'any', ...data], env)).stdout, /purposes any/);
+      const unknown = await tessera(['clients', 'purposes', clientId, 'MARKETING', ...data], env);
+      assert.notEqual(unknown.code, 0);
+      assert.match(unknown.stderr, /Unknown purpose of use "MARKETING"/);
+      const missing = await tessera(['clients', 'purposes', 'no-such-client', 'TREAT', ...data], env);
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /no client no-such-client/);
+    });
   });
 }

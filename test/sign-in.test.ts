@@ -441,6 +441,29 @@ for (const backend of BACKENDS) {
       assert.equal(((await bad.json()) as any).error, 'invalid_request');
     });
 
+    it('purpose of use is bound: a client declares only its registered purposes, a user only those of their role', async () => {
+      // A payer's claims system registered for payment only (the operator's `tessera clients create --purposes HPAYMT`).
+      const payer = await createClient(t.db, { name: 'Payer Claims', scope: 'system/Patient.rs', purposes: ['HPAYMT'] });
+      const token = (purpose: string) =>
+        fetch(`${base}/oauth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'client_credentials', client_id: payer.clientId, client_secret: payer.clientSecret as string, purpose_of_use: purpose }).toString(),
+        });
+      assert.equal((await token('HPAYMT')).status, 200);
+      const claimed = await token('TREAT');
+      assert.equal(claimed.status, 400);
+      assert.match(((await claimed.json()) as any).error_description, /not registered for this client/);
+      // A clinician signing in cannot claim public health: the app gets access_denied, no code.
+      const config = await clientConfig(app.clientId, app.clientSecret);
+      const { url } = await startLaunch(config, 'openid user/*.rs', { purpose_of_use: 'PUBHLTH' });
+      const { res } = await signIn(url, { email: 'casey.clinician@example.org', password: PASSWORD });
+      const back = new URL(res.location as string);
+      assert.equal(back.searchParams.get('error'), 'access_denied');
+      assert.match(back.searchParams.get('error_description') ?? '', /clinician/);
+      assert.equal(back.searchParams.get('code'), null);
+    });
+
     it('federated sign-in with the community provider: a verified email maps to the directory user; an unknown identity is refused', async () => {
       const config = await clientConfig(app.clientId, app.clientSecret);
       const federated = async (account: string) => {

@@ -4,7 +4,7 @@ import type { SqlExecutor } from '../store/database.js';
 import { anyGrantable } from './granted-scopes.js';
 import { OAuthError } from './oauth-error.js';
 import { isValidCodeChallenge } from './pkce.js';
-import { parsePurposeOfUse } from './purpose-of-use.js';
+import { parsePurposeOfUse, purposeRefusal } from './purpose-of-use.js';
 
 /** A validated SMART App Launch authorization request (standalone launch). */
 export interface AuthorizationRequest {
@@ -65,6 +65,9 @@ export async function validateAuthorizationRequest(db: SqlExecutor, params: URLS
   } catch (err) {
     throw fail('invalid_request', (err as Error).message);
   }
+  // The client's registered purposes are known now; the user's role only once they have signed in.
+  const refusal = purposeRefusal(purposeOfUse, client.purposes);
+  if (refusal) throw fail('invalid_request', refusal);
   return {
     client,
     request: { clientId: client.id, redirectUri, scope, state, codeChallenge: get('code_challenge') as string, nonce: get('nonce'), purposeOfUse },

@@ -6,6 +6,47 @@ import { OAuthError } from './oauth-error.js';
  */
 export const PURPOSES_OF_USE = ['TREAT', 'ETREAT', 'HPAYMT', 'HOPERAT', 'PUBHLTH', 'PATRQT', 'BTG'] as const;
 
+/**
+ * The purposes each user role may declare: a clinician treats (and may declare an emergency or
+ * break-the-glass purpose, which lift nothing by themselves); a patient asks for their own record; the
+ * exchange's staff work for its operations. Payment and public health are purposes of systems
+ * (backend clients registered for them), not of a role.
+ */
+export const ROLE_PURPOSES: Readonly<Record<string, readonly string[]>> = {
+  clinician: ['TREAT', 'ETREAT', 'BTG'],
+  patient: ['PATRQT'],
+  'privacy-officer': ['HOPERAT'],
+  steward: ['HOPERAT'],
+  'interface-analyst': ['HOPERAT'],
+  admin: ['HOPERAT'],
+};
+
+/**
+ * Why `purpose` may not be declared by this client (its registered purposes; null: any) and user (by
+ * role; none for a backend client), or undefined when it may. An undeclared purpose is always allowed:
+ * it binds the caller by every consent deny (docs/governance.md).
+ */
+export function purposeRefusal(purpose: string | undefined, clientPurposes: readonly string[] | null, role?: string): string | undefined {
+  if (!purpose) return undefined;
+  if (clientPurposes && !clientPurposes.includes(purpose)) {
+    return `purpose_of_use ${purpose} is not registered for this client (${clientPurposes.join(', ') || 'none'})`;
+  }
+  const rolePurposes = role === undefined ? undefined : (ROLE_PURPOSES[role] ?? []);
+  if (rolePurposes && !rolePurposes.includes(purpose)) {
+    return `purpose_of_use ${purpose} is not one a ${role} user may declare (${rolePurposes.join(', ') || 'none'})`;
+  }
+  return undefined;
+}
+
+/** Parses a comma-separated list of purposes of use (CLI), refusing unknown codes. */
+export function parsePurposeList(list: string): string[] {
+  const codes = list.split(',').map((c) => c.trim()).filter(Boolean);
+  for (const code of codes) {
+    if (!(PURPOSES_OF_USE as readonly string[]).includes(code)) throw new Error(`Unknown purpose of use "${code}" (one of ${PURPOSES_OF_USE.join(', ')})`);
+  }
+  return codes;
+}
+
 /** The declared purpose, or undefined when none was given; an unknown value is invalid_request. */
 export function parsePurposeOfUse(value: string | undefined): string | undefined {
   if (value === undefined || value === '') {

@@ -5,7 +5,8 @@ import { CCDA_FILE_EXTENSIONS, HL7V2_FILE_EXTENSIONS, importMessageFiles, isCcda
 import { participantById } from '../participants/participants.js';
 import { importFhirFilesAsParticipant } from '../ingest/attributed-fhir-files.js';
 import { defaultWorkers, PreparePool } from '../ingest/prepare-pool.js';
-import { createClient } from '../security/clients.js';
+import { createClient, setClientPurposes } from '../security/clients.js';
+import { parsePurposeList } from '../auth/purpose-of-use.js';
 import { setClearance } from '../consent/clearance.js';
 import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
@@ -166,9 +167,10 @@ clients
   .option('--jwks <file>', 'JWKS file with the public keys of a private_key_jwt client (no secret is issued)')
   .option('--redirect-uri <uri>', 'where the authorization endpoint may send users back (SMART App Launch); repeatable', (v: string, all: string[] = []) => [...all, v])
   .option('--public', 'a public app (browser or native): no secret, PKCE only; needs --redirect-uri')
+  .option('--purposes <codes>', 'purposes of use it may declare, e.g. TREAT or HPAYMT,HOPERAT (default: any)')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
-  .action(async (flags: StoreFlags & { name: string; scope: string; jwks?: string; redirectUri?: string[]; public?: boolean }) => {
+  .action(async (flags: StoreFlags & { name: string; scope: string; jwks?: string; redirectUri?: string[]; public?: boolean; purposes?: string }) => {
     let jwks;
     if (flags.jwks) {
       try {
@@ -179,7 +181,8 @@ clients
     }
     const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
-      const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks, redirectUris: flags.redirectUri, public: flags.public });
+      const purposes = flags.purposes === undefined ? undefined : parsePurposeList(flags.purposes);
+      const client = await createClient(tessera.db, { name: flags.name, scope: flags.scope, jwks, redirectUris: flags.redirectUri, public: flags.public, purposes });
       await recordOperatorAction(tessera, 'clients create', `client:${client.clientId}`);
       process.stdout.write(`${JSON.stringify(client, null, 2)}\n`);
     } catch (err) {
@@ -203,6 +206,25 @@ clients
       process.stdout.write(`client ${clientId}: clearance ${list.length ? list.join(',') : 'none'}\n`);
     } catch (err) {
       program.error(`tessera clients clearance: ${(err as Error).message}`);
+    } finally {
+      await tessera.close();
+    }
+  });
+
+clients
+  .command('purposes <clientId> <codes>')
+  .description('which purposes of use a client may declare in its token requests: e.g. TREAT, HPAYMT,HOPERAT, or any')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (clientId: string, codes: string, flags: StoreFlags) => {
+    const tessera = await createTessera(config(flags, true), { auditThread: false });
+    try {
+      const purposes = codes === 'any' ? null : parsePurposeList(codes);
+      if (!(await setClientPurposes(tessera.db, clientId, purposes))) throw new Error(`no client ${clientId}`);
+      await recordOperatorAction(tessera, 'clients purposes', `client:${clientId}`);
+      process.stdout.write(`client ${clientId}: purposes ${purposes ? purposes.join(',') || 'none' : 'any'}\n`);
+    } catch (err) {
+      program.error(`tessera clients purposes: ${(err as Error).message}`);
     } finally {
       await tessera.close();
     }

@@ -15,6 +15,8 @@ export interface OAuthClient {
   redirectUris: string[];
   /** A public client (a browser or native app) has no secret: PKCE alone binds its codes. */
   publicClient: boolean;
+  /** The purposes of use it may declare; null: any. */
+  purposes: string[] | null;
 }
 
 export interface NewClient {
@@ -43,7 +45,7 @@ function checkRedirectUri(uri: string): void {
 /** Registers a client. With a JWKS it authenticates by signed assertion (private_key_jwt), else by secret. */
 export async function createClient(
   db: Database,
-  options: { name: string; scope: string; jwks?: JSONWebKeySet; redirectUris?: string[]; public?: boolean },
+  options: { name: string; scope: string; jwks?: JSONWebKeySet; redirectUris?: string[]; public?: boolean; /** Purposes of use it may declare (default any). */ purposes?: string[] },
 ): Promise<NewClient> {
   for (const s of options.scope.split(/\s+/).filter(Boolean)) {
     if (parseScope(s) === undefined) {
@@ -60,7 +62,7 @@ export async function createClient(
   }
   const clientId = randomUUID();
   const clientSecret = options.jwks || options.public ? undefined : generateSecret();
-  await db.run('INSERT INTO oauth_client (id, name, secret_hash, scope, jwks, created_at, disabled, redirect_uris, public_client) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)', [
+  await db.run('INSERT INTO oauth_client (id, name, secret_hash, scope, jwks, created_at, disabled, redirect_uris, public_client, purposes) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)', [
     clientId,
     options.name,
     clientSecret ? await hashSecret(clientSecret) : null,
@@ -69,6 +71,7 @@ export async function createClient(
     Date.now(),
     redirectUris.length ? JSON.stringify(redirectUris) : null,
     options.public ? 1 : 0,
+    options.purposes ? options.purposes.join(',') : null,
   ]);
   return {
     clientId,
@@ -90,8 +93,9 @@ export async function findClient(db: SqlExecutor, id: string): Promise<OAuthClie
     disabled: number;
     redirect_uris: string | null;
     public_client: number;
+    purposes: string | null;
   }>(
-    'SELECT id, name, secret_hash, scope, jwks, disabled, redirect_uris, public_client FROM oauth_client WHERE id = ?',
+    'SELECT id, name, secret_hash, scope, jwks, disabled, redirect_uris, public_client, purposes FROM oauth_client WHERE id = ?',
     [id],
   );
   const row = rows[0];
@@ -107,10 +111,19 @@ export async function findClient(db: SqlExecutor, id: string): Promise<OAuthClie
     disabled: !!Number(row.disabled),
     redirectUris: row.redirect_uris ? JSON.parse(row.redirect_uris) : [],
     publicClient: !!Number(row.public_client),
+    purposes: row.purposes === null ? null : row.purposes.split(',').filter(Boolean),
   };
 }
 
 /** Disabling takes effect at once: token verification reads this flag on every request. */
 export async function setClientDisabled(db: SqlExecutor, id: string, disabled: boolean): Promise<boolean> {
   return (await db.run('UPDATE oauth_client SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])) > 0;
+}
+
+/** Sets the purposes of use a client may declare (null: any). */
+export async function setClientPurposes(db: SqlExecutor, id: string, purposes: string[] | null): Promise<boolean> {
+  const rows = await db.query<{ id: string }>('SELECT id FROM oauth_client WHERE id = ?', [id]);
+  if (!rows.length) return false;
+  await db.run('UPDATE oauth_client SET purposes = ? WHERE id = ?', [purposes ? purposes.join(',') : null, id]);
+  return true;
 }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { redeemAuthorizationCode } from '../auth/authorization-codes.js';
 import { OAuthError } from '../auth/oauth-error.js';
 import { pkceMatches } from '../auth/pkce.js';
-import { parsePurposeOfUse } from '../auth/purpose-of-use.js';
+import { parsePurposeOfUse, purposeRefusal } from '../auth/purpose-of-use.js';
 import { issueRefreshToken, lookupRefreshToken, revokeRefreshToken, useRefreshToken, wantsRefreshToken } from '../auth/refresh-tokens.js';
 import { revokeId, tokenInactiveReason } from '../auth/token-status.js';
 import type { UserGrant } from '../auth/user-grant.js';
@@ -219,11 +219,14 @@ export class TokenService {
       throw new OAuthError(400, 'invalid_scope', 'None of the requested scopes is allowed for this client');
     }
     const scope = granted.join(' ');
+    const purposeOfUse = parsePurposeOfUse(form.purpose_of_use);
+    const refusal = purposeRefusal(purposeOfUse, client.purposes);
+    if (refusal) throw new OAuthError(400, 'invalid_request', refusal);
     const { token } = await this.mintAccessToken({
       sub: client.id,
       client_id: client.id,
       scope,
-      purpose_of_use: parsePurposeOfUse(form.purpose_of_use),
+      purpose_of_use: purposeOfUse,
       organization: await this.participantOrganization(client.id),
     });
     return { access_token: token, token_type: 'bearer', expires_in: TOKEN_LIFETIME_SECONDS, scope };

@@ -12,7 +12,7 @@ import {
 import { directoryUserFor, type FederatedSignIn, type FederationChecks } from '../auth/federation.js';
 import { grantedScopes, NON_RESOURCE_SCOPES } from '../auth/granted-scopes.js';
 import { OAuthError } from '../auth/oauth-error.js';
-import { PURPOSES_OF_USE } from '../auth/purpose-of-use.js';
+import { PURPOSES_OF_USE, purposeRefusal } from '../auth/purpose-of-use.js';
 import { cookie, CSRF_COOKIE, newCsrfSecret, readCookie, SignInStates } from '../auth/sign-in-state.js';
 import type { UserGrant } from '../auth/user-grant.js';
 import { findClient } from '../security/clients.js';
@@ -212,6 +212,9 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
 
   /** Once the user is known: a staff user picks the launch patient (if the app asked for one), then the code goes back. */
   const afterSignIn = async (reply: FastifyReply, request: AuthorizationRequest, user: DirectoryUser, csrf: string, authTime: number) => {
+    // A user declares only the purposes of their role (a clinician cannot claim public health or payment).
+    const refusal = purposeRefusal(request.purposeOfUse, null, user.role);
+    if (refusal) return reply.redirect(redirectWith(request.redirectUri, { error: 'access_denied', error_description: refusal, state: request.state, iss: base() }), 302);
     if (user.role === 'patient') {
       const patient = user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;
       if (!patient) return html(reply, 400, errorPage('This patient account is not linked to a patient record.'));

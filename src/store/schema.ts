@@ -285,6 +285,8 @@ CREATE TABLE oauth_revoked (id TEXT PRIMARY KEY, expires_at ${d.bigint} NOT NULL
 `,
   // The audit journal's commit marks (src/audit/audit-journal.ts); on SQLite in audit.db.
   (d) => (d.name === 'postgres' ? AUDIT_JOURNAL_MARKS : 'SELECT 1'),
+  // The purposes of use a client may declare (src/auth/purpose-of-use.ts); NULL: any.
+  () => 'ALTER TABLE oauth_client ADD COLUMN purposes TEXT',
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -1,3 +1,4 @@
+import { ROLE_PURPOSES } from '../../src/auth/purpose-of-use.js';
 import type { Consent, ConsentProvision, Resource } from '@medplum/fhirtypes';
 import type { Random } from '../../src/synthetic/random.js';
 import { privacyConsent } from './governance.js';
@@ -245,6 +246,12 @@ function dealer<T>(random: Random, items: readonly T[]): () => T {
   };
 }
 
+/** A user declares only a purpose of their role (src/auth/purpose-of-use.ts): another dealt one becomes the role's first. */
+function purposeFor(kind: CallerPlan['kind'], dealt: string | undefined): string | undefined {
+  const allowed = kind === 'clinician' || kind === 'steward' || kind === 'patient' ? ROLE_PURPOSES[kind] : undefined;
+  return !dealt || !allowed || allowed.includes(dealt) ? dealt : allowed[0];
+}
+
 /**
  * Plans `n` callers: the first one per Organization is that participant's own client; the others are
  * clients of no participant, staff users (mostly clinicians) at a random Organization, or patients
@@ -276,7 +283,7 @@ export function planCallers(random: Random, n: number, organizations: string[], 
       scope,
       organization: kind === 'participant' ? organizations[index] : kind === 'client' ? undefined : random.pick(organizations),
       patient,
-      purpose: purposes(),
+      purpose: purposeFor(kind, purposes()),
       clearance: index === 0 ? ['*'] : clearances(),
       breakGlass: staff && random.chance(0.4) ? random.pick(patients) : undefined,
     });
