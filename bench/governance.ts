@@ -43,6 +43,8 @@ export interface GovernanceBenchOptions {
 const CONCURRENCY = 8;
 const CONCURRENT_MS = 2000;
 const INGEST_BUNDLES = 20;
+/** Requests sent before a sequential series' clock starts (counted in its CPU per request). */
+const SEQUENTIAL_WARMUP = 50;
 
 function request(agent: http.Agent, method: string, url: string, token: string, body?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,7 +61,7 @@ function request(agent: http.Agent, method: string, url: string, token: string, 
 
 async function sequential(url: string, token: string, paths: string[]): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  for (const p of paths.slice(0, 50)) await request(agent, 'GET', `${url}/fhir/${p}`, token);
+  for (const p of paths.slice(0, SEQUENTIAL_WARMUP)) await request(agent, 'GET', `${url}/fhir/${p}`, token);
   const out: number[] = [];
   for (const p of paths) {
     const started = performance.now();
@@ -101,7 +103,7 @@ async function ingest(url: string, token: string, seed: number): Promise<number>
   return resources / ((performance.now() - started) / 1000);
 }
 
-type Measures = Record<'readP95' | 'searchP95' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
+type Measures = Record<'readP95' | 'searchP95' | 'readCpu' | 'searchCpu' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
 
 async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS, compare = 'all' }: GovernanceBenchOptions): Promise<Record<'off' | 'on', Measures[]>> {
   const { config, cleanup } = benchConfig(backend);
@@ -144,9 +146,20 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
       const token = ((await tokenRes.json()) as { access_token: string }).access_token;
       const concurrentReads = await concurrent(server.url, token, reads);
       const concurrentSearches = await concurrent(server.url, token, searches);
+      // The server's CPU per request (all its threads: the audit writer's too) over each sequential series.
+      const cpuPerRequest = async (paths: string[]) => {
+        const before = await server.cpuMs();
+        const latencies = await sequential(server.url, token, paths);
+        const after = await server.cpuMs();
+        return { p95: percentiles(latencies).p95, cpuUs: ((after.total - before.total) * 1000) / (paths.length + SEQUENTIAL_WARMUP) };
+      };
+      const readSeries = await cpuPerRequest(reads);
+      const searchSeries = await cpuPerRequest(searches);
       results[mode].push({
-        readP95: percentiles(await sequential(server.url, token, reads)).p95,
-        searchP95: percentiles(await sequential(server.url, token, searches)).p95,
+        readP95: readSeries.p95,
+        searchP95: searchSeries.p95,
+        readCpu: readSeries.cpuUs,
+        searchCpu: searchSeries.cpuUs,
         concurrentReadP95: percentiles(concurrentReads.latencies).p95,
         concurrentSearchP95: percentiles(concurrentSearches.latencies).p95,
         readsPerSecond: concurrentReads.perSecond,
@@ -170,6 +183,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {
   readP95: ['read by id p95 ms (sequential)', 'lower'],
   searchP95: ['search Observation?subject p95 ms (sequential)', 'lower'],
+  readCpu: ['server CPU µs per read (sequential, all threads)', 'lower'],
+  searchCpu: ['server CPU µs per search (sequential, all threads)', 'lower'],
   concurrentReadP95: [`read p95 ms (${CONCURRENCY} clients)`, 'lower'],
   concurrentSearchP95: [`search p95 ms (${CONCURRENCY} clients)`, 'lower'],
   readsPerSecond: [`reads/s (${CONCURRENCY} clients)`, 'higher'],

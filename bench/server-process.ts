@@ -5,6 +5,12 @@ export interface ServerProcess {
   url: string;
   /** Peak resident set size of the server process, read from /proc before it stops (bytes, 0 if unknown). */
   peakRss(): Promise<number>;
+  /**
+   * CPU time the server process has used so far, in ms (user + system, from /proc; Linux only): all its
+   * threads, and its main thread alone. Differences over a series give the CPU per request, which is far
+   * less disturbed than latency by other work on a shared machine.
+   */
+  cpuMs(): Promise<{ total: number; main: number }>;
   stop(): Promise<void>;
 }
 
@@ -14,7 +20,9 @@ export interface ServerProcess {
  * and heap with the benchmark's loader and HTTP client.
  */
 export async function startServerProcess(config: TesseraConfig): Promise<ServerProcess> {
-  const args = ['bin/tessera.js', 'serve', '--port', '0', '--data', config.dataDir];
+  // BENCH_SERVER_NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the server process.
+  const nodeOptions = process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
+  const args = [...nodeOptions, 'bin/tessera.js', 'serve', '--port', '0', '--data', config.dataDir];
   if (config.databaseUrl) {
     args.push('--database-url', config.databaseUrl);
   }
@@ -31,6 +39,16 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
       const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
       return kb ? Number(kb) * 1024 : 0;
     },
+    async cpuMs() {
+      const { readFile } = await import('node:fs/promises');
+      const ticks = async (path: string) => {
+        const stat = await readFile(path, 'utf8').catch(() => '');
+        // Fields after the command name (which may hold spaces): utime and stime are the 14th and 15th.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS_PER_SECOND);
+      };
+      return { total: await ticks(`/proc/${child.pid}/stat`), main: await ticks(`/proc/${child.pid}/task/${child.pid}/stat`) };
+    },
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
@@ -38,6 +56,9 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
     },
   };
 }
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 function listeningUrl(child: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
