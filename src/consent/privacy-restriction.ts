@@ -4,7 +4,7 @@ import { ACT_CODE, CONFIDENTIALITY, SENSITIVITY_DISPLAY } from '../labels/sensit
 import { isPatientCompartmentType } from '../search/compartment.js';
 import type { Sql } from '../search/filter-sql.js';
 import type { AuthContext } from '../security/token-service.js';
-import type { SqlValue } from '../store/database.js';
+import type { Dialect, SqlValue } from '../store/database.js';
 import { ownIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { activeBreakTheGlass } from './break-the-glass.js';
@@ -53,11 +53,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     if (!consents && consentDefault === 'opt-out' && !withheldKinds.length && !withholdV) {
       return undefined;
     }
-    // PostgreSQL turns NOT EXISTS into an anti-join; with the nested conditions below it then chose a
-    // sequential scan of sp_token per row (a search went from 4 to 30 ms). OFFSET 0 keeps each one a
-    // per-row subplan that uses the index on the row's own index rows, as SQLite always does.
-    const fence = repo.db.dialect.name === 'postgres' ? ' OFFSET 0' : '';
-    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, now, fence);
+    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, now, repo.db.dialect);
   };
 }
 
@@ -80,9 +76,18 @@ class PrivacyRestriction implements RowRestriction {
     /** Patient records the caller has broken the glass for. */
     private readonly exempt: string[],
     private readonly now: number,
-    /** Appended inside each NOT EXISTS subquery (see privacyRestrictionSource). */
-    private readonly fence: string,
-  ) {}
+    private readonly dialect: Dialect,
+  ) {
+    this.fence = dialect.name === 'postgres' ? ' OFFSET 0' : '';
+  }
+
+  /**
+   * Appended inside each NOT EXISTS subquery. PostgreSQL turns NOT EXISTS into an anti-join; with the
+   * nested conditions below it then chose a sequential scan of sp_token per row (a search went from 4 to
+   * 30 ms). OFFSET 0 keeps each one a per-row subplan that uses the index on the row's own index rows,
+   * as SQLite always does.
+   */
+  private readonly fence: string;
 
   rows(type: string, alias: string): Sql | undefined {
     const parts: Sql[] = [];
@@ -159,8 +164,8 @@ class PrivacyRestriction implements RowRestriction {
     const params: SqlValue[] = [effect, this.now, this.now];
     const anyActor = (column: string) => {
       if (!actors.length) return 'FALSE_';
-      params.push(...actors.map((a) => `%,${a},%`));
-      return `(${actors.map(() => `${column} LIKE ?`).join(' OR ')})`;
+      params.push(...actors.map((a) => `,${a},`));
+      return `(${actors.map(() => this.dialect.contains(column)).join(' OR ')})`;
     };
     const clauses = ['cr.effect = ?', '(cr.start_ms IS NULL OR cr.start_ms <= ?)', '(cr.end_ms IS NULL OR cr.end_ms >= ?)'];
     const actorMatch = anyActor('cr.actors');
@@ -168,8 +173,8 @@ class PrivacyRestriction implements RowRestriction {
     const exceptMatch = anyActor('cr.actors_except');
     clauses.push(exceptMatch === 'FALSE_' ? '1 = 1' : `(cr.actors_except IS NULL OR NOT ${exceptMatch})`);
     if (purpose) {
-      clauses.push('(cr.purposes IS NULL OR cr.purposes LIKE ?)', '(cr.purposes_except IS NULL OR cr.purposes_except NOT LIKE ?)');
-      params.push(`%,${purpose},%`, `%,${purpose},%`);
+      clauses.push(`(cr.purposes IS NULL OR ${this.dialect.contains('cr.purposes')})`, `(cr.purposes_except IS NULL OR NOT ${this.dialect.contains('cr.purposes_except')})`);
+      params.push(`,${purpose},`, `,${purpose},`);
     } else if (effect === 'permit') {
       // No declared purpose: a permit for particular purposes, or one that excepts some, does not apply.
       clauses.push('cr.purposes IS NULL', 'cr.purposes_except IS NULL');

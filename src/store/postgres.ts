@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Database, Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
 
-const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION' };
+const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION', contains: (column) => `strpos(${column}, ?) > 0` };
 
 /** PostgreSQL returns BIGINT as text by default; our BIGINTs are epoch milliseconds, safe as numbers. */
 const types = {

@@ -5,7 +5,7 @@ import { ensurePrivateFile, PRIVATE_DIRECTORY_MODE, restrictExistingFiles } from
 import { type Database, type Dialect, Mutex, type RowSet, type SqlExecutor, type SqlValue } from './database.js';
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 
-const dialect: Dialect = { name: 'sqlite', forUpdate: '', bigint: 'INTEGER', double: 'REAL' };
+const dialect: Dialect = { name: 'sqlite', forUpdate: '', bigint: 'INTEGER', double: 'REAL', contains: (column) => `instr(${column}, ?) > 0` };
 
 type Connection = BetterSqlite3.Database;
 
