@@ -1,6 +1,7 @@
 import type { RowRestriction } from '../engine/access-policy.js';
 import type { RestrictionSource } from '../engine/request-policy.js';
-import { ACT_CODE, CONFIDENTIALITY, SENSITIVITY_DISPLAY } from '../labels/sensitivity-value-sets.js';
+import { labelMask } from '../labels/label-bits.js';
+import { ACT_CODE, CONFIDENTIALITY, SENSITIVITY_DISPLAY, type SensitivityKind } from '../labels/sensitivity-value-sets.js';
 import { isPatientCompartmentType } from '../search/compartment.js';
 import type { Sql } from '../search/filter-sql.js';
 import type { AuthContext } from '../security/token-service.js';
@@ -48,7 +49,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     // their own consent or by labels: it is their right of access. A clinician's launch context is not this.
     if (auth.user?.role === 'patient' && patientRecords) exempt.push(...patientRecords);
     const consents = Number(facts.consents) > 0;
-    const withheldKinds = Object.keys(SENSITIVITY_DISPLAY).filter((k) => !clearance.has(k) && !clearance.has('*'));
+    const withheldKinds = (Object.keys(SENSITIVITY_DISPLAY) as SensitivityKind[]).filter((k) => !clearance.has(k) && !clearance.has('*'));
     const withholdV = !clearance.has('V') && !clearance.has('*');
     if (!consents && consentDefault === 'opt-out' && !withheldKinds.length && !withholdV) {
       return undefined;
@@ -71,7 +72,7 @@ class PrivacyRestriction implements RowRestriction {
     private readonly requester: Requester,
     private readonly consentDefault: ConsentDefault,
     private readonly consents: boolean,
-    private readonly withheldKinds: string[],
+    private readonly withheldKinds: SensitivityKind[],
     private readonly withholdV: boolean,
     /** Patient records the caller has broken the glass for. */
     private readonly exempt: string[],
@@ -155,7 +156,9 @@ class PrivacyRestriction implements RowRestriction {
       });
     }
     if (!parts.length) return undefined;
-    return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
+    // A row without any label withheld from this caller (most rows) passes on its labels column alone.
+    const mask = labelMask(this.withheldKinds, this.withholdV);
+    return { sql: `((${alias}.labels & ?) = 0 OR (${parts.map((p) => p.sql).join(' AND ')}))`, params: [mask, ...parts.flatMap((p) => p.params)] };
   }
 
   /** SQL over `cr` (a consent_rule row): it applies to this caller, now, with this effect. */

@@ -143,9 +143,11 @@ export class AccessPolicy {
     if (reachable === NO_ROWS) {
       return undefined;
     }
+    // Only labelled rows can be withheld for their labels: said first, so that an index of those is used.
+    const labelled = `${alias}.labels <> 0`;
     const notLabels = `NOT (${labels.map((l) => `(${l.sql})`).join(' AND ')})`;
     return {
-      sql: reachable ? `(${reachable.sql}) AND ${notLabels}` : notLabels,
+      sql: reachable ? `${labelled} AND (${reachable.sql}) AND ${notLabels}` : `${labelled} AND ${notLabels}`,
       params: [...(reachable?.params ?? []), ...labels.flatMap((l) => l.params)],
     };
   }

@@ -2,6 +2,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { validateFhirResource } from '../fhir/validation.js';
 import { extractIndexRows } from '../search/index-values.js';
+import { labelBitsOf } from '../labels/label-bits.js';
 import { labelled } from '../labels/labeler.js';
 import type { Database, SqlExecutor, SqlValue } from './database.js';
 import type { IndexRows } from '../search/index-values.js';
@@ -273,7 +274,7 @@ export class Repository {
     await this.transaction(async (repo) => {
       const rks = await allocateResourceKeys(repo.sql, this.db.dialect, prepared.resources.length, this.db);
       await repo.insertVersions(
-        prepared.resources.map((r, i) => [rks[i], r.type, r.id, 1, now, 0, 'POST', r.content]),
+        prepared.resources.map((r, i) => [rks[i], r.type, r.id, 1, now, 0, 'POST', r.content, labelBitsOf(r.rows)]),
         prepared.resources.map((r, i) => ({ ...r, rk: rks[i] })),
       );
       await repo.notifyWritten(() => prepared.resources.map((r) => ({ type: r.type, resource: () => JSON.parse(r.content) as Resource })));
@@ -446,8 +447,8 @@ export class Repository {
       if (current) {
         await this.archiveCurrentVersion(type, id);
         await this.sql.run(
-          'UPDATE resource SET version_id = ?, last_updated = ?, deleted = 0, method = ?, content = ? WHERE type = ? AND id = ?',
-          [versionId, now, item.method, content, type, id],
+          'UPDATE resource SET version_id = ?, last_updated = ?, deleted = 0, method = ?, content = ?, labels = ? WHERE type = ? AND id = ?',
+          [versionId, now, item.method, content, labelBitsOf(rows), type, id],
         );
         reindexed.push({ type, id, rk: current.rk, rows });
       } else {
@@ -462,7 +463,7 @@ export class Repository {
     );
     const rks = await allocateResourceKeys(this.sql, this.db.dialect, created.length, this.db);
     await this.insertVersions(
-      created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content]),
+      created.map((c, i) => [rks[i], c.type, c.id, 1, now, 0, c.method, c.content, labelBitsOf(c.rows)]),
       [...reindexed, ...created.map((c, i) => ({ type: c.type, id: c.id, rk: rks[i], rows: c.rows }))],
     );
     await this.notifyWritten(() => results.filter((r) => !r.unchanged).map((r) => ({ type: r.resource.resourceType, resource: () => r.resource })));
@@ -498,7 +499,7 @@ export class Repository {
 }
 
 const HISTORY_COLUMNS = ['type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
-const RESOURCE_COLUMNS = ['rk', 'type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content'] as const;
+const RESOURCE_COLUMNS = ['rk', 'type', 'id', 'version_id', 'last_updated', 'deleted', 'method', 'content', 'labels'] as const;
 
 function checkIfMatch(type: string, id: string, currentVersion: number | undefined, expected: number | undefined): void {
   if (expected !== undefined && currentVersion !== expected) {
