@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { setClearance } from '../src/consent/clearance.js';
 import { addParticipant } from '../src/participants/participants.js';
+import { FhirEngine } from '../src/engine/fhir-engine.js';
+import { requestFor } from '../src/engine/fhir-request.js';
 import { parseScopes } from '../src/security/scopes.js';
 import type { AuthContext } from '../src/security/token-service.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
@@ -178,7 +180,17 @@ for (const backend of BACKENDS) {
       const scopes = parseScopes('user/*.rs');
       const clinician: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-1', role: 'clinician', fhirUser: 'Practitioner/p1' }, organization: `Organization/${ids.riverside}`, purposeOfUse: 'ETREAT' };
       const colleague: AuthContext = { ...clinician, user: { id: 'u-2', role: 'clinician' } };
-      await assert.rejects(engine(clinician, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      // Through the engine's entry point, as every transport calls it, so that each access is audited.
+      const audited = (who: AuthContext, path: string, requestId: string) => new FhirEngine(s.tessera.repo).handle(requestFor('GET', path, { auth: who, baseUrl: 'http://test/fhir' }), requestId);
+      const purposesOf = async (requestId: string) => {
+        await s.tessera.audit?.flush();
+        const events = (await s.fhir('GET', `AuditEvent?agent=u-1&_count=1000`)).body.entry.map((e: any) => e.resource);
+        const event = events.find((e: any) => e.entity.some((x: any) => x.what?.identifier?.value === requestId));
+        assert.ok(event, `the AuditEvent of ${requestId}`);
+        return (event.purposeOfEvent ?? []).map((p: any) => p.coding[0].code);
+      };
+      await assert.rejects(audited(clinician, `Patient/${ids.ben}`, 'btg-before'), { status: 404 });
+      assert.deepEqual(await purposesOf('btg-before'), ['ETREAT']);
       const declare = (who: AuthContext, reason: string) => engine(who, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: reason }] });
       await assert.rejects(declare({ ...clinician, user: { id: 'u-3', role: 'steward' } }, 'curious'), { status: 403 });
       await assert.rejects(declare(clinician, ''), { status: 400 });
@@ -186,6 +198,11 @@ for (const backend of BACKENDS) {
       assert.equal((await engine(clinician, 'GET', `Patient/${ids.ben}`)).status, 200);
       assert.deepEqual(idsOf(bodyOf(await engine(clinician, 'GET', `Observation?subject=Patient/${ids.ben}`))), [ids.benHiv, ids.benPulse, ids.benV].sort());
       await assert.rejects(engine(colleague, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      // Each use of the grant is flagged BTG in its AuditEvent, beside the declared purpose; other patients' are not.
+      await audited(clinician, `Observation?subject=Patient/${ids.ben}`, 'btg-use');
+      assert.deepEqual(await purposesOf('btg-use'), ['ETREAT', 'BTG']);
+      await audited(clinician, `Observation?subject=Patient/${ids.ann}`, 'btg-other');
+      assert.deepEqual(await purposesOf('btg-other'), ['ETREAT']);
       // Another patient's labelled data stays withheld for the clinician.
       assert.deepEqual(idsOf(bodyOf(await engine(clinician, 'GET', `Observation?subject=Patient/${ids.ann}`))), [ids.annPulse]);
       const officer: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-9', role: 'privacy-officer' } };

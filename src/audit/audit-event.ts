@@ -115,7 +115,9 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
     source: { observer: { display: SERVER }, type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }] },
     entity: entities(record),
   };
-  if (record.purposeOfUse) event.purposeOfEvent = [{ coding: [{ system: ACT_REASON, code: record.purposeOfUse }] }];
+  // Access under a break-the-glass grant says so beside the declared purpose (BALP purposeOfEvent).
+  const purposes = [record.purposeOfUse, record.breakTheGlass ? 'BTG' : undefined].filter((p, i, all): p is string => !!p && all.indexOf(p) === i);
+  if (purposes.length) event.purposeOfEvent = purposes.map((code) => ({ coding: [{ system: ACT_REASON, code }] }));
   return event;
 }
 

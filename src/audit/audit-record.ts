@@ -36,6 +36,8 @@ export interface AuditRecord {
   participant?: string;
   /** Why: a v3-ActReason code. */
   purposeOfUse?: string;
+  /** The interaction touched a patient the caller reached under a break-the-glass grant. */
+  breakTheGlass?: boolean;
   /** What: the resource type addressed (absent for system-level interactions). */
   resourceType?: string;
   /** The raw query string (PHI possible), for the query entity of searches and operations. */
@@ -46,7 +48,7 @@ export interface AuditRecord {
 }
 
 /** The part of a FHIR request the audit record reads: a request refused before authentication has no auth. */
-export type AuditedRequest = Pick<FhirRequest, 'method' | 'segments' | 'rawQuery'> & { auth?: AuthContext };
+export type AuditedRequest = Pick<FhirRequest, 'method' | 'segments' | 'rawQuery' | 'policy'> & { auth?: AuthContext };
 
 /** How a request ended: the engine's response, or the error it threw. */
 export type AuditedResult = { response: FhirResponse } | { error: unknown };
@@ -100,6 +102,8 @@ export function auditRecordFor(req: AuditedRequest, result: AuditedResult, reque
   const status = 'response' in result ? result.response.status : statusOf(result.error);
   const { subtype, action } = interactionOf(req.method, req.segments);
   const type = req.segments[0];
+  const subjects = 'response' in result ? subjectsOf(req.segments, result.response) : subjectsOf(req.segments);
+  const glass = req.policy?.brokenGlass ?? [];
   return {
     kind: 'rest',
     subtype,
@@ -111,7 +115,8 @@ export function auditRecordFor(req: AuditedRequest, result: AuditedResult, reque
     ...who(req.auth),
     resourceType: type && !type.startsWith('$') && !type.startsWith('_') ? type : undefined,
     query: req.rawQuery || undefined,
-    subjects: 'response' in result ? subjectsOf(req.segments, result.response) : subjectsOf(req.segments),
+    subjects,
+    breakTheGlass: glass.some((patient) => subjects.patients.has(patient)) || undefined,
   };
 }
 

@@ -44,7 +44,8 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     );
     const requester = requesterOf(auth, holder, facts.organization);
     const clearance = new Set(facts.kinds?.split(',').filter(Boolean) ?? []);
-    const exempt = Number(facts.glass) > 0 ? await activeBreakTheGlass(repo, holder) : [];
+    const glass = Number(facts.glass) > 0 ? await activeBreakTheGlass(repo, holder) : [];
+    const exempt = [...glass];
     // A patient reading their own record (every record of theirs the MPI links) is not withheld from by
     // their own consent or by labels: it is their right of access. A clinician's launch context is not this.
     if (auth.user?.role === 'patient' && patientRecords) exempt.push(...patientRecords);
@@ -54,7 +55,7 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     if (!consents && consentDefault === 'opt-out' && !withheldKinds.length && !withholdV) {
       return undefined;
     }
-    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, now, repo.db.dialect);
+    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, glass, now, repo.db.dialect);
   };
 }
 
@@ -76,6 +77,8 @@ class PrivacyRestriction implements RowRestriction {
     private readonly withholdV: boolean,
     /** Patient records the caller has broken the glass for. */
     private readonly exempt: string[],
+    /** Of those, the records under a running break-the-glass grant (its uses are flagged in the audit). */
+    readonly brokenGlass: readonly string[],
     private readonly now: number,
     private readonly dialect: Dialect,
   ) {

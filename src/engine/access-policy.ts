@@ -103,6 +103,14 @@ export class AccessPolicy {
     }
   }
 
+  /**
+   * Patient records the caller reaches only under a running break-the-glass grant (consent and labels
+   * lifted for them): an access that touches them is flagged in its AuditEvent.
+   */
+  get brokenGlass(): readonly string[] {
+    return this.restrictions.flatMap((r) => r.brokenGlass ?? []);
+  }
+
   /** Whether the caller's patient context is this patient's person (a patient app asking about its own record). */
   isOwnRecord(patientId: string): boolean {
     return this.patientRecords.includes(patientId);
@@ -245,6 +253,8 @@ export interface RowRestriction {
   rows(type: string, alias: string): Sql | undefined;
   /** SQL the rows must meet for their security labels; undefined: none withheld for labels. */
   labels?(type: string, alias: string): Sql | undefined;
+  /** Patient records exempt under break-the-glass (see AccessPolicy.brokenGlass). */
+  readonly brokenGlass?: readonly string[];
 }
 
 /** User roles that do a privacy officer's work (docs/governance.md). */
