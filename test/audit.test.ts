@@ -169,6 +169,19 @@ for (const backend of BACKENDS) {
       assert.match(patient, /^Patient\//);
       assert.ok(entityRefs(event, '4').some((r: string) => r.startsWith('Encounter/')));
       assert.equal((await s.fhir('GET', patient)).body.name[0].family, 'Mllpdemo');
+
+      // Reading the raw message from the message log discloses that patient: its event names them.
+      const get = (path: string) => fetch(`${s.url}${path}`, { headers: { authorization: `Bearer ${s.token}` } });
+      const [message] = ((await (await get(`/messages?sender=${participant.id}`)).json()) as { messages: { id: string }[] }).messages;
+      const shown = await get(`/messages/${message.id}`);
+      assert.match(((await shown.json()) as { raw: string }).raw, /Mllpdemo/);
+      const requestId = shown.headers.get('x-request-id') as string;
+      await s.tessera.audit?.flush();
+      const byPatient = (await s.fhir('GET', `AuditEvent?patient=${patient}&_count=100`)).body.entry.map((e: any) => e.resource);
+      const view = byPatient.find((e: any) => e.entity.some((x: any) => x.what?.identifier?.value === requestId));
+      assert.ok(view, 'the message view is found by the patient');
+      assert.equal(view.subtype[0].code, 'GET /messages/:id');
+      assert.ok(entityRefs(view, '4').some((r: string) => r.startsWith('Encounter/')));
     });
 
     it('a C-CDA document imported over HTTP has its Import event naming the participant, the patient and what was written', async () => {

@@ -127,7 +127,7 @@ const METHOD_ACTIONS: Record<string, AuditAction> = { GET: 'R', HEAD: 'R', POST:
  * /participants, and any route added later), recorded by the HTTP layer's catch-all: the route pattern
  * as subtype (`POST /messages/:id/replay`), the action from the method, the outcome from the status.
  */
-export function routeAuditRecord(method: string, route: string, auth: AuthContext | undefined, status: number, requestId: string): AuditRecord {
+export function routeAuditRecord(method: string, route: string, auth: AuthContext | undefined, status: number, requestId: string, subjects?: AuditSubjects): AuditRecord {
   return {
     kind: 'rest',
     subtype: `${method} ${route}`,
@@ -137,15 +137,12 @@ export function routeAuditRecord(method: string, route: string, auth: AuthContex
     recorded: Date.now(),
     requestId,
     ...who(auth),
-    subjects: { patients: new Map(), resources: [] },
+    subjects: subjects ?? { patients: new Map(), resources: [] },
   };
 }
 
-/**
- * The audit record of a message received and applied (or refused) by the intake, e.g. HL7 v2 over MLLP:
- * the message log's row says from whom, what it wrote and for which patient. The message id is the request id.
- */
-export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
+/** The patient and resources of a logged message (what its raw text and its results disclose). */
+export function messageSubjects(message: LoggedMessage): AuditSubjects {
   const patient = message.patient?.replace(/^Patient\//, '');
   const patients = new Map<string, Map<string, number>>();
   if (patient) patients.set(patient, new Map());
@@ -153,6 +150,14 @@ export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
     const type = ref.split('/')[0];
     if (patient && type !== 'Provenance') patients.get(patient)?.set(type, (patients.get(patient)?.get(type) ?? 0) + 1);
   }
+  return { resources: message.resources.map((r) => r.replace(/\/_history\/.*$/, '')), patients };
+}
+
+/**
+ * The audit record of a message received and applied (or refused) by the intake, e.g. HL7 v2 over MLLP:
+ * the message log's row says from whom, what it wrote and for which patient. The message id is the request id.
+ */
+export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
   return {
     kind: 'import',
     subtype: `${message.format} ${message.channel}`,
@@ -162,7 +167,7 @@ export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
     recorded: Date.now(),
     requestId: message.id,
     participant: message.participantId,
-    subjects: { resources: message.resources.map((r) => r.replace(/\/_history\/.*$/, '')), patients },
+    subjects: messageSubjects(message),
   };
 }
 

@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import { routeAuditRecord } from '../audit/audit-record.js';
 import { FhirEngine } from '../engine/fhir-engine.js';
+import { disclosureOf } from './route-disclosures.js';
 import type { SigningKey } from '../security/signing-key.js';
 import type { LockoutPolicy } from '../users/lockout.js';
 import type { FederatedSignIn } from '../auth/federation.js';
@@ -161,7 +162,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
       const route = req.routeOptions?.url;
       if (!audited.has(req) && !(route && UNAUDITED_ROUTES.has(route))) {
         audited.add(req);
-        await audit.record(routeAuditRecord(req.method, route ?? 'unmatched', authentication.callerOf(req), reply.statusCode, req.id));
+        await audit.record(routeAuditRecord(req.method, route ?? 'unmatched', authentication.callerOf(req), reply.statusCode, req.id, disclosureOf(req)));
       }
       return payload;
     });

@@ -6,6 +6,8 @@ import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay
 import { MESSAGE_STATUSES, MessageLog, type LoggedMessage, type MessageStatus } from '../messages/message-log.js';
 import { addParticipant, listParticipants } from '../participants/participants.js';
 import { policyFor } from '../engine/request-policy.js';
+import { messageSubjects } from '../audit/audit-record.js';
+import { recordDisclosure } from './route-disclosures.js';
 import type { Interaction } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { Repository } from '../store/repository.js';
@@ -45,6 +47,7 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
       before: q.before,
       limit: count(q._count),
     });
+    for (const message of messages) recordDisclosure(req, messageSubjects(message));
     return { messages: messages.map(summary) };
   });
 
@@ -53,6 +56,7 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
     await requireEvery(auth, '*', ['r'], 'The message log');
     const message = await log.get((req.params as { id: string }).id);
     if (!message) throw notFound('No such message');
+    recordDisclosure(req, messageSubjects(message));
     return { ...summary(message), raw: message.raw };
   });
 
@@ -68,6 +72,7 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
     }
     if (!result) throw notFound('No such message');
     const message = (await log.get(result.messageId)) as LoggedMessage;
+    recordDisclosure(req, messageSubjects(message));
     return { ...summary(message), ackCode: result.ackCode, ack: result.ack };
   });
 
