@@ -351,6 +351,25 @@ for (const backend of BACKENDS) {
       assert.equal(await count(), before);
     });
 
+    it('labels the document as sensitive as its entries: a depression problem makes its DocumentReference, Composition and Binary PSY, withheld from an uncleared client', async () => {
+      // The HL7 example CCD (test/fixtures, CC0) with its chest-pain problem recoded as depressive disorder
+      // (SNOMED 35489007, PSY) and a document id of its own.
+      const original = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      const sensitive = original.replace('code="29857009"', 'code="35489007"').replace('extension="TT988"', 'extension="TT988-PSY"');
+      const res = await importDocument(sensitive, participantToken, `?participant=${participantId}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference as string;
+      const stored = (await s.fhir('GET', documentReference)).body;
+      const binary = stored.content[0].attachment.url as string;
+      const composition = stored.context.related[0].reference as string;
+      const uncleared = { authorization: `Bearer ${await s.tokenFor('system/*.rs')}` };
+      for (const ref of [documentReference, binary, composition]) {
+        const labels = ((await s.fhir('GET', ref)).body.meta.security ?? []).map((c: any) => c.code).sort();
+        assert.deepEqual(labels, ['PSY', 'R'], ref);
+        assert.equal((await s.fhir('GET', ref, undefined, uncleared)).status, 404, `${ref} withheld`);
+      }
+    });
+
     it('the CapabilityStatement lists $import-ccda', async () => {
       const metadata = await s.fhir('GET', 'metadata');
       assert.ok(metadata.body.rest[0].operation.some((o: any) => o.name === 'import-ccda'));

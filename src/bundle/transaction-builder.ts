@@ -28,6 +28,11 @@ export class TransactionBuilder {
     return this.add(resource, { method: 'POST', url: resource.resourceType });
   }
 
+  /** The resources added so far. */
+  resources(): Resource[] {
+    return this.entries.flatMap((e) => (e.resource ? [e.resource] : []));
+  }
+
   bundle(): Bundle {
     return { resourceType: 'Bundle', type: 'transaction', entry: this.entries };
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { derivedLabels } from '../labels/labeler.js';
 import type { Binary, CompositionSection, Composition, DocumentReference, Reference } from '@medplum/fhirtypes';
 import { allergySection } from './allergies.js';
 import { CcdaContext, EntryMappingError } from './ccda-context.js';
@@ -119,16 +120,20 @@ function mapSection(ctx: CcdaContext, section: XmlElement): CompositionSection |
  */
 export function mapDocument(ctx: CcdaContext, header: DocumentHeader, xml: string, root: XmlElement, replaces?: Reference<DocumentReference>): void {
   const sections = mapSections(ctx, root);
+  // The document holds all its entries say (its XML, its sections' narratives): labelled as they are.
+  const security = derivedLabels(ctx.tx.resources(), header.confidentiality);
+  const meta = security.length ? { meta: { security } } : {};
   // Each document is stored anew: ClinicalDocument/id names one immutable document (an exact resend is
   // a duplicate message), and a new version of it comes with a new id and a relatedDocument. The ids
   // follow the logged message, so a replay of the message rewrites the same three resources.
   const id = `ccda-${ctx.messageId}`;
   const binaryId = id;
-  const binary: Binary & { id: string } = { resourceType: 'Binary', id: binaryId, contentType: 'application/xml', data: Buffer.from(xml, 'utf8').toString('base64') };
+  const binary: Binary & { id: string } = { resourceType: 'Binary', id: binaryId, ...meta, contentType: 'application/xml', data: Buffer.from(xml, 'utf8').toString('base64') };
   ctx.tx.put(binary);
   const composition: Composition & { id: string } = {
     resourceType: 'Composition',
     id,
+    ...meta,
     status: 'final',
     type: header.type ?? { text: header.title },
     subject: { reference: ctx.patient.reference },
@@ -160,6 +165,7 @@ export function mapDocument(ctx: CcdaContext, header: DocumentHeader, xml: strin
   const reference: DocumentReference & { id: string } = {
     resourceType: 'DocumentReference',
     id,
+    ...meta,
     status: 'current',
     docStatus: 'final',
     ...(header.id ? { masterIdentifier: header.id } : {}),

@@ -35,6 +35,25 @@ export function labelled<T extends Resource>(resource: T): T {
   return { ...resource, meta: { ...resource.meta, security } };
 }
 
+/**
+ * The labels of a resource derived from others, such as a document (its Binary, Composition and
+ * DocumentReference) from the entries it holds: every sensitivity kind any of them has, and the
+ * confidentiality code its author gave it (C-CDA confidentialityCode), so that the whole is withheld
+ * wherever any of its parts would be. The labelling step adds R for the kinds, as for any resource.
+ */
+export function derivedLabels(parts: readonly Resource[], confidentiality?: string): Coding[] {
+  const kinds = new Set<SensitivityKind>();
+  for (const part of parts) {
+    collectKinds(part, kinds, true);
+    for (const c of part.meta?.security ?? []) if (c.system === ACT_CODE && isSensitivityKind(c.code)) kinds.add(c.code);
+  }
+  const security: Coding[] = [...kinds].map((kind) => ({ system: ACT_CODE, code: kind, display: SENSITIVITY_DISPLAY[kind] }));
+  if (confidentiality && (CONFIDENTIALITY_RANK[confidentiality] ?? -1) > CONFIDENTIALITY_RANK.N) {
+    security.push({ system: CONFIDENTIALITY, code: confidentiality, display: CONFIDENTIALITY_DISPLAY[confidentiality] ?? confidentiality });
+  }
+  return security;
+}
+
 export function isSensitivityKind(code: string | undefined): code is SensitivityKind {
   return !!code && Object.hasOwn(SENSITIVITY_DISPLAY, code);
 }

@@ -51,7 +51,11 @@ export function getCompiledParams(resourceType: string): Map<string, CompiledPar
   }
   loadFhirDefinitions();
   params = new Map();
-  for (const sp of Object.values(getSearchParameters(resourceType) ?? {})) {
+  // Medplum lists no search parameter for Binary; the Resource-level ones (_id, _lastUpdated, _security,
+  // _tag, ...) belong to every type, and the access policy reads a Binary's labels through _security.
+  const own = getSearchParameters(resourceType) ?? {};
+  const definitions = Object.keys(own).length ? own : (getSearchParameters('Resource') ?? {});
+  for (const sp of Object.values(definitions)) {
     const code = sp.code as string;
     if (EXCLUDED.has(code) || !sp.expression) {
       continue;
@@ -150,7 +154,8 @@ function deriveStoredParams(resourceType: string, params: Map<string, CompiledPa
  * value, and keeps `RelatedPerson.*` parts for Person (harmless, they match nothing).
  */
 export function expressionFor(resourceType: string, expression: string): string {
-  const parts = topLevelUnion(expression);
+  // A part rooted at Resource (the parameters every type has, such as _security) is the type's own.
+  const parts = topLevelUnion(expression).map((part) => part.replace(/^(\(*)Resource\./, `$1${resourceType}.`));
   const own = parts.filter((part) => {
     const root = part.replace(/^\(+/, '').split(/[.\s]/)[0];
     return root === resourceType;
