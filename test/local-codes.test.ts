@@ -147,10 +147,13 @@ for (const backend of BACKENDS) {
       const imported = await cli(['codes', 'import', '--participant', valley.id, table]);
       assert.equal(imported.code, 0, imported.stderr);
       assert.match(imported.stdout, /^3 mapping\(s\)/);
-      for (const r of await hcg()) {
+      const [valleyHcg, hillsideHcg] = [(await hcg()).filter((r: any) => r.code.coding.length > 1), (await hcg()).filter((r: any) => r.code.coding.length === 1)];
+      assert.deepEqual([valleyHcg.length, hillsideHcg.length], [3, 1], "Valley's three results mapped, Hillside's left as sent");
+      for (const r of valleyHcg) {
         assert.deepEqual(codesOf(r.valueCodeableConcept), ['http://snomed.info/sct|10828004', 'urn:tessera:hl7v2:coding-system:99VLB|POS'], 'the value code, found through value-concept');
         assert.deepEqual(codesOf(r.code), [`${LOINC}|2106-3`, `${LOCAL_L}|HCGS`]);
       }
+      assert.deepEqual(codesOf(hillsideHcg[0].valueCodeableConcept), ['urn:tessera:hl7v2:coding-system:99VLB|POS']);
       // Units are not indexed by code: the mapping applies to new results, and backfill reaches the old ones.
       const unitBefore = (await glucoseResults()).filter((r: any) => r.code.coding.length > 1);
       assert.ok(unitBefore.every((r: any) => r.valueQuantity.code === undefined && r.valueQuantity.unit === 'MGDL'));
