@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
 import { MllpSender } from './helpers/mllp.js';
+import { FIXTURES } from './helpers/paths.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -214,6 +215,29 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('DELETE', 'ConceptMap/brookline-ehr-codes')).status < 300, true);
       const after = (await s.fhir('GET', `AllergyIntolerance/${allergy[0].id}`)).body;
       assert.deepEqual(codesOf(after.code), [`${localSystem}|ALG-PCN`]);
+    });
+
+    it("a C-CDA result coded in the sender's own code system gets the LOINC coding its map gives as the document is imported", async () => {
+      // HL7's CCD example 1 (test/fixtures/ccda-hl7-examples) with its hemoglobin result coded the way
+      // several vendor documents of the issue code lab tests: a code system OID of the sender's own.
+      const localOid = '2.16.840.1.113883.19.5.99999.77';
+      const loincHgb = '<code code="718-7" displayName="Hemoglobin" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC" />';
+      const original = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      assert.ok(original.includes(loincHgb));
+      const document = original.replace(loincHgb, `<code code="HGB-01" displayName="Hemoglobin" codeSystem="${localOid}" codeSystemName="Good Health Lab" />`);
+      const added = await cli(['participants', 'add', '--name', 'Good Health Clinic', '--mrn-system', 'urn:oid:2.16.840.1.113883.19.5.99999.2']);
+      assert.equal(added.code, 0, added.stderr);
+      const clinic = JSON.parse(added.stdout).participant;
+      const mapped = await cli(['codes', 'map', '--participant', clinic.id, '--system', `urn:oid:${localOid}`, '--code', 'HGB-01', '--to', 'http://loinc.org|718-7', '--display', 'Hemoglobin [Mass/volume] in Blood']);
+      assert.equal(mapped.code, 0, mapped.stderr);
+      const imported = await s.fhir('POST', `$import-ccda?participant=${clinic.id}`, document, { 'content-type': 'application/xml' });
+      assert.equal(imported.status, 200, JSON.stringify(imported.body));
+      const found = (await s.fhir('GET', `Observation?code=${encodeURIComponent(`urn:oid:${localOid}|HGB-01`)}`)).body.entry.map((e: any) => e.resource);
+      assert.equal(found.length, 1);
+      assert.deepEqual(codesOf(found[0].code), ['http://loinc.org|718-7', `urn:oid:${localOid}|HGB-01`]);
+      assert.equal(found[0].meta.versionId, '1', 'mapped as it was written');
+      const byLoinc = (await s.fhir('GET', `Observation?code=http://loinc.org|718-7&_count=100`)).body.entry.map((e: any) => e.resource.id);
+      assert.ok(byLoinc.includes(found[0].id));
     });
   });
 }
