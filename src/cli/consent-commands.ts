@@ -1,27 +1,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import type { Bundle, Consent } from '@medplum/fhirtypes';
-import { FhirEngine } from '../engine/fhir-engine.js';
-import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
 import { responseBody } from '../engine/responses.js';
-import { FhirError } from '../fhir/outcome.js';
 import type { TesseraConfig } from '../server/config.js';
-import type { Tessera } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
+import { asOperator, failure } from './operator-engine.js';
 import { storeOptions, withStore, type StoreFlags } from './store-command.js';
-
-const CLI_BASE = 'urn:tessera:cli';
-
-/** A FHIR interaction run by the operator through the engine (the exchange's own work: no token, full reach). */
-async function asOperator(t: Tessera, method: string, url: string, body?: unknown): Promise<FhirResponse> {
-  return new FhirEngine(t.repo).handle(requestFor(method, url, { body, baseUrl: CLI_BASE }), randomUUID());
-}
-
-function failure(err: unknown): string {
-  if (err instanceof FhirError) return `${err.status}: ${err.outcome.issue?.map((i) => i.diagnostics).join('; ')}`;
-  return (err as Error).message;
-}
 
 /**
  * `tessera consents add|revoke|list`: patients' consents recorded by an operator (a signed paper form, a

@@ -25,6 +25,7 @@ import { registerInterfaceCommands, type StoreFlags } from './interface-commands
 import { registerAuditCommands } from './audit-commands.js';
 import { registerUserCommands } from './user-commands.js';
 import { registerConsentCommands } from './consent-commands.js';
+import { registerCodeCommands } from './code-commands.js';
 
 
 function port(value: string): number {
@@ -292,5 +293,6 @@ registerInterfaceCommands(program, (flags) => config(flags, true));
 registerAuditCommands(program, (flags) => config(flags, true));
 registerUserCommands(program, clients, (flags) => config(flags, true));
 registerConsentCommands(program, (flags) => config(flags, true));
+registerCodeCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

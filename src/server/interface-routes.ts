@@ -4,7 +4,8 @@ import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay.js';
 import { MESSAGE_STATUSES, MessageLog, type LoggedMessage, type MessageStatus } from '../messages/message-log.js';
-import { addParticipant, listParticipants } from '../participants/participants.js';
+import { addParticipant, listParticipants, participantById } from '../participants/participants.js';
+import { listUnmapped } from '../codes/code-map-store.js';
 import { policyFor } from '../engine/request-policy.js';
 import { messageSubjects } from '../audit/audit-record.js';
 import { recordDisclosure } from './route-disclosures.js';
@@ -80,6 +81,16 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
     const auth = await authenticate(req);
     await requireEvery(auth, 'Organization', ['s'], 'The participant registry');
     return { participants: await listParticipants(repo) };
+  });
+
+  // The local-code worklist (src/codes): local codes and their texts, with a sample message id; read
+  // like the message log, whose messages it points into.
+  app.get('/participants/:id/unmapped-codes', async (req) => {
+    const auth = await authenticate(req);
+    await requireEvery(auth, '*', ['s'], 'The unmapped-code worklist');
+    const id = (req.params as { id: string }).id;
+    if (!(await participantById(repo, id))) throw notFound('No such participant');
+    return { participant: id, unmapped: await listUnmapped(repo.sql, id, count((req.query as Record<string, string | undefined>)._count) ?? 100) };
   });
 
   app.post('/participants', async (req, reply) => {

@@ -1,3 +1,4 @@
+import { LocalCodes } from '../codes/local-codes.js';
 import type { FastifyInstance } from 'fastify';
 import { createRequire } from 'node:module';
 import { prepareFhirModel } from '../engine/prepare-model.js';
@@ -56,6 +57,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   }
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
+  // Participants' local codes get their standard codings on every write, from any entry (src/codes).
+  repo.observe(new LocalCodes());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   // A background commit of journalled audit events that fails is retried; the operator hears of it here.
   const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');

@@ -68,6 +68,12 @@ export interface WriteObserver {
    * knows a source's Patient by its MRN, so a re-sent record updates the one already here.
    */
   existingFor?(repo: Repository, resource: Resource): Promise<string | undefined>;
+  /**
+   * Completes resources of any type before they are compared with their stored version and indexed,
+   * inside the writing transaction: participants' local codes get their standard codings (src/codes).
+   * Returns the resources to write instead, in the same order (the same objects when nothing changed).
+   */
+  prepare?(repo: Repository, resources: Resource[]): Promise<Resource[]>;
 }
 
 /** Thrown inside `Repository.optimistically` to give up the attempt without savepoints and run it again with them. */
@@ -418,6 +424,7 @@ export class Repository {
   }
 
   private async writeAll(pending: PendingWrite[]): Promise<WriteResult[]> {
+    pending = await this.prepared(pending);
     const now = Date.now();
     const lastUpdated = new Date(now).toISOString();
     const results: WriteResult[] = [];
@@ -468,6 +475,17 @@ export class Repository {
     );
     await this.notifyWritten(() => results.filter((r) => !r.unchanged).map((r) => ({ type: r.resource.resourceType, resource: () => r.resource })));
     return results;
+  }
+
+  /** The writes as the observers' `prepare` hooks complete them. */
+  private async prepared(pending: PendingWrite[]): Promise<PendingWrite[]> {
+    for (const observer of this.observers) {
+      if (observer.prepare) {
+        const resources = await observer.prepare(this, pending.map((p) => p.resource));
+        pending = pending.map((p, i) => (resources[i] === p.resource ? p : { ...p, resource: resources[i] }));
+      }
+    }
+    return pending;
   }
 
   /** Hands the written resources of the observed types to each observer (parsing stored JSON only for those). */

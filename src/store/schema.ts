@@ -290,6 +290,35 @@ CREATE TABLE oauth_revoked (id TEXT PRIMARY KEY, expires_at ${d.bigint} NOT NULL
   () => 'ALTER TABLE oauth_client ADD COLUMN purposes TEXT',
   // The security labels the policy withholds by, as bits of the current row (src/labels/label-bits.ts).
   () => labelBitsColumn(),
+  // Participants' local codes (src/codes, decision 0019): code_map is derived from their ConceptMaps
+  // (rewritten with each ConceptMap version) for the lookup on every write; unmapped_code is the
+  // stewards' worklist of local codes that arrived with no standard coding and no mapping.
+  (d) => `
+CREATE TABLE code_map (
+  concept_map_id TEXT NOT NULL,
+  participant_id TEXT NOT NULL,
+  source_system TEXT NOT NULL,
+  source_code TEXT NOT NULL,
+  target_system TEXT NOT NULL,
+  target_code TEXT NOT NULL,
+  target_display TEXT
+);
+CREATE INDEX code_map_lookup ON code_map (participant_id, source_code, source_system);
+CREATE INDEX code_map_owner ON code_map (concept_map_id);
+CREATE TABLE unmapped_code (
+  participant_id TEXT NOT NULL,
+  system TEXT NOT NULL,
+  code TEXT NOT NULL,
+  display TEXT,
+  element TEXT NOT NULL,
+  occurrences ${d.bigint} NOT NULL,
+  first_seen ${d.bigint} NOT NULL,
+  last_seen ${d.bigint} NOT NULL,
+  sample_message TEXT,
+  PRIMARY KEY (participant_id, system, code)
+);
+CREATE INDEX unmapped_code_frequency ON unmapped_code (participant_id, occurrences);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;
