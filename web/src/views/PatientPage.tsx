@@ -24,6 +24,7 @@ function sourceFinder(patients: Resource[]) {
   for (const p of patients) if (!isGolden(p)) byPatient.set(`Patient/${p.id}`, p.managingOrganization?.display ?? p.identifier?.[0]?.assigner?.display ?? p.identifier?.[0]?.system ?? 'unknown source');
   return (r: Resource): string =>
     r.serviceProvider?.display ??
+    r.managingOrganization?.display ??
     r.performer?.find((p: any) => p.display)?.display ??
     byPatient.get(r.subject?.reference ?? r.patient?.reference ?? '') ??
     (r.meta?.source ? r.meta.source : 'unknown source');

@@ -25,9 +25,16 @@ export function TrendChart({ title, unit, points, low, high }: { title: string; 
       data.push(xs.map(() => high));
       series.push({ label: 'Reference high', stroke: '#a33a00', dash: [4, 4], points: { show: false } });
     }
-    const width = Math.max(280, Math.min(900, box.current.clientWidth || 600));
-    const plot = new uPlot({ width, height: 260, series, axes: [{}, { label: unit }], legend: { show: true }, cursor: { show: true } }, data, box.current);
-    return () => plot.destroy();
+    const el = box.current;
+    const width = () => Math.max(260, Math.min(900, el.clientWidth || 600));
+    const plot = new uPlot({ width: width(), height: 260, series, axes: [{}, { label: unit }], legend: { show: true }, cursor: { show: true } }, data, el);
+    // Follows the page's width (tablet, window resized).
+    const resize = new ResizeObserver(() => plot.setSize({ width: width(), height: 260 }));
+    resize.observe(el);
+    return () => {
+      resize.disconnect();
+      plot.destroy();
+    };
   }, [title, unit, points, low, high]);
   const summary = points.length
     ? `${title}: ${points.length} values from ${new Date(points[0].time).toISOString().slice(0, 10)} to ${new Date(points[points.length - 1].time).toISOString().slice(0, 10)}, latest ${points[points.length - 1].value} ${unit}${low !== undefined || high !== undefined ? `; reference range ${low ?? ''}–${high ?? ''} ${unit}` : ''}`
