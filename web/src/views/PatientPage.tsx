@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useMemo, useRef, useState } from 'preact/hooks';
 import type { Api, Resource } from '../fhir.js';
 import { ApiError } from '../fhir.js';
@@ -30,7 +31,7 @@ function sourceFinder(patients: Resource[]) {
     (r.meta?.source ? r.meta.source : 'unknown source');
 }
 
-export function PatientPage({ api, session, id }: { api: Api; session: Session; id: string }) {
+export function PatientPage({ api, session, id, children }: { api: Api; session: Session; id: string; children?: ComponentChildren }) {
   const load = useLoad(() => api.all(`Patient/${encodeURIComponent(id)}/$everything?_count=5000`), [id]);
   const [original, setOriginal] = useState<Resource | undefined>();
   const dialog = useRef<HTMLDialogElement>(null);
@@ -102,6 +103,7 @@ export function PatientPage({ api, session, id }: { api: Api; session: Session; 
       <Section title="Duplicate-test alerts, source conflicts and care team" id="record-services">
         <NotAvailable what="Duplicate-test alerts, medication conflicts between sources and who else cares for this patient (the merged record service)" />
       </Section>
+      {children}
       <dialog ref={dialog} aria-labelledby="original-h" onClose={() => setOriginal(undefined)}>
         <h2 id="original-h">Original {original?.resourceType}</h2>
         <p>
