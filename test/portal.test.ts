@@ -3,7 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { directoryBundle, ORGANIZATIONS, patientBundles } from '../src/synthetic/community.js';
 import { addUser } from '../src/users/user-directory.js';
+import { setClearance } from '../src/consent/clearance.js';
 import { BACKENDS } from './helpers/backends.js';
+import { MllpSender } from './helpers/mllp.js';
+import { person as sourcePatient } from './helpers/people.js';
 import { checkView, launchBrowser, openPage, signIn } from './helpers/portal-browser.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -11,6 +14,8 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 // organizations, patients with encounters, vitals, labs, conditions, medications), plus, written here, the
 // same person's record at a second organization (another MRN) with three HbA1c results (LOINC 4548-4,
 // reference range 4–5.6 %), the way a clinic's lab feed would send them. Users are made up (example.org).
+// The steward's pair is test/mpi-stewardship.test.ts's "one-digit birth-date slip" case; the HL7 v2 ADT^A04
+// is test/hl7v2-operations.test.ts's, from a sender not yet registered.
 
 const PASSWORD = 'correct horse battery staple';
 const HBA1C = { coding: [{ system: 'http://loinc.org', code: '4548-4', display: 'Hemoglobin A1c/Hemoglobin.total in Blood' }], text: 'Hemoglobin A1c/Hemoglobin.total in Blood' };
@@ -22,6 +27,10 @@ for (const backend of BACKENDS) {
     let person: any;
     let otherMrn: string;
     let otherOrg: (typeof ORGANIZATIONS)[number];
+    let goldenId: string;
+    let sender: MllpSender;
+    let slipped: string[];
+    let casey: { fhirUser: string | null };
 
     before(async () => {
       s = await startTestServer(backend);
@@ -64,10 +73,31 @@ for (const backend of BACKENDS) {
         };
         assert.equal((await s.fhir('POST', 'Observation', obs)).status, 201);
       }
-      await addUser(s.tessera.repo, { name: 'Casey Clinician', email: 'casey@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      casey = await addUser(s.tessera.repo, { name: 'Casey Clinician', email: 'casey@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await addUser(s.tessera.repo, { name: 'Sam Steward', email: 'sam@example.org', role: 'steward', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      const ian = await addUser(s.tessera.repo, { name: 'Ian Analyst', email: 'ian@example.org', role: 'interface-analyst', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await setClearance(s.tessera.db, `user:${ian.id}`, ['*']); // the message log holds anything: an analyst reads it cleared
+      await addUser(s.tessera.repo, { name: 'Priya Privacy', email: 'priya@example.org', role: 'privacy-officer', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await addUser(s.tessera.repo, { name: 'The Patient', email: 'patient@example.org', role: 'patient', organization: ORGANIZATIONS[0].id, patient: person.id, password: PASSWORD });
+      // A possible match for the steward: one person at two sources with a birth-date slip and another address.
+      slipped = [];
+      for (const p of [
+        sourcePatient('hospital-a', 'sl-P-1', 'Lucien', 'Adeyemi', '1958-06-21', { telecom: [] }),
+        sourcePatient('clinic-b', 'sl-P-2', 'Lucien', 'Adeyemi', '1958-06-27', { telecom: [], address: [{ line: ['9 Harbour Road'], city: 'Salem', postalCode: '02139' }] }),
+      ]) {
+        const res = await s.fhir('POST', 'Patient', p);
+        assert.equal(res.status, 201);
+        slipped.push(res.body.id);
+      }
+      // A message from a sender not registered yet: it waits in the error queue.
+      s.tessera.config.mllpPort = 0;
+      sender = new MllpSender((await s.tessera.startMllp()) as number);
+      const ack = await sender.send('MSH|^~\\&|ADT|PIER|HIE|TESSERA|20261110090000||ADT^A04|PI-1|P|2.5.1\rPID|1||P-1^^^PIER^MR||Dunmore^Alex||19900101|U\rPV1|1|O|CLINIC^1||||||||||||||||V-P-1');
+      assert.equal(ack.code, 'AR');
     });
 
     after(async () => {
+      await sender?.close();
       await browser?.close();
       await s?.close();
     });
@@ -108,6 +138,7 @@ for (const backend of BACKENDS) {
 
       await row.first().getByRole('link').click();
       await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      goldenId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
       const sources = await page.locator('#sources-h').locator('..').innerText();
       assert.match(sources, new RegExp(otherOrg.name.replace(/'/g, '.')), 'both source records shown');
       assert.match(await page.getByLabel('Trend').locator('option:checked').innerText(), /Hemoglobin A1c/, 'HbA1c first among trends');
@@ -134,6 +165,91 @@ for (const backend of BACKENDS) {
         for (const term of searchTerms) assert.ok(!query.includes(encodeURIComponent(term)) && !query.includes(term), `${term} in the query string of ${u}`);
       }
       assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length]), [0, 0]);
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('a data steward resolves a review-queue pair; PIXm shows the link afterwards', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'sam@example.org', PASSWORD, 'HOPERAT');
+      await page.getByRole('heading', { name: 'Identity review queue' }).waitFor();
+      const pair = page.locator('section.card', { hasText: 'Lucien Adeyemi and Lucien Adeyemi' });
+      await pair.waitFor();
+      const text = await pair.innerText();
+      assert.match(text, /1958-06-21[\s\S]*1958-06-27/, 'both birth dates side by side');
+      assert.match(text, /Agreement per field[\s\S]*birth/i);
+      await checkView(page, 'steward-queue');
+      await pair.getByRole('button', { name: 'Same person: link' }).click();
+      assert.match(await pair.getByRole('alert').innerText(), /reason/, 'a decision needs a reason');
+      await pair.getByLabel('Reason').fill('Same person: birth date typo at the clinic, confirmed by phone');
+      await pair.getByRole('button', { name: 'Same person: link' }).click();
+      await pair.waitFor({ state: 'detached' });
+      const pix = await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|sl-P-1')}`);
+      assert.equal(pix.status, 200);
+      assert.ok(pix.body.parameter.some((p: any) => p.name === 'targetIdentifier' && p.valueIdentifier.value === 'sl-P-2'), JSON.stringify(pix.body));
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('an interface analyst opens a failed message and replays it after its sender is registered', async () => {
+      const registered = await fetch(`${s.url}/participants`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Pier Hospital', mrnSystem: 'urn:example:pier:mrn', hl7Facility: 'PIER' }) });
+      assert.equal(registered.status, 201);
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'ian@example.org', PASSWORD, 'HOPERAT');
+      await page.getByRole('heading', { name: /^Error queue/ }).waitFor();
+      assert.match(await page.locator('#participants-h').locator('..').innerText(), /Pier Hospital/);
+      const failed = page.locator('#errors-h').locator('..').locator('tbody tr', { hasText: 'Unknown sender' });
+      await failed.first().waitFor();
+      await checkView(page, 'interfaces');
+      await failed.first().getByRole('button', { name: /Open message PI-1/ }).click();
+      assert.match(await page.getByLabel('Raw message').innerText(), /^MSH\|/);
+      await page.getByRole('button', { name: 'Replay' }).click();
+      assert.match(await page.getByRole('status').filter({ hasText: 'Replayed' }).innerText(), /Replayed: processed \(acknowledgement AA\)/);
+      const patients = await s.fhir('GET', 'Patient?identifier=urn:example:pier:mrn|P-1');
+      assert.equal(patients.body.entry?.length, 1, 'the replayed message wrote its patient');
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('a patient opts out; a clinician is then denied, and breaks the glass with a reason', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'patient@example.org', PASSWORD, 'PATRQT');
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      const access = page.locator('table.disclosures tbody tr', { hasText: casey.fhirUser as string });
+      await access.first().waitFor();
+      assert.match(await access.first().innerText(), /TREAT/, 'the clinician\'s earlier access is listed, with its purpose');
+      await checkView(page, 'patient-own-record');
+      await page.getByRole('button', { name: 'Opt out of sharing' }).click();
+      assert.match(await page.getByRole('status').filter({ hasText: 'Recorded' }).innerText(), /not shared/);
+      await page.locator('#my-consents-h').locator('..').getByText('Do not share with anyone in the community').waitFor();
+      await page.context().close();
+
+      const clinician = await openPage(browser);
+      await signIn(clinician.page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
+      await clinician.page.evaluate((id) => (location.hash = `#/patient/${id}`), goldenId);
+      assert.match(await clinician.page.getByRole('alert').innerText(), /not available to you/);
+      await checkView(clinician.page, 'patient-denied');
+      await clinician.page.getByLabel('Reason').fill('Unconscious in the emergency department; medication history needed now');
+      await clinician.page.getByRole('button', { name: 'Break the glass' }).click();
+      await clinician.page.getByRole('heading', { name: /^Results/ }).waitFor();
+      // The denied read is a 404 the browser reports on its console; nothing else may be.
+      assert.deepEqual([...errors, ...clinician.errors.filter((e) => !/status of 404/.test(e))], []);
+      await clinician.page.context().close();
+    });
+
+    it('a privacy officer finds the clinician\'s access in the audit log and reviews the break-the-glass', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'priya@example.org', PASSWORD, 'HOPERAT');
+      await page.getByLabel('Patient id').first().fill(goldenId);
+      await page.getByRole('button', { name: 'Search the audit log' }).click();
+      const rows = page.locator('table.audit tbody tr', { hasText: casey.fhirUser as string });
+      await rows.first().waitFor();
+      assert.match(await rows.first().innerText(), /TREAT/);
+      const grant = page.locator('#btg-h').locator('..').locator('tbody tr', { hasText: 'Unconscious' });
+      await grant.waitFor();
+      await checkView(page, 'privacy');
+      await grant.getByRole('button', { name: /Mark reviewed/ }).click();
+      await grant.waitFor({ state: 'detached' });
       assert.deepEqual(errors, []);
       await page.context().close();
     });
