@@ -55,3 +55,16 @@ export function Section({ title, id, children, count }: { title: string; id: str
 export function Empty({ what }: { what: string }) {
   return <p class="empty">No {what} on record.</p>;
 }
+
+/** The newest rows of a long list first (a page of 2,000 resources stays quick to draw); the rest on request. */
+export function useFirst<T>(items: T[], first = 50): { shown: T[]; more: preact.JSX.Element | null } {
+  const [all, setAll] = useState(false);
+  const shown = all ? items : items.slice(0, first);
+  const more =
+    items.length > first && !all ? (
+      <button type="button" class="secondary" onClick={() => setAll(true)}>
+        Show all {items.length}
+      </button>
+    ) : null;
+  return { shown, more };
+}

@@ -4,7 +4,7 @@ import type { Api, Resource } from '../fhir.js';
 import { ApiError } from '../fhir.js';
 import { abnormalFlag, address, age, concept, date, humanName, isGolden, observationValue, referenceRange, when } from '../format.js';
 import type { Session } from '../session.js';
-import { Empty, ErrorNote, Loading, NotAvailable, Section, useLoad } from '../ui.js';
+import { Empty, ErrorNote, Loading, NotAvailable, Section, useFirst, useLoad } from '../ui.js';
 import { TrendChart, type TrendPoint } from './TrendChart.js';
 
 /** Results whose trend is shown first when present: HbA1c, eGFR, creatinine, blood pressure, weight. */
@@ -82,19 +82,7 @@ export function PatientPage({ api, session, id, children }: { api: Api; session:
         </ul>
       </Section>
       <Results all={by.Observation ?? []} badge={badge} />
-      <Section title="Encounters across organizations" id="encounters" count={by.Encounter?.length ?? 0}>
-        {by.Encounter?.length ? (
-          <table>
-            <caption class="sr-only">Encounters, newest first</caption>
-            <thead><tr><th scope="col">Date</th><th scope="col">Type</th><th scope="col">Class</th><th scope="col">Source</th></tr></thead>
-            <tbody>
-              {by.Encounter.map((e) => (
-                <tr key={e.id}><td>{date(when(e))}</td><td>{concept(e.type?.[0])}</td><td>{e.class?.code ?? ''}</td><td>{badge(e)}</td></tr>
-              ))}
-            </tbody>
-          </table>
-        ) : <Empty what="encounters" />}
-      </Section>
+      <Encounters items={by.Encounter ?? []} badge={badge} />
       <FactList title="Problems" id="problems" items={by.Condition} label={(r) => concept(r.code)} detail={(r) => concept(r.clinicalStatus)} badge={badge} />
       <FactList title="Medications" id="medications" items={[...(by.MedicationRequest ?? []), ...(by.MedicationStatement ?? [])]} label={(r) => concept(r.medicationCodeableConcept) || r.medicationReference?.display || ''} detail={(r) => r.status ?? ''} badge={badge} />
       <FactList title="Allergies" id="allergies" items={by.AllergyIntolerance} label={(r) => concept(r.code)} detail={(r) => (r.criticality ? `criticality ${r.criticality}` : '')} badge={badge} />
@@ -116,7 +104,28 @@ export function PatientPage({ api, session, id, children }: { api: Api; session:
   );
 }
 
+function Encounters({ items, badge }: { items: Resource[]; badge: (r: Resource) => preact.JSX.Element }) {
+  const { shown, more } = useFirst(items);
+  return (
+    <Section title="Encounters across organizations" id="encounters" count={items.length}>
+      {items.length ? (
+        <table>
+          <caption class="sr-only">Encounters, newest first</caption>
+          <thead><tr><th scope="col">Date</th><th scope="col">Type</th><th scope="col">Class</th><th scope="col">Source</th></tr></thead>
+          <tbody>
+            {shown.map((e) => (
+              <tr key={e.id}><td>{date(when(e))}</td><td>{concept(e.type?.[0])}</td><td>{e.class?.code ?? ''}</td><td>{badge(e)}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      ) : <Empty what="encounters" />}
+      {more}
+    </Section>
+  );
+}
+
 function FactList({ title, id, items, label, detail, badge }: { title: string; id: string; items?: Resource[]; label: (r: Resource) => string; detail: (r: Resource) => string; badge: (r: Resource) => preact.JSX.Element }) {
+  const { shown, more } = useFirst(items ?? []);
   return (
     <Section title={title} id={id} count={items?.length ?? 0}>
       {items?.length ? (
@@ -124,12 +133,13 @@ function FactList({ title, id, items, label, detail, badge }: { title: string; i
           <caption class="sr-only">{title}, newest first</caption>
           <thead><tr><th scope="col">Date</th><th scope="col">{title.replace(/s$/, '')}</th><th scope="col">Status</th><th scope="col">Source</th></tr></thead>
           <tbody>
-            {items.map((r) => (
+            {shown.map((r) => (
               <tr key={r.id}><td>{date(when(r))}</td><td>{label(r)}</td><td>{detail(r)}</td><td>{badge(r)}</td></tr>
             ))}
           </tbody>
         </table>
       ) : <Empty what={title.toLowerCase()} />}
+      {more}
     </Section>
   );
 }
@@ -173,6 +183,7 @@ function Results({ all, badge }: { all: Resource[]; badge: (r: Resource) => prea
   const series = useMemo(() => seriesOf(all), [all]);
   const [chosen, setChosen] = useState<string | undefined>();
   const current = series.find((s) => s.key === chosen) ?? series[0];
+  const { shown, more } = useFirst(labs);
   return (
     <Section title="Results" id="results" count={labs.length}>
       {current ? (
@@ -191,7 +202,7 @@ function Results({ all, badge }: { all: Resource[]; badge: (r: Resource) => prea
           <caption class="sr-only">Laboratory results, newest first</caption>
           <thead><tr><th scope="col">Date</th><th scope="col">Test</th><th scope="col">Value</th><th scope="col">Flag</th><th scope="col">Reference range</th><th scope="col">Source</th></tr></thead>
           <tbody>
-            {labs.map((o) => {
+            {shown.map((o) => {
               const flag = abnormalFlag(o);
               return (
                 <tr key={o.id} class={flag ? 'abnormal' : undefined}>
@@ -204,6 +215,7 @@ function Results({ all, badge }: { all: Resource[]; badge: (r: Resource) => prea
           </tbody>
         </table>
       ) : <Empty what="laboratory results" />}
+      {more}
     </Section>
   );
 }
