@@ -83,10 +83,10 @@ export function PatientPage({ api, session, id, children }: { api: Api; session:
       </Section>
       <Results all={by.Observation ?? []} badge={badge} />
       <Encounters items={by.Encounter ?? []} badge={badge} />
-      <FactList title="Problems" id="problems" items={by.Condition} label={(r) => concept(r.code)} detail={(r) => concept(r.clinicalStatus)} badge={badge} />
-      <FactList title="Medications" id="medications" items={[...(by.MedicationRequest ?? []), ...(by.MedicationStatement ?? [])]} label={(r) => concept(r.medicationCodeableConcept) || r.medicationReference?.display || ''} detail={(r) => r.status ?? ''} badge={badge} />
-      <FactList title="Allergies" id="allergies" items={by.AllergyIntolerance} label={(r) => concept(r.code)} detail={(r) => (r.criticality ? `criticality ${r.criticality}` : '')} badge={badge} />
-      <FactList title="Immunizations" id="immunizations" items={by.Immunization} label={(r) => concept(r.vaccineCode)} detail={(r) => r.status ?? ''} badge={badge} />
+      <FactList title="Problems" column="Problem" id="problems" items={by.Condition} label={(r) => concept(r.code)} detail={(r) => concept(r.clinicalStatus)} badge={badge} />
+      <FactList title="Medications" column="Medication" id="medications" items={[...(by.MedicationRequest ?? []), ...(by.MedicationStatement ?? [])]} label={(r) => concept(r.medicationCodeableConcept) || r.medicationReference?.display || ''} detail={(r) => r.status ?? ''} badge={badge} />
+      <FactList title="Allergies" column="Allergy" id="allergies" items={by.AllergyIntolerance} label={(r) => concept(r.code)} detail={(r) => (r.criticality ? `criticality ${r.criticality}` : '')} badge={badge} />
+      <FactList title="Immunizations" column="Vaccine" id="immunizations" items={by.Immunization} label={(r) => concept(r.vaccineCode)} detail={(r) => r.status ?? ''} badge={badge} />
       <Documents api={api} items={by.DocumentReference ?? []} badge={badge} />
       <Section title="Duplicate-test alerts, source conflicts and care team" id="record-services">
         <NotAvailable what="Duplicate-test alerts, medication conflicts between sources and who else cares for this patient (the merged record service)" />
@@ -124,14 +124,14 @@ function Encounters({ items, badge }: { items: Resource[]; badge: (r: Resource) 
   );
 }
 
-function FactList({ title, id, items, label, detail, badge }: { title: string; id: string; items?: Resource[]; label: (r: Resource) => string; detail: (r: Resource) => string; badge: (r: Resource) => preact.JSX.Element }) {
+function FactList({ title, column, id, items, label, detail, badge }: { title: string; column: string; id: string; items?: Resource[]; label: (r: Resource) => string; detail: (r: Resource) => string; badge: (r: Resource) => preact.JSX.Element }) {
   const { shown, more } = useFirst(items ?? []);
   return (
     <Section title={title} id={id} count={items?.length ?? 0}>
       {items?.length ? (
         <table>
           <caption class="sr-only">{title}, newest first</caption>
-          <thead><tr><th scope="col">Date</th><th scope="col">{title.replace(/s$/, '')}</th><th scope="col">Status</th><th scope="col">Source</th></tr></thead>
+          <thead><tr><th scope="col">Date</th><th scope="col">{column}</th><th scope="col">Status</th><th scope="col">Source</th></tr></thead>
           <tbody>
             {shown.map((r) => (
               <tr key={r.id}><td>{date(when(r))}</td><td>{label(r)}</td><td>{detail(r)}</td><td>{badge(r)}</td></tr>
