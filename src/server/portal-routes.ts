@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { notFound } from '../fhir/outcome.js';
 import type { Database } from '../store/database.js';
 import { createClient, findClient } from '../security/clients.js';
 
@@ -104,7 +105,7 @@ export function registerPortalRoutes(app: FastifyInstance, db: Database, origin:
     const type = Object.hasOwn(FILES, req.params.file) ? FILES[req.params.file] : undefined;
     const body = type ? file(req.params.file) : undefined;
     if (!type || !body) {
-      return secure(reply).status(404).type('text/plain; charset=utf-8').send('Not found');
+      throw notFound(`No such portal file: ${req.params.file}`);
     }
     return secure(reply).header('cache-control', 'no-cache').type(type).send(body);
   });
