@@ -178,6 +178,8 @@ for (const backend of BACKENDS) {
       const text = await pair.innerText();
       assert.match(text, /1958-06-21[\s\S]*1958-06-27/, 'both birth dates side by side');
       assert.match(text, /Agreement per field[\s\S]*birth/i);
+      await pair.getByText('History of these identities').click();
+      await pair.locator('details tbody tr', { hasText: 'enterprise-created' }).first().waitFor();
       await checkView(page, 'steward-queue');
       await pair.getByRole('button', { name: 'Same person: link' }).click();
       assert.match(await pair.getByRole('alert').innerText(), /reason/, 'a decision needs a reason');

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { Api, Resource } from '../fhir.js';
 import { address, humanName } from '../format.js';
+import { records } from '../params.js';
 import { Empty, ErrorNote, Loading, useLoad } from '../ui.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -16,6 +17,7 @@ interface Part {
 interface Pair {
   patient: string;
   other: string;
+  enterprises: string[];
   score: number;
   opened: string;
   contributions: { field: string; level: string; weight: number }[];
@@ -29,6 +31,7 @@ function pairOf(parts: Part[]): Omit<Pair, 'records'> {
   return {
     patient: value(parts, 'patient')?.valueReference?.reference ?? '',
     other: value(parts, 'other')?.valueReference?.reference ?? '',
+    enterprises: ['patientEnterprise', 'otherEnterprise'].map((n) => value(parts, n)?.valueReference?.reference).filter((r): r is string => !!r),
     score: value(parts, 'score')?.valueDecimal ?? 0,
     opened: value(parts, 'opened')?.valueInstant ?? '',
     contributions: parts.filter((p) => p.name === 'contribution').map((c) => ({ field: value(c.part, 'field')?.valueCode ?? '', level: value(c.part, 'level')?.valueCode ?? '', weight: value(c.part, 'weight')?.valueDecimal ?? 0 })),
@@ -111,6 +114,10 @@ function PairView({ api, pair, onDecided }: { api: Api; pair: Pair; onDecided: (
         </tbody>
       </table>
       {pair.vetoes.length > 0 && <p>Vetoes: {pair.vetoes.join('; ')}</p>}
+      <details>
+        <summary>History of these identities</summary>
+        <IdentityHistory api={api} enterprises={pair.enterprises} />
+      </details>
       <label for={`${id}-reason`}>Reason</label>
       <input id={`${id}-reason`} value={reason} onInput={(e) => setReason((e.target as HTMLInputElement).value)} />
       <div class="actions">
@@ -120,4 +127,25 @@ function PairView({ api, pair, onDecided }: { api: Api; pair: Pair; onDecided: (
       {error && <p class="error" role="alert">{error}</p>}
     </section>
   );
+}
+
+/** Each enterprise's event log ($mpi-events): created, linked, reviewed, merged…, with who and why. */
+function IdentityHistory({ api, enterprises }: { api: Api; enterprises: string[] }) {
+  const load = useLoad(async () => {
+    const lists = await Promise.all(enterprises.map((e) => api.get(`Patient/$mpi-events?enterprise=${encodeURIComponent(e.replace(/^Patient\//, ''))}&_count=50`)));
+    return lists.flatMap((l) => records(l, 'event')).sort((a, b) => Number(a.seq) - Number(b.seq));
+  }, [enterprises.join()]);
+  if (load.loading && !load.data) return <Loading what="the history" />;
+  if (load.error) return <ErrorNote error={load.error} />;
+  return load.data?.length ? (
+    <table>
+      <caption class="sr-only">Identity events, oldest first</caption>
+      <thead><tr><th scope="col">When (UTC)</th><th scope="col">Event</th><th scope="col">Record</th><th scope="col">By</th><th scope="col">Reason</th></tr></thead>
+      <tbody>
+        {load.data.map((e) => (
+          <tr key={e.seq}><td>{e.at.slice(0, 19).replace('T', ' ')}</td><td>{e.action}</td><td>{e.patient}</td><td>{e.actor}</td><td>{e.reason}</td></tr>
+        ))}
+      </tbody>
+    </table>
+  ) : <Empty what="events" />;
 }
