@@ -13,6 +13,7 @@ import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
 import { ensureDemo } from './demo.js';
+import { ensureDemoUsers } from './demo-users.js';
 import { createProgressBar } from './progress.js';
 import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
 import { latestModel, saveModel } from '../mpi/model-store.js';
@@ -59,6 +60,8 @@ program
       } else {
         process.stderr.write(`Demo data already present. Admin client credentials: ${demo.credentialsFile}\n`);
       }
+      const users = await ensureDemoUsers(tessera);
+      process.stderr.write(`Portal users (one per role) and their passwords: ${users.usersFile}\n`);
     }
     let address = '';
     try {

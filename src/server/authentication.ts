@@ -2,16 +2,18 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { fhirError, FhirError, unauthorized } from '../fhir/outcome.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import type { ClientRateLimiter } from './client-rate-limit.js';
+import { PORTAL_ROUTES } from './portal-routes.js';
 
 /** Route patterns anyone may call: health probes, discovery documents and the CapabilityStatement. */
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/fhir/.well-known/smart-configuration', '/fhir/metadata']);
 
 /**
  * Public besides those: the authorization server's own endpoints (`/oauth/...`: token, revocation,
- * introspection, sign-in), which authenticate clients and users themselves, and `/.well-known/...`.
+ * introspection, sign-in), which authenticate clients and users themselves, `/.well-known/...`, and the
+ * portal's static files (its data requests carry the user's token like any app's).
  */
 function isPublic(route: string): boolean {
-  return PUBLIC_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/');
+  return PUBLIC_ROUTES.has(route) || PORTAL_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/');
 }
 
 /**

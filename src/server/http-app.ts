@@ -26,6 +26,7 @@ import type { SigningKey } from '../security/signing-key.js';
 import type { LockoutPolicy } from '../users/lockout.js';
 import type { FederatedSignIn } from '../auth/federation.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
+import { PORTAL_ROUTES, registerPortalRoutes } from './portal-routes.js';
 
 export interface HttpOptions {
   db: Database;
@@ -160,7 +161,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   if (audit) {
     app.addHook('onSend', async (req, reply, payload) => {
       const route = req.routeOptions?.url;
-      if (!audited.has(req) && !(route && UNAUDITED_ROUTES.has(route))) {
+      if (!audited.has(req) && !(route && (UNAUDITED_ROUTES.has(route) || PORTAL_ROUTES.has(route)))) {
         audited.add(req);
         await audit.record(routeAuditRecord(req.method, route ?? 'unmatched', authentication.callerOf(req), reply.statusCode, req.id, disclosureOf(req)));
       }
@@ -239,6 +240,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
+  registerPortalRoutes(app, options.db, origin);
   return app;
 }
 

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { directoryBundle, ORGANIZATIONS, patientBundles } from '../src/synthetic/community.js';
+import { addUser } from '../src/users/user-directory.js';
+import { setClearance } from '../src/consent/clearance.js';
+import { BACKENDS } from './helpers/backends.js';
+import { MllpSender } from './helpers/mllp.js';
+import { person as sourcePatient } from './helpers/people.js';
+import { checkView, launchBrowser, openPage, signIn } from './helpers/portal-browser.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+// Data: the demo community's deterministic synthetic generator (src/synthetic/community.ts: three
+// organizations, patients with encounters, vitals, labs, conditions, medications), plus, written here, the
+// same person's record at a second organization (another MRN) with three HbA1c results (LOINC 4548-4,
+// reference range 4–5.6 %), the way a clinic's lab feed would send them. Users are made up (example.org).
+// The steward's pair is test/mpi-stewardship.test.ts's "one-digit birth-date slip" case; the HL7 v2 ADT^A04
+// is test/hl7v2-operations.test.ts's, from a sender not yet registered.
+
+const PASSWORD = 'correct horse battery staple';
+const HBA1C = { coding: [{ system: 'http://loinc.org', code: '4548-4', display: 'Hemoglobin A1c/Hemoglobin.total in Blood' }], text: 'Hemoglobin A1c/Hemoglobin.total in Blood' };
+
+for (const backend of BACKENDS) {
+  describe(`portal in Chromium (${backend})`, () => {
+    let s: TestServer;
+    let browser: Browser;
+    let person: any;
+    let otherMrn: string;
+    let otherOrg: (typeof ORGANIZATIONS)[number];
+    let goldenId: string;
+    let sender: MllpSender;
+    let slipped: string[];
+    let casey: { fhirUser: string | null };
+
+    before(async () => {
+      s = await startTestServer(backend);
+      browser = await launchBrowser();
+      assert.equal((await s.fhir('POST', '', directoryBundle(19))).status, 200);
+      for (const bundle of patientBundles({ seed: 19, patients: 4, encountersPerPatient: [6, 8] })) {
+        assert.equal((await s.fhir('POST', '', bundle)).status, 200);
+      }
+      const found = await s.fhir('GET', 'Patient?_count=1&_sort=_id');
+      person = found.body.entry[0].resource;
+      const home = person.managingOrganization.reference.split('/')[1];
+      otherOrg = ORGANIZATIONS.find((o) => o.id !== home) as (typeof ORGANIZATIONS)[number];
+      otherMrn = 'CLINIC-77431';
+      const copy = {
+        resourceType: 'Patient',
+        identifier: [
+          { use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, system: otherOrg.mrnSystem, value: otherMrn, assigner: { reference: `Organization/${otherOrg.id}`, display: otherOrg.name } },
+          ...person.identifier.filter((i: any) => i.system === 'http://hl7.org/fhir/sid/us-ssn'),
+        ],
+        name: person.name,
+        gender: person.gender,
+        birthDate: person.birthDate,
+        address: person.address,
+        telecom: person.telecom,
+        managingOrganization: { reference: `Organization/${otherOrg.id}`, display: otherOrg.name },
+      };
+      const created = await s.fhir('POST', 'Patient', copy);
+      assert.equal(created.status, 201);
+      for (const [date, value] of [['2021-03-02', 6.1], ['2023-05-09', 7.4], ['2025-06-20', 8.2]] as const) {
+        const obs = {
+          resourceType: 'Observation',
+          status: 'final',
+          category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }],
+          code: HBA1C,
+          subject: { reference: `Patient/${created.body.id}` },
+          effectiveDateTime: date,
+          valueQuantity: { value, unit: '%', system: 'http://unitsofmeasure.org', code: '%' },
+          referenceRange: [{ low: { value: 4, unit: '%' }, high: { value: 5.6, unit: '%' } }],
+          performer: [{ reference: `Organization/${otherOrg.id}`, display: otherOrg.name }],
+        };
+        assert.equal((await s.fhir('POST', 'Observation', obs)).status, 201);
+      }
+      casey = await addUser(s.tessera.repo, { name: 'Casey Clinician', email: 'casey@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await addUser(s.tessera.repo, { name: 'Sam Steward', email: 'sam@example.org', role: 'steward', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      const ian = await addUser(s.tessera.repo, { name: 'Ian Analyst', email: 'ian@example.org', role: 'interface-analyst', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await setClearance(s.tessera.db, `user:${ian.id}`, ['*']); // the message log holds anything: an analyst reads it cleared
+      await addUser(s.tessera.repo, { name: 'Priya Privacy', email: 'priya@example.org', role: 'privacy-officer', organization: ORGANIZATIONS[0].id, password: PASSWORD });
+      await addUser(s.tessera.repo, { name: 'The Patient', email: 'patient@example.org', role: 'patient', organization: ORGANIZATIONS[0].id, patient: person.id, password: PASSWORD });
+      // A possible match for the steward: one person at two sources with a birth-date slip and another address.
+      slipped = [];
+      for (const p of [
+        sourcePatient('hospital-a', 'sl-P-1', 'Lucien', 'Adeyemi', '1958-06-21', { telecom: [] }),
+        sourcePatient('clinic-b', 'sl-P-2', 'Lucien', 'Adeyemi', '1958-06-27', { telecom: [], address: [{ line: ['9 Harbour Road'], city: 'Salem', postalCode: '02139' }] }),
+      ]) {
+        const res = await s.fhir('POST', 'Patient', p);
+        assert.equal(res.status, 201);
+        slipped.push(res.body.id);
+      }
+      // A message from a sender not registered yet: it waits in the error queue.
+      s.tessera.config.mllpPort = 0;
+      sender = new MllpSender((await s.tessera.startMllp()) as number);
+      const ack = await sender.send('MSH|^~\\&|ADT|PIER|HIE|TESSERA|20261110090000||ADT^A04|PI-1|P|2.5.1\rPID|1||P-1^^^PIER^MR||Dunmore^Alex||19900101|U\rPV1|1|O|CLINIC^1||||||||||||||||V-P-1');
+      assert.equal(ack.code, 'AR');
+    });
+
+    after(async () => {
+      await sender?.close();
+      await browser?.close();
+      await s?.close();
+    });
+
+    it('serves the portal at / with a strict CSP and the portal client configuration', async () => {
+      const res = await fetch(`${s.url}/`);
+      assert.equal(res.status, 200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      const config = await (await fetch(`${s.url}/portal/config.json`)).json();
+      assert.ok(config.clientId);
+      assert.equal(config.fhirBase, `${s.url}/fhir`);
+      assert.equal((await fetch(`${s.url}/portal/../package.json`)).status, 404);
+      assert.equal((await fetch(`${s.url}/portal/secret.txt`)).status, 404);
+    });
+
+    it('a clinician signs in, finds a patient by another organization\'s MRN, opens the record, sees a lab value\'s source and the HbA1c trend', async () => {
+      const { page, errors, urls } = await openPage(browser);
+      await page.goto(`${s.url}/`);
+      await checkView(page, 'sign-in');
+      await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
+      assert.match(await page.locator('header').innerText(), /clinician · purpose TREAT/);
+      await checkView(page, 'patient-search');
+
+      await page.getByLabel('Medical record number').fill(otherMrn);
+      await page.getByLabel('Medical record number').press('Enter');
+      const row = page.locator('table.results tbody tr');
+      await row.first().waitFor();
+      assert.equal(await row.count(), 1, 'one person for the MRN');
+      const text = await row.first().innerText();
+      assert.match(text, new RegExp(person.birthDate));
+      assert.match(text, new RegExp(person.gender));
+      assert.match(text, new RegExp(otherOrg.name.replace(/'/g, '.')), 'the other organization is listed as a source');
+      await checkView(page, 'patient-search-results');
+
+      await row.first().getByRole('link').click();
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      goldenId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
+      const sources = await page.locator('#sources-h').locator('..').innerText();
+      assert.match(sources, new RegExp(otherOrg.name.replace(/'/g, '.')), 'both source records shown');
+      assert.match(await page.getByLabel('Trend').locator('option:checked').innerText(), /Hemoglobin A1c/, 'HbA1c first among trends');
+      // Both sources' HbA1c values in one trend: the three written here and any the generator gave the first record.
+      const caption = await page.locator('figure.trend figcaption').innerText();
+      assert.match(caption, /(\d+) values from \d{4}-\d\d-\d\d to 2025-06-20, latest 8.2 %; reference range 4–5.6 %/);
+      assert.ok(Number(/(\d+) values/.exec(caption)?.[1]) >= 3);
+      assert.ok(await page.locator('figure.trend canvas').count(), 'the chart is drawn');
+
+      const lab = page.locator('table.results tbody tr', { hasText: '8.2 %' });
+      assert.match(await lab.innerText(), new RegExp(`H[\\s\\S]*4–5.6[\\s\\S]*${otherOrg.name.replace(/'/g, '.')}`), 'abnormal flag, range and source organization');
+      await checkView(page, 'patient-page');
+      await lab.getByRole('button', { name: /Original Observation/ }).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      assert.match(await dialog.innerText(), /"value": 8.2/);
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'hidden' });
+
+      // Nothing about the patient in a query string, nothing kept in the browser's storage, no console errors (CSP).
+      const searchTerms = [otherMrn, person.birthDate, person.name[0].family];
+      for (const u of urls) {
+        const query = new URL(u).search;
+        for (const term of searchTerms) assert.ok(!query.includes(encodeURIComponent(term)) && !query.includes(term), `${term} in the query string of ${u}`);
+      }
+      assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length]), [0, 0]);
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('a data steward resolves a review-queue pair; PIXm shows the link afterwards', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'sam@example.org', PASSWORD, 'HOPERAT');
+      await page.getByRole('heading', { name: 'Identity review queue' }).waitFor();
+      const pair = page.locator('section.card', { hasText: 'Lucien Adeyemi and Lucien Adeyemi' });
+      await pair.waitFor();
+      const text = await pair.innerText();
+      assert.match(text, /1958-06-21[\s\S]*1958-06-27/, 'both birth dates side by side');
+      assert.match(text, /Agreement per field[\s\S]*birth/i);
+      await pair.getByText('History of these identities').click();
+      await pair.locator('details tbody tr', { hasText: 'enterprise-created' }).first().waitFor();
+      await checkView(page, 'steward-queue');
+      await pair.getByRole('button', { name: 'Same person: link' }).click();
+      assert.match(await pair.getByRole('alert').innerText(), /reason/, 'a decision needs a reason');
+      await pair.getByLabel('Reason').fill('Same person: birth date typo at the clinic, confirmed by phone');
+      await pair.getByRole('button', { name: 'Same person: link' }).click();
+      await pair.waitFor({ state: 'detached' });
+      const pix = await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|sl-P-1')}`);
+      assert.equal(pix.status, 200);
+      assert.ok(pix.body.parameter.some((p: any) => p.name === 'targetIdentifier' && p.valueIdentifier.value === 'sl-P-2'), JSON.stringify(pix.body));
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('an interface analyst opens a failed message and replays it after its sender is registered', async () => {
+      const registered = await fetch(`${s.url}/participants`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Pier Hospital', mrnSystem: 'urn:example:pier:mrn', hl7Facility: 'PIER' }) });
+      assert.equal(registered.status, 201);
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'ian@example.org', PASSWORD, 'HOPERAT');
+      await page.getByRole('heading', { name: /^Error queue/ }).waitFor();
+      assert.match(await page.locator('#participants-h').locator('..').innerText(), /Pier Hospital/);
+      const failed = page.locator('#errors-h').locator('..').locator('tbody tr', { hasText: 'Unknown sender' });
+      await failed.first().waitFor();
+      await checkView(page, 'interfaces');
+      await failed.first().getByRole('button', { name: /Open message PI-1/ }).click();
+      assert.match(await page.getByLabel('Raw message').innerText(), /^MSH\|/);
+      await page.getByRole('button', { name: 'Replay' }).click();
+      assert.match(await page.getByRole('status').filter({ hasText: 'Replayed' }).innerText(), /Replayed: processed \(acknowledgement AA\)/);
+      const patients = await s.fhir('GET', 'Patient?identifier=urn:example:pier:mrn|P-1');
+      assert.equal(patients.body.entry?.length, 1, 'the replayed message wrote its patient');
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('a patient opts out; a clinician is then denied, and breaks the glass with a reason', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'patient@example.org', PASSWORD, 'PATRQT');
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      const access = page.locator('table.disclosures tbody tr', { hasText: casey.fhirUser as string });
+      await access.first().waitFor();
+      assert.match(await access.first().innerText(), /TREAT/, 'the clinician\'s earlier access is listed, with its purpose');
+      await checkView(page, 'patient-own-record');
+      await page.getByRole('button', { name: 'Opt out of sharing' }).click();
+      assert.match(await page.getByRole('status').filter({ hasText: 'Recorded' }).innerText(), /not shared/);
+      await page.locator('#my-consents-h').locator('..').getByText('Do not share with anyone in the community').waitFor();
+      await page.context().close();
+
+      const clinician = await openPage(browser);
+      await signIn(clinician.page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
+      await clinician.page.evaluate((id) => (location.hash = `#/patient/${id}`), goldenId);
+      assert.match(await clinician.page.getByRole('alert').innerText(), /not available to you/);
+      await checkView(clinician.page, 'patient-denied');
+      await clinician.page.getByLabel('Reason').fill('Unconscious in the emergency department; medication history needed now');
+      await clinician.page.getByRole('button', { name: 'Break the glass' }).click();
+      await clinician.page.getByRole('heading', { name: /^Results/ }).waitFor();
+      // The denied read is a 404 the browser reports on its console; nothing else may be.
+      assert.deepEqual([...errors, ...clinician.errors.filter((e) => !/status of 404/.test(e))], []);
+      await clinician.page.context().close();
+    });
+
+    it('a privacy officer finds the clinician\'s access in the audit log and reviews the break-the-glass', async () => {
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'priya@example.org', PASSWORD, 'HOPERAT');
+      await page.getByLabel('Patient id').first().fill(goldenId);
+      await page.getByRole('button', { name: 'Search the audit log' }).click();
+      const rows = page.locator('table.audit tbody tr', { hasText: casey.fhirUser as string });
+      await rows.first().waitFor();
+      assert.match(await rows.first().innerText(), /TREAT/);
+      const grant = page.locator('#btg-h').locator('..').locator('tbody tr', { hasText: 'Unconscious' });
+      await grant.waitFor();
+      await checkView(page, 'privacy');
+      await grant.getByRole('button', { name: /Mark reviewed/ }).click();
+      await grant.waitFor({ state: 'detached' });
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+  });
+}

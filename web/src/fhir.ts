@@ -1,0 +1,90 @@
+import type { Session } from './session.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type Resource = { resourceType: string; id?: string; meta?: { lastUpdated?: string; source?: string; tag?: { system?: string; code?: string }[] }; [k: string]: any };
+export interface Bundle {
+  resourceType: 'Bundle';
+  total?: number;
+  link?: { relation: string; url: string }[];
+  entry?: { resource?: Resource; search?: { mode?: string } }[];
+}
+
+/** An error answer, with the OperationOutcome's text when there is one. */
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Every data request of the portal goes through here, with the signed-in user's token: the one access
+ * policy and the audit apply to the portal like to any app. Search criteria that may name a person are
+ * POSTed (`_search`, form body) so that no name or birth date ends up in a URL's query string.
+ */
+export class Api {
+  constructor(private readonly session: Session) {}
+
+  private async call<T>(method: string, url: string, body?: string, contentType?: string): Promise<T> {
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${this.session.accessToken}`, accept: 'application/fhir+json', ...(contentType ? { 'content-type': contentType } : {}) },
+      body,
+      cache: 'no-store',
+    });
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as any) : undefined;
+    if (!res.ok) {
+      const detail = json?.issue?.map((i: any) => i.diagnostics ?? i.details?.text).filter(Boolean).join('; ') || json?.message || res.statusText;
+      throw new ApiError(res.status, detail);
+    }
+    return json as T;
+  }
+
+  private url(path: string): string {
+    return path.startsWith('http') ? path : path.startsWith('/') && !path.startsWith('/fhir') ? path : `${this.session.fhirBase}/${path.replace(/^\/?(fhir\/)?/, '')}`;
+  }
+
+  get<T = any>(path: string): Promise<T> {
+    return this.call<T>('GET', this.url(path));
+  }
+
+  /** POST with a FHIR JSON body (operations, creates). */
+  post<T = any>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', this.url(path), JSON.stringify(body), 'application/fhir+json');
+  }
+
+  put<T = any>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('PUT', this.url(path), JSON.stringify(body), 'application/fhir+json');
+  }
+
+  /** A search with its criteria in the body (POST Type/_search). */
+  search(type: string, criteria: Record<string, string>): Promise<Bundle> {
+    return this.call<Bundle>('POST', this.url(`${type}/_search`), new URLSearchParams(criteria).toString(), 'application/x-www-form-urlencoded');
+  }
+
+  /** Follows a Bundle's `next` links and returns every resource (bounded by `max`). */
+  async all(first: string, max = 20000): Promise<Resource[]> {
+    const out: Resource[] = [];
+    let url: string | undefined = first;
+    while (url && out.length < max) {
+      const page: Bundle = await this.get<Bundle>(url);
+      for (const e of page.entry ?? []) if (e.resource && e.search?.mode !== 'outcome') out.push(e.resource);
+      url = page.link?.find((l) => l.relation === 'next')?.url;
+    }
+    return out;
+  }
+
+  /** An attachment or a message fetched with the token, handed to the browser as a download. */
+  async download(path: string, filename: string): Promise<void> {
+    const res = await fetch(this.url(path), { headers: { authorization: `Bearer ${this.session.accessToken}` }, cache: 'no-store' });
+    if (!res.ok) throw new ApiError(res.status, res.statusText);
+    const href = URL.createObjectURL(await res.blob());
+    const a = document.createElement('a');
+    a.href = href;
+    a.download = filename;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(href), 10_000);
+  }
+}
+
+export const resources = (b: Bundle): Resource[] => (b.entry ?? []).filter((e) => e.search?.mode !== 'outcome').map((e) => e.resource as Resource).filter(Boolean);
