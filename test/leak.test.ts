@@ -721,7 +721,17 @@ for (const backend of BACKENDS) {
         assert.equal(requestor.requestor, true, `${what}: requestor`);
         assert.deepEqual(requestor.policy, entry.who.tokenId ? [entry.who.tokenId] : undefined, `${what}: token id`);
         assert.deepEqual(agents.filter((a) => a.type?.text === 'organization').map((a) => a.who?.reference), entry.who.organization ? [entry.who.organization] : [], `${what}: organization`);
-        assert.equal(event.purposeOfEvent?.[0].coding?.[0].code, entry.who.purpose, `${what}: purpose of use`);
+        // The declared purpose first; a use of a break-the-glass grant adds BTG (docs/governance.md section 6),
+        // which only a caller who broke the glass can have.
+        const purposes = (event.purposeOfEvent ?? []).map((p) => p.coding?.[0].code);
+        const brokeGlass = callers.some((c) => c.btgPatient && c.who.user && c.who.user.id === entry.who.user?.id);
+        const declared = entry.who.purpose ? [entry.who.purpose] : [];
+        if (purposes.length > declared.length || (declared[0] !== 'BTG' && purposes.at(-1) === 'BTG')) {
+          assert.deepEqual(purposes, [...declared, 'BTG'], `${what}: purpose of use, then the BTG flag`);
+          assert.ok(brokeGlass, `${what}: flagged BTG only for a user who broke the glass`);
+        } else {
+          assert.deepEqual(purposes, declared, `${what}: purpose of use`);
+        }
 
         if (entry.disclosed) {
           // What: the patients whose data the answer held (the oracle's facts say whose each resource is),
