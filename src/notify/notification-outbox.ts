@@ -24,6 +24,12 @@ export class NotificationOutbox implements WriteObserver {
     for (const type of this.criteriaTypes) this.types.add(type);
   }
 
+  /** Starts recording writes of one more type (a criteria Subscription was just written here). */
+  watch(type: string): void {
+    this.criteriaTypes.add(type);
+    this.types.add(type);
+  }
+
   async written(repo: Repository, resources: Resource[]): Promise<void> {
     const events: TopicEvent[] = [];
     for (const resource of resources) {

@@ -2,7 +2,7 @@ import type { SqlExecutor } from '../store/database.js';
 import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
 import type { ChannelType, Filters, PayloadContent, SubscriptionEntry } from './subscription-registry.js';
 
-interface SubscriptionRow {
+export interface SubscriptionRow {
   id: string;
   participant_id: string | null;
   topic: string;

@@ -3,7 +3,8 @@ import { isKnownResourceType } from '../fhir/resource-types.js';
 import { badRequest, fhirError } from '../fhir/outcome.js';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
+import { CRITERIA_TOPIC_PREFIX, type NotificationOutbox } from './notification-outbox.js';
+import type { WebSocketHub } from './websocket-hub.js';
 import { topicByUrl } from './topics.js';
 
 export const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
@@ -116,11 +117,17 @@ export class SubscriptionRegistry implements WriteObserver {
   readonly types = new Set(['Subscription']);
   /** Called after a local change, so that this process's caches reload at once. */
   onChange?: () => void;
+  /** The websocket channel of this process, for `$get-ws-binding-token`. */
+  hub?: WebSocketHub;
+
+  constructor(private readonly outbox?: NotificationOutbox) {}
 
   async written(repo: Repository, resources: Subscription[]): Promise<void> {
     const now = Date.now();
     for (const sub of resources) {
       const entry = subscriptionEntry(sub, await participantOf(repo, sub));
+      // Writes of the type a criteria Subscription watches are recorded from now on, in this process at once.
+      if (entry.criteria && entry.active) this.outbox?.watch(entry.topic.slice(CRITERIA_TOPIC_PREFIX.length));
       if (!entry.participantId) {
         // What a subscriber receives is what its participant may see: without one there is no policy to apply.
         throw unprocessable(`A Subscription is for a participant: write it with the participant's client, or name its Organization in the extension ${SUBSCRIBER}`);
