@@ -46,7 +46,7 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
     await tx.sql.lock('tessera-notify-dispatch');
     const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
     if (!rows.length) return 0;
-    await cache.refresh(tx.sql);
+    await cache.refresh(tx.sql, true);
     const matched = new Map<string, number[]>();
     for (const event of rows.map(eventOf)) {
       for (const sub of await matchingSubscriptions(tx, cache, event)) {

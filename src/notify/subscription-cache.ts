@@ -54,9 +54,13 @@ export class SubscriptionCache {
     this.stale = true;
   }
 
-  /** Reloads when due; returns whether anything changed. */
-  async refresh(sql: SqlExecutor): Promise<boolean> {
-    if (!this.stale && Date.now() - this.checkedAt < this.maxAgeMs) return false;
+  /**
+   * Reloads when due (or, with `now`, whenever the table changed: the dispatcher checks before each batch
+   * of events, so that a Subscription committed before an event always sees it). Returns whether anything
+   * changed.
+   */
+  async refresh(sql: SqlExecutor, now = false): Promise<boolean> {
+    if (!now && !this.stale && Date.now() - this.checkedAt < this.maxAgeMs) return false;
     this.checkedAt = Date.now();
     this.stale = false;
     const [version] = await sql.query<{ n: number; latest: number | null }>('SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM notify_subscription');
