@@ -28,6 +28,8 @@ export function notificationType(bundle: any): string {
 export class HttpReceiver {
   readonly received: Received[] = [];
   down = false;
+  /** How long it takes to answer, ms (deliveries stay in flight that long). */
+  delayMs = 0;
   private server?: Server;
   url = '';
 
@@ -43,8 +45,12 @@ export class HttpReceiver {
           return;
         }
         const body = Buffer.concat(chunks).toString('utf8');
-        this.received.push({ path: req.url ?? '/', bundle: JSON.parse(body), signatureValid: req.headers[SIGNATURE_HEADER] === signatureOf(this.secret, body) });
-        res.writeHead(200).end();
+        const answer = () => {
+          this.received.push({ path: req.url ?? '/', bundle: JSON.parse(body), signatureValid: req.headers[SIGNATURE_HEADER] === signatureOf(this.secret, body) });
+          res.writeHead(200).end();
+        };
+        if (this.delayMs) setTimeout(answer, this.delayMs);
+        else answer();
       });
     });
     await new Promise<void>((resolve) => this.server?.listen(port, '127.0.0.1', resolve));
