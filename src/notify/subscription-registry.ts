@@ -51,7 +51,7 @@ export function subscriptionEntry(sub: Subscription, participantId: string | und
     for (const text of filterText) filters = { ...filters, ...parseFilter(text, topic.filters, topic.resources) };
   } else {
     const type = sub.criteria.split('?')[0];
-    if (!isKnownResourceType(type) || sub.criteria.includes('://')) {
+    if (!/^[A-Z][A-Za-z]+(\?.*)?$/.test(sub.criteria) || !isKnownResourceType(type)) {
       throw unprocessable(`Subscription.criteria "${sub.criteria}" is neither a topic this server offers (GET /fhir/SubscriptionTopic) nor R4 search criteria (Type?parameters)`);
     }
     topicCode = `${CRITERIA_TOPIC_PREFIX}${type}`;
