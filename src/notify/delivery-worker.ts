@@ -109,8 +109,7 @@ export class DeliveryWorker {
   }
 
   private async deliverFor(id: string): Promise<void> {
-    await this.cache.refresh(this.repo.sql);
-    const sub = this.cache.get(id);
+    const sub = await this.subscription(id);
     try {
       if (sub) await this.deliverPending(sub);
     } catch (err) {
@@ -198,9 +197,15 @@ export class DeliveryWorker {
 
   /** The handshake a websocket gets when it binds. */
   async handshake(subscriptionId: string): Promise<string | undefined> {
-    await this.cache.refresh(this.repo.sql);
-    const sub = this.cache.get(subscriptionId);
+    const sub = await this.subscription(subscriptionId);
     return sub ? JSON.stringify(notificationBundle(sub, 'handshake', await this.eventCount(sub.id), [], `${this.baseUrl()}/fhir`)) : undefined;
+  }
+
+  /** A subscription from the cache, re-read when it is not there yet (written by a transaction that committed since). */
+  private async subscription(id: string): Promise<SubscriptionEntry | undefined> {
+    await this.cache.refresh(this.repo.sql);
+    if (!this.cache.get(id)) await this.cache.refresh(this.repo.sql, true);
+    return this.cache.get(id);
   }
 
   private requireHub(): WebSocketHub {
