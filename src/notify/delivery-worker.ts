@@ -130,7 +130,7 @@ export class DeliveryWorker {
       const allowed: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[] = [];
       const withheld: number[] = [];
       for (const d of due) {
-        const resource = auth ? await this.access.read(auth, d.event.focusType, d.event.focusId) : undefined;
+        const resource = auth ? await this.access.read(auth, d.event.focusType, d.event.focusId, d.event.facts.version) : undefined;
         if (resource) allowed.push({ ...d, resource });
         else withheld.push(d.number);
       }

@@ -41,10 +41,13 @@ export class SubscriberAccess {
     return auth;
   }
 
-  /** The resource as the participant may read it now, or undefined when the policy withholds it (or it is gone). */
-  async read(auth: AuthContext, type: string, id: string): Promise<Resource | undefined> {
+  /**
+   * The resource (at `version`, the one the event is about, when given) as the participant may read it
+   * now, or undefined when the policy withholds it (or it is gone).
+   */
+  async read(auth: AuthContext, type: string, id: string, version?: string): Promise<Resource | undefined> {
     try {
-      const res = await dispatch(this.repo, requestFor('GET', `${type}/${id}`, { baseUrl: this.baseUrl, auth }));
+      const res = await dispatch(this.repo, requestFor('GET', `${type}/${id}${version ? `/_history/${version}` : ''}`, { baseUrl: this.baseUrl, auth }));
       return res.body ?? (res.rawBody ? (JSON.parse(res.rawBody) as Resource) : undefined);
     } catch (err) {
       if (err instanceof FhirError && err.status < 500) return undefined;

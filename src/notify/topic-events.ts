@@ -18,6 +18,8 @@ export interface EventFacts {
   trigger?: string;
   /** The message that wrote it (its raw text is what an MLLP subscriber gets forwarded). */
   message?: string;
+  /** The focus's version the event is about (a full-resource notification shows that version). */
+  version?: string;
 }
 
 export interface TopicEvent {
@@ -34,6 +36,13 @@ const NOT_A_RESULT = new Set(['registered', 'cancelled', 'entered-in-error', 'un
 
 /** The topic events one written resource raises (most writes raise none). Runs inside the writing transaction. */
 export async function topicEvents(repo: Repository, resource: Resource): Promise<TopicEvent[]> {
+  const events = await eventsOf(repo, resource);
+  // Identity merges focus the surviving record, not the version written.
+  for (const e of events) if (e.focusId === resource.id) e.facts.version = resource.meta?.versionId;
+  return events;
+}
+
+async function eventsOf(repo: Repository, resource: Resource): Promise<TopicEvent[]> {
   switch (resource.resourceType) {
     case 'Encounter':
       return encounterEvents(repo, resource);
