@@ -318,6 +318,7 @@ CREATE TABLE unmapped_code (
   PRIMARY KEY (participant_id, system, code)
 );
 CREATE INDEX unmapped_code_frequency ON unmapped_code (participant_id, occurrences);
+`,
   // Care coordination (src/notify, docs/notifications.md): the outbox written with the data, each
   // subscription's delivery state and numbered deliveries, and roster members by identifier.
   (d) => `
