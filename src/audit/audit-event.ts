@@ -36,6 +36,7 @@ function typeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110114', display: 'User Authentication' };
   if (record.kind === 'import') return { system: DICOM, code: '110107', display: 'Import' };
   if (record.kind === 'operator') return { system: DICOM, code: '110100', display: 'Application Activity' };
+  if (record.kind === 'notification') return { system: DICOM, code: '110106', display: 'Export' };
   return { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' };
 }
 
@@ -43,6 +44,7 @@ function subtypeCoding(record: AuditRecord): Coding {
   if (record.kind === 'login') return { system: DICOM, code: '110122', display: 'Login' };
   if (record.kind === 'import') return { system: 'urn:tessera:intake', code: record.subtype };
   if (record.kind === 'operator') return { system: 'urn:tessera:cli', code: record.subtype };
+  if (record.kind === 'notification') return { system: 'urn:tessera:notification-channel', code: record.subtype };
   if (record.subtype.startsWith('$')) return { system: 'urn:tessera:operation', code: record.subtype };
   if (record.subtype.includes(' ')) return { system: 'urn:tessera:http-route', code: record.subtype };
   return { system: RESTFUL_INTERACTION, code: record.subtype };

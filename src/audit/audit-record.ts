@@ -16,8 +16,11 @@ export type AuditOutcome = 0 | 4 | 8 | 12;
  * kept here for the AuditEvent's query entity (the audit store is protected) and must never be logged.
  */
 export interface AuditRecord {
-  /** 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over MLLP); 'operator' for CLI actions. */
-  kind: 'rest' | 'login' | 'import' | 'operator';
+  /**
+   * 'rest' for HTTP requests; 'login' for the token endpoint; 'import' for messages received (HL7 v2 over
+   * MLLP); 'operator' for CLI actions; 'notification' for what a subscription delivered to its participant.
+   */
+  kind: 'rest' | 'login' | 'import' | 'operator' | 'notification';
   /** http://hl7.org/fhir/restful-interaction code (read, search-type, create, ...) or an operation name ($everything). */
   subtype: string;
   action: AuditAction;
@@ -218,5 +221,45 @@ export function operatorAuditRecord(command: string, target: string | undefined,
     user: { id: `os:${operator}`, role: 'operator' },
     target,
     subjects: { patients: new Map(), resources: [] },
+  };
+}
+
+/** A notification delivered (or refused by the receiver) to a subscriber: a disclosure to the subscription's participant. */
+export interface NotificationDelivery {
+  subscriptionId: string;
+  channel: string;
+  participantId: string;
+  clientId: string;
+  purposeOfUse?: string;
+  /** delivered, failed, dead */
+  status: string;
+  /** The focus resources sent and the patients they are about. */
+  resources: { reference: string; patientId?: string }[];
+}
+
+/** The audit record of one notification sent: who received what, about whom, through which subscription. */
+export function notificationAuditRecord(delivery: NotificationDelivery): AuditRecord {
+  const patients = new Map<string, Map<string, number>>();
+  for (const r of delivery.resources) {
+    if (!r.patientId) continue;
+    const type = r.reference.split('/')[0];
+    const counts = patients.get(r.patientId) ?? new Map<string, number>();
+    counts.set(type, (counts.get(type) ?? 0) + 1);
+    patients.set(r.patientId, counts);
+  }
+  return {
+    kind: 'notification',
+    subtype: delivery.channel,
+    action: 'E',
+    outcome: delivery.status === 'delivered' ? 0 : 4,
+    httpStatus: delivery.status,
+    recorded: Date.now(),
+    requestId: crypto.randomUUID(),
+    clientId: delivery.clientId,
+    participant: delivery.participantId,
+    purposeOfUse: delivery.purposeOfUse,
+    resourceType: 'Subscription',
+    target: `Subscription/${delivery.subscriptionId}`,
+    subjects: { resources: delivery.resources.map((r) => r.reference), patients },
   };
 }

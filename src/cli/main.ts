@@ -27,6 +27,7 @@ import { registerAuditCommands } from './audit-commands.js';
 import { registerUserCommands } from './user-commands.js';
 import { registerConsentCommands } from './consent-commands.js';
 import { registerCodeCommands } from './code-commands.js';
+import { registerNotifyCommands } from './notify-commands.js';
 
 
 function port(value: string): number {
@@ -297,5 +298,6 @@ registerAuditCommands(program, (flags) => config(flags, true));
 registerUserCommands(program, clients, (flags) => config(flags, true));
 registerConsentCommands(program, (flags) => config(flags, true));
 registerCodeCommands(program, (flags) => config(flags, true));
+registerNotifyCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

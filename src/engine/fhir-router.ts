@@ -8,6 +8,7 @@ import { authorize, authorizeWrite, idInLocation, requireReachable, requireWrita
 import { policyFor } from './request-policy.js';
 import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
+import { SUBSCRIPTION_OPERATIONS, subscriptionOperation, subscriptionTopics } from './operations/subscriptions.js';
 import { historyInteraction } from './history-interaction.js';
 import { versionReach } from './version-reach.js';
 import { resourceResponse } from './responses.js';
@@ -55,6 +56,8 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     req.policy.requireUnrestricted('*', 's', 'The history of the whole server', { privacy: true });
     return { status: 200, body: await historyInteraction(repo, req) };
   }
+  // R4 has no SubscriptionTopic type; the topics are served beside it, as the Subscriptions Backport does.
+  if (type === 'SubscriptionTopic' && n <= 2 && req.method === 'GET') return subscriptionTopics(req, second);
   if (!isKnownResourceType(type)) {
     throw notFound(`Unknown resource type "${type}"`);
   }
@@ -107,6 +110,9 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   }
   if (n === 2 && type === 'Patient' && isMpiOperation(second)) {
     return mpiOperation(repo, second, req);
+  }
+  if (n === 3 && type === 'Subscription' && SUBSCRIPTION_OPERATIONS.has(third) && (req.method === 'GET' || req.method === 'POST')) {
+    return subscriptionOperation(repo, second, third, req);
   }
   if (n === 2) {
     switch (req.method) {

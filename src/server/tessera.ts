@@ -27,6 +27,13 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { openAuditLog } from '../audit/audit-store.js';
 import { recordIntake } from '../audit/intake-audit.js';
 import { MessageLog } from '../messages/message-log.js';
+import { NotificationOutbox } from '../notify/notification-outbox.js';
+import { SubscriptionRegistry } from '../notify/subscription-registry.js';
+import { RosterObserver } from '../notify/rosters.js';
+import { WebSocketHub } from '../notify/websocket-hub.js';
+import { DeliveryWorker } from '../notify/delivery-worker.js';
+import { notifySettingsFromEnv } from '../notify/notify-settings.js';
+import { listenOrigin } from './listen-origin.js';
 
 export const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
 
@@ -40,6 +47,10 @@ export interface Tessera {
   ccda: CcdaIntake;
   /** The audit log (absent with TESSERA_AUDIT=off). */
   audit?: AuditLog;
+  /** The notification delivery workers of this process (docs/notifications.md). */
+  notifications: DeliveryWorker;
+  /** Starts the delivery workers (`tessera serve` does unless TESSERA_NOTIFY=off). */
+  startNotifications(): void;
   /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
   startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
@@ -60,6 +71,12 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   // Participants' local codes get their standard codings on every write, from any entry (src/codes).
   repo.observe(new LocalCodes());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
+  // After the patient index, whose golden-record writes (merges) raise events too; in the data's transaction.
+  const outbox = new NotificationOutbox();
+  repo.observe(outbox);
+  const subscriptions = new SubscriptionRegistry(outbox);
+  repo.observe(subscriptions);
+  repo.observe(new RosterObserver());
   // A background commit of journalled audit events that fails is retried; the operator hears of it here.
   const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');
   const audit = config.audit ? await openAuditLog(config, db, { onError: auditFailed, thread: options.auditThread ?? true }) : undefined;
@@ -70,6 +87,14 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
   const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, signingKey, lockout: config.lockout, federation, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
+  const hub = new WebSocketHub();
+  subscriptions.hub = hub;
+  hub.attach(app.server);
+  const notifySettings = notifySettingsFromEnv();
+  const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log, (types) => outbox.watchTypes(types));
+  subscriptions.onChange = () => notifications.cache.invalidate();
+  hub.onBound = (id, socket) => void notifications.handshake(id).then((text) => text && socket.send(text));
+  let notifying = false;
   let mllp: MllpListener | undefined;
   let closed = false;
   return {
@@ -81,6 +106,12 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     intake,
     ccda,
     audit,
+    notifications,
+    startNotifications() {
+      if (notifying) return;
+      notifying = true;
+      notifications.start();
+    },
     async startMllp() {
       if (config.mllpPort < 0 || mllp) return undefined;
       const recovered = await intake.recover();
@@ -100,6 +131,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       closed = true;
       // Stop taking messages first and finish the ones being handled, so each stored one is acknowledged.
       await mllp?.stop();
+      await notifications.stop();
+      hub.close();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
       await audit?.close();
@@ -118,6 +151,7 @@ export async function serve(tessera: Tessera): Promise<string> {
   }
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
+  if (notifySettingsFromEnv().workers) tessera.startNotifications();
   const stop = async (signal: string) => {
     tessera.app.log.info({ signal }, 'shutting down');
     await tessera.close();

@@ -319,6 +319,64 @@ CREATE TABLE unmapped_code (
 );
 CREATE INDEX unmapped_code_frequency ON unmapped_code (participant_id, occurrences);
 `,
+  // Care coordination (src/notify, docs/notifications.md): the outbox written with the data, each
+  // subscription's delivery state and numbered deliveries, and roster members by identifier.
+  (d) => `
+CREATE TABLE notify_event (
+  seq ${d.name === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY'},
+  at ${d.bigint} NOT NULL,
+  topic TEXT NOT NULL,
+  focus_type TEXT NOT NULL,
+  focus_id TEXT NOT NULL,
+  patient_id TEXT,
+  facts TEXT NOT NULL,
+  dispatched SMALLINT NOT NULL DEFAULT 0
+);
+CREATE INDEX notify_event_pending ON notify_event (dispatched, seq);
+CREATE TABLE notify_subscription (
+  id TEXT PRIMARY KEY,
+  participant_id TEXT,
+  topic TEXT NOT NULL,
+  filters TEXT NOT NULL,
+  channel_type TEXT NOT NULL,
+  endpoint TEXT,
+  headers TEXT,
+  secret TEXT,
+  payload TEXT NOT NULL,
+  heartbeat_s INTEGER NOT NULL DEFAULT 0,
+  active SMALLINT NOT NULL,
+  event_count ${d.bigint} NOT NULL DEFAULT 0,
+  last_error TEXT,
+  last_sent ${d.bigint} NOT NULL DEFAULT 0,
+  next_due ${d.bigint} NOT NULL,
+  lease_owner TEXT,
+  lease_until ${d.bigint} NOT NULL DEFAULT 0,
+  updated_at ${d.bigint} NOT NULL
+);
+CREATE INDEX notify_subscription_due ON notify_subscription (next_due);
+CREATE TABLE notify_delivery (
+  subscription_id TEXT NOT NULL,
+  event_number ${d.bigint} NOT NULL,
+  event_seq ${d.bigint} NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt ${d.bigint} NOT NULL,
+  last_error TEXT,
+  delivered_at ${d.bigint},
+  PRIMARY KEY (subscription_id, event_number)
+);
+CREATE INDEX notify_delivery_status ON notify_delivery (status, delivered_at);
+CREATE INDEX notify_delivery_event ON notify_delivery (event_seq);
+CREATE TABLE roster_member (
+  group_id TEXT NOT NULL,
+  system TEXT,
+  value TEXT,
+  patient_id TEXT
+);
+CREATE INDEX roster_member_identifier ON roster_member (value, system);
+CREATE INDEX roster_member_patient ON roster_member (patient_id);
+CREATE INDEX roster_member_group ON roster_member (group_id);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

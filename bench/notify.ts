@@ -1,0 +1,92 @@
+/**
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres]
+ *
+ * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
+ * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
+ * `roster` patients (total subscriptions x roster), and the same intake into a store without
+ * subscriptions. Half the admitted patients are on one roster. Reports: intake rate with and without,
+ * and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
+ * p95). Synthetic data only (MRNs and names generated here).
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { addParticipant } from '../src/participants/participants.js';
+import { createTessera } from '../src/server/tessera.js';
+import { subscription } from '../test/helpers/subscriptions.js';
+import { MllpSender } from '../test/helpers/mllp.js';
+import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
+import { arg } from './args.js';
+
+const SUBSCRIPTIONS = Number(arg('subscriptions', '1000'));
+const ROSTER = Number(arg('roster', '100'));
+const MESSAGES = Number(arg('messages', '2000'));
+const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
+process.env.TESSERA_NOTIFY_POLL_MS ??= '20';
+
+const adt = (i: number) =>
+  [
+    `MSH|^~\\&|EPIC|NORTHGATE|HIE|TESSERA|20261101083000||ADT^A01^ADT_A01|B-${i}|P|2.5.1`,
+    'EVN|A01|20261101082900',
+    `PID|1||H-${i}^^^NORTHGATE^MR||Benchperson${i}^Alex||19700101|F`,
+    `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
+  ].join('\r');
+
+async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[] }> {
+  const store = testConfig(BACKEND);
+  const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
+  await tessera.app.listen({ port: 0, host: '127.0.0.1' });
+  await addParticipant(tessera.repo, { name: 'Northgate', mrnSystem: 'urn:example:northgate:mrn', hl7Facility: 'NORTHGATE' });
+  const ackAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const now = Date.now();
+      const bundle = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      for (const e of bundle.entry.slice(1)) {
+        const visit = e.resource?.identifier?.[0]?.value as string | undefined;
+        const at = visit ? ackAt.get(visit) : undefined;
+        if (at) latencies.push(now - at);
+      }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  if (withSubscriptions) {
+    const practice = (await addParticipant(tessera.repo, { name: 'Panel practices', mrnSystem: 'urn:example:panel:mrn', scope: 'system/*.rs' })).participant;
+    for (let s = 0; s < SUBSCRIPTIONS; s++) {
+      // Roster s holds hospital MRNs H-(s*ROSTER) ... ; the admitted patients 0, 2, 4 ... are on the first rosters.
+      const member = Array.from({ length: ROSTER }, (_, k) => ({ entity: { identifier: { system: 'urn:example:northgate:mrn', value: `H-${(s * ROSTER + k) * 2}` } } }));
+      await tessera.repo.update({ resourceType: 'Group', id: `bench-${s}`, type: 'person', actual: true, member });
+      await tessera.repo.create(subscription({ topic: 'admission', filter: `Encounter?patient:in=Group/bench-${s}`, endpoint: `${url}/s${s}`, payload: 'full-resource', organization: practice.organizationId }));
+    }
+  }
+  tessera.startNotifications();
+  const sender = new MllpSender((await tessera.startMllp()) as number);
+  const start = Date.now();
+  for (let i = 0; i < MESSAGES; i++) {
+    await sender.send(adt(i));
+    ackAt.set(`V-${i}`, Date.now());
+  }
+  const seconds = (Date.now() - start) / 1000;
+  const expected = withSubscriptions ? Math.min(Math.ceil(MESSAGES / 2), SUBSCRIPTIONS * ROSTER) : 0;
+  const deadline = Date.now() + 120_000;
+  while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await sender.close();
+  await tessera.close();
+  receiver.close();
+  await dropTestSchema(store.config);
+  store.cleanup();
+  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b) };
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+const without = await run(false);
+const withSubs = await run(true);
+process.stdout.write(
+  `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
+    `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (${((withSubs.rate / without.rate - 1) * 100).toFixed(1)} %)\n` +
+    `notifications received ${withSubs.latencies.length}; ACK to receiver p50 ${pct(withSubs.latencies, 0.5)} ms, p95 ${pct(withSubs.latencies, 0.95)} ms, max ${withSubs.latencies.at(-1)} ms\n`,
+);

@@ -1,0 +1,113 @@
+import type { Bundle, BundleEntry, Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import { badRequest, fhirError, notFound } from '../../fhir/outcome.js';
+import { eventOf, EVENT_COLUMNS } from '../../notify/event-dispatcher.js';
+import { subscriptionStatus, type NotifiedEvent } from '../../notify/notification-bundle.js';
+import { entryOf, SUBSCRIPTION_COLUMNS, type SubscriptionRow } from '../../notify/subscription-cache.js';
+import { SubscriptionRegistry } from '../../notify/subscription-registry.js';
+import { subscriptionTopicResource, TOPICS } from '../../notify/topics.js';
+import { WEBSOCKET_PATH } from '../../notify/websocket-hub.js';
+import type { Repository } from '../../store/repository.js';
+import { authorize, policyOf, requestFor, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
+import { dispatch } from '../fhir-router.js';
+
+export const SUBSCRIPTION_OPERATIONS = new Set(['$status', '$events', '$get-ws-binding-token']);
+
+/** The topics this server offers (GET SubscriptionTopic, SubscriptionTopic/{code}): R4B-shaped, served beside R4 as the Backport does. */
+export function subscriptionTopics(req: FhirRequest, id: string | undefined): FhirResponse {
+  if (id) {
+    const topic = TOPICS.find((t) => t.code === id);
+    if (!topic) throw notFound(`SubscriptionTopic/${id} not found`);
+    return { status: 200, rawBody: JSON.stringify(subscriptionTopicResource(topic)) };
+  }
+  const bundle = { resourceType: 'Bundle', type: 'searchset', total: TOPICS.length, entry: TOPICS.map((t) => ({ fullUrl: `${req.baseUrl}/SubscriptionTopic/${t.code}`, resource: subscriptionTopicResource(t), search: { mode: 'match' } })) };
+  return { status: 200, rawBody: JSON.stringify(bundle) };
+}
+
+/** $status, $events and $get-ws-binding-token on Subscription/{id}: for callers who may read that Subscription. */
+export async function subscriptionOperation(repo: Repository, id: string, operation: string, req: FhirRequest): Promise<FhirResponse> {
+  authorize(req, 'Subscription', 'r');
+  await requireReachable(repo, req, 'Subscription', id, 'r');
+  const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, event_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
+  if (!row) throw notFound(`Subscription/${id} not found`);
+  const sub = entryOf(row);
+  if (operation === '$status') {
+    return { status: 200, body: subscriptionStatus(sub, 'query-status', Number(row.event_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl) };
+  }
+  if (operation === '$get-ws-binding-token') {
+    if (sub.channelType !== 'websocket') throw badRequest('$get-ws-binding-token is for Subscriptions with a websocket channel');
+    const hub = repo.observerOf(SubscriptionRegistry)?.hub;
+    if (!hub) throw fhirError(503, 'not-supported', 'This server process has no websocket channel');
+    const { token, expires } = hub.issueToken(id);
+    const wsUrl = req.baseUrl.replace(/^http/, 'ws').replace(/\/fhir\/?$/, '') + WEBSOCKET_PATH;
+    const parameter: ParametersParameter[] = [
+      { name: 'token', valueString: token },
+      { name: 'expiration', valueDateTime: new Date(expires).toISOString() },
+      { name: 'subscription', valueString: `Subscription/${id}` },
+      { name: 'websocket-url', valueUrl: wsUrl },
+    ];
+    return { status: 200, body: { resourceType: 'Parameters', parameter } as Parameters };
+  }
+  return { status: 200, body: await events(repo, sub, Number(row.event_count), req) };
+}
+
+type StateRow = SubscriptionRow & { event_count: number; last_error: string | null };
+
+/** Backlog, dead letters, last error and delivery latency (event written to receiver's acceptance) of the last 1,000 deliveries. */
+async function operationalFacts(repo: Repository, id: string, lastError: string | null): Promise<ParametersParameter[]> {
+  const counts = await repo.sql.query<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM notify_delivery WHERE subscription_id = ? GROUP BY status', [id]);
+  const count = (status: string) => Number(counts.find((c) => c.status === status)?.n ?? 0);
+  const latencies = (
+    await repo.sql.query<{ ms: number }>(
+      "SELECT d.delivered_at - e.at AS ms FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq WHERE d.subscription_id = ? AND d.status = 'delivered' ORDER BY d.event_number DESC LIMIT 1000",
+      [id],
+    )
+  )
+    .map((r) => Number(r.ms))
+    .sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : undefined);
+  const facts: ParametersParameter[] = [
+    { name: 'backlog', valueInteger: count('pending') },
+    { name: 'delivered', valueInteger: count('delivered') },
+    { name: 'dead-letters', valueInteger: count('dead') },
+    { name: 'withheld', valueInteger: count('withheld') },
+  ];
+  if (lastError) facts.push({ name: 'last-error', valueString: lastError });
+  if (latencies.length) facts.push({ name: 'latency-p50-ms', valueInteger: pct(0.5) }, { name: 'latency-p95-ms', valueInteger: pct(0.95) });
+  return facts;
+}
+
+/**
+ * $events: the subscription's retained events by number (eventsSinceNumber, eventsUntilNumber), each
+ * focus shown as the caller may read it now: what the policy withholds from the caller is left out.
+ */
+async function events(repo: Repository, sub: ReturnType<typeof entryOf>, total: number, req: FhirRequest): Promise<Bundle> {
+  const since = Number(req.query.get('eventsSinceNumber') ?? 1);
+  const until = Number(req.query.get('eventsUntilNumber') ?? total);
+  if (!Number.isInteger(since) || !Number.isInteger(until)) throw badRequest('eventsSinceNumber and eventsUntilNumber are integers');
+  const content = req.query.get('content') ?? sub.payload;
+  const rows = await repo.sql.query<Record<string, unknown>>(
+    `SELECT d.event_number, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')} FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
+     WHERE d.subscription_id = ? AND d.event_number >= ? AND d.event_number <= ? AND d.status <> 'withheld' ORDER BY d.event_number LIMIT 1000`,
+    [sub.id, since, until],
+  );
+  const shown: NotifiedEvent[] = [];
+  const entries: BundleEntry[] = [];
+  for (const r of rows) {
+    const event = eventOf(r as never);
+    const read = await readAsCaller(repo, req, event.focusType, event.focusId);
+    if (!read) continue;
+    shown.push({ number: Number(r.event_number), at: event.at, focusType: event.focusType, focusId: event.focusId });
+    if (content !== 'empty') entries.push({ fullUrl: `${req.baseUrl}/${event.focusType}/${event.focusId}`, ...(content === 'full-resource' ? { resource: read } : {}), request: { method: 'PUT', url: `${event.focusType}/${event.focusId}` }, response: { status: '200' } });
+  }
+  const status = subscriptionStatus({ ...sub, payload: content as typeof sub.payload }, 'query-event', total, shown, [], req.baseUrl);
+  return { resourceType: 'Bundle', type: 'history', timestamp: new Date().toISOString(), entry: [{ fullUrl: `urn:uuid:${status.id}`, resource: status, request: { method: 'GET', url: `Subscription/${sub.id}/$events` }, response: { status: '200' } }, ...entries] };
+}
+
+async function readAsCaller(repo: Repository, req: FhirRequest, type: string, id: string) {
+  try {
+    const res = await dispatch(repo, { ...requestFor('GET', `${type}/${id}`, { baseUrl: req.baseUrl, auth: req.auth }), policy: policyOf(req) });
+    return res.body ?? (res.rawBody ? JSON.parse(res.rawBody) : undefined);
+  } catch {
+    return undefined;
+  }
+}

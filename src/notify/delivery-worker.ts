@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto';
+import { auditLogIfOn } from '../audit/audit-attachment.js';
+import { notificationAuditRecord } from '../audit/audit-record.js';
+import type { Repository } from '../store/repository.js';
+import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
+import { forwardOverMllp } from './mllp-forwarder.js';
+import { notificationBundle, type NotifiedEvent } from './notification-bundle.js';
+import { retryDelay, type NotifySettings } from './notify-settings.js';
+import { postNotification } from './rest-hook.js';
+import { SubscriberAccess } from './subscriber-access.js';
+import { SubscriptionCache } from './subscription-cache.js';
+import type { SubscriptionEntry } from './subscription-registry.js';
+import type { WebSocketHub } from './websocket-hub.js';
+
+/** Far in the future: a subscription with nothing pending and no heartbeat is not due. */
+const NEVER = 8_000_000_000_000_000;
+/** Events sent in one rest-hook or websocket notification. */
+const BATCH = 20;
+const CLAIM = 8;
+
+interface PendingDelivery {
+  number: number;
+  attempts: number;
+  nextAttempt: number;
+  event: OutboxEvent;
+}
+
+interface Logger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * The delivery workers of one Tessera process (started by `tessera serve`): dispatch the outbox, then
+ * deliver each due subscription's pending events in event-number order. A subscription is leased to one
+ * worker at a time across processes (claimed with FOR UPDATE SKIP LOCKED on PostgreSQL; the lease
+ * expires if its process dies, and the next worker delivers again from the first event not recorded as
+ * delivered: at least once, numbered so receivers drop duplicates). A failed attempt holds the
+ * subscription's later events back (order per endpoint) and is retried with exponential backoff; after
+ * `maxAttempts` it is a dead letter and the next event goes.
+ */
+export class DeliveryWorker {
+  readonly owner = randomUUID();
+  readonly cache = new SubscriptionCache();
+  private readonly access: SubscriberAccess;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = false;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly settings: NotifySettings,
+    private readonly baseUrl: () => string,
+    private readonly hub: WebSocketHub | undefined,
+    private readonly log: Logger,
+    private readonly onCriteriaTypes?: (types: string[]) => void,
+  ) {
+    this.access = new SubscriberAccess(repo, '');
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
+      await this.running;
+      if (!this.stopped) this.timer = setTimeout(loop, this.settings.pollMs);
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
+  async tick(): Promise<void> {
+    if (await this.cache.refresh(this.repo.sql)) this.onCriteriaTypes?.(this.cache.criteriaTypes());
+    while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
+    for (;;) {
+      const claimed = await this.claim();
+      if (!claimed.length) break;
+      await Promise.all(claimed.map((id) => this.deliverFor(id)));
+      if (this.stopped) break;
+    }
+    if (Date.now() - this.lastPrune > 60_000) {
+      this.lastPrune = Date.now();
+      await pruneDelivered(this.repo, Date.now() - this.settings.retainHours * 3_600_000);
+    }
+  }
+
+  /** Leases up to CLAIM due subscriptions to this worker. */
+  private async claim(): Promise<string[]> {
+    const now = Date.now();
+    const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    return this.repo.transaction(async (tx) => {
+      const rows = await tx.sql.query<{ id: string }>(
+        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
+        [now, now],
+      );
+      const ids = rows.map((r) => r.id);
+      if (ids.length) {
+        await tx.sql.run(`UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${ids.map(() => '?').join(', ')})`, [this.owner, now + this.settings.leaseMs, ...ids]);
+      }
+      return ids;
+    });
+  }
+
+  private async deliverFor(id: string): Promise<void> {
+    const sub = await this.subscription(id);
+    try {
+      if (sub) await this.deliverPending(sub);
+    } catch (err) {
+      this.log.error({ subscription: id, err: { message: (err as Error).message } }, 'notifications: delivering for a subscription failed');
+    } finally {
+      await this.release(id, sub);
+    }
+  }
+
+  private async deliverPending(sub: SubscriptionEntry): Promise<void> {
+    const leaseEnd = Date.now() + this.settings.leaseMs - this.settings.timeoutMs - 1000;
+    let sentAny = false;
+    while (Date.now() < leaseEnd && !this.stopped) {
+      const due = await this.duePending(sub.id);
+      if (!due.length) break;
+      const auth = sub.participantId ? await this.access.authOf(sub.participantId) : undefined;
+      // The policy decides per event, as a read by the participant's client would be decided now.
+      const allowed: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[] = [];
+      const withheld: number[] = [];
+      for (const d of due) {
+        const resource = auth ? await this.access.read(auth, d.event.focusType, d.event.focusId, d.event.facts.version) : undefined;
+        if (resource) allowed.push({ ...d, resource });
+        else withheld.push(d.number);
+      }
+      if (withheld.length) await this.mark(sub.id, withheld, 'withheld');
+      if (!allowed.length) continue;
+      const batch = sub.channelType === 'message' ? allowed.slice(0, 1) : allowed;
+      const outcome = await this.send(sub, batch);
+      if (outcome === 'delivered' || outcome === 'refused') {
+        await this.mark(sub.id, batch.map((d) => d.number), outcome === 'delivered' ? 'delivered' : 'dead');
+        await auditLogIfOn(this.repo)?.record(
+          notificationAuditRecord({
+            subscriptionId: sub.id,
+            channel: sub.channelType,
+            participantId: sub.participantId as string,
+            clientId: auth?.clientId as string,
+            purposeOfUse: auth?.purposeOfUse,
+            status: outcome === 'delivered' ? 'delivered' : 'refused',
+            resources: batch.map((d) => ({ reference: `${d.event.focusType}/${d.event.focusId}`, patientId: d.event.patientId })),
+          }),
+        );
+        sentAny = true;
+        continue;
+      }
+      await this.failed(sub.id, batch, outcome.error);
+      break;
+    }
+    if (!sentAny && sub.heartbeatSeconds > 0 && sub.channelType !== 'message') await this.heartbeat(sub);
+  }
+
+  /** Sends a batch; 'refused' is an MLLP AR (the receiver will never take it), an error is retried. */
+  private async send(sub: SubscriptionEntry, batch: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[]): Promise<'delivered' | 'refused' | { error: string }> {
+    try {
+      if (sub.channelType === 'message') {
+        const raw = await this.messageText(batch[0].event);
+        if (raw === undefined) return 'delivered'; // nothing to forward: the event came from no HL7 v2 message
+        const ack = await forwardOverMllp(sub.endpoint as string, raw, this.settings.timeoutMs);
+        if (ack.code === 'AA' || ack.code === 'CA') return 'delivered';
+        if (ack.code === 'AR' || ack.code === 'CR') return 'refused';
+        return { error: `the receiver answered ${ack.code || 'no MSA-1'}${ack.text ? `: ${ack.text}` : ''}` };
+      }
+      const total = await this.eventCount(sub.id);
+      const events: NotifiedEvent[] = batch.map((d) => ({ number: d.number, at: d.event.at, focusType: d.event.focusType, focusId: d.event.focusId, resource: d.resource }));
+      const body = JSON.stringify(notificationBundle(sub, 'event-notification', total, events, `${this.baseUrl()}/fhir`));
+      if (sub.channelType === 'websocket') await this.requireHub().send(sub.id, body);
+      else await postNotification(sub.endpoint as string, body, { headers: sub.headers, secret: sub.secret, timeoutMs: this.settings.timeoutMs });
+      return 'delivered';
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  }
+
+  private async heartbeat(sub: SubscriptionEntry): Promise<void> {
+    const [row] = await this.repo.sql.query<{ last_sent: number }>('SELECT last_sent FROM notify_subscription WHERE id = ?', [sub.id]);
+    if (Number(row?.last_sent ?? 0) + sub.heartbeatSeconds * 1000 > Date.now()) return;
+    const body = JSON.stringify(notificationBundle(sub, 'heartbeat', await this.eventCount(sub.id), [], `${this.baseUrl()}/fhir`));
+    try {
+      if (sub.channelType === 'websocket') await this.requireHub().send(sub.id, body);
+      else await postNotification(sub.endpoint as string, body, { headers: sub.headers, secret: sub.secret, timeoutMs: this.settings.timeoutMs });
+      await this.repo.sql.run('UPDATE notify_subscription SET last_sent = ? WHERE id = ?', [Date.now(), sub.id]);
+    } catch (err) {
+      await this.repo.sql.run('UPDATE notify_subscription SET last_error = ?, last_sent = ? WHERE id = ?', [`heartbeat: ${(err as Error).message}`, Date.now(), sub.id]);
+    }
+  }
+
+  /** The handshake a websocket gets when it binds. */
+  async handshake(subscriptionId: string): Promise<string | undefined> {
+    const sub = await this.subscription(subscriptionId);
+    return sub ? JSON.stringify(notificationBundle(sub, 'handshake', await this.eventCount(sub.id), [], `${this.baseUrl()}/fhir`)) : undefined;
+  }
+
+  /** A subscription from the cache, re-read when it is not there yet (written by a transaction that committed since). */
+  private async subscription(id: string): Promise<SubscriptionEntry | undefined> {
+    await this.cache.refresh(this.repo.sql);
+    if (!this.cache.get(id)) await this.cache.refresh(this.repo.sql, true);
+    return this.cache.get(id);
+  }
+
+  private requireHub(): WebSocketHub {
+    if (!this.hub) throw new Error('this process serves no websockets');
+    return this.hub;
+  }
+
+  /** The pending deliveries of a subscription in order, up to the first that is not due yet. */
+  private async duePending(id: string): Promise<PendingDelivery[]> {
+    const rows = await this.repo.sql.query<Record<string, unknown>>(
+      `SELECT d.event_number, d.attempts, d.next_attempt, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
+       FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
+       WHERE d.subscription_id = ? AND d.status = 'pending' ORDER BY d.event_number LIMIT ${BATCH}`,
+      [id],
+    );
+    const now = Date.now();
+    const out: PendingDelivery[] = [];
+    for (const r of rows) {
+      if (Number(r.next_attempt) > now) break;
+      out.push({ number: Number(r.event_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
+    }
+    return out;
+  }
+
+  private async messageText(event: OutboxEvent): Promise<string | undefined> {
+    if (!event.facts.message) return undefined;
+    const rows = await this.repo.sql.query<{ raw: string; format: string }>('SELECT raw, format FROM message WHERE id = ?', [event.facts.message]);
+    return rows[0]?.format === 'hl7v2' ? rows[0].raw : undefined;
+  }
+
+  private async eventCount(id: string): Promise<number> {
+    const [row] = await this.repo.sql.query<{ event_count: number }>('SELECT event_count FROM notify_subscription WHERE id = ?', [id]);
+    return Number(row?.event_count ?? 0);
+  }
+
+  private async mark(id: string, numbers: number[], status: 'delivered' | 'withheld' | 'dead'): Promise<void> {
+    const now = Date.now();
+    await this.repo.transaction(async (tx) => {
+      await tx.sql.run(
+        `UPDATE notify_delivery SET status = ?, delivered_at = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
+        [status, now, id, ...numbers],
+      );
+      if (status === 'delivered') await tx.sql.run('UPDATE notify_subscription SET last_sent = ?, last_error = NULL WHERE id = ?', [now, id]);
+    });
+  }
+
+  private async failed(id: string, batch: PendingDelivery[], error: string): Promise<void> {
+    const attempts = batch[0].attempts + 1;
+    const dead = attempts >= this.settings.maxAttempts;
+    const numbers = batch.map((d) => d.number);
+    await this.repo.transaction(async (tx) => {
+      await tx.sql.run(
+        `UPDATE notify_delivery SET attempts = ?, next_attempt = ?, last_error = ?, status = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
+        [attempts, Date.now() + retryDelay(this.settings, attempts), error, dead ? 'dead' : 'pending', id, ...numbers],
+      );
+      await tx.sql.run('UPDATE notify_subscription SET last_error = ? WHERE id = ?', [error, id]);
+    });
+    if (dead) this.log.warn({ subscription: id, events: numbers.length }, 'notifications: deliveries moved to the dead letters after the last attempt');
+  }
+
+  /** Gives the lease back, due again at its next pending attempt (or heartbeat). */
+  private async release(id: string, sub: SubscriptionEntry | undefined): Promise<void> {
+    await this.repo.transaction(async (tx) => {
+      // Locked first: a dispatcher adding deliveries commits before the next pending attempt is read.
+      const [row] = await tx.sql.query<{ last_sent: number }>(`SELECT last_sent FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
+      const [next] = await tx.sql.query<{ due: number | null }>("SELECT MIN(next_attempt) AS due FROM notify_delivery WHERE subscription_id = ? AND status = 'pending'", [id]);
+      const heartbeat = sub && sub.heartbeatSeconds > 0 && sub.channelType !== 'message' ? Number(row?.last_sent ?? 0) + sub.heartbeatSeconds * 1000 : NEVER;
+      const due = Math.min(next?.due === null || next?.due === undefined ? NEVER : Number(next.due), heartbeat);
+      await tx.sql.run('UPDATE notify_subscription SET next_due = ?, lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?', [due, id, this.owner]);
+    });
+  }
+}
+
+/** Drops deliveries settled before `before` and the events no delivery needs any more. */
+export async function pruneDelivered(repo: Repository, before: number): Promise<void> {
+  await repo.transaction(async (tx) => {
+    await tx.sql.run("DELETE FROM notify_delivery WHERE status IN ('delivered', 'withheld') AND delivered_at < ?", [before]);
+    await tx.sql.run('DELETE FROM notify_event WHERE dispatched = 1 AND at < ? AND NOT EXISTS (SELECT 1 FROM notify_delivery d WHERE d.event_seq = notify_event.seq)', [before]);
+  });
+}
+
+/** Puts a subscription's dead letters back in line (`tessera subscriptions redrive`); returns how many. */
+export async function redrive(repo: Repository, subscriptionId: string | undefined): Promise<number> {
+  return repo.transaction(async (tx) => {
+    const where = subscriptionId ? ' AND subscription_id = ?' : '';
+    const params = subscriptionId ? [subscriptionId] : [];
+    const [count] = await tx.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM notify_delivery WHERE status = 'dead'${where}`, params);
+    await tx.sql.run(`UPDATE notify_delivery SET status = 'pending', attempts = 0, next_attempt = 0 WHERE status = 'dead'${where}`, params);
+    await tx.sql.run(`UPDATE notify_subscription SET next_due = 0${subscriptionId ? ' WHERE id = ?' : ''}`, params);
+    return Number(count?.n ?? 0);
+  });
+}

@@ -1,0 +1,133 @@
+import { requestFor } from '../engine/fhir-request.js';
+import { dispatch } from '../engine/fhir-router.js';
+import type { Bundle } from '@medplum/fhirtypes';
+import type { Repository } from '../store/repository.js';
+import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
+import { personKeys, type PersonKeys } from './roster-match.js';
+import type { SubscriptionCache } from './subscription-cache.js';
+import type { SubscriptionEntry } from './subscription-registry.js';
+import type { EventFacts } from './topic-events.js';
+
+export interface OutboxEvent {
+  seq: number;
+  at: number;
+  topic: string;
+  focusType: string;
+  focusId: string;
+  patientId?: string;
+  facts: EventFacts;
+}
+
+interface EventRow {
+  seq: number;
+  at: number;
+  topic: string;
+  focus_type: string;
+  focus_id: string;
+  patient_id: string | null;
+  facts: string;
+}
+
+export function eventOf(row: EventRow): OutboxEvent {
+  return { seq: Number(row.seq), at: Number(row.at), topic: row.topic, focusType: row.focus_type, focusId: row.focus_id, patientId: row.patient_id ?? undefined, facts: JSON.parse(row.facts) as EventFacts };
+}
+
+export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, facts';
+
+/**
+ * Fans outbox events out to the subscriptions whose topic and filters they match: one numbered
+ * delivery per (subscription, event), numbered in the subscription's own sequence
+ * (events-since-subscription-start), and marks the events dispatched, all in one transaction. One
+ * dispatcher at a time across processes (an advisory lock), so numbers never collide or skip.
+ * Returns how many events it took.
+ */
+export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, limit = 500): Promise<number> {
+  return repo.transaction(async (tx) => {
+    await tx.sql.lock('tessera-notify-dispatch');
+    const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
+    if (!rows.length) return 0;
+    await cache.refresh(tx.sql, true);
+    const matched = new Map<string, number[]>();
+    for (const event of rows.map(eventOf)) {
+      for (const sub of await matchingSubscriptions(tx, cache, event)) {
+        matched.set(sub.id, [...(matched.get(sub.id) ?? []), event.seq]);
+      }
+    }
+    const now = Date.now();
+    const deliveries: (string | number)[][] = [];
+    for (const [id, seqs] of matched) {
+      const [state] = await tx.sql.query<{ event_count: number }>(`SELECT event_count FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
+      const first = Number(state?.event_count ?? 0) + 1;
+      seqs.forEach((seq, i) => deliveries.push([id, first + i, seq, 'pending', 0, now]));
+      await tx.sql.run('UPDATE notify_subscription SET event_count = ?, next_due = CASE WHEN next_due > ? THEN ? ELSE next_due END WHERE id = ?', [first + seqs.length - 1, now, now, id]);
+    }
+    for (let i = 0; i < deliveries.length; i += 2000) {
+      await tx.sql.insertRows('notify_delivery', ['subscription_id', 'event_number', 'event_seq', 'status', 'attempts', 'next_attempt'], deliveries.slice(i, i + 2000));
+    }
+    const seqs = rows.map((r) => Number(r.seq));
+    await tx.sql.run(`UPDATE notify_event SET dispatched = 1 WHERE seq IN (${seqs.map(() => '?').join(', ')})`, seqs);
+    return rows.length;
+  });
+}
+
+async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent): Promise<SubscriptionEntry[]> {
+  const candidates = cache.forTopic(event.topic);
+  if (!candidates.length) return [];
+  if (event.topic.startsWith(CRITERIA_TOPIC_PREFIX)) {
+    const out: SubscriptionEntry[] = [];
+    for (const sub of candidates) if (await meetsCriteria(repo, sub.criteria as string, event.focusId)) out.push(sub);
+    return out;
+  }
+  let person: PersonKeys | undefined;
+  const personOf = async () => (person ??= event.patientId ? await personKeys(repo, event.patientId) : { patientIds: new Set<string>(), identifiers: [], groups: new Set<string>() });
+  const out: SubscriptionEntry[] = [];
+  for (const sub of candidates) {
+    if (await matchesFilters(sub, event.facts, personOf)) out.push(sub);
+  }
+  return out;
+}
+
+/** Every filter given must match (values of one filter: any). */
+async function matchesFilters(sub: SubscriptionEntry, facts: EventFacts, person: () => Promise<PersonKeys>): Promise<boolean> {
+  for (const [name, values] of Object.entries(sub.filters)) {
+    switch (name) {
+      case 'patient': {
+        const ids = (await person()).patientIds;
+        if (!values.some((v) => ids.has(v.replace(/^Patient\//, '')))) return false;
+        break;
+      }
+      case 'patient:in': {
+        const groups = (await person()).groups;
+        if (!values.some((v) => groups.has(v.replace(/^Group\//, '')))) return false;
+        break;
+      }
+      case 'class':
+        if (!facts.class || !values.includes(facts.class)) return false;
+        break;
+      case 'type':
+      case 'code':
+        if (!values.some((v) => facts.codes.includes(v))) return false;
+        break;
+      case 'organization':
+        if (!values.some((v) => facts.organizations.includes(v.replace(/^Organization\//, '')))) return false;
+        break;
+      case 'abnormal':
+        if (values.includes('true') !== !!facts.abnormal) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/** Whether the resource meets a plain R4 Subscription's criteria: the criteria searched with its `_id`, as the server. */
+async function meetsCriteria(repo: Repository, criteria: string, id: string): Promise<boolean> {
+  const url = `${criteria}${criteria.includes('?') ? '&' : '?'}_id=${encodeURIComponent(id)}&_summary=count`;
+  try {
+    const res = await dispatch(repo, requestFor('GET', url, { baseUrl: '' }));
+    return ((res.body as Bundle | undefined)?.total ?? 0) > 0;
+  } catch {
+    return false; // criteria the search cannot answer match nothing (they were accepted when written)
+  }
+}
