@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
-import { canonicalQuantity, CVX, LOINC, RXNORM, SNOMED, standardCoding } from './code-maps.js';
+import { canonicalQuantity, SNOMED, standardCoding } from './code-maps.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type R = Resource & Record<string, any>;
@@ -28,8 +28,8 @@ export interface MergeRule {
   type: string;
   /** What a data steward reads: the rule in words. */
   matchOn: string;
-  /** The fact's concept (code, substance, organisation...); undefined: the record stands alone. */
-  concept(r: R): string | undefined;
+  /** The fact's concept keys (codings of its code, substance, organisation...); none: the record stands alone. */
+  concept(r: R): string[];
   /** Identifiers that make two records the same fact whatever their times (order numbers, document ids). */
   identity?(r: R): string[];
   time?(r: R): number | undefined;
@@ -45,15 +45,15 @@ const codings = (cc: any): { system: string; code: string }[] =>
   (cc?.coding ?? []).filter((c: any) => c?.system && c?.code).map((c: any) => standardCoding(c.system, c.code));
 
 /**
- * A CodeableConcept's key: its coding in the preferred system (after the code maps), else its first
- * coding, else its text. Codings dropped by one source (another kept) still meet on the preferred one.
+ * A CodeableConcept's keys: each of its codings after the code maps (system|code), else its text. Two
+ * records share a concept when they share a key, so a source that dropped a coding, or sent the code in
+ * a system the maps translate, still meets the others.
  */
-export function conceptKey(cc: any, preferred: string): string | undefined {
-  const all = codings(cc);
-  const pick = all.find((c) => c.system === preferred) ?? all.sort((a, b) => `${a.system}|${a.code}`.localeCompare(`${b.system}|${b.code}`))[0];
-  if (pick) return `${pick.system}|${pick.code}`;
+export function conceptKeys(cc: any): string[] {
+  const all = codings(cc).map((c) => `${c.system}|${c.code}`);
+  if (all.length) return [...new Set(all)];
   const text = typeof cc?.text === 'string' ? cc.text.trim().toLowerCase() : '';
-  return text ? `text|${text}` : undefined;
+  return text ? [`text|${text}`] : [];
 }
 
 const instant = (v: unknown): number | undefined => {
@@ -81,10 +81,10 @@ function resultValue(r: any): string | number | undefined {
     const c = canonicalQuantity(q.value, q.code ?? q.unit);
     return `${c.unit}:${c.value}`;
   }
-  if (r.valueCodeableConcept) return conceptKey(r.valueCodeableConcept, SNOMED);
+  if (r.valueCodeableConcept) return conceptKeys(r.valueCodeableConcept).sort()[0];
   if (typeof r.valueString === 'string') return `s:${r.valueString.trim().toLowerCase()}`;
   if (Array.isArray(r.component)) {
-    const parts = r.component.map((c: any) => `${conceptKey(c.code, LOINC)}=${c.valueQuantity ? canonicalQuantity(c.valueQuantity.value, c.valueQuantity.code ?? c.valueQuantity.unit).value : ''}`);
+    const parts = r.component.map((c: any) => `${conceptKeys(c.code).sort()[0]}=${c.valueQuantity ? canonicalQuantity(c.valueQuantity.value, c.valueQuantity.code ?? c.valueQuantity.unit).value : ''}`);
     return parts.length ? `components:${parts.sort().join(';')}` : undefined;
   }
   return undefined;
@@ -109,14 +109,20 @@ const medicationState = (r: any): string | undefined => (r.status ? (ACTIVE_MED.
 
 /** SNOMED CT "No known allergy" concepts: a record that says the person has none. */
 export const NO_KNOWN_ALLERGY = new Set(['716186003', '409137002', '428607008', '429625007']);
-export const isNoKnownAllergy = (r: any): boolean => r.resourceType === 'AllergyIntolerance' && codings(r.code).some((c) => c.system === SNOMED && NO_KNOWN_ALLERGY.has(c.code));
+/** SNOMED CT kinds of allergy (no substance): refuted, they say "no known (drug, food...) allergies", as C-CDA negates them. */
+const ALLERGY_KINDS = new Set(['419199007', '416098002', '414285001', '420134006', '418038007', '235719002', '59037007', '419511003', '418471000', '232347008']);
+const refuted = (r: any): boolean => r.verificationStatus?.coding?.[0]?.code === 'refuted';
+export const isNoKnownAllergy = (r: any): boolean =>
+  r.resourceType === 'AllergyIntolerance' && codings(r.code).some((c) => c.system === SNOMED && (NO_KNOWN_ALLERGY.has(c.code) || (ALLERGY_KINDS.has(c.code) && refuted(r))));
+/** An allergy a source holds as current: active (or without a status) and not refuted. */
+export const isActiveAllergy = (r: any): boolean => !isNoKnownAllergy(r) && !refuted(r) && (r.clinicalStatus?.coding?.[0]?.code ?? 'active') === 'active';
 
 /** The rule table: one declarative rule per resource type (docs/record.md prints it). */
 export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'Observation',
     matchOn: 'code (LOINC, or the LOINC the code maps give) and effective time within 15 minutes; value and unit compared after unit conversion and rounding',
-    concept: (r) => conceptKey(r.code, LOINC),
+    concept: (r) => conceptKeys(r.code),
     time: (r) => firstTime(r.effectiveDateTime, r.effectivePeriod?.start, r.effectiveInstant, r.issued),
     toleranceMs: 15 * MINUTE,
     compared: [{ name: 'value', conflict: 'value', value: resultValue, same: sameResultValue }],
@@ -124,7 +130,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'Condition',
     matchOn: 'code (SNOMED CT, or the SNOMED CT an ICD-10-CM code maps to) and onset within 1 day; clinical status compared',
-    concept: (r) => conceptKey(r.code, SNOMED),
+    concept: (r) => conceptKeys(r.code),
     time: (r) => firstTime(r.onsetDateTime, r.onsetPeriod?.start, r.recordedDate),
     toleranceMs: DAY,
     compared: [{ name: 'clinicalStatus', conflict: 'problem-status', value: (r) => ({ active: 'active', recurrence: 'active', relapse: 'active' })[statusCode(r.clinicalStatus) as string] ?? statusCode(r.clinicalStatus) }],
@@ -133,7 +139,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     (type): MergeRule => ({
       type,
       matchOn: 'medication at ingredient + strength + dose form (the RxNorm clinical drug code) and date within 1 day; active vs stopped compared',
-      concept: (r) => conceptKey(r.medicationCodeableConcept, RXNORM) ?? (r.medicationReference?.display ? `text|${String(r.medicationReference.display).toLowerCase()}` : undefined),
+      concept: (r) => (r.medicationCodeableConcept ? conceptKeys(r.medicationCodeableConcept) : r.medicationReference?.display ? [`text|${String(r.medicationReference.display).toLowerCase()}`] : []),
       time: (r) => firstTime(r.authoredOn, r.effectiveDateTime, r.effectivePeriod?.start, r.dateAsserted),
       toleranceMs: DAY,
       compared: [{ name: 'status', conflict: 'medication-status', value: medicationState }],
@@ -142,7 +148,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'AllergyIntolerance',
     matchOn: 'substance (code, SNOMED CT preferred); clinical and verification status compared; an active allergy beside a "no known allergies" record is a conflict',
-    concept: (r) => conceptKey(r.code, SNOMED) ?? conceptKey(r.reaction?.[0]?.substance, SNOMED),
+    concept: (r) => [...conceptKeys(r.code), ...conceptKeys(r.reaction?.[0]?.substance)],
     compared: [
       { name: 'clinicalStatus', conflict: 'allergy-status', value: (r) => statusCode(r.clinicalStatus) },
       { name: 'verificationStatus', conflict: 'allergy-status', value: (r) => statusCode(r.verificationStatus) },
@@ -151,7 +157,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'Immunization',
     matchOn: 'vaccine code (CVX) and date within 1 day',
-    concept: (r) => conceptKey(r.vaccineCode, CVX),
+    concept: (r) => conceptKeys(r.vaccineCode),
     time: (r) => firstTime(r.occurrenceDateTime, r.recorded),
     toleranceMs: DAY,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
@@ -159,7 +165,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'Encounter',
     matchOn: 'a shared identifier, or the same organisation (serviceProvider) and class with a start within 15 minutes',
-    concept: (r) => `${r.serviceProvider?.reference ?? r.serviceProvider?.display ?? ''}|${r.class?.code ?? ''}`,
+    concept: (r) => [`${r.serviceProvider?.reference ?? r.serviceProvider?.display ?? ''}|${r.class?.code ?? ''}`],
     identity: (r) => identifiers(r.identifier),
     time: (r) => firstTime(r.period?.start, r.period?.end),
     toleranceMs: 15 * MINUTE,
@@ -168,7 +174,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'Procedure',
     matchOn: 'code (SNOMED CT preferred) and performed date within 1 hour',
-    concept: (r) => conceptKey(r.code, SNOMED),
+    concept: (r) => conceptKeys(r.code),
     time: (r) => firstTime(r.performedDateTime, r.performedPeriod?.start),
     toleranceMs: 60 * MINUTE,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
@@ -176,7 +182,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'DiagnosticReport',
     matchOn: 'the order it answers (basedOn / identifier), or code (LOINC) and effective time within 15 minutes',
-    concept: (r) => conceptKey(r.code, LOINC),
+    concept: (r) => conceptKeys(r.code),
     identity: (r) => [...identifiers(r.identifier), ...(r.basedOn ?? []).flatMap((b: any) => identifiers(b.identifier))],
     time: (r) => firstTime(r.effectiveDateTime, r.effectivePeriod?.start, r.issued),
     toleranceMs: 15 * MINUTE,
@@ -185,7 +191,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'ServiceRequest',
     matchOn: 'a shared order identifier, or code and authored time within 15 minutes',
-    concept: (r) => conceptKey(r.code, LOINC),
+    concept: (r) => conceptKeys(r.code),
     identity: (r) => identifiers(r.identifier),
     time: (r) => firstTime(r.authoredOn, r.occurrenceDateTime),
     toleranceMs: 15 * MINUTE,
@@ -194,7 +200,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
   {
     type: 'DocumentReference',
     matchOn: 'masterIdentifier, or the hash of its first attachment',
-    concept: (r) => (r.masterIdentifier?.value ? `id|${r.masterIdentifier.system ?? ''}|${r.masterIdentifier.value}` : r.content?.[0]?.attachment?.hash ? `hash|${r.content[0].attachment.hash}` : undefined),
+    concept: (r) => [...(r.masterIdentifier?.value ? [`id|${r.masterIdentifier.system ?? ''}|${r.masterIdentifier.value}`] : []), ...(r.content ?? []).filter((c: any) => c.attachment?.hash).map((c: any) => `hash|${c.attachment.hash}`)],
     compared: [],
   },
 ];
@@ -212,7 +218,7 @@ export function fallbackRule(type: string): MergeRule {
   return {
     type,
     matchOn: 'identical content apart from ids, references, identifiers and meta',
-    concept: (r) => createHash('sha1').update(JSON.stringify(strip(r))).digest('hex'),
+    concept: (r) => [createHash('sha1').update(JSON.stringify(strip(r))).digest('hex')],
     compared: [],
   };
 }

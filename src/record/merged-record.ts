@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Extension, Provenance, Resource } from '@medplum/fhirtypes';
-import { isNoKnownAllergy, ruleFor, type ConflictKind, type MergeRule } from './merge-rules.js';
+import { isActiveAllergy, isNoKnownAllergy, ruleFor, type ConflictKind, type MergeRule } from './merge-rules.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -39,7 +39,6 @@ const NOT_FACTS = new Set(['Patient', 'Provenance', 'AuditEvent', 'Consent']);
 
 interface Building {
   rule: MergeRule;
-  concept: string | undefined;
   identity: Set<string>;
   time?: number;
   records: SourceRecord[];
@@ -61,12 +60,12 @@ export function mergeRecords(records: readonly SourceRecord[]): MergedFact[] {
   for (const record of sorted) {
     const r = record.resource as any;
     const rule = ruleFor(r.resourceType);
-    const concept = rule.concept(r);
     const identity = rule.identity?.(r) ?? [];
+    // Buckets: the record's concept keys and identifiers; only facts sharing one are candidates.
+    const concepts = [...rule.concept(r).map((c) => `${r.resourceType}|${c}`), ...identity.map((i) => `${r.resourceType}#${i}`)];
     const time = rule.time?.(r);
     let best: { fact: Building; score: number } | undefined;
-    const bucketKey = `${r.resourceType}|${concept}`;
-    const candidates = concept === undefined ? [] : (buckets.get(bucketKey) ?? []);
+    const candidates = new Set(concepts.flatMap((c) => buckets.get(c) ?? []));
     for (const fact of candidates) {
       if (fact.sources.has(record.sourcePatient)) continue;
       let score: number;
@@ -82,15 +81,16 @@ export function mergeRecords(records: readonly SourceRecord[]): MergedFact[] {
       if (conflictsBetween(rule, fact.records[0].resource, r).length) score += 1e12;
       if (!best || score < best.score) best = { fact, score };
     }
-    if (best) {
-      best.fact.records.push(record);
-      best.fact.sources.add(record.sourcePatient);
-      identity.forEach((i) => best.fact.identity.add(i));
-      continue;
+    const fact: Building = best?.fact ?? { rule, identity: new Set(), time, records: [], sources: new Set() };
+    if (!best) facts.push(fact);
+    fact.records.push(record);
+    fact.sources.add(record.sourcePatient);
+    identity.forEach((i) => fact.identity.add(i));
+    for (const c of concepts) {
+      const bucket = buckets.get(c);
+      if (!bucket) buckets.set(c, [fact]);
+      else if (!bucket.includes(fact)) bucket.push(fact);
     }
-    const fact: Building = { rule, concept, identity: new Set(identity), time, records: [record], sources: new Set([record.sourcePatient]) };
-    facts.push(fact);
-    if (concept !== undefined) buckets.set(bucketKey, [...(buckets.get(bucketKey) ?? []), fact]);
   }
   const merged = facts.map((f): MergedFact => {
     const refs = f.records.map((s) => `${s.resource.resourceType}/${s.resource.id}`).sort();
@@ -124,7 +124,7 @@ const describe = (v: string | number): string => String(v).replace(/^s:/, '');
 function markNoKnownAllergyConflicts(facts: MergedFact[]): void {
   const allergies = facts.filter((f) => f.type === 'AllergyIntolerance');
   const none = allergies.filter((f) => f.sources.some((s) => isNoKnownAllergy(s.resource)));
-  const active = allergies.filter((f) => !none.includes(f) && f.sources.some((s) => ((s.resource as any).clinicalStatus?.coding?.[0]?.code ?? 'active') === 'active'));
+  const active = allergies.filter((f) => !none.includes(f) && f.sources.some((s) => isActiveAllergy(s.resource)));
   for (const n of none) {
     for (const a of active) {
       const detail = `AllergyIntolerance/${a.sources[0].resource.id} is an active allergy; AllergyIntolerance/${n.sources[0].resource.id} says no known allergies`;
