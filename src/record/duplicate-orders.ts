@@ -85,7 +85,7 @@ function duplicateTherapy(order: any, record: readonly any[]): Card[] {
     (r) => (r.resourceType === 'MedicationRequest' || r.resourceType === 'MedicationStatement') && r.id !== order.id && ACTIVE_MEDICATION.has(r.status) && codingsOf(r.medicationCodeableConcept).some((c) => drug.has(key(c))),
   );
   if (!found.length) return [];
-  const name = order.medicationCodeableConcept.text ?? codingsOf(order.medicationCodeableConcept)[0] && order.medicationCodeableConcept.coding[0].display ?? 'this medication';
+  const name = order.medicationCodeableConcept.text ?? order.medicationCodeableConcept.coding?.find((c: any) => c.display)?.display ?? 'this medication';
   return [
     {
       uuid: randomUUID(),
