@@ -1,4 +1,4 @@
-import type { Patient, Resource } from '@medplum/fhirtypes';
+import type { Encounter, Identifier, Organization, Patient, Resource } from '@medplum/fhirtypes';
 import { factProvenance, factResource, mergeRecords, type MergedFact, type SourceRecord } from '../../record/merged-record.js';
 import { messageIdOf, participantsOfMessages } from '../../record/source-participants.js';
 import type { Repository } from '../../store/repository.js';
@@ -30,6 +30,21 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
     sourcePatient: inCompartment[i].patient as string,
     participant: participants.get(messageIdOf(resource.meta?.source) ?? ''),
   }));
+  // Each source holds its own copy of an organisation: an encounter's serviceProvider is compared by the
+  // organisation's identifier (Reference.identifier added from the referenced Organization).
+  const organizations = new Map<string, unknown>();
+  for (const e of entries) {
+    if (e.type === 'Organization' && e.patient === undefined) {
+      const identifier = (JSON.parse(e.json) as Organization).identifier?.find((i) => i.system && i.value);
+      if (identifier) organizations.set(`Organization/${e.id}`, { system: identifier.system, value: identifier.value });
+    }
+  }
+  for (const { resource } of records) {
+    const provider = (resource as Encounter).serviceProvider;
+    if (resource.resourceType === 'Encounter' && provider?.reference && !provider.identifier && organizations.has(provider.reference)) {
+      provider.identifier = organizations.get(provider.reference) as Identifier;
+    }
+  }
   const facts = mergeRecords(records);
   const person = new Set(patientIds);
   return {
