@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
@@ -8,6 +11,7 @@ import { addParticipant } from '../src/participants/participants.js';
 import { createClient } from '../src/security/clients.js';
 import { DEFAULT_TEST_EQUIVALENCES, setTestEquivalences } from '../src/record/test-equivalences.js';
 import { BACKENDS } from './helpers/backends.js';
+import { tessera } from './helpers/cli.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 
 /*
@@ -156,6 +160,26 @@ for (const backend of BACKENDS) {
       await assert.rejects(setTestEquivalences(s.tessera.db, [{ id: 'x', name: 'X', lookbackDays: -1, codes: [] }]), /entry 1 \(x\): lookbackDays/);
       await setTestEquivalences(s.tessera.db, DEFAULT_TEST_EQUIVALENCES);
       assert.equal((await call('duplicate-orders-sign', orderSign([a1cDraft]))).body.cards.length, 1);
+    });
+
+    it('tessera record equivalences prints and replaces them; a malformed file is refused naming the entry', async () => {
+      const env = { DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' };
+      const data = ['--data', s.tessera.config.dataDir];
+      const shown = await tessera(['record', 'equivalences', ...data], env);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.deepEqual(JSON.parse(shown.stdout).map((e: any) => e.id), ['hba1c', 'lipid-panel', 'head-ct']);
+      const dir = mkdtempSync(join(tmpdir(), 'equivalences-'));
+      const file = join(dir, 'eq.json');
+      writeFileSync(file, JSON.stringify([{ id: 'hba1c', name: 'HbA1c', lookbackDays: 10, codes: [{ system: 'http://loinc.org', code: '4548-4' }] }, { id: 'hba1c', name: 'again', lookbackDays: 1, codes: [] }]));
+      const refused = await tessera(['record', 'equivalences', ...data, '--set', file], env);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /entry 2 \(hba1c\): the id is used twice/);
+      writeFileSync(file, JSON.stringify([{ id: 'hba1c', name: 'HbA1c', lookbackDays: 10, codes: [{ system: 'http://loinc.org', code: '4548-4' }] }]));
+      const set = await tessera(['record', 'equivalences', ...data, '--set', file], env);
+      assert.equal(set.code, 0, set.stderr);
+      assert.deepEqual((await call('duplicate-orders-sign', orderSign([a1cDraft]))).body.cards, [], 'a 10-day window: the 30-day-old result is no duplicate');
+      await setTestEquivalences(s.tessera.db, DEFAULT_TEST_EQUIVALENCES);
+      rmSync(dir, { recursive: true, force: true });
     });
 
     it('the CDS client must sign: no JWT, another audience, a replayed jti, or an unknown key are 401; a bad request 400', async () => {
