@@ -213,20 +213,31 @@ export const MERGE_RULES: readonly MergeRule[] = [
   },
 ];
 
-/** Elements a record's own source writes that say nothing about the fact (ids, versions, references). */
-const SOURCE_ONLY = new Set(['id', 'meta', 'text', 'reference', 'fullUrl', 'identifier']);
+/** Elements a record's own source writes that say nothing about the fact: ids, references, identifiers. */
+const SOURCE_ONLY = new Set(['id', 'reference', 'fullUrl', 'identifier']);
+/** At the top level also its meta and narrative. */
+const SOURCE_ONLY_TOP = new Set([...SOURCE_ONLY, 'meta', 'text']);
 
 /**
- * The fallback for types without a rule (claims, care plans, goals...): records with the same content
- * apart from ids, references, identifiers and meta are one fact.
+ * The fallback for types without a rule (claims, goals...): records with the same content apart from
+ * ids, references, identifiers, meta and narrative are one fact.
  */
 export function fallbackRule(type: string): MergeRule {
-  const strip = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => !SOURCE_ONLY.has(k)).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, strip(x)])) : v;
+  const strip = (v: unknown, top = false): unknown =>
+    Array.isArray(v)
+      ? v.map((x) => strip(x))
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .filter(([k]) => !(top ? SOURCE_ONLY_TOP : SOURCE_ONLY).has(k))
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([k, x]) => [k, strip(x)]),
+          )
+        : v;
   return {
     type,
-    matchOn: 'identical content apart from ids, references, identifiers and meta',
-    concept: (r) => [createHash('sha1').update(JSON.stringify(strip(r))).digest('hex')],
+    matchOn: 'identical content apart from ids, references, identifiers, meta and narrative',
+    concept: (r) => [createHash('sha1').update(JSON.stringify(strip(r, true))).digest('hex')],
     compared: [],
   };
 }
