@@ -5,6 +5,7 @@ import { parseDateRange } from '../../search/date-range.js';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest, FhirResponse } from '../fhir-request.js';
 import { mergedView, provenanceOf } from './merged-view.js';
+import { pageLinks } from './page-links.js';
 import { reachableRecord, type RecordEntry } from './patient-record.js';
 import type { Patient } from '@medplum/fhirtypes';
 
@@ -47,16 +48,7 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
 
   const filtered = entries.filter((r) => (!types || types.includes(r.type)) && (since === undefined || r.lastUpdated >= since));
   const page = filtered.slice(offset, offset + count);
-  const url = (o: number): string => {
-    const q = new URLSearchParams(req.query);
-    q.set('_count', String(count));
-    q.set('_offset', String(o));
-    return `${req.baseUrl}/Patient/${patientId}/${operation}?${q.toString()}`;
-  };
-  const link = [{ relation: 'self', url: url(offset) }];
-  if (offset + count < filtered.length) {
-    link.push({ relation: 'next', url: url(offset + count) });
-  }
+  const link = pageLinks(req, `Patient/${patientId}/${operation}`, count, offset, filtered.length);
   const out = page.map((r) => `{"fullUrl":${JSON.stringify(`${req.baseUrl}/${r.type}/${r.id}`)},"resource":${r.json},"search":{"mode":"match"}}`);
   const head = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: filtered.length, link });
   return { status: 200, rawBody: `${head.slice(0, -1)},"entry":[${out.join(',')}]}` };

@@ -3,6 +3,7 @@ import { badRequest } from '../../fhir/outcome.js';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest, FhirResponse } from '../fhir-request.js';
 import { mergedView } from './merged-view.js';
+import { pageLinks } from './page-links.js';
 
 /** What the timeline shows: encounters (admissions among them), results, reports and documents. */
 export const TIMELINE_TYPES = ['Encounter', 'Observation', 'DiagnosticReport', 'DocumentReference', 'Procedure', 'Immunization'];
@@ -28,15 +29,7 @@ export async function timeline(repo: Repository, patientId: string, req: FhirReq
     .filter((e) => types.includes(e.resource.resourceType) && e.time !== undefined)
     .sort((a, b) => ((a.time as number) - (b.time as number)) * (sort === '-date' ? -1 : 1) || (a.resource.id as string).localeCompare(b.resource.id as string));
   const page = events.slice(offset, offset + count);
-  const url = (o: number): string => {
-    const q = new URLSearchParams(req.query);
-    q.set('_count', String(count));
-    q.set('_offset', String(o));
-    return `${req.baseUrl}/Patient/${patientId}/$timeline?${q.toString()}`;
-  };
-  const link = [{ relation: 'self', url: url(offset) }];
-  if (offset + count < events.length) link.push({ relation: 'next', url: url(offset + count) });
-  if (offset > 0) link.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
+  const link = pageLinks(req, `Patient/${patientId}/$timeline`, count, offset, events.length);
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'searchset',
