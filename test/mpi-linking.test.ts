@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
       const [fromA, fromB] = [await observe(a, 'glucose'), await observe(b, 'hba1c')];
       const golden = await goldenOf(a);
       const contents = async (patientId: string): Promise<string[]> => {
-        const res = await s.fhir('GET', `Patient/${patientId}/$everything`);
+        const res = await s.fhir('GET', `Patient/${patientId}/$everything?_view=sources`);
         assert.equal(res.status, 200);
         return res.body.entry.map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
       };

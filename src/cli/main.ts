@@ -12,6 +12,7 @@ import { refreshPlannerStatistics } from '../store/statistics.js';
 import { configFromEnv, type TesseraConfig } from '../server/config.js';
 import { createTessera, serve, VERSION } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
+import { setTestEquivalences, testEquivalences } from '../record/test-equivalences.js';
 import { ensureDemo } from './demo.js';
 import { ensureDemoUsers } from './demo-users.js';
 import { createProgressBar } from './progress.js';
@@ -230,6 +231,34 @@ clients
       process.stdout.write(`client ${clientId}: purposes ${purposes ? purposes.join(',') || 'none' : 'any'}\n`);
     } catch (err) {
       program.error(`tessera clients purposes: ${(err as Error).message}`);
+    } finally {
+      await tessera.close();
+    }
+  });
+
+const record = program.command('record').description('the longitudinal record (docs/record.md)');
+record
+  .command('equivalences')
+  .description('print the duplicate-test equivalences and look-back windows the CDS Hooks services use (JSON); with --set, replace them from a JSON file')
+  .option('--set <file>', 'a JSON array of {id, name, lookbackDays, codes: [{system, code}]}')
+  .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
+  .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
+  .action(async (flags: StoreFlags & { set?: string }) => {
+    const tessera = await createTessera(config(flags, true), { auditThread: false });
+    try {
+      if (flags.set) {
+        let list: unknown;
+        try {
+          list = JSON.parse(readFileSync(flags.set, 'utf8'));
+        } catch (err) {
+          throw new Error(`${flags.set} is not readable JSON: ${(err as Error).message}`);
+        }
+        await setTestEquivalences(tessera.db, list);
+        await recordOperatorAction(tessera, 'record equivalences --set');
+      }
+      process.stdout.write(`${JSON.stringify(await testEquivalences(tessera.db), null, 2)}\n`);
+    } catch (err) {
+      program.error(`tessera record equivalences: ${(err as Error).message}`);
     } finally {
       await tessera.close();
     }

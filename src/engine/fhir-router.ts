@@ -4,6 +4,10 @@ import { ID_RE, type Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './operations/everything.js';
+import { patientSummary } from './operations/summary.js';
+import { timeline } from './operations/timeline.js';
+
+const RECORD_OPERATIONS = new Set(['$merged-record', '$summary', '$timeline']);
 import { authorize, authorizeWrite, idInLocation, requireReachable, requireWritable, writesNeedCheck, type FhirRequest, type FhirResponse } from './fhir-request.js';
 import { policyFor } from './request-policy.js';
 import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
@@ -159,6 +163,14 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     authorize(req, 'Patient', 'r');
     await requireReachable(repo, req, 'Patient', second, 'r');
     return everything(repo, second, req);
+  }
+  if (n === 3 && type === 'Patient' && RECORD_OPERATIONS.has(third) && req.method === 'GET') {
+    // The merged record's operations read exactly what $everything reads (operations/patient-record.ts).
+    authorize(req, 'Patient', 'r');
+    await requireReachable(repo, req, 'Patient', second, 'r');
+    if (third === '$merged-record') return everything(repo, second, req, third, 'merged');
+    if (third === '$summary') return patientSummary(repo, second, req);
+    return timeline(repo, second, req);
   }
   throw notFound(`No FHIR interaction at /${req.segments.join('/')}`);
 }

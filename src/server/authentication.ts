@@ -9,11 +9,12 @@ const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/fhir/.well-known/smart-c
 
 /**
  * Public besides those: the authorization server's own endpoints (`/oauth/...`: token, revocation,
- * introspection, sign-in), which authenticate clients and users themselves, `/.well-known/...`, and the
- * portal's static files (its data requests carry the user's token like any app's).
+ * introspection, sign-in), which authenticate clients and users themselves, `/.well-known/...`, the
+ * portal's static files (its data requests carry the user's token like any app's), and `/cds-services`
+ * (discovery; the services verify the CDS client's own JWT: server/cds-hooks.ts).
  */
 function isPublic(route: string): boolean {
-  return PUBLIC_ROUTES.has(route) || PORTAL_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/');
+  return PUBLIC_ROUTES.has(route) || PORTAL_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/') || route.startsWith('/cds-services');
 }
 
 /**

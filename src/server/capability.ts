@@ -24,7 +24,13 @@ function resources(): CapabilityStatementRestResource[] {
       .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type as 'string' })),
     operation:
       type === 'Patient'
-        ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }]
+        ? [
+            { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+            // The longitudinal record (docs/record.md): $summary is the IPS operation; the others are Tessera's.
+            { name: 'summary', definition: 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary' },
+            { name: 'merged-record', definition: 'https://tessera.dev/fhir/OperationDefinition/merged-record' },
+            { name: 'timeline', definition: 'https://tessera.dev/fhir/OperationDefinition/timeline' },
+          ]
         : undefined,
   }));
   return cached as CapabilityStatementRestResource[];

@@ -11,6 +11,7 @@ import { capabilityStatement } from './capability.js';
 import { pathSegments, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
 import type { Hl7v2Intake } from '../ingest/hl7v2-intake.js';
 import { registerInterfaceRoutes } from './interface-routes.js';
+import { registerCdsHooks } from './cds-hooks.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { BearerAuthentication } from './authentication.js';
@@ -57,7 +58,7 @@ export interface HttpOptions {
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 /** Routes that disclose nothing about anyone (probes, discovery documents): not audited. */
-const UNAUDITED_ROUTES = new Set(['/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/.well-known/openid-configuration', '/.well-known/jwks.json']);
+const UNAUDITED_ROUTES = new Set(['/cds-services', '/healthz', '/readyz', '/fhir/metadata', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/.well-known/openid-configuration', '/.well-known/jwks.json']);
 
 function sendOutcome(reply: FastifyReply, err: FhirError): FastifyReply {
   return reply.status(err.status).type(FHIR_JSON).send(err.outcome);
@@ -238,6 +239,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
+  registerCdsHooks(app, { db: options.db, engine, origin, audited: (req) => audited.add(req) });
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   registerPortalRoutes(app, options.db, origin);

@@ -1,0 +1,133 @@
+/**
+ * npm run bench:record [-- --resources 1000000 --backends sqlite,postgres --samples 300]
+ *
+ * The longitudinal record's read-time merge (decision 0020): loads a generated community of --resources
+ * resources, then one person sent by three participants (three source records, ~2,000 resources in all,
+ * linked by the MPI), starts the server in its own process and measures, over HTTP, $summary,
+ * $merged-record and $everything?_view=sources of that person, and the CDS Hooks order-sign service
+ * (a draft HbA1c order, with prefetch, signed by the EHR's key). Prints a Markdown table.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { arg } from './args.js';
+import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { COMMIT as commit, MACHINE as machine } from './environment.js';
+import { httpRequest } from './http-client.js';
+import { startServerProcess } from './server-process.js';
+import { fmt, percentiles } from './stats.js';
+import { processBundle } from '../src/engine/bundle-processor.js';
+import { dispatch } from '../src/engine/fhir-router.js';
+import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES } from '../src/ingest/bundle-group-writer.js';
+import { defaultWorkers, PreparePool } from '../src/ingest/prepare-pool.js';
+import { systemRequest } from '../src/ingest/system-request.js';
+import { createClient } from '../src/security/clients.js';
+import { createTessera } from '../src/server/tessera.js';
+import { PostgresDatabase } from '../src/store/postgres.js';
+import { refreshPlannerStatistics } from '../src/store/statistics.js';
+import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
+
+const TARGET = Number(arg('resources', '100000'));
+const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
+const SAMPLES = Number(arg('samples', '300'));
+const SEED = 20261205;
+const SOURCES = ['urn:example:riverside:mrn', 'urn:example:lakeside:mrn', 'urn:example:hillcrest:mrn'];
+
+async function benchBackend(backend: 'sqlite' | 'postgres') {
+  const { config, cleanup } = benchConfig(backend);
+  const pool = new PreparePool(defaultWorkers());
+  const tessera = await createTessera(config);
+  await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
+  await pool.started;
+  const writer = new BundleGroupWriter(tessera.repo, DEFAULT_GROUP_RESOURCES, pool);
+  let loaded = 0;
+  for (const bundle of patientBundles({ seed: SEED, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
+    if (loaded >= TARGET) break;
+    await writer.add(bundle, (outcome) => {
+      if ('error' in outcome) throw outcome.error;
+    });
+    loaded += bundle.entry?.length ?? 0;
+  }
+  await writer.flush();
+  await pool.close();
+  // One person, three participants' copies of the record: three source Patients the MPI links.
+  const [person] = [...patientBundles({ seed: 777, patients: 1, encountersPerPatient: [100, 100] })];
+  let personResources = 0;
+  for (const [i, system] of SOURCES.entries()) {
+    const copy = JSON.parse(JSON.stringify(person)) as Bundle;
+    const patient = copy.entry?.[0].resource as Patient;
+    patient.identifier = [{ system, value: `P-${i}` }];
+    await processBundle(tessera.repo, systemRequest(copy), dispatch);
+    personResources += copy.entry?.length ?? 0;
+  }
+  await refreshPlannerStatistics(tessera.db);
+  const client = await createClient(tessera.db, { name: 'bench', scope: 'system/*.cruds' });
+  const pair = await generateKeyPair('ES384');
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'ehr', alg: 'ES384' };
+  const ehr = await createClient(tessera.db, { name: 'bench EHR', scope: 'system/*.rs', jwks: { keys: [jwk] } });
+  await tessera.close();
+
+  const server = await startServerProcess(config);
+  const url = server.url;
+  const token = (
+    (await (
+      await fetch(`${url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+      })
+    ).json()) as { access_token: string }
+  ).access_token;
+  const auth = { authorization: `Bearer ${token}` };
+  const found = JSON.parse((await httpRequest('GET', `${url}/fhir/Patient?identifier=${encodeURIComponent(`${SOURCES[0]}|P-0`)}`, auth)).body) as Bundle;
+  const sourceId = found.entry?.[0].resource?.id as string;
+  const golden = JSON.parse((await httpRequest('GET', `${url}/fhir/Patient?link=Patient/${sourceId}`, auth)).body) as Bundle;
+  const personId = golden.entry?.[0]?.resource?.id ?? sourceId;
+
+  const series = async (method: string, path: string, n: number, body?: () => Promise<{ headers: Record<string, string>; body: string }>) => {
+    const out: number[] = [];
+    for (let i = 0; i < n + 10; i++) {
+      const prepared = body ? await body() : undefined;
+      const started = performance.now();
+      const res = await httpRequest(method, `${url}${path}`, prepared?.headers ?? auth, prepared?.body);
+      if (i >= 10) out.push(performance.now() - started); // the first ten warm the path up
+      if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+    }
+    return percentiles(out);
+  };
+  const cdsCall = async () => {
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES384', kid: 'ehr' }).setIssuer(ehr.clientId).setSubject(ehr.clientId).setAudience(`${url}/cds-services/duplicate-orders-sign`).setIssuedAt().setExpirationTime('5m').setJti(randomUUID()).sign(pair.privateKey);
+    const request = {
+      hook: 'order-sign',
+      hookInstance: randomUUID(),
+      context: { userId: 'Practitioner/x', patientId: 'ehr-1', draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'ServiceRequest', id: 'draft-1', status: 'draft', intent: 'order', subject: { reference: 'Patient/ehr-1' }, code: { coding: [{ system: 'http://loinc.org', code: '4548-4' }] } } }] } },
+      prefetch: { patient: { resourceType: 'Patient', id: 'ehr-1', identifier: [{ system: SOURCES[0], value: 'P-0' }] } },
+    };
+    return { headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, body: JSON.stringify(request) };
+  };
+  const merged = JSON.parse((await httpRequest('GET', `${url}/fhir/Patient/${personId}/$merged-record?_count=5000`, auth)).body) as Bundle;
+  const results = {
+    summary: await series('GET', `/fhir/Patient/${personId}/$summary`, 30),
+    merged: await series('GET', `/fhir/Patient/${personId}/$merged-record?_count=5000`, 30),
+    sources: await series('GET', `/fhir/Patient/${personId}/$everything?_view=sources&_count=5000`, 30),
+    cds: await series('POST', '/cds-services/duplicate-orders-sign', SAMPLES, cdsCall),
+  };
+  await server.stop();
+  if (backend === 'postgres' && config.schema) {
+    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    await pg.close();
+  }
+  cleanup();
+  return { loaded, personResources, personId, mergedEntries: merged.total, golden: personId !== sourceId, results };
+}
+
+console.log(`# Tessera longitudinal-record benchmark ${new Date().toISOString().slice(0, 10)}, commit ${commit}\n\nMachine: ${machine}\n`);
+for (const backend of BACKENDS) {
+  const r = await benchBackend(backend);
+  console.log(`## ${backend}: ${r.loaded.toLocaleString('en')} community resources + one person of ${r.personResources} source resources from 3 participants (${r.golden ? 'enterprise record' : 'NOT linked: source record'}; merged view ${r.mergedEntries} entries)\n`);
+  console.log('| request (HTTP, sequential) | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|');
+  const label = { summary: 'Patient/$summary', merged: 'Patient/$merged-record', sources: 'Patient/$everything?_view=sources', cds: 'CDS Hooks order-sign (prefetch, 1 draft order)' };
+  for (const [k, p] of Object.entries(r.results)) console.log(`| ${label[k as keyof typeof label]} | ${p.n} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} |`);
+  console.log('');
+}

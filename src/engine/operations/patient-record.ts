@@ -1,0 +1,87 @@
+import type { Patient } from '@medplum/fhirtypes';
+import { linkedSourceIds } from '../../mpi/golden-record.js';
+import { isGolden } from '../../mpi/source-identity.js';
+import { derivedRecordsCondition } from '../../search/derived-records.js';
+import type { Sql } from '../../search/filter-sql.js';
+import { joinOwnIndexRows, ownerKey } from '../../store/index-writer.js';
+import type { Repository } from '../../store/repository.js';
+import { policyOf, type FhirRequest } from '../fhir-request.js';
+
+/** A stored resource of a patient's record, as its JSON text. */
+export interface RecordEntry {
+  type: string;
+  id: string;
+  json: string;
+  lastUpdated: number;
+  /** The Patient record whose compartment holds it; absent for what the record only references. */
+  patient?: string;
+}
+
+export interface PatientRecord {
+  focal: Patient;
+  /** The focal record and, for an enterprise (golden) record, every source record it links. */
+  patientIds: string[];
+  /** What the caller may read: the compartments' resources, then what they reference. */
+  entries: RecordEntry[];
+}
+
+/**
+ * The patient's record as the caller may read it: the patient, every resource in their compartment
+ * (through the compartment table, one indexed lookup), and the resources those reference directly
+ * (practitioners, organisations, medications, locations), cut down to what the access policy lets the
+ * caller read. On an enterprise (golden) record it covers every source record the golden record links;
+ * on a source record it leaves out the golden record that links it. Shared by $everything and the
+ * merged record's operations, so that both disclose exactly the same source records.
+ */
+export async function reachableRecord(repo: Repository, patientId: string, req: FhirRequest): Promise<PatientRecord> {
+  const focal = (await repo.read('Patient', patientId)) as Patient;
+  const patientIds = isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId];
+  const inFocus = patientIds.map(() => '?').join(', ');
+  // Golden records that link a patient in focus are in their compartment, but are not theirs to return.
+  const keptFrom = (alias: string, rk: string): Sql => {
+    const condition = derivedRecordsCondition(repo.db.dialect, 'Patient', rk, []);
+    return condition
+      ? { sql: `AND (${alias}.type <> 'Patient' OR ${alias}.id IN (${inFocus}) OR ${condition.sql})`, params: [...patientIds, ...condition.params] }
+      : { sql: '', params: [] };
+  };
+  const kept = keptFrom('r', 'r.rk');
+  // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
+  const rows = await repo.sql.query<{ type: string; id: string; content: string; last_updated: number; patient_id: string }>(
+    `SELECT r.type, r.id, r.content, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
+     WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql}
+     ORDER BY r.type, r.id`,
+    [...patientIds, ...kept.params],
+  );
+  const seen = new Set<string>();
+  const all: RecordEntry[] = [];
+  for (const r of rows) {
+    // A resource in the compartments of two linked source records comes back once.
+    if (!seen.has(`${r.type}/${r.id}`)) {
+      seen.add(`${r.type}/${r.id}`);
+      all.push({ type: r.type, id: r.id, json: r.content, lastUpdated: Number(r.last_updated), patient: r.patient_id });
+    }
+  }
+  // One hop out: resources referenced from the compartment but not in it. A deleted resource has no index
+  // or compartment rows left, so the compartment rows alone reach the live resources' references.
+  const referencing = keptFrom('c', ownerKey('c'));
+  const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
+    `SELECT DISTINCT s.target_type, s.target_id FROM compartment c ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', ownerKey('c'))}
+     WHERE c.patient_id IN (${inFocus}) AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL ${referencing.sql}`,
+    [...patientIds, ...referencing.params],
+  );
+  const byType = new Map<string, string[]>();
+  for (const { target_type: t, target_id: id } of referenced) {
+    if (!seen.has(`${t}/${id}`)) {
+      seen.add(`${t}/${id}`);
+      byType.set(t, [...(byType.get(t) ?? []), id]);
+    }
+  }
+  for (const [t, ids] of byType) {
+    for (const resource of await repo.readMany(t, ids)) {
+      all.push({ type: t, id: resource.id as string, json: JSON.stringify(resource), lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
+    }
+  }
+  // Only what the caller may read, before paging and the total: a withheld record is not counted either.
+  const reachable = await policyOf(req).reachable(repo, all, 'r');
+  return { focal, patientIds, entries: all.filter((r) => reachable.has(`${r.type}/${r.id}`)) };
+}

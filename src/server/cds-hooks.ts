@@ -1,0 +1,111 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { badRequest } from '../fhir/outcome.js';
+import type { FhirEngine } from '../engine/fhir-engine.js';
+import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
+import { duplicateOrderCards } from '../record/duplicate-orders.js';
+import { testEquivalences } from '../record/test-equivalences.js';
+import { CdsClientVerifier } from '../security/cds-client-jwt.js';
+import type { SqlExecutor } from '../store/database.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+/** The services this exchange offers (CDS Hooks 2.0 discovery). */
+export const CDS_SERVICES = [
+  {
+    hook: 'order-select',
+    id: 'duplicate-orders-select',
+    title: 'Duplicate tests and therapy (community record)',
+    description: 'Warns when a selected draft order repeats a test resulted or pending at any participant within its look-back window, or a medication already active.',
+    prefetch: { patient: 'Patient/{{context.patientId}}' },
+  },
+  {
+    hook: 'order-sign',
+    id: 'duplicate-orders-sign',
+    title: 'Duplicate tests and therapy at signing (community record)',
+    description: 'Warns when a draft order about to be signed repeats a test resulted or pending at any participant within its look-back window, or a medication already active.',
+    prefetch: { patient: 'Patient/{{context.patientId}}' },
+  },
+];
+
+/** What the services read of the person's merged record. */
+const RECORD_TYPES = 'Observation,DiagnosticReport,Procedure,ImagingStudy,ServiceRequest,MedicationRequest,MedicationStatement';
+
+/**
+ * CDS Hooks over HTTP: `GET /cds-services` (discovery) and `POST /cds-services/{id}`. The CDS client
+ * authenticates with its signed JWT (security/cds-client-jwt.ts) and the service reads the person's merged
+ * record through the FHIR engine as that client, so the access policy and the audit apply as to any read.
+ */
+export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecutor; engine: FhirEngine; origin: () => string; audited: (req: FastifyRequest) => void }): void {
+  const verifier = new CdsClientVerifier(options.db);
+  app.get('/cds-services', async () => ({ services: CDS_SERVICES }));
+  app.post('/cds-services/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const service = CDS_SERVICES.find((s) => s.id === id);
+    if (!service) return reply.status(404).send({ error: `No CDS service ${id}` });
+    const auth = await verifier.verify(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
+    // The engine's reads below record their own AuditEvents (who read what of whom, for this call).
+    options.audited(req);
+    const body = req.body as any;
+    if (!body || typeof body !== 'object' || body.hook !== service.hook || typeof body.hookInstance !== 'string' || !body.context || typeof body.context.patientId !== 'string') {
+      throw badRequest(`A ${service.hook} request needs hook "${service.hook}", a hookInstance and context.patientId`);
+    }
+    const drafts = draftOrders(body.context, service.hook);
+    const call = async (url: string): Promise<FhirResponse> => options.engine.handle(requestFor('GET', url, { baseUrl: `${options.origin()}/fhir`, auth }), req.id);
+    const person = await personOf(body, call);
+    if (!person || !drafts.length) return { cards: [] };
+    const res = await call(`Patient/${person}/$merged-record?_type=${RECORD_TYPES}&_count=5000`);
+    const record = ((res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle).entry?.map((e) => e.resource) ?? [];
+    return { cards: duplicateOrderCards(drafts, record, await testEquivalences(options.db)) };
+  });
+}
+
+/** The draft orders the hook is about: order-select's selections among its drafts; order-sign's drafts. */
+function draftOrders(context: any, hook: string): any[] {
+  const drafts = ((context.draftOrders as Bundle | undefined)?.entry ?? []).map((e) => e.resource as any).filter(Boolean);
+  if (hook !== 'order-select' || !Array.isArray(context.selections)) return drafts;
+  const selected = new Set<string>(context.selections);
+  return drafts.filter((r) => selected.has(`${r.resourceType}/${r.id}`));
+}
+
+/**
+ * The exchange's record of the EHR's patient: the EHR's Patient (prefetched, or read from its FHIR
+ * server with the authorization it passed) is found here by its identifiers, then its enterprise
+ * record; a client without prefetch or FHIR server names the exchange's own Patient id.
+ */
+async function personOf(body: any, call: (url: string) => Promise<FhirResponse>): Promise<string | undefined> {
+  let patient: Patient | undefined = body.prefetch?.patient ?? undefined;
+  if (!patient && typeof body.fhirServer === 'string' && /^https?:\/\//.test(body.fhirServer)) {
+    const token = body.fhirAuthorization?.access_token;
+    // The EHR's server unreachable: its patient cannot be told, and no card is better than a wrong one.
+    try {
+      const res = await fetch(`${body.fhirServer.replace(/\/$/, '')}/Patient/${encodeURIComponent(body.context.patientId)}`, {
+        headers: { accept: 'application/fhir+json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok) return undefined;
+      patient = (await res.json()) as Patient;
+    } catch {
+      return undefined;
+    }
+  }
+  const found = async (url: string): Promise<string | undefined> => {
+    try {
+      const res = await call(url);
+      return (res.body as Bundle | undefined)?.entry?.[0]?.resource?.id;
+    } catch {
+      return undefined;
+    }
+  };
+  let source: string | undefined;
+  if (patient) {
+    for (const i of patient.identifier ?? []) {
+      if (i.system && i.value) source = await found(`Patient?identifier=${encodeURIComponent(`${i.system}|${i.value}`)}&_count=1`);
+      if (source) break;
+    }
+    if (!source) return undefined;
+  } else {
+    source = body.context.patientId;
+  }
+  return (await found(`Patient?link=Patient/${source}&_count=1`)) ?? source;
+}
