@@ -4,8 +4,11 @@ import { memberConflicts, type MatchDecision, type MatchModel, type SharedName }
 import type { MpiStore } from './mpi-store.js';
 import { fullNameKey, type NameFrequencies } from './name-frequency.js';
 
-/** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
-const MAX_CANDIDATES = 500;
+/**
+ * Most candidates read per blocking key: a key thousands share (one birth date and first name) costs
+ * this many comparisons, not thousands; the record's other keys still find its true matches.
+ */
+const CANDIDATES_PER_KEY = 64;
 
 export interface EnterpriseMatch {
   enterpriseId: string;
@@ -28,14 +31,15 @@ export async function matchEnterprises(
   patientId?: string,
   mayBeRuledOn = true,
 ): Promise<EnterpriseMatch[]> {
-  const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
+  const candidates = await store.candidates(keys, patientId ?? '', CANDIDATES_PER_KEY);
   const nameKey = fullNameKey(features);
   const namesakes = new Set(nameKey ? candidates.filter((c) => fullNameKey(c.features) === nameKey).map((c) => c.patientId) : []);
   // Counted once per record, and only when some candidate bears the same full name.
   let sharedName: SharedName | undefined;
   if (namesakes.size) {
-    const counted = await names.count(store.sql, nameKey, patientId ?? '');
-    // The candidate bearing the name is one of the records counted: the others are the rest.
+    const own = patientId ? (await store.source(patientId))?.enterpriseId : undefined;
+    const counted = await names.count(store.sql, nameKey, own ?? '');
+    // The candidate's person is one of the people counted: the others are the rest.
     sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
   }
   const noLink = patientId && mayBeRuledOn ? await store.noLinkPartners(patientId) : new Set<string>();

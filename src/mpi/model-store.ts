@@ -1,5 +1,5 @@
 import type { SqlExecutor } from '../store/database.js';
-import { DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
+import { completeProbabilities, DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
 import type { TrainedModel } from './training.js';
 
 export interface StoredModel {
@@ -25,7 +25,7 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       pairs: Number(r.pairs),
       matchShare: Number(r.match_share),
       iterations: Number(r.iterations),
-      probabilities: JSON.parse(r.probabilities) as Probabilities,
+      probabilities: completeProbabilities(JSON.parse(r.probabilities) as Partial<Probabilities>),
       thresholds: r.thresholds ? (JSON.parse(r.thresholds) as Thresholds) : DEFAULT_THRESHOLDS,
     }
   );

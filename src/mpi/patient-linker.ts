@@ -115,7 +115,9 @@ export class PatientLinker implements WriteObserver {
     }
     // Possible matches: the review outcome, and other enterprises this record would also auto-link to
     // (a record that bridges two identities is a question for a steward, not a merge).
-    for (const possible of matches.filter((m) => m !== target && m.best.outcome !== 'no-match')) {
+    // The best few only: the queue holds the uncertain pairs, not every namesake (storage stays linear).
+    const possibles = matches.filter((m) => m !== target && m.best.outcome !== 'no-match' && m.enterpriseId !== record.enterpriseId).slice(0, MAX_REVIEW_PAIRS);
+    for (const possible of possibles) {
       if (possible.enterpriseId === record.enterpriseId) {
         continue;
       }
@@ -127,6 +129,9 @@ export class PatientLinker implements WriteObserver {
     await enterprises.refreshGolden(record.enterpriseId);
   }
 }
+
+/** Most review pairs a record opens: its best-scoring possible matches. */
+const MAX_REVIEW_PAIRS = 5;
 
 function detailOf(decision: MatchDecision): unknown {
   return { contributions: decision.contributions, vetoes: decision.vetoes };
