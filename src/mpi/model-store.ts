@@ -37,7 +37,7 @@ export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
   return model ? new MatchModel(model.probabilities, model.thresholds) : new MatchModel(PRIORS);
 }
 
-export async function saveModel(sql: SqlExecutor, model: TrainedModel): Promise<void> {
+export async function saveModel(sql: SqlExecutor, model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'>): Promise<void> {
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
     JSON.stringify(model.probabilities),
