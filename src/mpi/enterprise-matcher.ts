@@ -45,7 +45,7 @@ export async function matchEnterprises(
   const noLink = patientId && mayBeRuledOn ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
   const byEnterprise = new Map<string, EnterpriseMatch>();
-  const conflicts = new Map<string, string[]>();
+  const conflicts = new Map<string, { patientId: string; reasons: string[] }[]>();
   for (const candidate of candidates) {
     if (barred.has(candidate.enterpriseId)) {
       continue; // a steward ruled this person apart from someone in that enterprise
@@ -57,12 +57,14 @@ export async function matchEnterprises(
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
     }
     const against = memberConflicts(vector);
-    if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), ...against]);
+    if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), { patientId: candidate.patientId, reasons: against }]);
   }
   // An identity whose best member would link but another member contradicts: a steward's question.
-  for (const [enterpriseId, reasons] of conflicts) {
+  // (The best member's own disagreements are already weighed in its decision.)
+  for (const [enterpriseId, members] of conflicts) {
     const match = byEnterprise.get(enterpriseId);
-    if (match?.best.outcome === 'auto-link') {
+    const reasons = members.filter((m) => m.patientId !== match?.best.patientId).flatMap((m) => m.reasons);
+    if (match?.best.outcome === 'auto-link' && reasons.length) {
       match.best = { ...match.best, outcome: 'review', vetoes: [...match.best.vetoes, `another record of this identity contradicts it: ${[...new Set(reasons)].join(', ')}`] };
     }
   }

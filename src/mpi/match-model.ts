@@ -159,6 +159,15 @@ function personalEvidence(v: ComparisonVector): boolean {
   return v.ssn === 'exact' || v.identifier === 'exact';
 }
 
+/** First name, surname and birth date all agree (exactly, or as a known form or one typing error of each other). */
+function samePersonNamed(v: ComparisonVector): boolean {
+  return (
+    (v.firstName === 'exact' || v.firstName === 'nickname' || v.firstName === 'similar') &&
+    (v.surname === 'exact' || v.surname === 'compound-part' || v.surname === 'similar') &&
+    (v.birthDate === 'exact' || v.birthDate === 'transposed' || v.birthDate === 'one-digit')
+  );
+}
+
 /**
  * Pairs not even worth a steward's time: a rule that is certain (Jr against Sr), or a first name that is
  * no form of the other together with a contradiction households do not make by mistake (different
@@ -206,10 +215,13 @@ function autoLinkVetoes(v: ComparisonVector, rareName: boolean): string[] {
   if (!personal && (v.birthDate === 'different' || v.birthDate === 'year-only' || v.birthDate === 'missing')) {
     vetoes.push('birth dates differ or are missing');
   }
-  if (v.ssn === 'different') {
+  // A number under one system that differs, with everything that names the person agreeing, is a number
+  // mistyped or replaced at registration (FEBRL: most of its duplicates' differing ids), weighed by its
+  // weight; with the person named differently, it forbids the link.
+  if (v.ssn === 'different' && !samePersonNamed(v)) {
     vetoes.push('SSNs differ');
   }
-  if (v.identifier === 'different') {
+  if (v.identifier === 'different' && !samePersonNamed(v)) {
     vetoes.push('identifiers of one system differ');
   }
   if (v.suffix === 'different') {
