@@ -169,13 +169,16 @@ function samePersonNamed(v: ComparisonVector): boolean {
 }
 
 /**
- * Pairs not even worth a steward's time: a rule that is certain (Jr against Sr), or a first name that is
- * no form of the other together with a contradiction households do not make by mistake (different
- * identifiers, sexes or birth dates). A different first name alone is not one: replaced and swapped
- * names are registration errors too, and such a pair goes to review when the rest agrees.
+ * Pairs not even worth a steward's time: a rule that is certain (Jr against Sr); or a first name that is
+ * no form of the other with nothing personal to say it is one person: twins and household members share
+ * surname, birth date (twins), address and phone, and that is all such a pair has. With an identifier or
+ * e-mail agreeing or one keystroke apart, a replaced first name is a registration error to weigh: the
+ * pair links (personalEvidence) or goes to review.
  */
 function contradicts(v: ComparisonVector): boolean {
-  return v.suffix === 'different' || (v.firstName === 'different' && memberConflicts(v).length > 0);
+  if (v.suffix === 'different') return true;
+  const somethingPersonal = personalEvidence(v) || v.ssn === 'one-edit' || v.identifier === 'one-edit' || v.email === 'shared';
+  return v.firstName === 'different' && (!somethingPersonal || memberConflicts(v).length > 0);
 }
 
 /**
