@@ -53,7 +53,9 @@ export function compareFeatures(a: PersonFeatures, b: PersonFeatures): Compariso
     email: a.emails?.length && b.emails?.length ? (a.emails.some((e) => b.emails?.includes(e)) ? 'shared' : 'different') : 'missing',
     postalCode: a.postalCode && b.postalCode ? (a.postalCode === b.postalCode ? 'same' : 'different') : 'missing',
     street: a.street && b.street ? compareStreets(a.street, b.street) : 'missing',
-    locality: a.locality && b.locality ? (a.locality === b.locality || similarNames(a.locality, b.locality) ? 'same' : 'different') : 'missing',
+    // The town says again what the postal code says: weighed only where a postal code is missing, so the
+    // same fact is not counted twice.
+    locality: a.locality && b.locality && !(a.postalCode && b.postalCode) ? (a.locality === b.locality || similarNames(a.locality, b.locality) ? 'same' : 'different') : 'missing',
     // Only a suffix on both sides is evidence: Jr against Sr is a different person; Jr against none is not.
     suffix: a.suffix && b.suffix ? (a.suffix === b.suffix ? 'same' : 'different') : 'missing',
   };

@@ -56,9 +56,9 @@ export async function matchEnterprises(
     if (!current || decision.score > current.best.score) {
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
     }
-    // A member contradicts when its disagreement outweighs the rest of the pair: registration errors in
-    // one field of one copy (a mistyped birth date, a replaced id) are weighed, not taken as another person.
-    const against = decision.outcome === 'no-match' ? memberConflicts(vector) : [];
+    // A member contradicts unless the pair would link on its own: registration errors in one field of one
+    // copy (a mistyped birth date with the id agreeing) are weighed, not taken as another person.
+    const against = decision.outcome !== 'auto-link' ? memberConflicts(vector) : [];
     if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), { patientId: candidate.patientId, reasons: against }]);
   }
   // An identity whose best member would link but another member contradicts: a steward's question.

@@ -218,10 +218,11 @@ function autoLinkVetoes(v: ComparisonVector, rareName: boolean): string[] {
   if (!personal && (v.birthDate === 'different' || v.birthDate === 'year-only' || v.birthDate === 'missing')) {
     vetoes.push('birth dates differ or are missing');
   }
-  // A number under one system that differs, with everything that names the person agreeing, is a number
+  // A number under another system that differs, with everything that names the person agreeing, is a number
   // mistyped or replaced at registration (FEBRL: most of its duplicates' differing ids), weighed by its
   // weight; with the person named differently, it forbids the link.
-  if (v.ssn === 'different' && !samePersonNamed(v)) {
+  if (v.ssn === 'different') {
+    // The US SSN is validated and checked at registration: two of them differing stays a veto.
     vetoes.push('SSNs differ');
   }
   if (v.identifier === 'different' && !samePersonNamed(v)) {
