@@ -1,5 +1,5 @@
 /**
- * npm run bench:mpi [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild] [--train [--train-pairs N]]
+ * npm run bench:mpi [-- --only-febrl | --no-febrl] [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild] [--train [--train-pairs N]]
  *
  * The master patient index's evaluation harness: generates a seeded population of people as several
  * sources register them (src/synthetic/identity-population.ts: typos, nicknames, swapped day and month,
@@ -9,6 +9,11 @@
  * of the links, the false links by cohort, and the review queue. Also measures Patient/$match latency
  * on the loaded population and the batch rebuild's throughput. Prints Markdown and writes bench/results/mpi-<backend>.json.
  *
+ * First, the labelled FEBRL data sets 1 and 2 (bench/data/febrl; `--no-febrl` skips them, `--only-febrl`
+ * runs nothing else): each record POSTed one by one in file order into a fresh store through the engine's
+ * write path (in process, as `tessera mpi evaluate` does), linked incrementally, then scored with
+ * pairwise precision, recall, F1, pairs completeness and the review share.
+ *
  * `--in-process` loads through the same write path without HTTP (transaction Bundles of 500, as a bulk
  * feed would), for populations too large to load through the API in reasonable time (1M people);
  * `--no-rebuild` skips the rebuild step. `--train` trains a model on the loaded index as `tessera mpi
@@ -17,7 +22,9 @@
  */
 import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { labelledFromCsv } from '../src/mpi/labelled-records.js';
+import { loadSample, scoreLinking, type LinkingQuality } from '../src/mpi/evaluation.js';
 import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { createClient } from '../src/security/clients.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
@@ -50,6 +57,9 @@ const REBUILD = !process.argv.includes('--no-rebuild');
 const TRAIN = process.argv.includes('--train');
 const TRAIN_PAIRS = Number(arg('train-pairs', '200000'));
 const SEED = 20261125;
+const FEBRL = !process.argv.includes('--no-febrl');
+const ONLY_FEBRL = process.argv.includes('--only-febrl');
+const FEBRL_FILES = ['febrl_dataset1.csv', 'febrl_dataset2.csv'];
 /** Patients per batch Bundle and batches in flight: enough to keep the server busy, as a feed would. */
 const BATCH = 100;
 const IN_FLIGHT = 4;
@@ -298,17 +308,57 @@ function report(label: string, e: Evaluation): void {
   console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms`);
 }
 
+/** A labelled FEBRL set through `tessera mpi evaluate`'s path, into a fresh store of the bench backend. */
+async function evaluateFebrl(file: string): Promise<LinkingQuality & { seconds: number }> {
+  const sample = labelledFromCsv(readFileSync(`bench/data/febrl/${file}`, 'utf8'));
+  const { config, cleanup } = benchConfig(BACKEND);
+  const tessera = await createTessera({ ...config, mpi: true }, { auditThread: false });
+  try {
+    const loaded = await loadSample(tessera.repo, sample.records);
+    const quality = await scoreLinking(tessera.repo, (tessera.repo.observerOf(PatientLinker) as PatientLinker).model, loaded.personOf, 0);
+    return { ...quality, seconds: loaded.seconds };
+  } finally {
+    await tessera.close();
+    if (BACKEND === 'postgres' && config.schema) {
+      const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+      await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+      await pg.close();
+    }
+    cleanup();
+  }
+}
+
+async function febrlSection(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  console.log('\n## FEBRL labelled data sets (records one by one, file order, incremental linking; hand-set priors)\n');
+  console.log('| data set | records | true pairs | precision | recall | F1 | pairs completeness | review % of records | records/s |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const file of FEBRL_FILES) {
+    process.stderr.write(`[${BACKEND}] FEBRL ${file}\n`);
+    const q = await evaluateFebrl(file);
+    out[file] = { precision: q.precision, recall: q.recall, f1: q.f1, pairsCompleteness: q.pairsCompleteness, reviewShare: q.reviewShare, records: q.records, truePairs: q.truePairs, seconds: q.seconds };
+    console.log(`| ${file} | ${q.records} | ${q.truePairs} | ${q.precision.toFixed(4)} | ${q.recall.toFixed(4)} | ${q.f1.toFixed(4)} | ${q.pairsCompleteness.toFixed(4)} | ${(q.reviewShare * 100).toFixed(2)} | ${Math.round(q.records / q.seconds)} |`);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
+  console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
+  const febrl = FEBRL || ONLY_FEBRL ? await febrlSection() : undefined;
+  mkdirSync('bench/results', { recursive: true });
+  if (ONLY_FEBRL) {
+    writeFileSync(`bench/results/mpi-febrl-${BACKEND}.json`, JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, febrl }, null, 2));
+    return;
+  }
   const priors = await evaluateModel(undefined, TRAIN);
   const trained = priors.trained && (await evaluateModel(priors.trained, false));
 
   const summary = (e: Evaluation) => ({ loadSeconds: e.loaded.seconds, scores: e.scores, review: e.review, queue: e.queue, match: e.match, rebuild: e.rebuild });
-  mkdirSync('bench/results', { recursive: true });
   writeFileSync(
     `bench/results/mpi-${BACKEND}.json`,
-    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, ...summary(priors), trainedModel: priors.trained, withTrainedModel: trained && summary(trained) }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), commit, machine, backend: BACKEND, persons: PERSONS, febrl, ...summary(priors), trainedModel: priors.trained, withTrainedModel: trained && summary(trained) }, null, 2),
   );
-  console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
+  console.log(`\n## Generated population\n`);
   console.log(`- population: ${priors.scores.persons.toLocaleString('en')} people, ${priors.scores.records.toLocaleString('en')} source records (seed ${SEED})`);
   report('Hand-set priors', priors);
   if (priors.trained && trained) {

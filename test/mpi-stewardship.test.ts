@@ -117,8 +117,8 @@ for (const backend of BACKENDS) {
 
     it('merge then unmerge restores both enterprise identities and their golden records', async () => {
       const a = await create(person('hospital-a', 'mg-1', 'Priya', 'Raman', '1985-01-09', { gender: 'female' }));
-      const b = await create(person('clinic-b', 'mg-2', 'Priya', 'Raman-Iyer', '1985-09-01', { gender: 'female', telecom: [], address: [] }));
-      const c = await create(person('lab-c', 'mg-3', 'Priya', 'Raman-Iyer', '1985-09-01', { gender: 'female', telecom: [], address: [] }));
+      const b = await create(person('clinic-b', 'mg-2', 'Priya', 'Raman-Iyer', '1985-09-01', { gender: 'female', telecom: [{ system: 'phone', value: '(413) 555-0101' }], address: [] }));
+      const c = await create(person('lab-c', 'mg-3', 'Priya', 'Raman-Iyer', '1985-09-01', { gender: 'female', telecom: [{ system: 'phone', value: '(413) 555-0101' }], address: [] }));
       const [first, second] = [await enterpriseOf(a), await enterpriseOf(b)];
       assert.notEqual(first.id, second.id);
       assert.deepEqual(linked(second), [`Patient/${b}`, `Patient/${c}`].sort());

@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { listImportFiles, importFiles, type ImportSummary } from '../ingest/fhir-files.js';
 import { CCDA_FILE_EXTENSIONS, HL7V2_FILE_EXTENSIONS, importMessageFiles, isCcdaFile, type MessageFileOutcome } from '../ingest/message-files.js';
 import { participantById } from '../participants/participants.js';
@@ -17,7 +19,9 @@ import { ensureDemo } from './demo.js';
 import { ensureDemoUsers } from './demo-users.js';
 import { createProgressBar } from './progress.js';
 import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
-import { latestModel, saveModel } from '../mpi/model-store.js';
+import { latestModel, saveModel, type StoredModel } from '../mpi/model-store.js';
+import { labelledFromCsv, labelledFromFhir, type LabelledSample } from '../mpi/labelled-records.js';
+import { loadSample, qualityReport, qualitySummary, scoreLinking } from '../mpi/evaluation.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
 import { refreshAllConsents } from '../consent/consent-store.js';
@@ -319,6 +323,60 @@ mpi
       }
     } finally {
       await tessera.close();
+    }
+  });
+
+mpi
+  .command('evaluate')
+  .description('measure matching on a labelled sample: load it into a scratch store through the normal write path, print pairwise precision, recall, F1, pairs completeness and review share, write a report for a data steward')
+  .requiredOption('--truth <file>', 'labelled sample: CSV with a truth column (truth, person_id or FEBRL rec_id), or FHIR Patients (Bundle or NDJSON) with --truth-system')
+  .option('--truth-column <name>', 'CSV column naming the person')
+  .option('--truth-system <uri>', 'identifier system of the truth on FHIR Patients (the file is read as FHIR)')
+  .option('--report <file>', 'Markdown report: every false link and missed pair with its per-field levels and weights')
+  .option('--data <dir>', "a deployment's data directory: evaluate with its trained model (env TESSERA_DATA)")
+  .option('--database-url <url>', "a deployment's PostgreSQL: evaluate with its trained model (env DATABASE_URL)")
+  .action(async (flags: StoreFlags & { truth: string; truthColumn?: string; truthSystem?: string; report?: string }) => {
+    let sample: LabelledSample;
+    try {
+      const text = readFileSync(flags.truth, 'utf8');
+      sample = flags.truthSystem ? labelledFromFhir(text, flags.truthSystem) : labelledFromCsv(text, flags.truthColumn);
+    } catch (err) {
+      return program.error(`tessera mpi evaluate: ${flags.truth}: ${(err as Error).message}`);
+    }
+    const deployed = flags.data || flags.databaseUrl || process.env.TESSERA_DATA || process.env.DATABASE_URL;
+    let model: StoredModel | undefined;
+    if (deployed) {
+      const source = await createTessera({ ...config(flags, true), mpi: false }, { auditThread: false });
+      model = await latestModel(source.db);
+      await source.close();
+    }
+    const scratch = mkdtempSync(join(tmpdir(), 'tessera-evaluate-'));
+    const scratchConfig = { ...configFromEnv({ dataDir: scratch, logLevel: 'warn' }), databaseUrl: undefined, schema: undefined, mpi: true };
+    try {
+      if (model) {
+        // The linker takes the newest stored model when the store opens: store it first.
+        const setup = await createTessera({ ...scratchConfig, mpi: false }, { auditThread: false });
+        await saveModel(setup.db, model);
+        await setup.close();
+      }
+      const tessera = await createTessera(scratchConfig, { auditThread: false });
+      try {
+        const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
+        process.stdout.write(`Loading ${sample.records.length} records one by one (${model ? `trained model ${model.version}` : 'hand-set priors'})\n`);
+        const loaded = await loadSample(tessera.repo, sample.records);
+        const quality = await scoreLinking(tessera.repo, linker.model, loaded.personOf);
+        process.stdout.write(`${qualitySummary(quality)}\n`);
+        const notes = [...sample.notes, ...loaded.refused.map((r) => `refused: ${r}`)];
+        if (loaded.refused.length) process.stdout.write(`${loaded.refused.length} records refused by the store (listed in the report)\n`);
+        if (flags.report) {
+          writeFileSync(flags.report, qualityReport(`Matching quality on ${basename(flags.truth)}`, quality, notes));
+          process.stdout.write(`Report: ${flags.report}\n`);
+        }
+      } finally {
+        await tessera.close();
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
   });
 

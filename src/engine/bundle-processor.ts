@@ -75,6 +75,7 @@ function entryResponse(res: FhirResponse, baseUrl: string, p: ParsedEntry): Bund
     response.outcome = body;
   } else if (body) {
     out.resource = body;
+    if (res.outcome) response.outcome = res.outcome;
   }
   return out;
 }

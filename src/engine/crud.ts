@@ -56,10 +56,10 @@ export async function create(repo: Repository, type: string, req: FhirRequest, a
     if (resent) {
       // The source sent a record it already has here (same MRN): that record is updated, not duplicated.
       const { resource } = await tx.update({ ...body, id: resent });
-      return resourceResponse(req, 200, resource, true);
+      return resourceResponse(req, 200, resource, true, tx.takeWarnings());
     }
     const created = await tx.create(body, { id: assignedId });
-    return resourceResponse(req, 201, created, true);
+    return resourceResponse(req, 201, created, true, tx.takeWarnings());
   });
 }
 
@@ -87,8 +87,12 @@ export async function update(repo: Repository, type: string, id: string, req: Fh
   if (body.id !== id) {
     throw badRequest(`Resource id "${body.id ?? ''}" must match the id in the URL "${id}"`, 'id');
   }
-  const { resource, created } = await repo.update(body, { ifMatch: parseIfMatch(req.ifMatch) });
-  return resourceResponse(req, created ? 201 : 200, resource, created);
+  // In the write's own transaction, where the warnings it gives are kept (no savepoint when already in one).
+  const write = async (tx: Repository): Promise<FhirResponse> => {
+    const { resource, created } = await tx.update(body, { ifMatch: parseIfMatch(req.ifMatch) });
+    return resourceResponse(req, created ? 201 : 200, resource, created, tx.takeWarnings());
+  };
+  return repo.inTransaction ? write(repo) : repo.transaction(write);
 }
 
 export async function conditionalUpdate(repo: Repository, type: string, req: FhirRequest): Promise<FhirResponse> {

@@ -1,4 +1,4 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { badRequest, forbidden, notFound } from '../fhir/outcome.js';
 import type { Repository } from '../store/repository.js';
 import type { SearchAccess } from '../search/search-engine.js';
@@ -64,6 +64,8 @@ export interface FhirResponse {
   location?: string;
   etag?: string;
   lastModified?: string;
+  /** Warnings about a successful write whose body is the resource (a Bundle entry carries them in response.outcome). */
+  outcome?: OperationOutcome;
 }
 
 export function preferHeader(prefer: string | undefined, key: string): string | undefined {

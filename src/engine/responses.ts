@@ -1,4 +1,4 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { informational } from '../fhir/outcome.js';
 import { versionTag } from '../store/repository.js';
 import { preferHeader, type FhirRequest, type FhirResponse } from './fhir-request.js';
@@ -13,7 +13,12 @@ export function resourceUrl(baseUrl: string, resource: Resource): string {
 }
 
 /** A response carrying a resource with its ETag / Last-Modified / Location, honouring Prefer: return=. */
-export function resourceResponse(req: FhirRequest, status: number, resource: Resource, withLocation: boolean): FhirResponse {
+/**
+ * `warnings`: what the write path has to tell the caller although the write succeeded; they ride on the
+ * OperationOutcome a minimal or OperationOutcome response carries (a Bundle entry's response.outcome),
+ * and on `outcome` beside a returned resource.
+ */
+export function resourceResponse(req: FhirRequest, status: number, resource: Resource, withLocation: boolean, warnings: string[] = []): FhirResponse {
   const response: FhirResponse = {
     status,
     etag: versionTag(resource.meta?.versionId ?? '0'),
@@ -23,10 +28,15 @@ export function resourceResponse(req: FhirRequest, status: number, resource: Res
     response.location = resourceUrl(req.baseUrl, resource);
   }
   const prefer = preferHeader(req.prefer, 'return');
+  const warningIssues: OperationOutcomeIssue[] = warnings.map((diagnostics) => ({ severity: 'warning', code: 'informational', diagnostics }));
   if (prefer === 'OperationOutcome') {
-    response.body = informational(`${resource.resourceType}/${resource.id} version ${resource.meta?.versionId} stored`);
+    const outcome = informational(`${resource.resourceType}/${resource.id} version ${resource.meta?.versionId} stored`);
+    response.body = { ...outcome, issue: [...outcome.issue, ...warningIssues] };
   } else if (prefer !== 'minimal') {
     response.body = resource;
+    if (warningIssues.length) response.outcome = { resourceType: 'OperationOutcome', issue: warningIssues };
+  } else if (warningIssues.length) {
+    response.body = { resourceType: 'OperationOutcome', issue: warningIssues };
   }
   return response;
 }

@@ -10,3 +10,12 @@ export function isRealTimestamp(year: string, month?: string, day?: string, hour
   }
   return !day || (+day >= 1 && +day <= new Date(Date.UTC(+year, +(month ?? 1), 0)).getUTCDate());
 }
+
+/**
+ * Whether a FHIR date, dateTime or instant that has the right form names a real day: 2024-02-30 and
+ * 1938-11-31 match the R4 pattern (which allows any day 01-31) but are no date at all.
+ */
+export function isRealFhirDate(value: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  return !m || isRealTimestamp(m[1], m[2], m[3]);
+}

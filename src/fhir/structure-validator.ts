@@ -18,6 +18,7 @@ import {
   type TypedValue,
 } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { isRealFhirDate } from './calendar.js';
 import { constraintScope, hasAnyElement } from './constraint-scope.js';
 import {
   elementAccess,
@@ -314,6 +315,8 @@ class StructureWalk {
         this.issue(path, 'String cannot be larger than 1 MB');
       } else if (validationRegexes[type] && !validationRegexes[type].test(str)) {
         this.issue(path, `Invalid ${type} format`);
+      } else if ((type === 'date' || type === 'dateTime' || type === 'instant') && !isRealFhirDate(str)) {
+        this.issue(path, `Invalid ${type}: no such day in the calendar`);
       }
     } else if (expected === 'number') {
       const n = value as number;

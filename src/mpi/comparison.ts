@@ -13,9 +13,13 @@ export const FIELD_LEVELS = {
   birthDate: ['exact', 'transposed', 'one-digit', 'year-only', 'different'],
   gender: ['same', 'different'],
   ssn: ['exact', 'one-edit', 'different'],
+  /** Person-level identifiers of any other system, compared only under the same system. */
+  identifier: ['exact', 'one-edit', 'different'],
   phone: ['shared', 'different'],
+  email: ['shared', 'different'],
   postalCode: ['same', 'different'],
   street: ['similar', 'different'],
+  locality: ['same', 'different'],
   suffix: ['same', 'different'],
 } as const;
 
@@ -37,19 +41,65 @@ function similarNames(x: string, y: string): boolean {
 const SIMILAR_STREET = 0.9;
 
 export function compareFeatures(a: PersonFeatures, b: PersonFeatures): ComparisonVector {
+  const names = compareNames(a, b);
   return {
-    surname: compareSurnames(a, b),
-    firstName: compareFirstNames(a.firstNames, b.firstNames),
+    ...names,
     middleInitial: a.middleInitial && b.middleInitial ? (a.middleInitial === b.middleInitial ? 'same' : 'different') : 'missing',
     birthDate: a.birthDate && b.birthDate ? compareBirthDates(a.birthDate, b.birthDate) : 'missing',
     gender: a.gender && b.gender ? (a.gender === b.gender ? 'same' : 'different') : 'missing',
     ssn: a.ssn && b.ssn ? (a.ssn === b.ssn ? 'exact' : damerauLevenshtein(a.ssn, b.ssn) === 1 ? 'one-edit' : 'different') : 'missing',
+    identifier: compareIdentifiers(a.identifiers ?? {}, b.identifiers ?? {}),
     phone: a.phones.length && b.phones.length ? (a.phones.some((p) => b.phones.includes(p)) ? 'shared' : 'different') : 'missing',
+    email: a.emails?.length && b.emails?.length ? (a.emails.some((e) => b.emails?.includes(e)) ? 'shared' : 'different') : 'missing',
     postalCode: a.postalCode && b.postalCode ? (a.postalCode === b.postalCode ? 'same' : 'different') : 'missing',
     street: a.street && b.street ? compareStreets(a.street, b.street) : 'missing',
+    // The town says again what the postal code says: weighed only where a postal code is missing, so the
+    // same fact is not counted twice.
+    locality: a.locality && b.locality && !(a.postalCode && b.postalCode) ? (a.locality === b.locality || similarNames(a.locality, b.locality) ? 'same' : 'different') : 'missing',
     // Only a suffix on both sides is evidence: Jr against Sr is a different person; Jr against none is not.
     suffix: a.suffix && b.suffix ? (a.suffix === b.suffix ? 'same' : 'different') : 'missing',
   };
+}
+
+/**
+ * Names as written, or given and family swapped (a clerk who filled the fields the other way round):
+ * whichever reading agrees better. Swapping costs nothing when the names are the same either way.
+ */
+function compareNames(a: PersonFeatures, b: PersonFeatures): Pick<ComparisonVector, 'surname' | 'firstName'> {
+  const straight = { surname: compareSurnames(a, b), firstName: compareFirstNames(a, b) };
+  const swapped = swapNames(b);
+  if (!swapped || straight.firstName === 'exact' || straight.surname === 'exact') {
+    return straight;
+  }
+  const crosswise = { surname: compareSurnames(a, swapped), firstName: compareFirstNames(a, swapped) };
+  const rank = (v: typeof straight) => FIELD_LEVELS.surname.indexOf(v.surname as never) + FIELD_LEVELS.firstName.indexOf(v.firstName as never);
+  return crosswise.surname !== 'missing' && crosswise.firstName !== 'missing' && rank(crosswise) < rank(straight) ? crosswise : straight;
+}
+
+/** The record read with its first given name as the surname and its surname as the given name. */
+function swapNames(f: PersonFeatures): PersonFeatures | undefined {
+  const [first] = f.firstNames;
+  const [surname] = f.surnames;
+  if (!first || first.length < 2 || !surname) {
+    return undefined;
+  }
+  return { ...f, surnames: [{ full: first, parts: [first] }], firstNames: [surname.parts.join('')], givenJoined: surname.parts.join('') };
+}
+
+/**
+ * Identifiers compared system by system: the same value under one system is the strongest evidence;
+ * one keystroke apart, a typing error; different values under one system, two people (or a reissued
+ * number). Values under different systems say nothing.
+ */
+function compareIdentifiers(a: Record<string, string>, b: Record<string, string>): Level<'identifier'> {
+  let best: Level<'identifier'> = 'missing';
+  for (const [system, value] of Object.entries(a)) {
+    const other = b[system];
+    if (other === undefined) continue;
+    const level: Level<'identifier'> = other === value ? 'exact' : damerauLevenshtein(value, other) === 1 ? 'one-edit' : 'different';
+    if (best === 'missing' || FIELD_LEVELS.identifier.indexOf(level) < FIELD_LEVELS.identifier.indexOf(best)) best = level;
+  }
+  return best;
 }
 
 /**
@@ -74,7 +124,7 @@ function compareSurnames(a: PersonFeatures, b: PersonFeatures): Level<'surname'>
   for (const x of a.surnames) {
     for (const y of b.surnames) {
       let level: Level<'surname'> = 'different';
-      if (x.full === y.full || x.parts.join(' ') === y.parts.join(' ')) {
+      if (x.full === y.full || x.parts.join('') === y.parts.join('')) {
         level = 'exact';
       } else if (x.parts.some((p) => y.parts.includes(p))) {
         level = 'compound-part';
@@ -91,9 +141,15 @@ function compareSurnames(a: PersonFeatures, b: PersonFeatures): Level<'surname'>
   return best;
 }
 
-function compareFirstNames(a: string[], b: string[]): Level<'firstName'> {
+function compareFirstNames(fa: PersonFeatures, fb: PersonFeatures): Level<'firstName'> {
+  const [a, b] = [fa.firstNames, fb.firstNames];
   if (!a.length || !b.length) {
     return 'missing';
+  }
+  // "kate lin" and "katelin": one name written with and without a space or hyphen.
+  const joined = [fa.givenJoined ?? a[0], fb.givenJoined ?? b[0]];
+  if (joined[0] === joined[1] || (joined[0].length > a[0].length && joined[0] === b[0]) || (joined[1].length > b[0].length && joined[1] === a[0])) {
+    return 'exact';
   }
   const rank = FIELD_LEVELS.firstName;
   let best: Level<'firstName'> = 'different';

@@ -4,8 +4,11 @@ import { memberConflicts, type MatchDecision, type MatchModel, type SharedName }
 import type { MpiStore } from './mpi-store.js';
 import { fullNameKey, type NameFrequencies } from './name-frequency.js';
 
-/** Most candidates scored for one record; blocking keys are selective, so this is a safety valve. */
-const MAX_CANDIDATES = 500;
+/**
+ * Most candidates read per blocking key: a key thousands share (one birth date and first name) costs
+ * this many comparisons, not thousands; the record's other keys still find its true matches.
+ */
+const CANDIDATES_PER_KEY = 64;
 
 export interface EnterpriseMatch {
   enterpriseId: string;
@@ -28,20 +31,21 @@ export async function matchEnterprises(
   patientId?: string,
   mayBeRuledOn = true,
 ): Promise<EnterpriseMatch[]> {
-  const candidates = await store.candidates(keys, patientId ?? '', MAX_CANDIDATES);
+  const candidates = await store.candidates(keys, patientId ?? '', CANDIDATES_PER_KEY);
   const nameKey = fullNameKey(features);
   const namesakes = new Set(nameKey ? candidates.filter((c) => fullNameKey(c.features) === nameKey).map((c) => c.patientId) : []);
   // Counted once per record, and only when some candidate bears the same full name.
   let sharedName: SharedName | undefined;
   if (namesakes.size) {
-    const counted = await names.count(store.sql, nameKey, patientId ?? '');
-    // The candidate bearing the name is one of the records counted: the others are the rest.
+    const own = patientId ? (await store.source(patientId))?.enterpriseId : undefined;
+    const counted = await names.count(store.sql, nameKey, own ?? '');
+    // The candidate's person is one of the people counted: the others are the rest.
     sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
   }
   const noLink = patientId && mayBeRuledOn ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));
   const byEnterprise = new Map<string, EnterpriseMatch>();
-  const conflicts = new Map<string, string[]>();
+  const conflicts = new Map<string, { patientId: string; reasons: string[] }[]>();
   for (const candidate of candidates) {
     if (barred.has(candidate.enterpriseId)) {
       continue; // a steward ruled this person apart from someone in that enterprise
@@ -52,13 +56,17 @@ export async function matchEnterprises(
     if (!current || decision.score > current.best.score) {
       byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
     }
-    const against = memberConflicts(vector);
-    if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), ...against]);
+    // A member contradicts unless the pair would link on its own: registration errors in one field of one
+    // copy (a mistyped birth date with the id agreeing) are weighed, not taken as another person.
+    const against = decision.outcome !== 'auto-link' ? memberConflicts(vector) : [];
+    if (against.length) conflicts.set(candidate.enterpriseId, [...(conflicts.get(candidate.enterpriseId) ?? []), { patientId: candidate.patientId, reasons: against }]);
   }
   // An identity whose best member would link but another member contradicts: a steward's question.
-  for (const [enterpriseId, reasons] of conflicts) {
+  // (The best member's own disagreements are already weighed in its decision.)
+  for (const [enterpriseId, members] of conflicts) {
     const match = byEnterprise.get(enterpriseId);
-    if (match?.best.outcome === 'auto-link') {
+    const reasons = members.filter((m) => m.patientId !== match?.best.patientId).flatMap((m) => m.reasons);
+    if (match?.best.outcome === 'auto-link' && reasons.length) {
       match.best = { ...match.best, outcome: 'review', vetoes: [...match.best.vetoes, `another record of this identity contradicts it: ${[...new Set(reasons)].join(', ')}`] };
     }
   }

@@ -1,9 +1,13 @@
-import type { Patient } from '@medplum/fhirtypes';
+import type { Identifier, Patient } from '@medplum/fhirtypes';
+import { ENTERPRISE_ID_SYSTEM, SSN_SYSTEM, sourceIdentifier } from './source-identity.js';
 import {
   generationalSuffix,
   normalizeGivenNames,
   normalizePhone,
   normalizePostalCode,
+  normalizeEmail,
+  normalizeIdentifierValue,
+  normalizeLocality,
   normalizeSsn,
   normalizeStreet,
   normalizeSurname,
@@ -12,7 +16,7 @@ import {
   type NormalizedSurname,
 } from './normalize.js';
 
-export const SSN_SYSTEM = 'http://hl7.org/fhir/sid/us-ssn';
+export { SSN_SYSTEM };
 
 /** What the match model compares about a person, normalised once per source record. */
 export interface PersonFeatures {
@@ -26,9 +30,53 @@ export interface PersonFeatures {
   birthDate?: BirthDate;
   gender?: string;
   ssn?: string;
+  /**
+   * Person-level identifiers of every other system (national ids, driver's licences, insurance member
+   * ids ...), normalised per system, keyed by system. Not the source's own record number (its MRN, which
+   * names a record, not a person) nor SSNs (own field). Absent in features stored before it existed.
+   */
+  identifiers?: Record<string, string>;
+  /** All given names of the first name entry written together ("kate lin" -> "katelin"). */
+  givenJoined?: string;
   phones: string[];
+  emails?: string[];
   postalCode?: string;
   street?: string;
+  locality?: string;
+}
+
+/**
+ * Identifiers the index cannot use as evidence, with why: no system, no value, an SSN that is no valid
+ * SSN. Written into the write's warnings rather than dropped without a word.
+ */
+export function unusableIdentifiers(patient: Patient): string[] {
+  return (patient.identifier ?? []).flatMap((i, n) => {
+    if (!i.value) return [`identifier[${n}] has no value`];
+    if (!i.system) return [`identifier[${n}] (${maskedValue(i.value)}) has no system: it cannot be compared with anything`];
+    if (i.system === SSN_SYSTEM && !normalizeSsn(i.value)) return [`identifier[${n}] is not a valid US SSN (${maskedValue(i.value)}): not used for matching`];
+    if (i.system !== SSN_SYSTEM && !normalizeIdentifierValue(i.value)) return [`identifier[${n}] of ${i.system} has no letters or digits: not used for matching`];
+    return [];
+  });
+}
+
+/** No PHI in warnings and logs: only the shape of the value. */
+function maskedValue(value: string): string {
+  return `${value.length} characters`;
+}
+
+function personIdentifiers(patient: Patient): Record<string, string> {
+  const own = sourceIdentifier(patient);
+  const out: Record<string, string> = {};
+  for (const i of patient.identifier ?? []) {
+    if (!i.system || !i.value || i.system === SSN_SYSTEM || i.system === ENTERPRISE_ID_SYSTEM || isOwn(i, own)) continue;
+    const value = normalizeIdentifierValue(i.value);
+    if (value && !(i.system in out)) out[i.system] = value;
+  }
+  return out;
+}
+
+function isOwn(i: Identifier, own: { system: string; value: string } | undefined): boolean {
+  return !!own && i.system === own.system && i.value === own.value;
 }
 
 export function personFeatures(patient: Patient): PersonFeatures {
@@ -47,8 +95,12 @@ export function personFeatures(patient: Patient): PersonFeatures {
     birthDate: parseBirthDate(patient.birthDate),
     gender,
     ssn: normalizeSsn(patient.identifier?.find((i) => i.system === SSN_SYSTEM)?.value),
+    identifiers: personIdentifiers(patient),
+    givenJoined: givens[0]?.length ? givens[0].join('') : undefined,
     phones: [...new Set((patient.telecom ?? []).filter((t) => t.system === 'phone' || !t.system).map((t) => normalizePhone(t.value)).filter((p): p is string => !!p))],
+    emails: [...new Set((patient.telecom ?? []).filter((t) => t.system === 'email').map((t) => normalizeEmail(t.value)).filter((e): e is string => !!e))],
     postalCode: normalizePostalCode(address?.postalCode),
     street: normalizeStreet(address?.line),
+    locality: normalizeLocality(address?.city),
   };
 }

@@ -23,11 +23,27 @@ export const PRIORS: Probabilities = {
   birthDate: { exact: { m: 0.93, u: 0.002 }, transposed: { m: 0.015, u: 0.0003 }, 'one-digit': { m: 0.03, u: 0.003 }, 'year-only': { m: 0.01, u: 0.02 }, different: { m: 0.015, u: 0.975 } },
   gender: { same: { m: 0.98, u: 0.5 }, different: { m: 0.02, u: 0.5 } },
   ssn: { exact: { m: 0.97, u: 0.00001 }, 'one-edit': { m: 0.02, u: 0.0001 }, different: { m: 0.01, u: 0.99989 } },
+  // Any other person-level identifier system: a number one person keeps (typos aside), shared by almost no
+  // one else. `different` is strong evidence against, though weaker than for the SSN: member ids are reissued.
+  identifier: { exact: { m: 0.9, u: 0.00001 }, 'one-edit': { m: 0.05, u: 0.0001 }, different: { m: 0.05, u: 0.99989 } },
   phone: { shared: { m: 0.6, u: 0.001 }, different: { m: 0.4, u: 0.999 } },
+  // People hold several addresses; a shared one is near-personal (households share some).
+  email: { shared: { m: 0.6, u: 0.0005 }, different: { m: 0.4, u: 0.9995 } },
   postalCode: { same: { m: 0.65, u: 0.05 }, different: { m: 0.35, u: 0.95 } },
   street: { similar: { m: 0.55, u: 0.01 }, different: { m: 0.45, u: 0.99 } },
+  locality: { same: { m: 0.7, u: 0.05 }, different: { m: 0.3, u: 0.95 } },
   suffix: { same: { m: 0.95, u: 0.5 }, different: { m: 0.05, u: 0.5 } },
 };
+
+/**
+ * A model stored before a field or level existed, completed with the priors for what it lacks (a hand
+ * prior stands wherever the data has not been learned from yet).
+ */
+export function completeProbabilities(p: Partial<Probabilities>): Probabilities {
+  return Object.fromEntries(
+    FIELDS.map((field) => [field, Object.fromEntries(FIELD_LEVELS[field].map((level) => [level, p[field]?.[level] ?? PRIORS[field][level]]))]),
+  ) as Probabilities;
+}
 
 export interface Thresholds {
   /** At or above: link automatically (unless a veto applies). */
@@ -84,10 +100,14 @@ export interface MatchDecision {
 export class MatchModel {
   private readonly weights: { [F in Field]: Record<string, number> };
 
+  readonly probabilities: Probabilities;
+
   constructor(
-    readonly probabilities: Probabilities = PRIORS,
+    probabilities: Probabilities = PRIORS,
     readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
   ) {
+    this.probabilities = completeProbabilities(probabilities);
+    probabilities = this.probabilities;
     this.weights = Object.fromEntries(
       FIELDS.map((field) => [
         field,
@@ -132,26 +152,45 @@ export class MatchModel {
 }
 
 /**
- * Disagreements that say "two people" outright: a first name that is no form of the other (twins and
- * siblings), different SSNs, Jr against Sr, different genders, unrelated birth dates. A pair with one of
- * these is not shown to a steward however much else agrees (a household shares the rest); softer
- * disagreements (a sound-alike name, a birth date in the same year, another surname after a marriage)
- * still are. Measured on the evaluation population (10,000 people, docs/matching.md): of the 1,067
- * pairs this keeps out of the queue, 923 were two people (twins, households) and 144 one person.
+ * Evidence a household does not share: the same SSN or the same number under another person-level
+ * identifier system. Twins share surname, birth date, address and phone; they never share these.
  */
-function contradicts(v: ComparisonVector): boolean {
-  return v.firstName === 'different' || memberConflicts(v).length > 0;
+function personalEvidence(v: ComparisonVector): boolean {
+  return v.ssn === 'exact' || v.identifier === 'exact';
+}
+
+/** First name, surname and birth date all agree (exactly, or as a known form or one typing error of each other). */
+function samePersonNamed(v: ComparisonVector): boolean {
+  return (
+    (v.firstName === 'exact' || v.firstName === 'nickname' || v.firstName === 'similar') &&
+    (v.surname === 'exact' || v.surname === 'compound-part' || v.surname === 'similar') &&
+    (v.birthDate === 'exact' || v.birthDate === 'transposed' || v.birthDate === 'one-digit')
+  );
 }
 
 /**
- * What makes two records of one enterprise identity impossible as one person: different SSNs, Jr against
- * Sr, different genders, unrelated birth dates. A record that auto-links to one member of an identity
- * but contradicts another member of it (linked there through a third record) is not linked: the chain
- * would merge two people. Empty when nothing contradicts.
+ * Pairs not even worth a steward's time: a rule that is certain (Jr against Sr); or a first name that is
+ * no form of the other with nothing personal to say it is one person: twins and household members share
+ * surname, birth date (twins), address and phone, and that is all such a pair has. With an identifier or
+ * e-mail agreeing or one keystroke apart, a replaced first name is a registration error to weigh: the
+ * pair links (personalEvidence) or goes to review.
+ */
+function contradicts(v: ComparisonVector): boolean {
+  if (v.suffix === 'different') return true;
+  const somethingPersonal = personalEvidence(v) || v.ssn === 'one-edit' || v.identifier === 'one-edit' || v.email === 'shared';
+  return v.firstName === 'different' && (!somethingPersonal || memberConflicts(v).length > 0);
+}
+
+/**
+ * What makes two records of one enterprise identity impossible as one person: different SSNs or other
+ * identifiers, Jr against Sr, different genders, unrelated birth dates. A record that auto-links to one
+ * member of an identity but contradicts another member of it (linked there through a third record) is
+ * not linked: the chain would merge two people. Empty when nothing contradicts.
  */
 export function memberConflicts(v: ComparisonVector): string[] {
   const conflicts: string[] = [];
   if (v.ssn === 'different') conflicts.push('SSNs differ');
+  if (v.identifier === 'different') conflicts.push('identifiers of one system differ');
   if (v.suffix === 'different') conflicts.push('generational suffixes differ (Jr/Sr)');
   if (v.gender === 'different') conflicts.push('genders differ');
   if (v.birthDate === 'different') conflicts.push('birth dates differ');
@@ -163,20 +202,31 @@ export function memberConflicts(v: ComparisonVector): string[] {
  * fails exactly for twins (same surname, birth date, address and phone, different first names), fathers
  * and sons (Jr/Sr) and household members, where the shared fields add up to a high score. Such pairs go
  * to a data steward at most. Two different people merged is the worst failure of an HIE.
+ * A personal identifier agreeing (personalEvidence) outweighs a name or birth date that disagrees: that
+ * is how replaced first names, swapped or married surnames and mistyped dates look, and households do
+ * not share identifiers.
  */
 function autoLinkVetoes(v: ComparisonVector, rareName: boolean): string[] {
   const vetoes: string[] = [];
-  if (v.firstName === 'different' || v.firstName === 'sound-alike' || v.firstName === 'initial') {
+  const personal = personalEvidence(v);
+  if (!personal && (v.firstName === 'different' || v.firstName === 'sound-alike' || v.firstName === 'initial')) {
     vetoes.push('first names differ');
   }
-  if (v.surname === 'different' || v.surname === 'sound-alike') {
+  if (!personal && (v.surname === 'different' || v.surname === 'sound-alike')) {
     vetoes.push('surnames differ');
   }
-  if (v.birthDate === 'different' || v.birthDate === 'year-only' || v.birthDate === 'missing') {
+  if (!personal && (v.birthDate === 'different' || v.birthDate === 'year-only' || v.birthDate === 'missing')) {
     vetoes.push('birth dates differ or are missing');
   }
+  // A number under another system that differs, with everything that names the person agreeing, is a number
+  // mistyped or replaced at registration (FEBRL: most of its duplicates' differing ids), weighed by its
+  // weight; with the person named differently, it forbids the link.
   if (v.ssn === 'different') {
+    // The US SSN is validated and checked at registration: two of them differing stays a veto.
     vetoes.push('SSNs differ');
+  }
+  if (v.identifier === 'different' && !samePersonNamed(v)) {
+    vetoes.push('identifiers of one system differ');
   }
   if (v.suffix === 'different') {
     vetoes.push('generational suffixes differ (Jr/Sr)');
@@ -187,13 +237,20 @@ function autoLinkVetoes(v: ComparisonVector, rareName: boolean): string[] {
   if (v.middleInitial === 'different') {
     vetoes.push('middle initials differ');
   }
-  const corroborated = v.phone === 'shared' || v.ssn === 'exact' || v.ssn === 'one-edit' || v.postalCode === 'same' || v.street === 'similar' || v.middleInitial === 'same';
-  if (!corroborated && !rareName && v.phone === 'different') {
-    // Two Michael Browns born the same day are not rare in a large population: name and birth date
-    // alone, against two different phone numbers, is a question for a steward unless the index knows the
-    // name to be rare. (A different address alone is not: people move, and vetoing that too sent 557
-    // more true pairs, 3.8 % of all, to review in the 10,000-person evaluation.)
-    vetoes.push('only name and birth date agree, and the phone numbers differ');
+  const corroborated =
+    personal ||
+    v.phone === 'shared' ||
+    v.email === 'shared' ||
+    v.ssn === 'one-edit' ||
+    v.identifier === 'one-edit' ||
+    v.postalCode === 'same' ||
+    v.street === 'similar' ||
+    v.middleInitial === 'same';
+  if (!corroborated && !rareName) {
+    // Two Michael Browns born the same day are not rare in a large population: name and birth date alone
+    // are a question for a steward unless the index knows the name to be rare. In a community of common
+    // names, 51 of 55 false links were exactly this, one side without a phone (issue 16).
+    vetoes.push('only name and birth date agree');
   }
   return vetoes;
 }

@@ -1,5 +1,5 @@
 import type { SqlExecutor } from '../store/database.js';
-import { DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
+import { completeProbabilities, DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
 import type { TrainedModel } from './training.js';
 
 export interface StoredModel {
@@ -25,7 +25,7 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       pairs: Number(r.pairs),
       matchShare: Number(r.match_share),
       iterations: Number(r.iterations),
-      probabilities: JSON.parse(r.probabilities) as Probabilities,
+      probabilities: completeProbabilities(JSON.parse(r.probabilities) as Partial<Probabilities>),
       thresholds: r.thresholds ? (JSON.parse(r.thresholds) as Thresholds) : DEFAULT_THRESHOLDS,
     }
   );
@@ -37,7 +37,7 @@ export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
   return model ? new MatchModel(model.probabilities, model.thresholds) : new MatchModel(PRIORS);
 }
 
-export async function saveModel(sql: SqlExecutor, model: TrainedModel): Promise<void> {
+export async function saveModel(sql: SqlExecutor, model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'>): Promise<void> {
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
     JSON.stringify(model.probabilities),

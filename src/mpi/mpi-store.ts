@@ -175,16 +175,20 @@ export class MpiStore {
     return rows.map(toRecord);
   }
 
-  /** Source records sharing at least one blocking key with the given keys (the candidates to score). */
-  async candidates(keys: string[], excludePatientId: string, limit: number): Promise<SourceRecord[]> {
+  /**
+   * Source records sharing at least one blocking key with the given keys (the candidates to score), at
+   * most `perKey` for each key (the newest: ids are time-ordered), so a value thousands share (a common
+   * name and birth date) costs a bounded read.
+   */
+  async candidates(keys: string[], excludePatientId: string, perKey: number): Promise<SourceRecord[]> {
     if (!keys.length) {
       return [];
     }
+    const perKeySelect = '(SELECT patient_id FROM mpi_block WHERE key = ? AND patient_id <> ? ORDER BY patient_id DESC LIMIT ?)';
+    const union = keys.map((_, i) => `SELECT patient_id FROM ${perKeySelect} k${i}`).join(' UNION ');
     const rows = await this.sql.query<SourceRow>(
-      `SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE patient_id IN (
-         SELECT patient_id FROM mpi_block WHERE key IN (${keys.map(() => '?').join(',')}) AND patient_id <> ?)
-       ORDER BY patient_id LIMIT ?`,
-      [...keys, excludePatientId, limit],
+      `SELECT ${SOURCE_COLUMNS} FROM mpi_source WHERE patient_id IN (${union}) ORDER BY patient_id`,
+      keys.flatMap((key) => [key, excludePatientId, perKey]),
     );
     return rows.map(toRecord);
   }

@@ -17,7 +17,7 @@ export function fullNameKey(features: PersonFeatures): string {
 const TOTAL_TTL_MS = 60_000;
 
 /**
- * How common a full name is among the source records the index holds, counted where it is needed
+ * How common a full name is among the people the index holds (enterprise identities, not source records: one person's five records are one bearer of the name), counted where it is needed
  * (one indexed count per matched record, and only when a candidate bears the same name). The number of
  * records is counted at most once a minute. "Two John Smiths born the same day" is weaker evidence than
  * two people of a rare name born the same day: the match model turns these counts into a weight.
@@ -26,22 +26,23 @@ export class NameFrequencies {
   private total?: { records: number; complete: boolean; at: number };
 
   /**
-   * Records bearing this name other than `excludePatientId`, and the population; undefined while some
+   * People (enterprise identities) bearing this name other than `excludeEnterpriseId` (the record's own
+   * person: its earlier records are not "others"), and the number of people; undefined while some
    * records carry no name key yet (written before migration 5: `tessera mpi rebuild` fills them).
    */
-  async count(sql: SqlExecutor, key: string, excludePatientId: string): Promise<{ others: number; records: number } | undefined> {
+  async count(sql: SqlExecutor, key: string, excludeEnterpriseId: string): Promise<{ others: number; records: number } | undefined> {
     const total = await this.population(sql);
     if (!total.complete) {
       return undefined;
     }
-    const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source WHERE name_key = ? AND patient_id <> ?', [key, excludePatientId]);
+    const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(DISTINCT enterprise_id) AS n FROM mpi_source WHERE name_key = ? AND enterprise_id <> ?', [key, excludeEnterpriseId]);
     return { others: Number(n), records: total.records };
   }
 
   private async population(sql: SqlExecutor): Promise<{ records: number; complete: boolean }> {
     const now = Date.now();
     if (!this.total || now - this.total.at > TOTAL_TTL_MS) {
-      const [row] = await sql.query<{ n: number; unkeyed: number }>('SELECT COUNT(*) AS n, COUNT(*) - COUNT(name_key) AS unkeyed FROM mpi_source');
+      const [row] = await sql.query<{ n: number; unkeyed: number }>('SELECT COUNT(DISTINCT enterprise_id) AS n, COUNT(*) - COUNT(name_key) AS unkeyed FROM mpi_source');
       this.total = { records: Number(row.n), complete: Number(row.unkeyed) === 0, at: now };
     }
     return this.total;

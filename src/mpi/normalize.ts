@@ -94,6 +94,27 @@ export function normalizeSsn(value: string | undefined): string | undefined {
   return digits;
 }
 
+/**
+ * An identifier value of any system: upper case, letters and digits only ("AB 12-34" = "ab1234"), since
+ * registrations write separators at will; undefined when nothing is left or the value is a run of one
+ * character (000000, XXXXXX: placeholders).
+ */
+export function normalizeIdentifierValue(value: string | undefined): string | undefined {
+  const compact = (value ?? '').toUpperCase().replace(/[^A-Z0-9]/g, '');
+  return compact.length >= 3 && !/^(.)\1*$/.test(compact) ? compact : undefined;
+}
+
+/** E-mail: trimmed, lower case; undefined without an @ between two parts. */
+export function normalizeEmail(value: string | undefined): string | undefined {
+  const email = (value ?? '').trim().toLowerCase();
+  return /^[^@\s]+@[^@\s]+$/.test(email) ? email : undefined;
+}
+
+/** Town or suburb, folded ("St. James" = "st james"). */
+export function normalizeLocality(value: string | undefined): string | undefined {
+  return foldText(value ?? '') || undefined;
+}
+
 export interface BirthDate {
   year: number;
   month: number;
@@ -107,7 +128,7 @@ export function parseBirthDate(value: string | undefined): BirthDate | undefined
     return undefined;
   }
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  return month >= 1 && month <= 12 && day >= 1 && day <= 31 ? { year, month, day } : undefined;
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate() ? { year, month, day } : undefined;
 }
 
 /** Street address folded with the usual abbreviations expanded, so "12 Main St." equals "12 main street". */

@@ -4,7 +4,8 @@ import type { Repository, WriteObserver } from '../store/repository.js';
 import { blockingKeys } from './blocking.js';
 import { matchEnterprises } from './enterprise-matcher.js';
 import { Enterprises } from './enterprises.js';
-import { personFeatures } from './features.js';
+import { personFeatures, unusableIdentifiers } from './features.js';
+import { compareFeatures, type ComparisonVector } from './comparison.js';
 import { MatchModel, type MatchDecision } from './match-model.js';
 import { MpiStore, type SourceRecord } from './mpi-store.js';
 import { NameFrequencies } from './name-frequency.js';
@@ -42,7 +43,14 @@ export class PatientLinker implements WriteObserver {
     }
     // Two sources' concurrent first sends of one MRN: the second waits, then finds the first.
     await repo.sql.lock(`mpi-source:${identifier.system}|${identifier.value}`);
-    return new MpiStore(repo.sql).sourceByIdentifier(identifier.system, identifier.value);
+    const store = new MpiStore(repo.sql);
+    const holder = await store.sourceByIdentifier(identifier.system, identifier.value);
+    const held = holder ? await store.source(holder) : undefined;
+    if (held && sourceConflicts(compareFeatures(held.features, personFeatures(patient))).length) {
+      // One MRN for someone else entirely: a new record beside the first, for a steward (linkSource).
+      return undefined;
+    }
+    return holder;
   }
 
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
@@ -62,11 +70,19 @@ export class PatientLinker implements WriteObserver {
     const store = enterprises.store;
     const now = Date.now();
     const features = personFeatures(patient);
+    for (const warning of unusableIdentifiers(patient)) repo.warn(warning);
     const keys = blockingKeys(features);
     // Writers that could match each other share a blocking key: lock the keys (sorted: no deadlock).
     await repo.sql.lock(...[...keys].sort().map((key) => `mpi:${key}`));
-    const identifier = sourceIdentifier(patient);
+    let identifier = sourceIdentifier(patient);
     const existing = await store.source(patient.id as string);
+    const holder = identifier && (await store.sourceByIdentifier(identifier.system, identifier.value));
+    const reused = holder && holder !== patient.id ? await store.source(holder) : undefined;
+    if (reused) {
+      // existingFor found the MRN's record contradicting this one: this record is kept apart, without the
+      // MRN as its source identity (the first record keeps it) until a steward decides.
+      identifier = undefined;
+    }
     const record: SourceRecord = {
       patientId: patient.id as string,
       enterpriseId: existing?.enterpriseId ?? '',
@@ -115,7 +131,9 @@ export class PatientLinker implements WriteObserver {
     }
     // Possible matches: the review outcome, and other enterprises this record would also auto-link to
     // (a record that bridges two identities is a question for a steward, not a merge).
-    for (const possible of matches.filter((m) => m !== target && m.best.outcome !== 'no-match')) {
+    // The best few only: the queue holds the uncertain pairs, not every namesake (storage stays linear).
+    const possibles = matches.filter((m) => m !== target && m.best.outcome !== 'no-match' && m.enterpriseId !== record.enterpriseId).slice(0, MAX_REVIEW_PAIRS);
+    for (const possible of possibles) {
       if (possible.enterpriseId === record.enterpriseId) {
         continue;
       }
@@ -124,9 +142,33 @@ export class PatientLinker implements WriteObserver {
         await enterprises.record({ action: 'review-opened', enterpriseId: possible.enterpriseId, patientId: record.patientId, detail: { with: possible.best.patientId, score: possible.best.score } });
       }
     }
+    if (reused) {
+      const reasons = sourceConflicts(compareFeatures(reused.features, features));
+      const detail = { vetoes: [`the source sent this record under the MRN of another record it sent, and they contradict: ${reasons.join(', ')}`] };
+      await store.openPair(record.patientId, reused.patientId, 0, detail, now);
+      await enterprises.record({ action: 'source-conflict', enterpriseId: record.enterpriseId, patientId: record.patientId, detail: { with: reused.patientId, reasons } });
+      repo.warn(`This record's source identifier (MRN) already names Patient/${reused.patientId}, whose ${reasons.join(', ')}: kept as a separate record and sent to a data steward for review`);
+    }
     await enterprises.refreshGolden(record.enterpriseId);
   }
 }
+
+/**
+ * What makes a record re-sent under a source's MRN someone else than the record that MRN names: two of
+ * first name, surname, birth date and sex disagreeing outright (one alone is a correction: a misspelt
+ * name fixed, a married name, a birth date entered right at last).
+ */
+export function sourceConflicts(v: ComparisonVector): string[] {
+  const reasons: string[] = [];
+  if (v.firstName === 'different') reasons.push('first names differ');
+  if (v.surname === 'different') reasons.push('surnames differ');
+  if (v.birthDate === 'different') reasons.push('birth dates differ');
+  if (v.gender === 'different') reasons.push('sexes differ');
+  return reasons.length >= 2 ? reasons : [];
+}
+
+/** Most review pairs a record opens: its best-scoring possible matches. */
+const MAX_REVIEW_PAIRS = 5;
 
 function detailOf(decision: MatchDecision): unknown {
   return { contributions: decision.contributions, vetoes: decision.vetoes };

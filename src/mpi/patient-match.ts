@@ -20,6 +20,9 @@ export interface PersonMatch {
   decision?: MatchDecision & { patientId: string };
 }
 
+/** Certain before probable before possible, whatever the scores (a known MRN is certain at score 1). */
+const GRADE_ORDER: Record<MatchGrade, number> = { certain: 0, probable: 1, possible: 2 };
+
 /**
  * Who in the exchange a set of demographics is (Patient/$match): the enterprise records whose best
  * source record scores at least the review threshold, best first. A record already known by its source
@@ -51,5 +54,5 @@ export async function matchPerson(repo: Repository, linker: Pick<PatientLinker, 
   return goldens
     .filter((g) => g.active !== false)
     .map((golden) => ({ golden, ...(out.get(golden.id as string) as Omit<PersonMatch, 'golden'>) }))
-    .sort((a, b) => b.score - a.score);
+    .sort((a, b) => GRADE_ORDER[a.grade] - GRADE_ORDER[b.grade] || b.score - a.score);
 }

@@ -1,5 +1,7 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
-import { SSN_SYSTEM } from './features.js';
+
+/** The US Social Security number's identifier system. */
+export const SSN_SYSTEM = 'http://hl7.org/fhir/sid/us-ssn';
 
 /** Tag on the golden (enterprise) Patient records the index maintains itself. */
 export const MPI_TAG_SYSTEM = 'https://tessera.dev/fhir/CodeSystem/mpi';

@@ -114,6 +114,27 @@ export class Repository {
     private readonly observers: WriteObserver[] = [],
   ) {}
 
+  /**
+   * Warnings the write path owes its caller (an identifier the patient index cannot use, a source MRN
+   * reused for another person), kept per transaction until the interaction that wrote takes them into
+   * its response. Keyed by the transaction's executor, which every view of the transaction shares.
+   */
+  private static readonly pendingWarnings = new WeakMap<object, string[]>();
+
+  /** Adds a warning for the caller of the current write (observers call this). */
+  warn(text: string): void {
+    const list = Repository.pendingWarnings.get(this.executor) ?? [];
+    list.push(text);
+    Repository.pendingWarnings.set(this.executor, list);
+  }
+
+  /** The warnings given since the last call, for the response of the write that caused them. */
+  takeWarnings(): string[] {
+    const list = Repository.pendingWarnings.get(this.executor) ?? [];
+    Repository.pendingWarnings.delete(this.executor);
+    return list;
+  }
+
   /** Registers an observer of writes (at start-up, on the root repository). */
   observe(observer: WriteObserver): void {
     this.observers.push(observer);

@@ -4,6 +4,7 @@ import { badRequest, fhirError } from '../../fhir/outcome.js';
 import { crossReference } from '../../mpi/cross-reference.js';
 import { MpiStore, type MpiEventRecord, type PairRecord, type PairStatus } from '../../mpi/mpi-store.js';
 import { PatientLinker } from '../../mpi/patient-linker.js';
+import { validateFhirResource } from '../../fhir/validation.js';
 import { matchPerson } from '../../mpi/patient-match.js';
 import { Stewardship, type ReviewDecision } from '../../mpi/stewardship.js';
 import { ID_RE, type Repository } from '../../store/repository.js';
@@ -98,6 +99,8 @@ async function match(repo: Repository, linker: PatientLinker, input: OperationIn
   if (patient?.resourceType !== 'Patient') {
     throw badRequest('Patient/$match needs a Patient in the "resource" parameter');
   }
+  // The same checks as a create: a birth date that could not be stored is no basis for a match either.
+  validateFhirResource(patient, 'Patient');
   const onlyCertain = input.boolean('onlyCertainMatches') ?? false;
   const count = input.integer('count', 1, 100) ?? 10;
   const candidates = await matchPerson(repo, linker, patient as Patient);
