@@ -9,7 +9,8 @@ import { ORDER_CONTROL_STATUS, ORDER_STATUS, PRIORITY } from './status-tables.js
 
 /** One order of an order message: its ORC and the segments that detail it. */
 interface OrderGroup {
-  orc: V2Segment;
+  /** Absent when a sender leaves it out (or glues it to the segment before): the OBR carries the numbers. */
+  orc?: V2Segment;
   obr?: V2Segment;
   tq1?: V2Segment;
   spm: V2Segment[];
@@ -36,9 +37,12 @@ export function addOrders(ctx: MappingContext, encounter?: Reference<Encounter>)
     if (segment.name === 'ORC') {
       group = { orc: segment, spm: [], dg1: [], notes: [], obx: 0 };
       groups.push(group);
+    } else if (DETAIL_SEGMENTS.has(segment.name) && (!group || group.obr)) {
+      group = { obr: segment, spm: [], dg1: [], notes: [], obx: 0 };
+      groups.push(group);
     } else if (!group) {
       continue;
-    } else if (DETAIL_SEGMENTS.has(segment.name) && !group.obr) {
+    } else if (DETAIL_SEGMENTS.has(segment.name)) {
       group.obr = segment;
     } else if (segment.name === 'TQ1' && !group.tq1) {
       group.tq1 = segment;
@@ -53,8 +57,9 @@ export function addOrders(ctx: MappingContext, encounter?: Reference<Encounter>)
     }
   }
   const seen = new Set<string>();
+  const specimens = new Map<string, Reference<Specimen>>();
   for (const [i, g] of groups.entries()) {
-    const request = mapOrder(ctx, g, i + 1, encounter);
+    const request = mapOrder(ctx, g, i + 1, specimens, encounter);
     const query = serviceRequestQuery(orderNumbers(ctx, g.orc, g.obr));
     if (!query) {
       throw new MappingError(`order ${i + 1} has no placer or filler order number (ORC-2/ORC-3, OBR-2/OBR-3): it could not be matched to its changes or results`, 'ORC^1^2', '101');
@@ -69,33 +74,34 @@ export function addOrders(ctx: MappingContext, encounter?: Reference<Encounter>)
   return groups.length;
 }
 
-function mapOrder(ctx: MappingContext, g: OrderGroup, index: number, encounter?: Reference<Encounter>): ServiceRequest {
-  const where = `ORC ${index}`;
+function mapOrder(ctx: MappingContext, g: OrderGroup, index: number, specimens: Map<string, Reference<Specimen>>, encounter?: Reference<Encounter>): ServiceRequest {
+  const where = `order ${index}`;
   const { orc, obr, tq1 } = g;
   const request: ServiceRequest = {
     resourceType: 'ServiceRequest',
     identifier: orderIdentifiers(orderNumbers(ctx, orc, obr)),
-    status: orderStatus(ctx, orc, where),
+    status: orc ? orderStatus(ctx, orc, where) : 'active',
     intent: 'order',
     subject: ctx.patient as ServiceRequest['subject'],
     ...(encounter ? { encounter } : {}),
   };
+  if (!orc) ctx.warn(`${where}: no ORC before its OBR: taken as a new order (ORC-1 NW)`);
   const code = obr && codeableConcept(obr, 4);
   if (code) request.code = code;
   else ctx.warn(`${where}: no universal service identifier (OBR-4): the order is stored without a code`);
-  const authored = dateTime(orc.value(9));
+  const authored = dateTime(orc?.value(9) ?? '');
   if (authored) request.authoredOn = authored;
-  const requester = practitionerName(orc, 12) ?? (obr && practitionerName(obr, 16));
+  const requester = (orc && practitionerName(orc, 12)) ?? (obr && practitionerName(obr, 16));
   if (requester) request.requester = { display: requester };
   const performer = ctx.message.header.value(6, 1) || ctx.message.header.value(6, 2);
   if (performer) request.performer = [{ display: performer }];
-  const priorityCode = (tq1?.value(9) || obr?.value(27, 6) || orc.value(7, 6)).toUpperCase();
+  const priorityCode = (tq1?.value(9) || obr?.value(27, 6) || orc?.value(7, 6) || '').toUpperCase();
   if (priorityCode) {
     if (PRIORITY[priorityCode]) request.priority = PRIORITY[priorityCode];
     else ctx.warn(`${where}: priority "${priorityCode}" is not in HL7 table 0027: left out`);
   }
-  const start = dateTime(tq1?.value(7) ?? '') ?? dateTime(obr?.value(27, 4) ?? '') ?? dateTime(orc.value(7, 4));
-  const end = dateTime(tq1?.value(8) ?? '') ?? dateTime(obr?.value(27, 5) ?? '') ?? dateTime(orc.value(7, 5));
+  const start = dateTime(tq1?.value(7) ?? '') ?? dateTime(obr?.value(27, 4) ?? '') ?? dateTime(orc?.value(7, 4) ?? '');
+  const end = dateTime(tq1?.value(8) ?? '') ?? dateTime(obr?.value(27, 5) ?? '') ?? dateTime(orc?.value(7, 5) ?? '');
   if (start && end) request.occurrencePeriod = { start, end };
   else if (start) request.occurrenceDateTime = start;
   const reasons: CodeableConcept[] = [
@@ -103,8 +109,8 @@ function mapOrder(ctx: MappingContext, g: OrderGroup, index: number, encounter?:
     ...g.dg1.map((d) => codeableConcept(d, 3)),
   ].filter((c): c is CodeableConcept => !!c);
   if (reasons.length) request.reasonCode = reasons;
-  const specimens = g.spm.map((spm, n) => addSpecimen(ctx, spm, `${where} SPM ${n + 1}`)).filter((s): s is Reference<Specimen> => !!s);
-  if (specimens.length) request.specimen = specimens;
+  const specimen = g.spm.map((spm, n) => addSpecimen(ctx, spm, `${where} SPM ${n + 1}`, specimens)).filter((s): s is Reference<Specimen> => !!s);
+  if (specimen.length) request.specimen = [...new Set(specimen)];
   if (g.notes.length) request.note = g.notes;
   if (g.obx) ctx.warn(`${where}: ${g.obx} OBX segment(s) with the order (answers to ask-at-order-entry questions, prior results) are not stored`);
   return request;
@@ -130,8 +136,9 @@ function orderStatus(ctx: MappingContext, orc: V2Segment, where: string): Servic
 }
 
 /** SPM to Specimen, keyed by the specimen id (SPM-2, the filler's, else the placer's part). */
-function addSpecimen(ctx: MappingContext, spm: V2Segment, where: string): Reference<Specimen> | undefined {
+function addSpecimen(ctx: MappingContext, spm: V2Segment, where: string, seen: Map<string, Reference<Specimen>>): Reference<Specimen> | undefined {
   const id = spm.value(2, 2, 1) || spm.value(2, 1, 1);
+  if (seen.has(id)) return seen.get(id); // one specimen shared by several orders of the message
   const type = codeableConcept(spm, 4);
   if (!id) {
     ctx.warn(`${where}: no specimen id (SPM-2): the specimen is left out`);
@@ -145,5 +152,7 @@ function addSpecimen(ctx: MappingContext, spm: V2Segment, where: string): Refere
   };
   const collected = dateTime(spm.value(17, 1));
   if (collected) specimen.collection = { collectedDateTime: collected };
-  return ctx.tx.upsert(specimen, identifierQuery(ctx.system('specimen'), id));
+  const reference = ctx.tx.upsert(specimen, identifierQuery(ctx.system('specimen'), id));
+  seen.set(id, reference);
+  return reference;
 }
