@@ -124,5 +124,51 @@ for (const backend of BACKENDS) {
       const detail = (await s.fhir('GET', 'Observation?code=http://loinc.org|57716-3')).body.entry[0].resource;
       assert.equal(detail.status, 'registered');
     });
+
+    it('every OBX value type is stored as a FHIR value, or named in a warning (never dropped silently)', async () => {
+      // Sender style: a hospital laboratory's v2.5.1 ORU carrying one result of each OBX-2 type HL7 lists.
+      const values: [string, string, string][] = [
+        ['CE', '260385009^Negative^SCT', 'valueCodeableConcept'],
+        ['CWE', '10828004^Positive^SCT', 'valueCodeableConcept'],
+        ['CX', 'LAB-778^^^ACMELAB', 'valueString'],
+        ['DT', '20261102', 'valueDateTime'],
+        ['DTM', '20261102081500', 'valueDateTime'],
+        ['ED', 'LAB^AP^PDF^Base64^JVBERi0xLjQK', ''],
+        ['FT', 'Smear reviewed\\.br\\by pathologist', 'valueString'],
+        ['NM', '7.2', 'valueQuantity'],
+        ['SN', '<^0.5', 'valueQuantity'],
+        ['ST', 'Hemolyzed', 'valueString'],
+        ['TX', 'See comment', 'valueString'],
+        ['TS', '202611020815', 'valueDateTime'],
+        ['TM', '0815', 'valueTime'],
+        ['XAD', '12 Lake St^^Lansing^MI^48917', 'valueString'],
+        ['XCN', '998877^Reyes^Ana^^^Dr', 'valueString'],
+        ['XPN', 'Reyes^Ana', 'valueString'],
+        ['XTN', '^WPN^PH^^1^517^5550199', 'valueString'],
+        ['NA', '1.2^1.4^1.9', 'valueString'],
+        ['RP', 'https://lab.example.org/images/778^ACMELAB^IM^JPEG', 'valueString'],
+      ];
+      const message = [
+        'MSH|^~\\&|NBSLIMS|MI-NBS-LAB|HIE|TESSERA|20261105120000-0500||ORU^R01^ORU_R01|VT-1|P|2.5.1',
+        PID,
+        'OBR|1|ORD-600|LAB-600^MI-NBS-LAB|11502-2^Laboratory report^LN|||20261105080000-0500',
+        ...values.map(([type, value], i) => `OBX|${i + 1}|${type}|VT-${type}^Value of type ${type}^L||${value}||||||F`),
+      ].join('\r');
+      const ack = await sender.send(message);
+      assert.equal(ack.code, 'AA', ack.errors.join('; '));
+      const stored = new Map<string, any>();
+      for (const [type, , element] of values) {
+        const found = (await s.fhir('GET', `Observation?code=VT-${type}`)).body.entry?.[0]?.resource;
+        stored.set(type, found);
+        if (element) assert.ok(found?.[element] !== undefined, `${type}: stored as ${element}: ${JSON.stringify(found)}`);
+        else assert.ok(ack.errors.some((e) => e.includes(`ED embedded data`)), `${type}: warned`);
+      }
+      assert.equal(stored.get('XTN').valueString, '5175550199');
+      assert.equal(stored.get('TM').valueTime, '08:15:00');
+      assert.equal(stored.get('FT').valueString, 'Smear reviewed\nby pathologist');
+      assert.equal(stored.get('SN').valueQuantity.comparator, '<');
+      assert.equal(stored.get('XCN').valueString, 'Dr Ana Reyes');
+      assert.ok(ack.errors.some((e) => /RP reference pointer stored as text/.test(e)));
+    });
   });
 }
