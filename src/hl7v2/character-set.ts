@@ -13,7 +13,9 @@ export interface DecodedMessage {
 const CHARSETS: Record<string, string> = {
   ASCII: 'utf-8', // a subset: bytes above 0x7F are checked below
   'ISO IR6': 'utf-8',
-  '8859/1': 'latin1', // exact ISO-8859-1 (WHATWG reads "iso-8859-1" as Windows-1252)
+  // Read as Windows-1252, as WHATWG reads "iso-8859-1": the two differ only in 0x80-0x9F, C1 control
+  // codes no name or result contains, where senders labelled 8859/1 put Windows-1252's ’ “ ” € Œ.
+  '8859/1': 'windows-1252',
   '8859/2': 'iso-8859-2',
   '8859/3': 'iso-8859-3',
   '8859/4': 'iso-8859-4',
@@ -36,7 +38,7 @@ const CHARSETS: Record<string, string> = {
 };
 
 /** Single-byte character sets: bytes that are valid multi-byte UTF-8 under one of these are a mislabelled UTF-8 message. */
-const SINGLE_BYTE = new Set(['latin1', 'iso-8859-2', 'iso-8859-3', 'iso-8859-4', 'iso-8859-5', 'iso-8859-6', 'iso-8859-7', 'iso-8859-8', 'windows-1254', 'iso-8859-15']);
+const SINGLE_BYTE = new Set(['windows-1252', 'iso-8859-2', 'iso-8859-3', 'iso-8859-4', 'iso-8859-5', 'iso-8859-6', 'iso-8859-7', 'iso-8859-8', 'windows-1254', 'iso-8859-15']);
 
 export function decodeMessage(bytes: Buffer): DecodedMessage {
   const warnings: string[] = [];
@@ -52,7 +54,7 @@ export function decodeMessage(bytes: Buffer): DecodedMessage {
       warnings.push(`MSH-18 says ${declared} but the message is UTF-8 (its non-ASCII bytes are valid UTF-8 sequences): read as UTF-8`);
       return checked(strictUtf8(bytes) as string, warnings);
     }
-    return checked(encoding === 'latin1' ? bytes.toString('latin1') : new TextDecoder(encoding).decode(bytes), warnings);
+    return checked(encoding === 'windows-1252' ? decodeWindows1252(bytes) : new TextDecoder(encoding).decode(bytes), warnings);
   }
   const utf8 = strictUtf8(bytes);
   if (utf8 !== undefined) {
@@ -60,7 +62,19 @@ export function decodeMessage(bytes: Buffer): DecodedMessage {
     return checked(utf8, warnings);
   }
   warnings.push(`the message is not valid UTF-8 and ${declared ? `MSH-18 says ${declared}` : 'names no character set (MSH-18)'}: read as Windows-1252 (a superset of ISO-8859-1); check names and text, and ask the sender to fill MSH-18`);
-  return checked(new TextDecoder('windows-1252').decode(bytes), warnings);
+  return checked(decodeWindows1252(bytes), warnings);
+}
+
+/**
+ * Windows-1252's 0x80-0x9F (the rest is ISO-8859-1). Our own table: Node built without full ICU decodes
+ * "windows-1252" as Latin-1, leaving ’ as the control code U+0092. The five bytes the code page leaves
+ * undefined stay as their C1 codes.
+ */
+const WINDOWS_1252_HIGH = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ';
+
+export function decodeWindows1252(bytes: Buffer): string {
+  const latin1 = bytes.toString('latin1');
+  return latin1.replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252_HIGH[c.charCodeAt(0) - 0x80]);
 }
 
 /** MSH-18's first repetition, read from the MSH segment's bytes (ASCII in every character set but UTF-16). */
