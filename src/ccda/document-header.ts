@@ -96,15 +96,16 @@ export function readPatient(root: XmlElement, participant: Participant): Documen
   }
   if (rootOnly) {
     // A sender that puts its authority's OID where the patient's id belongs sends the same root for
-    // everyone: the record is found by the root together with the birth date and family name, so such
-    // documents never land in another person's record, and one without them is refused.
+    // everyone: the intake files the document only under a record of the same birth date and family
+    // name (`confirm`), so such documents never land in another person's record.
     const family = patient.name?.[0]?.family;
     if (!patient.birthDate || !family) {
       throw new CcdaDocumentError(`recordTarget/patientRole has only a root-only id (${mrn}) and no birth date or family name to confirm whose it is`);
     }
     return {
       patient,
-      recordQuery: `${identifierQuery(participant.mrnSystem, mrn as string)}&birthdate=${patient.birthDate}&family:exact=${encodeURIComponent(family)}`,
+      recordQuery: identifierQuery(participant.mrnSystem, mrn as string),
+      confirm: { birthDate: patient.birthDate, family },
       warning: `recordTarget's patient id is a root alone (${mrn}, no extension): taken as the record number, confirmed by birth date and family name`,
     };
   }
@@ -121,4 +122,6 @@ export interface DocumentPatient {
   /** The search that finds the sender's record of this person (its MRN; an SSN within the sender when that is all there is). */
   recordQuery: string;
   warning?: string;
+  /** A weak id (a root alone): the record it finds must have this birth date and family name. */
+  confirm?: { birthDate: string; family: string };
 }
