@@ -132,6 +132,10 @@ export class Hl7v2Intake {
         }
         mapped = mapV2Message(message, participant, id);
         mapped.warnings.unshift(...notes);
+        // Whatever put it there (bytes of another character set, a \Xhh\ escape that is not UTF-8): never stored unsaid.
+        if (JSON.stringify(mapped.bundle).includes('\uFFFD') && !mapped.warnings.some((w) => w.includes('U+FFFD'))) {
+          mapped.warnings.push('a stored value contains U+FFFD replacement characters (bytes that were not text in the message\'s character set): check it against the message log');
+        }
         if (reusedBy) {
           mapped.warnings.push(`control id ${message.controlId} was used before by message ${reusedBy.id} with other content: applied as a new message`);
         }
