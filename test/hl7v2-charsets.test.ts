@@ -82,6 +82,12 @@ for (const backend of BACKENDS) {
       assert.equal((await patient('M-6')).name[0].family, 'Müller');
     });
 
+    it('a \\Xhh\\ escape that is not UTF-8 (a Latin-1 sender escaping ü as \\XFC\\) is stored with a warning, never silently as U+FFFD', async () => {
+      const ack = await send(Buffer.from(adt('C-9', 'M-9', 'M\\XFC\\ller', 'Hans'), 'utf8'));
+      assert.equal(ack.code, 'AA');
+      assert.match(ack.errors.join('; '), /U\+FFFD/);
+    });
+
     it('a file of ISO-8859-1 messages imported with tessera import is decoded the same way', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'tessera-charset-'));
       try {
