@@ -111,7 +111,7 @@ function convertOnly(documents: string[], participant: Participant): { seconds: 
 
 async function main(): Promise<void> {
   // Baseline: MLLP framing, parsing and an ACK, nothing stored.
-  const echo = new MllpListener(async (text) => buildAck(V2Message.parse(text), 'AA', 'x'));
+  const echo = new MllpListener(async (bytes) => buildAck(V2Message.parse(bytes.toString('utf8')), 'AA', 'x'));
   const echoPort = await echo.start({ port: 0, host: '127.0.0.1' });
   const baselineTexts = Array.from({ length: MESSAGES }, (_, i) => message(i, 'base'));
   const baseline1 = await sendAll(echoPort, baselineTexts, 1);

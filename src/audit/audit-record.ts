@@ -165,7 +165,7 @@ export function intakeAuditRecord(message: LoggedMessage): AuditRecord {
     kind: 'import',
     subtype: `${message.format} ${message.channel}`,
     action: 'C',
-    outcome: message.status === 'processed' || message.status === 'duplicate' ? 0 : message.status === 'failed' ? 4 : 8,
+    outcome: message.status === 'processed' || message.status === 'duplicate' ? 0 : message.status === 'failed' || message.status === 'ignored' ? 4 : 8,
     httpStatus: message.status,
     recorded: Date.now(),
     requestId: message.id,

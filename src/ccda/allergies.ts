@@ -1,14 +1,15 @@
 import type { AllergyIntolerance, AllergyIntoleranceReaction } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, dateTime, identifiers, period } from './cda-values.js';
-import { entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { C32, CCD1, entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
-const ALLERGY_OBSERVATION = `${T}.4.7`;
-const REACTION = `${T}.4.9`;
-const SEVERITY = `${T}.4.8`;
-const ALLERGY_STATUS = `${T}.4.28`;
+/** Each C-CDA template with its CCD 1.0 predecessor (alert observation, reaction, severity, alert status). */
+const ALLERGY_OBSERVATION = [`${T}.4.7`, `${CCD1}.18`];
+const REACTION = [`${T}.4.9`, `${CCD1}.54`];
+const SEVERITY = [`${T}.4.8`, `${CCD1}.55`];
+const ALLERGY_STATUS = [`${T}.4.28`, `${CCD1}.39`];
 
 /** Allergy observation value (SNOMED) to FHIR type and category. */
 const KINDS: Record<string, { type?: AllergyIntolerance['type']; category?: 'food' | 'medication' | 'environment' | 'biologic' }> = {
@@ -33,10 +34,10 @@ const STATUS_VALUES: Record<string, string> = { '55561003': 'active', '73425007'
  */
 export const allergySection: SectionMapper = {
   kind: 'allergies',
-  templates: [`${T}.2.6.1`, `${T}.2.6`],
+  templates: [`${T}.2.6.1`, `${T}.2.6`, `${CCD1}.2`, `${C32}.102`],
   loincCodes: ['48765-2'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    for (const observation of entryObservations(statement, 'an Allergy - Intolerance Observation', templatedOrBare(ALLERGY_OBSERVATION))) {
+    for (const observation of entryObservations(statement, 'an Allergy - Intolerance Observation', templatedOrBare(...ALLERGY_OBSERVATION))) {
       ctx.add(section, allergyFrom(observation, statement, narrative, ctx.patient.reference as string), identifiers(observation));
     }
   },
@@ -67,17 +68,17 @@ function allergyFrom(observation: XmlElement, concern: XmlElement, narrative: Xm
   if (onset) allergy.onsetDateTime = onset;
   const recorded = dateTime(observation.first('author/time')?.attr('value') ?? concern.first('author/time')?.attr('value'));
   if (recorded) allergy.recordedDate = recorded;
-  const reactions = related(observation, REACTION)
+  const reactions = related(observation, ...REACTION)
     .map((r): AllergyIntoleranceReaction | undefined => {
       const manifestation = concept(r.first('value'), narrative);
       if (!manifestation) return undefined;
-      const severityCode = related(r, SEVERITY)[0]?.first('value')?.attr('code');
+      const severityCode = related(r, ...SEVERITY)[0]?.first('value')?.attr('code');
       return { manifestation: [manifestation], ...(severityCode && SEVERITIES[severityCode] ? { severity: SEVERITIES[severityCode] } : {}) };
     })
     .filter((r): r is AllergyIntoleranceReaction => !!r);
   if (reactions.length) {
     // A severity stated for the allergy as a whole applies to reactions that state none.
-    const overall = related(observation, SEVERITY)[0]?.first('value')?.attr('code');
+    const overall = related(observation, ...SEVERITY)[0]?.first('value')?.attr('code');
     if (overall && SEVERITIES[overall]) reactions.forEach((r) => (r.severity ??= SEVERITIES[overall]));
     allergy.reaction = reactions;
   }
@@ -85,7 +86,7 @@ function allergyFrom(observation: XmlElement, concern: XmlElement, narrative: Xm
 }
 
 function allergyStatus(observation: XmlElement, concern: XmlElement): string {
-  const statusValue = related(observation, ALLERGY_STATUS)[0]?.first('value')?.attr('code');
+  const statusValue = related(observation, ...ALLERGY_STATUS)[0]?.first('value')?.attr('code');
   if (statusValue && STATUS_VALUES[statusValue]) return STATUS_VALUES[statusValue];
   const concernStatus = concern.first('statusCode')?.attr('code');
   return concernStatus === 'completed' || concernStatus === 'aborted' || concernStatus === 'suspended' ? 'inactive' : 'active';

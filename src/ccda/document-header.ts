@@ -62,10 +62,13 @@ export function readPatient(root: XmlElement, participant: Participant): Documen
   const ids = role.elements('id').filter((i) => i.attr('extension') && !i.attr('nullFlavor'));
   const own = ids.find((i) => codeSystemUri(i.attr('root') ?? '') === participant.mrnSystem) ?? ids.find((i) => i.attr('root') !== SSN_OID);
   const ssn = ids.find((i) => i.attr('root') === SSN_OID)?.attr('extension');
-  if (!own && !ssn) {
-    throw new CcdaDocumentError('recordTarget/patientRole carries no record number of the sender (an id with root and extension) and no SSN');
+  // A root-only id (<id root="2.100"/>): in CDA the root alone is the identifier (HL7 II data type).
+  const rootOnly = own || ssn ? undefined : role.elements('id').find((i) => i.attr('root') && !i.attr('extension') && !i.attr('nullFlavor') && codeSystemUri(i.attr('root') as string) !== participant.mrnSystem);
+  if (!own && !ssn && !rootOnly) {
+    throw new CcdaDocumentError('recordTarget/patientRole carries no record number of the sender (an id with root and extension, or a root alone) and no SSN');
   }
-  const identifiers: Identifier[] = own ? [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, system: participant.mrnSystem, value: own.attr('extension') as string }] : [];
+  const mrn = own?.attr('extension') ?? rootOnly?.attr('root');
+  const identifiers: Identifier[] = mrn ? [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, system: participant.mrnSystem, value: mrn }] : [];
   for (const other of ids) {
     if (other === own) continue;
     if (other.attr('root') === SSN_OID) identifiers.push({ system: SSN_SYSTEM, value: other.attr('extension') as string });
@@ -91,6 +94,21 @@ export function readPatient(root: XmlElement, participant: Participant): Documen
   if (own) {
     return { patient, recordQuery: identifierQuery(participant.mrnSystem, own.attr('extension') as string) };
   }
+  if (rootOnly) {
+    // A sender that puts its authority's OID where the patient's id belongs sends the same root for
+    // everyone: the intake files the document only under a record of the same birth date and family
+    // name (`confirm`), so such documents never land in another person's record.
+    const family = patient.name?.[0]?.family;
+    if (!patient.birthDate || !family) {
+      throw new CcdaDocumentError(`recordTarget/patientRole has only a root-only id (${mrn}) and no birth date or family name to confirm whose it is`);
+    }
+    return {
+      patient,
+      recordQuery: identifierQuery(participant.mrnSystem, mrn as string),
+      confirm: { birthDate: patient.birthDate, family },
+      warning: `recordTarget's patient id is a root alone (${mrn}, no extension): taken as the record number, confirmed by birth date and family name`,
+    };
+  }
   // Only an SSN: the record this sender keeps for that SSN (it names the person, so it is scoped to the sender).
   return {
     patient,
@@ -104,4 +122,6 @@ export interface DocumentPatient {
   /** The search that finds the sender's record of this person (its MRN; an SSN within the sender when that is all there is). */
   recordQuery: string;
   warning?: string;
+  /** A weak id (a root alone): the record it finds must have this birth date and family name. */
+  confirm?: { birthDate: string; family: string };
 }

@@ -2,7 +2,7 @@ import type { Immunization } from '@medplum/fhirtypes';
 import { readAdministration } from './administration.js';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, identifiers } from './cda-values.js';
-import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { C32, CCD1, negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
 
 const T = '2.16.840.1.113883.10.20.22';
 const REFUSAL_REASON = `${T}.4.53`;
@@ -14,7 +14,7 @@ const REFUSAL_REASON = `${T}.4.53`;
  */
 export const immunizationSection: SectionMapper = {
   kind: 'immunizations',
-  templates: [`${T}.2.2.1`, `${T}.2.2`],
+  templates: [`${T}.2.2.1`, `${T}.2.2`, `${CCD1}.6`, `${C32}.117`],
   loincCodes: ['11369-6'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
     if (statement.name !== 'substanceAdministration') {

@@ -2,7 +2,7 @@ import type { Dosage, MedicationRequest, MedicationStatement } from '@medplum/fh
 import { readAdministration } from './administration.js';
 import { EntryMappingError } from './ccda-context.js';
 import { entryText, identifiers } from './cda-values.js';
-import { negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { C32, CCD1, negated, related, type EntryInput, type SectionMapper } from './section-mapper.js';
 
 const T = '2.16.840.1.113883.10.20.22';
 
@@ -18,7 +18,7 @@ const REQUEST_STATUS: Record<string, MedicationRequest['status']> = { active: 'a
 export const medicationSection: SectionMapper = {
   kind: 'medications',
   // Medications, Medications Administered, Discharge Medications, Admission Medications.
-  templates: [`${T}.2.1.1`, `${T}.2.1`, `${T}.2.38`, `${T}.2.11.1`, `${T}.2.11`, `${T}.2.44`],
+  templates: [`${T}.2.1.1`, `${T}.2.1`, `${T}.2.38`, `${T}.2.11.1`, `${T}.2.11`, `${T}.2.44`, `${CCD1}.8`, `${C32}.112`],
   loincCodes: ['10160-0', '29549-3', '10183-2', '75311-1', '42346-7'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
     // Discharge and admission medications wrap their Medication Activities in an act.

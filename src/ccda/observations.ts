@@ -1,7 +1,7 @@
 import type { Coding, DiagnosticReport, Observation, ObservationReferenceRange, Reference } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, identifiers, instant, period, quantity, referencedText } from './cda-values.js';
-import { statementOf, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { C32, CCD1, statementOf, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
@@ -14,7 +14,7 @@ const STATUS: Record<string, Observation['status']> = { completed: 'final', acti
  */
 export const resultSection: SectionMapper = {
   kind: 'results',
-  templates: [`${T}.2.3.1`, `${T}.2.3`],
+  templates: [`${T}.2.3.1`, `${T}.2.3`, `${CCD1}.14`, `${C32}.122`],
   loincCodes: ['30954-2'],
   mapEntry: (input) => mapObservations(input, 'laboratory'),
 };
@@ -22,7 +22,7 @@ export const resultSection: SectionMapper = {
 /** Vital Signs section: each Vital Sign Observation of an organizer becomes an Observation (vital-signs). */
 export const vitalSignSection: SectionMapper = {
   kind: 'vital-signs',
-  templates: [`${T}.2.4.1`, `${T}.2.4`],
+  templates: [`${T}.2.4.1`, `${T}.2.4`, `${CCD1}.16`, `${C32}.119`],
   loincCodes: ['8716-3'],
   mapEntry: (input) => mapObservations(input, 'vital-signs', false),
 };

@@ -1,12 +1,14 @@
 import type { CodeableConcept, Coding, Condition } from '@medplum/fhirtypes';
 import { EntryMappingError } from './ccda-context.js';
 import { concept, dateTime, identifiers, period } from './cda-values.js';
-import { entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
+import { C32, CCD1, entryObservations, negated, related, templatedOrBare, type EntryInput, type SectionMapper } from './section-mapper.js';
 import type { XmlElement } from './xml-element.js';
 
 const T = '2.16.840.1.113883.10.20.22';
-const PROBLEM_OBSERVATION = `${T}.4.4`;
-const PROBLEM_STATUS = `${T}.4.6`;
+/** C-CDA's Problem Observation, and CCD 1.0's (the HITSP C32 condition entry). */
+const PROBLEM_OBSERVATION = [`${T}.4.4`, `${CCD1}.28`];
+/** C-CDA's Problem Status, and CCD 1.0's. */
+const PROBLEM_STATUS = [`${T}.4.6`, `${CCD1}.50`];
 const CLINICAL = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
 const CATEGORY = 'http://terminology.hl7.org/CodeSystem/condition-category';
 export const PROBLEM_LIST_ITEM: Coding = { system: CATEGORY, code: 'problem-list-item' };
@@ -25,10 +27,10 @@ const STATUS_VALUES: Record<string, string> = { '55561003': 'active', '73425007'
  */
 export const problemSection: SectionMapper = {
   kind: 'problems',
-  templates: [`${T}.2.5.1`, `${T}.2.5`],
+  templates: [`${T}.2.5.1`, `${T}.2.5`, `${CCD1}.11`, `${C32}.103`],
   loincCodes: ['11450-4'],
   mapEntry({ ctx, statement, narrative, section }: EntryInput) {
-    for (const observation of entryObservations(statement, 'a Problem Observation', templatedOrBare(PROBLEM_OBSERVATION))) {
+    for (const observation of entryObservations(statement, 'a Problem Observation', templatedOrBare(...PROBLEM_OBSERVATION))) {
       ctx.add(section, conditionFrom(observation, statement, narrative, ctx.patient.reference as string, PROBLEM_LIST_ITEM), identifiers(observation));
     }
   },
@@ -77,7 +79,7 @@ export function conditionFrom(observation: XmlElement, concern: XmlElement, narr
 }
 
 function clinicalStatus(observation: XmlElement, concern: XmlElement, abated: boolean): CodeableConcept {
-  const statusValue = related(observation, PROBLEM_STATUS)[0]?.first('value')?.attr('code');
+  const statusValue = related(observation, ...PROBLEM_STATUS)[0]?.first('value')?.attr('code');
   let code = (statusValue && STATUS_VALUES[statusValue]) || undefined;
   if (!code) {
     const concernStatus = concern.first('statusCode')?.attr('code');

@@ -74,8 +74,16 @@ export function entryObservations(statement: XmlElement, what: string, accept: (
   return observations;
 }
 
-/** An observation of this template, or of none (senders that leave templateIds out). */
-export const templatedOrBare = (template: string) => (observation: XmlElement): boolean => observation.hasTemplate(template) || !observation.templates().length;
+/** An observation of one of these templates (C-CDA's, and CCD 1.0's where it differs), or of none (senders that leave templateIds out). */
+export const templatedOrBare = (...templates: string[]) => (observation: XmlElement): boolean => observation.hasTemplate(...templates) || !observation.templates().length;
+
+/**
+ * CCD 1.0 (2.16.840.1.113883.10.20.1) and HITSP C32 (2.16.840.1.113883.3.88.11.83) templates, the older
+ * documents many EHRs still send: where an entry has the shape of its C-CDA R2.1 successor, the R2.1
+ * mapper serves it once it recognises the older template id.
+ */
+export const CCD1 = '2.16.840.1.113883.10.20.1';
+export const C32 = '2.16.840.1.113883.3.88.11.83';
 
 export function negated(statement: XmlElement): boolean {
   return statement.attr('negationInd') === 'true';

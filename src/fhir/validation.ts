@@ -44,7 +44,7 @@ export function validateFhirResource(body: unknown, expectedType?: string): Reso
  * Three places where @medplum/core 4.5 (whose rules validateStructure applies) is stricter than the R4 specification, each found on the official
  * R4 examples (test/r4-examples.test.ts):
  * - base64Binary: the R4 pattern `(\s*([0-9a-zA-Z\+/=]){4}\s*)+` allows whitespace between groups;
- * - the 1 MB limit applies to `string`, not to the xhtml narrative (`text.div`);
+ * - the 1 MB limit applies to `string`, not to the xhtml narrative (`text.div`) nor to base64Binary (`Binary.data`, `Attachment.data`);
  * - an invariant whose FHIRPath yields an empty collection is satisfied, not failed; and in
  *   `A implies B`, an empty or false A satisfies it whatever B is (FHIRPath 6.5.5), which Medplum gets wrong.
  */
@@ -63,7 +63,9 @@ function isFalsePositive(issue: OperationOutcomeIssue, resource: Resource): bool
     return compact.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(compact);
   }
   if (text === 'String cannot be larger than 1 MB') {
-    return path.endsWith('.div');
+    // The limit is the R4 `string` type's; base64Binary (Binary.data, Attachment.data) has none, so a
+    // large document's original is held only to the C-CDA size limit (TESSERA_CCDA_MAX_BYTES).
+    return path.endsWith('.div') || path === 'Binary.data' || (/\.data$/.test(path) && !/SampledData/i.test(path));
   }
   const invariant = issue.code === 'invariant' && issue.diagnostics?.startsWith('{') ? (JSON.parse(issue.diagnostics) as { fhirpath?: string }).fhirpath : undefined;
   if (invariant) {

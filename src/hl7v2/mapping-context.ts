@@ -1,4 +1,4 @@
-import type { Organization, Patient, Reference } from '@medplum/fhirtypes';
+import type { Identifier, Organization, Patient, Reference, ServiceRequest } from '@medplum/fhirtypes';
 import type { Participant } from '../participants/participants.js';
 import { TransactionBuilder } from '../bundle/transaction-builder.js';
 import type { V2Message } from './message-reader.js';
@@ -16,12 +16,20 @@ export class MappingError extends Error {
   }
 }
 
+/** A message the exchange acknowledges (AR) but has no use for, such as an ACK sent to it: logged as `ignored`, not queued as an error. */
+export class IgnoredMessageError extends Error {}
+
 /** What a mapper needs: the message, who sent it, where to add resources, and where to note what it left out. */
 export class MappingContext {
   readonly tx = new TransactionBuilder();
   readonly warnings: string[] = [];
   /** The Patient entry of this message, once mapped. */
   patient?: Reference<Patient>;
+  /**
+   * Orders the results of this message answer, by the search that finds their ServiceRequest: the intake
+   * moves an order stored earlier to the status the results leave it in (and adds numbers it lacked).
+   */
+  readonly orders = new Map<string, OrderProgress>();
 
   constructor(
     readonly message: V2Message,
@@ -41,4 +49,13 @@ export class MappingContext {
   warn(text: string): void {
     this.warnings.push(text);
   }
+}
+
+/** Where a message's results leave an order. */
+export interface OrderProgress {
+  reference: Reference<ServiceRequest>;
+  status: ServiceRequest['status'];
+  identifiers: Identifier[];
+  /** The ServiceRequest this message creates if the order is new (kept in step with `status`). */
+  created: ServiceRequest;
 }

@@ -3,7 +3,8 @@ import type { Participant } from '../participants/participants.js';
 import { cx } from './datatypes.js';
 import { addEncounter } from './encounter-mapper.js';
 import { addImmunizations } from './immunization-mapper.js';
-import { MappingContext, MappingError } from './mapping-context.js';
+import { IgnoredMessageError, MappingContext, MappingError } from './mapping-context.js';
+import { addOrders } from './order-mapper.js';
 import type { V2Message } from './message-reader.js';
 import { addPatient } from './patient-mapper.js';
 import { addResults } from './result-mapper.js';
@@ -16,6 +17,8 @@ const ADT_VISIT_EVENTS = new Set(['A01', 'A02', 'A03', 'A04', 'A05', 'A06', 'A07
 const PPR_EVENTS = new Set(['PC1', 'PC2', 'PC3']);
 /** Document notifications (T01, T03, T05, T09), with content (T02, T04, T06, T08, T10), cancel (T11). */
 const MDM_EVENTS = new Set(['T01', 'T02', 'T03', 'T04', 'T05', 'T06', 'T07', 'T08', 'T09', 'T10', 'T11']);
+/** Order messages that carry ORC/OBR orders: general (ORM), laboratory (OML), clinical (OMG), imaging (OMI). */
+const ORDER_EVENTS: Record<string, string> = { ORM: 'O01', OML: 'O21', OMG: 'O19', OMI: 'O23' };
 /** ADT events about the person only (add/update person information). */
 const ADT_PERSON_EVENTS = new Set(['A28', 'A31']);
 
@@ -24,12 +27,14 @@ export interface MappedMessage {
   warnings: string[];
   /** An A40: the sender merged two of its records; the prior one (MRG-1) is to join the survivor. */
   merge?: { survivorMrn: string; priorMrn: string };
+  /** Orders the message's results answer, by the search that finds each (see MappingContext.orders). */
+  orders: MappingContext['orders'];
   /** Which message-type mapping ran (counts per type in the message log and the tests). */
   mapping: string;
 }
 
 /** The types and events Tessera maps, for the capability list and the AR of anything else. */
-export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVENTS, 'A40'].sort().join('|'), 'ORU^R01', 'VXU^V04', `PPR^${[...PPR_EVENTS].join('|')}`, `MDM^${[...MDM_EVENTS].join('|')}`];
+export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVENTS, 'A40'].sort().join('|'), 'ORU^R01', ...Object.entries(ORDER_EVENTS).map(([t, e]) => `${t}^${e}`), 'VXU^V04', `PPR^${[...PPR_EVENTS].join('|')}`, `MDM^${[...MDM_EVENTS].join('|')}`];
 
 /**
  * One HL7 v2 message to the FHIR transaction that stores what it says. Throws MappingError (AE) when the
@@ -60,6 +65,15 @@ export function mapV2Message(message: V2Message, participant: Participant, messa
       throw new MappingError('the ORU message has no OBR/OBX results', 'OBR', '100');
     }
     mapping = 'ORU^R01';
+  } else if (ORDER_EVENTS[type] && (event === ORDER_EVENTS[type] || event === '')) {
+    addPatient(ctx, 'create-if-missing');
+    const encounter = addEncounter(ctx, '');
+    if (!addOrders(ctx, encounter)) {
+      throw new MappingError(`the ${type} message has no ORC order segment`, 'ORC', '100');
+    }
+    mapping = `${type}^${ORDER_EVENTS[type]}`;
+  } else if (type === 'ACK') {
+    throw new IgnoredMessageError('an acknowledgement (ACK) is not a message to the exchange: nothing to store or acknowledge');
   } else if (type === 'VXU' && (event === 'V04' || event === '')) {
     addPatient(ctx, 'create-if-missing');
     if (!addImmunizations(ctx)) {
@@ -75,7 +89,7 @@ export function mapV2Message(message: V2Message, participant: Participant, messa
     addDocument(ctx, event);
     mapping = `MDM^${event}`;
   } else {
-    throw new MappingError(`message type ${message.type} is not supported (supported: ${SUPPORTED_TYPES.join(', ')})`, 'MSH^1^9', ['ADT', 'ORU', 'VXU', 'PPR', 'MDM'].includes(type) ? '201' : '200');
+    throw new MappingError(`message type ${message.type} is not supported (supported: ${SUPPORTED_TYPES.join(', ')})`, 'MSH^1^9', ['ADT', 'ORU', 'VXU', 'PPR', 'MDM', ...Object.keys(ORDER_EVENTS)].includes(type) ? '201' : '200');
   }
-  return { bundle: ctx.tx.bundle(), warnings: ctx.warnings, merge, mapping };
+  return { bundle: ctx.tx.bundle(), warnings: ctx.warnings, merge, mapping, orders: ctx.orders };
 }

@@ -14,8 +14,11 @@ export interface MllpOptions {
   tls?: { cert: string; key: string };
 }
 
-/** Handles one message's text (and which connection it came on) and returns the acknowledgement to send back. */
-export type MessageHandler = (text: string, connection: string) => Promise<string>;
+/**
+ * Handles one message's bytes (decoded by the intake, whose MSH-18 names their character set) and which
+ * connection it came on, and returns the acknowledgement to send back.
+ */
+export type MessageHandler = (bytes: Buffer, connection: string) => Promise<string>;
 
 /**
  * The MLLP (Minimal Lower Layer Protocol) listener: each message arrives framed as VT text FS CR and
@@ -67,10 +70,10 @@ export class MllpListener {
           buffer = start ? buffer.subarray(start) : buffer;
           return;
         }
-        const text = buffer.subarray(start + 1, end).toString('utf8');
+        const bytes = Buffer.from(buffer.subarray(start + 1, end));
         buffer = buffer.subarray(buffer[end + 1] === CR ? end + 2 : end + 1);
         const work = queue.then(async () => {
-          const ack = await this.handler(text, connection);
+          const ack = await this.handler(bytes, connection);
           if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([VT]), Buffer.from(ack, 'utf8'), Buffer.from([FS, CR])]));
         });
         queue = work.catch(() => undefined);

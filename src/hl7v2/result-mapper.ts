@@ -1,89 +1,180 @@
-import type { Annotation, DiagnosticReport, Encounter, Observation, ObservationReferenceRange, Quantity, Reference } from '@medplum/fhirtypes';
+import type { Annotation, DiagnosticReport, Encounter, Observation, ObservationReferenceRange, Reference, ServiceRequest } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
 import { codeableConcept, dateTime, quantity } from './datatypes.js';
-import type { MappingContext } from './mapping-context.js';
+import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
+import { setObservationValue } from './observation-value.js';
+import { orderIdentifiers, orderKey, orderNumbers, serviceRequestQuery, type OrderNumbers } from './order-identity.js';
+import { OBSERVATION_STATUS, orderStatusAfterReport, REPORT_STATUS } from './status-tables.js';
 
-/** OBR-25 result status (table 0123) to DiagnosticReport.status. */
-const REPORT_STATUS: Record<string, DiagnosticReport['status']> = {
-  O: 'registered', I: 'registered', S: 'registered', A: 'partial', P: 'preliminary', R: 'preliminary', N: 'partial',
-  F: 'final', C: 'corrected', M: 'amended', X: 'cancelled', Y: 'final', Z: 'final',
-};
-/** OBX-11 observation result status (table 0085) to Observation.status. */
-const OBSERVATION_STATUS: Record<string, Observation['status']> = {
-  F: 'final', C: 'corrected', P: 'preliminary', R: 'preliminary', S: 'preliminary', I: 'registered', X: 'cancelled', D: 'entered-in-error', W: 'entered-in-error', U: 'final', A: 'amended',
-};
 /** OBX-8 abnormal flags (table 0078) that are codes of the FHIR interpretation code system as they stand. */
 const INTERPRETATIONS = new Set(['L', 'H', 'LL', 'HH', '<', '>', 'N', 'A', 'AA', 'U', 'D', 'B', 'W', 'S', 'R', 'I', 'MS', 'VS', 'NEG', 'POS', 'IND', 'DET', 'ND', 'E', 'EX', 'HX', 'LX', 'NR', 'RR', 'SDD', 'SYN-R', 'SYN-S', 'CAR', 'HU', 'LU']);
 
+/** One OBR with what belongs to it: the ORC before it, its OBX and NTE segments. */
+interface ResultGroup {
+  orc?: V2Segment;
+  obr: V2Segment;
+  index: number;
+  observations: { obx: V2Segment; notes: Annotation[] }[];
+  notes: Annotation[];
+}
+
 /**
- * ORU^R01 (and other messages carrying OBR/OBX groups) to DiagnosticReport with its Observations. The
- * filler order number (OBR-3, else the placer's OBR-2) keys the report and each result (with its OBX-1
- * set id and OBX-4 sub-id), so that a corrected result (OBX-11 = C) replaces the preliminary one.
+ * ORU^R01 (and other messages carrying OBR/OBX groups) to DiagnosticReport with its Observations.
+ * Identity (docs/interfaces.md, decision 0018): a report is its order (filler number, else placer) plus its
+ * panel (OBR-4), plus OBR-1 when a message repeats both; a result is its report plus OBX-3 and OBX-4. So a
+ * newborn-screening report (one order, many panels) stores each panel once, and a correction or a final
+ * after a preliminary updates the records it names. Each report is linked (basedOn) to its order's
+ * ServiceRequest, created from the OBR when the exchange has not seen the order.
  */
 export function addResults(ctx: MappingContext, encounter?: Reference<Encounter>): number {
+  refuseTruncated(ctx);
+  const groups = resultGroups(ctx);
+  const reportKeys = keysOf(groups.map((g) => {
+    const numbers = orderNumbers(ctx, g.orc, g.obr);
+    const base = `${orderKey(numbers) ?? `${ctx.message.controlId}-${g.index}`}/${panelOf(g.obr)}`;
+    return { base, repeat: g.obr.value(1) || String(g.index) };
+  }));
   let mapped = 0;
-  let report: { segment: V2Segment; observations: Reference<Observation>[]; key: string; notes: Annotation[] } | undefined;
-  let lastObservation: Observation | undefined;
-  const finish = () => {
-    if (report) {
-      addReport(ctx, report.segment, report.key, report.observations, report.notes, encounter);
+  for (const [i, group] of groups.entries()) {
+    const numbers = orderNumbers(ctx, group.orc, group.obr);
+    const reportKey = reportKeys[i];
+    const observationKeys = keysOf(group.observations.map(({ obx }, n) => ({ base: `${reportKey}/${codeOf(obx, 3)}/${obx.value(4)}`, repeat: obx.value(1) || String(n + 1) })));
+    const results: Reference<Observation>[] = [];
+    for (const [n, { obx, notes }] of group.observations.entries()) {
+      const observation = mapObservation(ctx, obx, group.obr, observationKeys[n], encounter);
+      if (!observation) continue;
+      if (notes.length) observation.note = notes;
+      results.push(ctx.tx.upsert(observation, identifierQuery(ctx.system('result'), observationKeys[n])));
       mapped++;
     }
-  };
-  let index = 0;
-  for (const segment of ctx.message.segments()) {
-    if (segment.name === 'OBR') {
-      finish();
-      index++;
-      const key = segment.value(3) || segment.value(2) || `${ctx.message.controlId}-${index}`;
-      report = { segment, observations: [], key, notes: [] };
-      lastObservation = undefined;
-    } else if (segment.name === 'OBX' && report) {
-      lastObservation = mapObservation(ctx, segment, report.segment, report.key, encounter);
-      if (lastObservation) {
-        report.observations.push(ctx.tx.upsert(lastObservation, identifierQuery(ctx.system('result'), lastObservation.identifier?.[0]?.value as string)));
-        mapped++;
-      }
-    } else if (segment.name === 'NTE' && report) {
-      const text = segment.text(3);
-      if (text) {
-        (lastObservation ? (lastObservation.note ??= []) : report.notes).push({ text });
-      }
-    }
+    if (addReport(ctx, group, reportKey, numbers, results, encounter)) mapped++;
   }
-  finish();
   return mapped;
 }
 
-function addReport(ctx: MappingContext, obr: V2Segment, key: string, results: Reference<Observation>[], notes: Annotation[], encounter?: Reference<Encounter>): void {
+function resultGroups(ctx: MappingContext): ResultGroup[] {
+  const groups: ResultGroup[] = [];
+  let orc: V2Segment | undefined;
+  let group: ResultGroup | undefined;
+  for (const segment of ctx.message.segments()) {
+    if (segment.name === 'ORC') {
+      orc = segment;
+    } else if (segment.name === 'OBR') {
+      group = { orc, obr: segment, index: groups.length + 1, observations: [], notes: [] };
+      groups.push(group);
+    } else if (segment.name === 'OBX' && group) {
+      group.observations.push({ obx: segment, notes: [] });
+    } else if (segment.name === 'NTE' && group) {
+      const text = segment.text(3);
+      if (text) (group.observations.at(-1)?.notes ?? group.notes).push({ text });
+    }
+  }
+  return groups;
+}
+
+/** Keys made unique within the message: a base that repeats gets its set id (OBR-1, OBX-1) appended. */
+function keysOf(items: { base: string; repeat: string }[]): string[] {
+  const counts = new Map<string, number>();
+  for (const { base } of items) counts.set(base, (counts.get(base) ?? 0) + 1);
+  const seen = new Set<string>();
+  return items.map(({ base, repeat }, i) => {
+    if ((counts.get(base) ?? 0) < 2) return base;
+    let key = `${base}/${repeat}`;
+    if (seen.has(key)) key = `${base}/#${i + 1}`; // the set ids repeat too
+    seen.add(key);
+    return key;
+  });
+}
+
+/** The code of a CWE field (its identifier, else the alternate, else the text): the stable part of a panel or test. */
+function codeOf(s: V2Segment, field: number): string {
+  return s.value(field, 1) || s.value(field, 4) || s.value(field, 2);
+}
+
+function panelOf(obr: V2Segment): string {
+  return codeOf(obr, 4) || 'no-panel';
+}
+
+/**
+ * A frame cut inside its last segment (a sender's buffer flushed early) still parses. Its tell: the last
+ * segment is an OBX without OBX-11, the result status every OBX must carry. Storing it would overwrite a
+ * result with part of a value (59 becomes 5), so the whole message is refused and nothing is stored.
+ */
+function refuseTruncated(ctx: MappingContext): void {
+  const last = ctx.message.segments().at(-1);
+  if (last?.name === 'OBX' && !last.value(11)) {
+    throw new MappingError(
+      `the message looks truncated: its last segment (OBX ${last.value(1) || '?'}) ends before OBX-11, the result status every OBX carries; nothing was stored, send the whole message again`,
+      `OBX^${last.value(1) || '1'}^11`,
+      '101',
+    );
+  }
+}
+
+function addReport(ctx: MappingContext, group: ResultGroup, key: string, numbers: OrderNumbers, results: Reference<Observation>[], encounter?: Reference<Encounter>): boolean {
+  const { obr, notes } = group;
   const code = codeableConcept(obr, 4);
   if (!code) {
-    ctx.warn(`OBR ${obr.value(1) || ''}: no universal service identifier (OBR-4): the report is left out, its results kept`);
-    return;
+    ctx.warn(`OBR ${obr.value(1) || group.index}: no universal service identifier (OBR-4): the report is left out, its results kept`);
+    return false;
   }
   const statusCode = obr.value(25).toUpperCase();
+  const status = REPORT_STATUS[statusCode] ?? 'final';
+  if (statusCode && !REPORT_STATUS[statusCode]) ctx.warn(`OBR ${obr.value(1) || group.index}: OBR-25 result status "${statusCode}" is not in HL7 table 0123: taken as final`);
+  const basedOn = addOrder(ctx, group, numbers, code, status);
   const report: DiagnosticReport = {
     resourceType: 'DiagnosticReport',
     identifier: [{ system: ctx.system('report'), value: key }],
-    status: REPORT_STATUS[statusCode] ?? 'final',
-    category: [obr.value(24) ? { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: obr.value(24) }] } : { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'LAB' }] }],
+    ...(basedOn ? { basedOn: [basedOn] } : {}),
+    status,
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: obr.value(24) || 'LAB' }] }],
     code,
     subject: ctx.patient,
     performer: [ctx.organization],
     ...(encounter ? { encounter } : {}),
     ...(results.length ? { result: results } : {}),
   };
-  if (statusCode && !REPORT_STATUS[statusCode]) ctx.warn(`OBR-25 result status "${statusCode}" is not in HL7 table 0123: taken as final`);
   const effective = dateTime(obr.value(7));
   if (effective) report.effectiveDateTime = effective;
   const issued = dateTime(obr.value(22));
   if (issued && issued.length > 10) report.issued = issued;
   if (notes.length) report.conclusion = notes.map((n) => n.text).join('\n');
   ctx.tx.upsert(report, identifierQuery(ctx.system('report'), key));
+  return true;
 }
 
-function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, reportKey: string, encounter?: Reference<Encounter>): Observation | undefined {
+/**
+ * The order a report answers: the ServiceRequest an order message stored (found by its placer number,
+ * else its filler number), or one made from the OBR when the exchange never saw the order. Its status
+ * follows the report (a final report completes it): the intake moves an existing one after the write.
+ */
+function addOrder(ctx: MappingContext, group: ResultGroup, numbers: OrderNumbers, code: ServiceRequest['code'], reportStatus: DiagnosticReport['status']): Reference<ServiceRequest> | undefined {
+  const query = serviceRequestQuery(numbers);
+  if (!query) return undefined;
+  const status = orderStatusAfterReport(reportStatus);
+  const known = ctx.orders.get(query);
+  if (known) {
+    // One order, several panels (a newborn screen): one ServiceRequest, complete only when every panel is.
+    if (status !== known.status) known.status = known.created.status = status === 'active' || known.status === 'active' ? 'active' : status;
+    return known.reference;
+  }
+  const request: ServiceRequest = {
+    resourceType: 'ServiceRequest',
+    identifier: orderIdentifiers(numbers),
+    status,
+    intent: 'order',
+    code,
+    subject: ctx.patient as ServiceRequest['subject'],
+  };
+  const authored = dateTime(group.orc?.value(9) ?? '') ?? dateTime(group.obr.value(6));
+  if (authored) request.authoredOn = authored;
+  const reference = ctx.tx.createIfMissing(request, query);
+  ctx.orders.set(query, { reference, status, identifiers: request.identifier ?? [], created: request });
+  return reference;
+}
+
+function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, key: string, encounter?: Reference<Encounter>): Observation | undefined {
   const where = `OBX ${obx.value(1) || '?'}`;
   const code = codeableConcept(obx, 3);
   if (!code) {
@@ -93,7 +184,7 @@ function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, rep
   const statusCode = obx.value(11).toUpperCase();
   const observation: Observation = {
     resourceType: 'Observation',
-    identifier: [{ system: ctx.system('result'), value: `${reportKey}/${obx.value(1) || code.coding?.[0]?.code || ''}/${obx.value(4)}` }],
+    identifier: [{ system: ctx.system('result'), value: key }],
     status: OBSERVATION_STATUS[statusCode] ?? 'final',
     category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }],
     code,
@@ -101,10 +192,14 @@ function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, rep
     performer: [ctx.organization],
     ...(encounter ? { encounter } : {}),
   };
-  if (statusCode && !OBSERVATION_STATUS[statusCode]) ctx.warn(`${where}: result status "${statusCode}" is not in HL7 table 0085: taken as final`);
+  if (!statusCode) ctx.warn(`${where}: no result status (OBX-11): taken as final`);
+  else if (!OBSERVATION_STATUS[statusCode]) ctx.warn(`${where}: result status "${statusCode}" is not in HL7 table 0085: taken as final`);
   const effective = dateTime(obx.value(14)) ?? dateTime(obr.value(7));
   if (effective) observation.effectiveDateTime = effective;
-  setValue(ctx, observation, obx, where);
+  setObservationValue(ctx, observation, obx, where);
+  if (statusCode === 'N' && !hasValue(observation)) {
+    observation.dataAbsentReason = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'not-asked' }] };
+  }
   const range = referenceRange(obx.value(7), obx, 6);
   if (range) observation.referenceRange = [range];
   const flags = obx.eachRepetition(8).map((r) => obx.value(8, 1, 1, r).toUpperCase()).filter(Boolean);
@@ -118,65 +213,8 @@ function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, rep
   return observation;
 }
 
-/** OBX-5 by its value type (OBX-2). */
-function setValue(ctx: MappingContext, observation: Observation, obx: V2Segment, where: string): void {
-  const type = obx.value(2).toUpperCase();
-  const first = obx.value(5);
-  if (!first && !obx.text(5)) {
-    return;
-  }
-  switch (type) {
-    case 'NM': {
-      const n = Number(first);
-      if (first !== '' && Number.isFinite(n)) observation.valueQuantity = quantity(n, obx, 6);
-      else {
-        observation.valueString = obx.text(5);
-        ctx.warn(`${where}: numeric value "${first}" is not a number: kept as text`);
-      }
-      return;
-    }
-    case 'SN': {
-      const [comparator, n1, separator, n2] = [obx.value(5, 1), obx.value(5, 2), obx.value(5, 3), obx.value(5, 4)];
-      const a = Number(n1);
-      const b = Number(n2);
-      if (separator === '-' && Number.isFinite(a) && Number.isFinite(b) && n2 !== '') {
-        observation.valueRange = { low: quantity(a, obx, 6), high: quantity(b, obx, 6) };
-      } else if ((separator === ':' || separator === '/') && Number.isFinite(a) && Number.isFinite(b) && n2 !== '') {
-        observation.valueRatio = { numerator: { value: a }, denominator: { value: b } };
-      } else if (n1 !== '' && Number.isFinite(a)) {
-        const q: Quantity = quantity(a, obx, 6);
-        if (comparator === '<' || comparator === '>' || comparator === '<=' || comparator === '>=') q.comparator = comparator;
-        observation.valueQuantity = q;
-      } else {
-        observation.valueString = obx.text(5);
-      }
-      return;
-    }
-    case 'CE':
-    case 'CWE':
-    case 'CNE':
-    case 'CF': {
-      const concept = codeableConcept(obx, 5);
-      if (concept) observation.valueCodeableConcept = concept;
-      return;
-    }
-    case 'DT':
-    case 'TS':
-    case 'DTM': {
-      const dt = dateTime(first);
-      if (dt) observation.valueDateTime = dt;
-      else observation.valueString = first;
-      return;
-    }
-    case 'ST':
-    case 'TX':
-    case 'FT':
-      observation.valueString = obx.eachRepetition(5).map((r) => obx.text(5, 1, r)).join('\n');
-      return;
-    default:
-      // ED (embedded document), RP (reference pointer), ...: kept in the message log, not as a value.
-      ctx.warn(`${where}: value type ${type || '(none)'} is not mapped to a FHIR value`);
-  }
+function hasValue(o: Observation): boolean {
+  return Object.keys(o).some((k) => k.startsWith('value'));
 }
 
 /** OBX-7 reference range text: "70-80", "<5", ">10", "3.5 - 5.0". */

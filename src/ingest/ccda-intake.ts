@@ -1,4 +1,4 @@
-import type { Bundle, DocumentReference, Identifier } from '@medplum/fhirtypes';
+import type { Bundle, DocumentReference, Identifier, Patient } from '@medplum/fhirtypes';
 import { CcdaContext } from '../ccda/ccda-context.js';
 import { CcdaDocumentError, readHeader, readPatient, type DocumentHeader, type DocumentPatient } from '../ccda/document-header.js';
 import { mapDocument } from '../ccda/document-mapper.js';
@@ -121,6 +121,7 @@ export class CcdaIntake {
         return { messageId: id, status: 'processed' as const, warnings: ctx.warnings, resources: written, patient: patient.reference, documentReference: `DocumentReference/ccda-${id}` };
       });
     } catch (err) {
+      if (err instanceof CcdaDocumentError) return this.fail(id, err.message, true, ctx?.warnings);
       const reason = err instanceof FhirError ? `Rejected by the FHIR store (${err.status}): ${err.located}` : `Internal error: ${(err as Error).message}`;
       return this.fail(id, reason, false, ctx?.warnings);
     }
@@ -142,6 +143,13 @@ function messageType(header: DocumentHeader): string {
  * documents of one new patient at once make one record; the master patient index links it on write).
  */
 async function filePatient(tx: Repository, person: DocumentPatient): Promise<{ reference: string; created?: string }> {
+  if (person.confirm) {
+    const [existing] = (await findByCriteria(tx, 'Patient', systemRequest({ resourceType: 'Bundle', type: 'transaction' }), person.recordQuery, 1)) as Patient[];
+    const same = (a?: string, b?: string) => (a ?? '').toLowerCase() === (b ?? '').toLowerCase();
+    if (existing && (existing.birthDate !== person.confirm.birthDate || !existing.name?.some((n) => same(n.family, person.confirm?.family)))) {
+      throw new CcdaDocumentError(`the root-only patient id ${person.patient.identifier?.[0]?.value} already names a patient of another birth date or family name: the sender seems to send one root for several people; the document was not filed`);
+    }
+  }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: person.patient, request: { method: 'POST', url: 'Patient', ifNoneExist: person.recordQuery } }] };
   const response = await processBundle(tx, systemRequest(bundle), dispatch);
   const entry = response.entry?.[0]?.response;

@@ -1,7 +1,8 @@
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v2/acknowledgement.js';
-import { MappingError } from '../hl7v2/mapping-context.js';
+import { decodeMessage } from '../hl7v2/character-set.js';
+import { IgnoredMessageError, MappingError } from '../hl7v2/mapping-context.js';
 import { mapV2Message, type MappedMessage } from '../hl7v2/message-mapper.js';
 import { MalformedMessageError, V2Message } from '../hl7v2/message-reader.js';
 import { MessageLog, type LoggedMessage } from '../messages/message-log.js';
@@ -16,6 +17,7 @@ import { newResourceId } from '../store/resource-id.js';
 import { recordMessageProvenance, stampMessageSource, writtenVersions } from './message-provenance.js';
 import { systemRequest } from './system-request.js';
 import { identifierQuery } from '../bundle/transaction-builder.js';
+import { advanceOrders, unannouncedChanges } from './result-revisions.js';
 
 /** A message stored in the log and ready to apply, or already answered (`early`). */
 export interface Admitted {
@@ -24,6 +26,8 @@ export interface Admitted {
   message?: V2Message;
   participant?: Participant;
   early?: IntakeResult;
+  /** What reading its bytes had to guess (a character set): warnings of the message. */
+  notes?: string[];
 }
 
 export interface IntakeResult {
@@ -50,11 +54,14 @@ export class Hl7v2Intake {
   }
 
   /**
-   * The first half: parse, attribute and store the raw message (status received). A message that does
-   * not parse or comes from an unknown sender is finished here (failed, AR).
+   * The first half: decode (bytes, by MSH-18: see character-set.ts), parse, attribute and store the raw
+   * message (status received). A message that does not parse or comes from an unknown sender is finished
+   * here (failed, AR).
    */
-  async admit(raw: string, channel: string): Promise<Admitted> {
+  async admit(input: string | Buffer, channel: string): Promise<Admitted> {
     const id = newResourceId();
+    const decoded = typeof input === 'string' ? { text: input, warnings: [] } : decodeMessage(input);
+    const raw = decoded.text;
     let message: V2Message;
     try {
       message = V2Message.parse(raw);
@@ -68,7 +75,7 @@ export class Hl7v2Intake {
     if (!participant) {
       return { id, raw, early: await this.rejectUnknownSender(id, message) };
     }
-    return { id, raw, message, participant };
+    return { id, raw, message, participant, notes: decoded.warnings };
   }
 
   /** The second half: apply an admitted message (in a savepoint of its own when inside a larger transaction). */
@@ -76,7 +83,7 @@ export class Hl7v2Intake {
     if (admitted.early || !admitted.message || !admitted.participant) {
       return admitted.early as IntakeResult;
     }
-    return this.apply(admitted.id, admitted.raw, admitted.message, admitted.participant);
+    return this.apply(admitted.id, admitted.raw, admitted.message, admitted.participant, admitted.notes);
   }
 
   /** Runs a logged message again (after a mapping fix, or one left unprocessed by a crash). */
@@ -109,7 +116,7 @@ export class Hl7v2Intake {
     return unfinished.length;
   }
 
-  private async apply(id: string, raw: string, message: V2Message, participant: Participant): Promise<IntakeResult> {
+  private async apply(id: string, raw: string, message: V2Message, participant: Participant, notes: string[] = []): Promise<IntakeResult> {
     let mapped: MappedMessage | undefined;
     try {
       const outcome = await this.repo.transaction(async (messageTx) => {
@@ -124,12 +131,18 @@ export class Hl7v2Intake {
           return 'duplicate' as const;
         }
         mapped = mapV2Message(message, participant, id);
+        mapped.warnings.unshift(...notes);
+        // Whatever put it there (bytes of another character set, a \Xhh\ escape that is not UTF-8): never stored unsaid.
+        if (JSON.stringify(mapped.bundle).includes('\uFFFD') && !mapped.warnings.some((w) => w.includes('U+FFFD'))) {
+          mapped.warnings.push('a stored value contains U+FFFD replacement characters (bytes that were not text in the message\'s character set): check it against the message log');
+        }
         if (reusedBy) {
           mapped.warnings.push(`control id ${message.controlId} was used before by message ${reusedBy.id} with other content: applied as a new message`);
         }
         stampMessageSource(mapped.bundle, id);
+        mapped.warnings.push(...(await unannouncedChanges(tx, mapped.bundle)));
         const response = await processBundle(tx, systemRequest(mapped.bundle), dispatch);
-        const written = writtenVersions(response);
+        const written = [...writtenVersions(response), ...writtenVersions(await advanceOrders(tx, mapped.orders, id))];
         const patient = patientOf(response, mapped.bundle);
         const mergeWarning = mapped.merge && (await applyMerge(tx, participant, mapped.merge));
         if (mergeWarning) mapped.warnings.push(mergeWarning);
@@ -148,6 +161,11 @@ export class Hl7v2Intake {
       if (this.repo.db.isTransientConflict(err)) throw err;
       if (this.repo.failedOptimistically) throw new RedoWithSavepoints();
       const error = describe(err);
+      if (err instanceof IgnoredMessageError) {
+        // Acknowledged (AR, so a sender's engine does not resend it) but not an error to work on: no error-queue entry.
+        await this.log.finish(id, 'ignored', { error: error.text });
+        return this.result(id, 'ignored', buildAck(message, 'AR', id, [error]), 'AR');
+      }
       await this.log.finish(id, 'failed', { error: error.text, warnings: mapped?.warnings });
       // A message of a type or event Tessera does not handle is rejected (AR); one it could not map or store, an error (AE).
       const code: AckCode = err instanceof MappingError && (err.code === '200' || err.code === '201') ? 'AR' : 'AE';
@@ -174,6 +192,9 @@ export class Hl7v2Intake {
 }
 
 function describe(err: unknown): AckError {
+  if (err instanceof IgnoredMessageError) {
+    return { code: '200', text: err.message, location: 'MSH^1^9', severity: 'E' };
+  }
   if (err instanceof MappingError) {
     return { code: err.code, text: err.message, location: err.location, severity: 'E' };
   }

@@ -3,7 +3,7 @@ import type { Repository } from '../store/repository.js';
 import { Hl7v2Intake, type IntakeResult } from './hl7v2-intake.js';
 
 interface Pending {
-  raw: string;
+  raw: string | Buffer;
   channel: string;
   /** Who sent it (an MLLP connection): used to tell how many senders a batch can wait for. */
   sender: string;
@@ -53,7 +53,7 @@ export class IntakeBatcher {
     this.concurrency = concurrency ?? repo.db.concurrentWriters;
   }
 
-  submit(raw: string, channel: string, sender?: string): Promise<IntakeResult> {
+  submit(raw: string | Buffer, channel: string, sender?: string): Promise<IntakeResult> {
     return new Promise<IntakeResult>((resolve, reject) => {
       this.queue.push({ raw, channel, sender: sender ?? `anonymous:${this.anonymous++}`, resolve, reject });
       this.schedule();

@@ -36,15 +36,17 @@ export async function importMessageFiles(
 ): Promise<MessageFileOutcome[]> {
   const outcomes: MessageFileOutcome[] = [];
   for (const file of files) {
-    const text = readFileSync(file, 'utf8');
     if (isCcdaFile(file)) {
+      const text = readFileSync(file, 'utf8');
       if (!participant) throw new Error('C-CDA documents are imported on a participant\'s behalf: add --participant ID (see tessera participants list)');
       const r = await intakes.ccda.import(text, participant, 'file');
       outcomes.push({ file, messageId: r.messageId, status: r.status, detail: r.error, warnings: r.warnings });
     } else {
+      // Split on the bytes (read one to one as Latin-1): each message is decoded by its own MSH-18.
+      const text = readFileSync(file).toString('latin1');
       const messages = text.replace(/\r\n?|\n/g, '\r').split(/\r(?=MSH\|)/).map((m) => m.replace(/\r+$/, '')).filter((m) => m.trim());
       for (const [index, raw] of messages.entries()) {
-        const result = await intakes.hl7v2.process(await intakes.hl7v2.admit(raw, 'file'));
+        const result = await intakes.hl7v2.process(await intakes.hl7v2.admit(Buffer.from(raw, 'latin1'), 'file'));
         const reason = /\rERR\|[^\r]*/.exec(result.ack)?.[0].split('|')[8];
         outcomes.push({ file, message: index + 1, messageId: result.messageId, status: result.status, ackCode: result.ackCode, detail: reason || undefined, warnings: [] });
       }

@@ -9,10 +9,11 @@ export function messageDigest(raw: string): string {
 /**
  * received: stored, not yet processed (a crash here is recovered on the next start); processed: its
  * resources are stored; failed: parsing or mapping failed (the error queue; replayable); duplicate: the
- * sender's control id was processed before, so it was acknowledged and not applied again.
+ * sender's control id was processed before, so it was acknowledged and not applied again; ignored:
+ * acknowledged (AR) but nothing to store or fix, such as an ACK sent to the exchange (not in the error queue).
  */
-export type MessageStatus = 'received' | 'processed' | 'failed' | 'duplicate';
-export const MESSAGE_STATUSES: readonly MessageStatus[] = ['received', 'processed', 'failed', 'duplicate'];
+export type MessageStatus = 'received' | 'processed' | 'failed' | 'duplicate' | 'ignored';
+export const MESSAGE_STATUSES: readonly MessageStatus[] = ['received', 'processed', 'failed', 'duplicate', 'ignored'];
 
 export interface LoggedMessage {
   id: string;

@@ -117,8 +117,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       const recovered = await intake.recover();
       if (recovered) app.log.warn({ recovered }, 'applied HL7 v2 messages stored but not processed before the last stop');
       const batcher = new IntakeBatcher(repo);
-      mllp = new MllpListener(async (text, connection) => {
-        const result = await batcher.submit(text, 'mllp', connection);
+      mllp = new MllpListener(async (bytes, connection) => {
+        const result = await batcher.submit(bytes, 'mllp', connection);
         // Acknowledged only once the message's AuditEvent is journalled, like an HTTP answer.
         await recordIntake(repo, result.messageId);
         return result.ack;

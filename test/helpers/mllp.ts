@@ -35,10 +35,10 @@ export class MllpSender {
   }
 }
 
-/** Sends raw bytes in one MLLP frame over a plain socket (for what a client library would refuse to send). */
-export function sendRawFrame(port: number, text: string): Promise<string> {
+/** Sends raw bytes in one MLLP frame over a plain socket (for what a client library would refuse to send; text goes as UTF-8). */
+export function sendRawFrame(port: number, text: string | Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(text, 'utf8'), Buffer.from([0x1c, 0x0d])])));
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from([0x0b]), typeof text === 'string' ? Buffer.from(text, 'utf8') : text, Buffer.from([0x1c, 0x0d])])));
     let data = Buffer.alloc(0);
     socket.on('data', (chunk) => {
       data = Buffer.concat([data, chunk]);
