@@ -109,8 +109,10 @@ export async function recordUnmapped(sql: SqlExecutor, participantId: string, co
   for (const c of codes) {
     const key = codeKey(c.system, c.code);
     const seen = byKey.get(key);
-    if (seen) seen.n++;
-    else byKey.set(key, { code: c, n: 1 });
+    // A message is one arrival of a code, whichever of its resources carry it (a result's order and report
+    // both carry the panel code); without a message, each resource is one.
+    if (seen && messageId === undefined) seen.n++;
+    else if (!seen) byKey.set(key, { code: c, n: 1 });
   }
   for (const key of [...byKey.keys()].sort()) {
     const { code, n } = byKey.get(key) as { code: UnmappedCode; n: number };
