@@ -7,11 +7,10 @@
  * (bench/governance.ts) on a shared machine. Synthetic records.
  */
 import { arg } from './args.js';
-import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { openAuditLog } from '../src/audit/audit-store.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
 import { openDatabase } from '../src/store/open.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
 
 const BACKENDS = arg('backends', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
 const EVENTS = Number(arg('events', '2000'));
@@ -40,9 +39,7 @@ for (const backend of BACKENDS) {
   await log.close();
   await db.close();
   if (backend === 'postgres' && config.schema) {
-    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-    await pg.close();
+    await dropBenchSchema(config.schema);
   }
   cleanup();
 }

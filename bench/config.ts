@@ -17,3 +17,11 @@ export function benchConfig(backend: 'sqlite' | 'postgres'): { config: TesseraCo
   });
   return { config, cleanup: () => rmSync(dataDir, { recursive: true, force: true }) };
 }
+
+/** Drops a PostgreSQL benchmark run's schema (benchConfig gives each run its own). */
+export async function dropBenchSchema(schema: string): Promise<void> {
+  const { PostgresDatabase } = await import('../src/store/postgres.js');
+  const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
+  await pg.exec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await pg.close();
+}

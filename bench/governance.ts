@@ -21,7 +21,7 @@ import { arg } from './args.js';
 import { setClearance } from '../src/consent/clearance.js';
 import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { ORGANIZATIONS } from '../src/synthetic/community.js';
-import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
 import { createClient } from '../src/security/clients.js';
@@ -30,7 +30,6 @@ import { processBundle } from '../src/engine/bundle-processor.js';
 import { dispatch } from '../src/engine/fhir-router.js';
 import { systemRequest } from '../src/ingest/system-request.js';
 import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
 import { refreshPlannerStatistics } from '../src/store/statistics.js';
 
 export interface GovernanceBenchOptions {
@@ -170,9 +169,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
     }
   }
   if (backend === 'postgres' && config.schema) {
-    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-    await pg.close();
+    await dropBenchSchema(config.schema);
   }
   cleanup();
   return results;

@@ -26,8 +26,7 @@ import { V2Message } from '../src/hl7v2/message-reader.js';
 import { MllpListener } from '../src/hl7v2/mllp-listener.js';
 import { addParticipant, type Participant } from '../src/participants/participants.js';
 import { createTessera } from '../src/server/tessera.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
-import { BENCH_DATABASE_URL, benchConfig } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { fmt, percentiles } from './stats.js';
 import { message } from './hl7-messages.js';
 import { replayWrites, snapshotStore, SqliteWriteRecorder } from './sqlite-write-floor.js';
@@ -147,9 +146,7 @@ async function main(): Promise<void> {
   const ccda = await importDocuments(url, token, documents);
   await tessera.close();
   if (BACKEND === 'postgres' && config.schema) {
-    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-    await pg.close();
+    await dropBenchSchema(config.schema);
   }
   cleanup();
   // The storage floor: the rows the 1-connection series wrote, replayed alone (bench/sqlite-write-floor.ts).

@@ -37,11 +37,10 @@ import { processBundle } from '../src/engine/bundle-processor.js';
 import { dispatch } from '../src/engine/fhir-router.js';
 import { createTessera } from '../src/server/tessera.js';
 import { systemRequest } from '../src/ingest/system-request.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
 import { identityPopulation, type Cohort, type GeneratedRecord } from '../src/synthetic/identity-population.js';
 import { Random } from '../src/synthetic/random.js';
 import type { TesseraConfig } from '../src/server/config.js';
-import { BENCH_DATABASE_URL, benchConfig } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
@@ -282,9 +281,7 @@ async function evaluateModel(model: TrainedModel | undefined, train: boolean): P
     console.error(`kept: ${BACKEND === 'postgres' ? `schema ${config.schema}` : config.dataDir}`);
   } else {
     if (BACKEND === 'postgres' && config.schema) {
-      const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-      await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-      await pg.close();
+      await dropBenchSchema(config.schema);
     }
     cleanup();
   }
@@ -320,9 +317,7 @@ async function evaluateFebrl(file: string): Promise<LinkingQuality & { seconds: 
   } finally {
     await tessera.close();
     if (BACKEND === 'postgres' && config.schema) {
-      const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-      await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-      await pg.close();
+      await dropBenchSchema(config.schema);
     }
     cleanup();
   }

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { arg } from './args.js';
-import { benchConfig, BENCH_DATABASE_URL } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
@@ -23,7 +23,6 @@ import { defaultWorkers, PreparePool } from '../src/ingest/prepare-pool.js';
 import { systemRequest } from '../src/ingest/system-request.js';
 import { createClient } from '../src/security/clients.js';
 import { createTessera } from '../src/server/tessera.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
 import { refreshPlannerStatistics } from '../src/store/statistics.js';
 import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 
@@ -114,9 +113,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   };
   await server.stop();
   if (backend === 'postgres' && config.schema) {
-    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-    await pg.close();
+    await dropBenchSchema(config.schema);
   }
   cleanup();
   return { loaded, personResources, personId, mergedEntries: merged.total, golden: personId !== sourceId, results };

@@ -17,11 +17,10 @@ import { defaultWorkers, PreparePool } from '../src/ingest/prepare-pool.js';
 import { systemRequest } from '../src/ingest/system-request.js';
 import { dispatch } from '../src/engine/fhir-router.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
-import { PostgresDatabase } from '../src/store/postgres.js';
 import { refreshPlannerStatistics } from '../src/store/statistics.js';
 import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 import { Random } from '../src/synthetic/random.js';
-import { BENCH_DATABASE_URL, benchConfig } from './config.js';
+import { benchConfig, dropBenchSchema } from './config.js';
 import { rawSqliteCeiling } from './raw-sqlite.js';
 import { httpGet } from './http-client.js';
 import { startServerProcess } from './server-process.js';
@@ -164,9 +163,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   if (KEEP) {
     console.error(`kept: ${backend === 'postgres' ? `schema ${config.schema}` : config.dataDir}`);
   } else if (backend === 'postgres' && config.schema) {
-    const pg = new PostgresDatabase({ connectionString: BENCH_DATABASE_URL });
-    await pg.exec(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
-    await pg.close();
+    await dropBenchSchema(config.schema);
   }
   if (!KEEP) {
     cleanup();
