@@ -289,7 +289,7 @@ CREATE TABLE oauth_revoked (id TEXT PRIMARY KEY, expires_at ${d.bigint} NOT NULL
   // The purposes of use a client may declare (src/auth/purpose-of-use.ts); NULL: any.
   () => 'ALTER TABLE oauth_client ADD COLUMN purposes TEXT',
   // The security labels the policy withholds by, as bits of the current row (src/labels/label-bits.ts).
-  () => labelBitsColumn(),
+  labelBitsColumn,
   // Participants' local codes (src/codes, decision 0019): code_map is derived from their ConceptMaps
   // (rewritten with each ConceptMap version) for the lookup on every write; unmapped_code is the
   // stewards' worklist of local codes that arrived with no standard coding and no mapping.
@@ -465,6 +465,9 @@ function resourceKeysAndCurrentVersions(d: Dialect): string {
   }
   return statements.join(';\n');
 }
+
+/** The schema version that added resource.labels (a test undoes it to check its backfill). */
+export const LABEL_BITS_VERSION = migrations.indexOf(labelBitsColumn) + 1;
 
 /** Adds resource.labels (with an index of the labelled rows) and computes it from the rows' `_security` index tokens. */
 function labelBitsColumn(): string {
