@@ -40,6 +40,10 @@ const REJECTED: Record<string, { reason: RegExp; why: string; status?: number }>
 for (const file of readdirSync(dir).filter((f) => f.startsWith('AuditEvent-'))) {
   REJECTED[file] = { status: 405, reason: /written by the server only/, why: 'the audit log is append-only and written by the server alone' };
 }
+// A Subscription is a participant's (docs/notifications.md): the examples name none, and the admin client is none.
+for (const file of ['Subscription-example.json', 'Subscription-example-error.json']) {
+  REJECTED[file] = { reason: /A Subscription is for a participant/, why: "a Subscription belongs to a participant, which the examples do not name (Tessera's rule, not R4's)" };
+}
 for (const kind of ['codesystem-extensions-CodeSystem', 'valueset-extensions-ValueSet']) {
   for (const code of ['author', 'effective', 'end', 'keyword', 'workflow']) {
     REJECTED[`SearchParameter-${kind}-${code}.json`] = { reason: /SearchParameter\.base: Missing required/, why: 'SearchParameter.base is 1..*' };

@@ -32,7 +32,7 @@ function sourceFinder(patients: Resource[]) {
 }
 
 export function PatientPage({ api, session, id, children }: { api: Api; session: Session; id: string; children?: ComponentChildren }) {
-  const load = useLoad(() => api.all(`Patient/${encodeURIComponent(id)}/$everything?_count=5000`), [id]);
+  const load = useLoad(() => api.all(`Patient/${encodeURIComponent(id)}/$everything?_view=sources&_count=5000`), [id]);
   const [original, setOriginal] = useState<Resource | undefined>();
   const dialog = useRef<HTMLDialogElement>(null);
   const showOriginal = (r: Resource) => {
