@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { openAuditDatabase } from '../src/audit/audit-store.js';
+import { AUDIT_WRITER_NICE } from '../src/audit/background-priority.js';
 import { createClient } from '../src/security/clients.js';
 import type { Database } from '../src/store/database.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
@@ -55,6 +56,14 @@ for (const backend of BACKENDS) {
     // Events reach the audit tables from the journal within 50 ms; tests that read the tables directly or
     // run `tessera audit` in another process start from a settled log.
     beforeEach(async () => s.tessera.audit?.flush());
+
+    it('commits on a writer thread of lower scheduling priority than the threads answering requests (Linux)', { skip: process.platform !== 'linux' }, () => {
+      // /proc/self/task/{tid}/stat: field 19 is the thread's nice value (after the parenthesised name).
+      const niceOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[16]);
+      const nices = readdirSync('/proc/self/task').map(niceOf);
+      assert.equal(niceOf(String(process.pid)), 0, 'the main thread keeps its priority');
+      assert.ok(nices.includes(AUDIT_WRITER_NICE), `a thread at nice ${AUDIT_WRITER_NICE} (found ${[...new Set(nices)].join(', ')})`);
+    });
     after(async () => {
       await auditDb?.close();
       await s?.close();

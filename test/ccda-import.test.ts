@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser } from 'fast-xml-parser';
 import { dateTime } from '../src/ccda/cda-values.js';
+import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { addParticipant } from '../src/participants/participants.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
@@ -368,6 +369,62 @@ for (const backend of BACKENDS) {
         assert.deepEqual(labels, ['PSY', 'R'], ref);
         assert.equal((await s.fhir('GET', ref, undefined, uncleared)).status, 404, `${ref} withheld`);
       }
+    });
+
+    it('tessera labels relabel labels documents stored before their parts were labelled as their entries', async () => {
+      // The depression document of the test above, its three parts written back without labels and the
+      // original without its securityContext: how documents imported by an older release are stored.
+      const env = { DATABASE_URL: s.tessera.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: s.tessera.config.schema ?? '' };
+      const search = await s.fhir('GET', 'DocumentReference?_count=100');
+      const document = search.body.entry.map((e: any) => e.resource).find((d: any) => d.masterIdentifier?.value === 'TT988-PSY');
+      assert.ok(document, 'the depression document is stored');
+      const parts = [`DocumentReference/${document.id}`, document.content[0].attachment.url, document.context.related[0].reference];
+      for (const ref of parts) {
+        const { meta, securityContext, ...bare } = (await s.fhir('GET', ref)).body;
+        assert.ok(meta.security.length && (ref.startsWith('Binary') ? securityContext : true));
+        assert.equal((await s.fhir('PUT', ref, bare)).status, 200);
+      }
+      const uncleared = { authorization: `Bearer ${await s.tokenFor('system/*.rs')}` };
+      for (const ref of parts) assert.equal((await s.fhir('GET', ref, undefined, uncleared)).status, 200, `${ref} unlabelled now`);
+      const dry = await tessera(['labels', 'relabel', '--dry-run', '--data', s.tessera.config.dataDir], env);
+      assert.equal(dry.code, 0, dry.stderr);
+      for (const ref of parts) assert.match(dry.stdout, new RegExp(`^would relabel ${ref}$`, 'm'));
+      assert.equal((await s.fhir('GET', parts[0], undefined, uncleared)).status, 200, 'a dry run writes nothing');
+      const run = await tessera(['labels', 'relabel', '--data', s.tessera.config.dataDir], env);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /resource\(s\) looked at, \d+ got new labels/);
+      for (const ref of parts) {
+        const stored = (await s.fhir('GET', ref)).body;
+        assert.deepEqual((stored.meta.security ?? []).map((c: any) => c.code).sort(), ['PSY', 'R'], ref);
+        assert.equal((await s.fhir('GET', ref, undefined, uncleared)).status, 404, `${ref} withheld again`);
+      }
+      assert.equal((await s.fhir('GET', parts[1])).body.securityContext.reference, document.subject.reference);
+      const again = await tessera(['labels', 'relabel', '--dry-run', '--data', s.tessera.config.dataDir], env);
+      for (const ref of parts) assert.doesNotMatch(again.stdout, new RegExp(`would relabel ${ref}$`, 'm'), 'relabelled once');
+    });
+
+    it('a document\'s original (Binary) is in its patient\'s compartment: a consent denying an organization withholds it with the rest', async () => {
+      // The HL7 example CCD (test/fixtures, CC0) with a document id and patient of its own; a second
+      // participant (a hospital) whose client reads the community record.
+      const original = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      const text = original.replace('extension="TT988"', 'extension="TT988-CONSENT"').replace(/<family>[^<]*<\/family>/, '<family>Consentworth</family>');
+      const res = await importDocument(text, participantToken, `?participant=${participantId}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const documentReference = res.body.parameter.find((p: any) => p.name === 'documentReference').valueReference.reference as string;
+      const stored = (await s.fhir('GET', documentReference)).body;
+      const patient = stored.subject.reference as string;
+      const binary = stored.content[0].attachment.url as string;
+      assert.equal((await s.fhir('GET', binary)).body.securityContext.reference, patient);
+      const everything = (await s.fhir('GET', `${patient}/$everything?_view=sources`)).body;
+      assert.ok(everything.entry.some((e: any) => `Binary/${e.resource.id}` === binary), 'the original is part of the patient\'s record');
+      const hospital = await addParticipant(s.tessera.repo, { name: 'Consent Test Hospital', mrnSystem: 'urn:example:consent-test:mrn', scope: 'system/*.rs' });
+      const asHospital = { authorization: `Bearer ${await getToken(s.url, hospital.client!.clientId, hospital.client!.clientSecret as string)}` };
+      assert.equal((await s.fhir('GET', binary, undefined, asHospital)).status, 200);
+      const deny = await s.fhir('POST', 'Consent', privacyConsent(patient.split('/')[1], { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${hospital.participant.organizationId}` } }] }] }, '2026-12-01'));
+      assert.equal(deny.status, 201, JSON.stringify(deny.body));
+      for (const ref of [binary, documentReference]) assert.equal((await s.fhir('GET', ref, undefined, asHospital)).status, 404, `${ref} withheld after the consent`);
+      const search = await s.fhir('GET', `Binary?_id=${binary.split('/')[1]}`, undefined, asHospital);
+      assert.equal(search.body.entry?.filter((e: any) => e.resource.resourceType === 'Binary').length ?? 0, 0);
     });
 
     it('the CapabilityStatement lists $import-ccda', async () => {

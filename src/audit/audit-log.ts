@@ -31,6 +31,7 @@ export class AuditLog {
   private forgettable: string[] = [];
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private timerDelay = 0;
   private closed = false;
 
   constructor(
@@ -73,8 +74,11 @@ export class AuditLog {
   }
 
   private schedule(delay: number): void {
-    if (this.timer && delay > 0) return;
+    // A flush already due no later than asked serves this record too (re-arming the timer on every
+    // record past MAX_GROUP cost each of those requests a few µs).
+    if (this.timer && (delay > 0 || this.timerDelay === 0)) return;
     clearTimeout(this.timer);
+    this.timerDelay = delay;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.flush().catch((err) => {

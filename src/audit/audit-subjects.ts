@@ -1,7 +1,7 @@
 import { toTypedValue } from '@medplum/core';
 import type { Bundle, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirResponse } from '../engine/fhir-request.js';
-import { patientCompartmentParams } from '../search/compartment.js';
+import { patientCompartmentParams, securityContextPatient } from '../search/compartment.js';
 import { getCompiledParam } from '../search/parameters.js';
 
 /**
@@ -18,6 +18,8 @@ export interface AuditSubjects {
 /** Ids of the patients whose compartment holds the resource (CompartmentDefinition/patient). */
 export function compartmentPatients(resource: Resource): string[] {
   if (resource.resourceType === 'Patient') return resource.id ? [resource.id] : [];
+  const contextPatient = securityContextPatient(resource);
+  if (contextPatient) return [contextPatient];
   const params = patientCompartmentParams(resource.resourceType);
   if (!params.size) return [];
   const ids = new Set<string>();

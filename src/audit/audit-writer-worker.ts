@@ -3,11 +3,13 @@ import type { Database } from '../store/database.js';
 import { PostgresDatabase } from '../store/postgres.js';
 import { SqliteDatabase } from '../store/sqlite.js';
 import { commitJournals } from './audit-commit.js';
+import { AUDIT_WRITER_NICE, lowerThreadPriority } from './background-priority.js';
 import type { AuditWriterTarget, CommitReply, CommitRequest } from './audit-writer.js';
 
 // The audit writer thread: turns sealed journal files into chained AuditEvents, off the thread that
 // answers requests (building, hashing and inserting an event costs 0.1-0.2 ms, as much as a read).
 const target = workerData as AuditWriterTarget;
+lowerThreadPriority(AUDIT_WRITER_NICE);
 let db: Database;
 if (target.kind === 'postgres') {
   const pg = new PostgresDatabase({ connectionString: target.connectionString, schema: target.schema });

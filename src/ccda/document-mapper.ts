@@ -128,7 +128,16 @@ export function mapDocument(ctx: CcdaContext, header: DocumentHeader, xml: strin
   // follow the logged message, so a replay of the message rewrites the same three resources.
   const id = `ccda-${ctx.messageId}`;
   const binaryId = id;
-  const binary: Binary & { id: string } = { resourceType: 'Binary', id: binaryId, ...meta, contentType: 'application/xml', data: Buffer.from(xml, 'utf8').toString('base64') };
+  // securityContext names the patient: the original is then in their compartment, so their consents
+  // govern it like the rest of the document (search/compartment.ts).
+  const binary: Binary & { id: string } = {
+    resourceType: 'Binary',
+    id: binaryId,
+    ...meta,
+    contentType: 'application/xml',
+    securityContext: { reference: ctx.patient.reference },
+    data: Buffer.from(xml, 'utf8').toString('base64'),
+  };
   ctx.tx.put(binary);
   const composition: Composition & { id: string } = {
     resourceType: 'Composition',

@@ -33,6 +33,7 @@ import { registerUserCommands } from './user-commands.js';
 import { registerConsentCommands } from './consent-commands.js';
 import { registerCodeCommands } from './code-commands.js';
 import { registerNotifyCommands } from './notify-commands.js';
+import { registerLabelCommands } from './label-commands.js';
 
 
 function port(value: string): number {
@@ -386,5 +387,6 @@ registerUserCommands(program, clients, (flags) => config(flags, true));
 registerConsentCommands(program, (flags) => config(flags, true));
 registerCodeCommands(program, (flags) => config(flags, true));
 registerNotifyCommands(program, (flags) => config(flags, true));
+registerLabelCommands(program, (flags) => config(flags, true));
 
 await program.parseAsync(process.argv);

@@ -3,7 +3,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { parseDateRange, MAX_TIME, MIN_TIME, NARROW_SPAN_MS } from './date-range.js';
 import { normalizeString } from './normalize.js';
 import { COLUMN_PARAMS, getCompiledParams, type CompiledParam } from './parameters.js';
-import { isPatientCompartmentParam } from './compartment.js';
+import { isPatientCompartmentParam, securityContextPatient } from './compartment.js';
 import type { PathEvaluator } from './path-compiler.js';
 
 /** The search index rows of one resource, per parameter type, without the owning (type, id). */
@@ -53,6 +53,8 @@ export function extractIndexRows(resource: Resource, evaluator: ParamEvaluator =
   if (resource.resourceType === 'Patient' && resource.id) {
     compartment.add(resource.id);
   }
+  const contextPatient = securityContextPatient(resource);
+  if (contextPatient) compartment.add(contextPatient);
   for (const param of getCompiledParams(resource.resourceType).values()) {
     if (COLUMN_PARAMS.has(param.code) || param.type === 'special' || param.storedAs) {
       continue; // storedAs: other parameters' rows answer for it (parameters.ts)
