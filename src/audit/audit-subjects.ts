@@ -49,10 +49,19 @@ function addResource(subjects: AuditSubjects, resource: Resource): void {
   }
 }
 
-function addPatient(subjects: AuditSubjects, patient: string, type?: string): void {
+function addPatient(subjects: AuditSubjects, patient: string, type?: string, n = 1): void {
   let counts = subjects.patients.get(patient);
   if (!counts) subjects.patients.set(patient, (counts = new Map()));
-  if (type) counts.set(type, (counts.get(type) ?? 0) + 1);
+  if (type) counts.set(type, (counts.get(type) ?? 0) + n);
+}
+
+/** Adds what `more` touched to `into` (resources appended, each patient's counts per type summed). */
+export function mergeSubjects(into: AuditSubjects, more: AuditSubjects): void {
+  into.resources.push(...more.resources);
+  for (const [patient, seen] of more.patients) {
+    addPatient(into, patient);
+    for (const [type, n] of seen) addPatient(into, patient, type, n);
+  }
 }
 
 /** `Type/id` from a response location (`{base}/Type/id/_history/n`). */

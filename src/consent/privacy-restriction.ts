@@ -164,6 +164,11 @@ class PrivacyRestriction implements RowRestriction {
     return { sql: `((${alias}.labels & ?) = 0 OR (${parts.map((p) => p.sql).join(' AND ')}))`, params: [mask, ...parts.flatMap((p) => p.params)] };
   }
 
+  /** Rows with a label withheld from this caller: a bit of the mask (`labels <> 0` first, for the index of labelled rows). */
+  carriesWithheldLabel(alias: string): Sql {
+    return { sql: `${alias}.labels <> 0 AND (${alias}.labels & ?) <> 0`, params: [labelMask(this.withheldKinds, this.withholdV)] };
+  }
+
   /** SQL over `cr` (a consent_rule row): it applies to this caller, now, with this effect. */
   private applicable(effect: 'permit' | 'deny'): Sql {
     const { actors, purpose } = this.requester;

@@ -143,21 +143,24 @@ export class AccessPolicy {
    * (an OperationOutcome issue `suppressed`), without saying what or how many.
    */
   withheldForLabels(type: string, interaction: Interaction, alias: string): Sql | undefined {
-    const labels = this.restrictions.map((r) => r.labels?.(type, alias)).filter((l): l is Sql => !!l);
-    if (!labels.length) {
+    const labelling = this.restrictions.filter((r) => r.labels?.(type, alias));
+    if (!labelling.length) {
       return undefined;
     }
     const reachable = this.combine(type, interaction, alias, false, true);
     if (reachable === NO_ROWS) {
       return undefined;
     }
-    // Only labelled rows can be withheld for their labels: said first, so that an index of those is used.
-    const labelled = `${alias}.labels <> 0`;
-    const notLabels = `NOT (${labels.map((l) => `(${l.sql})`).join(' AND ')})`;
-    return {
-      sql: reachable ? `${labelled} AND (${reachable.sql}) AND ${notLabels}` : `${labelled} AND ${notLabels}`,
-      params: [...(reachable?.params ?? []), ...labels.flatMap((l) => l.params)],
-    };
+    const labels = labelling.map((r) => r.labels?.(type, alias) as Sql);
+    // Only rows carrying a label some restriction withholds by can be withheld for their labels: said
+    // first, so that the index of labelled rows is used and the other conditions read those rows only.
+    const carrying = labelling.map((r) => r.carriesWithheldLabel?.(alias) ?? { sql: '1 = 1', params: [] });
+    const parts: Sql[] = [
+      { sql: carrying.length === 1 ? carrying[0].sql : `(${carrying.map((c) => `(${c.sql})`).join(' OR ')})`, params: carrying.flatMap((c) => c.params) },
+      ...(reachable ? [{ sql: `(${reachable.sql})`, params: reachable.params }] : []),
+      { sql: `NOT (${labels.map((l) => `(${l.sql})`).join(' AND ')})`, params: labels.flatMap((l) => l.params) },
+    ];
+    return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
   }
 
   private combine(type: string, interaction: Interaction, alias: string, withLabels: boolean, withRestrictions: boolean): Sql | undefined {
@@ -253,6 +256,11 @@ export interface RowRestriction {
   rows(type: string, alias: string): Sql | undefined;
   /** SQL the rows must meet for their security labels; undefined: none withheld for labels. */
   labels?(type: string, alias: string): Sql | undefined;
+  /**
+   * With `labels`: SQL true of every row carrying a label this restriction may withhold by (a cheap
+   * superset of the rows `labels` rejects, on the labels column and its index of labelled rows).
+   */
+  carriesWithheldLabel?(alias: string): Sql;
   /** Patient records exempt under break-the-glass (see AccessPolicy.brokenGlass). */
   readonly brokenGlass?: readonly string[];
 }

@@ -20,9 +20,7 @@ export function labelled<T extends Resource>(resource: T): T {
   }
   const security: Coding[] = given.filter((c) => c.system !== CONFIDENTIALITY);
   for (const kind of kinds) {
-    if (!security.some((c) => c.system === ACT_CODE && c.code === kind)) {
-      security.push({ system: ACT_CODE, code: kind, display: SENSITIVITY_DISPLAY[kind] });
-    }
+    if (!security.some((c) => c.system === ACT_CODE && c.code === kind)) security.push(sensitivityLabel(kind));
   }
   const sensitive = security.some((c) => c.system === ACT_CODE && isSensitivityKind(c.code));
   let level = sensitive ? 'R' : 'N';
@@ -30,7 +28,7 @@ export function labelled<T extends Resource>(resource: T): T {
     if (c.system === CONFIDENTIALITY && c.code && (CONFIDENTIALITY_RANK[c.code] ?? -1) > CONFIDENTIALITY_RANK[level]) level = c.code;
   }
   if (level !== 'N' || given.some((c) => c.system === CONFIDENTIALITY)) {
-    security.push({ system: CONFIDENTIALITY, code: level, display: CONFIDENTIALITY_DISPLAY[level] ?? level });
+    security.push(confidentialityLabel(level));
   }
   return { ...resource, meta: { ...resource.meta, security } };
 }
@@ -47,11 +45,17 @@ export function derivedLabels(parts: readonly Resource[], confidentiality?: stri
     collectKinds(part, kinds, true);
     for (const c of part.meta?.security ?? []) if (c.system === ACT_CODE && isSensitivityKind(c.code)) kinds.add(c.code);
   }
-  const security: Coding[] = [...kinds].map((kind) => ({ system: ACT_CODE, code: kind, display: SENSITIVITY_DISPLAY[kind] }));
-  if (confidentiality && (CONFIDENTIALITY_RANK[confidentiality] ?? -1) > CONFIDENTIALITY_RANK.N) {
-    security.push({ system: CONFIDENTIALITY, code: confidentiality, display: CONFIDENTIALITY_DISPLAY[confidentiality] ?? confidentiality });
-  }
+  const security: Coding[] = [...kinds].map(sensitivityLabel);
+  if (confidentiality && (CONFIDENTIALITY_RANK[confidentiality] ?? -1) > CONFIDENTIALITY_RANK.N) security.push(confidentialityLabel(confidentiality));
   return security;
+}
+
+function sensitivityLabel(kind: SensitivityKind): Coding {
+  return { system: ACT_CODE, code: kind, display: SENSITIVITY_DISPLAY[kind] };
+}
+
+function confidentialityLabel(level: string): Coding {
+  return { system: CONFIDENTIALITY, code: level, display: CONFIDENTIALITY_DISPLAY[level] ?? level };
 }
 
 export function isSensitivityKind(code: string | undefined): code is SensitivityKind {

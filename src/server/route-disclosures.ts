@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { AuditSubjects } from '../audit/audit-subjects.js';
+import { mergeSubjects, type AuditSubjects } from '../audit/audit-subjects.js';
 
 /**
  * What a route outside the FHIR engine disclosed (the message log's raw messages name a patient and what
@@ -12,12 +12,7 @@ const disclosed = new WeakMap<FastifyRequest, AuditSubjects>();
 /** Adds what `req` disclosed to what it disclosed before. */
 export function recordDisclosure(req: FastifyRequest, subjects: AuditSubjects): void {
   const all: AuditSubjects = disclosed.get(req) ?? { resources: [], patients: new Map() };
-  all.resources.push(...subjects.resources);
-  for (const [patient, seen] of subjects.patients) {
-    const counts = all.patients.get(patient) ?? new Map<string, number>();
-    for (const [type, n] of seen) counts.set(type, (counts.get(type) ?? 0) + n);
-    all.patients.set(patient, counts);
-  }
+  mergeSubjects(all, subjects);
   disclosed.set(req, all);
 }
 
