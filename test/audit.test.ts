@@ -207,6 +207,35 @@ for (const backend of BACKENDS) {
       assert.ok(entityRefs(event, '4').some((r: string) => r.startsWith('DocumentReference/')));
     });
 
+    it('a search names a patient\'s resources under the patient\'s key only, and AuditEvent?entity= still finds it, also after the resource moved to another patient', async () => {
+      // Three Observations of one synthetic patient, searched by a client of its own.
+      const owner = (await s.fhir('POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Keyholder' }] })).body.id as string;
+      const observations: string[] = [];
+      for (const text of ['pulse', 'weight', 'height']) {
+        observations.push((await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text }, subject: { reference: `Patient/${owner}` } })).body.id);
+      }
+      const searcher = await createClient(s.tessera.db, { name: 'audit-entity-searcher', scope: 'system/Observation.rs' });
+      const token = await getToken(s.url, searcher.clientId, searcher.clientSecret as string);
+      const searched = await s.fhir('GET', `Observation?subject=Patient/${owner}`, undefined, { authorization: `Bearer ${token}` });
+      assert.equal(searched.body.entry.length, 3);
+      await s.tessera.audit?.flush();
+      const [event] = (await s.fhir('GET', `AuditEvent?agent=${searcher.clientId}&patient=${owner}`)).body.entry;
+      const keys = await auditDb.query<{ kind: string; ref: string }>('SELECT kind, ref FROM audit_ref WHERE seq = ?', [Number(event.resource.id)]);
+      assert.deepEqual(keys.filter((k) => k.kind !== 'a').map((k) => `${k.kind} ${k.ref}`).sort(), [`e Patient/${owner}`, `p Patient/${owner}`], 'one key for the patient, none per Observation');
+      for (const id of observations) {
+        const found = await s.fhir('GET', `AuditEvent?entity=Observation/${id}&agent=${searcher.clientId}`);
+        assert.deepEqual(found.body.entry.map((e: any) => e.resource.id), [event.resource.id], `Observation/${id}`);
+      }
+      // The first Observation is corrected to belong to another patient: the event from before still counts.
+      const moved = (await s.fhir('GET', `Observation/${observations[0]}`)).body;
+      assert.equal((await s.fhir('PUT', `Observation/${observations[0]}`, { ...moved, subject: { reference: `Patient/${otherPatientId}` } })).status, 200);
+      const after = await s.fhir('GET', `AuditEvent?entity=Observation/${observations[0]}&agent=${searcher.clientId}`);
+      assert.deepEqual(after.body.entry.map((e: any) => e.resource.id), [event.resource.id]);
+      // An Observation the client never saw is not found in its events.
+      const unseen = (await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'unseen' }, subject: { reference: `Patient/${owner}` } })).body.id;
+      assert.equal((await s.fhir('GET', `AuditEvent?entity=Observation/${unseen}&agent=${searcher.clientId}`)).body.entry.length, 0);
+    });
+
     it('AuditEvent search by patient, agent, entity and date; read by id; the scope is needed', async () => {
       const reader = await createClient(s.tessera.db, { name: 'audit-reader-client', scope: 'system/Patient.rs system/Observation.rs' });
       const readerToken = await getToken(s.url, reader.clientId, reader.clientSecret as string);

@@ -124,13 +124,15 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
 }
 
 /**
- * The search keys of a record (audit_ref rows): `p` the patients, `e` the resources (patients included:
- * they are entities too), `a` the agents by client id, user id, fhirUser and organization reference.
+ * The search keys of a record (audit_ref rows): `p` the patients, `e` the resources outside any patient's
+ * compartment (AuditSubjects.unattached; the others are found through their patients' keys) and the
+ * patients (they are entities too), `a` the agents by client id, user id, fhirUser and organization.
  */
 export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: string][] {
   const keys: [kind: 'p' | 'e' | 'a', ref: string][] = [];
   for (const patient of record.subjects.patients.keys()) keys.push(['p', `Patient/${patient}`]);
-  const entities = new Set(record.subjects.resources);
+  // Resources in a patient's compartment are found through that patient's key (audit-search.ts).
+  const entities = new Set(record.subjects.unattached ?? record.subjects.resources);
   for (const patient of record.subjects.patients.keys()) entities.add(`Patient/${patient}`);
   if (record.target) entities.add(record.target);
   for (const ref of entities) keys.push(['e', ref]);

@@ -1,6 +1,7 @@
 import { policyOf, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
 import type { Repository } from '../store/repository.js';
 import { auditLogOf, refusedWrite } from './audit-attachment.js';
+import { entityOwners } from './entity-owners.js';
 import { auditSearchBundle, findAuditEvents, parseAuditQuery, readAuditEvent } from './audit-search.js';
 
 /**
@@ -28,6 +29,7 @@ export async function auditEventInteraction(repo: Repository, req: FhirRequest):
 async function search(repo: Repository, req: FhirRequest, query: URLSearchParams): Promise<FhirResponse> {
   policyOf(req).requirePrivacyOfficer('AuditEvent', 's', 'The audit log');
   const q = parseAuditQuery(query);
+  for (const key of q.keys) if (key.kind === 'e') key.owners = await entityOwners(repo, key.refs);
   const log = auditLogOf(repo);
   await log.flush(); // this process's latest events are in the journal until the next flush
   const rows = await findAuditEvents(log.db, q);

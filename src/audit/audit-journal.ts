@@ -151,10 +151,12 @@ function processRuns(pid: number): boolean {
 
 /** An audit record as one line of JSON (its patients map as pairs). */
 function recordToJson(record: AuditRecord): string {
-  return JSON.stringify({ ...record, subjects: { resources: record.subjects.resources, patients: [...record.subjects.patients].map(([id, seen]) => [id, [...seen]]) } });
+  const { resources, patients, unattached } = record.subjects;
+  return JSON.stringify({ ...record, subjects: { resources, patients: [...patients].map(([id, seen]) => [id, [...seen]]), unattached } });
 }
 
 function recordFromJson(line: string): AuditRecord {
-  const parsed = JSON.parse(line) as AuditRecord & { subjects: { resources: string[]; patients: [string, [string, number][]][] } };
-  return { ...parsed, subjects: { resources: parsed.subjects.resources, patients: new Map(parsed.subjects.patients.map(([id, seen]) => [id, new Map(seen)])) } };
+  const parsed = JSON.parse(line) as AuditRecord & { subjects: { resources: string[]; patients: [string, [string, number][]][]; unattached?: string[] } };
+  const { resources, patients, unattached } = parsed.subjects;
+  return { ...parsed, subjects: { resources, patients: new Map(patients.map(([id, seen]) => [id, new Map(seen)])), unattached } };
 }

@@ -2,7 +2,7 @@ import type { AuditEvent, Bundle, BundleLink } from '@medplum/fhirtypes';
 import { badRequest, notFound } from '../fhir/outcome.js';
 import { parseDateRange } from '../search/date-range.js';
 import { MAX_COUNT } from '../search/search-engine.js';
-import type { SqlExecutor, SqlValue } from '../store/database.js';
+import type { Database, SqlExecutor, SqlValue } from '../store/database.js';
 
 /** A stored event: its place in the chain and its AuditEvent JSON. */
 export interface StoredAuditEvent {
@@ -15,8 +15,12 @@ const KEY_KINDS: Record<string, 'p' | 'e' | 'a'> = { patient: 'p', entity: 'e', 
 const DEFAULT_COUNT = 50;
 
 export interface AuditQuery {
-  /** Per parameter, the keys any of which an event must have (comma: OR; repeated parameter: AND). */
-  keys: { kind: 'p' | 'e' | 'a'; refs: string[] }[];
+  /**
+   * Per parameter, the keys any of which an event must have (comma: OR; repeated parameter: AND). For an
+   * entity, `owners` are the patients whose compartment the resources were in (entity-owners.ts): an
+   * event that named one of them under its patient's key (AuditSubjects.unattached) is found there.
+   */
+  keys: { kind: 'p' | 'e' | 'a'; refs: string[]; owners?: string[] }[];
   /** recorded_at bounds (epoch ms), all of which hold. */
   dates: { op: '>=' | '>' | '<=' | '<'; ms: number }[];
   count: number;
@@ -74,18 +78,27 @@ export function parseAuditQuery(query: URLSearchParams): AuditQuery {
 }
 
 /** The events matching a query, newest first (one row more than asked, to tell whether a next page exists). */
-export async function findAuditEvents(sql: SqlExecutor, q: AuditQuery): Promise<StoredAuditEvent[]> {
+export async function findAuditEvents(db: Database, q: AuditQuery): Promise<StoredAuditEvent[]> {
   const where: string[] = [];
   const params: SqlValue[] = [];
-  for (const { kind, refs } of q.keys) {
-    where.push(`seq IN (SELECT seq FROM audit_ref WHERE kind = ? AND ref IN (${refs.map(() => '?').join(',')}))`);
+  const list = (values: readonly string[]) => values.map(() => '?').join(',');
+  for (const { kind, refs, owners } of q.keys) {
+    const own = `seq IN (SELECT seq FROM audit_ref WHERE kind = ? AND ref IN (${list(refs)}))`;
     params.push(kind, ...refs);
+    if (!owners?.length) {
+      where.push(own);
+      continue;
+    }
+    // The resource as its patient's event names it: a reference in the event's JSON, in quotes.
+    const named = refs.map(() => db.dialect.contains('content')).join(' OR ');
+    where.push(`(${own} OR (seq IN (SELECT seq FROM audit_ref WHERE kind = 'p' AND ref IN (${list(owners)})) AND (${named})))`);
+    params.push(...owners, ...refs.map((ref) => JSON.stringify(ref)));
   }
   for (const { op, ms } of q.dates) {
     where.push(`recorded_at ${op} ?`);
     params.push(ms);
   }
-  const rows = await sql.query<{ seq: number | string; content: string }>(
+  const rows = await db.query<{ seq: number | string; content: string }>(
     `SELECT seq, content FROM audit_event ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`,
     [...params, q.count + 1, q.offset],
   );

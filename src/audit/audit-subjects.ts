@@ -13,6 +13,13 @@ export interface AuditSubjects {
   resources: string[];
   /** Patient id -> resource type -> count. */
   patients: Map<string, Map<string, number>>;
+  /**
+   * When set: of `resources`, those in no patient's compartment here. Only these get a search key of
+   * their own in the audit log; the others are found through their patients' keys (audit-search.ts), so a
+   * search that returned 20 of a patient's Observations costs one key, not 21. Unset (the producer does
+   * not know): every resource gets its key.
+   */
+  unattached?: string[];
 }
 
 /** Ids of the patients whose compartment holds the resource (CompartmentDefinition/patient). */
@@ -43,10 +50,19 @@ export function compartmentPatients(resource: Resource): string[] {
 
 function addResource(subjects: AuditSubjects, resource: Resource): void {
   if (!resource.id || resource.resourceType === 'OperationOutcome') return;
-  subjects.resources.push(`${resource.resourceType}/${resource.id}`);
-  for (const patient of compartmentPatients(resource)) {
+  const reference = `${resource.resourceType}/${resource.id}`;
+  subjects.resources.push(reference);
+  const patients = compartmentPatients(resource);
+  for (const patient of patients) {
     addPatient(subjects, patient, resource.resourceType);
   }
+  if (!patients.length) subjects.unattached?.push(reference);
+}
+
+/** A resource named without knowing its patients (or having none). */
+function addUnattached(subjects: AuditSubjects, reference: string): void {
+  subjects.resources.push(reference);
+  subjects.unattached?.push(reference);
 }
 
 function addPatient(subjects: AuditSubjects, patient: string, type?: string, n = 1): void {
@@ -58,6 +74,8 @@ function addPatient(subjects: AuditSubjects, patient: string, type?: string, n =
 /** Adds what `more` touched to `into` (resources appended, each patient's counts per type summed). */
 export function mergeSubjects(into: AuditSubjects, more: AuditSubjects): void {
   into.resources.push(...more.resources);
+  if (into.unattached && more.unattached) into.unattached.push(...more.unattached);
+  else into.unattached = undefined;
   for (const [patient, seen] of more.patients) {
     addPatient(into, patient);
     for (const [type, n] of seen) addPatient(into, patient, type, n);
@@ -77,7 +95,7 @@ function addEntries(subjects: AuditSubjects, bundle: Bundle): void {
     else if (entry.resource) addResource(subjects, entry.resource);
     else {
       const ref = locationRef(entry.response?.location);
-      if (ref) subjects.resources.push(ref);
+      if (ref) addUnattached(subjects, ref);
     }
   }
 }
@@ -89,7 +107,7 @@ function addEntries(subjects: AuditSubjects, bundle: Bundle): void {
  * searches and operations answered in it).
  */
 export function subjectsOf(segments: readonly string[], response?: FhirResponse): AuditSubjects {
-  const subjects: AuditSubjects = { resources: [], patients: new Map() };
+  const subjects: AuditSubjects = { resources: [], patients: new Map(), unattached: [] };
   const [type, id] = segments;
   const addressed = type && id && !id.startsWith('_') && !id.startsWith('$') ? id : undefined;
   if (addressed && type === 'Patient') addPatient(subjects, addressed);
@@ -107,7 +125,7 @@ export function subjectsOf(segments: readonly string[], response?: FhirResponse)
     addResource(subjects, body);
   } else if (addressed) {
     // No resource in the answer (a delete, a failure, Prefer: return=minimal): the one addressed.
-    subjects.resources.push(locationRef(response?.location) ?? `${type}/${addressed}`);
+    addUnattached(subjects, locationRef(response?.location) ?? `${type}/${addressed}`);
   }
   return subjects;
 }

@@ -1,7 +1,7 @@
 import type { AuditEvent, Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { policyOf, requireReachable, type FhirRequest, type FhirResponse } from '../engine/fhir-request.js';
 import { badRequest } from '../fhir/outcome.js';
-import type { SqlExecutor } from '../store/database.js';
+import type { Database } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { auditLogOf } from './audit-attachment.js';
 import { CLIENT_ID_SYSTEM, SEEN_DETAIL } from './audit-event.js';
@@ -55,7 +55,7 @@ const SCAN_CHUNK = 500;
  * The patient's disclosures, newest first, from the `skip`-th on. Which events are disclosures is decided
  * on the events themselves (isDisclosure), so the audit log is read in chunks until enough were found.
  */
-async function* disclosureEvents(db: SqlExecutor, person: readonly string[], skip: number): AsyncGenerator<AuditEvent> {
+async function* disclosureEvents(db: Database, person: readonly string[], skip: number): AsyncGenerator<AuditEvent> {
   const keys = [{ kind: 'p' as const, refs: person.map((id) => `Patient/${id}`) }];
   let skipped = 0;
   for (let at = 0; ; at += SCAN_CHUNK) {
