@@ -72,6 +72,30 @@ for (const backend of BACKENDS) {
       ids.benV = sent.body.id;
     });
 
+    it('labels a resource by what it takes its meaning from: a prescription of a Medication that is buprenorphine (ETH), a report whose result is an HIV viral load (HIV)', async () => {
+      // A transaction as an EHR sends a prescription: the Medication (RxNorm 1819, buprenorphine) and the
+      // MedicationRequest naming it by reference; then a lab's report over the HIV result stored above.
+      const bundle = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:3f1c2d4e-0000-4000-8000-000000000001', resource: { resourceType: 'Medication', code: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1819' }] } }, request: { method: 'POST', url: 'Medication' } },
+          { resource: { resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: `Patient/${ids.ben}` }, medicationReference: { reference: 'urn:uuid:3f1c2d4e-0000-4000-8000-000000000001' }, dosageInstruction: [{ text: '8 mg sublingual daily' }] }, request: { method: 'POST', url: 'MedicationRequest' } },
+        ],
+      };
+      const written = await s.fhir('POST', '', bundle);
+      assert.equal(written.status, 200, JSON.stringify(written.body));
+      const prescription = /MedicationRequest\/([^/]+)/.exec(written.body.entry[1].response.location)?.[1] as string;
+      assert.deepEqual(labelsOf((await s.fhir('GET', `MedicationRequest/${prescription}`)).body), ['act:ETH', 'conf:R']);
+      assert.equal((await s.fhir('GET', `MedicationRequest/${prescription}`, undefined, h('riverside'))).status, 404);
+      const report = await s.fhir('POST', 'DiagnosticReport', { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'Viral load panel' }, subject: { reference: `Patient/${ids.ben}` }, result: [{ reference: `Observation/${ids.benHiv}` }], conclusion: 'Detectable' });
+      assert.deepEqual(labelsOf(report.body), ['act:HIV', 'conf:R']);
+      assert.equal((await s.fhir('GET', `DiagnosticReport/${report.body.id}`, undefined, h('riverside'))).status, 404);
+      // A report over plain results stays unlabelled.
+      const plain = await s.fhir('POST', 'DiagnosticReport', { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'Vitals' }, subject: { reference: `Patient/${ids.ben}` }, result: [{ reference: `Observation/${ids.benPulse}` }] });
+      assert.deepEqual(labelsOf(plain.body), []);
+    });
+
     it('withholds labelled data from a client without clearance: not read, searched, counted, included; the searchset says suppressed', async () => {
       const search = await s.fhir('GET', `Observation?subject=Patient/${ids.ann}&_total=accurate`, undefined, h('riverside'));
       assert.deepEqual(idsOf(search.body), [ids.annPulse]);

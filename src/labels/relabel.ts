@@ -1,6 +1,7 @@
 import type { Binary, Coding, Composition, CompositionSection, DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { SqlExecutor } from '../store/database.js';
 import { derivedLabels, labelled } from './labeler.js';
+import { withReferencedLabels } from './referenced-labels.js';
 
 /** How a relabelled resource is written back: a new version through the engine (policy, audit, index rows). */
 export type WriteBack = (resource: Resource) => Promise<void>;
@@ -17,7 +18,7 @@ const PAGE = 500;
  * `tessera labels relabel`: brings stored resources up to the labelling every write now does, for what was
  * stored before (an older release's value sets, documents imported before their parts were labelled as
  * their entries, originals without a securityContext). Every current resource is labelled from its own
- * codes (labeler.ts); a C-CDA document's Composition, DocumentReference and Binary also get the kinds of
+ * codes (labeler.ts) and what it takes its meaning from (referenced-labels.ts); a C-CDA document's Composition, DocumentReference and Binary also get the kinds of
  * the entries its Composition lists and its confidentiality, and the Binary names the document's patient
  * as its securityContext (so it joins their compartment). Labels are only added, never removed: a stored
  * label may be the sender's. Each resource that changes is written again as a new version through
@@ -29,7 +30,7 @@ export async function relabelStored(sql: SqlExecutor, write: WriteBack, options:
   for await (const resource of currentResources(sql)) {
     result.seen++;
     const reference = `${resource.resourceType}/${resource.id}`;
-    const next = relabelled(resource, documents.get(reference));
+    const next = relabelled(await withReferencedLabels(sql, resource), resource, documents.get(reference));
     if (!next) continue;
     result.relabelled.push(reference);
     if (!options.dryRun) await write(next);
@@ -46,8 +47,8 @@ interface DocumentPart {
 }
 
 /** The resource as it should be stored now, or undefined when it already is. */
-function relabelled(resource: Resource, document: DocumentPart | undefined): Resource | undefined {
-  let next: Resource = resource;
+function relabelled(withReferenced: Resource, resource: Resource, document: DocumentPart | undefined): Resource | undefined {
+  let next: Resource = withReferenced;
   if (document) {
     const given = resource.meta?.security ?? [];
     const added = document.security.filter((c) => !given.some((g) => g.system === c.system && g.code === c.code));

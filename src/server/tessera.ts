@@ -23,6 +23,7 @@ import { ConsentObserver } from '../consent/consent-store.js';
 import { privacyRestrictionSource } from '../consent/privacy-restriction.js';
 import { configureRestrictions } from '../engine/request-policy.js';
 import { AuditAttachment } from '../audit/audit-attachment.js';
+import { ReferencedLabels } from '../labels/referenced-labels.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAuditLog } from '../audit/audit-store.js';
 import { recordIntake } from '../audit/intake-audit.js';
@@ -70,6 +71,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   repo.observe(new ConsentObserver());
   // Participants' local codes get their standard codings on every write, from any entry (src/codes).
   repo.observe(new LocalCodes());
+  // After LocalCodes: a referenced resource's mapped codes count for its labels.
+  repo.observe(new ReferencedLabels());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   // After the patient index, whose golden-record writes (merges) raise events too; in the data's transaction.
   const outbox = new NotificationOutbox();
