@@ -11,6 +11,8 @@ export interface SourceRecord {
   sourcePatient: string;
   /** The participant that sent it (Organization reference and name), when known. */
   participant?: { reference: string; display: string };
+  /** The resource as stored JSON text, when the caller has it: its length weighs it, its parse copies it. */
+  json?: string;
 }
 
 export interface Conflict {
@@ -41,8 +43,30 @@ interface Building {
   rule: MergeRule;
   identity: Set<string>;
   time?: number;
-  records: SourceRecord[];
+  records: Prepared[];
   sources: Set<string>;
+  /** The bucket keys the fact is filed under (so that a bucket lists each fact once without a scan). */
+  keys: Set<string>;
+}
+
+/** A source record with what the rules read of it computed once (the merge compares each record many times). */
+interface Prepared {
+  record: SourceRecord;
+  rule: MergeRule;
+  identity: string[];
+  keys: string[];
+  time?: number;
+  /** The rule's compared elements' values, in the rule's order. */
+  values: (string | number | undefined)[];
+}
+
+function prepare(record: SourceRecord): Prepared {
+  const r = record.resource as any;
+  const rule = ruleFor(r.resourceType);
+  const identity = rule.identity?.(r) ?? [];
+  // Buckets: the record's concept keys and identifiers; only facts sharing one are candidates.
+  const keys = [...rule.concept(r).map((c) => `${r.resourceType}|${c}`), ...identity.map((i) => `${r.resourceType}#${i}`)];
+  return { record, rule, identity, keys, time: rule.time?.(r), values: rule.compared.map((e) => e.value(r)) };
 }
 
 /**
@@ -50,22 +74,23 @@ interface Building {
  * view can hold nothing the caller may not read). Records are taken source by source; each joins the
  * fact of its type and concept that shares an identifier with it, or else the nearest in time within the
  * rule's tolerance whose compared values agree (a disagreeing one only when none agrees), and never a
- * fact that already holds a record of its own source.
+ * fact that already holds a record of its own source. Candidates come from hash buckets keyed by concept
+ * and identifier, so the cost grows with the records that share a concept, not with the record squared.
  */
 export function mergeRecords(records: readonly SourceRecord[]): MergedFact[] {
-  const order = [...new Set(records.map((r) => r.sourcePatient))];
-  const sorted = [...records].filter((r) => !NOT_FACTS.has(r.resource.resourceType)).sort((a, b) => order.indexOf(a.sourcePatient) - order.indexOf(b.sourcePatient));
+  const rank = new Map<string, number>();
+  for (const r of records) if (!rank.has(r.sourcePatient)) rank.set(r.sourcePatient, rank.size);
+  const sorted = records
+    .filter((r) => !NOT_FACTS.has(r.resource.resourceType))
+    .map(prepare)
+    .sort((a, b) => (rank.get(a.record.sourcePatient) as number) - (rank.get(b.record.sourcePatient) as number));
   const buckets = new Map<string, Building[]>();
   const facts: Building[] = [];
-  for (const record of sorted) {
-    const r = record.resource as any;
-    const rule = ruleFor(r.resourceType);
-    const identity = rule.identity?.(r) ?? [];
-    // Buckets: the record's concept keys and identifiers; only facts sharing one are candidates.
-    const concepts = [...rule.concept(r).map((c) => `${r.resourceType}|${c}`), ...identity.map((i) => `${r.resourceType}#${i}`)];
-    const time = rule.time?.(r);
+  for (const p of sorted) {
+    const { rule, identity, time, record } = p;
     let best: { fact: Building; score: number } | undefined;
-    const candidates = new Set(concepts.flatMap((c) => buckets.get(c) ?? []));
+    const candidates = new Set<Building>();
+    for (const k of p.keys) for (const f of buckets.get(k) ?? []) candidates.add(f);
     for (const fact of candidates) {
       if (fact.sources.has(record.sourcePatient)) continue;
       let score: number;
@@ -78,43 +103,52 @@ export function mergeRecords(records: readonly SourceRecord[]): MergedFact[] {
         score = 0;
       }
       // Agreeing values first: a disagreeing record joins only when nothing agrees (it is then a conflict).
-      if (conflictsBetween(rule, fact.records[0].resource, r).length) score += 1e12;
+      if (disagrees(rule, fact.records[0], p)) score += 1e12;
       if (!best || score < best.score) best = { fact, score };
     }
-    const fact: Building = best?.fact ?? { rule, identity: new Set(), time, records: [], sources: new Set() };
+    const fact: Building = best?.fact ?? { rule, identity: new Set(), time, records: [], sources: new Set(), keys: new Set() };
     if (!best) facts.push(fact);
-    fact.records.push(record);
+    fact.records.push(p);
     fact.sources.add(record.sourcePatient);
     identity.forEach((i) => fact.identity.add(i));
-    for (const c of concepts) {
-      const bucket = buckets.get(c);
-      if (!bucket) buckets.set(c, [fact]);
-      else if (!bucket.includes(fact)) bucket.push(fact);
+    for (const k of p.keys) {
+      if (fact.keys.has(k)) continue;
+      fact.keys.add(k);
+      const bucket = buckets.get(k);
+      if (!bucket) buckets.set(k, [fact]);
+      else bucket.push(fact);
     }
   }
   const merged = facts.map((f): MergedFact => {
-    const refs = f.records.map((s) => `${s.resource.resourceType}/${s.resource.id}`).sort();
+    const refs = f.records.map((s) => `${s.record.resource.resourceType}/${s.record.resource.id}`).sort();
     const conflicts: Conflict[] = [];
     for (const other of f.records.slice(1)) {
-      for (const c of conflictsBetween(f.rule, f.records[0].resource, other.resource)) {
+      for (const c of conflictsBetween(f.rule, f.records[0], other)) {
         if (!conflicts.some((x) => x.detail === c.detail)) conflicts.push(c);
       }
     }
-    return { type: f.rule.type, id: `m${createHash('sha1').update(refs.join(',')).digest('hex')}`, sources: f.records, conflicts, time: f.time };
+    return { type: f.rule.type, id: `m${createHash('sha1').update(refs.join(',')).digest('hex')}`, sources: f.records.map((p) => p.record), conflicts, time: f.time };
   });
   markNoKnownAllergyConflicts(merged);
   return merged;
 }
 
-function conflictsBetween(rule: MergeRule, a: Resource, b: Resource): Conflict[] {
+const differ = (element: MergeRule['compared'][number], va: string | number | undefined, vb: string | number | undefined): boolean =>
+  va !== undefined && vb !== undefined && !(element.same ? element.same(va, vb) : va === vb);
+
+function disagrees(rule: MergeRule, a: Prepared, b: Prepared): boolean {
+  return rule.compared.some((element, i) => differ(element, a.values[i], b.values[i]));
+}
+
+function conflictsBetween(rule: MergeRule, a: Prepared, b: Prepared): Conflict[] {
   const out: Conflict[] = [];
-  for (const element of rule.compared) {
-    const [va, vb] = [element.value(a as any), element.value(b as any)];
-    if (va === undefined || vb === undefined) continue;
-    if (!(element.same ? element.same(va, vb) : va === vb)) {
-      out.push({ kind: element.conflict, detail: `${element.name}: ${describe(va)} in ${a.resourceType}/${a.id}, ${describe(vb)} in ${b.resourceType}/${b.id}` });
+  const [ra, rb] = [a.record.resource, b.record.resource];
+  rule.compared.forEach((element, i) => {
+    const [va, vb] = [a.values[i], b.values[i]];
+    if (differ(element, va, vb)) {
+      out.push({ kind: element.conflict, detail: `${element.name}: ${describe(va as string | number)} in ${ra.resourceType}/${ra.id}, ${describe(vb as string | number)} in ${rb.resourceType}/${rb.id}` });
     }
-  }
+  });
   return out;
 }
 
@@ -135,9 +169,10 @@ function markNoKnownAllergyConflicts(facts: MergedFact[]): void {
 }
 
 /** The source record a merged fact is shown as: the one that says the most (most codings, then longest). */
-function richest(fact: MergedFact): Resource {
-  const weight = (r: Resource) => JSON.stringify(r).length;
-  return [...fact.sources].sort((a, b) => weight(b.resource) - weight(a.resource))[0].resource;
+function richest(fact: MergedFact): SourceRecord {
+  if (fact.sources.length === 1) return fact.sources[0];
+  const weighed = fact.sources.map((s) => ({ s, weight: (s.json ?? JSON.stringify(s.resource)).length }));
+  return weighed.reduce((a, b) => (b.weight > a.weight ? b : a)).s;
 }
 
 /**
@@ -146,7 +181,8 @@ function richest(fact: MergedFact): Resource {
  * (with its participant) and per conflict.
  */
 export function factResource(fact: MergedFact, personRecords: ReadonlySet<string>, patientId: string): Resource {
-  const base = JSON.parse(JSON.stringify(richest(fact)));
+  const shown = richest(fact);
+  const base = JSON.parse(shown.json ?? JSON.stringify(shown.resource));
   const codeElement = ['code', 'vaccineCode', 'medicationCodeableConcept'].find((k) => base[k]?.coding);
   if (codeElement) {
     const seen = new Set<string>();

@@ -3,7 +3,8 @@ import { factProvenance, factResource, mergeRecords, type MergedFact, type Sourc
 import { messageIdOf, participantsOfMessages } from '../../record/source-participants.js';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest } from '../fhir-request.js';
-import { reachableRecord, type RecordEntry } from './patient-record.js';
+import { mergeInputKey, mergedViewCacheOf } from './merged-view-cache.js';
+import { reachableRecord, withContent, type PatientRecord, type RecordEntry } from './patient-record.js';
 
 /** The person's merged record as the caller may read it. */
 export interface MergedView {
@@ -15,20 +16,49 @@ export interface MergedView {
   referenced: RecordEntry[];
 }
 
+/** What the memo holds: the view apart from the focal Patient, and the messages whose participants it names. */
+interface Memo {
+  view: Omit<MergedView, 'focal'>;
+  messageIds: string[];
+  participants: string;
+}
+
 /**
  * Merges, at read time, the source records of the person the caller may read (decision 0020): the
  * merged view is always consistent with the access policy and with the identity links of the master
- * patient index, and re-derived by construction when a source, a link or a rule changes.
+ * patient index, and re-derived by construction when a source, a link or a rule changes. The records the
+ * caller may read are listed first without their content (type, id, version); when exactly that list
+ * was merged before, the memo's result is used (decision 0025), else the content is read and merged.
  */
 export async function mergedView(repo: Repository, patientId: string, req: FhirRequest): Promise<MergedView> {
-  const { focal, patientIds, entries } = await reachableRecord(repo, patientId, req);
+  const listed = await reachableRecord(repo, patientId, req, { content: false });
+  const cache = mergedViewCacheOf<Memo>(repo);
+  const key = mergeInputKey(patientId, listed.entries);
+  const memo = cache.get(key);
+  if (memo) {
+    // Participants are read again: they name the sender, which the record versions do not cover.
+    const participants = await participantsOfMessages(repo, memo.messageIds);
+    if (participantsKey(participants) === memo.participants) return { focal: listed.focal, ...memo.view };
+  }
+  let record = listed;
+  await withContent(repo, record.entries);
+  // A record rewritten between the listing and the content read: read both again, together.
+  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req);
+  const built = await buildView(repo, patientId, record);
+  cache.set(mergeInputKey(patientId, record.entries), built.memo, record.entries.length);
+  return { focal: record.focal, ...built.memo.view };
+}
+
+async function buildView(repo: Repository, patientId: string, { patientIds, entries }: PatientRecord): Promise<{ memo: Memo }> {
   const inCompartment = entries.filter((e) => e.patient !== undefined);
   const resources = inCompartment.map((e) => JSON.parse(e.json) as Resource);
-  const participants = await participantsOfMessages(repo, resources.map((r) => messageIdOf(r.meta?.source)).filter((m): m is string => !!m));
+  const messageIds = [...new Set(resources.map((r) => messageIdOf(r.meta?.source)).filter((m): m is string => !!m))];
+  const participants = await participantsOfMessages(repo, messageIds);
   const records: SourceRecord[] = resources.map((resource, i) => ({
     resource,
     sourcePatient: inCompartment[i].patient as string,
     participant: participants.get(messageIdOf(resource.meta?.source) ?? ''),
+    json: inCompartment[i].json,
   }));
   // Each source holds its own copy of an organisation: an encounter's serviceProvider is compared by the
   // organisation's identifier (Reference.identifier added from the referenced Organization).
@@ -47,13 +77,16 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
   }
   const facts = mergeRecords(records);
   const person = new Set(patientIds);
-  return {
-    focal,
+  const view = {
     facts,
     resources: facts.map((f) => factResource(f, person, patientId)),
     referenced: entries.filter((e) => e.patient === undefined),
   };
+  return { memo: { view, messageIds, participants: participantsKey(participants) } };
 }
+
+const participantsKey = (participants: Map<string, { reference: string; display: string }>): string =>
+  JSON.stringify([...participants].sort(([a], [b]) => a.localeCompare(b)));
 
 /** The Provenance of every fact, for bundles that carry them beside the facts. */
 export const provenanceOf = (view: MergedView): Resource[] => view.facts.map(factProvenance);

@@ -11,8 +11,13 @@ import { policyOf, type FhirRequest } from '../fhir-request.js';
 export interface RecordEntry {
   type: string;
   id: string;
+  /** The stored JSON; '' when read without content (see `withContent`). */
   json: string;
   lastUpdated: number;
+  /** The stored version (version_id): what the merged record's cache is keyed by. */
+  version?: number;
+  /** Set by `withContent` when the stored version moved on since the entry was listed. */
+  stale?: boolean;
   /** The Patient record whose compartment holds it; absent for what the record only references. */
   patient?: string;
 }
@@ -33,7 +38,8 @@ export interface PatientRecord {
  * on a source record it leaves out the golden record that links it. Shared by $everything and the
  * merged record's operations, so that both disclose exactly the same source records.
  */
-export async function reachableRecord(repo: Repository, patientId: string, req: FhirRequest): Promise<PatientRecord> {
+export async function reachableRecord(repo: Repository, patientId: string, req: FhirRequest, options: { content?: boolean } = {}): Promise<PatientRecord> {
+  const content = options.content ?? true;
   const focal = (await repo.read('Patient', patientId)) as Patient;
   const patientIds = isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId];
   const inFocus = patientIds.map(() => '?').join(', ');
@@ -46,8 +52,8 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   };
   const kept = keptFrom('r', 'r.rk');
   // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
-  const rows = await repo.sql.query<{ type: string; id: string; content: string; last_updated: number; patient_id: string }>(
-    `SELECT r.type, r.id, r.content, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
+  const rows = await repo.sql.query<{ type: string; id: string; content?: string; version_id: number; last_updated: number; patient_id: string }>(
+    `SELECT r.type, r.id, ${content ? 'r.content, ' : ''}r.version_id, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
      WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql}
      ORDER BY r.type, r.id`,
     [...patientIds, ...kept.params],
@@ -58,7 +64,7 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
     // A resource in the compartments of two linked source records comes back once.
     if (!seen.has(`${r.type}/${r.id}`)) {
       seen.add(`${r.type}/${r.id}`);
-      all.push({ type: r.type, id: r.id, json: r.content, lastUpdated: Number(r.last_updated), patient: r.patient_id });
+      all.push({ type: r.type, id: r.id, json: r.content ?? '', version: Number(r.version_id), lastUpdated: Number(r.last_updated), patient: r.patient_id });
     }
   }
   // One hop out: resources referenced from the compartment but not in it. A deleted resource has no index
@@ -77,11 +83,38 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
     }
   }
   for (const [t, ids] of byType) {
-    for (const resource of await repo.readMany(t, ids)) {
-      all.push({ type: t, id: resource.id as string, json: JSON.stringify(resource), lastUpdated: Date.parse(resource.meta?.lastUpdated ?? '') });
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const found = await repo.sql.query<{ id: string; content?: string; version_id: number; last_updated: number }>(
+        `SELECT r.id, ${content ? 'r.content, ' : ''}r.version_id, r.last_updated FROM resource r WHERE r.type = ? AND r.deleted = 0 AND r.id IN (${chunk.map(() => '?').join(',')})`,
+        [t, ...chunk],
+      );
+      for (const r of found) all.push({ type: t, id: r.id, json: r.content ?? '', version: Number(r.version_id), lastUpdated: Number(r.last_updated) });
     }
   }
   // Only what the caller may read, before paging and the total: a withheld record is not counted either.
   const reachable = await policyOf(req).reachable(repo, all, 'r');
   return { focal, patientIds, entries: all.filter((r) => reachable.has(`${r.type}/${r.id}`)) };
+}
+
+/** Fills in the stored JSON of entries read without content (one query per type and 500 ids). */
+export async function withContent(repo: Repository, entries: RecordEntry[]): Promise<RecordEntry[]> {
+  const missing = new Map<string, RecordEntry[]>();
+  for (const e of entries) if (!e.json) missing.set(e.type, [...(missing.get(e.type) ?? []), e]);
+  for (const [type, list] of missing) {
+    for (let i = 0; i < list.length; i += 500) {
+      const chunk = list.slice(i, i + 500);
+      const byId = new Map(chunk.map((e) => [e.id, e]));
+      const rows = await repo.sql.query<{ id: string; content: string | null; version_id: number; deleted: number }>(
+        `SELECT r.id, r.content, r.version_id, r.deleted FROM resource r WHERE r.type = ? AND r.id IN (${chunk.map(() => '?').join(',')})`,
+        [type, ...chunk.map((e) => e.id)],
+      );
+      for (const r of rows) {
+        const entry = byId.get(r.id) as RecordEntry;
+        entry.json = r.content ?? '';
+        if (Number(r.deleted) || Number(r.version_id) !== entry.version) entry.stale = true;
+      }
+    }
+  }
+  return entries;
 }
