@@ -4,6 +4,7 @@ import { ID_RE, type Repository } from '../store/repository.js';
 import { processBundle } from './bundle-processor.js';
 import { conditionalDelete, conditionalUpdate, create, patch, read, remove, update } from './crud.js';
 import { everything } from './operations/everything.js';
+import { mergedSearch } from './operations/merged-search.js';
 import { patientSummary } from './operations/summary.js';
 import { timeline } from './operations/timeline.js';
 
@@ -19,6 +20,18 @@ import { resourceResponse } from './responses.js';
 import { searchInteraction } from './search-interaction.js';
 import { auditEventInteraction } from '../audit/audit-interaction.js';
 import { disclosures, DISCLOSURES_OPERATION } from '../audit/disclosures.js';
+
+/**
+ * A type search, over the source copies (the default, or `_view=sources`) or over one person's merged
+ * record (`_view=merged`, operations/merged-search.ts).
+ */
+async function viewedSearch(repo: Repository, type: string, req: FhirRequest, query: URLSearchParams): Promise<FhirResponse> {
+  const view = query.get('_view');
+  if (view === 'merged') return mergedSearch(repo, type, req, query);
+  if (view !== null && view !== 'sources') throw badRequest('_view must be "merged" or "sources"');
+  const plain = new URLSearchParams([...query].filter(([k]) => k !== '_view'));
+  return { status: 200, body: await searchInteraction(repo, type, req, plain) };
+}
 
 /**
  * Runs a single-resource write, and where the scopes limit what may be written (patient context,
@@ -77,7 +90,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     switch (req.method) {
       case 'GET':
         authorize(req, type, 's');
-        return { status: 200, body: await searchInteraction(repo, type, req, req.query) };
+        return viewedSearch(repo, type, req, req.query);
       case 'POST':
         authorizeWrite(req, type, 'POST', Boolean(req.ifNoneExist));
         return checkedWrite(repo, req, type, (r) => create(r, type, req));
@@ -100,7 +113,7 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
     authorize(req, type, 's');
     const form = typeof req.body === 'string' ? new URLSearchParams(req.body) : new URLSearchParams();
     const query = new URLSearchParams([...req.query, ...form]);
-    return { status: 200, body: await searchInteraction(repo, type, req, query) };
+    return viewedSearch(repo, type, req, query);
   }
   if (n === 2 && second === '_history' && req.method === 'GET') {
     req.policy.requireUnrestricted(type, 's', `The history of every ${type}`, { privacy: true });

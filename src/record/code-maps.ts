@@ -81,6 +81,16 @@ export function standardCoding(system: string, code: string): { system: string; 
   return bySource.get(`${system}|${code}`) ?? { system, code };
 }
 
+/**
+ * Every coding that stands for the same concept as `system|code` after the maps: its standard coding and
+ * each source coding mapped to that (for searches over the merged view, whose facts carry all of them).
+ */
+export function equivalentCodings(system: string, code: string): { system: string; code: string }[] {
+  const standard = standardCoding(system, code);
+  const key = `${standard.system}|${standard.code}`;
+  return [standard, ...CODE_MAPPINGS.filter((m) => `${m.to.system}|${m.to.code}` === key).map((m) => m.from)];
+}
+
 /** A source coding for a standard one, if the maps have one (to write perturbed test data and narratives). */
 export function sourceCodingFor(system: string, code: string): { system: string; code: string } | undefined {
   return byTarget.get(`${system}|${code}`);

@@ -78,6 +78,9 @@ function duplicateTests(order: any, record: readonly any[], equivalences: readon
   return cards;
 }
 
+/** The codes a draft medication order is looked up by: its medication's codings. */
+export const drugCodesOf = (order: any): string[] => codingsOf(order.medicationCodeableConcept).map(key);
+
 function duplicateTherapy(order: any, record: readonly any[]): Card[] {
   const drug = new Set(codingsOf(order.medicationCodeableConcept).map(key));
   if (!drug.size) return [];

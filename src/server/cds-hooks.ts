@@ -3,7 +3,8 @@ import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import type { FhirEngine } from '../engine/fhir-engine.js';
 import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
-import { duplicateOrderCards } from '../record/duplicate-orders.js';
+import { drugCodesOf, duplicateOrderCards } from '../record/duplicate-orders.js';
+import { orderLookups } from '../record/order-lookups.js';
 import { testEquivalences } from '../record/test-equivalences.js';
 import { CdsClientVerifier } from '../security/cds-client-jwt.js';
 import type { SqlExecutor } from '../store/database.js';
@@ -28,9 +29,6 @@ export const CDS_SERVICES = [
   },
 ];
 
-/** What the services read of the person's merged record. */
-const RECORD_TYPES = 'Observation,DiagnosticReport,Procedure,ImagingStudy,ServiceRequest,MedicationRequest,MedicationStatement';
-
 /**
  * CDS Hooks over HTTP: `GET /cds-services` (discovery) and `POST /cds-services/{id}`. The CDS client
  * authenticates with its signed JWT (security/cds-client-jwt.ts) and the service reads the person's merged
@@ -54,9 +52,14 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     const call = async (url: string): Promise<FhirResponse> => options.engine.handle(requestFor('GET', url, { baseUrl: `${options.origin()}/fhir`, auth }), req.id);
     const person = await personOf(body, call);
     if (!person || !drafts.length) return { cards: [] };
-    const res = await call(`Patient/${person}/$merged-record?_type=${RECORD_TYPES}&_count=5000`);
-    const record = ((res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle).entry?.map((e) => e.resource) ?? [];
-    return { cards: duplicateOrderCards(drafts, record, await testEquivalences(options.db)) };
+    const equivalences = await testEquivalences(options.db);
+    // Only what the drafts could repeat: index lookups by code and date over the merged record, not all of it.
+    const record: any[] = [];
+    for (const url of orderLookups(drafts, equivalences, person, drugCodesOf)) {
+      const res = await call(url);
+      record.push(...(((res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle).entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource));
+    }
+    return { cards: duplicateOrderCards(drafts, record, equivalences) };
   });
 }
 
