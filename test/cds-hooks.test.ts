@@ -154,6 +154,19 @@ for (const backend of BACKENDS) {
       assert.match(res.body.cards[0].detail, /Bayview Clinic/);
     });
 
+    it('duplicate therapy at ingredient level: another strength and form of metformin, and a combination containing it; another drug: no card', async () => {
+      const rx = (id: string, code: string, display: string) => ({ resourceType: 'MedicationRequest', id, status: 'draft', intent: 'order', subject: { reference: 'Patient/ehr-55' }, medicationCodeableConcept: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code, display }] } });
+      // RxNorm SCDs (names as RxNorm writes them): metformin hydrochloride 1000 MG tablet; sitagliptin/metformin.
+      const other = await call('duplicate-orders-sign', orderSign([rx('mr-2', '861004', 'metformin hydrochloride 1000 MG Oral Tablet')]));
+      assert.equal(other.body.cards.length, 1, JSON.stringify(other.body));
+      assert.match(other.body.cards[0].summary, /metformin already active/);
+      assert.match(other.body.cards[0].detail, /same ingredient: metformin/);
+      const combination = await call('duplicate-orders-sign', orderSign([rx('mr-3', '861819', 'sitagliptin 50 MG / metformin hydrochloride 1000 MG Oral Tablet')]));
+      assert.equal(combination.body.cards.length, 1);
+      const unrelated = await call('duplicate-orders-sign', orderSign([rx('mr-4', '314076', 'lisinopril 10 MG Oral Tablet')]));
+      assert.deepEqual(unrelated.body.cards, []);
+    });
+
     it('equivalences and windows are data: a 20-day HbA1c window drops the card; malformed data is refused', async () => {
       await setTestEquivalences(s.tessera.db, DEFAULT_TEST_EQUIVALENCES.map((e) => (e.id === 'hba1c' ? { ...e, lookbackDays: 20 } : e)));
       assert.deepEqual((await call('duplicate-orders-sign', orderSign([a1cDraft]))).body.cards, []);

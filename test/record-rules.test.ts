@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { MERGE_RULES } from '../src/record/merge-rules.js';
 import { mergeRecords, type SourceRecord } from '../src/record/merged-record.js';
+import { ingredientsOf, ingredientsOfName } from '../src/record/drug-ingredients.js';
+import { MergedViewCache, mergeInputKey } from '../src/engine/operations/merged-view-cache.js';
 
 /*
  * Each type's rule on its own: a pair of records from two sources that is one fact, and one that is
@@ -99,5 +101,46 @@ describe('merge rules, type by type', () => {
     const goal = (patient: string) => ({ resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Lose weight' }, subject: { reference: `Patient/${patient}` }, meta: { versionId: patient } });
     assert.equal(mergeRecords([from('a', goal('a')), from('b', goal('b'))]).length, 1);
     assert.equal(mergeRecords([from('a', goal('a')), from('b', { ...goal('b'), description: { text: 'Stop smoking' } })]).length, 2);
+  });
+});
+
+describe('drug ingredients from RxNorm names (duplicate therapy)', () => {
+  // Names as RxNorm normalizes them (SCD/SBD), several from the Synthea fixtures.
+  it('reads each ingredient without its salt, strength, form, leading quantity or brand', () => {
+    assert.deepEqual(ingredientsOfName('Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet'), ['amoxicillin', 'clavulanate']);
+    assert.deepEqual(ingredientsOfName('24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet'), ['metformin']);
+    assert.deepEqual(ingredientsOfName('Naproxen sodium 220 MG Oral Tablet'), ['naproxen']);
+    assert.deepEqual(ingredientsOfName('lisinopril 10 MG Oral Tablet [Zestril]'), ['lisinopril']);
+    assert.deepEqual(ingredientsOfName('Chlorpheniramine Maleate 2 MG/ML Oral Solution'), ['chlorpheniramine']);
+    assert.deepEqual(ingredientsOfName('1 ML Epinephrine 1 MG/ML Auto-Injector'), ['epinephrine']);
+    assert.deepEqual(ingredientsOfName('Oral Tablet'), [], 'no strength: not a clinical drug name');
+  });
+  it('only from RxNorm codings', () => {
+    assert.deepEqual(ingredientsOf({ coding: [{ system: 'urn:local', code: 'x', display: 'Metformin 500 MG Oral Tablet' }] }), []);
+    assert.deepEqual(ingredientsOf({ coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '860975', display: 'metformin hydrochloride 500 MG Oral Tablet' }] }), ['metformin']);
+  });
+});
+
+describe('the memo of the merge', () => {
+  it('keeps the most recently used entries within its bound of source records', () => {
+    const memo = new MergedViewCache<string>(10);
+    memo.set('a', 'A', 4);
+    memo.set('b', 'B', 4);
+    assert.equal(memo.get('a'), 'A'); // a is now the most recent
+    memo.set('c', 'C', 4); // 12 > 10: b, the least recently used, goes
+    assert.equal(memo.get('b'), undefined);
+    assert.equal(memo.get('a'), 'A');
+    assert.equal(memo.get('c'), 'C');
+    memo.set('huge', 'H', 11);
+    assert.equal(memo.get('huge'), undefined, 'an entry larger than the bound is not kept');
+  });
+  it('keys by the exact input: a version, a record or its source record changes the key', () => {
+    const e = (id: string, version: number, patient?: string) => ({ type: 'Observation', id, json: '', lastUpdated: 0, version, patient });
+    const base = mergeInputKey('p', [e('1', 1, 'a'), e('2', 1, 'b')]);
+    assert.equal(mergeInputKey('p', [e('2', 1, 'b'), e('1', 1, 'a')]), base, 'order does not matter');
+    assert.notEqual(mergeInputKey('p', [e('1', 2, 'a'), e('2', 1, 'b')]), base);
+    assert.notEqual(mergeInputKey('p', [e('1', 1, 'a')]), base);
+    assert.notEqual(mergeInputKey('p', [e('1', 1, 'a'), e('2', 1, 'c')]), base);
+    assert.notEqual(mergeInputKey('q', [e('1', 1, 'a'), e('2', 1, 'b')]), base);
   });
 });

@@ -186,6 +186,54 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('GET', `Patient/${ids.golden}/$timeline?_type=Condition`)).status, 400);
     });
 
+    it('searches over the merged view: Observation?patient=<enterprise>&_view=merged by code and date, Condition by a mapped code', async () => {
+      const search = async (query: string, token?: string) => s.fhir('GET', query, undefined, token ? { authorization: `Bearer ${token}` } : {});
+      const a1c = await search(`Observation?patient=Patient/${ids.golden}&_view=merged&code=${encodeURIComponent('http://loinc.org|4548-4')}&date=ge2026-10-01`);
+      assert.equal(a1c.status, 200, JSON.stringify(a1c.body));
+      assert.equal(a1c.body.total, 1, 'the three copies are one fact');
+      const [fact] = a1c.body.entry.map((e: any) => e.resource);
+      assert.deepEqual(sourcesOf(fact), ['Hillcrest Hospital', 'Lakeside Medical', 'Riverside Clinic']);
+      assert.equal(fact.subject.reference, `Patient/${ids.golden}`);
+      // The same search over the source copies: three.
+      const copies = await search(`Observation?patient=${[ids.riverside, ids.hillcrest, ids.lakeside].map((id) => `Patient/${id}`).join(',')}&code=${encodeURIComponent('http://loinc.org|4548-4')}&_view=sources`);
+      assert.equal(copies.body.entry.filter((e: any) => e.search.mode === 'match').length, 3);
+      // Outside the date range: nothing.
+      assert.equal((await search(`Observation?patient=${ids.golden}&_view=merged&code=${encodeURIComponent('http://loinc.org|4548-4')}&date=lt2026-01-01`)).body.total, 0);
+      // Hypertension asked by SNOMED CT: Riverside sent it in ICD-10-CM (I10), which the code map joins.
+      const htn = await search(`Condition?subject=Patient/${ids.golden}&_view=merged&code=${encodeURIComponent('http://snomed.info/sct|38341003')}`);
+      assert.equal(htn.body.total, 1);
+      assert.deepEqual(sourcesOf(htn.body.entry[0].resource), ['Hillcrest Hospital', 'Lakeside Medical', 'Riverside Clinic']);
+      // Paging over the facts.
+      const all = await search(`Observation?patient=${ids.golden}&_view=merged`);
+      const page = await search(`Observation?patient=${ids.golden}&_view=merged&_count=1&_offset=1`);
+      assert.equal(page.body.entry.length, 1);
+      assert.equal(page.body.entry[0].resource.id, all.body.entry[1].resource.id);
+      assert.ok(page.body.link.some((l: any) => l.relation === 'previous'));
+      // The policy decides what is found: a token without Observation may not search them.
+      const conditions = await s.tokenFor('system/Patient.rs system/Condition.rs');
+      assert.equal((await search(`Observation?patient=${ids.golden}&_view=merged`, conditions)).status, 403);
+      // Bad input: a clear 400.
+      assert.equal((await search('Observation?_view=merged&code=4548-4')).status, 400, 'no person');
+      assert.equal((await search(`Observation?patient=${ids.golden}&patient=${ids.riverside}&_view=merged`)).status, 400, 'two persons');
+      assert.equal((await search(`Observation?patient=${ids.golden}&_view=everything`)).status, 400);
+    });
+
+    it('the memo of the merge follows writes: a new reading, a corrected one and a deletion show on the next read', async () => {
+      const auth = { authorization: `Bearer ${riversideToken}` };
+      const subject = { reference: `Patient/${ids.riverside}` };
+      const before = facts(await merged(ids.golden), 'Observation', '8867-4');
+      assert.equal(before.length, 0);
+      const created = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', subject, code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] }, effectiveDateTime: '2026-10-02T08:00:00Z', valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' } }, auth);
+      assert.equal(created.status, 201);
+      const [added] = facts(await merged(ids.golden), 'Observation', '8867-4');
+      assert.equal(added.valueQuantity.value, 72);
+      const corrected = await s.fhir('PUT', `Observation/${created.body.id}`, { ...created.body, valueQuantity: { ...created.body.valueQuantity, value: 74 } }, auth);
+      assert.equal(corrected.status, 200, JSON.stringify(corrected.body));
+      assert.equal(facts(await merged(ids.golden), 'Observation', '8867-4')[0].valueQuantity.value, 74);
+      assert.equal((await s.fhir('DELETE', `Observation/${created.body.id}`, undefined, auth)).status < 300, true);
+      assert.equal(facts(await merged(ids.golden), 'Observation', '8867-4').length, 0);
+    });
+
     it('unlinking the identity re-derives two records', async () => {
       const res = await s.fhir('POST', 'Patient/$mpi-unlink', { resourceType: 'Parameters', parameter: [{ name: 'patient', valueReference: { reference: `Patient/${ids.lakeside}` } }, { name: 'reason', valueString: 'another Amara Osei' }] });
       assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SOURCE_EXTENSION } from './merged-record.js';
 import type { TestEquivalence } from './test-equivalences.js';
+import { ingredientsOf } from './drug-ingredients.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -78,22 +79,30 @@ function duplicateTests(order: any, record: readonly any[], equivalences: readon
   return cards;
 }
 
-/** The codes a draft medication order is looked up by: its medication's codings. */
-export const drugCodesOf = (order: any): string[] => codingsOf(order.medicationCodeableConcept).map(key);
-
+/**
+ * Duplicate therapy: the draft repeats an active medication when they share the clinical drug (RxNorm
+ * code: ingredient, strength and form) or, read from the RxNorm names, an active ingredient (another
+ * strength or form of the same drug, or a combination that contains it).
+ */
 function duplicateTherapy(order: any, record: readonly any[]): Card[] {
   const drug = new Set(codingsOf(order.medicationCodeableConcept).map(key));
-  if (!drug.size) return [];
-  const found = record.filter(
-    (r) => (r.resourceType === 'MedicationRequest' || r.resourceType === 'MedicationStatement') && r.id !== order.id && ACTIVE_MEDICATION.has(r.status) && codingsOf(r.medicationCodeableConcept).some((c) => drug.has(key(c))),
-  );
+  const ingredients = new Set(ingredientsOf(order.medicationCodeableConcept));
+  if (!drug.size && !ingredients.size) return [];
+  const found = record
+    .filter((r) => (r.resourceType === 'MedicationRequest' || r.resourceType === 'MedicationStatement') && r.id !== order.id && ACTIVE_MEDICATION.has(r.status))
+    .map((r) => ({ r, same: codingsOf(r.medicationCodeableConcept).some((c) => drug.has(key(c))), shared: ingredientsOf(r.medicationCodeableConcept).filter((i) => ingredients.has(i)) }))
+    .filter((x) => x.same || x.shared.length);
   if (!found.length) return [];
   const name = order.medicationCodeableConcept.text ?? order.medicationCodeableConcept.coding?.find((c: any) => c.display)?.display ?? 'this medication';
+  const what = (r: any) => r.medicationCodeableConcept?.text ?? codingsOf(r.medicationCodeableConcept).map((c: any) => c.display).find(Boolean) ?? 'a medication';
+  const sameDrug = found.some((x) => x.same);
   return [
     {
       uuid: randomUUID(),
-      summary: `Possible duplicate therapy: ${name} is already active`.slice(0, 140),
-      detail: found.map((r) => `- ${r.resourceType === 'MedicationStatement' ? 'taking' : 'prescribed'}${timeOf(r) ? ` since ${day(timeOf(r) as number)}` : ''} (${sourceNames(r).join(', ') || 'source unknown'})`).join('\n'),
+      summary: (sameDrug ? `Possible duplicate therapy: ${name} is already active` : `Possible duplicate therapy: ${[...new Set(found.flatMap((x) => x.shared))].join(', ')} already active`).slice(0, 140),
+      detail: found
+        .map(({ r, same, shared }) => `- ${what(r)}: ${r.resourceType === 'MedicationStatement' ? 'taking' : 'prescribed'}${timeOf(r) ? ` since ${day(timeOf(r) as number)}` : ''} (${sourceNames(r).join(', ') || 'source unknown'})${same ? '' : `; same ingredient: ${shared.join(', ')}`}`)
+        .join('\n'),
       indicator: 'warning',
       source: { label: SOURCE_LABEL, topic: { system: 'https://tessera.dev/fhir/CodeSystem/cds', code: 'duplicate-therapy', display: 'Duplicate therapy' } },
       selectionBehavior: 'at-most-one',

@@ -9,10 +9,10 @@ const DAY = 86_400_000;
  * (`_view=merged`, each fact once with its sources): for a test, the results, reports, procedures and
  * pending orders with a code of its equivalence groups since the longest look-back (index lookups on
  * code and date, not the whole record); imaging studies by their start (they have no code parameter);
- * for a medication, the active orders and statements of the drugs `drugCodes` gives (the ordered codes,
- * widened to the same ingredient where known). The cards are then decided on what these return.
+ * for a medication, the person's active medication orders and statements (by status: a short list, which
+ * the ingredients are then compared on). The cards are then decided on what these return.
  */
-export function orderLookups(drafts: readonly any[], equivalences: readonly TestEquivalence[], person: string, drugCodes: (order: any) => string[], now = Date.now()): string[] {
+export function orderLookups(drafts: readonly any[], equivalences: readonly TestEquivalence[], person: string, now = Date.now()): string[] {
   const patient = `patient=${encodeURIComponent(`Patient/${person}`)}&_view=merged&_count=1000`;
   const urls: string[] = [];
   const groups = new Set<TestEquivalence>();
@@ -31,10 +31,8 @@ export function orderLookups(drafts: readonly any[], equivalences: readonly Test
       `ImagingStudy?${patient}&started=${since}`,
     );
   }
-  const drugs = [...new Set(drafts.filter((d) => d?.resourceType === 'MedicationRequest').flatMap(drugCodes))];
-  if (drugs.length) {
-    const codes = encodeURIComponent(drugs.join(','));
-    urls.push(`MedicationRequest?${patient}&code=${codes}&status=active,on-hold`, `MedicationStatement?${patient}&code=${codes}&status=active,intended,on-hold`);
+  if (drafts.some((d) => d?.resourceType === 'MedicationRequest')) {
+    urls.push(`MedicationRequest?${patient}&status=active,on-hold`, `MedicationStatement?${patient}&status=active,intended,on-hold`);
   }
   return urls;
 }

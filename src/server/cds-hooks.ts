@@ -3,7 +3,7 @@ import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import type { FhirEngine } from '../engine/fhir-engine.js';
 import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
-import { drugCodesOf, duplicateOrderCards } from '../record/duplicate-orders.js';
+import { duplicateOrderCards } from '../record/duplicate-orders.js';
 import { orderLookups } from '../record/order-lookups.js';
 import { testEquivalences } from '../record/test-equivalences.js';
 import { CdsClientVerifier } from '../security/cds-client-jwt.js';
@@ -55,7 +55,7 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     const equivalences = await testEquivalences(options.db);
     // Only what the drafts could repeat: index lookups by code and date over the merged record, not all of it.
     const record: any[] = [];
-    for (const url of orderLookups(drafts, equivalences, person, drugCodesOf)) {
+    for (const url of orderLookups(drafts, equivalences, person)) {
       const res = await call(url);
       record.push(...(((res.rawBody ? JSON.parse(res.rawBody) : res.body) as Bundle).entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource));
     }

@@ -4,7 +4,7 @@ import { isGolden } from '../../mpi/source-identity.js';
 import { parseDateRange } from '../../search/date-range.js';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest, FhirResponse } from '../fhir-request.js';
-import { mergedView, provenanceOf } from './merged-view.js';
+import { mergedView, provenanceOf, type MergedView } from './merged-view.js';
 import { pageLinks } from './page-links.js';
 import { reachableRecord, type RecordEntry } from './patient-record.js';
 import type { Patient } from '@medplum/fhirtypes';
@@ -57,11 +57,22 @@ export async function everything(repo: Repository, patientId: string, req: FhirR
 /** The merged view as entries: the focal Patient, each fact, its Provenance, then what the facts reference. */
 async function mergedEntries(repo: Repository, patientId: string, req: FhirRequest): Promise<RecordEntry[]> {
   const view = await mergedView(repo, patientId, req);
-  const entry = (r: { resourceType: string; id?: string; meta?: { lastUpdated?: string } }): RecordEntry => ({ type: r.resourceType, id: r.id as string, json: JSON.stringify(r), lastUpdated: Date.parse(r.meta?.lastUpdated ?? '') || 0 });
-  const provenance = provenanceOf(view);
-  return [
-    entry(view.focal),
-    ...view.resources.flatMap((r, i) => [entry(r), { ...entry(provenance[i]), lastUpdated: entry(r).lastUpdated }]),
-    ...view.referenced,
-  ];
+  return [entry(view.focal), ...factEntries(view), ...view.referenced];
+}
+
+const entry = (r: { resourceType: string; id?: string; meta?: { lastUpdated?: string } }): RecordEntry => ({ type: r.resourceType, id: r.id as string, json: JSON.stringify(r), lastUpdated: Date.parse(r.meta?.lastUpdated ?? '') || 0 });
+
+/** Each fact and its Provenance as serialised entries, once per memoised view (its facts array is shared by every hit). */
+const serialised = new WeakMap<object, RecordEntry[]>();
+function factEntries(view: MergedView): RecordEntry[] {
+  let out = serialised.get(view.facts);
+  if (!out) {
+    const provenance = provenanceOf(view);
+    out = view.resources.flatMap((r, i) => {
+      const fact = entry(r);
+      return [fact, { ...entry(provenance[i]), lastUpdated: fact.lastUpdated }];
+    });
+    serialised.set(view.facts, out);
+  }
+  return out;
 }
