@@ -26,6 +26,20 @@ describe('HL7 v2 values', () => {
     assert.equal(dateTime('202401012560'), undefined, 'minute 60');
   });
 
+  it("a time without an offset is in the sender's zone: MSH-7's offset, else the participant's IANA zone (daylight saving included), else UTC and said", () => {
+    assert.equal(dateTime('202610010830', { messageOffset: '-05:00', zone: 'Europe/Berlin' }), '2026-10-01T08:30:00-05:00', "MSH-7's offset first");
+    assert.equal(dateTime('202610010830-0700', { messageOffset: '-05:00' }), '2026-10-01T08:30:00-07:00', 'its own offset before all');
+    assert.equal(dateTime('202610010830', { zone: 'America/New_York' }), '2026-10-01T08:30:00-04:00', 'EDT in October');
+    assert.equal(dateTime('202601150830', { zone: 'America/New_York' }), '2026-01-15T08:30:00-05:00', 'EST in January');
+    assert.equal(dateTime('202607011200', { zone: 'Asia/Kolkata' }), '2026-07-01T12:00:00+05:30');
+    assert.equal(dateTime('20261001', { zone: 'America/New_York' }), '2026-10-01', 'a date stays a date');
+    let told = 0;
+    assert.equal(dateTime('202610010830', {}, () => told++), '2026-10-01T08:30:00Z');
+    assert.equal(told, 1, 'UTC assumed, and the caller told');
+    dateTime('202610010830-0400', {}, () => told++);
+    assert.equal(told, 1, 'not told when the value has an offset');
+  });
+
   it('names coding systems by HL7 table 0396 and OIDs', () => {
     assert.equal(codingSystem('LN'), 'http://loinc.org');
     assert.equal(codingSystem('SCT'), 'http://snomed.info/sct');

@@ -5,7 +5,8 @@ import { Hl7Message } from '@medplum/core';
 import { Hl7Client } from '@medplum/hl7';
 import { replayMessage, ReplayNotSupportedError } from '../ingest/message-replay.js';
 import { MESSAGE_STATUSES, MessageLog, type MessageStatus } from '../messages/message-log.js';
-import { addParticipant, listParticipants } from '../participants/participants.js';
+import { addParticipant, listParticipants, participantById } from '../participants/participants.js';
+import { participantTimeZone, setParticipantTimeZone } from '../participants/time-zone.js';
 import type { TesseraConfig } from '../server/config.js';
 import type { Tessera } from '../server/tessera.js';
 import { recordOperatorAction } from './operator-audit.js';
@@ -13,7 +14,7 @@ import { recordOperatorAction } from './operator-audit.js';
 export type { StoreFlags };
 
 
-/** `tessera participants add|list` and `tessera messages list|show|replay` (docs/interfaces.md). */
+/** `tessera participants add|list|time-zone` and `tessera messages list|show|replay` (docs/interfaces.md). */
 export function registerInterfaceCommands(program: Command, config: (flags: StoreFlags) => TesseraConfig): void {
   const withStore = (flags: StoreFlags, fn: (t: Tessera) => Promise<void>) => withStoreOf(config(flags), fn);
 
@@ -35,6 +36,24 @@ export function registerInterfaceCommands(program: Command, config: (flags: Stor
         process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
       } catch (err) {
         program.error(`tessera participants add: ${(err as Error).message}`);
+      }
+    });
+  });
+  storeOptions(
+    participants
+      .command('time-zone <participant> [zone]')
+      .description('print, or set with an IANA zone name (e.g. America/New_York; "" clears), the zone of HL7 v2 times the participant sends without a UTC offset'),
+  ).action(async (id: string, zone: string | undefined, flags: StoreFlags) => {
+    await withStore(flags, async (t) => {
+      if (!(await participantById(t.repo, id))) program.error(`tessera participants time-zone: no participant ${id} (tessera participants list)`);
+      try {
+        if (zone !== undefined) {
+          await setParticipantTimeZone(t.db, id, zone);
+          await recordOperatorAction(t, 'participants time-zone', `participant:${id}`);
+        }
+        process.stdout.write(`${(await participantTimeZone(t.db, id)) ?? '(none: times without an offset, in messages whose MSH-7 has none, are stored as UTC with a warning)'}\n`);
+      } catch (err) {
+        program.error(`tessera participants time-zone: ${(err as Error).message}`);
       }
     });
   });

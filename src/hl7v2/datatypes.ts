@@ -1,3 +1,4 @@
+import { offsetAt, type SenderTimeZone } from './sender-time-zone.js';
 import { isRealTimestamp } from '../fhir/calendar.js';
 import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Quantity } from '@medplum/fhirtypes';
 import type { V2Segment } from './message-reader.js';
@@ -163,8 +164,10 @@ export function identifierType(code: string): CodeableConcept | undefined {
 /**
  * DTM/TS (YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]) to a FHIR dateTime at the precision given. Undefined
  * when the text is no date, or no real one (a 31st of February): the mapping reports it, not the store.
+ * A time without an offset is in the sender's time zone (sender-time-zone.ts); without one known it is
+ * taken as UTC and `onAssumedUtc` is told (the mapping warns: never silently).
  */
-export function dateTime(text: string): string | undefined {
+export function dateTime(text: string, sender?: SenderTimeZone, onAssumedUtc?: () => void): string | undefined {
   const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,4})?([+-]\d{4})?$/.exec(text.trim());
   if (!m) {
     return undefined;
@@ -176,8 +179,13 @@ export function dateTime(text: string): string | undefined {
   if (!mo) return y;
   if (!d) return `${y}-${mo}`;
   if (!h) return `${y}-${mo}-${d}`;
-  // FHIR needs seconds and a zone once there is a time; a local time without one is taken as UTC.
-  const zone = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : 'Z';
+  // FHIR needs seconds and a zone once there is a time.
+  let zone = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : sender?.messageOffset;
+  if (!zone && sender?.zone) zone = offsetAt(sender.zone, Number(y), Number(mo), Number(d), Number(h), Number(mi ?? 0), Number(sec ?? 0));
+  if (!zone) {
+    onAssumedUtc?.();
+    zone = 'Z';
+  }
   return `${y}-${mo}-${d}T${h}:${mi ?? '00'}:${sec ?? '00'}${frac ?? ''}${zone}`;
 }
 

@@ -1,6 +1,6 @@
 import type { Attachment, DocumentReference } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, dateTime } from './datatypes.js';
+import { codeableConcept } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
 
@@ -38,7 +38,7 @@ export function addDocument(ctx: MappingContext, event: string): void {
   if (docStatus) document.docStatus = docStatus;
   const type = codeableConcept(txa, 2);
   if (type) document.type = type;
-  const when = dateTime(txa.value(4)) ?? dateTime(txa.value(6));
+  const when = ctx.dateTime(txa.value(4)) ?? ctx.dateTime(txa.value(6));
   if (when?.includes('T')) document.date = when;
   if (WITH_CONTENT.has(event)) {
     const attachment = content(ctx, ctx.message.segments('OBX'));

@@ -1,6 +1,6 @@
 import type { Condition, Encounter, EncounterDiagnosis, Patient, Reference } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, cx, dateTime } from './datatypes.js';
+import { codeableConcept, cx } from './datatypes.js';
 import type { MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
 
@@ -60,7 +60,7 @@ export function addEncounter(ctx: MappingContext, event: string): Reference<Enco
     return undefined;
   }
   const evn = ctx.message.segment('EVN');
-  const eventTime = dateTime(evn?.value(6) || evn?.value(2) || '') ?? undefined;
+  const eventTime = ctx.dateTime(evn?.value(6) || evn?.value(2) || '') ?? undefined;
   const admitted = datetimeOf(ctx, pv1, 44, 'admit date/time');
   const discharged = datetimeOf(ctx, pv1, 45, 'discharge date/time');
   const status = STATUS_BY_EVENT[event] ?? (discharged ? 'finished' : 'in-progress');
@@ -126,7 +126,7 @@ function addDiagnoses(ctx: MappingContext, visit: string | undefined): Encounter
       code,
       subject: ctx.patient as Reference<Patient>,
     };
-    const onset = dateTime(dg1.value(5));
+    const onset = ctx.dateTime(dg1.value(5));
     if (onset) condition.onsetDateTime = onset;
     const type = dg1.value(6).toUpperCase();
     if (type === 'F' || type === 'W' || type === 'A') {
@@ -157,7 +157,7 @@ function addDiagnoses(ctx: MappingContext, visit: string | undefined): Encounter
 function datetimeOf(ctx: MappingContext, s: V2Segment, field: number, what: string): string | undefined {
   const text = s.value(field);
   if (!text) return undefined;
-  const out = dateTime(text);
+  const out = ctx.dateTime(text);
   if (!out) ctx.warn(`${s.name}-${field} ${what} "${text}" is not a valid date/time: left out`);
   return out;
 }

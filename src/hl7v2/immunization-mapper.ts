@@ -1,6 +1,6 @@
 import type { Immunization } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, dateTime, quantity } from './datatypes.js';
+import { codeableConcept, quantity } from './datatypes.js';
 import { practitionerName } from './encounter-mapper.js';
 import type { MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
@@ -37,7 +37,7 @@ export function addImmunizations(ctx: MappingContext): number {
 function mapImmunization(ctx: MappingContext, rxa: V2Segment, orc: V2Segment | undefined, index: number): Immunization | undefined {
   const where = `RXA ${index}`;
   const vaccineCode = codeableConcept(rxa, 5);
-  const occurrence = dateTime(rxa.value(3));
+  const occurrence = ctx.dateTime(rxa.value(3));
   if (!vaccineCode) {
     ctx.warn(`${where}: no administered code (RXA-5): left out`);
     return undefined;
@@ -68,7 +68,7 @@ function mapImmunization(ctx: MappingContext, rxa: V2Segment, orc: V2Segment | u
     immunization.doseQuantity = quantity(amount, rxa, 7);
   }
   if (rxa.value(15)) immunization.lotNumber = rxa.value(15);
-  const expiry = dateTime(rxa.value(16));
+  const expiry = ctx.dateTime(rxa.value(16));
   if (expiry) immunization.expirationDate = expiry.slice(0, 10);
   const manufacturer = rxa.value(17, 2) || rxa.value(17, 1);
   if (manufacturer) immunization.manufacturer = { display: manufacturer };

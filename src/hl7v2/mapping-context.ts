@@ -2,6 +2,8 @@ import type { Identifier, Organization, Patient, Reference, ServiceRequest } fro
 import type { Participant } from '../participants/participants.js';
 import { TransactionBuilder } from '../bundle/transaction-builder.js';
 import type { V2Message } from './message-reader.js';
+import { dateTime } from './datatypes.js';
+import { messageOffset } from './sender-time-zone.js';
 
 /** A message that parsed but cannot be mapped (no patient identifier, no event mapping): the sender gets AE. */
 export class MappingError extends Error {
@@ -31,11 +33,27 @@ export class MappingContext {
    */
   readonly orders = new Map<string, OrderProgress>();
 
+  private assumedUtc = false;
+
   constructor(
     readonly message: V2Message,
     readonly participant: Participant,
     readonly messageId: string,
+    /** The participant's configured IANA time zone, for times sent without an offset. */
+    readonly timeZone?: string,
   ) {}
+
+  /**
+   * A DTM/TS of this message as a FHIR dateTime: without its own offset, in MSH-7's, else the
+   * participant's time zone; else UTC, and the message is warned about once.
+   */
+  dateTime(text: string): string | undefined {
+    return dateTime(text, { messageOffset: messageOffset(this.message.header.value(7)), zone: this.timeZone }, () => {
+      if (this.assumedUtc) return;
+      this.assumedUtc = true;
+      this.warn('times without a UTC offset, in a message whose MSH-7 has none either, from a participant without a configured time zone: stored as UTC (set one: tessera participants time-zone)');
+    });
+  }
 
   /** Identifier system for this sender's own keys of a kind (visit numbers, filler order numbers...). */
   system(kind: string): string {

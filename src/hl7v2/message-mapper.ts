@@ -40,8 +40,8 @@ export const SUPPORTED_TYPES = ['ADT^' + [...ADT_VISIT_EVENTS, ...ADT_PERSON_EVE
  * One HL7 v2 message to the FHIR transaction that stores what it says. Throws MappingError (AE) when the
  * message cannot be mapped at all; fields it cannot use are left out and listed as warnings.
  */
-export function mapV2Message(message: V2Message, participant: Participant, messageId: string): MappedMessage {
-  const ctx = new MappingContext(message, participant, messageId);
+export function mapV2Message(message: V2Message, participant: Participant, messageId: string, timeZone?: string): MappedMessage {
+  const ctx = new MappingContext(message, participant, messageId, timeZone);
   const [type, event] = [message.header.value(9, 1).toUpperCase(), message.header.value(9, 2).toUpperCase()];
   let mapping: string;
   let merge: MappedMessage['merge'];

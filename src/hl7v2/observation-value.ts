@@ -1,5 +1,5 @@
 import type { Observation, Quantity } from '@medplum/fhirtypes';
-import { address, codeableConcept, contactPoint, cx, dateTime, humanName, quantity } from './datatypes.js';
+import { address, codeableConcept, contactPoint, cx, humanName, quantity } from './datatypes.js';
 import { practitionerName } from './encounter-mapper.js';
 import type { MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
@@ -40,7 +40,7 @@ export function setObservationValue(ctx: MappingContext, observation: Observatio
     case 'DT':
     case 'TS':
     case 'DTM': {
-      const dt = dateTime(first);
+      const dt = ctx.dateTime(first);
       if (dt) observation.valueDateTime = dt;
       else {
         observation.valueString = first;

@@ -1,6 +1,6 @@
 import type { Annotation, CodeableConcept, Encounter, Reference, ServiceRequest, Specimen } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, dateTime } from './datatypes.js';
+import { codeableConcept } from './datatypes.js';
 import { practitionerName } from './encounter-mapper.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
@@ -89,7 +89,7 @@ function mapOrder(ctx: MappingContext, g: OrderGroup, index: number, specimens: 
   const code = obr && codeableConcept(obr, 4);
   if (code) request.code = code;
   else ctx.warn(`${where}: no universal service identifier (OBR-4): the order is stored without a code`);
-  const authored = dateTime(orc?.value(9) ?? '');
+  const authored = ctx.dateTime(orc?.value(9) ?? '');
   if (authored) request.authoredOn = authored;
   const requester = (orc && practitionerName(orc, 12)) ?? (obr && practitionerName(obr, 16));
   if (requester) request.requester = { display: requester };
@@ -100,8 +100,8 @@ function mapOrder(ctx: MappingContext, g: OrderGroup, index: number, specimens: 
     if (PRIORITY[priorityCode]) request.priority = PRIORITY[priorityCode];
     else ctx.warn(`${where}: priority "${priorityCode}" is not in HL7 table 0027: left out`);
   }
-  const start = dateTime(tq1?.value(7) ?? '') ?? dateTime(obr?.value(27, 4) ?? '') ?? dateTime(orc?.value(7, 4) ?? '');
-  const end = dateTime(tq1?.value(8) ?? '') ?? dateTime(obr?.value(27, 5) ?? '') ?? dateTime(orc?.value(7, 5) ?? '');
+  const start = ctx.dateTime(tq1?.value(7) ?? '') ?? ctx.dateTime(obr?.value(27, 4) ?? '') ?? ctx.dateTime(orc?.value(7, 4) ?? '');
+  const end = ctx.dateTime(tq1?.value(8) ?? '') ?? ctx.dateTime(obr?.value(27, 5) ?? '') ?? ctx.dateTime(orc?.value(7, 5) ?? '');
   if (start && end) request.occurrencePeriod = { start, end };
   else if (start) request.occurrenceDateTime = start;
   const reasons: CodeableConcept[] = [
@@ -150,7 +150,7 @@ function addSpecimen(ctx: MappingContext, spm: V2Segment, where: string, seen: M
     subject: ctx.patient as Specimen['subject'],
     ...(type ? { type } : {}),
   };
-  const collected = dateTime(spm.value(17, 1));
+  const collected = ctx.dateTime(spm.value(17, 1));
   if (collected) specimen.collection = { collectedDateTime: collected };
   const reference = ctx.tx.upsert(specimen, identifierQuery(ctx.system('specimen'), id));
   seen.set(id, reference);

@@ -1,7 +1,7 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import { SSN_SYSTEM } from '../mpi/features.js';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { address, codeableConcept, codingSystem, contactPoint, cx, date, dateTime, humanName, identifierType, type V2Identifier } from './datatypes.js';
+import { address, codeableConcept, codingSystem, contactPoint, cx, date, humanName, identifierType, type V2Identifier } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
 
@@ -66,7 +66,7 @@ export function mapPatient(ctx: MappingContext, pid: V2Segment): { patient: Pati
   const language = codeableConcept(pid, 15);
   if (language) patient.communication = [{ language }];
   const deathIndicator = pid.value(30).toUpperCase();
-  const deathTime = dateTime(pid.value(29));
+  const deathTime = ctx.dateTime(pid.value(29));
   if (deathTime) patient.deceasedDateTime = deathTime;
   else if (deathIndicator === 'Y' || deathIndicator === 'N') patient.deceasedBoolean = deathIndicator === 'Y';
   patient.managingOrganization = ctx.organization;

@@ -1,6 +1,6 @@
 import type { Condition } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, date, dateTime } from './datatypes.js';
+import { codeableConcept, date } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 
 const CLINICAL = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
@@ -39,11 +39,11 @@ export function addProblems(ctx: MappingContext, event: string): number {
       condition.clinicalStatus = { coding: [{ system: CLINICAL, code: LIFE_CYCLE[status] ?? 'active' }] };
       if (status && !LIFE_CYCLE[status]) ctx.warn(`PRB-14 life cycle status "${status}" is not known: taken as active`);
     }
-    const onset = date(prb.value(16)) ?? dateTime(prb.value(16));
+    const onset = date(prb.value(16)) ?? ctx.dateTime(prb.value(16));
     if (onset) condition.onsetDateTime = onset;
-    const recorded = dateTime(prb.value(7));
+    const recorded = ctx.dateTime(prb.value(7));
     if (recorded) condition.recordedDate = recorded;
-    const resolved = dateTime(prb.value(9));
+    const resolved = ctx.dateTime(prb.value(9));
     if (resolved && !withdrawn) {
       condition.abatementDateTime = resolved;
       if (condition.clinicalStatus?.coding?.[0]?.code === 'active') condition.clinicalStatus = { coding: [{ system: CLINICAL, code: 'resolved' }] };

@@ -1,6 +1,6 @@
 import type { Annotation, DiagnosticReport, Encounter, Observation, ObservationReferenceRange, Reference, ServiceRequest } from '@medplum/fhirtypes';
 import { identifierQuery } from '../bundle/transaction-builder.js';
-import { codeableConcept, dateTime, quantity } from './datatypes.js';
+import { codeableConcept, quantity } from './datatypes.js';
 import { MappingError, type MappingContext } from './mapping-context.js';
 import type { V2Segment } from './message-reader.js';
 import { setObservationValue } from './observation-value.js';
@@ -135,9 +135,9 @@ function addReport(ctx: MappingContext, group: ResultGroup, key: string, numbers
     ...(encounter ? { encounter } : {}),
     ...(results.length ? { result: results } : {}),
   };
-  const effective = dateTime(obr.value(7));
+  const effective = ctx.dateTime(obr.value(7));
   if (effective) report.effectiveDateTime = effective;
-  const issued = dateTime(obr.value(22));
+  const issued = ctx.dateTime(obr.value(22));
   if (issued && issued.length > 10) report.issued = issued;
   if (notes.length) report.conclusion = notes.map((n) => n.text).join('\n');
   ctx.tx.upsert(report, identifierQuery(ctx.system('report'), key));
@@ -167,7 +167,7 @@ function addOrder(ctx: MappingContext, group: ResultGroup, numbers: OrderNumbers
     code,
     subject: ctx.patient as ServiceRequest['subject'],
   };
-  const authored = dateTime(group.orc?.value(9) ?? '') ?? dateTime(group.obr.value(6));
+  const authored = ctx.dateTime(group.orc?.value(9) ?? '') ?? ctx.dateTime(group.obr.value(6));
   if (authored) request.authoredOn = authored;
   const reference = ctx.tx.createIfMissing(request, query);
   ctx.orders.set(query, { reference, status, identifiers: request.identifier ?? [], created: request });
@@ -194,7 +194,7 @@ function mapObservation(ctx: MappingContext, obx: V2Segment, obr: V2Segment, key
   };
   if (!statusCode) ctx.warn(`${where}: no result status (OBX-11): taken as final`);
   else if (!OBSERVATION_STATUS[statusCode]) ctx.warn(`${where}: result status "${statusCode}" is not in HL7 table 0085: taken as final`);
-  const effective = dateTime(obx.value(14)) ?? dateTime(obr.value(7));
+  const effective = ctx.dateTime(obx.value(14)) ?? ctx.dateTime(obr.value(7));
   if (effective) observation.effectiveDateTime = effective;
   setObservationValue(ctx, observation, obx, where);
   if (statusCode === 'N' && !hasValue(observation)) {

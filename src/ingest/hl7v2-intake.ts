@@ -1,3 +1,4 @@
+import { participantTimeZone } from '../participants/time-zone.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { buildAck, salvageControlId, type AckCode, type AckError } from '../hl7v2/acknowledgement.js';
@@ -130,7 +131,7 @@ export class Hl7v2Intake {
           await log.finish(id, 'duplicate', { error: `retransmission of message ${original.id} (control id ${message.controlId})`, resources: original.resources, patient: original.patient });
           return 'duplicate' as const;
         }
-        mapped = mapV2Message(message, participant, id);
+        mapped = mapV2Message(message, participant, id, await participantTimeZone(tx.sql, participant.id));
         mapped.warnings.unshift(...notes);
         // Whatever put it there (bytes of another character set, a \Xhh\ escape that is not UTF-8): never stored unsaid.
         if (JSON.stringify(mapped.bundle).includes('\uFFFD') && !mapped.warnings.some((w) => w.includes('U+FFFD'))) {
