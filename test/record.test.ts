@@ -212,6 +212,16 @@ for (const backend of BACKENDS) {
       // The policy decides what is found: a token without Observation may not search them.
       const conditions = await s.tokenFor('system/Patient.rs system/Condition.rs');
       assert.equal((await search(`Observation?patient=${ids.golden}&_view=merged`, conditions)).status, 403);
+      // A granular scope (active problems only): asthma is built from Hillcrest's active copy alone, and
+      // Lakeside's resolved copy, which this caller may not read, neither joins it nor marks a conflict.
+      const active = await s.tokenFor('system/Patient.rs system/Condition.rs?clinical-status=active');
+      const asthma = await search(`Condition?patient=${ids.golden}&_view=merged&code=${encodeURIComponent('http://snomed.info/sct|195967001')}`, active);
+      assert.equal(asthma.status, 200, JSON.stringify(asthma.body));
+      assert.equal(asthma.body.total, 1);
+      assert.deepEqual(sourcesOf(asthma.body.entry[0].resource), ['Hillcrest Hospital']);
+      assert.deepEqual(conflictsOf(asthma.body.entry[0].resource), []);
+      const everyone = await search(`Condition?patient=${ids.golden}&_view=merged&code=${encodeURIComponent('http://snomed.info/sct|195967001')}`);
+      assert.deepEqual(conflictsOf(everyone.body.entry[0].resource), ['problem-status'], 'with both copies readable: the conflict');
       // Bad input: a clear 400.
       assert.equal((await search('Observation?_view=merged&code=4548-4')).status, 400, 'no person');
       assert.equal((await search(`Observation?patient=${ids.golden}&patient=${ids.riverside}&_view=merged`)).status, 400, 'two persons');
