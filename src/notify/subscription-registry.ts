@@ -3,7 +3,8 @@ import { isKnownResourceType } from '../fhir/resource-types.js';
 import { badRequest, fhirError } from '../fhir/outcome.js';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { CRITERIA_TOPIC_PREFIX, type NotificationOutbox } from './notification-outbox.js';
+import { subscriptionsChanged } from './active-topics.js';
+import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
 import type { WebSocketHub } from './websocket-hub.js';
 import { topicByUrl } from './topics.js';
 
@@ -120,14 +121,10 @@ export class SubscriptionRegistry implements WriteObserver {
   /** The websocket channel of this process, for `$get-ws-binding-token`. */
   hub?: WebSocketHub;
 
-  constructor(private readonly outbox?: NotificationOutbox) {}
-
   async written(repo: Repository, resources: Subscription[]): Promise<void> {
     const now = Date.now();
     for (const sub of resources) {
       const entry = subscriptionEntry(sub, await participantOf(repo, sub));
-      // Writes of the type a criteria Subscription watches are recorded from now on, in this process at once.
-      if (entry.criteria && entry.active) this.outbox?.watch(entry.topic.slice(CRITERIA_TOPIC_PREFIX.length));
       if (!entry.participantId) {
         // What a subscriber receives is what its participant may see: without one there is no policy to apply.
         throw unprocessable(`A Subscription is for a participant: write it with the participant's client, or name its Organization in the extension ${SUBSCRIBER}`);
@@ -140,11 +137,14 @@ export class SubscriptionRegistry implements WriteObserver {
         await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)', [...values, now, entry.id]);
       }
     }
+    // Writers (every process) re-read the active topics, so the outbox records this Subscription's events from its commit on.
+    await subscriptionsChanged(repo.sql);
     this.onChange?.();
   }
 
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
     await repo.sql.run('UPDATE notify_subscription SET active = 0, updated_at = ? WHERE id = ?', [Date.now(), id]);
+    await subscriptionsChanged(repo.sql);
     this.onChange?.();
   }
 }

@@ -27,11 +27,11 @@ export function subscriptionTopics(req: FhirRequest, id: string | undefined): Fh
 export async function subscriptionOperation(repo: Repository, id: string, operation: string, req: FhirRequest): Promise<FhirResponse> {
   authorize(req, 'Subscription', 'r');
   await requireReachable(repo, req, 'Subscription', id, 'r');
-  const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, event_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
+  const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, notified_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
   if (!row) throw notFound(`Subscription/${id} not found`);
   const sub = entryOf(row);
   if (operation === '$status') {
-    return { status: 200, body: subscriptionStatus(sub, 'query-status', Number(row.event_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl) };
+    return { status: 200, body: subscriptionStatus(sub, 'query-status', Number(row.notified_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl) };
   }
   if (operation === '$get-ws-binding-token') {
     if (sub.channelType !== 'websocket') throw badRequest('$get-ws-binding-token is for Subscriptions with a websocket channel');
@@ -47,10 +47,10 @@ export async function subscriptionOperation(repo: Repository, id: string, operat
     ];
     return { status: 200, body: { resourceType: 'Parameters', parameter } as Parameters };
   }
-  return { status: 200, body: await events(repo, sub, Number(row.event_count), req) };
+  return { status: 200, body: await events(repo, sub, Number(row.notified_count), req) };
 }
 
-type StateRow = SubscriptionRow & { event_count: number; last_error: string | null };
+type StateRow = SubscriptionRow & { notified_count: number; last_error: string | null };
 
 /** Backlog, dead letters, last error and delivery latency (event written to receiver's acceptance) of the last 1,000 deliveries. */
 async function operationalFacts(repo: Repository, id: string, lastError: string | null): Promise<ParametersParameter[]> {
@@ -86,8 +86,8 @@ async function events(repo: Repository, sub: ReturnType<typeof entryOf>, total: 
   if (!Number.isInteger(since) || !Number.isInteger(until)) throw badRequest('eventsSinceNumber and eventsUntilNumber are integers');
   const content = req.query.get('content') ?? sub.payload;
   const rows = await repo.sql.query<Record<string, unknown>>(
-    `SELECT d.event_number, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')} FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
-     WHERE d.subscription_id = ? AND d.event_number >= ? AND d.event_number <= ? AND d.status <> 'withheld' ORDER BY d.event_number LIMIT 1000`,
+    `SELECT d.notified_number, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')} FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
+     WHERE d.subscription_id = ? AND d.notified_number >= ? AND d.notified_number <= ? AND d.status <> 'withheld' ORDER BY d.notified_number LIMIT 1000`,
     [sub.id, since, until],
   );
   const shown: NotifiedEvent[] = [];
@@ -96,7 +96,7 @@ async function events(repo: Repository, sub: ReturnType<typeof entryOf>, total: 
     const event = eventOf(r as never);
     const read = await readAsCaller(repo, req, event.focusType, event.focusId);
     if (!read) continue;
-    shown.push({ number: Number(r.event_number), at: event.at, focusType: event.focusType, focusId: event.focusId });
+    shown.push({ number: Number(r.notified_number), at: event.at, focusType: event.focusType, focusId: event.focusId });
     if (content !== 'empty') entries.push({ fullUrl: `${req.baseUrl}/${event.focusType}/${event.focusId}`, ...(content === 'full-resource' ? { resource: read } : {}), request: { method: 'PUT', url: `${event.focusType}/${event.focusId}` }, response: { status: '200' } });
   }
   const status = subscriptionStatus({ ...sub, payload: content as typeof sub.payload }, 'query-event', total, shown, [], req.baseUrl);
