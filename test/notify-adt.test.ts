@@ -114,8 +114,21 @@ for (const backend of BACKENDS) {
       assert.equal(http.notifications('/limited').length, 0, 'a participant whose scopes do not reach Encounter is told nothing');
       assert.equal(mllpAa.messages.length, 1, 'the admission forwarded once over MLLP');
       assert.match(mllpAa.messages[0], /ADT\^A01/);
-      assert.match(mllpAa.messages[0], /E-500/);
+      // The practice's engine gets the patient under the practice's own MRN (through the index), not the hospital's.
+      const pid = mllpAa.messages[0].split('\r').find((seg) => seg.startsWith('PID|')) as string;
+      assert.equal(pid.split('|')[3], 'P-100^^^&urn:example:oak:mrn&URI^MR');
+      assert.doesNotMatch(pid, /E-500|999-31-4477|NORTHGATE/, "the hospital's identifiers are not forwarded (the community has not allowed it)");
+      assert.match(pid, /Delacroix\^Marguerite/, 'the rest as the hospital sent it');
+      assert.match(mllpAa.messages[0], /PV1\|1\|I\|4E\^412\^B\^NORTHGATE/);
       assert.equal(socketMessages.filter((m) => notificationType(m) === 'event-notification').length, 1, 'the discharge over the websocket');
+    });
+
+    it('an ADT for a topic nobody subscribes to (A02 transfer) leaves no outbox row; the subscribed topics do', async () => {
+      assert.equal((await sender.send(adt('A02', 'N-4', 'I', 'V-1'))).code, 'AA');
+      const count = async (topic: string) => Number((await s.tessera.repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM notify_event WHERE topic = ?', [topic]))[0].n);
+      assert.equal(await count('transfer'), 0);
+      assert.equal(await count('new-result') + (await count('death')) + (await count('identity-merge')), 0);
+      assert.equal(await count('admission'), 2, "the A01s of both patients (the other's matched no roster)");
     });
 
     it('$status reports events, backlog and latency; $events replays them; the policy withheld the limited participant\'s', async () => {

@@ -3,6 +3,8 @@ import { auditLogIfOn } from '../audit/audit-attachment.js';
 import { notificationAuditRecord } from '../audit/audit-record.js';
 import type { Repository } from '../store/repository.js';
 import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
+import { participantById } from '../participants/participants.js';
+import { rewritePatientIdentifiers, subscriberIdentifiers } from './forward-identifiers.js';
 import { forwardOverMllp } from './mllp-forwarder.js';
 import { notificationBundle, type NotifiedEvent } from './notification-bundle.js';
 import { retryDelay, type NotifySettings } from './notify-settings.js';
@@ -96,10 +98,13 @@ export class DeliveryWorker {
   private async claim(): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    // A websocket subscription is delivered by the process its socket is bound to; unbound, its events wait.
+    const sockets = this.hub?.boundSubscriptions() ?? [];
+    const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
     return this.repo.transaction(async (tx) => {
       const rows = await tx.sql.query<{ id: string }>(
-        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
-        [now, now],
+        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
+        [now, now, ...sockets],
       );
       const ids = rows.map((r) => r.id);
       if (ids.length) {
@@ -167,7 +172,7 @@ export class DeliveryWorker {
       if (sub.channelType === 'message') {
         const raw = await this.messageText(batch[0].event);
         if (raw === undefined) return 'delivered'; // nothing to forward: the event came from no HL7 v2 message
-        const ack = await forwardOverMllp(sub.endpoint as string, raw, this.settings.timeoutMs);
+        const ack = await forwardOverMllp(sub.endpoint as string, await this.forSubscriber(sub, batch[0].event, raw), this.settings.timeoutMs);
         if (ack.code === 'AA' || ack.code === 'CA') return 'delivered';
         if (ack.code === 'AR' || ack.code === 'CR') return 'refused';
         return { error: `the receiver answered ${ack.code || 'no MSA-1'}${ack.text ? `: ${ack.text}` : ''}` };
@@ -250,6 +255,13 @@ export class DeliveryWorker {
       out.push({ number: Number(r.event_number), notified: r.notified_number === null || r.notified_number === undefined ? undefined : Number(r.notified_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
     }
     return out;
+  }
+
+  /** The message as the subscriber should get it: the patient named by the identifiers its participant knows them by. */
+  private async forSubscriber(sub: SubscriptionEntry, event: OutboxEvent, raw: string): Promise<string> {
+    const participant = sub.participantId ? await participantById(this.repo, sub.participantId) : undefined;
+    if (!participant || !event.patientId) return raw;
+    return rewritePatientIdentifiers(raw, await subscriberIdentifiers(this.repo, event.patientId, participant), this.settings.forwardSenderIds);
   }
 
   private async messageText(event: OutboxEvent): Promise<string | undefined> {

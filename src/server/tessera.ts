@@ -90,7 +90,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
   const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, signingKey, lockout: config.lockout, federation, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
-  const hub = new WebSocketHub();
+  const hub = new WebSocketHub(() => repo.sql);
   subscriptions.hub = hub;
   hub.attach(app.server);
   const notifySettings = notifySettingsFromEnv();

@@ -379,7 +379,8 @@ CREATE INDEX roster_member_group ON roster_member (group_id);
 `,
   // Notifications (docs/decisions/0027): a stamp every Subscription write changes, which writers compare
   // with their cached active topics before writing outbox rows; and the numbers subscribers see, given
-  // only to events delivered to them (withheld events are not numbered).
+  // only to events delivered to them (withheld events are not numbered); websocket binding tokens, which
+  // any process on the database can redeem.
   (d) => `
 CREATE TABLE notify_state (id INTEGER PRIMARY KEY, subscriptions_stamp TEXT NOT NULL);
 INSERT INTO notify_state (id, subscriptions_stamp) VALUES (1, 'initial');
@@ -388,6 +389,7 @@ ALTER TABLE notify_delivery ADD COLUMN notified_number ${d.bigint};
 UPDATE notify_subscription SET notified_count = event_count;
 UPDATE notify_delivery SET notified_number = event_number WHERE status <> 'withheld';
 CREATE INDEX notify_delivery_notified ON notify_delivery (subscription_id, notified_number);
+CREATE TABLE notify_ws_token (token_hash TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, expires_at ${d.bigint} NOT NULL);
 `,
 ];
 

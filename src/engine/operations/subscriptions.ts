@@ -37,7 +37,7 @@ export async function subscriptionOperation(repo: Repository, id: string, operat
     if (sub.channelType !== 'websocket') throw badRequest('$get-ws-binding-token is for Subscriptions with a websocket channel');
     const hub = repo.observerOf(SubscriptionRegistry)?.hub;
     if (!hub) throw fhirError(503, 'not-supported', 'This server process has no websocket channel');
-    const { token, expires } = hub.issueToken(id);
+    const { token, expires } = await hub.issueToken(id);
     const wsUrl = req.baseUrl.replace(/^http/, 'ws').replace(/\/fhir\/?$/, '') + WEBSOCKET_PATH;
     const parameter: ParametersParameter[] = [
       { name: 'token', valueString: token },
