@@ -124,7 +124,7 @@ for (const backend of BACKENDS) {
     });
 
     it('an ADT for a topic nobody subscribes to (A02 transfer) leaves no outbox row; the subscribed topics do', async () => {
-      assert.equal((await sender.send(adt('A02', 'N-4', 'I', 'V-1'))).code, 'AA');
+      assert.equal((await sender.send(adt('A02', 'N-4', 'E-500', 'I', 'V-1'))).code, 'AA');
       const count = async (topic: string) => Number((await s.tessera.repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM notify_event WHERE topic = ?', [topic]))[0].n);
       assert.equal(await count('transfer'), 0);
       assert.equal(await count('new-result') + (await count('death')) + (await count('identity-merge')), 0);
@@ -143,6 +143,16 @@ for (const backend of BACKENDS) {
       const events = await s.fhir('GET', `Subscription/${admission.id}/$events?eventsSinceNumber=1&content=full-resource`);
       assert.equal(events.body.entry.length, 2);
       assert.equal(events.body.entry[1].resource.resourceType, 'Encounter');
+      // The type-level $status (operators, the portal): one status per Subscription, narrowed by id.
+      const all = await s.fhir('GET', 'Subscription/$status');
+      assert.equal(all.status, 200);
+      assert.equal(all.body.total, subs.length);
+      const one = await s.fhir('GET', `Subscription/$status?id=${admission.id}`);
+      assert.equal(one.body.total, 1);
+      const only = (name: string) => one.body.entry[0].resource.parameter.find((x: any) => x.name === name);
+      assert.equal(only('subscription').valueReference.reference.endsWith(`Subscription/${admission.id}`), true);
+      assert.equal(only('delivered').valueInteger, 1);
+      assert.equal((await s.fhir('GET', 'Subscription/$status?status=off')).body.total, 0);
       const limitedSub = subs.find((x: any) => x.channel.endpoint === `${http.url}/limited`);
       const limitedStatus = await s.fhir('GET', `Subscription/${limitedSub.id}/$status`);
       assert.equal(limitedStatus.body.parameter.find((x: any) => x.name === 'withheld').valueInteger, 1);

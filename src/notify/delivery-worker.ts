@@ -6,6 +6,7 @@ import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './even
 import { participantById } from '../participants/participants.js';
 import { rewritePatientIdentifiers, subscriberIdentifiers } from './forward-identifiers.js';
 import { forwardOverMllp } from './mllp-forwarder.js';
+import type { NotificationOutbox } from './notification-outbox.js';
 import { notificationBundle, type NotifiedEvent } from './notification-bundle.js';
 import { retryDelay, type NotifySettings } from './notify-settings.js';
 import { postNotification } from './rest-hook.js';
@@ -59,6 +60,7 @@ export class DeliveryWorker {
     private readonly baseUrl: () => string,
     private readonly hub: WebSocketHub | undefined,
     private readonly log: Logger,
+    private readonly outbox?: NotificationOutbox,
   ) {
     this.access = new SubscriberAccess(repo, '');
   }
@@ -81,6 +83,7 @@ export class DeliveryWorker {
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
   async tick(): Promise<void> {
+    await this.outbox?.refresh(this.repo.sql);
     while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
     for (;;) {
       const claimed = await this.claim();

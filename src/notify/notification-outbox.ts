@@ -1,4 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
+import type { SqlExecutor } from '../store/database.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
 import { ActiveTopics } from './active-topics.js';
 import { topicEvents, type TopicEvent } from './topic-events.js';
@@ -7,10 +8,16 @@ import { TOPICS } from './topics.js';
 /** The outbox topic of a write of `type` that plain R4 criteria Subscriptions look at. */
 export const CRITERIA_TOPIC_PREFIX = 'resource:';
 
-/** Every resource type: a plain criteria Subscription written by another process may watch any of them. */
-class EveryType extends Set<string> {
-  override has(): boolean {
-    return true;
+const TOPIC_TYPES = new Set(TOPICS.flatMap((t) => t.resources));
+
+/**
+ * The types whose writes the outbox looks at: those of the topics, and those plain criteria
+ * Subscriptions watch as last seen. Not every type: the bulk load would parse every resource it writes.
+ */
+class ObservedTypes extends Set<string> {
+  criteria: ReadonlySet<string> = new Set();
+  override has(type: string): boolean {
+    return TOPIC_TYPES.has(type) || this.criteria.has(type);
   }
 }
 
@@ -18,15 +25,31 @@ class EveryType extends Set<string> {
  * Writes the events that notifications are made of into `notify_event`, inside the transaction of the
  * write that raises them: they commit with the data or not at all, so a crash can lose neither (the
  * dispatcher fans them out to subscriptions afterwards). Only events of a topic some active Subscription
- * listens to are written (ActiveTopics); writes of a type a plain criteria Subscription watches are
- * recorded too (`resource:{type}`), and matched against the criteria when dispatched.
+ * listens to are written (ActiveTopics, decision 0027); writes of a type a plain criteria Subscription
+ * watches are recorded too (`resource:{type}`), and matched against the criteria when dispatched.
  */
 export class NotificationOutbox implements WriteObserver {
-  readonly types: ReadonlySet<string> = new EveryType();
+  readonly types = new ObservedTypes();
   private readonly active = new ActiveTopics();
 
+  /**
+   * Re-reads the active topics if the Subscriptions changed. Each write of an observed type does; the
+   * delivery worker does too each round, so that a criteria Subscription on a type no topic covers,
+   * written by another process, is observed here within a round even if this process writes nothing else.
+   */
+  async refresh(sql: SqlExecutor): Promise<ReadonlySet<string>> {
+    const active = await this.active.current(sql);
+    this.types.criteria = new Set([...active].filter((t) => t.startsWith(CRITERIA_TOPIC_PREFIX)).map((t) => t.slice(CRITERIA_TOPIC_PREFIX.length)));
+    return active;
+  }
+
+  /** Observes writes of `type` from now on (a criteria Subscription on it is being written in this process). */
+  watch(type: string): void {
+    this.types.criteria = new Set([...this.types.criteria, type]);
+  }
+
   async written(repo: Repository, resources: Resource[]): Promise<void> {
-    const active = await this.active.current(repo.sql);
+    const active = await this.refresh(repo.sql);
     if (!active.size) return;
     const events: TopicEvent[] = [];
     for (const resource of resources) {

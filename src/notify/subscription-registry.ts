@@ -4,7 +4,7 @@ import { badRequest, fhirError } from '../fhir/outcome.js';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
 import { subscriptionsChanged } from './active-topics.js';
-import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
+import { CRITERIA_TOPIC_PREFIX, type NotificationOutbox } from './notification-outbox.js';
 import type { WebSocketHub } from './websocket-hub.js';
 import { topicByUrl } from './topics.js';
 
@@ -121,10 +121,14 @@ export class SubscriptionRegistry implements WriteObserver {
   /** The websocket channel of this process, for `$get-ws-binding-token`. */
   hub?: WebSocketHub;
 
+  constructor(private readonly outbox?: NotificationOutbox) {}
+
   async written(repo: Repository, resources: Subscription[]): Promise<void> {
     const now = Date.now();
     for (const sub of resources) {
       const entry = subscriptionEntry(sub, await participantOf(repo, sub));
+      // This process observes writes of a criteria Subscription's type at once (others: at their next refresh).
+      if (entry.criteria && entry.active) this.outbox?.watch(entry.topic.slice(CRITERIA_TOPIC_PREFIX.length));
       if (!entry.participantId) {
         // What a subscriber receives is what its participant may see: without one there is no policy to apply.
         throw unprocessable(`A Subscription is for a participant: write it with the participant's client, or name its Organization in the extension ${SUBSCRIBER}`);

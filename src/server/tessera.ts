@@ -76,9 +76,10 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   // After the patient index, whose golden-record writes (merges) raise events too; in the data's transaction.
   // Subscriptions first: one written in the same transaction as data is active when the outbox looks.
-  const subscriptions = new SubscriptionRegistry();
+  const outbox = new NotificationOutbox();
+  const subscriptions = new SubscriptionRegistry(outbox);
   repo.observe(subscriptions);
-  repo.observe(new NotificationOutbox());
+  repo.observe(outbox);
   repo.observe(new RosterObserver());
   // A background commit of journalled audit events that fails is retried; the operator hears of it here.
   const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');
@@ -94,7 +95,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   subscriptions.hub = hub;
   hub.attach(app.server);
   const notifySettings = notifySettingsFromEnv();
-  const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log);
+  const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log, outbox);
   subscriptions.onChange = () => notifications.cache.invalidate();
   hub.onBound = (id, socket) => void notifications.handshake(id).then((text) => text && socket.send(text));
   let notifying = false;

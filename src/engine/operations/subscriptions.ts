@@ -9,6 +9,7 @@ import { WEBSOCKET_PATH } from '../../notify/websocket-hub.js';
 import type { Repository } from '../../store/repository.js';
 import { authorize, policyOf, requestFor, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { dispatch } from '../fhir-router.js';
+import { searchInteraction } from '../search-interaction.js';
 
 export const SUBSCRIPTION_OPERATIONS = new Set(['$status', '$events', '$get-ws-binding-token']);
 
@@ -51,6 +52,31 @@ export async function subscriptionOperation(repo: Repository, id: string, operat
 }
 
 type StateRow = SubscriptionRow & { notified_count: number; last_error: string | null };
+
+/**
+ * GET Subscription/$status (the Backport's type-level form): the status, with backlog, dead letters,
+ * last error and latency, of every Subscription the caller may search (at most 1,000), narrowed by `id`
+ * (comma-separated or repeated) and `status` (active, off). For operators' and portal views.
+ */
+export async function subscriptionStatuses(repo: Repository, req: FhirRequest): Promise<FhirResponse> {
+  authorize(req, 'Subscription', 's');
+  const ids = req.query.getAll('id').flatMap((v) => v.split(',')).filter(Boolean);
+  const statuses = req.query.getAll('status').flatMap((v) => v.split(',')).filter(Boolean);
+  const query = new URLSearchParams({ _count: '1000', _elements: 'id' });
+  if (ids.length) query.set('_id', ids.join(','));
+  // Through the search, so the policy decides which Subscriptions the caller may see.
+  const found = await searchInteraction(repo, 'Subscription', req, query);
+  const entries: BundleEntry[] = [];
+  for (const id of (found.entry ?? []).map((e) => e.resource?.id as string)) {
+    const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, notified_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
+    if (!row) continue;
+    const sub = entryOf(row);
+    if (statuses.length && !statuses.includes(sub.active ? 'active' : 'off')) continue;
+    const status = subscriptionStatus(sub, 'query-status', Number(row.notified_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl);
+    entries.push({ fullUrl: `urn:uuid:${status.id}`, resource: status, search: { mode: 'match' } });
+  }
+  return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total: entries.length, entry: entries } as Bundle };
+}
 
 /** Backlog, dead letters, last error and delivery latency (event written to receiver's acceptance) of the last 1,000 deliveries. */
 async function operationalFacts(repo: Repository, id: string, lastError: string | null): Promise<ParametersParameter[]> {
