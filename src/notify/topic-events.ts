@@ -82,7 +82,8 @@ const UNDER_WAY = ['arrived', 'in-progress'];
  * What a FHIR client's Encounter version says happened, against the version before it (the HL7 v2
  * trigger events' meanings): its first version under way begins a visit (A01, A04); a visit under way
  * that moves to another location (A02) or changes class (A06, A07) is a transfer, and one that becomes
- * inpatient is an admission too (an emergency patient admitted); finishing one ends it (A03).
+ * inpatient is an admission too (an emergency patient admitted); finishing one ends it (A03), as does a
+ * first version already finished that ended within the last day (not an old visit being loaded).
  */
 export function encounterChanges(previous: Encounter | undefined, encounter: Encounter): TopicCode[] {
   const klass = encounter.class?.code;
@@ -100,8 +101,16 @@ export function encounterChanges(previous: Encounter | undefined, encounter: Enc
     if (moved || reclassed) topics.push('transfer');
     if (reclassed && klass === 'IMP') topics.push('admission');
   }
-  if (encounter.status === 'finished' && previous?.status !== 'finished') topics.push('discharge');
+  if (encounter.status === 'finished' && (previous ? previous.status !== 'finished' : endedRecently(encounter))) topics.push('discharge');
   return topics;
+}
+
+/** A visit first recorded when already finished is a discharge only if it ended within the last day: loading a record's history (years of finished encounters) alerts nobody. */
+const RECENT_MS = 24 * 3_600_000;
+
+function endedRecently(encounter: Encounter): boolean {
+  const end = Date.parse(encounter.period?.end ?? encounter.period?.start ?? '');
+  return Number.isFinite(end) && Date.now() - end < RECENT_MS;
 }
 
 /** Where the patient is now: the active locations (not planned, reserved or completed). */
