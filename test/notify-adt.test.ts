@@ -6,7 +6,7 @@ import { importRoster, rosterGroupId } from '../src/notify/rosters.js';
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
 import { eventsOf, HttpReceiver, MllpReceiver, notificationType, until } from './helpers/receivers.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 import { subscription } from './helpers/subscriptions.js';
 
 // Fast retries for the tests; the defaults are in docs/notifications.md.
@@ -34,6 +34,8 @@ for (const backend of BACKENDS) {
     let sender: MllpSender;
     let practice: Participant;
     let limited: Participant;
+    let practiceToken: string;
+    let limitedToken: string;
     const secret = 'practice-shared-secret';
     const http = new HttpReceiver(secret);
     const mllpAa = new MllpReceiver();
@@ -46,9 +48,13 @@ for (const backend of BACKENDS) {
       const port = (await s.tessera.startMllp()) as number;
       s.tessera.startNotifications();
       await addParticipant(s.tessera.repo, { name: 'Northgate Hospital', mrnSystem: 'urn:example:northgate:mrn', hl7Facility: 'NORTHGATE' });
-      practice = (await addParticipant(s.tessera.repo, { name: 'Oak Street Practice', mrnSystem: 'urn:example:oak:mrn', scope: 'system/*.rs' })).participant;
+      const oak = await addParticipant(s.tessera.repo, { name: 'Oak Street Practice', mrnSystem: 'urn:example:oak:mrn', scope: 'system/*.rs' });
+      practice = oak.participant;
+      practiceToken = await getToken(s.url, oak.client?.clientId as string, oak.client?.clientSecret as string);
       // A participant whose client may read patients only: encounters are not for it.
-      limited = (await addParticipant(s.tessera.repo, { name: 'Demographics Only Plan', mrnSystem: 'urn:example:plan:mrn', scope: 'system/Patient.rs' })).participant;
+      const plan = await addParticipant(s.tessera.repo, { name: 'Demographics Only Plan', mrnSystem: 'urn:example:plan:mrn', scope: 'system/Patient.rs system/Subscription.rs' });
+      limited = plan.participant;
+      limitedToken = await getToken(s.url, plan.client?.clientId as string, plan.client?.clientSecret as string);
       // The practice's own record of the person, under its MRN P-100 (same person as the hospital's E-500).
       const created = await s.fhir('POST', 'Patient', {
         resourceType: 'Patient',
@@ -74,7 +80,10 @@ for (const backend of BACKENDS) {
       assert.equal(forward.status, 201, JSON.stringify(forward.body));
       const ws = await s.fhir('POST', 'Subscription', subscription({ topic: 'discharge', filter: roster, type: 'websocket', organization: practice.organizationId }));
       assert.equal(ws.status, 201, JSON.stringify(ws.body));
-      const binding = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`);
+      // The socket gets what the practice may see: another participant's client may not bind one.
+      const stranger = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${limitedToken}` });
+      assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
+      const binding = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${practiceToken}` });
       assert.equal(binding.status, 200, JSON.stringify(binding.body));
       const param = (name: string) => binding.body.parameter.find((p: any) => p.name === name);
       socket = new WebSocket(param('websocket-url').valueUrl);

@@ -6,6 +6,7 @@ import { entryOf, SUBSCRIPTION_COLUMNS, type SubscriptionRow } from '../../notif
 import { SubscriptionRegistry } from '../../notify/subscription-registry.js';
 import { subscriptionTopicResource, TOPICS } from '../../notify/topics.js';
 import { WEBSOCKET_PATH } from '../../notify/websocket-hub.js';
+import { participantForClient } from '../../participants/participants.js';
 import type { Repository } from '../../store/repository.js';
 import { authorize, policyOf, requestFor, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { dispatch } from '../fhir-router.js';
@@ -36,6 +37,12 @@ export async function subscriptionOperation(repo: Repository, id: string, operat
   }
   if (operation === '$get-ws-binding-token') {
     if (sub.channelType !== 'websocket') throw badRequest('$get-ws-binding-token is for Subscriptions with a websocket channel');
+    // The socket receives what the Subscription's participant may see: only that participant's own client
+    // binds one, or a caller who may read everything anyway (the exchange's operators).
+    const caller = req.auth ? await participantForClient(repo, req.auth.clientId) : undefined;
+    if (req.auth && caller?.id !== sub.participantId) {
+      policyOf(req).requireUnrestricted('*', 'r', "A websocket binding to another participant's Subscription", { labels: true, privacy: true });
+    }
     const hub = repo.observerOf(SubscriptionRegistry)?.hub;
     if (!hub) throw fhirError(503, 'not-supported', 'This server process has no websocket channel');
     const { token, expires } = await hub.issueToken(id);
