@@ -6,7 +6,7 @@ import { importRoster, rosterGroupId } from '../src/notify/rosters.js';
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
 import { eventsOf, HttpReceiver, MllpReceiver, notificationType, until } from './helpers/receivers.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 import { subscription } from './helpers/subscriptions.js';
 
 // Fast retries for the tests; the defaults are in docs/notifications.md.
@@ -34,6 +34,8 @@ for (const backend of BACKENDS) {
     let sender: MllpSender;
     let practice: Participant;
     let limited: Participant;
+    let practiceToken: string;
+    let limitedToken: string;
     const secret = 'practice-shared-secret';
     const http = new HttpReceiver(secret);
     const mllpAa = new MllpReceiver();
@@ -46,9 +48,13 @@ for (const backend of BACKENDS) {
       const port = (await s.tessera.startMllp()) as number;
       s.tessera.startNotifications();
       await addParticipant(s.tessera.repo, { name: 'Northgate Hospital', mrnSystem: 'urn:example:northgate:mrn', hl7Facility: 'NORTHGATE' });
-      practice = (await addParticipant(s.tessera.repo, { name: 'Oak Street Practice', mrnSystem: 'urn:example:oak:mrn', scope: 'system/*.rs' })).participant;
+      const oak = await addParticipant(s.tessera.repo, { name: 'Oak Street Practice', mrnSystem: 'urn:example:oak:mrn', scope: 'system/*.rs' });
+      practice = oak.participant;
+      practiceToken = await getToken(s.url, oak.client?.clientId as string, oak.client?.clientSecret as string);
       // A participant whose client may read patients only: encounters are not for it.
-      limited = (await addParticipant(s.tessera.repo, { name: 'Demographics Only Plan', mrnSystem: 'urn:example:plan:mrn', scope: 'system/Patient.rs' })).participant;
+      const plan = await addParticipant(s.tessera.repo, { name: 'Demographics Only Plan', mrnSystem: 'urn:example:plan:mrn', scope: 'system/Patient.rs system/Subscription.rs' });
+      limited = plan.participant;
+      limitedToken = await getToken(s.url, plan.client?.clientId as string, plan.client?.clientSecret as string);
       // The practice's own record of the person, under its MRN P-100 (same person as the hospital's E-500).
       const created = await s.fhir('POST', 'Patient', {
         resourceType: 'Patient',
@@ -74,7 +80,10 @@ for (const backend of BACKENDS) {
       assert.equal(forward.status, 201, JSON.stringify(forward.body));
       const ws = await s.fhir('POST', 'Subscription', subscription({ topic: 'discharge', filter: roster, type: 'websocket', organization: practice.organizationId }));
       assert.equal(ws.status, 201, JSON.stringify(ws.body));
-      const binding = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`);
+      // The socket gets what the practice may see: another participant's client may not bind one.
+      const stranger = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${limitedToken}` });
+      assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
+      const binding = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${practiceToken}` });
       assert.equal(binding.status, 200, JSON.stringify(binding.body));
       const param = (name: string) => binding.body.parameter.find((p: any) => p.name === name);
       socket = new WebSocket(param('websocket-url').valueUrl);
@@ -114,8 +123,21 @@ for (const backend of BACKENDS) {
       assert.equal(http.notifications('/limited').length, 0, 'a participant whose scopes do not reach Encounter is told nothing');
       assert.equal(mllpAa.messages.length, 1, 'the admission forwarded once over MLLP');
       assert.match(mllpAa.messages[0], /ADT\^A01/);
-      assert.match(mllpAa.messages[0], /E-500/);
+      // The practice's engine gets the patient under the practice's own MRN (through the index), not the hospital's.
+      const pid = mllpAa.messages[0].split('\r').find((seg) => seg.startsWith('PID|')) as string;
+      assert.equal(pid.split('|')[3], 'P-100^^^&urn:example:oak:mrn&URI^MR');
+      assert.doesNotMatch(pid, /E-500|999-31-4477|NORTHGATE/, "the hospital's identifiers are not forwarded (the community has not allowed it)");
+      assert.match(pid, /Delacroix\^Marguerite/, 'the rest as the hospital sent it');
+      assert.match(mllpAa.messages[0], /PV1\|1\|I\|4E\^412\^B\^NORTHGATE/);
       assert.equal(socketMessages.filter((m) => notificationType(m) === 'event-notification').length, 1, 'the discharge over the websocket');
+    });
+
+    it('an ADT for a topic nobody subscribes to (A02 transfer) leaves no outbox row; the subscribed topics do', async () => {
+      assert.equal((await sender.send(adt('A02', 'N-4', 'E-500', 'I', 'V-1'))).code, 'AA');
+      const count = async (topic: string) => Number((await s.tessera.repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM notify_event WHERE topic = ?', [topic]))[0].n);
+      assert.equal(await count('transfer'), 0);
+      assert.equal(await count('new-result') + (await count('death')) + (await count('identity-merge')), 0);
+      assert.equal(await count('admission'), 2, "the A01s of both patients (the other's matched no roster)");
     });
 
     it('$status reports events, backlog and latency; $events replays them; the policy withheld the limited participant\'s', async () => {
@@ -130,6 +152,16 @@ for (const backend of BACKENDS) {
       const events = await s.fhir('GET', `Subscription/${admission.id}/$events?eventsSinceNumber=1&content=full-resource`);
       assert.equal(events.body.entry.length, 2);
       assert.equal(events.body.entry[1].resource.resourceType, 'Encounter');
+      // The type-level $status (operators, the portal): one status per Subscription, narrowed by id.
+      const all = await s.fhir('GET', 'Subscription/$status');
+      assert.equal(all.status, 200);
+      assert.equal(all.body.total, subs.length);
+      const one = await s.fhir('GET', `Subscription/$status?id=${admission.id}`);
+      assert.equal(one.body.total, 1);
+      const only = (name: string) => one.body.entry[0].resource.parameter.find((x: any) => x.name === name);
+      assert.equal(only('subscription').valueReference.reference.endsWith(`Subscription/${admission.id}`), true);
+      assert.equal(only('delivered').valueInteger, 1);
+      assert.equal((await s.fhir('GET', 'Subscription/$status?status=off')).body.total, 0);
       const limitedSub = subs.find((x: any) => x.channel.endpoint === `${http.url}/limited`);
       const limitedStatus = await s.fhir('GET', `Subscription/${limitedSub.id}/$status`);
       assert.equal(limitedStatus.body.parameter.find((x: any) => x.name === 'withheld').valueInteger, 1);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addParticipant, type Participant } from '../src/participants/participants.js';
 import { rosterGroupId } from '../src/notify/rosters.js';
+import { SIGNING_SECRET, WRITE_ONLY_SECRET } from '../src/notify/subscription-registry.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera as cli } from './helpers/cli.js';
 import { MllpSender } from './helpers/mllp.js';
@@ -74,6 +75,13 @@ for (const backend of BACKENDS) {
       const sub = subscription({ topic: 'new-result', filter: `Observation?patient:in=Group/${group.id}&abnormal=true`, endpoint: `${http.url}/results`, secret: 's3cret' });
       const res = await s.fhir('POST', 'Subscription', sub, { authorization: `Bearer ${practiceToken}` });
       assert.equal(res.status, 201, JSON.stringify(res.body));
+      // The secret is write-only: whoever reads Subscriptions cannot sign as Tessera. Writing back what was
+      // read keeps it (the notifications below are checked against s3cret).
+      const stored = (await s.fhir('GET', `Subscription/${res.body.id}`)).body;
+      assert.doesNotMatch(JSON.stringify(stored), /s3cret/);
+      assert.equal(stored.channel.extension.find((e: any) => e.url === SIGNING_SECRET).valueString, WRITE_ONLY_SECRET);
+      stored.reason = 'abnormal results of our panel';
+      assert.equal((await s.fhir('PUT', `Subscription/${stored.id}`, stored, { authorization: `Bearer ${practiceToken}` })).status, 200);
     });
 
     it('a receiver down for a while receives every event, in order, once it is back', async () => {

@@ -91,6 +91,57 @@ for (const backend of BACKENDS) {
       assert.ok(linked.includes(`Patient/${a.id}`) && linked.includes(`Patient/${b.id}`), 'the survivor links both records');
     });
 
+    it('FHIR-written Encounters: a visit under way that moves or changes class is a transfer (and an admission when it becomes inpatient); finishing it a discharge', async () => {
+      // A synthetic emergency visit as a hospital's FHIR client would keep it up to date: ED bay, then a ward bed, then inpatient, then discharged.
+      const patient = (await s.fhir('POST', 'Patient', person('urn:example:e:mrn', 'E-1', 'Penhallow', '1939-05-21'))).body;
+      const org = plan.organizationId;
+      const only = `Encounter?patient=Patient/${patient.id}`;
+      for (const topic of ['emergency-visit', 'transfer', 'admission', 'discharge'] as const) {
+        await subscribe(subscription({ topic, filter: only, endpoint: `${http.url}/visit-${topic}`, payload: 'full-resource', organization: org }));
+      }
+      const klass = (code: string) => ({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code });
+      const at = (bed: string) => [{ location: { reference: `Location/${bed}` }, status: 'active' }];
+      const encounter: any = { resourceType: 'Encounter', status: 'in-progress', class: klass('EMER'), subject: { reference: `Patient/${patient.id}` }, location: at('ed-bay-3') };
+      const created = await s.fhir('POST', 'Encounter', encounter);
+      assert.equal(created.status, 201);
+      const write = async (change: object) => {
+        const current = (await s.fhir('GET', `Encounter/${created.body.id}`)).body;
+        const res = await s.fhir('PUT', `Encounter/${created.body.id}`, { ...current, ...change });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+      };
+      await write({ period: { start: '2026-11-03T10:00:00Z' } }); // an update that moves nothing: no event
+      await write({ location: [{ location: { reference: 'Location/ed-bay-3' }, status: 'completed' }, ...at('ward-4e-12')] }); // moved: transfer
+      await write({ class: klass('IMP') }); // admitted from the emergency department: transfer (class) and admission
+      // History being loaded: a visit of 2019, first written finished, is no discharge; one that ended an hour ago is.
+      const finished = (end: string) => s.fhir('POST', 'Encounter', { resourceType: 'Encounter', status: 'finished', class: klass('AMB'), subject: { reference: `Patient/${patient.id}` }, period: { start: end, end } });
+      assert.equal((await finished('2019-04-02T09:30:00Z')).status, 201);
+      const recent = await finished(new Date(Date.now() - 3_600_000).toISOString());
+      await write({ status: 'finished' }); // discharge
+      await until('the discharges', () => http.notifications('/visit-discharge').flatMap((n) => eventsOf(n.bundle)).length >= 2);
+      await new Promise((r) => setTimeout(r, 500));
+      const count = (topic: string) => http.notifications(`/visit-${topic}`).flatMap((n) => eventsOf(n.bundle)).length;
+      assert.equal(count('emergency-visit'), 1);
+      assert.equal(count('transfer'), 2, 'the move to the ward and the change of class');
+      assert.equal(count('admission'), 1);
+      assert.deepEqual(http.notifications('/visit-discharge').flatMap((n) => eventsOf(n.bundle).map((e) => e.focus?.split('/').pop())), [recent.body.id, created.body.id], 'the recent visit and the one that finished; not the 2019 one');
+      const transfers = http.notifications('/visit-transfer').flatMap((n) => n.bundle.entry.slice(1).map((e: any) => e.resource));
+      assert.deepEqual(transfers.map((e: any) => [e.class.code, e.location.at(-1).location.reference]), [['EMER', 'Location/ward-4e-12'], ['IMP', 'Location/ward-4e-12']], 'each the version that raised it');
+    });
+
+    it('writes nothing to the outbox for a topic no active Subscription listens to', async () => {
+      // No Subscription here listens to new-result (the plain criteria one watches Observation writes as resource:Observation).
+      const patient = (await s.fhir('POST', 'Patient', person('urn:example:f:mrn', 'F-1', 'Trevelyan', '1971-07-07'))).body;
+      const obs = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '718-7' }] }, subject: { reference: `Patient/${patient.id}` }, valueQuantity: { value: 9.1, unit: 'g/dL' }, interpretation: [{ coding: [{ code: 'L' }] }] });
+      assert.equal(obs.status, 201);
+      const rows = async (topic: string) => Number((await s.tessera.repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM notify_event WHERE topic = ? AND focus_id = ?', [topic, obs.body.id]))[0].n);
+      assert.equal(await rows('new-result'), 0);
+      assert.equal(await rows('resource:Observation'), 1, 'the criteria Subscription still sees it');
+      // Once a Subscription listens, the next result is written to the outbox (in this process at once).
+      await subscribe(subscription({ topic: 'new-result', endpoint: `${http.url}/results`, organization: plan.organizationId }));
+      const next = await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '718-7' }] }, subject: { reference: `Patient/${patient.id}` }, valueQuantity: { value: 9.0, unit: 'g/dL' } });
+      assert.equal(Number((await s.tessera.repo.sql.query<{ n: number }>("SELECT COUNT(*) AS n FROM notify_event WHERE topic = 'new-result' AND focus_id = ?", [next.body.id]))[0].n), 1);
+    });
+
     it('a plain criteria Subscription is notified of the resources its search matches, and of nothing else', async () => {
       const patient = (await s.fhir('POST', 'Patient', person('urn:example:d:mrn', 'D-1', 'Ashgrove', '1944-12-12'))).body;
       const obs = (code: string) => ({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: `Patient/${patient.id}` }, valueQuantity: { value: 99, unit: 'mg/dL' } });

@@ -37,13 +37,13 @@ export function registerNotifyCommands(program: Command, config: (flags: StoreFl
   const subscriptions = program.command('subscriptions').description('notification subscriptions: status and dead letters');
   storeOptions(subscriptions.command('list').description('each subscription: channel, events, backlog, dead letters, last error')).action((flags: StoreFlags) =>
     withStore(config(flags), async (t) => {
-      const rows = await t.db.query<{ id: string; topic: string; channel_type: string; event_count: number; last_error: string | null; pending: number; dead: number }>(
-        `SELECT s.id, s.topic, s.channel_type, s.event_count, s.last_error,
+      const rows = await t.db.query<{ id: string; topic: string; channel_type: string; notified_count: number; last_error: string | null; pending: number; dead: number }>(
+        `SELECT s.id, s.topic, s.channel_type, s.notified_count, s.last_error,
            (SELECT COUNT(*) FROM notify_delivery d WHERE d.subscription_id = s.id AND d.status = 'pending') AS pending,
            (SELECT COUNT(*) FROM notify_delivery d WHERE d.subscription_id = s.id AND d.status = 'dead') AS dead
          FROM notify_subscription s WHERE s.active = 1 ORDER BY s.id`,
       );
-      for (const r of rows) process.stdout.write(`${r.id}\t${r.topic}\t${r.channel_type}\tevents ${r.event_count}\tbacklog ${r.pending}\tdead ${r.dead}${r.last_error ? `\tlast error: ${r.last_error}` : ''}\n`);
+      for (const r of rows) process.stdout.write(`${r.id}\t${r.topic}\t${r.channel_type}\tevents ${r.notified_count}\tbacklog ${r.pending}\tdead ${r.dead}${r.last_error ? `\tlast error: ${r.last_error}` : ''}\n`);
     }).catch((err) => program.error(`tessera subscriptions list: ${failure(err)}`)),
   );
   storeOptions(subscriptions.command('redrive [subscriptionId]').description("put dead letters back in line for delivery (one subscription's, or all)")).action((id: string | undefined, flags: StoreFlags) =>

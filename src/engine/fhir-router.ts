@@ -13,7 +13,7 @@ import { authorize, authorizeWrite, idInLocation, requireReachable, requireWrita
 import { policyFor } from './request-policy.js';
 import { breakTheGlassReview, declareBreakTheGlass } from './operations/break-the-glass.js';
 import { isMpiOperation, mpiOperation } from './operations/mpi.js';
-import { SUBSCRIPTION_OPERATIONS, subscriptionOperation, subscriptionTopics } from './operations/subscriptions.js';
+import { SUBSCRIPTION_OPERATIONS, subscriptionOperation, subscriptionStatuses, subscriptionTopics } from './operations/subscriptions.js';
 import { historyInteraction } from './history-interaction.js';
 import { versionReach } from './version-reach.js';
 import { resourceResponse } from './responses.js';
@@ -127,6 +127,9 @@ export async function dispatch(repo: Repository, req: FhirRequest): Promise<Fhir
   }
   if (n === 2 && type === 'Patient' && isMpiOperation(second)) {
     return mpiOperation(repo, second, req);
+  }
+  if (n === 2 && type === 'Subscription' && second === '$status' && req.method === 'GET') {
+    return subscriptionStatuses(repo, req);
   }
   if (n === 3 && type === 'Subscription' && SUBSCRIPTION_OPERATIONS.has(third) && (req.method === 'GET' || req.method === 'POST')) {
     return subscriptionOperation(repo, second, third, req);

@@ -3,7 +3,10 @@ import { auditLogIfOn } from '../audit/audit-attachment.js';
 import { notificationAuditRecord } from '../audit/audit-record.js';
 import type { Repository } from '../store/repository.js';
 import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
+import { participantById } from '../participants/participants.js';
+import { rewritePatientIdentifiers, subscriberIdentifiers } from './forward-identifiers.js';
 import { forwardOverMllp } from './mllp-forwarder.js';
+import type { NotificationOutbox } from './notification-outbox.js';
 import { notificationBundle, type NotifiedEvent } from './notification-bundle.js';
 import { retryDelay, type NotifySettings } from './notify-settings.js';
 import { postNotification } from './rest-hook.js';
@@ -19,7 +22,10 @@ const BATCH = 20;
 const CLAIM = 8;
 
 interface PendingDelivery {
+  /** Its place in the subscription's queue (internal; every matched event has one). */
   number: number;
+  /** The number the subscriber sees, given when it is first sent (withheld events get none). */
+  notified?: number;
   attempts: number;
   nextAttempt: number;
   event: OutboxEvent;
@@ -54,7 +60,7 @@ export class DeliveryWorker {
     private readonly baseUrl: () => string,
     private readonly hub: WebSocketHub | undefined,
     private readonly log: Logger,
-    private readonly onCriteriaTypes?: (types: string[]) => void,
+    private readonly outbox?: NotificationOutbox,
   ) {
     this.access = new SubscriberAccess(repo, '');
   }
@@ -77,7 +83,7 @@ export class DeliveryWorker {
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
   async tick(): Promise<void> {
-    if (await this.cache.refresh(this.repo.sql)) this.onCriteriaTypes?.(this.cache.criteriaTypes());
+    await this.outbox?.refresh(this.repo.sql);
     while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
     for (;;) {
       const claimed = await this.claim();
@@ -95,10 +101,13 @@ export class DeliveryWorker {
   private async claim(): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    // A websocket subscription is delivered by the process its socket is bound to; unbound, its events wait.
+    const sockets = this.hub?.boundSubscriptions() ?? [];
+    const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
     return this.repo.transaction(async (tx) => {
       const rows = await tx.sql.query<{ id: string }>(
-        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
-        [now, now],
+        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
+        [now, now, ...sockets],
       );
       const ids = rows.map((r) => r.id);
       if (ids.length) {
@@ -136,7 +145,7 @@ export class DeliveryWorker {
       }
       if (withheld.length) await this.mark(sub.id, withheld, 'withheld');
       if (!allowed.length) continue;
-      const batch = sub.channelType === 'message' ? allowed.slice(0, 1) : allowed;
+      const batch = await this.numbered(sub.id, sub.channelType === 'message' ? allowed.slice(0, 1) : allowed);
       const outcome = await this.send(sub, batch);
       if (outcome === 'delivered' || outcome === 'refused') {
         await this.mark(sub.id, batch.map((d) => d.number), outcome === 'delivered' ? 'delivered' : 'dead');
@@ -166,13 +175,13 @@ export class DeliveryWorker {
       if (sub.channelType === 'message') {
         const raw = await this.messageText(batch[0].event);
         if (raw === undefined) return 'delivered'; // nothing to forward: the event came from no HL7 v2 message
-        const ack = await forwardOverMllp(sub.endpoint as string, raw, this.settings.timeoutMs);
+        const ack = await forwardOverMllp(sub.endpoint as string, await this.forSubscriber(sub, batch[0].event, raw), this.settings.timeoutMs);
         if (ack.code === 'AA' || ack.code === 'CA') return 'delivered';
         if (ack.code === 'AR' || ack.code === 'CR') return 'refused';
         return { error: `the receiver answered ${ack.code || 'no MSA-1'}${ack.text ? `: ${ack.text}` : ''}` };
       }
       const total = await this.eventCount(sub.id);
-      const events: NotifiedEvent[] = batch.map((d) => ({ number: d.number, at: d.event.at, focusType: d.event.focusType, focusId: d.event.focusId, resource: d.resource }));
+      const events: NotifiedEvent[] = batch.map((d) => ({ number: d.notified as number, at: d.event.at, focusType: d.event.focusType, focusId: d.event.focusId, resource: d.resource }));
       const body = JSON.stringify(notificationBundle(sub, 'event-notification', total, events, `${this.baseUrl()}/fhir`));
       if (sub.channelType === 'websocket') await this.requireHub().send(sub.id, body);
       else await postNotification(sub.endpoint as string, body, { headers: sub.headers, secret: sub.secret, timeoutMs: this.settings.timeoutMs });
@@ -213,10 +222,31 @@ export class DeliveryWorker {
     return this.hub;
   }
 
+  /**
+   * Gives the events about to be sent their subscriber-visible numbers (events-since-subscription-start),
+   * in queue order, before the attempt: a retry sends the same numbers, so receivers can drop repeats. Only
+   * events the policy let through are numbered, so a withheld event leaves no gap that would tell the
+   * subscriber something happened to its patient. Numbers already given are kept.
+   */
+  private async numbered<T extends PendingDelivery>(id: string, batch: T[]): Promise<T[]> {
+    const fresh = batch.filter((d) => d.notified === undefined);
+    if (!fresh.length) return batch;
+    return this.repo.transaction(async (tx) => {
+      const [row] = await tx.sql.query<{ notified_count: number }>(`SELECT notified_count FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
+      let next = Number(row?.notified_count ?? 0);
+      for (const d of fresh) {
+        d.notified = ++next;
+        await tx.sql.run('UPDATE notify_delivery SET notified_number = ? WHERE subscription_id = ? AND event_number = ?', [d.notified, id, d.number]);
+      }
+      await tx.sql.run('UPDATE notify_subscription SET notified_count = ? WHERE id = ?', [next, id]);
+      return batch;
+    });
+  }
+
   /** The pending deliveries of a subscription in order, up to the first that is not due yet. */
   private async duePending(id: string): Promise<PendingDelivery[]> {
     const rows = await this.repo.sql.query<Record<string, unknown>>(
-      `SELECT d.event_number, d.attempts, d.next_attempt, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
+      `SELECT d.event_number, d.notified_number, d.attempts, d.next_attempt, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
        FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
        WHERE d.subscription_id = ? AND d.status = 'pending' ORDER BY d.event_number LIMIT ${BATCH}`,
       [id],
@@ -225,9 +255,16 @@ export class DeliveryWorker {
     const out: PendingDelivery[] = [];
     for (const r of rows) {
       if (Number(r.next_attempt) > now) break;
-      out.push({ number: Number(r.event_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
+      out.push({ number: Number(r.event_number), notified: r.notified_number === null || r.notified_number === undefined ? undefined : Number(r.notified_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
     }
     return out;
+  }
+
+  /** The message as the subscriber should get it: the patient named by the identifiers its participant knows them by. */
+  private async forSubscriber(sub: SubscriptionEntry, event: OutboxEvent, raw: string): Promise<string> {
+    const participant = sub.participantId ? await participantById(this.repo, sub.participantId) : undefined;
+    if (!participant || !event.patientId) return raw;
+    return rewritePatientIdentifiers(raw, await subscriberIdentifiers(this.repo, event.patientId, participant), this.settings.forwardSenderIds);
   }
 
   private async messageText(event: OutboxEvent): Promise<string | undefined> {
@@ -236,9 +273,10 @@ export class DeliveryWorker {
     return rows[0]?.format === 'hl7v2' ? rows[0].raw : undefined;
   }
 
+  /** Events sent to the subscriber so far (events-since-subscription-start). */
   private async eventCount(id: string): Promise<number> {
-    const [row] = await this.repo.sql.query<{ event_count: number }>('SELECT event_count FROM notify_subscription WHERE id = ?', [id]);
-    return Number(row?.event_count ?? 0);
+    const [row] = await this.repo.sql.query<{ notified_count: number }>('SELECT notified_count FROM notify_subscription WHERE id = ?', [id]);
+    return Number(row?.notified_count ?? 0);
   }
 
   private async mark(id: string, numbers: number[], status: 'delivered' | 'withheld' | 'dead'): Promise<void> {

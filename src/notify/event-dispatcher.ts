@@ -35,10 +35,11 @@ export function eventOf(row: EventRow): OutboxEvent {
 export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, facts';
 
 /**
- * Fans outbox events out to the subscriptions whose topic and filters they match: one numbered
- * delivery per (subscription, event), numbered in the subscription's own sequence
- * (events-since-subscription-start), and marks the events dispatched, all in one transaction. One
- * dispatcher at a time across processes (an advisory lock), so numbers never collide or skip.
+ * Fans outbox events out to the subscriptions whose topic and filters they match: one delivery per
+ * (subscription, event), placed in the subscription's queue (event_number: its internal order; the
+ * number the subscriber sees is given when the event is sent, see DeliveryWorker), and marks the events
+ * dispatched, all in one transaction. One dispatcher at a time across processes (an advisory lock), so
+ * queue places never collide or skip.
  * Returns how many events it took.
  */
 export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, limit = 500): Promise<number> {

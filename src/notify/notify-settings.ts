@@ -16,6 +16,12 @@ export interface NotifySettings {
   timeoutMs: number;
   /** How long delivered events stay for $events, hours (TESSERA_NOTIFY_RETAIN_HOURS, default 168). */
   retainHours: number;
+  /**
+   * Whether a message forwarded over MLLP keeps the sender's patient identifiers as further PID-3
+   * repetitions after the subscriber's own (TESSERA_NOTIFY_FORWARD_SENDER_IDS=on: the community allows
+   * participants to see each other's MRNs). Default off.
+   */
+  forwardSenderIds: boolean;
 }
 
 function num(value: string | undefined, fallback: number, name: string): number {
@@ -23,6 +29,12 @@ function num(value: string | undefined, fallback: number, name: string): number 
   const n = Number(value);
   if (!(n > 0)) throw new Error(`${name} must be a positive number, not "${value}"`);
   return n;
+}
+
+function onOff(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '' || value === 'off') return false;
+  if (value === 'on') return true;
+  throw new Error(`${name} must be on or off, not "${value}"`);
 }
 
 export function notifySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): NotifySettings {
@@ -35,6 +47,7 @@ export function notifySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Not
     leaseMs: num(env.TESSERA_NOTIFY_LEASE_MS, 30_000, 'TESSERA_NOTIFY_LEASE_MS'),
     timeoutMs: num(env.TESSERA_NOTIFY_TIMEOUT_MS, 10_000, 'TESSERA_NOTIFY_TIMEOUT_MS'),
     retainHours: num(env.TESSERA_NOTIFY_RETAIN_HOURS, 168, 'TESSERA_NOTIFY_RETAIN_HOURS'),
+    forwardSenderIds: onOff(env.TESSERA_NOTIFY_FORWARD_SENDER_IDS, 'TESSERA_NOTIFY_FORWARD_SENDER_IDS'),
   };
 }
 

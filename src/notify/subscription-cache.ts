@@ -1,5 +1,4 @@
 import type { SqlExecutor } from '../store/database.js';
-import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
 import type { ChannelType, Filters, PayloadContent, SubscriptionEntry } from './subscription-registry.js';
 
 export interface SubscriptionRow {
@@ -63,8 +62,8 @@ export class SubscriptionCache {
     if (!now && !this.stale && Date.now() - this.checkedAt < this.maxAgeMs) return false;
     this.checkedAt = Date.now();
     this.stale = false;
-    const [version] = await sql.query<{ n: number; latest: number | null }>('SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM notify_subscription');
-    const stamp = `${version?.n}:${version?.latest}`;
+    const [row] = await sql.query<{ subscriptions_stamp: string }>('SELECT subscriptions_stamp FROM notify_state WHERE id = 1');
+    const stamp = row?.subscriptions_stamp ?? '';
     if (stamp === this.stamp) return false;
     const rows = await sql.query<SubscriptionRow>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM notify_subscription WHERE active = 1`);
     this.byTopic = new Map();
@@ -83,10 +82,5 @@ export class SubscriptionCache {
 
   get(id: string): SubscriptionEntry | undefined {
     return this.byId.get(id);
-  }
-
-  /** The resource types plain criteria Subscriptions watch. */
-  criteriaTypes(): string[] {
-    return [...this.byTopic.keys()].filter((t) => t.startsWith(CRITERIA_TOPIC_PREFIX)).map((t) => t.slice(CRITERIA_TOPIC_PREFIX.length));
   }
 }

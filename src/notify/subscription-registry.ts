@@ -1,8 +1,9 @@
-import type { Extension, Subscription } from '@medplum/fhirtypes';
+import type { Extension, Resource, Subscription } from '@medplum/fhirtypes';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { badRequest, fhirError } from '../fhir/outcome.js';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
+import { subscriptionsChanged } from './active-topics.js';
 import { CRITERIA_TOPIC_PREFIX, type NotificationOutbox } from './notification-outbox.js';
 import type { WebSocketHub } from './websocket-hub.js';
 import { topicByUrl } from './topics.js';
@@ -14,6 +15,8 @@ export const HEARTBEAT_PERIOD = `${BACKPORT}backport-heartbeat-period`;
 /** Tessera's extensions: the HMAC secret of a rest-hook, and the participant a subscription is for. */
 export const SIGNING_SECRET = 'http://tessera-hie.org/fhir/StructureDefinition/signing-secret';
 export const SUBSCRIBER = 'http://tessera-hie.org/fhir/StructureDefinition/subscriber';
+/** What a stored Subscription shows instead of its signing secret (write it back unchanged to keep the secret). */
+export const WRITE_ONLY_SECRET = '(write-only: kept by the server)';
 
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
 export type ChannelType = 'rest-hook' | 'websocket' | 'message';
@@ -120,19 +123,44 @@ export class SubscriptionRegistry implements WriteObserver {
   /** The websocket channel of this process, for `$get-ws-binding-token`. */
   hub?: WebSocketHub;
 
+  /** Signing secrets taken out of Subscriptions being written, by id, from `prepare` to `written`. */
+  private readonly secrets = new Map<string, string>();
+
   constructor(private readonly outbox?: NotificationOutbox) {}
+
+  /**
+   * Takes the signing secret out of the Subscription before it is stored: whoever may read Subscriptions
+   * must not be able to sign notifications as Tessera. notify_subscription keeps it; the resource shows
+   * WRITE_ONLY_SECRET, and writing that back keeps the secret.
+   */
+  async prepare(_repo: Repository, resources: Resource[]): Promise<Resource[]> {
+    return resources.map((resource) => {
+      if (resource.resourceType !== 'Subscription') return resource;
+      const channel = resource.channel;
+      const secret = channel?.extension?.find((e) => e.url === SIGNING_SECRET)?.valueString;
+      this.secrets.delete(resource.id as string);
+      if (!secret || secret === WRITE_ONLY_SECRET) return resource;
+      this.secrets.set(resource.id as string, secret);
+      const extension = (channel.extension ?? []).map((e) => (e.url === SIGNING_SECRET ? { url: SIGNING_SECRET, valueString: WRITE_ONLY_SECRET } : e));
+      return { ...resource, channel: { ...channel, extension } };
+    });
+  }
 
   async written(repo: Repository, resources: Subscription[]): Promise<void> {
     const now = Date.now();
     for (const sub of resources) {
       const entry = subscriptionEntry(sub, await participantOf(repo, sub));
-      // Writes of the type a criteria Subscription watches are recorded from now on, in this process at once.
+      // This process observes writes of a criteria Subscription's type at once (others: at their next refresh).
       if (entry.criteria && entry.active) this.outbox?.watch(entry.topic.slice(CRITERIA_TOPIC_PREFIX.length));
       if (!entry.participantId) {
         // What a subscriber receives is what its participant may see: without one there is no policy to apply.
         throw unprocessable(`A Subscription is for a participant: write it with the participant's client, or name its Organization in the extension ${SUBSCRIBER}`);
       }
-      const existing = await repo.sql.query<{ id: string }>('SELECT id FROM notify_subscription WHERE id = ?', [entry.id]);
+      const existing = await repo.sql.query<{ id: string; secret: string | null }>('SELECT id, secret FROM notify_subscription WHERE id = ?', [entry.id]);
+      const taken = this.secrets.get(entry.id);
+      this.secrets.delete(entry.id);
+      if (taken) entry.secret = taken;
+      else if (entry.secret === WRITE_ONLY_SECRET) entry.secret = existing[0]?.secret ?? undefined;
       const values = [entry.participantId ?? null, entry.topic, JSON.stringify({ filters: entry.filters, criteria: entry.criteria }), entry.channelType, entry.endpoint ?? null, JSON.stringify(entry.headers), entry.secret ?? null, entry.payload, entry.heartbeatSeconds, entry.active ? 1 : 0, now];
       if (existing.length) {
         await repo.sql.run('UPDATE notify_subscription SET participant_id = ?, topic = ?, filters = ?, channel_type = ?, endpoint = ?, headers = ?, secret = ?, payload = ?, heartbeat_s = ?, active = ?, updated_at = ?, next_due = 0 WHERE id = ?', [...values, entry.id]);
@@ -140,11 +168,14 @@ export class SubscriptionRegistry implements WriteObserver {
         await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)', [...values, now, entry.id]);
       }
     }
+    // Writers (every process) re-read the active topics, so the outbox records this Subscription's events from its commit on.
+    await subscriptionsChanged(repo.sql);
     this.onChange?.();
   }
 
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
     await repo.sql.run('UPDATE notify_subscription SET active = 0, updated_at = ? WHERE id = ?', [Date.now(), id]);
+    await subscriptionsChanged(repo.sql);
     this.onChange?.();
   }
 }

@@ -71,14 +71,51 @@ async function encounterEvents(repo: Repository, encounter: Encounter): Promise<
     if (trigger === 'A03') topics.push('discharge');
     if (trigger === 'A02') topics.push('transfer');
   } else {
-    // A FHIR client's Encounter: its first version that is under way begins a visit; finishing one ends it.
-    const previous = await previousVersion<Encounter>(repo, encounter);
-    const begun = ['arrived', 'in-progress'].includes(encounter.status) && (!previous || !['arrived', 'in-progress', 'finished'].includes(previous.status));
-    if (begun && klass === 'EMER') topics.push('emergency-visit');
-    if (begun && klass === 'IMP') topics.push('admission');
-    if (encounter.status === 'finished' && previous?.status !== 'finished') topics.push('discharge');
+    topics.push(...encounterChanges(await previousVersion<Encounter>(repo, encounter), encounter));
   }
   return topics.map((topic) => ({ topic, focusType: 'Encounter', focusId: encounter.id as string, patientId: patientOf(encounter.subject), facts }));
+}
+
+const UNDER_WAY = ['arrived', 'in-progress'];
+
+/**
+ * What a FHIR client's Encounter version says happened, against the version before it (the HL7 v2
+ * trigger events' meanings): its first version under way begins a visit (A01, A04); a visit under way
+ * that moves to another location (A02) or changes class (A06, A07) is a transfer, and one that becomes
+ * inpatient is an admission too (an emergency patient admitted); finishing one ends it (A03), as does a
+ * first version already finished that ended within the last day (not an old visit being loaded).
+ */
+export function encounterChanges(previous: Encounter | undefined, encounter: Encounter): TopicCode[] {
+  const klass = encounter.class?.code;
+  const topics: TopicCode[] = [];
+  const wasUnderWay = !!previous && UNDER_WAY.includes(previous.status);
+  const underWay = UNDER_WAY.includes(encounter.status);
+  const begun = underWay && (!previous || !(wasUnderWay || previous.status === 'finished'));
+  if (begun && klass === 'EMER') topics.push('emergency-visit');
+  if (begun && klass === 'IMP') topics.push('admission');
+  if (underWay && wasUnderWay) {
+    const before = currentLocations(previous);
+    const now = currentLocations(encounter);
+    const moved = before.size > 0 && now.size > 0 && (before.size !== now.size || [...now].some((l) => !before.has(l)));
+    const reclassed = !!previous.class?.code && !!klass && previous.class.code !== klass;
+    if (moved || reclassed) topics.push('transfer');
+    if (reclassed && klass === 'IMP') topics.push('admission');
+  }
+  if (encounter.status === 'finished' && (previous ? previous.status !== 'finished' : endedRecently(encounter))) topics.push('discharge');
+  return topics;
+}
+
+/** A visit first recorded when already finished is a discharge only if it ended within the last day: loading a record's history (years of finished encounters) alerts nobody. */
+const RECENT_MS = 24 * 3_600_000;
+
+function endedRecently(encounter: Encounter): boolean {
+  const end = Date.parse(encounter.period?.end ?? encounter.period?.start ?? '');
+  return Number.isFinite(end) && Date.now() - end < RECENT_MS;
+}
+
+/** Where the patient is now: the active locations (not planned, reserved or completed). */
+function currentLocations(encounter: Encounter): Set<string> {
+  return new Set((encounter.location ?? []).filter((l) => !l.status || l.status === 'active').map((l) => l.location?.reference ?? l.location?.display ?? '').filter(Boolean));
 }
 
 function resultEvents(result: Observation | DiagnosticReport): TopicEvent[] {

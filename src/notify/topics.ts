@@ -20,10 +20,10 @@ export interface Topic {
 const ENCOUNTER_FILTERS = ['patient', 'patient:in', 'class', 'type', 'organization'];
 
 export const TOPICS: Topic[] = [
-  { code: 'admission', title: 'Inpatient admission', description: 'A patient is admitted (HL7 v2 ADT^A01, or an inpatient Encounter begins).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
-  { code: 'discharge', title: 'Discharge', description: 'A patient is discharged (ADT^A03, or an Encounter becomes finished).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
+  { code: 'admission', title: 'Inpatient admission', description: 'A patient is admitted (HL7 v2 ADT^A01, an inpatient Encounter begins, or one under way becomes inpatient).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
+  { code: 'discharge', title: 'Discharge', description: 'A patient is discharged (ADT^A03, or an Encounter becomes finished; one first written finished only if it ended within the last day).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
   { code: 'emergency-visit', title: 'Emergency department visit', description: 'A patient is seen in an emergency department (an Encounter of class EMER begins: ADT^A04 or A01 with PV1-2 E).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
-  { code: 'transfer', title: 'Transfer', description: 'A patient is transferred to another location (ADT^A02).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
+  { code: 'transfer', title: 'Transfer', description: 'A patient is transferred to another location or changes class (ADT^A02; a FHIR Encounter under way whose location or class changes).', resources: ['Encounter'], filters: ENCOUNTER_FILTERS },
   { code: 'new-result', title: 'New result', description: 'A new laboratory or other result (Observation, DiagnosticReport); `abnormal=true` keeps those flagged abnormal.', resources: ['Observation', 'DiagnosticReport'], filters: ['patient', 'patient:in', 'organization', 'abnormal', 'code'] },
   { code: 'new-document', title: 'New document', description: 'A new clinical document (DocumentReference).', resources: ['DocumentReference'], filters: ['patient', 'patient:in', 'organization', 'type'] },
   { code: 'death', title: 'Death', description: 'A patient is recorded deceased.', resources: ['Patient'], filters: ['patient', 'patient:in', 'organization'] },

@@ -75,10 +75,11 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   repo.observe(new ReferencedLabels());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
   // After the patient index, whose golden-record writes (merges) raise events too; in the data's transaction.
+  // Subscriptions first: one written in the same transaction as data is active when the outbox looks.
   const outbox = new NotificationOutbox();
-  repo.observe(outbox);
   const subscriptions = new SubscriptionRegistry(outbox);
   repo.observe(subscriptions);
+  repo.observe(outbox);
   repo.observe(new RosterObserver());
   // A background commit of journalled audit events that fails is retried; the operator hears of it here.
   const auditFailed = (err: unknown) => app.log.error({ err: { message: (err as Error).message } }, 'audit log: committing journalled events failed; they stay in the journal and are retried');
@@ -90,11 +91,11 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);
   const app = buildHttpApp({ db, repo, intake, ccda, ccdaMaxBytes: config.ccdaMaxBytes, tokens, signingKey, lockout: config.lockout, federation, audit, baseUrl: config.baseUrl, rateLimitPerMinute: config.rateLimitPerMinute, bodyLimit: config.bodyLimit, logLevel: config.logLevel, version: VERSION, logStream: options.logStream });
-  const hub = new WebSocketHub();
+  const hub = new WebSocketHub(() => repo.sql);
   subscriptions.hub = hub;
   hub.attach(app.server);
   const notifySettings = notifySettingsFromEnv();
-  const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log, (types) => outbox.watchTypes(types));
+  const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log, outbox);
   subscriptions.onChange = () => notifications.cache.invalidate();
   hub.onBound = (id, socket) => void notifications.handshake(id).then((text) => text && socket.send(text));
   let notifying = false;

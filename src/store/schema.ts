@@ -377,6 +377,20 @@ CREATE INDEX roster_member_identifier ON roster_member (value, system);
 CREATE INDEX roster_member_patient ON roster_member (patient_id);
 CREATE INDEX roster_member_group ON roster_member (group_id);
 `,
+  // Notifications (docs/decisions/0027): a stamp every Subscription write changes, which writers compare
+  // with their cached active topics before writing outbox rows; and the numbers subscribers see, given
+  // only to events delivered to them (withheld events are not numbered); websocket binding tokens, which
+  // any process on the database can redeem.
+  (d) => `
+CREATE TABLE notify_state (id INTEGER PRIMARY KEY, subscriptions_stamp TEXT NOT NULL);
+INSERT INTO notify_state (id, subscriptions_stamp) VALUES (1, 'initial');
+ALTER TABLE notify_subscription ADD COLUMN notified_count ${d.bigint} NOT NULL DEFAULT 0;
+ALTER TABLE notify_delivery ADD COLUMN notified_number ${d.bigint};
+UPDATE notify_subscription SET notified_count = event_count;
+UPDATE notify_delivery SET notified_number = event_number WHERE status <> 'withheld';
+CREATE INDEX notify_delivery_notified ON notify_delivery (subscription_id, notified_number);
+CREATE TABLE notify_ws_token (token_hash TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, expires_at ${d.bigint} NOT NULL);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

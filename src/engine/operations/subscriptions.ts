@@ -6,9 +6,11 @@ import { entryOf, SUBSCRIPTION_COLUMNS, type SubscriptionRow } from '../../notif
 import { SubscriptionRegistry } from '../../notify/subscription-registry.js';
 import { subscriptionTopicResource, TOPICS } from '../../notify/topics.js';
 import { WEBSOCKET_PATH } from '../../notify/websocket-hub.js';
+import { participantForClient } from '../../participants/participants.js';
 import type { Repository } from '../../store/repository.js';
 import { authorize, policyOf, requestFor, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { dispatch } from '../fhir-router.js';
+import { searchInteraction } from '../search-interaction.js';
 
 export const SUBSCRIPTION_OPERATIONS = new Set(['$status', '$events', '$get-ws-binding-token']);
 
@@ -27,17 +29,23 @@ export function subscriptionTopics(req: FhirRequest, id: string | undefined): Fh
 export async function subscriptionOperation(repo: Repository, id: string, operation: string, req: FhirRequest): Promise<FhirResponse> {
   authorize(req, 'Subscription', 'r');
   await requireReachable(repo, req, 'Subscription', id, 'r');
-  const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, event_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
+  const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, notified_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
   if (!row) throw notFound(`Subscription/${id} not found`);
   const sub = entryOf(row);
   if (operation === '$status') {
-    return { status: 200, body: subscriptionStatus(sub, 'query-status', Number(row.event_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl) };
+    return { status: 200, body: subscriptionStatus(sub, 'query-status', Number(row.notified_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl) };
   }
   if (operation === '$get-ws-binding-token') {
     if (sub.channelType !== 'websocket') throw badRequest('$get-ws-binding-token is for Subscriptions with a websocket channel');
+    // The socket receives what the Subscription's participant may see: only that participant's own client
+    // binds one, or a caller who may read everything anyway (the exchange's operators).
+    const caller = req.auth ? await participantForClient(repo, req.auth.clientId) : undefined;
+    if (req.auth && caller?.id !== sub.participantId) {
+      policyOf(req).requireUnrestricted('*', 'r', "A websocket binding to another participant's Subscription", { labels: true, privacy: true });
+    }
     const hub = repo.observerOf(SubscriptionRegistry)?.hub;
     if (!hub) throw fhirError(503, 'not-supported', 'This server process has no websocket channel');
-    const { token, expires } = hub.issueToken(id);
+    const { token, expires } = await hub.issueToken(id);
     const wsUrl = req.baseUrl.replace(/^http/, 'ws').replace(/\/fhir\/?$/, '') + WEBSOCKET_PATH;
     const parameter: ParametersParameter[] = [
       { name: 'token', valueString: token },
@@ -47,10 +55,35 @@ export async function subscriptionOperation(repo: Repository, id: string, operat
     ];
     return { status: 200, body: { resourceType: 'Parameters', parameter } as Parameters };
   }
-  return { status: 200, body: await events(repo, sub, Number(row.event_count), req) };
+  return { status: 200, body: await events(repo, sub, Number(row.notified_count), req) };
 }
 
-type StateRow = SubscriptionRow & { event_count: number; last_error: string | null };
+type StateRow = SubscriptionRow & { notified_count: number; last_error: string | null };
+
+/**
+ * GET Subscription/$status (the Backport's type-level form): the status, with backlog, dead letters,
+ * last error and latency, of every Subscription the caller may search (at most 1,000), narrowed by `id`
+ * (comma-separated or repeated) and `status` (active, off). For operators' and portal views.
+ */
+export async function subscriptionStatuses(repo: Repository, req: FhirRequest): Promise<FhirResponse> {
+  authorize(req, 'Subscription', 's');
+  const ids = req.query.getAll('id').flatMap((v) => v.split(',')).filter(Boolean);
+  const statuses = req.query.getAll('status').flatMap((v) => v.split(',')).filter(Boolean);
+  const query = new URLSearchParams({ _count: '1000', _elements: 'id' });
+  if (ids.length) query.set('_id', ids.join(','));
+  // Through the search, so the policy decides which Subscriptions the caller may see.
+  const found = await searchInteraction(repo, 'Subscription', req, query);
+  const entries: BundleEntry[] = [];
+  for (const id of (found.entry ?? []).map((e) => e.resource?.id as string)) {
+    const [row] = await repo.sql.query<StateRow>(`SELECT ${SUBSCRIPTION_COLUMNS}, notified_count, last_error FROM notify_subscription WHERE id = ?`, [id]);
+    if (!row) continue;
+    const sub = entryOf(row);
+    if (statuses.length && !statuses.includes(sub.active ? 'active' : 'off')) continue;
+    const status = subscriptionStatus(sub, 'query-status', Number(row.notified_count), [], await operationalFacts(repo, id, row.last_error), req.baseUrl);
+    entries.push({ fullUrl: `urn:uuid:${status.id}`, resource: status, search: { mode: 'match' } });
+  }
+  return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total: entries.length, entry: entries } as Bundle };
+}
 
 /** Backlog, dead letters, last error and delivery latency (event written to receiver's acceptance) of the last 1,000 deliveries. */
 async function operationalFacts(repo: Repository, id: string, lastError: string | null): Promise<ParametersParameter[]> {
@@ -86,8 +119,8 @@ async function events(repo: Repository, sub: ReturnType<typeof entryOf>, total: 
   if (!Number.isInteger(since) || !Number.isInteger(until)) throw badRequest('eventsSinceNumber and eventsUntilNumber are integers');
   const content = req.query.get('content') ?? sub.payload;
   const rows = await repo.sql.query<Record<string, unknown>>(
-    `SELECT d.event_number, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')} FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
-     WHERE d.subscription_id = ? AND d.event_number >= ? AND d.event_number <= ? AND d.status <> 'withheld' ORDER BY d.event_number LIMIT 1000`,
+    `SELECT d.notified_number, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')} FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
+     WHERE d.subscription_id = ? AND d.notified_number >= ? AND d.notified_number <= ? AND d.status <> 'withheld' ORDER BY d.notified_number LIMIT 1000`,
     [sub.id, since, until],
   );
   const shown: NotifiedEvent[] = [];
@@ -96,7 +129,7 @@ async function events(repo: Repository, sub: ReturnType<typeof entryOf>, total: 
     const event = eventOf(r as never);
     const read = await readAsCaller(repo, req, event.focusType, event.focusId);
     if (!read) continue;
-    shown.push({ number: Number(r.event_number), at: event.at, focusType: event.focusType, focusId: event.focusId });
+    shown.push({ number: Number(r.notified_number), at: event.at, focusType: event.focusType, focusId: event.focusId });
     if (content !== 'empty') entries.push({ fullUrl: `${req.baseUrl}/${event.focusType}/${event.focusId}`, ...(content === 'full-resource' ? { resource: read } : {}), request: { method: 'PUT', url: `${event.focusType}/${event.focusId}` }, response: { status: '200' } });
   }
   const status = subscriptionStatus({ ...sub, payload: content as typeof sub.payload }, 'query-event', total, shown, [], req.baseUrl);
