@@ -80,9 +80,10 @@ for (const backend of BACKENDS) {
       assert.equal(forward.status, 201, JSON.stringify(forward.body));
       const ws = await s.fhir('POST', 'Subscription', subscription({ topic: 'discharge', filter: roster, type: 'websocket', organization: practice.organizationId }));
       assert.equal(ws.status, 201, JSON.stringify(ws.body));
-      // The socket gets what the practice may see: another participant's client may not bind one.
+      // The socket gets what the practice may see: another participant's client may not bind one (it
+      // cannot even see that the Subscription exists: 404, src/notify/subscription-ownership.ts).
       const stranger = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${limitedToken}` });
-      assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
+      assert.equal(stranger.status, 404, JSON.stringify(stranger.body));
       const binding = await s.fhir('GET', `Subscription/${ws.body.id}/$get-ws-binding-token`, undefined, { authorization: `Bearer ${practiceToken}` });
       assert.equal(binding.status, 200, JSON.stringify(binding.body));
       const param = (name: string) => binding.body.parameter.find((p: any) => p.name === name);

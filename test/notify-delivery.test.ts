@@ -84,6 +84,20 @@ for (const backend of BACKENDS) {
       assert.equal((await s.fhir('PUT', `Subscription/${stored.id}`, stored, { authorization: `Bearer ${practiceToken}` })).status, 200);
     });
 
+    it('a Subscription is its participant\'s own: another participant cannot read, search or count it', async () => {
+      const other = await addParticipant(s.tessera.repo, { name: 'Birch Care Management', mrnSystem: 'urn:example:birch:mrn', scope: 'system/*.cruds' });
+      const otherToken = await getToken(s.url, other.client?.clientId as string, other.client?.clientSecret as string);
+      const mine = (await s.fhir('GET', 'Subscription', undefined, { authorization: `Bearer ${practiceToken}` })).body;
+      assert.equal(mine.entry?.length, 1, 'the practice sees its Subscription');
+      const id = mine.entry[0].resource.id;
+      assert.equal((await s.fhir('GET', `Subscription/${id}`, undefined, { authorization: `Bearer ${otherToken}` })).status, 404);
+      const theirs = await s.fhir('GET', 'Subscription?_total=accurate', undefined, { authorization: `Bearer ${otherToken}` });
+      assert.equal(theirs.body.total, 0);
+      assert.equal((await s.fhir('GET', `Subscription/${id}/$status`, undefined, { authorization: `Bearer ${otherToken}` })).status, 404);
+      // The exchange's own tools (a client of no participant) see every participant's.
+      assert.equal((await s.fhir('GET', `Subscription/${id}`)).status, 200);
+    });
+
     it('a receiver down for a while receives every event, in order, once it is back', async () => {
       http.down = true;
       for (let i = 1; i <= 6; i++) {

@@ -22,6 +22,7 @@ import { MllpListener } from '../hl7v2/mllp-listener.js';
 import { ConsentObserver } from '../consent/consent-store.js';
 import { privacyRestrictionSource } from '../consent/privacy-restriction.js';
 import { configureRestrictions } from '../engine/request-policy.js';
+import { subscriptionOwnershipSource } from '../notify/subscription-ownership.js';
 import { AuditAttachment } from '../audit/audit-attachment.js';
 import { ReferencedLabels } from '../labels/referenced-labels.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -73,7 +74,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   repo.observe(new LocalCodes());
   // After LocalCodes: a referenced resource's mapped codes count for its labels.
   repo.observe(new ReferencedLabels());
-  configureRestrictions(db, [privacyRestrictionSource(config.consentDefault)]);
+  configureRestrictions(db, [privacyRestrictionSource(config.consentDefault), subscriptionOwnershipSource]);
   // After the patient index, whose golden-record writes (merges) raise events too; in the data's transaction.
   // Subscriptions first: one written in the same transaction as data is active when the outbox looks.
   const outbox = new NotificationOutbox();
