@@ -8,6 +8,7 @@ import { tessera } from './helpers/cli.js';
 import { MllpSender } from './helpers/mllp.js';
 import { FIXTURES } from './helpers/paths.js';
 import { getToken, startTestServer, type TestServer } from './helpers/server.js';
+import { backfillStep } from '../src/codes/backfill.js';
 
 /**
  * Local codes (issue 17 item 6). The messages are shaped like the public-health and hospital laboratory
@@ -135,7 +136,7 @@ for (const backend of BACKENDS) {
       assert.ok(history.entry.length >= 2, 'history keeps the earlier versions');
     });
 
-    it('a CSV mapping table maps value codes and units; backfill applies it to the units already stored; a bad row names its line and changes nothing', async () => {
+    it('a CSV mapping table maps value codes and units, reaching the units already stored (no search parameter indexes them); a bad row names its line and changes nothing', async () => {
       const bad = join(tmp, 'bad.csv');
       writeFileSync(bad, 'source_system,source_code,target_system,target_code,target_display\n99VLB,POS,SCT,10828004,Positive\n99VLB,NEG,SCT\n');
       const refused = await cli(['codes', 'import', '--participant', valley.id, bad]);
@@ -156,18 +157,15 @@ for (const backend of BACKENDS) {
         assert.deepEqual(codesOf(r.code), [`${LOINC}|2106-3`, `${LOCAL_L}|HCGS`]);
       }
       assert.deepEqual(codesOf(hillsideHcg[0].valueCodeableConcept), ['urn:tessera:hl7v2:coding-system:99VLB|POS']);
-      // Units are not indexed by code: the mapping applies to new results, and backfill reaches the old ones.
-      const unitBefore = (await glucoseResults()).filter((r: any) => r.code.coding.length > 1);
-      assert.ok(unitBefore.every((r: any) => r.valueQuantity.code === undefined && r.valueQuantity.unit === 'MGDL'));
-      const backfill = await cli(['codes', 'backfill', '--participant', valley.id]);
-      assert.equal(backfill.code, 0, backfill.stderr);
-      assert.match(backfill.stdout, / 3 given standard codings/);
+      // Units are indexed by no token parameter: the mapping still reaches the results already stored.
+      assert.match(imported.stdout, /; \d+ stored resource\(s\) updated/);
       for (const r of (await glucoseResults()).filter((r: any) => r.code.coding.length > 1)) {
         assert.deepEqual([r.valueQuantity.unit, r.valueQuantity.system, r.valueQuantity.code], ['MGDL', 'http://unitsofmeasure.org', 'mg/dL']);
         assert.deepEqual([r.referenceRange[0].low.code, r.referenceRange[0].high.code], ['mg/dL', 'mg/dL'], 'the reference range in the same unit');
       }
       const again = await cli(['codes', 'backfill', '--participant', valley.id]);
-      assert.match(again.stdout, / 0 given standard codings/, 'a second run changes nothing');
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, / 0 given standard codings/, 'the mapping change left nothing for the full scan');
       const listed = (await api(`/participants/${valley.id}/unmapped-codes`)).body.unmapped.map((u: any) => u.code);
       assert.deepEqual(listed.filter((c: string) => ['GLU', 'POS', 'MGDL', 'HCGS'].includes(c)), []);
       const glu = (await api(`/participants/${valley.id}/unmapped-codes?_count=1000`)).body;
@@ -204,6 +202,7 @@ for (const backend of BACKENDS) {
       };
       const put = await s.fhir('PUT', 'ConceptMap/brookline-ehr-codes', conceptMap);
       assert.ok(put.status === 201 || put.status === 200, JSON.stringify(put.body));
+      await s.tessera.codeBackfill.drain(); // what `tessera serve` runs in the background after the write
       const allergy = (await s.fhir('GET', 'AllergyIntolerance?code=http://snomed.info/sct|764146007')).body.entry.map((e: any) => e.resource);
       assert.equal(allergy.length, 1, 'found by the standard code it arrived without');
       assert.deepEqual(codesOf(allergy[0].code), ['http://snomed.info/sct|764146007', `${localSystem}|ALG-PCN`]);
@@ -214,6 +213,7 @@ for (const backend of BACKENDS) {
 
       // Deleting the map takes away what it added; the EHR's codes stay.
       assert.equal((await s.fhir('DELETE', 'ConceptMap/brookline-ehr-codes')).status < 300, true);
+      await s.tessera.codeBackfill.drain();
       const after = (await s.fhir('GET', `AllergyIntolerance/${allergy[0].id}`)).body;
       assert.deepEqual(codesOf(after.code), [`${localSystem}|ALG-PCN`]);
     });
@@ -239,6 +239,113 @@ for (const backend of BACKENDS) {
       assert.equal(found[0].meta.versionId, '1', 'mapped as it was written');
       const byLoinc = (await s.fhir('GET', `Observation?code=http://loinc.org|718-7&_count=100`)).body.entry.map((e: any) => e.resource.id);
       assert.ok(byLoinc.includes(found[0].id));
+    });
+
+    it("a unit the laboratory codes in its own system (OBX-6 `MEQL^mEq per L^99VLB`) is kept as sent, goes on the worklist, and maps to UCUM through the ConceptMap with the original kept", async () => {
+      // Sender style: a hospital laboratory that codes units in its own table, as it codes tests (the
+      // issue's Valley-like LIS); a second message carries UCUM as the CWE alternate (components 4-6).
+      const sodium = (control: string, order: string, unit: string) =>
+        [
+          `MSH|^~\\&|LIS|VALLEYLAB|HIE|TESSERA|20261202081500||ORU^R01^ORU_R01|${control}|P|2.5.1`,
+          'PID|1||VL-1001^^^VALLEYLAB^MR||Okafor^Ada||19700304|F',
+          `OBR|1||${order}^VALLEYLAB|BMP^Basic metabolic panel^L|||20261202070000||||||||||||||||||F`,
+          `OBX|1|NM|2951-2^Sodium [Moles/volume] in Serum or Plasma^LN||139|${unit}|136-145|N|||F|||20261202070000`,
+        ].join('\r');
+      assert.equal((await sender.send(sodium('VL-NA-1', 'ORD-NA-1', 'MEQL^mEq per L^99VLB'))).code, 'AA');
+      const stored = async (order: string) => {
+        const reports = (await s.fhir('GET', `DiagnosticReport?identifier=${encodeURIComponent(order)}`)).body;
+        const all = (await s.fhir('GET', `Observation?code=${LOINC}|2951-2&_count=100`)).body.entry.map((e: any) => e.resource);
+        return { all, reports };
+      };
+      let [first] = (await stored('ORD-NA-1')).all;
+      assert.deepEqual([first.valueQuantity.unit, first.valueQuantity.system, first.valueQuantity.code], ['mEq per L', 'urn:tessera:hl7v2:coding-system:99VLB', 'MEQL'], "the sender's coded unit, as sent");
+      const worklist = (await api(`/participants/${valley.id}/unmapped-codes`)).body.unmapped;
+      const unit = worklist.find((u: any) => u.code === 'MEQL');
+      assert.deepEqual([unit?.element, unit?.system, unit?.display], ['Observation.valueQuantity.unit', 'urn:tessera:hl7v2:coding-system:99VLB', 'mEq per L']);
+
+      const mapped = await cli(['codes', 'map', '--participant', valley.id, '--system', '99VLB', '--code', 'MEQL', '--to', 'UCUM|meq/L']);
+      assert.equal(mapped.code, 0, mapped.stderr);
+      assert.match(mapped.stdout, /; 1 stored resource\(s\) updated/);
+      first = (await s.fhir('GET', `Observation/${first.id}`)).body;
+      assert.equal(first.meta.versionId, '2');
+      assert.deepEqual([first.valueQuantity.unit, first.valueQuantity.system, first.valueQuantity.code], ['mEq per L', 'http://unitsofmeasure.org', 'meq/L']);
+      const ext = Object.fromEntries(first.valueQuantity.extension.map((e: any) => [e.url.replace(/.*\//, ''), e.valueCoding ?? e.valueReference]));
+      assert.deepEqual(ext['original-unit'], { system: 'urn:tessera:hl7v2:coding-system:99VLB', code: 'MEQL' }, 'the original kept');
+      assert.equal(ext['mapped-by'].reference, `ConceptMap/local-codes-${valley.id}`);
+      assert.equal(first.referenceRange[0].low.code, 'meq/L');
+      assert.ok(!(await api(`/participants/${valley.id}/unmapped-codes`)).body.unmapped.some((u: any) => u.code === 'MEQL'));
+      const byUcum = (await s.fhir('GET', `Observation?value-quantity=${encodeURIComponent('139|http://unitsofmeasure.org|meq/L')}`)).body;
+      assert.deepEqual(byUcum.entry?.map((e: any) => e.resource.id), [first.id], 'found by its UCUM quantity');
+
+      // A later message of the same lab, mapped as it arrives; one with a UCUM alternate needs no map.
+      assert.equal((await sender.send(sodium('VL-NA-2', 'ORD-NA-2', 'MEQL^mEq per L^99VLB'))).code, 'AA');
+      assert.equal((await sender.send(sodium('VL-NA-3', 'ORD-NA-3', 'MEQL^mEq per L^99VLB^meq/L^^UCUM'))).code, 'AA');
+      const later = (await stored('')).all.filter((o: any) => o.id !== first.id);
+      assert.equal(later.length, 2);
+      for (const o of later) {
+        assert.equal(o.meta.versionId, '1');
+        assert.deepEqual([o.valueQuantity.system, o.valueQuantity.code], ['http://unitsofmeasure.org', 'meq/L']);
+        assert.deepEqual(o.valueQuantity.extension.find((e: any) => e.url.endsWith('/original-unit')).valueCoding, { system: 'urn:tessera:hl7v2:coding-system:99VLB', code: 'MEQL' });
+      }
+      assert.equal(later.filter((o: any) => o.valueQuantity.extension.some((e: any) => e.url.endsWith('/mapped-by'))).length, 1, 'only the one without UCUM was mapped by the exchange');
+    });
+
+    it('tessera import (the bulk path, worker threads) applies the code map of the sender a resource came from, as every write path does', async () => {
+      // A restore of the lab's results as an NDJSON export carries them: each names, in meta.source, the
+      // message of the laboratory it came in (here the sample message of Valley's first result).
+      const [sent] = (await glucoseResults()).filter((r: any) => r.code.coding.length > 1);
+      const file = join(tmp, 'valley-results.ndjson');
+      const lines = [201, 202, 203].map((value) =>
+        JSON.stringify({ resourceType: 'Observation', status: 'final', meta: { source: sent.meta.source }, code: { coding: [{ system: LOCAL_L, code: 'GLU', display: 'Glucose, serum' }] }, subject: sent.subject, effectiveDateTime: '2026-11-20T07:00:00Z', valueQuantity: { value, unit: 'mg/dL', system: 'http://unitsofmeasure.org', code: 'mg/dL' } }),
+      );
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      const imported = await cli(['import', '--workers', '1', file]);
+      assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+      assert.match(imported.stdout, /Imported 3 resources/);
+      const restored = (await glucoseResults()).filter((r: any) => [201, 202, 203].includes(r.valueQuantity.value));
+      assert.equal(restored.length, 3);
+      for (const r of restored) {
+        assert.deepEqual(codesOf(r.code), [`${LOINC}|${GLUCOSE_FASTING}`, `${LOCAL_L}|GLU`], 'mapped on the way in');
+        assert.equal(r.meta.versionId, '1');
+      }
+    });
+
+    it('mapping a code later reaches every stored resource carrying it, after the ConceptMap write, in bounded batches that resume where they stopped', async () => {
+      // Newborn-screening style: 1 200 phenylalanine results under the laboratory's own code `PHE`,
+      // restored in bulk (meta.source: a message of Valley's), then the steward maps PHE to LOINC 29573-3.
+      const [sent] = (await glucoseResults()).filter((r: any) => r.code.coding.length > 1);
+      const file = join(tmp, 'valley-phe.ndjson');
+      const count = 1200;
+      const lines = Array.from({ length: count }, (_, i) =>
+        JSON.stringify({ resourceType: 'Observation', status: 'final', meta: { source: sent.meta.source }, code: { coding: [{ system: LOCAL_L, code: 'PHE', display: 'Phenylalanine' }] }, subject: sent.subject, effectiveDateTime: '2026-11-21T07:00:00Z', valueQuantity: { value: 40 + (i % 80), unit: 'umol/L', system: 'http://unitsofmeasure.org', code: 'umol/L' } }),
+      );
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      const imported = await cli(['import', '--workers', '1', file]);
+      assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+      const byLoinc = async () => (await s.fhir('GET', `Observation?code=${LOINC}|29573-3&_summary=count`)).body.total;
+
+      const map = (await s.fhir('GET', `ConceptMap/local-codes-${valley.id}`)).body;
+      const group = map.group.find((g: any) => g.source === LOCAL_L && g.target === LOINC);
+      group.element.push({ code: 'PHE', target: [{ code: '29573-3', display: 'Phenylalanine [Moles/volume] in DBS', equivalence: 'equivalent' }] });
+      const put = await s.fhir('PUT', `ConceptMap/${map.id}`, map);
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.equal(await byLoinc(), 0, 'the ConceptMap write rewrote nothing itself');
+      const queued = await s.tessera.db.query<{ code: string; after_rk: number }>('SELECT code, after_rk FROM code_backfill');
+      assert.deepEqual(queued.map((q) => [q.code, Number(q.after_rk)]), [['PHE', -1]], 'the code queued with the write');
+
+      const step = await backfillStep(s.tessera.repo);
+      assert.ok(step.updated > 0 && step.updated <= 500, `one batch rewrites at most 500 (${step.updated})`);
+      assert.equal(await byLoinc(), step.updated, 'committed batch by batch');
+      const [cursor] = await s.tessera.db.query<{ after_rk: number }>('SELECT after_rk FROM code_backfill');
+      assert.ok(Number(cursor.after_rk) > -1, 'the cursor moved: a stop resumes after it');
+
+      const rest = await s.tessera.codeBackfill.drain();
+      assert.equal(step.updated + rest, count);
+      assert.equal(await byLoinc(), count);
+      assert.deepEqual(await s.tessera.db.query('SELECT code FROM code_backfill'), [], 'the queue is empty');
+      const one = (await s.fhir('GET', `Observation?code=${LOINC}|29573-3&_count=1`)).body.entry[0].resource;
+      assert.deepEqual(codesOf(one.code), [`${LOINC}|29573-3`, `${LOCAL_L}|PHE`]);
+      assert.equal(one.meta.versionId, '2');
     });
   });
 }

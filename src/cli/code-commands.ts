@@ -21,9 +21,10 @@ async function participantNamed(t: Tessera, id: string): Promise<Participant> {
 
 /**
  * Adds mappings to the participant's ConceptMap through the engine (policy and audit as for any write);
- * the write itself adds the standard codings to what already arrived (src/codes/local-codes.ts).
+ * the write queues the codes whose mapping changed, and the command then adds the standard codings to
+ * what already arrived with them, in batches (src/codes/backfill.ts) before it ends.
  */
-async function addMappings(t: Tessera, participant: Participant, mappings: CodeMapping[]): Promise<ConceptMap> {
+async function addMappings(t: Tessera, participant: Participant, mappings: CodeMapping[]): Promise<{ map: ConceptMap; backfilled: number }> {
   const id = participantConceptMapId(participant.id);
   let current: ConceptMap;
   try {
@@ -33,7 +34,7 @@ async function addMappings(t: Tessera, participant: Participant, mappings: CodeM
     current = emptyConceptMap(participant);
   }
   const res = await asOperator(t, 'PUT', `ConceptMap/${id}`, withMappings(current, mappings));
-  return res.body as ConceptMap;
+  return { map: res.body as ConceptMap, backfilled: await t.codeBackfill.drain() };
 }
 
 /** `tessera codes unmapped|map|import|backfill`: participants' local codes (docs/interfaces.md section 2d). */
@@ -79,9 +80,9 @@ export function registerCodeCommands(program: Command, config: (flags: StoreFlag
         if (bar <= 0 || bar === flags.to.length - 1) throw new Error(`--to must be SYSTEM|CODE, not "${flags.to}"`);
         const participant = await participantNamed(t, flags.participant);
         const mapping = { sourceSystem: flags.system ? systemUri(flags.system) : '', sourceCode: flags.code, targetSystem: systemUri(flags.to.slice(0, bar)), targetCode: flags.to.slice(bar + 1), targetDisplay: flags.display };
-        const map = await addMappings(t, participant, [mapping]);
+        const { map, backfilled } = await addMappings(t, participant, [mapping]);
         await recordOperatorAction(t, 'codes map', `ConceptMap/${map.id}`);
-        process.stdout.write(`${mapping.sourceSystem || '(no system)'}|${mapping.sourceCode} -> ${mapping.targetSystem}|${mapping.targetCode} (ConceptMap/${map.id} version ${map.meta?.versionId})\n`);
+        process.stdout.write(`${mapping.sourceSystem || '(no system)'}|${mapping.sourceCode} -> ${mapping.targetSystem}|${mapping.targetCode} (ConceptMap/${map.id} version ${map.meta?.versionId}); ${backfilled} stored resource(s) updated\n`);
       }),
     ),
   );
@@ -108,9 +109,9 @@ export function registerCodeCommands(program: Command, config: (flags: StoreFlag
         }
         if (!mappings.length) throw new Error(`${file} holds no mappings`);
         const participant = await participantNamed(t, flags.participant);
-        const map = await addMappings(t, participant, mappings);
+        const { map, backfilled } = await addMappings(t, participant, mappings);
         await recordOperatorAction(t, 'codes import', `ConceptMap/${map.id}`);
-        process.stdout.write(`${mappings.length} mapping(s) from ${file} (ConceptMap/${map.id} version ${map.meta?.versionId})\n`);
+        process.stdout.write(`${mappings.length} mapping(s) from ${file} (ConceptMap/${map.id} version ${map.meta?.versionId}); ${backfilled} stored resource(s) updated\n`);
       }),
     ),
   );
@@ -118,12 +119,13 @@ export function registerCodeCommands(program: Command, config: (flags: StoreFlag
   storeOptions(
     codes
       .command('backfill')
-      .description('apply the current mappings to every stored resource (also interpretations and units, which `map` does not search); each one changed is a new version')
+      .description('apply the current mappings to every stored resource (what a mapping change applies by itself; for a check, or maps changed before this version); each one changed is a new version')
       .option('--participant <id>', 'one participant only'),
   ).action((flags: StoreFlags & { participant?: string }) =>
     run('backfill', () =>
       withStore(config(flags), async (t) => {
         if (flags.participant) await participantNamed(t, flags.participant);
+        await t.codeBackfill.drain();
         const bar = createProgressBar('Backfilling', 0, 'resources');
         const result = await backfillAll(t.repo, flags.participant, (seen) => bar.update(seen, seen));
         bar.stop();

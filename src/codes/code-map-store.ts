@@ -2,7 +2,8 @@ import type { ConceptMap } from '@medplum/fhirtypes';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
 import { PARTICIPANT_SYSTEM } from '../participants/participants.js';
 import type { SqlExecutor, SqlValue } from '../store/database.js';
-import { codeKey, type MapTarget, type UnmappedCode } from './local-code-mapper.js';
+import type { Resource } from '@medplum/fhirtypes';
+import { codeKey, localCodeKeys, type MapTarget, type UnmappedCode } from './local-code-mapper.js';
 
 /** R4 ConceptMap equivalences that do not make the target a coding of the source concept. */
 const NOT_A_MATCH = new Set(['unmatched', 'disjoint']);
@@ -85,6 +86,14 @@ export async function targetsFor(sql: SqlExecutor, participantId: string, codes:
 /** The logged message a resource came in (meta.source `urn:tessera:message:{id}`), if it did. */
 export function sourceMessageId(source: string | undefined): string | undefined {
   return source?.startsWith(`${MESSAGE_SYSTEM}:`) ? source.slice(MESSAGE_SYSTEM.length + 1) : undefined;
+}
+
+/**
+ * Whether a write of this resource needs its sender's code map (and worklist): it came in a logged
+ * message and carries local codes. Pure, so the bulk loader's workers can tell without the database.
+ */
+export function needsSendersCodeMap(resource: Resource): boolean {
+  return !!sourceMessageId(resource.meta?.source) && localCodeKeys(resource).length > 0;
 }
 
 /** A message's sender never changes once known: remembered (bounded) to spare a lookup per write. */

@@ -34,26 +34,6 @@ const QUANTITY_ELEMENTS: Record<string, { path: string; worklist: boolean }[]> =
   ],
 };
 
-/**
- * Token search parameters that index the elements above, by type: what finds the resources already
- * stored with a local code when a mapping for it appears (elements no parameter indexes, such as
- * interpretations and units, are reached by the full backfill).
- */
-export const CODE_SEARCH_PARAMETERS: Record<string, string[]> = {
-  Observation: ['code', 'component-code', 'value-concept', 'component-value-concept'],
-  DiagnosticReport: ['code', 'conclusion'],
-  ServiceRequest: ['code'],
-  AllergyIntolerance: ['code', 'manifestation'],
-  Condition: ['code'],
-  Procedure: ['code'],
-  Immunization: ['vaccine-code'],
-  Medication: ['code'],
-  MedicationStatement: ['code'],
-  MedicationRequest: ['code'],
-  MedicationAdministration: ['code'],
-  MedicationDispense: ['code'],
-};
-
 export const CODED_TYPES: ReadonlySet<string> = new Set(Object.keys(CONCEPT_ELEMENTS));
 
 export function hasCodedElements(type: string): boolean {

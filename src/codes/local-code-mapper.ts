@@ -1,6 +1,7 @@
 import type { CodeableConcept, Coding, Extension, Quantity, Resource } from '@medplum/fhirtypes';
 import { codedConcepts, codedQuantities } from './coded-elements.js';
 import { isStandardSystem, UCUM } from './standard-systems.js';
+import { ORIGINAL_UNIT_EXTENSION, originalUnit, originalUnitExtension } from './original-unit.js';
 
 /**
  * Marks a coding (or a quantity's unit code) the exchange added from a participant's code map, naming
@@ -33,7 +34,7 @@ export function localCodeKeys(resource: Resource): { system: string; code: strin
   }
   for (const { quantity } of codedQuantities(resource)) {
     const unit = localUnit(quantity);
-    if (unit) keys.push({ system: '', code: unit });
+    if (unit) keys.push(unit);
   }
   return keys;
 }
@@ -73,13 +74,13 @@ export function applyCodeMaps(resource: Resource, targetsOf: (system: string, co
     unmapQuantity(quantity);
     const unit = localUnit(quantity);
     if (unit) {
-      const target = targetsOf('', unit).find((t) => t.system === UCUM);
+      const target = targetsOf(unit.system, unit.code).find((t) => t.system === UCUM);
       if (target) {
         quantity.system = UCUM;
         quantity.code = target.code;
-        quantity.extension = [...(quantity.extension ?? []), mappedBy(target.conceptMapId)];
+        quantity.extension = [...(quantity.extension ?? []), mappedBy(target.conceptMapId), ...(unit.system ? [originalUnitExtension(unit)] : [])];
       } else if (worklist) {
-        unmapped.push({ element, system: '', code: unit });
+        unmapped.push({ element, system: unit.system, code: unit.code, ...(unit.system && quantity.unit ? { display: quantity.unit } : {}) });
       }
     }
     if (JSON.stringify(quantity) !== before) changed = true;
@@ -92,11 +93,14 @@ function isLocal(c: Coding): boolean {
 }
 
 /**
- * A unit sent as text alone (no code system): HL7 v2 units no UCUM table of ours recognised. A unit code
- * a mapping set still counts as the text it came from, so that the mapping is looked up again.
+ * The sender's own unit of a quantity, keyed as its code map states it: a unit coded in a system of the
+ * sender's (`system|code`), or sent as text alone, no UCUM table of ours recognised (`''|text`). A unit
+ * code a mapping set still counts as what it came from, so that the mapping is looked up again.
  */
-function localUnit(q: Quantity): string | undefined {
-  return q.unit && (mappedByUs(q) || (!q.system && !q.code)) ? q.unit : undefined;
+function localUnit(q: Quantity): { system: string; code: string } | undefined {
+  if (mappedByUs(q)) return originalUnit(q) ?? (q.unit ? { system: '', code: q.unit } : undefined);
+  if (q.system && q.code) return isStandardSystem(q.system) ? undefined : { system: q.system, code: q.code };
+  return q.unit && !q.system && !q.code ? { system: '', code: q.unit } : undefined;
 }
 
 function mappedByUs(element: { extension?: Extension[] }): boolean {
@@ -116,12 +120,18 @@ function setCoding(concept: CodeableConcept, coding: Coding[]): void {
   else delete concept.coding;
 }
 
-/** Takes back a unit code an earlier mapping set (the unit text the sender sent stays). */
+/** Takes back a unit code an earlier mapping set: the sender's coded unit (or its text alone) again. */
 function unmapQuantity(q: Quantity): void {
   if (!mappedByUs(q)) return;
-  delete q.system;
-  delete q.code;
-  const rest = (q.extension ?? []).filter((e) => e.url !== MAPPED_BY_EXTENSION);
+  const sent = originalUnit(q);
+  if (sent) {
+    q.system = sent.system;
+    q.code = sent.code;
+  } else {
+    delete q.system;
+    delete q.code;
+  }
+  const rest = (q.extension ?? []).filter((e) => e.url !== MAPPED_BY_EXTENSION && e.url !== ORIGINAL_UNIT_EXTENSION);
   if (rest.length) q.extension = rest;
   else delete q.extension;
 }

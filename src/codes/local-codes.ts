@@ -1,6 +1,6 @@
 import type { ConceptMap, Resource } from '@medplum/fhirtypes';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { backfillCodes, isBackfilling } from './backfill.js';
+import { isBackfilling, queueBackfill, type CodeBackfill } from './backfill.js';
 import { conceptMapRows, participantOfConceptMap, participantOfSource, recordUnmapped, replaceConceptMapRows, sourceMessageId, targetsFor } from './code-map-store.js';
 import { hasCodedElements } from './coded-elements.js';
 import { applyCodeMaps, codeKey, localCodeKeys, type UnmappedCode } from './local-code-mapper.js';
@@ -9,11 +9,14 @@ import { applyCodeMaps, codeKey, localCodeKeys, type UnmappedCode } from './loca
  * Participants' local codes on every write, whatever the entry (FHIR, HL7 v2, C-CDA, files): a resource
  * that came in a participant's message (meta.source) gets, beside each local coding, the standard
  * coding its sender's code map gives; local codes with none go on the sender's worklist. Watches
- * ConceptMaps: a participant's map written or deleted updates the lookup rows and redoes the resources
- * already stored with the codes whose mapping changed, in the same transaction (decision 0019).
+ * ConceptMaps: a participant's map written or deleted updates the lookup rows and queues the codes whose
+ * mapping changed, in the same transaction; the resources already stored with them are redone after it
+ * commits, in bounded batches (src/codes/backfill.ts, decisions 0019 and 0024).
  */
 export class LocalCodes implements WriteObserver {
   readonly types: ReadonlySet<string> = new Set(['ConceptMap']);
+
+  constructor(private readonly backfill?: CodeBackfill) {}
 
   async prepare(repo: Repository, resources: Resource[]): Promise<Resource[]> {
     const out = [...resources];
@@ -49,11 +52,17 @@ export class LocalCodes implements WriteObserver {
     for (const map of resources as ConceptMap[]) {
       const participantId = participantOfConceptMap(map);
       const changed = await replaceConceptMapRows(repo.sql, map.id as string, participantId, participantId ? conceptMapRows(map) : []);
-      await backfillCodes(repo, changed);
+      await this.queue(repo, changed);
     }
   }
 
   async deleted(repo: Repository, _type: string, id: string): Promise<void> {
-    await backfillCodes(repo, await replaceConceptMapRows(repo.sql, id, undefined, []));
+    await this.queue(repo, await replaceConceptMapRows(repo.sql, id, undefined, []));
+  }
+
+  private async queue(repo: Repository, changed: { participantId: string; system: string; code: string }[]): Promise<void> {
+    if (!changed.length) return;
+    await queueBackfill(repo.sql, changed);
+    this.backfill?.kick();
   }
 }

@@ -2,6 +2,7 @@ import { offsetAt, type SenderTimeZone } from './sender-time-zone.js';
 import { isRealTimestamp } from '../fhir/calendar.js';
 import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Quantity } from '@medplum/fhirtypes';
 import type { V2Segment } from './message-reader.js';
+import { originalUnitExtension } from '../codes/original-unit.js';
 
 /**
  * HL7 v2 data types to FHIR R4 data types, after the HL7 v2-to-FHIR mapping guide's datatype maps
@@ -211,10 +212,19 @@ const UCUM_BY_UNIT: Record<string, string> = {
   'ml/min': 'mL/min', 'ml/min/1.73m2': 'mL/min/{1.73_m2}', 'ml/min/{1.73_m2}': 'mL/min/{1.73_m2}', 'ratio': '{ratio}', '{ratio}': '{ratio}',
 };
 
-/** A quantity with its unit from a CWE unit field (code in component 1, text in 2, system in 3). */
+/**
+ * A quantity with its unit from a CWE unit field (code in component 1, text in 2, system in 3, an
+ * alternate in 4-6). UCUM when the unit is UCUM-coded (either triplet) or our table knows it; a unit the
+ * sender coded in its own system keeps that coding: as `system`/`code` when no UCUM is known (a
+ * participant's code map may add it later, src/codes), else in the original-unit extension.
+ */
 export function quantity(value: number, s: V2Segment, unitField: number): Quantity {
   const code = s.value(unitField, 1);
   const text = s.value(unitField, 2) || code;
-  const ucum = /^UCUM$/i.test(s.value(unitField, 3)) ? code : UCUM_BY_UNIT[code.toLowerCase()] ?? UCUM_BY_UNIT[text.toLowerCase()];
-  return { value, ...(text ? { unit: text } : {}), ...(ucum ? { system: 'http://unitsofmeasure.org', code: ucum } : {}) };
+  const system = s.value(unitField, 3);
+  const alternateUcum = /^UCUM$/i.test(s.value(unitField, 6)) ? s.value(unitField, 4) : '';
+  const ucum = /^UCUM$/i.test(system) ? code : alternateUcum || (UCUM_BY_UNIT[code.toLowerCase()] ?? UCUM_BY_UNIT[text.toLowerCase()]);
+  const senders = code && system && !/^UCUM$/i.test(system) ? { system: codingSystem(system) as string, code } : undefined;
+  if (ucum) return { value, unit: text, system: 'http://unitsofmeasure.org', code: ucum, ...(senders ? { extension: [originalUnitExtension(senders)] } : {}) };
+  return { value, ...(text ? { unit: text } : {}), ...senders };
 }

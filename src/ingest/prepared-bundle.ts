@@ -5,6 +5,7 @@ import { isKnownResourceType } from '../fhir/resource-types.js';
 import { extractIndexRows, type IndexRows } from '../search/index-values.js';
 import { collectConditionalReferences, rewriteReferences } from '../engine/bundle-references.js';
 import { newResourceId } from '../store/resource-id.js';
+import { needsSendersCodeMap } from '../codes/code-map-store.js';
 
 /** A new resource ready to store: its final JSON (id, references and meta set) and its index rows. */
 export interface PreparedResource {
@@ -27,7 +28,9 @@ export interface PreparedBundle {
  *
  * Anything else returns undefined and goes through the ordinary transaction path, which reports errors
  * precisely: other methods, If-None-Exist, conditional references (they need database lookups), a
- * request.url that does not name the entry's type, and any resource that fails validation.
+ * request.url that does not name the entry's type, any resource that fails validation, and any resource
+ * that came in a participant's message with local codes (its sender's code map is in the database, and
+ * the ordinary path's prepare hook applies it, as on every write path: decision 0024).
  */
 export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | undefined {
   if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction' || !bundle.entry?.length) {
@@ -38,7 +41,7 @@ export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | u
   for (const entry of bundle.entry) {
     const type = entry.resource?.resourceType;
     const plainCreate = entry.request?.method === 'POST' && entry.request.url === type && !entry.request.ifNoneExist;
-    if (!type || !plainCreate || !isKnownResourceType(type)) {
+    if (!type || !plainCreate || !isKnownResourceType(type) || needsSendersCodeMap(entry.resource as Resource)) {
       return undefined;
     }
     const id = newResourceId();

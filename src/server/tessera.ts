@@ -1,4 +1,5 @@
 import { LocalCodes } from '../codes/local-codes.js';
+import { CodeBackfill } from '../codes/backfill.js';
 import type { FastifyInstance } from 'fastify';
 import { createRequire } from 'node:module';
 import { prepareFhirModel } from '../engine/prepare-model.js';
@@ -49,6 +50,8 @@ export interface Tessera {
   ccda: CcdaIntake;
   /** The audit log (absent with TESSERA_AUDIT=off). */
   audit?: AuditLog;
+  /** Applies changed local-code mappings to what already arrived (src/codes/backfill.ts); `serve` starts it. */
+  codeBackfill: CodeBackfill;
   /** The notification delivery workers of this process (docs/notifications.md). */
   notifications: DeliveryWorker;
   /** Starts the delivery workers (`tessera serve` does unless TESSERA_NOTIFY=off). */
@@ -71,7 +74,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
   // Participants' local codes get their standard codings on every write, from any entry (src/codes).
-  repo.observe(new LocalCodes());
+  const codeBackfill = new CodeBackfill(repo, (err) => app.log.error({ err: { message: (err as Error).message } }, 'local codes: applying changed mappings to stored resources failed; retried'));
+  repo.observe(new LocalCodes(codeBackfill));
   // After LocalCodes: a referenced resource's mapped codes count for its labels.
   repo.observe(new ReferencedLabels());
   configureRestrictions(db, [privacyRestrictionSource(config.consentDefault), subscriptionOwnershipSource]);
@@ -111,6 +115,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     intake,
     ccda,
     audit,
+    codeBackfill,
     notifications,
     startNotifications() {
       if (notifying) return;
@@ -137,6 +142,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       // Stop taking messages first and finish the ones being handled, so each stored one is acknowledged.
       await mllp?.stop();
       await notifications.stop();
+      await codeBackfill.stop();
       hub.close();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
@@ -157,6 +163,7 @@ export async function serve(tessera: Tessera): Promise<string> {
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
   if (notifySettingsFromEnv().workers) tessera.startNotifications();
+  tessera.codeBackfill.start();
   const stop = async (signal: string) => {
     tessera.app.log.info({ signal }, 'shutting down');
     await tessera.close();

@@ -391,6 +391,18 @@ UPDATE notify_delivery SET notified_number = event_number WHERE status <> 'withh
 CREATE INDEX notify_delivery_notified ON notify_delivery (subscription_id, notified_number);
 CREATE TABLE notify_ws_token (token_hash TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, expires_at ${d.bigint} NOT NULL);
 `,
+  // Local codes whose mapping changed, queued with the ConceptMap write and applied to what already
+  // arrived in bounded batches after it (src/codes/backfill.ts, decision 0024); after_rk: the scan's cursor.
+  (d) => `
+CREATE TABLE code_backfill (
+  participant_id TEXT NOT NULL,
+  system TEXT NOT NULL,
+  code TEXT NOT NULL,
+  queued_at ${d.bigint} NOT NULL,
+  after_rk ${d.bigint} NOT NULL,
+  PRIMARY KEY (participant_id, system, code)
+);
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;
