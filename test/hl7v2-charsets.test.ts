@@ -48,6 +48,36 @@ for (const backend of BACKENDS) {
       assert.deepEqual(p.name[0].given, ['Jürgen']);
     });
 
+    it('the other character sets of table 0211 in MSH-18: 8859/2, 8859/5, 8859/7, ISO IR87, KS X 1001, UNICODE UTF-16; an unknown one is warned', async () => {
+      // Sender styles: Central European (Polish), Cyrillic, Greek, Japanese and Korean hospital systems
+      // writing their national code page and naming it in MSH-18; one writing UTF-16 without a byte-order
+      // mark. The names are made up; the bytes are those code pages' (checked against Node's decoders).
+      const withName = (control: string, mrn: string, charset: string, family: number[], given: string) => {
+        const [head, tail] = adt(control, mrn, '\u0000', given, charset).split('\u0000');
+        return Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(family), Buffer.from(tail, 'latin1')]);
+      };
+      const cases: [string, number[], string][] = [
+        ['8859/2', [0x57, 0x61, 0xb3, 0xea, 0x73, 0x61], 'Wałęsa'],
+        ['8859/5', [0xb8, 0xd2, 0xd0, 0xdd, 0xde, 0xd2], 'Иванов'],
+        ['8859/7', [0xcd, 0xe9, 0xea, 0xef, 0xeb, 0xdc, 0xef, 0xf5], 'Νικολάου'],
+        ['ISO IR87', [0x8e, 0x52, 0x93, 0x63], '山田'],
+        ['KS X 1001', [0xb1, 0xe8], '김'],
+      ];
+      for (const [i, [charset, bytes, family]] of cases.entries()) {
+        const ack = await send(withName(`CS-${i}`, `CS-${i}`, charset, bytes, 'Anna'));
+        assert.equal(ack.code, 'AA', `${charset}: ${ack.errors.join('; ')}`);
+        assert.deepEqual(ack.errors, [], charset);
+        assert.equal((await patient(`CS-${i}`)).name[0].family, family, charset);
+      }
+      const utf16 = Buffer.from(adt('CS-16', 'CS-16', 'Ødegård', 'Åse', 'UNICODE UTF-16'), 'utf16le');
+      const ack16 = await send(utf16);
+      assert.equal(ack16.code, 'AA', ack16.errors.join('; '));
+      assert.equal((await patient('CS-16')).name[0].family, 'Ødegård');
+      const unknown = await send(Buffer.from(adt('CS-X', 'CS-X', 'Smith', 'Ann', 'EBCDIC'), 'latin1'));
+      assert.equal(unknown.code, 'AA');
+      assert.match(unknown.errors.join('; '), /MSH-18 character set "EBCDIC" is not one Tessera can decode: read as UTF-8/);
+    });
+
     it('ISO-8859-1 without MSH-18 (not valid UTF-8) is read as Windows-1252 with a warning, never as U+FFFD', async () => {
       const ack = await send(Buffer.from(adt('C-2', 'M-2', 'Müller', 'Jürgen'), 'latin1'));
       assert.equal(ack.code, 'AA');

@@ -44,10 +44,17 @@ export function decodeMessage(bytes: Buffer): DecodedMessage {
   const warnings: string[] = [];
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return checked(new TextDecoder('utf-16le').decode(bytes.subarray(2)), warnings);
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return checked(new TextDecoder('utf-16be').decode(bytes.subarray(2)), warnings);
+  // UTF-16 without a byte-order mark (MSH-18 UNICODE UTF-16 cannot be read before the encoding is known): "M\0S\0H\0".
+  if (bytes[0] === 0x4d && bytes[1] === 0 && bytes[2] === 0x53 && bytes[3] === 0) return checked(new TextDecoder('utf-16le').decode(bytes), warnings);
+  if (bytes[0] === 0 && bytes[1] === 0x4d && bytes[2] === 0 && bytes[3] === 0x53) return checked(new TextDecoder('utf-16be').decode(bytes), warnings);
   const declared = declaredCharset(bytes);
-  const encoding = declared ? CHARSETS[declared.toUpperCase()] : undefined;
+  let encoding = declared ? CHARSETS[declared.toUpperCase()] : undefined;
   if (declared && !encoding) {
     warnings.push(`MSH-18 character set "${declared}" is not one Tessera can decode: read as UTF-8`);
+  } else if (encoding && !decodable(encoding)) {
+    // A Node built with small ICU knows UTF-8, UTF-16 and Latin-1 only.
+    warnings.push(`MSH-18 character set "${declared}" cannot be decoded by this Node build (${encoding}): read as UTF-8`);
+    encoding = undefined;
   }
   if (encoding && encoding !== 'utf-8') {
     if (SINGLE_BYTE.has(encoding) && hasMultibyteUtf8(bytes) && strictUtf8(bytes) !== undefined) {
@@ -86,6 +93,15 @@ function declaredCharset(bytes: Buffer): string | undefined {
   const repetition = msh[5] ?? '~';
   const value = (fields[17] ?? '').split(repetition)[0].trim();
   return value || undefined;
+}
+
+function decodable(encoding: string): boolean {
+  try {
+    new TextDecoder(encoding);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function strictUtf8(bytes: Buffer): string | undefined {
