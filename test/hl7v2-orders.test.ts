@@ -136,5 +136,42 @@ for (const backend of BACKENDS) {
       const queue = await s.tessera.db.query<{ control_id: string }>("SELECT control_id FROM message WHERE status = 'failed'");
       assert.ok(!queue.some((m) => m.control_id === 'A-1'));
     });
+
+    it('OML^O21 status change and cancel move the same ServiceRequest; OMG^O19 (clinical) and OMI^O23 (imaging) orders map as ORM does', async () => {
+      const omlOrder = (control: string, orc1: string, orc5 = '') =>
+        [
+          `MSH|^~\\&|EHR|NORTHCLINIC|LIS|ACMELAB|20261204100000||OML^O21^OML_O21|${control}|P|2.5.1`,
+          PID,
+          `ORC|${orc1}|PL-2001^NORTHEHR|||${orc5}||||20261204095900|||1234567890^WELBY^MARCUS^^^DR`,
+          'OBR|1|PL-2001^NORTHEHR||4548-4^Hemoglobin A1c/Hemoglobin.total in Blood^LN',
+        ].join('\r');
+      for (const [control, orc1, orc5, status] of [['L-1', 'NW', '', 'active'], ['L-2', 'SC', 'IP', 'active'], ['L-3', 'CA', '', 'revoked']]) {
+        const ack = await clinic.send(omlOrder(control, orc1, orc5));
+        assert.equal(ack.code, 'AA', `${orc1}: ${ack.errors.join('; ')}`);
+        assert.equal((await requestFor('PL-2001')).status, status, `OML ORC-1 ${orc1}`);
+      }
+      assert.equal((await s.fhir('GET', `ServiceRequest/${(await requestFor('PL-2001')).id}/_history`)).body.total, 2, 'one ServiceRequest: new, then cancelled (in process, IP, is the active it already was)');
+
+      const omg = [
+        'MSH|^~\\&|EHR|NORTHCLINIC|CARDIO|NORTHCLINIC|20261204101000||OMG^O19^OMG_O19|G-1|P|2.5.1',
+        PID,
+        'ORC|NW|PL-2002^NORTHEHR|||||||20261204100900|||1234567890^WELBY^MARCUS^^^DR',
+        'OBR|1|PL-2002^NORTHEHR||93000^Electrocardiogram, routine, with interpretation^C4|||20261204100900||||||||||||||||||||^^^20261205090000^^R',
+      ].join('\r');
+      const omi = [
+        'MSH|^~\\&|EHR|NORTHCLINIC|RIS|NORTHCLINIC|20261204102000||OMI^O23^OMI_O23|I-1|P|2.5.1',
+        PID,
+        'ORC|NW|PL-2003^NORTHEHR|||||||20261204101900|||1234567890^WELBY^MARCUS^^^DR',
+        'OBR|1|PL-2003^NORTHEHR||36643-5^XR Chest 2 Views^LN|||20261204101900||||||||||||||||||||^^^20261205100000^^R',
+        'IPC|ACC-3001^RIS|SPS-1^RIS|1.2.840.113619.2.55.3.2831164.1|SPS-1^RIS|DX',
+      ].join('\r');
+      for (const [message, placer, code] of [[omg, 'PL-2002', '93000'], [omi, 'PL-2003', '36643-5']]) {
+        const ack = await clinic.send(message);
+        assert.equal(ack.code, 'AA', ack.errors.join('; '));
+        const request = await requestFor(placer);
+        assert.deepEqual([request.status, request.intent, request.code.coding[0].code, request.priority], ['active', 'order', code, 'routine']);
+        assert.equal(request.requester.display, 'DR MARCUS WELBY');
+      }
+    });
   });
 }
