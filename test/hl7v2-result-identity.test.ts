@@ -125,6 +125,32 @@ for (const backend of BACKENDS) {
       assert.equal(detail.status, 'registered');
     });
 
+    it('every code of tables 0123 (OBR-25) and 0085 (OBX-11) becomes its FHIR status, none warned as unknown', async () => {
+      // Sender style: the same newborn-screening lab, one report per OBR-25 code of HL7 table 0123 (each
+      // its own panel of one order), each with one result per OBX-11 code of table 0085 in turn.
+      const reportStatus: [string, string][] = [['O', 'registered'], ['I', 'registered'], ['S', 'registered'], ['A', 'partial'], ['P', 'preliminary'], ['R', 'partial'], ['N', 'partial'], ['C', 'corrected'], ['M', 'amended'], ['F', 'final'], ['X', 'cancelled'], ['Y', 'unknown'], ['Z', 'unknown']];
+      const resultStatus: [string, string][] = [['C', 'corrected'], ['D', 'entered-in-error'], ['F', 'final'], ['I', 'registered'], ['N', 'cancelled'], ['O', 'registered'], ['P', 'preliminary'], ['R', 'preliminary'], ['S', 'preliminary'], ['U', 'final'], ['W', 'entered-in-error'], ['X', 'cancelled'], ['A', 'amended'], ['B', 'amended']];
+      const lines = ['MSH|^~\\&|NBSLIMS|MI-NBS-LAB|HIE|TESSERA|20261106120000-0500||ORU^R01^ORU_R01|ST-1|P|2.5.1', PID];
+      reportStatus.forEach(([code], i) => {
+        lines.push(`OBR|${i + 1}|ORD-700|NBS-2026-0700^MI-NBS-LAB|ST-R-${code}^Status panel ${code}^L|||20261106080000-0500|||||||||||||||20261106115900-0500|||${code}`);
+        const [obx] = resultStatus[i];
+        lines.push(`OBX|1|NM|ST-O-${obx}^Status result ${obx}^L||${10 + i}|umol/L^^UCUM|||||${obx}|||20261106080000-0500`);
+      });
+      // The last OBR takes the table 0085 codes left over.
+      resultStatus.slice(reportStatus.length).forEach(([obx], k) => lines.push(`OBX|${k + 2}|NM|ST-O-${obx}^Status result ${obx}^L||${50 + k}|umol/L^^UCUM|||||${obx}|||20261106080000-0500`));
+      const ack = await sender.send(lines.join('\r'));
+      assert.equal(ack.code, 'AA', ack.errors.join('; '));
+      assert.deepEqual(ack.errors.filter((e) => /table 0085|table 0123/.test(e)), []);
+      for (const [code, status] of reportStatus) {
+        const report = (await s.fhir('GET', `DiagnosticReport?code=ST-R-${code}`)).body.entry?.[0]?.resource;
+        assert.equal(report?.status, status, `OBR-25 ${code}`);
+      }
+      for (const [code, status] of resultStatus) {
+        const result = (await s.fhir('GET', `Observation?code=ST-O-${code}`)).body.entry?.[0]?.resource;
+        assert.equal(result?.status, status, `OBX-11 ${code}`);
+      }
+    });
+
     it('every OBX value type is stored as a FHIR value, or named in a warning (never dropped silently)', async () => {
       // Sender style: a hospital laboratory's v2.5.1 ORU carrying one result of each OBX-2 type HL7 lists.
       const values: [string, string, string][] = [
