@@ -38,6 +38,7 @@ interface QueuedCode {
   system: string;
   code: string;
   after_rk: number;
+  queued_at: number;
 }
 
 /**
@@ -114,9 +115,11 @@ export function backfillStep(repo: Repository): Promise<{ done: boolean; updated
 
 /** One batch: the next resources after the lowest cursor of the queue, rewritten where a queued code of their sender is on them. */
 async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: number }> {
-  const queued = await tx.sql.query<QueuedCode>('SELECT participant_id, system, code, after_rk FROM code_backfill');
+  const queued = await tx.sql.query<QueuedCode>('SELECT participant_id, system, code, after_rk, queued_at FROM code_backfill');
   if (!queued.length) return { done: true, updated: 0 };
   const cursor = Math.min(...queued.map((q) => Number(q.after_rk)));
+  // Codes queued again after this read (a concurrent ConceptMap write) start over: left alone below.
+  const seenUpTo = Math.max(...queued.map((q) => Number(q.queued_at)));
   const types = [...CODED_TYPES];
   const rows = await tx.sql.query<{ rk: number; content: string }>(
     `SELECT rk, content FROM resource WHERE deleted = 0 AND rk > ? AND type IN (${types.map(() => '?').join(',')}) ORDER BY rk LIMIT ${BACKFILL_BATCH}`,
@@ -124,7 +127,7 @@ async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: 
   );
   if (!rows.length) {
     // Every queued code has seen every resource (a code queued again meanwhile is back at -1: kept).
-    await tx.sql.run('DELETE FROM code_backfill WHERE after_rk >= ?', [cursor]);
+    await tx.sql.run('DELETE FROM code_backfill WHERE after_rk >= ? AND queued_at <= ?', [cursor, seenUpTo]);
     return { done: false, updated: 0 };
   }
   const cursorOf = new Map(queued.map((q) => [`${q.participant_id}:${codeKey(q.system, q.code)}`, Number(q.after_rk)]));
@@ -145,7 +148,7 @@ async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: 
     if (due && (await rewrite(tx, resource))) updated++;
   }
   const last = Number(rows[rows.length - 1].rk);
-  await tx.sql.run('UPDATE code_backfill SET after_rk = ? WHERE after_rk >= ? AND after_rk < ?', [last, cursor, last]);
+  await tx.sql.run('UPDATE code_backfill SET after_rk = ? WHERE after_rk >= ? AND after_rk < ? AND queued_at <= ?', [last, cursor, last, seenUpTo]);
   return { done: false, updated };
 }
 
