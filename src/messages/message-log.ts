@@ -92,6 +92,17 @@ export interface MessageFilter {
   before?: string;
 }
 
+/** One sender's messages over a window (GET /participants/traffic). */
+export interface SenderTraffic {
+  participantId?: string;
+  messages: number;
+  failed: number;
+  /** "mllp hl7v2", "rest ccda"...: what the sender used in the window. */
+  channels: string[];
+  /** Its latest message ever, ms. */
+  lastReceivedAt?: number;
+}
+
 /** The message log: every inbound message, raw, with what became of it (docs/interfaces.md). */
 export class MessageLog {
   constructor(private readonly sql: SqlExecutor) {}
@@ -170,6 +181,41 @@ export class MessageLog {
       [...params, Math.min(filter.limit ?? 50, 1000)],
     );
     return rows.map(toMessage);
+  }
+
+  /**
+   * Each sender's traffic since `since` (ms): messages, failures, channels, and its last message ever
+   * (participantId undefined: messages whose sender was not recognised). The per-sender last message
+   * is one index lookup each (message_sender), not a scan of the log.
+   */
+  async traffic(since: number, participantIds: readonly string[]): Promise<SenderTraffic[]> {
+    const rows = await this.sql.query<{ participant_id: string | null; channel: string; format: string; messages: number | string; failed: number | string }>(
+      `SELECT participant_id, channel, format, COUNT(*) AS messages, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed
+       FROM message WHERE received_at >= ? GROUP BY participant_id, channel, format`,
+      [since],
+    );
+    const bySender = new Map<string | undefined, SenderTraffic>();
+    const entry = (id: string | undefined): SenderTraffic => {
+      let t = bySender.get(id);
+      if (!t) bySender.set(id, (t = { participantId: id, messages: 0, failed: 0, channels: [] }));
+      return t;
+    };
+    for (const id of participantIds) entry(id);
+    for (const r of rows) {
+      const t = entry(r.participant_id ?? undefined);
+      t.messages += Number(r.messages);
+      t.failed += Number(r.failed ?? 0);
+      t.channels.push(`${r.channel} ${r.format}`);
+    }
+    for (const t of bySender.values()) {
+      const last = await this.sql.query<{ last: number | string | null }>(
+        `SELECT MAX(received_at) AS last FROM message WHERE ${t.participantId === undefined ? 'participant_id IS NULL' : 'participant_id = ?'}`,
+        t.participantId === undefined ? [] : [t.participantId],
+      );
+      if (last[0]?.last !== null && last[0]?.last !== undefined) t.lastReceivedAt = Number(last[0].last);
+      t.channels.sort();
+    }
+    return [...bySender.values()].filter((t) => t.participantId !== undefined || t.messages > 0);
   }
 
   /** Messages stored but never processed: the process stopped between receiving and applying them. */

@@ -130,7 +130,7 @@ export class TokenService {
   }
 
   /** The token endpoint for a user's grant, after the authorization endpoint issued a code for it. */
-  async tokensForGrant(grant: UserGrant, baseUrl: string | undefined, refresh?: { expiresAt: number }): Promise<TokenResponse> {
+  async tokensForGrant(grant: UserGrant, baseUrl: string | undefined, refresh?: { expiresAt: number; purposeOfUse?: string }): Promise<TokenResponse> {
     const { token } = await this.mintAccessToken({
       sub: grant.userId,
       client_id: grant.clientId,
@@ -139,7 +139,7 @@ export class TokenService {
       role: grant.role,
       organization: grant.organization,
       patient: grant.patient,
-      purpose_of_use: grant.purposeOfUse,
+      purpose_of_use: refresh?.purposeOfUse ?? grant.purposeOfUse,
       grant_id: grant.grantId,
     });
     const response: TokenResponse = { access_token: token, token_type: 'bearer', expires_in: TOKEN_LIFETIME_SECONDS, scope: grant.scope };
@@ -256,7 +256,12 @@ export class TokenService {
     const had = grant.scope.split(' ');
     if (requested.some((s) => !had.includes(s))) throw new OAuthError(400, 'invalid_scope', 'A refresh cannot add scopes');
     const scope = requested.length ? requested.join(' ') : grant.scope;
-    return this.tokensForGrant({ ...grant, scope }, undefined, { expiresAt: used.expiresAt });
+    // A user may declare another purpose their role allows for what they do next (the portal: per
+    // patient); it holds for the access token returned; the grant keeps the purpose declared at sign-in.
+    const purposeOfUse = parsePurposeOfUse(form.purpose_of_use);
+    const refusal = purposeRefusal(purposeOfUse, client.purposes, grant.role);
+    if (refusal) throw new OAuthError(400, 'invalid_request', refusal);
+    return this.tokensForGrant({ ...grant, scope }, undefined, { expiresAt: used.expiresAt, purposeOfUse });
   }
 
   private async mintAccessToken(claims: AccessClaims): Promise<{ token: string; jti: string }> {

@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
-import { badRequest } from '../fhir/outcome.js';
+import { badRequest, unauthorized } from '../fhir/outcome.js';
 import type { FhirEngine } from '../engine/fhir-engine.js';
 import { requestFor, type FhirResponse } from '../engine/fhir-request.js';
 import { duplicateOrderCards } from '../record/duplicate-orders.js';
 import { orderLookups } from '../record/order-lookups.js';
 import { testEquivalences } from '../record/test-equivalences.js';
 import { CdsClientVerifier } from '../security/cds-client-jwt.js';
+import type { AuthContext, TokenService } from '../security/token-service.js';
+import { decodeProtectedHeader } from 'jose';
 import type { SqlExecutor } from '../store/database.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -34,14 +36,31 @@ export const CDS_SERVICES = [
  * authenticates with its signed JWT (security/cds-client-jwt.ts) and the service reads the person's merged
  * record through the FHIR engine as that client, so the access policy and the audit apply as to any read.
  */
-export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecutor; engine: FhirEngine; origin: () => string; audited: (req: FastifyRequest) => void }): void {
+export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecutor; engine: FhirEngine; tokens: TokenService; origin: () => string; audited: (req: FastifyRequest) => void }): void {
   const verifier = new CdsClientVerifier(options.db);
+  // Tessera's own apps (the portal) are CDS clients too: they call with the signed-in user's access
+  // token, so the service reads as that user (their role, purpose, consent), not as a system client.
+  const callerOf = async (authorization: string | undefined, audience: string): Promise<AuthContext> => {
+    const token = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
+    let typ: string | undefined;
+    try {
+      typ = token ? decodeProtectedHeader(token).typ : undefined;
+    } catch {
+      typ = undefined;
+    }
+    if (typ !== 'at+jwt') return verifier.verify(authorization, audience);
+    try {
+      return await options.tokens.verify(token as string);
+    } catch {
+      throw unauthorized('The access token is invalid or expired');
+    }
+  };
   app.get('/cds-services', async () => ({ services: CDS_SERVICES }));
   app.post('/cds-services/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
     const service = CDS_SERVICES.find((s) => s.id === id);
     if (!service) return reply.status(404).send({ error: `No CDS service ${id}` });
-    const auth = await verifier.verify(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
+    const auth = await callerOf(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
     // The engine's reads below record their own AuditEvents (who read what of whom, for this call).
     options.audited(req);
     const body = req.body as any;

@@ -239,7 +239,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
-  registerCdsHooks(app, { db: options.db, engine, origin, audited: (req) => audited.add(req) });
+  registerCdsHooks(app, { db: options.db, engine, tokens: options.tokens, origin, audited: (req) => audited.add(req) });
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   registerPortalRoutes(app, options.db, origin);

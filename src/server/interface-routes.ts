@@ -83,6 +83,35 @@ export function registerInterfaceRoutes(app: FastifyInstance, repo: Repository, 
     return { participants: await listParticipants(repo) };
   });
 
+  // The analyst's figures per participant, counted here rather than in the browser (which would need
+  // the whole log): messages, failures and their rate over the window, channels, the last message ever.
+  app.get('/participants/traffic', async (req) => {
+    const auth = await authenticate(req);
+    await requireEvery(auth, '*', ['s'], 'The message log');
+    const q = req.query as Record<string, string | undefined>;
+    const hours = q.hours === undefined ? 24 : Number(q.hours);
+    if (!Number.isInteger(hours) || hours < 1 || hours > 24 * 366) throw badRequest(`hours must be a whole number from 1 to 8784, not "${q.hours}"`);
+    const until = Date.now();
+    const since = until - hours * 3600_000;
+    const participants = await listParticipants(repo);
+    const traffic = await log.traffic(since, participants.map((p) => p.id));
+    return {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      hours,
+      participants: traffic.map((t) => ({
+        participantId: t.participantId ?? null,
+        name: t.participantId === undefined ? 'Unrecognised senders' : (participants.find((p) => p.id === t.participantId)?.name ?? t.participantId),
+        messages: t.messages,
+        failed: t.failed,
+        errorRate: t.messages ? Math.round((t.failed / t.messages) * 1000) / 1000 : 0,
+        perHour: Math.round((t.messages / hours) * 100) / 100,
+        channels: t.channels,
+        lastMessage: t.lastReceivedAt === undefined ? null : new Date(t.lastReceivedAt).toISOString(),
+      })),
+    };
+  });
+
   // The local-code worklist (src/codes): local codes and their texts, with a sample message id; read
   // like the message log, whose messages it points into.
   app.get('/participants/:id/unmapped-codes', async (req) => {

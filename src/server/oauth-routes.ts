@@ -31,6 +31,7 @@ import { findUser, type DirectoryUser } from '../users/user-directory.js';
 import { decodeJwt } from 'jose';
 import type { AuditLog } from '../audit/audit-log.js';
 import { loginAuditRecord, type LoginAttempt } from '../audit/audit-record.js';
+import { registerPortalSession } from './portal-session.js';
 import { errorPage, patientSelectionPage, signInPage, type PatientChoice } from './sign-in-pages.js';
 
 export interface OAuthRouteOptions {
@@ -130,6 +131,7 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
     options.audited(req);
     await options.audit?.record(loginAuditRecord({ ...attempt, requestId: req.id }));
   };
+  registerPortalSession(app, { db, tokens, base, recordLogin });
   const userOf = (user: Pick<DirectoryUser, 'id' | 'role' | 'fhirUser'>) => ({ id: user.id, role: user.role, fhirUser: user.fhirUser ?? undefined });
 
   // The token endpoint: each token issued (with its id) or refused (with the client it claimed) is audited.

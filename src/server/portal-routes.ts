@@ -26,7 +26,7 @@ const FILES: Record<string, string> = {
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** The portal's public OAuth client (SMART App Launch, PKCE): what a signed-in user's token may at most hold. */
-const PORTAL_SCOPE = 'openid fhirUser user/*.cruds patient/*.cruds';
+const PORTAL_SCOPE = 'openid fhirUser online_access user/*.cruds patient/*.cruds';
 const SETTING = 'portal.client';
 
 function secure(reply: FastifyReply): FastifyReply {
@@ -46,6 +46,12 @@ function redirectUris(origin: string): string[] {
   return uris;
 }
 
+/** The portal client's id in this store, once registered. */
+export async function portalClientId(db: Database): Promise<string | undefined> {
+  const rows = await db.query<{ value: string }>('SELECT value FROM setting WHERE key = ?', [SETTING]);
+  return rows[0]?.value;
+}
+
 /**
  * Registers (once per store) the portal's public client, and makes sure it may send users back to this
  * server's origin: the origin is known only once the server listens, so this runs on the first request.
@@ -60,6 +66,8 @@ export async function ensurePortalClient(db: Database, origin: string): Promise<
     else await db.run('INSERT INTO setting (key, value) VALUES (?, ?)', [SETTING, client.clientId]);
     return client.clientId;
   }
+  // A portal registered before sessions survived a reload lacks online_access (its refresh token).
+  if (existing.scope !== PORTAL_SCOPE) await db.run('UPDATE oauth_client SET scope = ? WHERE id = ?', [PORTAL_SCOPE, existing.id]);
   const missing = wanted.filter((u) => !existing.redirectUris.includes(u));
   if (missing.length) {
     await db.run('UPDATE oauth_client SET redirect_uris = ? WHERE id = ?', [JSON.stringify([...existing.redirectUris, ...missing]), existing.id]);
@@ -98,7 +106,7 @@ export function registerPortalRoutes(app: FastifyInstance, db: Database, origin:
     }
     return secure(reply)
       .header('cache-control', 'no-store')
-      .send({ clientId: await clientId, fhirBase: `${base}/fhir`, authorize: `${base}/oauth/authorize`, token: `${base}/oauth/token` });
+      .send({ clientId: await clientId, fhirBase: `${base}/fhir`, authorize: `${base}/oauth/authorize`, token: `${base}/oauth/session`, signOut: `${base}/oauth/session/end` });
   });
 
   app.get<{ Params: { file: string } }>('/portal/:file', async (req, reply) => {
