@@ -1,7 +1,7 @@
-import type { Session } from './session.js';
+import { accessToken, type Session } from './session.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type Resource = { resourceType: string; id?: string; meta?: { lastUpdated?: string; source?: string; tag?: { system?: string; code?: string }[] }; [k: string]: any };
+export type Resource = { resourceType: string; id?: string; meta?: { versionId?: string; lastUpdated?: string; source?: string; tag?: { system?: string; code?: string }[] }; [k: string]: any };
 export interface Bundle {
   resourceType: 'Bundle';
   total?: number;
@@ -22,19 +22,31 @@ export class ApiError extends Error {
  * POSTed (`_search`, form body) so that no name or birth date ends up in a URL's query string.
  */
 export class Api {
-  constructor(private readonly session: Session) {}
+  /** `purpose`: a purpose of use declared for this view (per patient); undefined: the one declared at sign-in. */
+  constructor(
+    private readonly session: Session,
+    readonly purpose?: string,
+  ) {}
+
+  /** The same user, declaring another purpose of use (the server checks that the role may). */
+  withPurpose(purpose: string | undefined): Api {
+    return purpose === this.purpose ? this : new Api(this.session, purpose);
+  }
+
+  /** A fetch with the user's token for this purpose; a token the server no longer takes is renewed once from the session. */
+  private async authorized(url: string, init: RequestInit): Promise<Response> {
+    const send = async (stale: boolean) =>
+      fetch(url, { ...init, cache: 'no-store', headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${await accessToken(this.purpose, stale)}` } });
+    const res = await send(false);
+    return res.status === 401 ? send(true) : res;
+  }
 
   private async call<T>(method: string, url: string, body?: string, contentType?: string): Promise<T> {
-    const res = await fetch(url, {
-      method,
-      headers: { authorization: `Bearer ${this.session.accessToken}`, accept: 'application/fhir+json', ...(contentType ? { 'content-type': contentType } : {}) },
-      body,
-      cache: 'no-store',
-    });
+    const res = await this.authorized(url, { method, headers: { accept: 'application/fhir+json', ...(contentType ? { 'content-type': contentType } : {}) }, body });
     const text = await res.text();
     const json = text ? (JSON.parse(text) as any) : undefined;
     if (!res.ok) {
-      const detail = json?.issue?.map((i: any) => i.diagnostics ?? i.details?.text).filter(Boolean).join('; ') || json?.message || res.statusText;
+      const detail = json?.issue?.map((i: any) => i.diagnostics ?? i.details?.text).filter(Boolean).join('; ') || json?.message || json?.error || res.statusText;
       throw new ApiError(res.status, detail);
     }
     return json as T;
@@ -42,6 +54,11 @@ export class Api {
 
   private url(path: string): string {
     return path.startsWith('http') ? path : path.startsWith('/') && !path.startsWith('/fhir') ? path : `${this.session.fhirBase}/${path.replace(/^\/?(fhir\/)?/, '')}`;
+  }
+
+  /** POST with a plain JSON body (CDS Hooks and the interface API are not FHIR). */
+  postJson<T = any>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', this.url(path), JSON.stringify(body), 'application/json');
   }
 
   get<T = any>(path: string): Promise<T> {
@@ -76,7 +93,7 @@ export class Api {
 
   /** An attachment or a message fetched with the token, handed to the browser as a download. */
   async download(path: string, filename: string): Promise<void> {
-    const res = await fetch(this.url(path), { headers: { authorization: `Bearer ${this.session.accessToken}` }, cache: 'no-store' });
+    const res = await this.authorized(this.url(path), {});
     if (!res.ok) throw new ApiError(res.status, res.statusText);
     const href = URL.createObjectURL(await res.blob());
     const a = document.createElement('a');

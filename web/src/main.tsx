@@ -2,7 +2,7 @@ import { render } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { Api } from './fhir.js';
 import { go, useRoute } from './router.js';
-import { completeSignIn, session, signOut, type Session } from './session.js';
+import { completeSignIn, resumeSession, session, signOut, type Session } from './session.js';
 import { SignIn } from './views/SignIn.js';
 import { PatientSearch } from './views/PatientSearch.js';
 import { PatientPage } from './views/PatientPage.js';
@@ -53,7 +53,7 @@ function App({ initial, error }: { initial?: Session; error?: string }) {
           {user.role}
           {user.purpose ? ` · purpose ${user.purpose}` : ''}
         </span>
-        <button type="button" class="secondary" onClick={() => (signOut(), setUser(undefined), history.replaceState(null, '', '/'))}>Sign out</button>
+        <button type="button" class="secondary" onClick={() => void signOut().then(() => (setUser(undefined), history.replaceState(null, '', '/')))}>Sign out</button>
       </header>
       {view}
     </>
@@ -64,7 +64,8 @@ async function start() {
   const root = document.getElementById('app') as HTMLElement;
   root.textContent = '';
   try {
-    const signedIn = await completeSignIn();
+    // Back from the sign-in page, or a reload: the session cookie gives a new access token.
+    const signedIn = (await completeSignIn()) ?? (await resumeSession());
     render(<App initial={signedIn} />, root);
   } catch (err) {
     render(<App error={(err as Error).message} />, root);

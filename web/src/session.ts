@@ -1,17 +1,19 @@
 /**
  * Sign-in through Tessera's SMART App Launch: authorization code with PKCE (S256), as a public client.
  *
- * Where things live (docs/decisions/0022): the access token only in this module's memory (never in
- * localStorage/sessionStorage/cookies, so it dies with the tab and no other page load can read it); during
- * the redirect to the sign-in page and back, sessionStorage holds the PKCE verifier, the state and the
- * chosen purpose of use: random values and a code, no PHI, removed as soon as the code is exchanged.
+ * Where things live (docs/decisions/0022, 0026): access tokens only in this module's memory (never in
+ * localStorage/sessionStorage or a script-readable cookie); the refresh token in an HttpOnly, SameSite=Strict
+ * cookie that only `/oauth/session` receives, so a reload gets a new access token without asking the user
+ * and no script can read it. During the redirect to the sign-in page and back, sessionStorage holds the
+ * PKCE verifier, the state and the chosen purpose (random values, no PHI), removed when the code is exchanged.
  */
-
 export interface PortalConfig {
   clientId: string;
   fhirBase: string;
   authorize: string;
+  /** The portal's token endpoint (/oauth/session: the refresh token stays in an HttpOnly cookie). */
   token: string;
+  signOut: string;
 }
 
 export interface Session {
@@ -28,19 +30,87 @@ export interface Session {
 
 const PENDING = 'tessera.launch';
 /** The scopes asked for; the server grants requested ∩ client ∩ role (a patient gets only patient/ ones). */
-const SCOPE = 'openid fhirUser user/*.cruds patient/*.cruds';
+const SCOPE = 'openid fhirUser online_access user/*.cruds patient/*.cruds';
+/** Sent with every call to /oauth/session: another site's page cannot send it (no CORS preflight is granted). */
+const PORTAL_HEADER = { 'x-tessera-portal': '1' };
 
 let current: Session | undefined;
+/** Access tokens for another purpose of use than the sign-in one (declared per patient), by purpose. */
+const byPurpose = new Map<string, { accessToken: string; expiresAt: number }>();
 
-export const session = (): Session | undefined => (current && current.expiresAt > Date.now() ? current : undefined);
-export const signOut = (): void => {
+export const session = (): Session | undefined => current;
+export async function signOut(): Promise<void> {
   current = undefined;
-};
+  byPurpose.clear();
+  const cfg = await config().catch(() => undefined);
+  if (cfg) await fetch(cfg.signOut, { method: 'POST', headers: PORTAL_HEADER, credentials: 'same-origin' }).catch(() => undefined);
+}
 
 async function config(): Promise<PortalConfig> {
   const res = await fetch('/portal/config.json', { cache: 'no-store' });
   if (!res.ok) throw new Error('The portal configuration could not be read.');
   return (await res.json()) as PortalConfig;
+}
+
+/** The portal's token endpoint: a code or (from the cookie) the refresh token, for a new access token. */
+async function exchange(form: Record<string, string>): Promise<{ access_token: string; expires_in?: number; patient?: string }> {
+  const cfg = await config();
+  const res = await fetch(cfg.token, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...PORTAL_HEADER },
+    credentials: 'same-origin',
+    body: new URLSearchParams({ client_id: cfg.clientId, ...form }).toString(),
+  });
+  const body = (await res.json()) as { access_token?: string; expires_in?: number; patient?: string; error?: string; error_description?: string };
+  if (!res.ok || !body.access_token) throw new SessionError(res.status, body.error_description ?? body.error ?? String(res.status));
+  return body as { access_token: string; expires_in?: number; patient?: string };
+}
+
+export class SessionError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+function sessionOf(body: { access_token: string; expires_in?: number; patient?: string }, fhirBase: string, purpose?: string): Session {
+  const c = claims(body.access_token);
+  return {
+    accessToken: body.access_token,
+    role: String(c.role ?? ''),
+    fhirUser: c.fhirUser ? String(c.fhirUser) : undefined,
+    patient: body.patient ?? (c.patient ? String(c.patient) : undefined),
+    purpose: c.purpose_of_use ? String(c.purpose_of_use) : purpose || undefined,
+    expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000,
+    fhirBase,
+  };
+}
+
+/** After a reload: a new access token from the session cookie, or undefined when there is no session. */
+export async function resumeSession(): Promise<Session | undefined> {
+  try {
+    const cfg = await config();
+    current = sessionOf(await exchange({ grant_type: 'refresh_token' }), cfg.fhirBase);
+    return current;
+  } catch (err) {
+    if (err instanceof SessionError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * A valid access token for `purpose` (the sign-in purpose when undefined): kept in memory, renewed from
+ * the session cookie when it is about to expire or when the server refused it (`stale`).
+ */
+export async function accessToken(purpose?: string, stale = false): Promise<string> {
+  if (!current) throw new SessionError(401, 'Not signed in');
+  const own = !purpose || purpose === current.purpose;
+  const held = own ? current : byPurpose.get(purpose);
+  if (held && !stale && held.expiresAt - 30_000 > Date.now()) return held.accessToken;
+  const body = await exchange({ grant_type: 'refresh_token', ...(own ? {} : { purpose_of_use: purpose }) });
+  const fresh = { accessToken: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000 };
+  if (own) current = { ...current, ...fresh };
+  else byPurpose.set(purpose as string, fresh);
+  return fresh.accessToken;
 }
 
 const base64url = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -89,22 +159,12 @@ export async function completeSignIn(): Promise<Session | undefined> {
   const launch = pending ? (JSON.parse(pending) as { verifier: string; state: string; purpose: string }) : undefined;
   if (!launch || launch.state !== params.get('state')) throw new Error('This sign-in was not started from this tab; please sign in again.');
   const cfg = await config();
-  const res = await fetch(cfg.token, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: params.get('code') ?? '', redirect_uri: `${location.origin}/`, client_id: cfg.clientId, code_verifier: launch.verifier }).toString(),
-  });
-  const body = (await res.json()) as { access_token?: string; expires_in?: number; patient?: string; error_description?: string };
-  if (!res.ok || !body.access_token) throw new Error(`Sign-in failed: ${body.error_description ?? res.status}`);
-  const c = claims(body.access_token);
-  current = {
-    accessToken: body.access_token,
-    role: String(c.role ?? ''),
-    fhirUser: c.fhirUser ? String(c.fhirUser) : undefined,
-    patient: body.patient ?? (c.patient ? String(c.patient) : undefined),
-    purpose: c.purpose_of_use ? String(c.purpose_of_use) : launch.purpose || undefined,
-    expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000,
-    fhirBase: cfg.fhirBase,
-  };
+  let body;
+  try {
+    body = await exchange({ grant_type: 'authorization_code', code: params.get('code') ?? '', redirect_uri: `${location.origin}/`, code_verifier: launch.verifier });
+  } catch (err) {
+    throw new Error(`Sign-in failed: ${(err as Error).message}`);
+  }
+  current = sessionOf(body, cfg.fhirBase, launch.purpose);
   return current;
 }

@@ -1,0 +1,64 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import type { Resource } from './fhir.js';
+
+/**
+ * Reading the merged record (`Patient/{id}/$merged-record`, docs/record.md): each fact once, with an
+ * extension per source record (its reference, and the participant that sent it as display) and one per
+ * conflict between the sources (kind and detail).
+ */
+const SOURCE = 'https://tessera.dev/fhir/StructureDefinition/merged-source';
+const CONFLICT = 'https://tessera.dev/fhir/StructureDefinition/merge-conflict';
+/** What the merge writes when no message names the sender (a write through the FHIR API). */
+const UNATTRIBUTED = 'unattributed source';
+
+export interface FactSource {
+  /** The source record ("Observation/123"): one click opens it as stored. */
+  reference: string;
+  /** The participant that sent it, or the organization worked out from the record. */
+  label: string;
+}
+
+export interface Conflict {
+  kind: string;
+  detail: string;
+}
+
+export const CONFLICT_LABELS: Record<string, string> = {
+  value: 'values differ',
+  'problem-status': 'active at one source, resolved at another',
+  'medication-status': 'active at one source, stopped at another',
+  'allergy-status': 'allergy status differs',
+  'allergy-vs-no-known-allergies': 'an allergy beside "no known allergies"',
+  status: 'status differs',
+};
+
+export function conflictsOf(fact: Resource): Conflict[] {
+  return (fact.extension ?? [])
+    .filter((e: any) => e.url === CONFLICT)
+    .map((e: any) => ({ kind: e.extension?.find((x: any) => x.url === 'kind')?.valueCode ?? '', detail: e.extension?.find((x: any) => x.url === 'detail')?.valueString ?? '' }));
+}
+
+/**
+ * Who each source record came from: the participant the merge names; for a record written through the
+ * FHIR API (no message), the organization the fact itself names, else the organization of the person's
+ * source record the fact's Provenance points at (`orgOfPatient`).
+ */
+export function sourcesOf(fact: Resource, provenance: Resource | undefined, orgOfPatient: (patientId: string) => string | undefined): FactSource[] {
+  const own = fact.serviceProvider?.display ?? fact.performer?.find((p: any) => p.display)?.display ?? fact.performer?.[0]?.actor?.display ?? fact.recorder?.display ?? fact.requester?.display;
+  const patients = (provenance?.agent ?? []).map((a: any) => /^the source record Patient\/(.+)$/.exec(a.who?.display ?? '')?.[1]).filter(Boolean) as string[];
+  const byPatient = patients.length === 1 ? orgOfPatient(patients[0]) : undefined;
+  return (fact.extension ?? [])
+    .filter((e: any) => e.url === SOURCE && e.valueReference?.reference)
+    .map((e: any) => ({
+      reference: e.valueReference.reference,
+      label: e.valueReference.display && e.valueReference.display !== UNATTRIBUTED ? e.valueReference.display : (own ?? byPatient ?? 'source not recorded'),
+    }));
+}
+
+/** The message a stored record arrived in (meta.source `urn:tessera:message:{id}` and the like), if any. */
+export function arrivedIn(r: Resource | undefined): string | undefined {
+  const source = r?.meta?.source;
+  if (!source) return undefined;
+  const id = /message[:/](.+)$/.exec(source)?.[1];
+  return id ? `message ${id}` : source;
+}
