@@ -73,6 +73,26 @@ for (const backend of BACKENDS) {
         };
         assert.equal((await s.fhir('POST', 'Observation', obs)).status, 201);
       }
+      // The same medication recorded by both organizations, active at one and stopped at the other (the
+      // merged record's medication-status conflict); lisinopril 10 MG Oral Tablet, RxNorm 314076.
+      const LISINOPRIL = { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '314076', display: 'lisinopril 10 MG Oral Tablet' }], text: 'lisinopril 10 MG Oral Tablet' };
+      for (const [subject, status, org] of [[person.id, 'active', person.managingOrganization], [created.body.id, 'stopped', { reference: `Organization/${otherOrg.id}`, display: otherOrg.name }]] as const) {
+        const statement = { resourceType: 'MedicationStatement', status, medicationCodeableConcept: LISINOPRIL, subject: { reference: `Patient/${subject}` }, effectiveDateTime: '2025-01-15', informationSource: org };
+        assert.equal((await s.fhir('POST', 'MedicationStatement', statement)).status, 201);
+      }
+      // A cholesterol result three weeks ago at the other organization: a lipid panel ordered now repeats it.
+      const recent = new Date(Date.now() - 21 * 86_400_000).toISOString().slice(0, 10);
+      const cholesterol = {
+        resourceType: 'Observation',
+        status: 'final',
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }],
+        code: { coding: [{ system: 'http://loinc.org', code: '2093-3', display: 'Cholesterol [Mass/volume] in Serum or Plasma' }] },
+        subject: { reference: `Patient/${created.body.id}` },
+        effectiveDateTime: recent,
+        valueQuantity: { value: 212, unit: 'mg/dL', system: 'http://unitsofmeasure.org', code: 'mg/dL' },
+        performer: [{ reference: `Organization/${otherOrg.id}`, display: otherOrg.name }],
+      };
+      assert.equal((await s.fhir('POST', 'Observation', cholesterol)).status, 201);
       casey = await addUser(s.tessera.repo, { name: 'Casey Clinician', email: 'casey@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
       await addUser(s.tessera.repo, { name: 'Sam Steward', email: 'sam@example.org', role: 'steward', organization: ORGANIZATIONS[0].id, password: PASSWORD });
       const ian = await addUser(s.tessera.repo, { name: 'Ian Analyst', email: 'ian@example.org', role: 'interface-analyst', organization: ORGANIZATIONS[0].id, password: PASSWORD });
@@ -157,6 +177,50 @@ for (const backend of BACKENDS) {
       assert.match(await dialog.innerText(), /"value": 8.2/);
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'hidden' });
+
+      // The merged record: the medication both organizations sent is one row, with both sources, highlighted as a conflict.
+      const lisinopril = page.locator('#medications-h').locator('..').locator('tbody tr', { hasText: 'lisinopril' });
+      assert.equal(await lisinopril.count(), 1, 'one fact for both sources');
+      assert.equal(await lisinopril.getAttribute('class'), 'conflict');
+      const medText = await lisinopril.innerText();
+      assert.match(medText, /Sources disagree: active at one source, stopped at another/);
+      assert.match(medText, new RegExp(otherOrg.name.replace(/'/g, '.')));
+      assert.equal(await lisinopril.getByRole('button', { name: /^Original MedicationStatement/ }).count(), 2, 'one original per source');
+      assert.match(await page.locator('#care-team-h').locator('..').innerText(), new RegExp(otherOrg.name.replace(/'/g, '.')), 'the other organization cares for the patient');
+
+      // A duplicate-test alert from the CDS Hooks service: a lipid panel three weeks after a cholesterol result.
+      await page.getByLabel('Test you are about to order').selectOption({ label: 'Lipid panel with direct LDL' });
+      await page.getByRole('button', { name: 'Check for duplicates' }).click();
+      const card = page.locator('.cds-card');
+      await card.first().waitFor();
+      assert.match(await card.first().innerText(), new RegExp(`Possible duplicate test: Lipid panel resulted ${recent}`));
+      await page.getByLabel('Test you are about to order').selectOption({ label: 'CT Head' });
+      await page.getByRole('button', { name: 'Check for duplicates' }).click();
+      await page.getByText('No duplicate found').waitFor();
+
+      // The timeline across organizations ($timeline), most recent first.
+      await page.getByRole('button', { name: 'Show the timeline' }).click();
+      const events = page.locator('ol.timeline li');
+      await events.first().waitFor();
+      assert.match(await events.first().innerText(), new RegExp(`${recent} Result Cholesterol`));
+      await checkView(page, 'patient-page-merged');
+
+      // A reload keeps the user signed in (a new access token from the HttpOnly session cookie) on the same page.
+      await page.reload();
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      assert.match(await page.locator('header').innerText(), /clinician · purpose TREAT/);
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === 'tessera_portal_refresh');
+      assert.ok(session && session.httpOnly && session.sameSite === 'Strict' && session.path === '/oauth/session', JSON.stringify(cookies.map((c) => ({ ...c, value: '…' }))));
+      assert.ok(!cookies.some((c) => c.name !== 'tessera_portal_refresh' && c.value.split('.').length === 3), 'no token in a script-readable cookie');
+
+      // Purpose of use per patient: emergency treatment declared for this patient only; the audit records it.
+      await page.getByLabel('Purpose of use for this patient').selectOption('ETREAT');
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+      await page.locator('#medications-h').waitFor();
+      const audit = await s.fhir('GET', `AuditEvent?patient=${goldenId}&_count=1000`);
+      const purposes = audit.body.entry.map((e: any) => e.resource).filter((e: any) => JSON.stringify(e.agent).includes(casey.fhirUser as string)).flatMap((e: any) => (e.purposeOfEvent ?? []).map((p: any) => p.coding[0].code));
+      assert.ok(purposes.includes('ETREAT') && purposes.includes('TREAT'), `purposes audited: ${[...new Set(purposes)]}`);
 
       // Nothing about the patient in a query string, nothing kept in the browser's storage, no console errors (CSP).
       const searchTerms = [otherMrn, person.birthDate, person.name[0].family];

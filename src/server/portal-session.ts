@@ -36,7 +36,8 @@ export function registerPortalSession(
     const form = formOf(req);
     if (form.grant_type !== 'authorization_code' && form.grant_type !== 'refresh_token') return refuse(reply, 400, 'unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
     const refresh = readCookie(req.headers.cookie, PORTAL_REFRESH_COOKIE);
-    if (form.grant_type === 'refresh_token' && !refresh) return refuse(reply, 401, 'invalid_grant', 'No portal session in this browser: sign in');
+    // No session in this browser is the usual first visit, not an error: 204, nothing issued.
+    if (form.grant_type === 'refresh_token' && !refresh) return reply.status(204).header('cache-control', 'no-store').send();
     const grant: Record<string, string> = {
       grant_type: form.grant_type,
       client_id: clientId ?? '',

@@ -8,16 +8,17 @@ import { PatientSearch } from './views/PatientSearch.js';
 import { PatientPage } from './views/PatientPage.js';
 import { StewardQueue } from './views/StewardQueue.js';
 import { Interfaces } from './views/Interfaces.js';
+import { StewardIdentity } from './views/StewardIdentity.js';
 import { Privacy } from './views/Privacy.js';
 import { MyRecord } from './views/MyRecord.js';
 
 /** The pages each role has (the server's policy decides what they may actually read). */
 const NAV: Record<string, { path: string; label: string }[]> = {
   clinician: [{ path: 'search', label: 'Find a patient' }],
-  steward: [{ path: 'steward', label: 'Review queue' }, { path: 'search', label: 'Find a patient' }],
+  steward: [{ path: 'steward', label: 'Review queue' }, { path: 'identity', label: 'Identities' }, { path: 'search', label: 'Find a patient' }],
   'interface-analyst': [{ path: 'interfaces', label: 'Interfaces' }],
   'privacy-officer': [{ path: 'privacy', label: 'Privacy' }, { path: 'search', label: 'Find a patient' }],
-  admin: [{ path: 'search', label: 'Find a patient' }, { path: 'steward', label: 'Review queue' }, { path: 'interfaces', label: 'Interfaces' }],
+  admin: [{ path: 'search', label: 'Find a patient' }, { path: 'steward', label: 'Review queue' }, { path: 'identity', label: 'Identities' }, { path: 'interfaces', label: 'Interfaces' }],
   patient: [{ path: 'me', label: 'My record' }],
 };
 
@@ -31,6 +32,7 @@ function App({ initial, error }: { initial?: Session; error?: string }) {
   let view;
   if (page === 'patient' && arg) view = <PatientPage api={api} session={user} id={arg} />;
   else if (page === 'steward') view = <StewardQueue api={api} />;
+  else if (page === 'identity') view = <StewardIdentity key={arg ?? ''} api={api} id={arg} />;
   else if (page === 'interfaces') view = <Interfaces api={api} />;
   else if (page === 'privacy') view = <Privacy api={api} />;
   else if (page === 'me') view = <MyRecord api={api} session={user} />;

@@ -40,19 +40,26 @@ export function conflictsOf(fact: Resource): Conflict[] {
 
 /**
  * Who each source record came from: the participant the merge names; for a record written through the
- * FHIR API (no message), the organization the fact itself names, else the organization of the person's
- * source record the fact's Provenance points at (`orgOfPatient`).
+ * FHIR API (no message names a sender), the organization of the person's source record it belongs to.
+ * That record is read off the fact's Provenance: its agents are the sources' participants in the sources'
+ * order, one per distinct participant, and "the source record Patient/{id}" for each unattributed one.
  */
 export function sourcesOf(fact: Resource, provenance: Resource | undefined, orgOfPatient: (patientId: string) => string | undefined): FactSource[] {
-  const own = fact.serviceProvider?.display ?? fact.performer?.find((p: any) => p.display)?.display ?? fact.performer?.[0]?.actor?.display ?? fact.recorder?.display ?? fact.requester?.display;
-  const patients = (provenance?.agent ?? []).map((a: any) => /^the source record Patient\/(.+)$/.exec(a.who?.display ?? '')?.[1]).filter(Boolean) as string[];
-  const byPatient = patients.length === 1 ? orgOfPatient(patients[0]) : undefined;
+  const agents: string[] = (provenance?.agent ?? []).map((a: any) => a.who?.display ?? '');
+  const own = fact.serviceProvider?.display ?? fact.performer?.find((p: any) => p.display)?.display ?? fact.performer?.[0]?.actor?.display ?? fact.informationSource?.display ?? fact.recorder?.display;
+  const seen = new Set<string>();
+  let next = 0;
   return (fact.extension ?? [])
     .filter((e: any) => e.url === SOURCE && e.valueReference?.reference)
-    .map((e: any) => ({
-      reference: e.valueReference.reference,
-      label: e.valueReference.display && e.valueReference.display !== UNATTRIBUTED ? e.valueReference.display : (own ?? byPatient ?? 'source not recorded'),
-    }));
+    .map((e: any) => {
+      const display: string | undefined = e.valueReference.display;
+      if (display && display !== UNATTRIBUTED) {
+        if (!seen.has(display)) (seen.add(display), next++);
+        return { reference: e.valueReference.reference, label: display };
+      }
+      const patient = /^the source record Patient\/(.+)$/.exec(agents[next++] ?? '')?.[1];
+      return { reference: e.valueReference.reference, label: (patient && orgOfPatient(patient)) ?? own ?? 'source not recorded' };
+    });
 }
 
 /** The message a stored record arrived in (meta.source `urn:tessera:message:{id}` and the like), if any. */

@@ -61,6 +61,7 @@ async function exchange(form: Record<string, string>): Promise<{ access_token: s
     credentials: 'same-origin',
     body: new URLSearchParams({ client_id: cfg.clientId, ...form }).toString(),
   });
+  if (res.status === 204) throw new SessionError(401, 'Not signed in in this browser');
   const body = (await res.json()) as { access_token?: string; expires_in?: number; patient?: string; error?: string; error_description?: string };
   if (!res.ok || !body.access_token) throw new SessionError(res.status, body.error_description ?? body.error ?? String(res.status));
   return body as { access_token: string; expires_in?: number; patient?: string };

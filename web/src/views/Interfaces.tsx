@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { Api } from '../fhir.js';
-import { Empty, ErrorNote, Loading, NotAvailable, Section, useLoad } from '../ui.js';
+import { Empty, ErrorNote, Loading, Section, useLoad } from '../ui.js';
 
 interface Participant {
   id: string;
@@ -27,25 +27,53 @@ interface Message {
   ackCode?: string;
 }
 
-/** How many recent messages the per-participant figures are counted over. */
-const WINDOW = 500;
+interface Traffic {
+  participantId: string | null;
+  name: string;
+  messages: number;
+  failed: number;
+  errorRate: number;
+  perHour: number;
+  channels: string[];
+  lastMessage: string | null;
+}
+interface Unmapped {
+  participantId: string;
+  system: string;
+  code: string;
+  display?: string;
+  element: string;
+  occurrences: number;
+  lastSeen: string;
+  sampleMessage?: string;
+}
 
-/** The interface analyst's desk: participants and their traffic, the error queue, a message's raw text and replay. */
+/** The window the server counts each participant's traffic over. */
+const HOURS = 24;
+const time = (iso: string | null | undefined) => (iso ? iso.slice(0, 19).replace('T', ' ') : 'none');
+
+/** The interface analyst's desk: participants and their traffic, the error queue, a message's raw text and replay, unmapped local codes. */
 export function Interfaces({ api }: { api: Api }) {
   const load = useLoad(async () => {
-    const [{ participants }, { messages }] = await Promise.all([api.get<{ participants: Participant[] }>('/participants'), api.get<{ messages: Message[] }>(`/messages?_count=${WINDOW}`)]);
-    return { participants, messages };
+    const [{ participants }, traffic, { messages: failed }, { messages }] = await Promise.all([
+      api.get<{ participants: Participant[] }>('/participants'),
+      api.get<{ participants: Traffic[]; since: string }>(`/participants/traffic?hours=${HOURS}`),
+      api.get<{ messages: Message[] }>('/messages?status=failed&_count=200'),
+      api.get<{ messages: Message[] }>('/messages?_count=50'),
+    ]);
+    const worklists = await Promise.all(participants.map((p) => api.get<{ unmapped: Unmapped[] }>(`/participants/${encodeURIComponent(p.id)}/unmapped-codes?_count=50`).then((w) => w.unmapped)));
+    return { participants, traffic: traffic.participants, failed, messages, unmapped: worklists.flat().sort((a, b) => b.occurrences - a.occurrences) };
   }, []);
   const [open, setOpen] = useState<Message | undefined>();
   const [note, setNote] = useState<{ error?: string; ok?: string }>({});
   if (load.loading && !load.data) return <main id="main"><Loading what="the interfaces" /></main>;
   if (load.error || !load.data) return <main id="main"><h1>Interfaces</h1>{load.error && <ErrorNote error={load.error} />}</main>;
-  const { participants, messages } = load.data;
-  const failed = messages.filter((m) => m.status === 'failed');
+  const { participants, traffic, failed, messages, unmapped } = load.data;
   const show = async (m: Message) => {
     setNote({});
     try {
       setOpen(await api.get<Message>(`/messages/${encodeURIComponent(m.id)}`));
+      requestAnimationFrame(() => document.getElementById('raw-h')?.focus());
     } catch (err) {
       setNote({ error: (err as Error).message });
     }
@@ -64,22 +92,21 @@ export function Interfaces({ api }: { api: Api }) {
     <main id="main">
       <h1>Interfaces</h1>
       <Section title="Participants" id="participants" count={participants.length}>
-        {participants.length ? (
-          <table>
-            <caption class="sr-only">Participants and their traffic over the last {WINDOW} messages</caption>
-            <thead><tr><th scope="col">Participant</th><th scope="col">Channels</th><th scope="col">Messages</th><th scope="col">Errors</th><th scope="col">Last message</th></tr></thead>
+        {traffic.length ? (
+          <table class="traffic">
+            <caption class="sr-only">Participants and their traffic over the last {HOURS} hours (counted by the server)</caption>
+            <thead><tr><th scope="col">Participant</th><th scope="col">Channels</th><th scope="col">Messages ({HOURS} h)</th><th scope="col">Per hour</th><th scope="col">Errors</th><th scope="col">Last message (UTC)</th></tr></thead>
             <tbody>
-              {participants.map((p) => {
-                const mine = messages.filter((m) => m.participantId === p.id);
-                const errors = mine.filter((m) => m.status === 'failed').length;
-                const channels = [...new Set(mine.map((m) => `${m.channel} ${m.format}`))];
+              {traffic.map((t) => {
+                const p = participants.find((x) => x.id === t.participantId);
                 return (
-                  <tr key={p.id}>
-                    <td>{p.name}{!p.active && ' (inactive)'}</td>
-                    <td>{channels.join(', ') || [p.hl7Facility && `HL7 v2 ${p.hl7Facility}`, p.clientId && 'FHIR API'].filter(Boolean).join(', ')}</td>
-                    <td>{mine.length}</td>
-                    <td>{mine.length ? `${errors} (${Math.round((errors / mine.length) * 100)} %)` : '0'}</td>
-                    <td>{mine[0]?.receivedAt.slice(0, 19).replace('T', ' ') ?? 'none'}</td>
+                  <tr key={t.participantId ?? 'unknown'}>
+                    <td>{t.name}{p && !p.active && ' (inactive)'}</td>
+                    <td>{t.channels.join(', ') || (p ? [p.hl7Facility && `HL7 v2 ${p.hl7Facility}`, p.clientId && 'FHIR API'].filter(Boolean).join(', ') : '')}</td>
+                    <td>{t.messages}</td>
+                    <td>{t.perHour}</td>
+                    <td class={t.failed ? 'disagree' : undefined}>{t.failed} ({Math.round(t.errorRate * 1000) / 10} %)</td>
+                    <td>{time(t.lastMessage)}</td>
                   </tr>
                 );
               })}
@@ -109,7 +136,7 @@ export function Interfaces({ api }: { api: Api }) {
         ) : <Empty what="failed messages" />}
         {open && (
           <div class="card" aria-labelledby="raw-h">
-            <h3 id="raw-h">Message {open.controlId ?? open.id}</h3>
+            <h3 id="raw-h" tabIndex={-1}>Message {open.controlId ?? open.id}</h3>
             <p>Status {open.status}, {open.attempts} attempt(s). {open.error}</p>
             <pre class="raw" tabIndex={0} aria-label="Raw message">{open.raw}</pre>
             <button type="button" onClick={() => replay(open)}>Replay</button>{' '}
@@ -122,14 +149,33 @@ export function Interfaces({ api }: { api: Api }) {
           <caption class="sr-only">The latest messages</caption>
           <thead><tr><th scope="col">Received</th><th scope="col">Type</th><th scope="col">Channel</th><th scope="col">Status</th></tr></thead>
           <tbody>
-            {messages.slice(0, 50).map((m) => (
+            {messages.map((m) => (
               <tr key={m.id}><td>{m.receivedAt.slice(0, 19).replace('T', ' ')}</td><td>{m.messageType ?? m.format}</td><td>{m.channel}</td><td>{m.status}</td></tr>
             ))}
           </tbody>
         </table>
       </Section>
-      <Section title="Unmapped local codes" id="local-codes">
-        <NotAvailable what="The unmapped local codes worklist" />
+      <Section title="Unmapped local codes" id="local-codes" count={unmapped.length}>
+        <p class="note">Local codes participants send that no map translates yet, most frequent first; a map (tessera codes) makes them comparable across sources.</p>
+        {unmapped.length ? (
+          <table class="unmapped">
+            <caption class="sr-only">Unmapped local codes by participant</caption>
+            <thead><tr><th scope="col">Participant</th><th scope="col">Code</th><th scope="col">Text</th><th scope="col">Element</th><th scope="col">Seen</th><th scope="col">Last seen (UTC)</th><th scope="col">Example</th></tr></thead>
+            <tbody>
+              {unmapped.map((u) => (
+                <tr key={`${u.participantId}|${u.system}|${u.code}`}>
+                  <td>{participants.find((p) => p.id === u.participantId)?.name ?? u.participantId}</td>
+                  <td>{u.code} <span class="note">({u.system})</span></td>
+                  <td>{u.display ?? ''}</td>
+                  <td>{u.element}</td>
+                  <td>{u.occurrences}</td>
+                  <td>{time(u.lastSeen)}</td>
+                  <td>{u.sampleMessage ? <button type="button" class="secondary" onClick={() => show({ id: u.sampleMessage } as Message)} aria-label={`Open a message with code ${u.code}`}>Open</button> : ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : <Empty what="unmapped local codes" />}
       </Section>
     </main>
   );

@@ -54,6 +54,7 @@ export function StewardQueue({ api }: { api: Api }) {
       {load.error && <ErrorNote error={load.error} />}
       {load.data && !load.data.length && <Empty what="open pairs" />}
       {load.data?.map((pair) => <PairView key={pair.patient + pair.other} api={api} pair={pair} onDecided={load.reload} />)}
+      <SourceConflicts api={api} />
     </main>
   );
 }
@@ -114,6 +115,12 @@ function PairView({ api, pair, onDecided }: { api: Api; pair: Pair; onDecided: (
         </tbody>
       </table>
       {pair.vetoes.length > 0 && <p>Vetoes: {pair.vetoes.join('; ')}</p>}
+      <p>
+        Open an identity for any decision (unlink, link, merge):{' '}
+        {pair.enterprises.map((e, i) => (
+          <span key={e}>{i ? ', ' : ''}<a href={`#/identity/${e.replace(/^Patient\//, '')}`}>{`identity ${i + 1}`}</a></span>
+        ))}
+      </p>
       <details>
         <summary>History of these identities</summary>
         <IdentityHistory api={api} enterprises={pair.enterprises} />
@@ -130,7 +137,7 @@ function PairView({ api, pair, onDecided }: { api: Api; pair: Pair; onDecided: (
 }
 
 /** Each enterprise's event log ($mpi-events): created, linked, reviewed, merged…, with who and why. */
-function IdentityHistory({ api, enterprises }: { api: Api; enterprises: string[] }) {
+export function IdentityHistory({ api, enterprises }: { api: Api; enterprises: string[] }) {
   const load = useLoad(async () => {
     const lists = await Promise.all(enterprises.map((e) => api.get(`Patient/$mpi-events?enterprise=${encodeURIComponent(e.replace(/^Patient\//, ''))}&_count=50`)));
     return lists.flatMap((l) => records(l, 'event')).sort((a, b) => Number(a.seq) - Number(b.seq));
@@ -148,4 +155,36 @@ function IdentityHistory({ api, enterprises }: { api: Api; enterprises: string[]
       </tbody>
     </table>
   ) : <Empty what="events" />;
+}
+
+/**
+ * Source conflicts raised by ingestion: a source sent a record under an identifier another of its
+ * records already holds with other demographics (docs/matching.md); a review pair opens for each.
+ */
+function SourceConflicts({ api }: { api: Api }) {
+  const load = useLoad(async () => records(await api.get('Patient/$mpi-events?action=source-conflict&_count=100'), 'event').reverse(), []);
+  return (
+    <section class="card" aria-labelledby="conflicts-h">
+      <h2 id="conflicts-h">Source conflicts raised by ingestion{load.data ? <span class="count"> ({load.data.length})</span> : null}</h2>
+      {load.loading && !load.data && <Loading what="the source conflicts" />}
+      {load.error && <ErrorNote error={load.error} />}
+      {load.data && !load.data.length && <Empty what="source conflicts" />}
+      {load.data && load.data.length > 0 && (
+        <table>
+          <caption class="sr-only">Source conflicts, newest first</caption>
+          <thead><tr><th scope="col">When (UTC)</th><th scope="col">Record</th><th scope="col">Identity</th><th scope="col">Reason</th></tr></thead>
+          <tbody>
+            {load.data.map((e) => (
+              <tr key={e.seq}>
+                <td>{e.at.slice(0, 19).replace('T', ' ')}</td>
+                <td>{e.patient}</td>
+                <td>{e.enterprise ? <a href={`#/identity/${e.enterprise.replace(/^Patient\//, '')}`}>{e.enterprise}</a> : ''}</td>
+                <td>{e.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
 }
