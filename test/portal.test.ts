@@ -31,6 +31,7 @@ for (const backend of BACKENDS) {
     let sender: MllpSender;
     let slipped: string[];
     let casey: { fhirUser: string | null };
+    let recent: string;
 
     before(async () => {
       s = await startTestServer(backend);
@@ -81,7 +82,7 @@ for (const backend of BACKENDS) {
         assert.equal((await s.fhir('POST', 'MedicationStatement', statement)).status, 201);
       }
       // A cholesterol result three weeks ago at the other organization: a lipid panel ordered now repeats it.
-      const recent = new Date(Date.now() - 21 * 86_400_000).toISOString().slice(0, 10);
+      recent = new Date(Date.now() - 21 * 86_400_000).toISOString().slice(0, 10);
       const cholesterol = {
         resourceType: 'Observation',
         status: 'final',
@@ -222,6 +223,20 @@ for (const backend of BACKENDS) {
       const purposes = audit.body.entry.map((e: any) => e.resource).filter((e: any) => JSON.stringify(e.agent).includes(casey.fhirUser as string)).flatMap((e: any) => (e.purposeOfEvent ?? []).map((p: any) => p.coding[0].code));
       assert.ok(purposes.includes('ETREAT') && purposes.includes('TREAT'), `purposes audited: ${[...new Set(purposes)]}`);
 
+      // A purpose the role may not declare is refused, and the session goes on; the endpoint serves the portal only.
+      const rotated = (await page.context().cookies()).find((c) => c.name === 'tessera_portal_refresh');
+      assert.ok(rotated && rotated.value !== session.value, 'each refresh rotates the cookie');
+      const sessionCookie = `tessera_portal_refresh=${encodeURIComponent(rotated.value)}`;
+      const portalToken = (body: string, headers: Record<string, string> = { 'x-tessera-portal': '1' }) =>
+        fetch(`${s.url}/oauth/session`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+      const refused = await portalToken('grant_type=refresh_token&purpose_of_use=HOPERAT', { 'x-tessera-portal': '1', cookie: sessionCookie });
+      assert.equal(refused.status, 400);
+      assert.match((await refused.json()).error_description, /not one a clinician user may declare/);
+      assert.equal((await portalToken('grant_type=refresh_token', { cookie: sessionCookie })).status, 403, 'no portal header: refused');
+      assert.equal((await portalToken('grant_type=refresh_token')).status, 204, 'no session cookie: nothing issued');
+      await page.reload();
+      await page.getByRole('heading', { name: /^Results/ }).waitFor();
+
       // Nothing about the patient in a query string, nothing kept in the browser's storage, no console errors (CSP).
       const searchTerms = [otherMrn, person.birthDate, person.name[0].family];
       for (const u of urls) {
@@ -253,6 +268,32 @@ for (const backend of BACKENDS) {
       const pix = await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|sl-P-1')}`);
       assert.equal(pix.status, 200);
       assert.ok(pix.body.parameter.some((p: any) => p.name === 'targetIdentifier' && p.valueIdentifier.value === 'sl-P-2'), JSON.stringify(pix.body));
+
+      // Any identity, not only queue pairs: unlink one record of the enterprise, then link it back.
+      const pixTargets = async () => ((await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|sl-P-1')}`)).body.parameter ?? []).filter((p: any) => p.name === 'targetIdentifier').map((p: any) => p.valueIdentifier.value);
+      await page.getByRole('link', { name: 'Identities' }).click();
+      await page.getByLabel('Patient id (a source record or an enterprise record)').fill(slipped[0]);
+      await page.getByRole('button', { name: 'Open identity' }).click();
+      const members = page.locator('table.members tbody tr');
+      await members.nth(1).waitFor();
+      assert.equal(await members.count(), 2, 'both records in the enterprise');
+      await checkView(page, 'steward-identity');
+      const second = members.filter({ hasText: slipped[1] });
+      await second.getByRole('button', { name: 'Unlink' }).click();
+      assert.match(await second.getByRole('alert').innerText(), /reason/, 'unlinking needs a reason');
+      await second.getByLabel(/^Reason/).fill('Different person after all: the clinic confirmed another birth date');
+      await second.getByRole('button', { name: 'Unlink' }).click();
+      await page.getByRole('status').filter({ hasText: 'unlinked' }).waitFor();
+      await members.filter({ hasText: slipped[1] }).waitFor({ state: 'detached' });
+      assert.ok(!(await pixTargets()).includes('sl-P-2'), 'PIXm no longer links them');
+      await page.getByLabel('Patient id of the record to link').fill(slipped[1]);
+      await page.locator('fieldset', { hasText: 'Link a record' }).getByLabel('Reason').fill('Same person: confirmed with the patient in person');
+      await page.getByRole('button', { name: 'Link record' }).click();
+      await page.getByRole('status').filter({ hasText: 'linked' }).waitFor();
+      await members.nth(1).waitFor();
+      assert.ok((await pixTargets()).includes('sl-P-2'), 'PIXm links them again');
+      const history = page.locator('#identity-history-h').locator('..');
+      await history.getByText('confirmed with the patient in person').waitFor();
       assert.deepEqual(errors, []);
       await page.context().close();
     });
@@ -260,6 +301,20 @@ for (const backend of BACKENDS) {
     it('an interface analyst opens a failed message and replays it after its sender is registered', async () => {
       const registered = await fetch(`${s.url}/participants`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Pier Hospital', mrnSystem: 'urn:example:pier:mrn', hl7Facility: 'PIER' }) });
       assert.equal(registered.status, 201);
+      // A laboratory result from the now registered sender with its own test code (OBX-3 in the lab's `L`
+      // system, no LOINC: the shape of test/local-codes.test.ts's feeds): it goes on the unmapped-code worklist.
+      const oru = ['MSH|^~\\&|LIS|PIER|HIE|TESSERA|20261201081500||ORU^R01^ORU_R01|PI-2|P|2.5.1', 'PID|1||P-9^^^PIER^MR||Okafor^Ada||19700304|F', 'OBR|1||ORD-9^PIER|CHEM7^Basic chemistry^L|||20261201070000||||||||||||||||||F', 'OBX|1|NM|GLU^Glucose, serum^L||182|mg/dL|70-99|H|||F|||20261201070000'].join('\r');
+      assert.equal((await sender.send(oru)).code, 'AA');
+      const traffic = await fetch(`${s.url}/participants/traffic?hours=24`, { headers: { authorization: `Bearer ${s.token}` } });
+      assert.equal(traffic.status, 200);
+      const pier = (await traffic.json()).participants.find((p: any) => p.name === 'Pier Hospital');
+      assert.equal(pier.messages, 1, JSON.stringify(pier));
+      assert.equal(pier.failed, 0);
+      assert.ok(pier.lastMessage);
+      const wrong = await fetch(`${s.url}/participants/traffic?hours=0`, { headers: { authorization: `Bearer ${s.token}` } });
+      assert.equal(wrong.status, 400);
+      assert.equal((await wrong.json()).resourceType, 'OperationOutcome');
+
       const { page, errors } = await openPage(browser);
       await signIn(page, s.url, 'ian@example.org', PASSWORD, 'HOPERAT');
       await page.getByRole('heading', { name: /^Error queue/ }).waitFor();
@@ -267,6 +322,11 @@ for (const backend of BACKENDS) {
       const failed = page.locator('#errors-h').locator('..').locator('tbody tr', { hasText: 'Unknown sender' });
       await failed.first().waitFor();
       await checkView(page, 'interfaces');
+      // The figures come from the server; the worklist lists the sender's local code.
+      const pierRow = page.locator('table.traffic tbody tr', { hasText: 'Pier Hospital' });
+      assert.match(await pierRow.innerText(), /Pier Hospital\t[^\t]*\t1\t0.04\t0 \(0 %\)\t\d{4}-/);
+      const glu = page.locator('table.unmapped tbody tr', { hasText: 'GLU' });
+      assert.match(await glu.innerText(), /Pier Hospital[\s\S]*Glucose, serum[\s\S]*1/);
       await failed.first().getByRole('button', { name: /Open message PI-1/ }).click();
       assert.match(await page.getByLabel('Raw message').innerText(), /^MSH\|/);
       await page.getByRole('button', { name: 'Replay' }).click();

@@ -245,6 +245,13 @@ export class TokenService {
 
   private async refresh(form: Record<string, string>, client: OAuthClient): Promise<TokenResponse> {
     if (!form.refresh_token) throw new OAuthError(400, 'invalid_request', 'refresh_token is required');
+    // A purpose the user may not declare is refused before the token is used up (the session goes on).
+    const purposeOfUse = parsePurposeOfUse(form.purpose_of_use);
+    if (purposeOfUse) {
+      const pending = await lookupRefreshToken(this.db, form.refresh_token);
+      const refusal = purposeRefusal(purposeOfUse, client.purposes, pending?.grant.role);
+      if (refusal) throw new OAuthError(400, 'invalid_request', refusal);
+    }
     const used = await useRefreshToken(this.db, form.refresh_token, client.id);
     if ('refused' in used) throw new OAuthError(400, 'invalid_grant', `The refresh token is not valid (${used.refused})`);
     const grant = used.grant;
@@ -258,7 +265,6 @@ export class TokenService {
     const scope = requested.length ? requested.join(' ') : grant.scope;
     // A user may declare another purpose their role allows for what they do next (the portal: per
     // patient); it holds for the access token returned; the grant keeps the purpose declared at sign-in.
-    const purposeOfUse = parsePurposeOfUse(form.purpose_of_use);
     const refusal = purposeRefusal(purposeOfUse, client.purposes, grant.role);
     if (refusal) throw new OAuthError(400, 'invalid_request', refusal);
     return this.tokensForGrant({ ...grant, scope }, undefined, { expiresAt: used.expiresAt, purposeOfUse });

@@ -54,8 +54,9 @@ export function registerPortalSession(
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
       await options.recordLogin(req, { method: 'token', clientId: clientId ?? undefined, status: err.status });
-      // A refresh token refused once is of no further use: forget it.
-      if (form.grant_type === 'refresh_token') reply.header('set-cookie', refreshCookie('', 0));
+      // A refresh token refused (expired, revoked, reused) is of no further use: forget it. A refused
+      // purpose (invalid_request) is refused before the token is used: the session goes on.
+      if (form.grant_type === 'refresh_token' && err.error === 'invalid_grant') reply.header('set-cookie', refreshCookie('', 0));
       return refuse(reply, err.status, err.error, err.message);
     }
   });

@@ -35,10 +35,10 @@ export class Api {
 
   /** A fetch with the user's token for this purpose; a token the server no longer takes is renewed once from the session. */
   private async authorized(url: string, init: RequestInit): Promise<Response> {
-    const send = async (stale: boolean) =>
-      fetch(url, { ...init, cache: 'no-store', headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${await accessToken(this.purpose, stale)}` } });
-    const res = await send(false);
-    return res.status === 401 ? send(true) : res;
+    const send = (token: string) => fetch(url, { ...init, cache: 'no-store', headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+    const token = await accessToken(this.purpose);
+    const res = await send(token);
+    return res.status === 401 ? send(await accessToken(this.purpose, token)) : res;
   }
 
   private async call<T>(method: string, url: string, body?: string, contentType?: string): Promise<T> {

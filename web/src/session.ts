@@ -98,20 +98,33 @@ export async function resumeSession(): Promise<Session | undefined> {
   }
 }
 
+/** Refreshes run one at a time: the refresh token rotates, and presenting a used one revokes the whole grant. */
+let refreshing: Promise<unknown> = Promise.resolve();
+
 /**
  * A valid access token for `purpose` (the sign-in purpose when undefined): kept in memory, renewed from
- * the session cookie when it is about to expire or when the server refused it (`stale`).
+ * the session cookie when it is about to expire, or when the server refused `rejected` (the token it was sent).
  */
-export async function accessToken(purpose?: string, stale = false): Promise<string> {
+export async function accessToken(purpose?: string, rejected?: string): Promise<string> {
+  const own = () => !purpose || purpose === current?.purpose;
+  const usable = () => {
+    const held = own() ? current : byPurpose.get(purpose as string);
+    return held && held.accessToken !== rejected && held.expiresAt - 30_000 > Date.now() ? held.accessToken : undefined;
+  };
   if (!current) throw new SessionError(401, 'Not signed in');
-  const own = !purpose || purpose === current.purpose;
-  const held = own ? current : byPurpose.get(purpose);
-  if (held && !stale && held.expiresAt - 30_000 > Date.now()) return held.accessToken;
-  const body = await exchange({ grant_type: 'refresh_token', ...(own ? {} : { purpose_of_use: purpose }) });
-  const fresh = { accessToken: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000 };
-  if (own) current = { ...current, ...fresh };
-  else byPurpose.set(purpose as string, fresh);
-  return fresh.accessToken;
+  const ready = usable();
+  if (ready) return ready;
+  const turn = refreshing.then(async () => {
+    const again = usable(); // another caller may have refreshed while this one waited
+    if (again) return again;
+    const body = await exchange({ grant_type: 'refresh_token', ...(own() ? {} : { purpose_of_use: purpose as string }) });
+    const fresh = { accessToken: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000 };
+    if (own() && current) current = { ...current, ...fresh };
+    else byPurpose.set(purpose as string, fresh);
+    return fresh.accessToken;
+  });
+  refreshing = turn.catch(() => undefined);
+  return turn;
 }
 
 const base64url = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
