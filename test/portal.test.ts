@@ -9,6 +9,7 @@ import { MllpSender } from './helpers/mllp.js';
 import { person as sourcePatient } from './helpers/people.js';
 import { checkView, launchBrowser, openPage, signIn } from './helpers/portal-browser.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { subscription } from './helpers/subscriptions.js';
 
 // Data: the demo community's deterministic synthetic generator (src/synthetic/community.ts: three
 // organizations, patients with encounters, vitals, labs, conditions, medications), plus, written here, the
@@ -301,6 +302,11 @@ for (const backend of BACKENDS) {
     it('an interface analyst opens a failed message and replays it after its sender is registered', async () => {
       const registered = await fetch(`${s.url}/participants`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Pier Hospital', mrnSystem: 'urn:example:pier:mrn', hl7Facility: 'PIER' }) });
       assert.equal(registered.status, 201);
+      // Pier subscribes to new results (written by the operator for it, as test/notify-delivery.test.ts's
+      // subscriptions are); its endpoint does not answer, so deliveries fail and the status says so.
+      const pierOrg = (await registered.json()).organizationId;
+      const sub = await s.fhir('POST', 'Subscription', subscription({ topic: 'new-result', endpoint: 'http://127.0.0.1:9/hook', organization: pierOrg }));
+      assert.equal(sub.status, 201, JSON.stringify(sub.body));
       // A laboratory result from the now registered sender with its own test code (OBX-3 in the lab's `L`
       // system, no LOINC: the shape of test/local-codes.test.ts's feeds): it goes on the unmapped-code worklist.
       const oru = ['MSH|^~\\&|LIS|PIER|HIE|TESSERA|20261201081500||ORU^R01^ORU_R01|PI-2|P|2.5.1', 'PID|1||P-9^^^PIER^MR||Okafor^Ada||19700304|F', 'OBR|1||ORD-9^PIER|CHEM7^Basic chemistry^L|||20261201070000||||||||||||||||||F', 'OBX|1|NM|GLU^Glucose, serum^L||182|mg/dL|70-99|H|||F|||20261201070000'].join('\r');
@@ -331,6 +337,8 @@ for (const backend of BACKENDS) {
       assert.match(await page.getByLabel('Raw message').innerText(), /^MSH\|/);
       await page.getByRole('button', { name: 'Replay' }).click();
       assert.match(await page.getByRole('status').filter({ hasText: 'Replayed' }).innerText(), /Replayed: processed \(acknowledgement AA\)/);
+      const subscriptionRow = page.locator('table.subscriptions tbody tr', { hasText: 'notify new-result' });
+      assert.match(await subscriptionRow.innerText(), /rest-hook/);
       const patients = await s.fhir('GET', 'Patient?identifier=urn:example:pier:mrn|P-1');
       assert.equal(patients.body.entry?.length, 1, 'the replayed message wrote its patient');
       assert.deepEqual(errors, []);

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { Api } from '../fhir.js';
 import { Empty, ErrorNote, Loading, Section, useLoad } from '../ui.js';
+import { Subscriptions } from './Subscriptions.js';
 
 interface Participant {
   id: string;
@@ -177,6 +178,7 @@ export function Interfaces({ api }: { api: Api }) {
           </table>
         ) : <Empty what="unmapped local codes" />}
       </Section>
+      <Subscriptions api={api} />
     </main>
   );
 }

@@ -86,7 +86,7 @@ function Identity({ api, id }: { api: Api; id: string }) {
               {sources.map((p) => (
                 <tr key={p.id}>
                   <td><code>{p.id}</code></td>
-                  <td>{p.managingOrganization?.display ?? p.identifier?.find((i: any) => i.assigner?.display)?.assigner?.display ?? ''}</td>
+                  <td>{p.managingOrganization?.display ?? p.identifier?.find((i: any) => i.assigner?.display)?.assigner?.display ?? p.identifier?.[0]?.system ?? ''}</td>
                   <td>{humanName(p.name)}</td>
                   <td>{p.birthDate ?? ''}</td>
                   <td>{p.identifier?.map((i: any) => i.value).join(', ')}</td>
