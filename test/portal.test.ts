@@ -304,7 +304,7 @@ for (const backend of BACKENDS) {
       assert.equal(registered.status, 201);
       // Pier subscribes to new results (written by the operator for it, as test/notify-delivery.test.ts's
       // subscriptions are); its endpoint does not answer, so deliveries fail and the status says so.
-      const pierOrg = (await registered.json()).organizationId;
+      const pierOrg = (await registered.json()).participant.organizationId;
       const sub = await s.fhir('POST', 'Subscription', subscription({ topic: 'new-result', endpoint: 'http://127.0.0.1:9/hook', organization: pierOrg }));
       assert.equal(sub.status, 201, JSON.stringify(sub.body));
       // A laboratory result from the now registered sender with its own test code (OBX-3 in the lab's `L`

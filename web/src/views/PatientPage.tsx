@@ -37,6 +37,14 @@ const newest = (r: Resource): string => r.period?.start ?? r.effectivePeriod?.st
  * person's source Patient records (one per participant, for the sources list and badges' organizations).
  */
 async function loadRecord(api: Api, id: string): Promise<PatientRecord> {
+  // The source Patients are read beside the merge (not after it): the page waits for the slower one only.
+  const sources = api
+    .get<Resource>(`Patient/${encodeURIComponent(id)}`)
+    .then(async (p) => {
+      const links: string[] = (p.link ?? []).map((l: any) => l.other?.reference).filter(Boolean);
+      return links.length ? (await Promise.all(links.map((ref) => api.get<Resource>(ref).catch(() => undefined)))).filter((x): x is Resource => !!x) : [p];
+    })
+    .catch(() => [] as Resource[]);
   const all = await api.all(`Patient/${encodeURIComponent(id)}/$merged-record?_count=5000`);
   const person = all.find((r) => r.resourceType === 'Patient' && r.id === id) ?? all.find((r) => r.resourceType === 'Patient');
   const provenance = new Map<string, Resource>();
@@ -53,8 +61,7 @@ async function loadRecord(api: Api, id: string): Promise<PatientRecord> {
   }
   for (const list of Object.values(byType)) list.sort((a, b) => newest(b).localeCompare(newest(a)));
   // The source records the enterprise record links (a source record's page: itself).
-  const links: string[] = (person?.link ?? []).map((l: any) => l.other?.reference).filter(Boolean);
-  const sourcePatients = links.length ? (await Promise.all(links.map((ref) => api.get<Resource>(ref).catch(() => undefined)))).filter((p): p is Resource => !!p) : person ? [person] : [];
+  const sourcePatients = await sources;
   return { facts, byType, person, provenance, referenced, sourcePatients };
 }
 
