@@ -52,6 +52,6 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
-export function cookie(name: string, value: string, options: { path: string; secure: boolean; maxAgeSeconds: number }): string {
-  return `${name}=${encodeURIComponent(value)}; Path=${options.path}; Max-Age=${options.maxAgeSeconds}; HttpOnly; SameSite=Lax${options.secure ? '; Secure' : ''}`;
+export function cookie(name: string, value: string, options: { path: string; secure: boolean; maxAgeSeconds: number; sameSite?: 'Lax' | 'Strict' }): string {
+  return `${name}=${encodeURIComponent(value)}; Path=${options.path}; Max-Age=${options.maxAgeSeconds}; HttpOnly; SameSite=${options.sameSite ?? 'Lax'}${options.secure ? '; Secure' : ''}`;
 }

@@ -25,7 +25,7 @@ export function registerPortalSession(
   options: { db: Database; tokens: TokenService; base: () => string; recordLogin: (req: FastifyRequest, attempt: Omit<LoginAttempt, 'requestId'>) => Promise<void> },
 ): void {
   const refreshCookie = (value: string, maxAgeSeconds: number) =>
-    cookie(PORTAL_REFRESH_COOKIE, value, { path: COOKIE_PATH, secure: options.base().startsWith('https:'), maxAgeSeconds }).replace('SameSite=Lax', 'SameSite=Strict');
+    cookie(PORTAL_REFRESH_COOKIE, value, { path: COOKIE_PATH, secure: options.base().startsWith('https:'), maxAgeSeconds, sameSite: 'Strict' });
   const refuse = (reply: FastifyReply, status: number, error: string, description: string) =>
     reply.status(status).header('cache-control', 'no-store').send({ error, error_description: description });
   const formOf = (req: FastifyRequest): Record<string, string> => Object.fromEntries(new URLSearchParams(typeof req.body === 'string' ? req.body : ''));
