@@ -35,11 +35,6 @@ export function ErrorNote({ error }: { error: Error }) {
   );
 }
 
-/** A view whose back end is not built yet: said plainly, nothing faked. */
-export function NotAvailable({ what }: { what: string }) {
-  return <p class="not-available">{what}: not available yet (its service is not part of this Tessera release).</p>;
-}
-
 export function Section({ title, id, children, count }: { title: string; id: string; children: ComponentChildren; count?: number }) {
   return (
     <section aria-labelledby={`${id}-h`} class="card">
