@@ -195,6 +195,16 @@ for (const backend of BACKENDS) {
       rmSync(dir, { recursive: true, force: true });
     });
 
+    it('a Tessera access token (the portal calls with its user\'s) reads as its holder; a forged one is 401', async () => {
+      const reads = 'Patient Observation DiagnosticReport Procedure ImagingStudy ServiceRequest MedicationRequest MedicationStatement'.split(' ').map((t) => `system/${t}.rs`).join(' ');
+      const res = await call('duplicate-orders-sign', orderSign([a1cDraft]), await s.tokenFor(reads));
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.match(res.body.cards[0]?.summary ?? '', /Hemoglobin A1c resulted/);
+      const other = await generateKeyPair('ES256');
+      const forged = await new SignJWT({ scope: 'system/*.cruds', client_id: clientId }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' }).setSubject(clientId).setIssuedAt().setExpirationTime('5m').setJti(randomUUID()).sign(other.privateKey);
+      assert.equal((await call('duplicate-orders-sign', orderSign([a1cDraft]), forged)).status, 401);
+    });
+
     it('the CDS client must sign: no JWT, another audience, a replayed jti, or an unknown key are 401; a bad request 400', async () => {
       assert.equal((await call('duplicate-orders-sign', orderSign([a1cDraft]), 'not-a-jwt')).status, 401);
       assert.equal((await call('duplicate-orders-sign', orderSign([a1cDraft]), await jwt('duplicate-orders-sign', { aud: 'https://elsewhere/cds-services/x' }))).status, 401);
