@@ -221,8 +221,13 @@ for (const backend of BACKENDS) {
       await page.getByLabel('Purpose of use for this patient').selectOption('ETREAT');
       await page.getByRole('heading', { name: /^Results/ }).waitFor();
       await page.locator('#medications-h').waitFor();
-      const audit = await s.fhir('GET', `AuditEvent?patient=${goldenId}&_count=1000`);
-      const purposes = audit.body.entry.map((e: any) => e.resource).filter((e: any) => JSON.stringify(e.agent).includes(casey.fhirUser as string)).flatMap((e: any) => (e.purposeOfEvent ?? []).map((p: any) => p.coding[0].code));
+      // The audit log is written by its own thread in batches: read until the page's requests are in it.
+      let purposes: string[] = [];
+      for (let attempt = 0; attempt < 40 && !purposes.includes('ETREAT'); attempt++) {
+        if (attempt) await new Promise((r) => setTimeout(r, 250));
+        const audit = await s.fhir('GET', `AuditEvent?patient=${goldenId}&_count=1000`);
+        purposes = (audit.body.entry ?? []).map((e: any) => e.resource).filter((e: any) => JSON.stringify(e.agent).includes(casey.fhirUser as string)).flatMap((e: any) => (e.purposeOfEvent ?? []).map((p: any) => p.coding[0].code));
+      }
       assert.ok(purposes.includes('ETREAT') && purposes.includes('TREAT'), `purposes audited: ${[...new Set(purposes)]}`);
 
       // A purpose the role may not declare is refused, and the session goes on; the endpoint serves the portal only.
