@@ -251,6 +251,14 @@ for (const backend of BACKENDS) {
         for (const term of searchTerms) assert.ok(!query.includes(encodeURIComponent(term)) && !query.includes(term), `${term} in the query string of ${u}`);
       }
       assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length]), [0, 0]);
+      // Signing out revokes the grant: the cookie is gone, a reload shows the sign-in page, the last token is dead.
+      const lastCookie = (await page.context().cookies()).find((c) => c.name === 'tessera_portal_refresh')?.value as string;
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Purpose of use').waitFor();
+      assert.ok(!(await page.context().cookies()).some((c) => c.name === 'tessera_portal_refresh'), 'the session cookie is cleared');
+      await page.reload();
+      await page.getByLabel('Purpose of use').waitFor();
+      assert.equal((await portalToken('grant_type=refresh_token', { 'x-tessera-portal': '1', cookie: `tessera_portal_refresh=${encodeURIComponent(lastCookie)}` })).status, 400, 'the revoked session cannot be resumed');
       assert.deepEqual(errors, []);
       await page.context().close();
     });
