@@ -9,6 +9,10 @@ import { MllpSender } from './helpers/mllp.js';
 import { person as sourcePatient } from './helpers/people.js';
 import { checkView, launchBrowser, openPage, signIn } from './helpers/portal-browser.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { FIXTURES } from './helpers/paths.js';
+import { addParticipant } from '../src/participants/participants.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { subscription } from './helpers/subscriptions.js';
 
 // Data: the demo community's deterministic synthetic generator (src/synthetic/community.ts: three
@@ -254,11 +258,32 @@ for (const backend of BACKENDS) {
       // Signing out revokes the grant: the cookie is gone, a reload shows the sign-in page, the last token is dead.
       const lastCookie = (await page.context().cookies()).find((c) => c.name === 'tessera_portal_refresh')?.value as string;
       await page.getByRole('button', { name: 'Sign out' }).click();
-      await page.getByLabel('Purpose of use').waitFor();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor();
       assert.ok(!(await page.context().cookies()).some((c) => c.name === 'tessera_portal_refresh'), 'the session cookie is cleared');
       await page.reload();
-      await page.getByLabel('Purpose of use').waitFor();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor();
       assert.equal((await portalToken('grant_type=refresh_token', { 'x-tessera-portal': '1', cookie: `tessera_portal_refresh=${encodeURIComponent(lastCookie)}` })).status, 400, 'the revoked session cannot be resumed');
+      assert.deepEqual(errors, []);
+      await page.context().close();
+    });
+
+    it('a clinician reads a C-CDA document section by section and can download the original', async () => {
+      // HL7's example CCD (test/fixtures/ccda-hl7-examples, as test/ccda-import.test.ts sends it) from a clinic registered here.
+      const { participant } = await addParticipant(s.tessera.repo, { name: 'Good Health Clinic', mrnSystem: 'urn:oid:2.16.840.1.113883.19.5.99999.2' });
+      const xml = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      const imported = await s.fhir('POST', `$import-ccda?participant=${participant.id}`, xml, { 'content-type': 'application/xml' });
+      assert.equal(imported.status, 200, JSON.stringify(imported.body).slice(0, 500));
+      const patientId = imported.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference.split('/')[1];
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
+      await page.evaluate((id) => (location.hash = `#/patient/${id}`), patientId);
+      const row = page.locator('#documents-h').locator('..').locator('tbody tr').first();
+      await row.waitFor();
+      await row.getByRole('button', { name: /^Read/ }).click();
+      const doc = page.locator('article.document');
+      await doc.getByRole('heading', { name: 'Patient Chart Summary' }).waitFor();
+      assert.match(await doc.innerText(), /ALLERGIES AND ADVERSE REACTIONS[\s\S]*Penicillin/i);
+      await checkView(page, 'document');
       assert.deepEqual(errors, []);
       await page.context().close();
     });

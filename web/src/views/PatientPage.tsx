@@ -156,7 +156,7 @@ export function PatientPage({ api, session, id, children }: { api: Api; session:
       <Encounters items={byType.Encounter ?? []} badge={badge} />
       <Timeline api={scoped} id={id} badge={badge} />
       <CareTeam facts={record.facts} referenced={record.referenced} />
-      <Documents api={scoped} items={byType.DocumentReference ?? []} badge={badge} />
+      <Documents api={scoped} items={byType.DocumentReference ?? []} badge={badge} sourceOf={(r) => sourcesOf(r, undefined, () => undefined)[0]?.reference} />
       {children}
       <dialog ref={dialog} aria-labelledby="original-h" onClose={() => setOriginal(undefined)}>
         <h2 id="original-h">Original {original?.ref.split('/')[0]}</h2>
