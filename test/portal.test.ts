@@ -284,6 +284,9 @@ for (const backend of BACKENDS) {
       await doc.getByRole('heading', { name: 'Patient Chart Summary' }).waitFor();
       assert.match(await doc.innerText(), /ALLERGIES AND ADVERSE REACTIONS[\s\S]*Penicillin/i);
       await checkView(page, 'document');
+      const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
+      assert.match(download.suggestedFilename(), /\.xml$/);
+      assert.match(readFileSync((await download.path()) as string, 'utf8'), /<ClinicalDocument[\s\S]*Patient Chart Summary/, 'the original, as sent');
       assert.deepEqual(errors, []);
       await page.context().close();
     });

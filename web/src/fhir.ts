@@ -95,7 +95,13 @@ export class Api {
   async download(path: string, filename: string): Promise<void> {
     const res = await this.authorized(this.url(path), {});
     if (!res.ok) throw new ApiError(res.status, res.statusText);
-    const href = URL.createObjectURL(await res.blob());
+    let blob = await res.blob();
+    // A Binary comes as its FHIR resource: the original is its base64 data, of its own content type.
+    if (/json/.test(res.headers.get('content-type') ?? '')) {
+      const binary = JSON.parse(await blob.text()) as { resourceType?: string; contentType?: string; data?: string };
+      if (binary.resourceType === 'Binary' && binary.data) blob = new Blob([Uint8Array.from(atob(binary.data), (c) => c.charCodeAt(0))], { type: binary.contentType ?? 'application/octet-stream' });
+    }
+    const href = URL.createObjectURL(blob);
     const a = document.createElement('a');
     a.href = href;
     a.download = filename;
