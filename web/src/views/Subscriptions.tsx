@@ -10,19 +10,19 @@ interface Status {
 }
 
 /**
- * Subscriptions and how their deliveries fare (`Subscription/{id}/$status`: backlog, delivered, dead
+ * Subscriptions and how their deliveries fare (`Subscription/$status`, every one at once: backlog, delivered, dead
  * letters, withheld, last error, latency), as far as the user may read them.
  */
 export function Subscriptions({ api }: { api: Api }) {
   const load = useLoad(async (): Promise<Status[]> => {
-    const subscriptions = resources(await api.get('Subscription?_count=100'));
-    return Promise.all(
-      subscriptions.map(async (subscription) => {
-        const status = await api.get<{ parameter?: Part[] }>(`Subscription/${encodeURIComponent(subscription.id as string)}/$status`).catch(() => undefined);
-        const facts = Object.fromEntries((status?.parameter ?? []).filter((p) => !p.part).map((p) => [p.name, partValue(p)]));
-        return { subscription, facts };
-      }),
-    );
+    // Two requests whatever their number: the Subscriptions, and every status at once (type-level $status).
+    const [subscriptions, statuses] = await Promise.all([api.get('Subscription?_count=100').then(resources), api.get('Subscription/$status').then(resources)]);
+    const byReference = new Map<string, Record<string, string>>();
+    for (const status of statuses as { parameter?: Part[] }[]) {
+      const facts = Object.fromEntries((status.parameter ?? []).filter((p) => !p.part).map((p) => [p.name, partValue(p)]));
+      if (facts.subscription) byReference.set(facts.subscription.replace(/^.*\/(Subscription\/[^/]+)$/, '$1'), facts);
+    }
+    return subscriptions.map((subscription) => ({ subscription, facts: byReference.get(`Subscription/${subscription.id}`) ?? {} }));
   }, []);
   return (
     <Section title="Subscriptions" id="subscriptions" count={load.data?.length}>
