@@ -14,6 +14,8 @@ export interface EnterpriseMatch {
   enterpriseId: string;
   /** The enterprise's best-scoring source record and its decision. */
   best: MatchDecision & { patientId: string };
+  /** The best pair would link on its own (before another member's contradiction is weighed). */
+  linkable: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ export async function matchEnterprises(
     const decision = model.decide(vector, namesakes.has(candidate.patientId) ? sharedName : undefined);
     const current = byEnterprise.get(candidate.enterpriseId);
     if (!current || decision.score > current.best.score) {
-      byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId } });
+      byEnterprise.set(candidate.enterpriseId, { enterpriseId: candidate.enterpriseId, best: { ...decision, patientId: candidate.patientId }, linkable: decision.outcome === 'auto-link' });
     }
     // A member contradicts unless the pair would link on its own: registration errors in one field of one
     // copy (a mistyped birth date with the id agreeing) are weighed, not taken as another person.

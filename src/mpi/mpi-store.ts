@@ -253,6 +253,22 @@ export class MpiStore {
     return new Set(rows.map((r) => r.other));
   }
 
+  /** Pairs among these records a steward ruled apart, as `a|b` (a < b). */
+  async rejectedAmong(patientIds: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const ids = [...new Set(patientIds)];
+    for (let i = 0; i < ids.length; i += 400) {
+      const chunk = ids.slice(i, i + 400);
+      const marks = chunk.map(() => '?').join(',');
+      const rows = await this.sql.query<{ patient_a: string; patient_b: string }>(
+        `SELECT patient_a, patient_b FROM mpi_pair WHERE status = 'rejected' AND (patient_a IN (${marks}) OR patient_b IN (${marks}))`,
+        [...chunk, ...chunk],
+      );
+      rows.forEach((r) => out.add(`${r.patient_a}|${r.patient_b}`));
+    }
+    return out;
+  }
+
   async pair(a: string, b: string): Promise<PairRecord | undefined> {
     const rows = await this.sql.query<PairRow>(`SELECT ${PAIR_COLUMNS} FROM mpi_pair WHERE patient_a = ? AND patient_b = ?`, orderedPair(a, b));
     return rows[0] && toPair(rows[0]);

@@ -39,6 +39,28 @@ export class NameFrequencies {
     return { others: Number(n), records: total.records };
   }
 
+  /**
+   * For re-clustering: how many people (enterprise identities) bear each of these names, and the number
+   * of people; undefined while some records carry no name key yet.
+   */
+  async bearers(sql: SqlExecutor, keys: string[]): Promise<{ byKey: Map<string, number>; records: number } | undefined> {
+    const total = await this.population(sql);
+    if (!total.complete) {
+      return undefined;
+    }
+    const byKey = new Map<string, number>();
+    const unique = [...new Set(keys.filter(Boolean))];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      const rows = await sql.query<{ name_key: string; n: number }>(
+        `SELECT name_key, COUNT(DISTINCT enterprise_id) AS n FROM mpi_source WHERE name_key IN (${chunk.map(() => '?').join(',')}) GROUP BY name_key`,
+        chunk,
+      );
+      rows.forEach((r) => byKey.set(r.name_key, Number(r.n)));
+    }
+    return { byKey, records: total.records };
+  }
+
   private async population(sql: SqlExecutor): Promise<{ records: number; complete: boolean }> {
     const now = Date.now();
     if (!this.total || now - this.total.at > TOTAL_TTL_MS) {

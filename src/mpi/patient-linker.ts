@@ -7,8 +7,11 @@ import { Enterprises } from './enterprises.js';
 import { personFeatures, unusableIdentifiers } from './features.js';
 import { compareFeatures, type ComparisonVector } from './comparison.js';
 import { MatchModel, type MatchDecision } from './match-model.js';
+import { applyPartition, type PendingSource } from './identity-partition.js';
 import { MpiStore, type SourceRecord } from './mpi-store.js';
-import { NameFrequencies } from './name-frequency.js';
+import { fullNameKey, NameFrequencies } from './name-frequency.js';
+import { PairJudge } from './pair-judge.js';
+import { clusterRecords, type BlockedLink, type ClusterMember, type LinkEdge } from './reclustering.js';
 import { isGolden, sourceIdentifier } from './source-identity.js';
 
 /**
@@ -105,41 +108,41 @@ export class PatientLinker implements WriteObserver {
     }
     // A Patient's first version has never had an id a steward could rule on (a re-created id has version > 1).
     const matches = await matchEnterprises(store, this.model, this.names, features, keys, record.patientId, patient.meta?.versionId !== '1');
-    const [target] = matches.filter((m) => m.best.outcome === 'auto-link');
-    if (target) {
-      // The enterprise may have been merged since the candidates were read: join the one it went into.
-      record.enterpriseId = (await enterprises.lockCurrent(target.enterpriseId)).enterpriseId;
-      record.linkedBy = 'auto';
-      record.score = target.best.score;
-    } else if (!existing) {
-      record.enterpriseId = newResourceId();
-      await store.createEnterprise(record.enterpriseId, now);
-      await enterprises.record({ action: 'enterprise-created', enterpriseId: record.enterpriseId, patientId: record.patientId });
-    }
-    await store.saveSource(record, keys, Boolean(existing));
-    if (target) {
-      await enterprises.record({
-        action: 'auto-linked',
-        enterpriseId: record.enterpriseId,
-        patientId: record.patientId,
-        detail: { with: target.best.patientId, score: target.best.score, contributions: target.best.contributions },
-      });
-      if (existing && existing.enterpriseId !== record.enterpriseId) {
-        // It was alone: its former enterprise is now empty and continues as the one it joined.
-        await enterprises.retireInto(existing.enterpriseId, record.enterpriseId, [record.patientId], undefined, now);
+    const linkable = matches.filter((m) => m.linkable);
+    let enterpriseOf: Map<string, string>;
+    let blocked: BlockedLink[] = [];
+    if (linkable.length) {
+      // It would link: it and the identities it meets are clustered again, so that two identities it
+      // joins become one (unless a record of one contradicts a record of the other) and the result does
+      // not depend on the order the records came in.
+      ({ enterpriseOf, blocked } = await this.recluster(enterprises, { record, keys, replacing: Boolean(existing) }, linkable.map((m) => m.enterpriseId), now));
+    } else {
+      if (!existing) {
+        record.enterpriseId = newResourceId();
+        await store.createEnterprise(record.enterpriseId, now);
+        await enterprises.record({ action: 'enterprise-created', enterpriseId: record.enterpriseId, patientId: record.patientId });
       }
+      await store.saveSource(record, keys, Boolean(existing));
+      enterpriseOf = new Map([[record.patientId, record.enterpriseId]]);
     }
-    // Possible matches: the review outcome, and other enterprises this record would also auto-link to
-    // (a record that bridges two identities is a question for a steward, not a merge).
-    // The best few only: the queue holds the uncertain pairs, not every namesake (storage stays linear).
-    const possibles = matches.filter((m) => m !== target && m.best.outcome !== 'no-match' && m.enterpriseId !== record.enterpriseId).slice(0, MAX_REVIEW_PAIRS);
-    for (const possible of possibles) {
-      if (possible.enterpriseId === record.enterpriseId) {
-        continue;
-      }
-      const opened = await store.openPair(record.patientId, possible.best.patientId, possible.best.score, detailOf(possible.best), now);
-      if (opened) {
-        await enterprises.record({ action: 'review-opened', enterpriseId: possible.enterpriseId, patientId: record.patientId, detail: { with: possible.best.patientId, score: possible.best.score } });
+    // Possible matches for a steward: links the clustering refused (a record on the other side contradicts
+    // one on this side), then the review outcomes. The best few only: the queue holds the uncertain pairs,
+    // not every namesake (storage stays linear).
+    const finalOf = (patientId: string, fallback: string) => enterpriseOf.get(patientId) ?? fallback;
+    const questions = [
+      ...blocked.map((b) => ({ a: b.a, b: b.b, enterpriseId: finalOf(b.b, ''), score: b.score, detail: { vetoes: [`another record of this identity contradicts it: ${b.reasons.join(', ')}`] } })),
+      ...matches
+        .filter((m) => m.best.outcome !== 'no-match' && finalOf(m.best.patientId, m.enterpriseId) !== record.enterpriseId)
+        .map((m) => ({ a: record.patientId, b: m.best.patientId, enterpriseId: finalOf(m.best.patientId, m.enterpriseId), score: m.best.score, detail: detailOf(m.best) })),
+    ];
+    const asked = new Set<string>();
+    for (const q of questions) {
+      const key = [q.a, q.b].sort().join('|');
+      if (asked.has(key) || finalOf(q.a, '') === finalOf(q.b, '?')) continue;
+      if (asked.size >= MAX_REVIEW_PAIRS) break;
+      asked.add(key);
+      if (await store.openPair(q.a, q.b, q.score, q.detail, now)) {
+        await enterprises.record({ action: 'review-opened', enterpriseId: q.enterpriseId, patientId: q.a, detail: { with: q.b, score: q.score } });
       }
     }
     if (reused) {
@@ -149,7 +152,60 @@ export class PatientLinker implements WriteObserver {
       await enterprises.record({ action: 'source-conflict', enterpriseId: record.enterpriseId, patientId: record.patientId, detail: { with: reused.patientId, reasons } });
       repo.warn(`This record's source identifier (MRN) already names Patient/${reused.patientId}, whose ${reasons.join(', ')}: kept as a separate record and sent to a data steward for review`);
     }
-    await enterprises.refreshGolden(record.enterpriseId);
+    if (!linkable.length) await enterprises.refreshGolden(record.enterpriseId);
+  }
+
+  /**
+   * Re-clusters a record with every record of the identities it would link to (at most MAX_RECLUSTER
+   * records taken apart; beyond that each identity stays whole and only joins are weighed), and writes
+   * the result. The record's own event says whom it joined, or that it founded an identity.
+   */
+  private async recluster(enterprises: Enterprises, pending: PendingSource, meets: string[], now: number): Promise<{ enterpriseOf: Map<string, string>; blocked: BlockedLink[] }> {
+    const store = enterprises.store;
+    const own = pending.record.enterpriseId;
+    await enterprises.lockAll([...meets, own].filter(Boolean));
+    // Merges committed since the candidates were read: the identities they went into.
+    const current = new Set<string>();
+    for (const id of meets) current.add((await enterprises.lockCurrent(id)).enterpriseId);
+    current.delete(own);
+    const self: ClusterMember = { patientId: pending.record.patientId, features: pending.record.features };
+    const members: ClusterMember[] = [self];
+    const currentOf = new Map<string, string>([[self.patientId, own]]);
+    const groups: SourceRecord[][] = [];
+    for (const id of [...current].sort()) groups.push(await store.sourcesOf(id));
+    const whole = groups.flat().length + 1 > MAX_RECLUSTER;
+    for (const sources of groups) {
+      // A steward's decision is not undone by the matcher: an identity a steward shaped stays whole.
+      const fixed = whole || sources.some((s) => s.linkedBy === 'steward');
+      for (const s of sources) {
+        members.push({ patientId: s.patientId, features: s.features, unit: fixed ? s.enterpriseId : undefined });
+        currentOf.set(s.patientId, s.enterpriseId);
+      }
+    }
+    const nameKeys = members.map((m) => fullNameKey(m.features));
+    const shared = nameKeys.filter((k, i) => k && nameKeys.indexOf(k) !== i);
+    const judge = new PairJudge(this.model, shared.length ? await this.names.bearers(store.sql, shared) : undefined, currentOf, await store.rejectedAmong(members.map((m) => m.patientId)));
+    const edges: LinkEdge[] = [];
+    for (let i = 0; i < members.length; i++) {
+      for (let j = i + 1; j < members.length; j++) {
+        if (i > 0 && members[i].unit && members[i].unit === members[j].unit) continue;
+        if (whole && i > 0) break;
+        const edge = judge.edge(members[i], members[j]);
+        if (edge) edges.push(edge);
+      }
+    }
+    const { clusters, blocked } = clusterRecords(members, edges, judge.conflicts);
+    const applied = await applyPartition(enterprises, clusters, currentOf, pending, now);
+    const joined = applied.enterpriseOf.get(self.patientId) as string;
+    const partners = members.filter((m) => m !== self && applied.enterpriseOf.get(m.patientId) === joined).map((m) => ({ m, d: judge.decide(self, m) }));
+    const best = partners.sort((x, y) => y.d.score - x.d.score)[0];
+    if (best && !applied.created.has(joined)) {
+      pending.record.linkedBy = 'auto';
+      pending.record.score = best.d.score;
+      await store.sql.run("UPDATE mpi_source SET linked_by = 'auto', score = ? WHERE patient_id = ?", [best.d.score, self.patientId]);
+      await enterprises.record({ action: 'auto-linked', enterpriseId: joined, patientId: self.patientId, detail: { with: best.m.patientId, score: best.d.score, contributions: best.d.contributions } });
+    }
+    return { enterpriseOf: applied.enterpriseOf, blocked };
   }
 }
 
@@ -169,6 +225,9 @@ export function sourceConflicts(v: ComparisonVector): string[] {
 
 /** Most review pairs a record opens: its best-scoring possible matches. */
 const MAX_REVIEW_PAIRS = 5;
+
+/** Most records taken apart and clustered again around one record (a pair's comparison each). */
+const MAX_RECLUSTER = 60;
 
 function detailOf(decision: MatchDecision): unknown {
   return { contributions: decision.contributions, vetoes: decision.vetoes };

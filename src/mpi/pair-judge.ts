@@ -1,0 +1,65 @@
+import { compareFeatures } from './comparison.js';
+import { memberConflicts, type MatchDecision, type MatchModel, type SharedName } from './match-model.js';
+import { orderedPair } from './mpi-store.js';
+import { fullNameKey } from './name-frequency.js';
+import type { ClusterMember, LinkEdge } from './reclustering.js';
+
+/** How many people bear each full name, as NameFrequencies.bearers counts them. */
+export interface NameBearers {
+  byKey: Map<string, number>;
+  records: number;
+}
+
+/**
+ * The model's view of two records for re-clustering: their pairwise decision (with the name-frequency
+ * weight when they share a full name, counted as the linker counts it: the people bearing the name
+ * besides the two records' own), whether it is a link, and what forbids them being one person. Decisions
+ * are cached: a group join checks every pair across the two groups.
+ */
+export class PairJudge {
+  private readonly decisions = new Map<string, MatchDecision>();
+
+  constructor(
+    private readonly model: MatchModel,
+    private readonly bearers: NameBearers | undefined,
+    /** Each record's enterprise before re-clustering ('' for a record not in one yet). */
+    private readonly enterpriseOf: Map<string, string>,
+    /** Pairs a steward ruled apart, as `a|b` with a < b. */
+    private readonly rejected: Set<string>,
+  ) {}
+
+  decide(a: ClusterMember, b: ClusterMember): MatchDecision {
+    const key = orderedPair(a.patientId, b.patientId).join('|');
+    let decision = this.decisions.get(key);
+    if (!decision) {
+      decision = this.model.decide(compareFeatures(a.features, b.features), this.sharedName(a, b));
+      this.decisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  /** The pair as a link of the clustering, when the model would link it on its own. */
+  edge(a: ClusterMember, b: ClusterMember): LinkEdge | undefined {
+    if (this.rejected.has(orderedPair(a.patientId, b.patientId).join('|'))) return undefined;
+    const decision = this.decide(a, b);
+    return decision.outcome === 'auto-link' ? { a: a.patientId, b: b.patientId, score: decision.score } : undefined;
+  }
+
+  /**
+   * Why the two cannot be one identity: a steward's rejection, or a contradiction (different identifiers,
+   * Jr/Sr, sexes, unrelated birth dates) unless the pair would link on its own (a registration error in
+   * one field of one copy is weighed, not taken as another person).
+   */
+  readonly conflicts = (a: ClusterMember, b: ClusterMember): string[] => {
+    if (this.rejected.has(orderedPair(a.patientId, b.patientId).join('|'))) return ['a data steward ruled them apart'];
+    const decision = this.decide(a, b);
+    return decision.outcome === 'auto-link' ? [] : memberConflicts(compareFeatures(a.features, b.features));
+  };
+
+  private sharedName(a: ClusterMember, b: ClusterMember): SharedName | undefined {
+    const key = fullNameKey(a.features);
+    if (!this.bearers || !key || key !== fullNameKey(b.features)) return undefined;
+    const own = new Set([this.enterpriseOf.get(a.patientId), this.enterpriseOf.get(b.patientId)].filter(Boolean));
+    return { others: Math.max(0, (this.bearers.byKey.get(key) ?? 0) - own.size), records: this.bearers.records };
+  }
+}
