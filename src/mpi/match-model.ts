@@ -190,10 +190,13 @@ function contradicts(v: ComparisonVector): boolean {
 export function memberConflicts(v: ComparisonVector): string[] {
   const conflicts: string[] = [];
   if (v.ssn === 'different') conflicts.push('SSNs differ');
-  if (v.identifier === 'different') conflicts.push('identifiers of one system differ');
+  // As for a pair on its own (autoLinkVetoes): a number that differs with everything naming the person
+  // agreeing is a number mistyped or replaced, and a birth date that differs with an identifier agreeing
+  // is a date mistyped. Neither is evidence of two people.
+  if (v.identifier === 'different' && !samePersonNamed(v)) conflicts.push('identifiers of one system differ');
   if (v.suffix === 'different') conflicts.push('generational suffixes differ (Jr/Sr)');
   if (v.gender === 'different') conflicts.push('genders differ');
-  if (v.birthDate === 'different') conflicts.push('birth dates differ');
+  if (v.birthDate === 'different' && !personalEvidence(v)) conflicts.push('birth dates differ');
   return conflicts;
 }
 
