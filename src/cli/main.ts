@@ -286,7 +286,7 @@ mpi
       const consents = await refreshAllConsents(tessera.repo);
       const [{ n }] = await tessera.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM mpi_enterprise WHERE status = 'active'");
       const rate = Math.round(summary.records / Math.max(summary.seconds, 0.001));
-      process.stdout.write(`Re-linked ${summary.records} source records in ${summary.seconds.toFixed(1)} s (${rate} records/s); ${n} enterprise identities; ${consents} consents re-expanded over their person\n`);
+      process.stdout.write(`Re-linked ${summary.records} source records in ${summary.seconds.toFixed(1)} s (${rate} records/s); ${n} enterprise identities; ${consents} consents re-expanded over their person; re-clustering moved ${summary.reclustered} records\n`);
     } finally {
       await tessera.close();
     }
