@@ -327,6 +327,8 @@ async function createBatch(
   );
   const minimal = (req.prefer ?? '').includes('return=minimal');
   written.forEach(({ resource }, i) => {
+    // What the write path has to say about this resource (an identifier the patient index cannot use).
+    const warnings = tx.takeWarnings(`${resource.resourceType}/${resource.id}`);
     responses[creates[i].index] = {
       resource: minimal ? undefined : resource,
       response: {
@@ -334,6 +336,7 @@ async function createBatch(
         location: resourceUrl(req.baseUrl, resource),
         etag: `W/"${resource.meta?.versionId}"`,
         lastModified: resource.meta?.lastUpdated,
+        ...(warnings.length ? { outcome: { resourceType: 'OperationOutcome', issue: warnings.map((diagnostics) => ({ severity: 'warning', code: 'informational', diagnostics })) } } : {}),
       },
     };
   });

@@ -143,6 +143,9 @@ export class Hl7v2Intake {
         stampMessageSource(mapped.bundle, id);
         mapped.warnings.push(...(await unannouncedChanges(tx, mapped.bundle)));
         const response = await processBundle(tx, systemRequest(mapped.bundle), dispatch);
+        // What the write path told a FHIR caller (an identifier the patient index cannot use, an MRN reused
+        // for someone else) reaches the message log entry and the ACK as well.
+        mapped.warnings.push(...writeWarnings(response), ...tx.takeWarnings());
         const written = [...writtenVersions(response), ...writtenVersions(await advanceOrders(tx, mapped.orders, id))];
         const patient = patientOf(response, mapped.bundle);
         const mergeWarning = mapped.merge && (await applyMerge(tx, participant, mapped.merge));
@@ -231,4 +234,12 @@ async function applyMerge(tx: Repository, participant: Participant, merge: NonNu
     await new Stewardship(tx, `participant:${participant.id}`).link(prior, survivor, `HL7 v2 A40 merge from ${participant.name}`);
   }
   return undefined;
+}
+
+/** The warnings the write path put on the entries of a processed Bundle, each named by the resource it concerns. */
+export function writeWarnings(response: Bundle): string[] {
+  return (response.entry ?? []).flatMap((entry) => {
+    const where = /([A-Z][A-Za-z]+)\/[^/]+/.exec(entry.response?.location ?? '')?.[1] ?? 'resource';
+    return (entry.response?.outcome?.issue ?? []).filter((i) => i.severity === 'warning' && i.diagnostics).map((i) => `${where}: ${i.diagnostics}`);
+  });
 }

@@ -73,7 +73,7 @@ export class PatientLinker implements WriteObserver {
     const store = enterprises.store;
     const now = Date.now();
     const features = personFeatures(patient);
-    for (const warning of unusableIdentifiers(patient)) repo.warn(warning);
+    for (const warning of unusableIdentifiers(patient)) repo.warn(warning, `Patient/${patient.id}`);
     const keys = blockingKeys(features);
     // Writers that could match each other share a blocking key: lock the keys (sorted: no deadlock).
     await repo.sql.lock(...[...keys].sort().map((key) => `mpi:${key}`));
@@ -98,6 +98,13 @@ export class PatientLinker implements WriteObserver {
     };
     if (existing) {
       await enterprises.lockCurrent(existing.enterpriseId);
+      // An update (an HL7 ADT replaces the sender's record by its MRN) that turns the record into someone
+      // else: the source owns its record, so it is written, but never without a word.
+      const reasons = sourceConflicts(compareFeatures(existing.features, features));
+      if (reasons.length) {
+        await enterprises.record({ action: 'source-conflict', enterpriseId: existing.enterpriseId, patientId: record.patientId, detail: { reasons, update: true } });
+        repo.warn(`Patient/${record.patientId} was updated by its source with demographics contradicting its previous version (${reasons.join(', ')}): if the source identifier (MRN) was reused for another person, a data steward should separate them`, `Patient/${record.patientId}`);
+      }
     }
     const alone = existing ? (await store.sourcesOf(existing.enterpriseId)).length === 1 : true;
     if (existing && !alone) {
@@ -150,7 +157,7 @@ export class PatientLinker implements WriteObserver {
       const detail = { vetoes: [`the source sent this record under the MRN of another record it sent, and they contradict: ${reasons.join(', ')}`] };
       await store.openPair(record.patientId, reused.patientId, 0, detail, now);
       await enterprises.record({ action: 'source-conflict', enterpriseId: record.enterpriseId, patientId: record.patientId, detail: { with: reused.patientId, reasons } });
-      repo.warn(`This record's source identifier (MRN) already names Patient/${reused.patientId}, whose ${reasons.join(', ')}: kept as a separate record and sent to a data steward for review`);
+      repo.warn(`This record's source identifier (MRN) already names Patient/${reused.patientId}, whose ${reasons.join(', ')}: kept as a separate record and sent to a data steward for review`, `Patient/${record.patientId}`);
     }
     if (!linkable.length) await enterprises.refreshGolden(record.enterpriseId);
   }

@@ -119,20 +119,26 @@ export class Repository {
    * reused for another person), kept per transaction until the interaction that wrote takes them into
    * its response. Keyed by the transaction's executor, which every view of the transaction shares.
    */
-  private static readonly pendingWarnings = new WeakMap<object, string[]>();
+  private static readonly pendingWarnings = new WeakMap<object, { text: string; about?: string }[]>();
 
-  /** Adds a warning for the caller of the current write (observers call this). */
-  warn(text: string): void {
+  /** Adds a warning for the caller of the current write (observers call this); `about`: the resource it concerns ("Patient/{id}"). */
+  warn(text: string, about?: string): void {
     const list = Repository.pendingWarnings.get(this.executor) ?? [];
-    list.push(text);
+    list.push({ text, about });
     Repository.pendingWarnings.set(this.executor, list);
   }
 
-  /** The warnings given since the last call, for the response of the write that caused them. */
-  takeWarnings(): string[] {
+  /**
+   * The warnings given since the last call, for the response of the write that caused them; with `about`,
+   * only those concerning that resource (a transaction's grouped creates answer each entry with its own).
+   */
+  takeWarnings(about?: string): string[] {
     const list = Repository.pendingWarnings.get(this.executor) ?? [];
-    Repository.pendingWarnings.delete(this.executor);
-    return list;
+    const taken = about ? list.filter((w) => w.about === about) : list;
+    const kept = about ? list.filter((w) => w.about !== about) : [];
+    if (kept.length) Repository.pendingWarnings.set(this.executor, kept);
+    else Repository.pendingWarnings.delete(this.executor);
+    return taken.map((w) => w.text);
   }
 
   /** Registers an observer of writes (at start-up, on the root repository). */
