@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sharedBirthDatePeople } from '../src/synthetic/shared-demographic.js';
+import { BACKENDS, testConfig } from './helpers/backends.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+/**
+ * 10,000 different people sharing one birth date (issue 16 item 4), through the API in batch Bundles:
+ * the index's stored rows stay bounded per record (no pair rows for namesakes far below review, at most
+ * five review pairs a record, a fixed number of blocking keys) and none of them is linked to another.
+ * Data: src/synthetic/shared-demographic.ts (Vietnamese surname frequencies, common given names: hundreds
+ * share a full name). Create time is measured by `npm run bench:mpi-shared`, not asserted here.
+ */
+const N = 10_000;
+
+for (const backend of BACKENDS) {
+  describe(`master patient index: ${N} records sharing one birth date (${backend})`, () => {
+    let s: TestServer;
+    before(async () => {
+      const store = testConfig(backend);
+      store.config.mpi = true;
+      s = await startTestServer(backend, store);
+    });
+    after(async () => s?.close());
+
+    it('bounded pair and key rows per record, no false link', { timeout: 1_200_000 }, async () => {
+      const people = sharedBirthDatePeople(N);
+      for (let start = 0; start < N; start += 100) {
+        const entry = people.slice(start, start + 100).map((resource) => ({ resource, request: { method: 'POST', url: 'Patient' } }));
+        const res = await s.fhir('POST', '', { resourceType: 'Bundle', type: 'batch', entry });
+        assert.equal(res.status, 200);
+      }
+      const count = async (sql: string) => Number((await s.tessera.db.query<{ n: number }>(sql))[0].n);
+      assert.equal(await count('SELECT COUNT(*) AS n FROM mpi_source'), N);
+      const pairs = await count('SELECT COUNT(*) AS n FROM mpi_pair');
+      assert.ok(pairs <= 5 * N, `at most 5 review pairs per record (${pairs} for ${N})`);
+      const keys = await count('SELECT COUNT(*) AS n FROM mpi_block');
+      assert.ok(keys <= 8 * N, `a fixed number of blocking keys per record (${keys} for ${N})`);
+      assert.equal(await count("SELECT COUNT(*) AS n FROM mpi_enterprise WHERE status = 'active'"), N, 'different people, never linked');
+      // Namesakes far below review leave no row: pairs are the review band only.
+      assert.equal(await count('SELECT COUNT(*) AS n FROM mpi_pair WHERE score < 14'), 0);
+    });
+  });
+}
