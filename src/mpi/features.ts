@@ -50,11 +50,14 @@ export interface PersonFeatures {
  * SSN. Written into the write's warnings rather than dropped without a word.
  */
 export function unusableIdentifiers(patient: Patient): string[] {
+  // The source's own record number names the record, not the person: it is never compared, so its shape is no concern here.
+  const own = sourceIdentifier(patient);
   return (patient.identifier ?? []).flatMap((i, n) => {
+    if (isOwn(i, own)) return [];
     if (!i.value) return [`identifier[${n}] has no value`];
     if (!i.system) return [`identifier[${n}] (${maskedValue(i.value)}) has no system: it cannot be compared with anything`];
     if (i.system === SSN_SYSTEM && !normalizeSsn(i.value)) return [`identifier[${n}] is not a valid US SSN (${maskedValue(i.value)}): not used for matching`];
-    if (i.system !== SSN_SYSTEM && !normalizeIdentifierValue(i.value)) return [`identifier[${n}] of ${i.system} has no letters or digits: not used for matching`];
+    if (i.system !== SSN_SYSTEM && !normalizeIdentifierValue(i.value)) return [`identifier[${n}] of ${i.system} has fewer than 3 letters or digits, or one repeated: not used for matching`];
     return [];
   });
 }
