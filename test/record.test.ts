@@ -141,6 +141,19 @@ for (const backend of BACKENDS) {
       assert.equal(byDefault.body.entry.filter((e: any) => hasCode(e.resource, '4548-4')).length, 1);
     });
 
+    it('a read of the merged view is found in the audit log by each source record it stood for', async () => {
+      const reader = await s.tokenFor('system/*.rs');
+      const record = await merged(ids.golden, '', reader);
+      const [a1c] = facts(record, 'Observation', '4548-4');
+      const sources = a1c.extension.filter((e: any) => e.url.endsWith('merged-source')).map((e: any) => e.valueReference.reference);
+      assert.equal(sources.length, 3);
+      await s.tessera.audit?.flush();
+      for (const source of sources) {
+        const found = await s.fhir('GET', `AuditEvent?entity=${source}&_count=200`);
+        assert.ok(found.body.entry.some((e: any) => e.resource.subtype?.some((c: any) => String(c.code).includes('merged-record'))), `the $merged-record read names ${source}`);
+      }
+    });
+
     it('marks each kind of conflict: values, allergy vs no known allergies, medication stopped vs active, problem resolved vs active', async () => {
       const record = await merged(ids.golden);
       const [glucose] = facts(record, 'Observation', '2339-0');

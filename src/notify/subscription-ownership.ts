@@ -7,9 +7,14 @@ import type { AuthContext } from '../security/token-service.js';
  * what it watches for, which no other participant may read, search or count, whatever its scopes. A
  * caller acting for a participant (its client, or a user at its Organization) reaches the Subscriptions
  * of that participant only (notify_subscription.participant_id, set when the Subscription is written);
- * a client of no participant and a user of no Organization (the exchange's own tools) reach them all.
+ * the exchange's own people (users with an operator role) and backend clients of no participant (its own
+ * tools) reach them all; any other user (every user has an Organization) reaches only their
+ * Organization's participant's.
  */
-export const subscriptionOwnershipSource: RestrictionSource = async (_repo, auth) => new SubscriptionOwnership(auth);
+export const subscriptionOwnershipSource: RestrictionSource = async (_repo, auth) => (auth.user && OPERATOR_ROLES.has(auth.user.role) ? undefined : new SubscriptionOwnership(auth));
+
+/** Roles of the exchange's own staff, who look after every participant's interfaces (docs/governance.md). */
+const OPERATOR_ROLES: ReadonlySet<string> = new Set(['admin', 'interface-analyst']);
 
 class SubscriptionOwnership implements RowRestriction {
   constructor(private readonly auth: AuthContext) {}
@@ -18,9 +23,8 @@ class SubscriptionOwnership implements RowRestriction {
     if (type !== 'Subscription') return undefined;
     const organization = this.auth.organization?.replace(/^Organization\//, '') ?? null;
     const acting = `(SELECT p.id FROM participant p WHERE p.client_id = ? OR p.organization_id = ?)`;
-    return {
-      sql: `(NOT EXISTS ${acting} OR EXISTS (SELECT 1 FROM notify_subscription ns WHERE ns.id = ${alias}.id AND ns.participant_id IN ${acting}))`,
-      params: [this.auth.clientId, organization, this.auth.clientId, organization],
-    };
+    const own = `EXISTS (SELECT 1 FROM notify_subscription ns WHERE ns.id = ${alias}.id AND ns.participant_id IN ${acting})`;
+    if (this.auth.user) return { sql: own, params: [this.auth.clientId, organization] };
+    return { sql: `(NOT EXISTS ${acting} OR ${own})`, params: [this.auth.clientId, organization, this.auth.clientId, organization] };
   }
 }

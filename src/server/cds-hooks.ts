@@ -40,7 +40,7 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
   const verifier = new CdsClientVerifier(options.db);
   // Tessera's own apps (the portal) are CDS clients too: they call with the signed-in user's access
   // token, so the service reads as that user (their role, purpose, consent), not as a system client.
-  const callerOf = async (authorization: string | undefined, audience: string): Promise<AuthContext> => {
+  const callerOf = async (authorization: string | undefined, audience: string): Promise<{ auth: AuthContext; ownApp: boolean }> => {
     const token = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
     let typ: string | undefined;
     try {
@@ -48,9 +48,9 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     } catch {
       typ = undefined;
     }
-    if (typ !== 'at+jwt') return verifier.verify(authorization, audience);
+    if (typ !== 'at+jwt') return { auth: await verifier.verify(authorization, audience), ownApp: false };
     try {
-      return await options.tokens.verify(token as string);
+      return { auth: await options.tokens.verify(token as string), ownApp: true };
     } catch {
       throw unauthorized('The access token is invalid or expired');
     }
@@ -60,7 +60,7 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     const { id } = req.params as { id: string };
     const service = CDS_SERVICES.find((s) => s.id === id);
     if (!service) return reply.status(404).send({ error: `No CDS service ${id}` });
-    const auth = await callerOf(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
+    const { auth, ownApp } = await callerOf(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
     // The engine's reads below record their own AuditEvents (who read what of whom, for this call).
     options.audited(req);
     const body = req.body as any;
@@ -69,7 +69,9 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     }
     const drafts = draftOrders(body.context, service.hook);
     const call = async (url: string): Promise<FhirResponse> => options.engine.handle(requestFor('GET', url, { baseUrl: `${options.origin()}/fhir`, auth }), req.id);
-    const person = await personOf(body, call);
+    // Only a registered CDS client (an EHR) names a FHIR server to fetch its patient from: a caller with
+    // an access token of ours names the exchange's own Patient, and is not let make the server fetch URLs.
+    const person = await personOf(ownApp ? { ...body, fhirServer: undefined, fhirAuthorization: undefined } : body, call);
     if (!person || !drafts.length) return { cards: [] };
     const equivalences = await testEquivalences(options.db);
     // Only what the drafts could repeat: index lookups by code and date over the merged record, not all of it.

@@ -66,7 +66,14 @@ export function registerPortalSession(
     if (req.headers[PORTAL_HEADER] !== '1') return refuse(reply, 403, 'access_denied', `This endpoint serves the portal (header ${PORTAL_HEADER})`);
     const refresh = readCookie(req.headers.cookie, PORTAL_REFRESH_COOKIE);
     const clientId = await portalClientId(options.db);
-    if (refresh && clientId) await options.tokens.revoke({ token: refresh, client_id: clientId }, undefined, options.base());
+    if (refresh && clientId) {
+      try {
+        await options.tokens.revoke({ token: refresh, client_id: clientId }, undefined, options.base());
+      } catch (err) {
+        // The portal's client disabled: its grants are void already; the cookie is cleared all the same.
+        if (!(err instanceof OAuthError)) throw err;
+      }
+    }
     return reply.header('set-cookie', refreshCookie('', 0)).header('cache-control', 'no-store').status(204).send();
   });
 }
