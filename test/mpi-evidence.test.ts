@@ -5,9 +5,9 @@ import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures } from '../src/mpi/features.js';
 import { labelledFromCsv } from '../src/mpi/labelled-records.js';
-import { BACKENDS, testConfig } from './helpers/backends.js';
+import { BACKENDS } from './helpers/backends.js';
 import { person } from './helpers/people.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /**
  * Issue 16: evidence over vetoes, identifiers of every system, bounded work for a shared demographic,
@@ -70,9 +70,7 @@ for (const backend of BACKENDS) {
   describe(`master patient index: evidence, bounded work, warnings (${backend})`, () => {
     let s: TestServer;
     before(async () => {
-      const store = testConfig(backend);
-      store.config.mpi = true;
-      s = await startTestServer(backend, store);
+      s = await startMpiTestServer(backend);
     });
     after(async () => s?.close());
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { addParticipant } from '../src/participants/participants.js';
-import { BACKENDS, testConfig } from './helpers/backends.js';
+import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /**
  * The patient index's warnings on an HL7 v2 write (issue 16): what a FHIR caller reads in the answer's
@@ -17,9 +17,7 @@ for (const backend of BACKENDS) {
     let sender: MllpSender;
     let participantId: string;
     before(async () => {
-      const store = testConfig(backend);
-      store.config.mpi = true;
-      s = await startTestServer(backend, store);
+      s = await startMpiTestServer(backend);
       s.tessera.config.mllpPort = 0;
       sender = new MllpSender((await s.tessera.startMllp()) as number);
       participantId = (await addParticipant(s.tessera.repo, { name: 'Riverside Hospital', mrnSystem: 'urn:example:riverside:mrn', hl7Facility: 'RIVERSIDE' })).participant.id as string;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
-import { BACKENDS, testConfig } from './helpers/backends.js';
+import { BACKENDS } from './helpers/backends.js';
 import { MR, person } from './helpers/people.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /** Incremental linking through the REST API: every Patient written is matched in the same transaction. */
 
@@ -11,9 +11,7 @@ for (const backend of BACKENDS) {
   describe(`master patient index: incremental linking (${backend})`, () => {
     let s: TestServer;
     before(async () => {
-      const store = testConfig(backend);
-      store.config.mpi = true;
-      s = await startTestServer(backend, store);
+      s = await startMpiTestServer(backend);
     });
     after(async () => s?.close());
 

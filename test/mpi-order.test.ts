@@ -5,9 +5,9 @@ import type { Patient } from '@medplum/fhirtypes';
 import { labelledFromCsv } from '../src/mpi/labelled-records.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { rebuildIndex } from '../src/mpi/rebuild.js';
-import { BACKENDS, testConfig } from './helpers/backends.js';
+import { BACKENDS } from './helpers/backends.js';
 import { MR } from './helpers/people.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /**
  * Load-order independence (issue 16 item 5): the same records in two orders give the same enterprise
@@ -57,9 +57,7 @@ for (const backend of BACKENDS) {
     let reversed: TestServer;
     before(async () => {
       for (const which of ['inOrder', 'reversed'] as const) {
-        const store = testConfig(backend);
-        store.config.mpi = true;
-        const s = await startTestServer(backend, store);
+        const s = await startMpiTestServer(backend);
         if (which === 'inOrder') inOrder = s;
         else reversed = s;
       }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sharedBirthDatePeople } from '../src/synthetic/shared-demographic.js';
-import { BACKENDS, testConfig } from './helpers/backends.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { BACKENDS } from './helpers/backends.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /**
  * 10,000 different people sharing one birth date (issue 16 item 4), through the API in batch Bundles:
@@ -17,9 +17,7 @@ for (const backend of BACKENDS) {
   describe(`master patient index: ${N} records sharing one birth date (${backend})`, () => {
     let s: TestServer;
     before(async () => {
-      const store = testConfig(backend);
-      store.config.mpi = true;
-      s = await startTestServer(backend, store);
+      s = await startMpiTestServer(backend);
     });
     after(async () => s?.close());
 

@@ -1,9 +1,9 @@
 import { toTypedValue } from '@medplum/core';
-import type { Bundle, Extension, Reference, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirResponse } from '../engine/fhir-request.js';
 import { patientCompartmentParams, securityContextPatient } from '../search/compartment.js';
 import { getCompiledParam } from '../search/parameters.js';
-import { MERGED_TAG, SOURCE_EXTENSION } from '../record/merged-record.js';
+import { mergedFactSources } from '../record/merged-record.js';
 
 /**
  * What an interaction touched: the resources returned or changed (references `Type/id`) and, for each
@@ -61,13 +61,7 @@ function addResource(subjects: AuditSubjects, resource: Resource): void {
   // A merged fact of the longitudinal record (src/record) stands for source records: each is disclosed
   // with it, and named with a key of its own (its patient is not known here), so that AuditEvent?entity=
   // on a source record finds reads of the merged view.
-  for (const source of mergedSources(resource)) addUnattached(subjects, source);
-}
-
-/** The source records a merged fact names (its merged-source extensions); none for other resources. */
-function mergedSources(resource: Resource): string[] {
-  if (!resource.meta?.tag?.some((t) => t.system === MERGED_TAG.system && t.code === MERGED_TAG.code)) return [];
-  return ((resource as { extension?: Extension[] }).extension ?? []).filter((e) => e.url === SOURCE_EXTENSION).map((e) => e.valueReference?.reference).filter((r): r is string => !!r);
+  for (const source of mergedFactSources(resource)) addUnattached(subjects, source);
 }
 
 /** A resource named without knowing its patients (or having none). */

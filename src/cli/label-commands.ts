@@ -17,7 +17,7 @@ export function registerLabelCommands(program: Command, config: (flags: StoreFla
   ).action((flags: StoreFlags & { dryRun?: boolean }) =>
     withStore(config(flags), async (t) => {
       const bar = createProgressBar('Relabelling', 0, 'resources');
-      const result = await relabelStored(t.db, async (resource) => void (await asOperator(t, 'PUT', `${resource.resourceType}/${resource.id}`, resource)), {
+      const result = await relabelStored(t.repo, async (resource) => void (await asOperator(t, 'PUT', `${resource.resourceType}/${resource.id}`, resource)), {
         dryRun: flags.dryRun,
         onProgress: (seen) => bar.update(seen, seen),
       });

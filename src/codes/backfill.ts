@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import type { SqlExecutor } from '../store/database.js';
+import { currentResourcesAfter } from '../store/current-resources.js';
 import type { Repository } from '../store/repository.js';
 import { participantOfSource, sourceMessageId, targetsFor } from './code-map-store.js';
 import { CODED_TYPES } from './coded-elements.js';
@@ -120,11 +121,7 @@ async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: 
   const cursor = Math.min(...queued.map((q) => Number(q.after_rk)));
   // Codes queued again after this read (a concurrent ConceptMap write) start over: left alone below.
   const seenUpTo = Math.max(...queued.map((q) => Number(q.queued_at)));
-  const types = [...CODED_TYPES];
-  const rows = await tx.sql.query<{ rk: number; content: string }>(
-    `SELECT rk, content FROM resource WHERE deleted = 0 AND rk > ? AND type IN (${types.map(() => '?').join(',')}) ORDER BY rk LIMIT ${BACKFILL_BATCH}`,
-    [cursor, ...types],
-  );
+  const rows = await currentResourcesAfter(tx.sql, cursor, BACKFILL_BATCH, [...CODED_TYPES]);
   if (!rows.length) {
     // Every queued code has seen every resource (a code queued again meanwhile is back at -1: kept).
     await tx.sql.run('DELETE FROM code_backfill WHERE after_rk >= ? AND queued_at <= ?', [cursor, seenUpTo]);
@@ -132,9 +129,7 @@ async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: 
   }
   const cursorOf = new Map(queued.map((q) => [`${q.participant_id}:${codeKey(q.system, q.code)}`, Number(q.after_rk)]));
   let updated = 0;
-  for (const row of rows) {
-    const rk = Number(row.rk);
-    const resource = JSON.parse(row.content) as Resource;
+  for (const { rk, resource } of rows) {
     const messageId = sourceMessageId(resource.meta?.source);
     if (!messageId) continue;
     const keys = localCodeKeys(resource);
@@ -147,7 +142,7 @@ async function backfillBatch(tx: Repository): Promise<{ done: boolean; updated: 
     });
     if (due && (await rewrite(tx, resource))) updated++;
   }
-  const last = Number(rows[rows.length - 1].rk);
+  const last = rows[rows.length - 1].rk;
   await tx.sql.run('UPDATE code_backfill SET after_rk = ? WHERE after_rk >= ? AND after_rk < ? AND queued_at <= ?', [last, cursor, last, seenUpTo]);
   return { done: false, updated };
 }
@@ -161,17 +156,12 @@ export async function backfillAll(repo: Repository, participantId: string | unde
   let seen = 0;
   let updated = 0;
   let after = -1;
-  const types = [...CODED_TYPES];
   for (;;) {
-    const rows = await repo.sql.query<{ rk: number; content: string }>(
-      `SELECT rk, content FROM resource WHERE deleted = 0 AND rk > ? AND type IN (${types.map(() => '?').join(',')}) ORDER BY rk LIMIT ${BACKFILL_BATCH}`,
-      [after, ...types],
-    );
+    const rows = await currentResourcesAfter(repo.sql, after, BACKFILL_BATCH, [...CODED_TYPES]);
     if (!rows.length) break;
-    after = Number(rows[rows.length - 1].rk);
-    for (const row of rows) {
+    after = rows[rows.length - 1].rk;
+    for (const { resource } of rows) {
       seen++;
-      const resource = JSON.parse(row.content) as Resource;
       const messageId = sourceMessageId(resource.meta?.source);
       if (!messageId || !localCodeKeys(resource).length) continue;
       if (participantId && (await participantOfSource(repo.sql, messageId)) !== participantId) continue;

@@ -83,7 +83,11 @@ class PrivacyRestriction implements RowRestriction {
     private readonly dialect: Dialect,
   ) {
     this.fence = dialect.name === 'postgres' ? ' OFFSET 0' : '';
+    this.withheldMask = labelMask(withheldKinds, withholdV);
   }
+
+  /** The `labels` column bits of what this caller is not cleared for (label-bits.ts). */
+  private readonly withheldMask: number;
 
   /**
    * Appended inside each NOT EXISTS subquery. PostgreSQL turns NOT EXISTS into an anti-join; with the
@@ -160,13 +164,12 @@ class PrivacyRestriction implements RowRestriction {
     }
     if (!parts.length) return undefined;
     // A row without any label withheld from this caller (most rows) passes on its labels column alone.
-    const mask = labelMask(this.withheldKinds, this.withholdV);
-    return { sql: `((${alias}.labels & ?) = 0 OR (${parts.map((p) => p.sql).join(' AND ')}))`, params: [mask, ...parts.flatMap((p) => p.params)] };
+    return { sql: `((${alias}.labels & ?) = 0 OR (${parts.map((p) => p.sql).join(' AND ')}))`, params: [this.withheldMask, ...parts.flatMap((p) => p.params)] };
   }
 
   /** Rows with a label withheld from this caller: a bit of the mask (`labels <> 0` first, for the index of labelled rows). */
   carriesWithheldLabel(alias: string): Sql {
-    return { sql: `${alias}.labels <> 0 AND (${alias}.labels & ?) <> 0`, params: [labelMask(this.withheldKinds, this.withholdV)] };
+    return { sql: `${alias}.labels <> 0 AND (${alias}.labels & ?) <> 0`, params: [this.withheldMask] };
   }
 
   /** SQL over `cr` (a consent_rule row): it applies to this caller, now, with this effect. */

@@ -1,4 +1,5 @@
 import type { IndexRows } from '../search/index-values.js';
+import { isSensitivityKind } from './labeler.js';
 import { ACT_CODE, CONFIDENTIALITY, type SensitivityKind } from './sensitivity-value-sets.js';
 
 /**
@@ -37,4 +38,9 @@ export function labelBitsOf(rows: IndexRows): number {
 /** The mask of sensitivity kinds (and V) a caller is not cleared for. */
 export function labelMask(kinds: readonly SensitivityKind[], veryRestricted: boolean): number {
   return kinds.reduce((mask, kind) => mask | (BITS[`${ACT_CODE}|${kind}`] ?? 0), veryRestricted ? (BITS[`${CONFIDENTIALITY}|V`] as number) : 0);
+}
+
+/** The sensitivity kinds whose bits are set in a `labels` column value (V, a confidentiality, is not one). */
+export function sensitivityKindsOf(bits: number): SensitivityKind[] {
+  return LABEL_BITS.filter((b) => b.system === ACT_CODE && bits & b.bit).map((b) => b.code).filter(isSensitivityKind);
 }

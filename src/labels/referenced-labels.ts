@@ -1,7 +1,7 @@
 import type { Coding, Reference, Resource } from '@medplum/fhirtypes';
 import type { SqlExecutor } from '../store/database.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { LABEL_BITS } from './label-bits.js';
+import { sensitivityKindsOf } from './label-bits.js';
 import { isSensitivityKind, labelled } from './labeler.js';
 import { ACT_CODE, SENSITIVITY_DISPLAY, type SensitivityKind } from './sensitivity-value-sets.js';
 
@@ -100,9 +100,7 @@ async function kindsOf(sql: SqlExecutor, references: readonly string[], inWrite:
   }
   for (const [type, ids] of stored) {
     const rows = await sql.query<{ labels: number | string }>(`SELECT labels FROM resource WHERE type = ? AND id IN (${ids.map(() => '?').join(', ')}) AND deleted = 0 AND labels <> 0`, [type, ...ids]);
-    for (const { labels } of rows) {
-      for (const { system, code, bit } of LABEL_BITS) if (system === ACT_CODE && isSensitivityKind(code) && Number(labels) & bit) kinds.add(code);
-    }
+    for (const { labels } of rows) for (const kind of sensitivityKindsOf(Number(labels))) kinds.add(kind);
   }
   return kinds;
 }

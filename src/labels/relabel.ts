@@ -1,5 +1,6 @@
 import type { Binary, Coding, Composition, CompositionSection, DocumentReference, Resource } from '@medplum/fhirtypes';
-import type { SqlExecutor } from '../store/database.js';
+import { currentResources } from '../store/current-resources.js';
+import type { Repository } from '../store/repository.js';
 import { derivedLabels, labelled } from './labeler.js';
 import { withReferencedLabels } from './referenced-labels.js';
 
@@ -24,17 +25,17 @@ const PAGE = 500;
  * label may be the sender's. Each resource that changes is written again as a new version through
  * `write`; with `dryRun` nothing is written and the result lists what would change.
  */
-export async function relabelStored(sql: SqlExecutor, write: WriteBack, options: { dryRun?: boolean; onProgress?: (seen: number, relabelled: number) => void } = {}): Promise<RelabelResult> {
-  const documents = await documentParts(sql);
+export async function relabelStored(repo: Repository, write: WriteBack, options: { dryRun?: boolean; onProgress?: (seen: number, relabelled: number) => void } = {}): Promise<RelabelResult> {
+  const documents = await documentParts(repo);
   const result: RelabelResult = { seen: 0, relabelled: [] };
-  for await (const resource of currentResources(sql)) {
+  for await (const resource of currentResources(repo.sql, undefined, PAGE)) {
     result.seen++;
     const reference = `${resource.resourceType}/${resource.id}`;
-    const next = relabelled(await withReferencedLabels(sql, resource), resource, documents.get(reference));
+    const next = relabelled(await withReferencedLabels(repo.sql, resource), resource, documents.get(reference));
     if (!next) continue;
     result.relabelled.push(reference);
     if (!options.dryRun) await write(next);
-    if (result.relabelled.length % PAGE === 0) options.onProgress?.(result.seen, result.relabelled.length);
+    if (result.seen % PAGE === 0) options.onProgress?.(result.seen, result.relabelled.length);
   }
   options.onProgress?.(result.seen, result.relabelled.length);
   return result;
@@ -61,32 +62,21 @@ function relabelled(withReferenced: Resource, resource: Resource, document: Docu
   return before === after ? undefined : next;
 }
 
-async function* currentResources(sql: SqlExecutor, types?: readonly string[]): AsyncGenerator<Resource> {
-  let after = -1;
-  const typeFilter = types ? ` AND type IN (${types.map(() => '?').join(', ')})` : '';
-  for (;;) {
-    const rows = await sql.query<{ rk: number | string; content: string }>(`SELECT rk, content FROM resource WHERE deleted = 0 AND rk > ?${typeFilter} ORDER BY rk LIMIT ${PAGE}`, [after, ...(types ?? [])]);
-    if (!rows.length) return;
-    after = Number(rows[rows.length - 1].rk);
-    for (const row of rows) yield JSON.parse(row.content) as Resource;
-  }
-}
-
 /**
  * The parts of every stored document (as document-mapper.ts stores them: a Composition listing the entries, a
  * DocumentReference whose context names the Composition, the Binary its attachment points to), each with
  * the labels the document's entries and confidentiality give it.
  */
-async function documentParts(sql: SqlExecutor): Promise<Map<string, DocumentPart>> {
+async function documentParts(repo: Repository): Promise<Map<string, DocumentPart>> {
   const compositions = new Map<string, Composition>();
   const references: DocumentReference[] = [];
-  for await (const r of currentResources(sql, ['Composition', 'DocumentReference'])) {
+  for await (const r of currentResources(repo.sql, ['Composition', 'DocumentReference'], PAGE)) {
     if (r.resourceType === 'Composition') compositions.set(`Composition/${r.id}`, r);
     else references.push(r as DocumentReference);
   }
   const parts = new Map<string, DocumentPart>();
   for (const [reference, composition] of compositions) {
-    const entries = await readAll(sql, sectionEntries(composition.section ?? []));
+    const entries = await readAll(repo, sectionEntries(composition.section ?? []));
     const part: DocumentPart = { security: derivedLabels(entries, composition.confidentiality), patient: composition.subject?.reference };
     parts.set(reference, part);
     for (const documentReference of references.filter((d) => d.context?.related?.some((r) => r.reference === reference))) {
@@ -104,12 +94,14 @@ function sectionEntries(sections: readonly CompositionSection[]): string[] {
   return sections.flatMap((s) => [...(s.entry ?? []).map((e) => e.reference).filter((r): r is string => !!r), ...sectionEntries(s.section ?? [])]);
 }
 
-async function readAll(sql: SqlExecutor, references: readonly string[]): Promise<Resource[]> {
-  const out: Resource[] = [];
+/** The stored resources of these references (current versions; missing ones left out), by type. */
+async function readAll(repo: Repository, references: readonly string[]): Promise<Resource[]> {
+  const idsByType = new Map<string, string[]>();
   for (const reference of new Set(references)) {
     const [type, id] = reference.split('/');
-    const [row] = await sql.query<{ content: string }>('SELECT content FROM resource WHERE type = ? AND id = ? AND deleted = 0', [type, id]);
-    if (row) out.push(JSON.parse(row.content) as Resource);
+    idsByType.set(type, [...(idsByType.get(type) ?? []), id]);
   }
+  const out: Resource[] = [];
+  for (const [type, ids] of idsByType) out.push(...(await repo.readMany(type, ids)));
   return out;
 }

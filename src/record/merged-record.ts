@@ -212,6 +212,13 @@ export function factResource(fact: MergedFact, personRecords: ReadonlySet<string
   return { ...base, id: fact.id, meta: { ...(lastUpdated ? { lastUpdated } : {}), tag: [MERGED_TAG] }, extension };
 }
 
+/** The source records (`Type/id`) a merged fact (factResource) stands for; none for any other resource. */
+export function mergedFactSources(resource: Resource): string[] {
+  if (!resource.meta?.tag?.some((t) => t.system === MERGED_TAG.system && t.code === MERGED_TAG.code)) return [];
+  const extensions = (resource as { extension?: Extension[] }).extension ?? [];
+  return extensions.filter((e) => e.url === SOURCE_EXTENSION).map((e) => e.valueReference?.reference).filter((r): r is string => !!r);
+}
+
 /** The Provenance of a merged fact: each source record as an entity, each participant as an agent. */
 export function factProvenance(fact: MergedFact): Provenance {
   const agents = new Map<string, { reference?: string; display: string }>();

@@ -96,6 +96,13 @@ export async function startTestServer(backend: Backend, store = testConfig(backe
   return server;
 }
 
+/** A test server with the master patient index on (every Patient written is matched and linked). */
+export async function startMpiTestServer(backend: Backend): Promise<TestServer> {
+  const store = testConfig(backend);
+  store.config.mpi = true;
+  return startTestServer(backend, store);
+}
+
 export function ref(resource: Resource): string {
   return `${resource.resourceType}/${resource.id}`;
 }
