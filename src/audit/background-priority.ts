@@ -6,10 +6,10 @@ import { setPriority } from 'node:os';
  * durable once journalled (audit-journal.ts), so a commit that waits costs nothing but how soon another
  * process's AuditEvent search sees it. On a machine whose cores the server, the writer and its callers
  * share, the writer's bursts (every 50 ms, all events since) otherwise delay the requests running beside
- * them. At nice 10 the Linux scheduler gives the thread about a tenth of a contended core's time, and all
- * of an idle one.
+ * them. At nice 19 the Linux scheduler gives the thread about 1.5 % of a contended core's time (nice 10
+ * gave it a tenth, and sequential reads still waited behind its bursts), and all of an idle one.
  */
-export const AUDIT_WRITER_NICE = 10;
+export const AUDIT_WRITER_NICE = 19;
 
 /**
  * Lowers the calling thread's scheduling priority. Linux keeps nice per thread and names the calling

@@ -3,6 +3,7 @@ import type { Database } from './database.js';
 import { PostgresDatabase } from './postgres.js';
 import { ensurePrivateDirectory } from './private-files.js';
 import { migrate } from './schema.js';
+import { dropValueSamples } from './statistics.js';
 import { SqliteDatabase } from './sqlite.js';
 
 export interface StoreConfig {
@@ -28,5 +29,7 @@ export async function openDatabase(config: StoreConfig, schemaVersion?: number):
     db = new SqliteDatabase(join(config.dataDir, 'tessera.db'));
   }
   await migrate(db, schemaVersion);
+  // Stores analysed before value samples were dropped (statistics.ts) recompiled every search statement on every execution.
+  if (db.dialect.name === 'sqlite') await dropValueSamples(db);
   return db;
 }
