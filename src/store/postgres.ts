@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Database, Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
@@ -36,18 +37,55 @@ function insertStatement({ table, columns, rows }: RowSet, params: SqlValue[]): 
   return `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`;
 }
 
+/** Distinct statement texts kept prepared (on each connection that runs them). */
+const MAX_NAMED_STATEMENTS = 400;
+
+/**
+ * PostgreSQL plans an unnamed statement on every execution. For a search carrying the access policy's
+ * consent and label conditions, planning took 0.4-0.7 ms against 0.13 ms of execution (decision 0032). A
+ * named (prepared) statement is planned for its first executions and then, when PostgreSQL finds a
+ * generic plan no costlier than the custom ones, not again. Texts are named once they recur, and only
+ * so many: texts with IN lists of every length would otherwise leave a prepared statement per length on
+ * every connection for the life of the process.
+ */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+  private readonly seenOnce = new Set<string>();
+
+  nameOf(text: string): string | undefined {
+    const name = this.names.get(text);
+    if (name || this.names.size >= MAX_NAMED_STATEMENTS) return name;
+    if (!this.seenOnce.has(text)) {
+      if (this.seenOnce.size >= 10 * MAX_NAMED_STATEMENTS) this.seenOnce.clear();
+      this.seenOnce.add(text);
+      return undefined;
+    }
+    this.seenOnce.delete(text);
+    const named = `t${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    this.names.set(text, named);
+    return named;
+  }
+}
+
 class PgExecutor implements SqlExecutor {
   constructor(
     private readonly client: pg.Pool | pg.PoolClient,
+    private readonly statementNames: StatementNames,
     private readonly inTransaction = false,
   ) {}
 
+  private statement(sql: string, params: SqlValue[]): pg.QueryConfig {
+    const text = toPg(sql);
+    // Without parameters, pg sends the simple protocol, which also runs several statements in one text.
+    return params.length ? { name: this.statementNames.nameOf(text), text, values: params } : { text, values: params };
+  }
+
   async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return (await this.client.query(toPg(sql), params)).rows as T[];
+    return (await this.client.query(this.statement(sql, params))).rows as T[];
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<number> {
-    return (await this.client.query(toPg(sql), params)).rowCount ?? 0;
+    return (await this.client.query(this.statement(sql, params))).rowCount ?? 0;
   }
 
   async insertRows(table: string, columns: readonly string[], rows: SqlValue[][]): Promise<void> {
@@ -128,6 +166,7 @@ export class PostgresDatabase implements Database {
   readonly concurrentWriters: number;
   private readonly pool: pg.Pool;
   private readonly executor: PgExecutor;
+  private readonly statementNames = new StatementNames();
 
   constructor(private readonly options: PostgresOptions) {
     const schema = options.schema;
@@ -147,7 +186,7 @@ export class PostgresDatabase implements Database {
         .join(' ')
         .trim(),
     });
-    this.executor = new PgExecutor(this.pool);
+    this.executor = new PgExecutor(this.pool, this.statementNames);
   }
 
   async init(): Promise<void> {
@@ -188,7 +227,7 @@ export class PostgresDatabase implements Database {
     try {
       await client.query('BEGIN');
       try {
-        const result = await fn(new PgExecutor(client, true));
+        const result = await fn(new PgExecutor(client, this.statementNames, true));
         await client.query('COMMIT');
         return result;
       } catch (err) {
