@@ -87,6 +87,16 @@ for (const backend of BACKENDS) {
         assert.equal(again.body.issue[0].code, 'throttled');
         const retryAfter = Number(again.headers.get('retry-after'));
         assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+        // CDS Hooks is a public route (its services check the caller themselves): the same client's access
+        // token is throttled there too, not let through to run record lookups.
+        const cds = await fetch(`${t.url}/cds-services/duplicate-orders-sign`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${t.token}` },
+          body: JSON.stringify({ hook: 'order-sign', hookInstance: 'rate-limit-probe', context: { patientId: 'nobody', draftOrders: { resourceType: 'Bundle', entry: [] } } }),
+        });
+        assert.equal(cds.status, 429);
+        assert.equal(((await cds.json()) as { issue: { code: string }[] }).issue[0].code, 'throttled');
+        assert.ok(Number(cds.headers.get('retry-after')) >= 1);
         assert.equal((await t.fhir('GET', 'Patient?_count=1', undefined, { authorization: `Bearer ${other}` })).status, 200);
       } finally {
         await t.close();

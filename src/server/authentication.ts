@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { fhirError, FhirError, unauthorized } from '../fhir/outcome.js';
+import { FhirError, unauthorized } from '../fhir/outcome.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import type { ClientRateLimiter } from './client-rate-limit.js';
 import { PORTAL_ROUTES } from './portal-routes.js';
@@ -11,7 +11,8 @@ const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/fhir/.well-known/smart-c
  * Public besides those: the authorization server's own endpoints (`/oauth/...`: token, revocation,
  * introspection, sign-in), which authenticate clients and users themselves, `/.well-known/...`, the
  * portal's static files (its data requests carry the user's token like any app's), and `/cds-services`
- * (discovery; the services verify the CDS client's own JWT: server/cds-hooks.ts).
+ * (discovery; the services verify the CDS client's own JWT or our access token, and apply the client's
+ * rate limit themselves: server/cds-hooks.ts).
  */
 function isPublic(route: string): boolean {
   return PUBLIC_ROUTES.has(route) || PORTAL_ROUTES.has(route) || route.startsWith('/oauth/') || route.startsWith('/.well-known/') || route.startsWith('/cds-services');
@@ -48,11 +49,11 @@ export class BearerAuthentication {
     }
     // Known from here on, also when throttled: the audit record of a 429 names the client.
     this.contexts.set(req, auth);
-    const wait = this.limiter?.take(auth.clientId);
-    if (wait !== undefined) {
+    const throttled = this.limiter?.throttle(auth.clientId);
+    if (throttled) {
       if (hasBody(req)) reply.header('connection', 'close');
-      reply.header('retry-after', String(wait));
-      return this.sendError(reply, fhirError(429, 'throttled', `Too many requests: this client may send ${this.limiter?.perMinute} a minute; retry after ${wait} s`));
+      reply.header('retry-after', String(throttled.retryAfter));
+      return this.sendError(reply, throttled.error);
     }
     return undefined;
   };

@@ -7,6 +7,7 @@ import { duplicateOrderCards } from '../record/duplicate-orders.js';
 import { orderLookups } from '../record/order-lookups.js';
 import { testEquivalences } from '../record/test-equivalences.js';
 import { CdsClientVerifier } from '../security/cds-client-jwt.js';
+import type { ClientRateLimiter } from './client-rate-limit.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import { decodeProtectedHeader } from 'jose';
 import type { SqlExecutor } from '../store/database.js';
@@ -36,7 +37,10 @@ export const CDS_SERVICES = [
  * authenticates with its signed JWT (security/cds-client-jwt.ts) and the service reads the person's merged
  * record through the FHIR engine as that client, so the access policy and the audit apply as to any read.
  */
-export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecutor; engine: FhirEngine; tokens: TokenService; origin: () => string; audited: (req: FastifyRequest) => void }): void {
+export function registerCdsHooks(
+  app: FastifyInstance,
+  options: { db: SqlExecutor; engine: FhirEngine; tokens: TokenService; origin: () => string; audited: (req: FastifyRequest) => void; limiter?: ClientRateLimiter },
+): void {
   const verifier = new CdsClientVerifier(options.db);
   // Tessera's own apps (the portal) are CDS clients too: they call with the signed-in user's access
   // token, so the service reads as that user (their role, purpose, consent), not as a system client.
@@ -63,6 +67,12 @@ export function registerCdsHooks(app: FastifyInstance, options: { db: SqlExecuto
     const { auth, ownApp } = await callerOf(req.headers.authorization, `${options.origin()}/cds-services/${id}`);
     // The engine's reads below record their own AuditEvents (who read what of whom, for this call).
     options.audited(req);
+    // The route is public (the CDS client's JWT is checked here, not by the bearer hook): its rate limit too.
+    const throttled = options.limiter?.throttle(auth.clientId);
+    if (throttled) {
+      reply.header('retry-after', String(throttled.retryAfter));
+      throw throttled.error;
+    }
     const body = req.body as any;
     if (!body || typeof body !== 'object' || body.hook !== service.hook || typeof body.hookInstance !== 'string' || !body.context || typeof body.context.patientId !== 'string') {
       throw badRequest(`A ${service.hook} request needs hook "${service.hook}", a hookInstance and context.patientId`);

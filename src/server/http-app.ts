@@ -106,7 +106,8 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const origin = (): string => options.baseUrl ?? listenOrigin(app.server);
   const allowed = new RouteMethods();
   app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
-  const authentication = new BearerAuthentication(options.tokens, options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined, sendOutcome);
+  const limiter = options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined;
+  const authentication = new BearerAuthentication(options.tokens, limiter, sendOutcome);
   // Every answer carries its request id (X-Request-Id), refusals by the hooks below included.
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -239,7 +240,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   };
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir', handler: handle });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/fhir/*', handler: handle });
-  registerCdsHooks(app, { db: options.db, engine, tokens: options.tokens, origin, audited: (req) => audited.add(req) });
+  registerCdsHooks(app, { db: options.db, engine, tokens: options.tokens, origin, audited: (req) => audited.add(req), limiter });
   registerCcdaRoutes(app, options.repo, options.ccda, options.ccdaMaxBytes, authenticate);
   registerInterfaceRoutes(app, options.repo, { hl7v2: options.intake, ccda: options.ccda }, authenticate);
   registerPortalRoutes(app, options.db, origin);
