@@ -38,6 +38,33 @@ for (const backend of BACKENDS) {
       assert.match(result.stdout, /3 error\(s\)/);
     });
 
+    it('import: the bulk path labels what a resource takes its meaning from in the same Bundle, as the transaction path does', async () => {
+      // A prescription as an EHR export carries it: the Medication (RxNorm 1819, buprenorphine: 42 CFR
+      // Part 2) and the MedicationRequest naming it by urn:uuid, a plain-create Bundle (the bulk path).
+      const bundle = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:5b0c7e1a-0000-4000-8000-000000000001', resource: { resourceType: 'Patient', identifier: [{ system: 'urn:cli-test:mrn', value: 'bulk-1' }], name: [{ family: 'Bulkload' }] }, request: { method: 'POST', url: 'Patient' } },
+          { fullUrl: 'urn:uuid:5b0c7e1a-0000-4000-8000-000000000002', resource: { resourceType: 'Medication', code: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1819' }] } }, request: { method: 'POST', url: 'Medication' } },
+          { resource: { resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: 'urn:uuid:5b0c7e1a-0000-4000-8000-000000000001' }, medicationReference: { reference: 'urn:uuid:5b0c7e1a-0000-4000-8000-000000000002' } }, request: { method: 'POST', url: 'MedicationRequest' } },
+        ],
+      };
+      const dir = mkdtempSync(join(inputs, 'bulk-'));
+      writeFileSync(join(dir, 'prescription.json'), JSON.stringify(bundle));
+      const result = await tessera(['import', ...data, dir], env);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const s = await startTestServer(backend, { config: store.config, cleanup: () => {} });
+      try {
+        const found = await s.fhir('GET', 'MedicationRequest?subject.identifier=urn:cli-test:mrn|bulk-1');
+        assert.equal(found.body.entry?.length, 1, JSON.stringify(found.body));
+        const labels = (found.body.entry[0].resource.meta.security ?? []).map((c: { code: string }) => c.code).sort();
+        assert.deepEqual(labels, ['ETH', 'R']);
+      } finally {
+        await s.close();
+      }
+    });
+
     it('import: a path that does not exist is a clear error', async () => {
       const result = await tessera(['import', ...data, join(inputs, 'nope.json')], env);
       assert.notEqual(result.code, 0);

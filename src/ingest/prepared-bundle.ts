@@ -1,6 +1,7 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { validateFhirResource } from '../fhir/validation.js';
 import { labelled } from '../labels/labeler.js';
+import { withReferencedLabelsInWrite } from '../labels/referenced-labels.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
 import { extractIndexRows, type IndexRows } from '../search/index-values.js';
 import { collectConditionalReferences, rewriteReferences } from '../engine/bundle-references.js';
@@ -30,7 +31,9 @@ export interface PreparedBundle {
  * precisely: other methods, If-None-Exist, conditional references (they need database lookups), a
  * request.url that does not name the entry's type, any resource that fails validation, and any resource
  * that came in a participant's message with local codes (its sender's code map is in the database, and
- * the ordinary path's prepare hook applies it, as on every write path: decision 0024).
+ * the ordinary path's prepare hook applies it, as on every write path: decision 0024), and any resource
+ * that takes its meaning from a resource outside the Bundle (its labels are in the database:
+ * labels/referenced-labels.ts).
  */
 export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | undefined {
   if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction' || !bundle.entry?.length) {
@@ -57,18 +60,24 @@ export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | u
   }
   const now = Date.now();
   const lastUpdated = new Date(now).toISOString();
-  const resources: PreparedResource[] = [];
+  const valid: Resource[] = [];
   for (const [i, entry] of bundle.entry.entries()) {
-    const type = entry.resource?.resourceType as string;
-    let valid: Resource;
     try {
-      valid = validateFhirResource({ ...(rewriteReferences(entry.resource, references) as Resource), id: ids[i] }, type);
+      valid.push(validateFhirResource({ ...(rewriteReferences(entry.resource, references) as Resource), id: ids[i] }, entry.resource?.resourceType as string));
     } catch {
       return undefined;
     }
-    const labels = labelled(valid); // as every write path does (src/store/repository.ts writeAll)
-    const resource = { ...labels, meta: { ...labels.meta, versionId: '1', lastUpdated } } as Resource;
-    resources.push({ type, id: ids[i], content: JSON.stringify(resource), rows: extractIndexRows(resource) });
+  }
+  const inWrite = new Map(valid.map((r) => [`${r.resourceType}/${r.id}`, r]));
+  const resources: PreparedResource[] = [];
+  for (const resource of valid) {
+    // Labelled as every write path labels (src/store/repository.ts writeAll, with the ReferencedLabels
+    // observer): a reference that gives it meaning from a stored resource needs the ordinary path.
+    const withReferenced = withReferencedLabelsInWrite(resource, inWrite);
+    if (!withReferenced) return undefined;
+    const labels = labelled(withReferenced);
+    const stored = { ...labels, meta: { ...labels.meta, versionId: '1', lastUpdated } } as Resource;
+    resources.push({ type: stored.resourceType, id: stored.id as string, content: JSON.stringify(stored), rows: extractIndexRows(stored) });
   }
   return { lastUpdated: now, resources };
 }

@@ -58,7 +58,25 @@ export class ReferencedLabels implements WriteObserver {
 export async function withReferencedLabels<T extends Resource>(sql: SqlExecutor, resource: T, inWrite: ReadonlyMap<string, Resource> = new Map()): Promise<T> {
   const targets = meaningReferences(resource);
   if (!targets.length) return resource;
-  const kinds = await kindsOf(sql, targets, inWrite);
+  return withKinds(resource, await kindsOf(sql, targets, inWrite));
+}
+
+/**
+ * The same without the database, for a write whose meaning references all lie within it (the bulk
+ * path's create-only Bundles: ingest/prepared-bundle.ts); undefined when one names a resource outside
+ * `inWrite`, which only the ordinary write path can look up.
+ */
+export function withReferencedLabelsInWrite<T extends Resource>(resource: T, inWrite: ReadonlyMap<string, Resource>): T | undefined {
+  const targets = meaningReferences(resource);
+  if (!targets.length) return resource;
+  if (targets.some((t) => !inWrite.has(t))) return undefined;
+  const kinds = new Set<SensitivityKind>();
+  for (const target of targets) addPendingKinds(kinds, inWrite.get(target) as Resource);
+  return withKinds(resource, kinds);
+}
+
+/** The resource with these sensitivity kinds among its labels (the same object when it has them all). */
+function withKinds<T extends Resource>(resource: T, kinds: ReadonlySet<SensitivityKind>): T {
   const security = resource.meta?.security ?? [];
   const added: Coding[] = [...kinds].filter((k) => !security.some((c) => c.system === ACT_CODE && c.code === k)).map((k) => ({ system: ACT_CODE, code: k, display: SENSITIVITY_DISPLAY[k] }));
   return added.length ? { ...resource, meta: { ...resource.meta, security: [...security, ...added] } } : resource;
@@ -92,7 +110,7 @@ async function kindsOf(sql: SqlExecutor, references: readonly string[], inWrite:
   for (const reference of references) {
     const pending = inWrite.get(reference);
     if (pending) {
-      for (const c of labelled(pending).meta?.security ?? []) if (c.system === ACT_CODE && isSensitivityKind(c.code)) kinds.add(c.code);
+      addPendingKinds(kinds, pending);
       continue;
     }
     const [type, id] = reference.split('/');
@@ -103,4 +121,9 @@ async function kindsOf(sql: SqlExecutor, references: readonly string[], inWrite:
     for (const { labels } of rows) for (const kind of sensitivityKindsOf(Number(labels))) kinds.add(kind);
   }
   return kinds;
+}
+
+/** Adds the sensitivity kinds a resource not yet stored will carry once the write labels it. */
+function addPendingKinds(kinds: Set<SensitivityKind>, pending: Resource): void {
+  for (const c of labelled(pending).meta?.security ?? []) if (c.system === ACT_CODE && isSensitivityKind(c.code)) kinds.add(c.code);
 }
