@@ -53,6 +53,7 @@ for (const backend of BACKENDS) {
     const { page } = await openPage(browser);
     await signIn(page, url, 'bench@example.org', PASSWORD, 'TREAT');
     const times: number[] = [];
+    const arrived: number[] = [];
     for (let i = 0; i < RUNS + 1; i++) {
       await page.evaluate(() => (location.hash = '#/search'));
       await page.getByRole('heading', { name: 'Find a patient' }).waitFor();
@@ -65,9 +66,14 @@ for (const backend of BACKENDS) {
           check();
         });
         await new Promise((done) => requestAnimationFrame(() => done())); // the frame that shows it
-        return performance.now() - t0;
-      })()`)) as number;
-      if (i > 0) times.push(ms); // the first warms the server's caches (model, statements), like any first visitor before
+        const total = performance.now() - t0;
+        // When the merged record had fully arrived: the rest is the browser's own work (parse, build, draw).
+        const merged = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && e.name.includes('$merged-record'));
+        performance.clearResourceTimings();
+        return [total, merged.length ? Math.max(...merged.map((e) => e.responseEnd - t0)) : NaN];
+      })()`)) as [number, number];
+      // the first warms the server's caches (model, statements), like any first visitor before
+      if (i > 0) (times.push(ms[0]), arrived.push(ms[1]));
     }
     // The share of the server: the same merged record fetched by Node with the admin token.
     const server: number[] = [];
@@ -77,7 +83,7 @@ for (const backend of BACKENDS) {
       server.push(performance.now() - t0);
     }
     const p = percentiles(times);
-    console.log(`| ${backend} | ${resources} resources | first load of the patient page p50 ${fmt(p.p50)} ms, max ${fmt(Math.max(...times))} ms (${RUNS} runs); of which $merged-record alone (from Node) p50 ${fmt(percentiles(server).p50)} ms | commit ${commit} | ${machine} |`);
+    console.log(`| ${backend} | ${resources} resources | first load of the patient page p50 ${fmt(p.p50)} ms, max ${fmt(Math.max(...times))} ms (${RUNS} runs); $merged-record fully received in the browser at p50 ${fmt(percentiles(arrived).p50)} ms; $merged-record alone (from Node) p50 ${fmt(percentiles(server).p50)} ms | commit ${commit} | ${machine} |`);
   } finally {
     await browser.close();
     await tessera.close();
