@@ -267,14 +267,26 @@ for (const backend of BACKENDS) {
       await page.context().close();
     });
 
-    it('a clinician reads a C-CDA document section by section and can download the original', async () => {
-      // HL7's example CCD (test/fixtures/ccda-hl7-examples, as test/ccda-import.test.ts sends it) from a clinic registered here.
+    it('a clinician reads a C-CDA document, its narrative rendered as safe HTML, and can download the original', async () => {
+      // HL7's example CCD (test/fixtures/ccda-hl7-examples, as test/ccda-import.test.ts sends it) from a clinic
+      // registered here, with what a hostile or careless sender could put in a narrative added to one section
+      // (an event handler, a style loading a URL, an external link, an image, a script and an img of another
+      // namespace): none of it may run, load or link anything; its text alone may show.
       const { participant } = await addParticipant(s.tessera.repo, { name: 'Good Health Clinic', mrnSystem: 'urn:oid:2.16.840.1.113883.19.5.99999.2' });
-      const xml = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      const hostile = [
+        '<content styleCode="Bold" onclick="window.pwned = 1" style="background:url(https://evil.example/bg)">Checked at every visit</content>',
+        '<linkHtml href="https://evil.example/track">Device registry entry</linkHtml>',
+        '<renderMultiMedia referencedObject="IMG1"/>',
+        '<script xmlns="http://www.w3.org/1999/xhtml">window.pwned = 2</script>',
+        '<img xmlns="http://www.w3.org/1999/xhtml" src="https://evil.example/pixel.png" onerror="window.pwned = 3"/>',
+      ].join('');
+      const fixture = readFileSync(join(FIXTURES, 'ccda-hl7-examples', 'CCD_CCD_1_CCD.xml'), 'utf8');
+      const xml = fixture.replace('<content ID="Eqpt1">Biliary Stent, May 5, 2013</content>', (m) => `${m}${hostile}`);
+      assert.notEqual(xml, fixture);
       const imported = await s.fhir('POST', `$import-ccda?participant=${participant.id}`, xml, { 'content-type': 'application/xml' });
       assert.equal(imported.status, 200, JSON.stringify(imported.body).slice(0, 500));
       const patientId = imported.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference.split('/')[1];
-      const { page, errors } = await openPage(browser);
+      const { page, errors, urls } = await openPage(browser);
       await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
       await page.evaluate((id) => (location.hash = `#/patient/${id}`), patientId);
       const row = page.locator('#documents-h').locator('..').locator('tbody tr').first();
@@ -283,10 +295,24 @@ for (const backend of BACKENDS) {
       const doc = page.locator('article.document');
       await doc.getByRole('heading', { name: 'Patient Chart Summary' }).waitFor();
       assert.match(await doc.innerText(), /ALLERGIES AND ADVERSE REACTIONS[\s\S]*Penicillin/i);
+      // The narrative's structure, as HTML: the allergies table with its header cells, the problems' nested lists, bold content.
+      const allergies = doc.locator('section.cda-section', { has: page.getByRole('heading', { name: 'ALLERGIES AND ADVERSE REACTIONS' }) });
+      assert.deepEqual(await allergies.locator('table thead th').allInnerTexts(), ['Substance', 'Reaction'], 'the table\'s header cells');
+      assert.ok(await allergies.locator('table tbody td', { hasText: 'Penicillin' }).count());
+      const problems = doc.locator('section.cda-section', { has: page.getByRole('heading', { name: 'PROBLEMS' }) });
+      assert.match(await problems.locator('ul > li > ul > li').first().innerText(), /Pneumonia/);
+      assert.equal(await doc.locator('.cda-bold', { hasText: 'Checked at every visit' }).count(), 1, 'styleCode Bold rendered');
+      assert.match(await doc.innerText(), /Device registry entry[\s\S]*image or media in the original, not shown here/);
+      // Nothing runs, loads or links: only whitelisted elements and attributes, no request to another site.
+      const found = (await doc.evaluate((el) => [...el.querySelectorAll('*')].flatMap((e) => [e.localName, ...[...e.attributes].map((a) => `@${a.name}`)]))) as string[];
+      const allowed = new Set(['article', 'h3', 'h4', 'h5', 'h6', 'p', 'section', 'ul', 'ol', 'li', 'table', 'caption', 'thead', 'tbody', 'tfoot', 'tr', 'th', 'td', 'colgroup', 'col', 'span', 'sub', 'sup', 'br', 'small', 'strong', 'button', '@class', '@colspan', '@rowspan', '@scope', '@aria-label', '@aria-labelledby', '@id', '@tabindex', '@type']);
+      assert.deepEqual([...new Set(found.filter((x) => !allowed.has(x)))], [], 'elements or attributes beyond the whitelist');
+      assert.equal(await page.evaluate(() => (window as any).pwned), undefined, 'no script of the document ran');
+      assert.deepEqual(urls.filter((u) => u.includes('evil.example')), [], 'nothing loaded from the document');
       await checkView(page, 'document');
       const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
       assert.match(download.suggestedFilename(), /\.xml$/);
-      assert.match(readFileSync((await download.path()) as string, 'utf8'), /<ClinicalDocument[\s\S]*Patient Chart Summary/, 'the original, as sent');
+      assert.equal(readFileSync((await download.path()) as string, 'utf8'), xml, 'the original, as sent');
       assert.deepEqual(errors, []);
       await page.context().close();
     });

@@ -91,23 +91,33 @@ export class Api {
     return out;
   }
 
-  /** An attachment or a message fetched with the token, handed to the browser as a download. */
-  async download(path: string, filename: string): Promise<void> {
+  /** An attachment (a Binary: its original bytes, of its own content type) or a message, fetched with the token. */
+  async original(path: string): Promise<Blob> {
     const res = await this.authorized(this.url(path), {});
     if (!res.ok) throw new ApiError(res.status, res.statusText);
-    let blob = await res.blob();
-    // A Binary comes as its FHIR resource: the original is its base64 data, of its own content type.
-    if (/json/.test(res.headers.get('content-type') ?? '')) {
-      const binary = JSON.parse(await blob.text()) as { resourceType?: string; contentType?: string; data?: string };
-      if (binary.resourceType === 'Binary' && binary.data) blob = new Blob([Uint8Array.from(atob(binary.data), (c) => c.charCodeAt(0))], { type: binary.contentType ?? 'application/octet-stream' });
-    }
-    const href = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = href;
-    a.download = filename;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(href), 10_000);
+    const blob = await res.blob();
+    if (!/json/.test(res.headers.get('content-type') ?? '')) return blob;
+    const binary = JSON.parse(await blob.text()) as { resourceType?: string; contentType?: string; data?: string };
+    return binary.resourceType === 'Binary' && binary.data ? base64Blob(binary.data, binary.contentType) : blob;
   }
+
+  /** An attachment or a message fetched with the token, handed to the browser as a download. */
+  async download(path: string, filename: string): Promise<void> {
+    saveAs(await this.original(path), filename);
+  }
+}
+
+/** Base64 data (a Binary's, an attachment's) as a Blob of its content type. */
+export const base64Blob = (data: string, contentType?: string): Blob => new Blob([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], { type: contentType ?? 'application/octet-stream' });
+
+/** Hands a Blob to the browser as a file download. */
+export function saveAs(blob: Blob, filename: string): void {
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
 
 export const resources = (b: Bundle): Resource[] => (b.entry ?? []).filter((e) => e.search?.mode !== 'outcome').map((e) => e.resource as Resource).filter(Boolean);

@@ -9,7 +9,8 @@ import type { Session } from '../session.js';
 import { ErrorNote, Loading, Section, useLoad } from '../ui.js';
 import { BreakTheGlass } from './BreakTheGlass.js';
 import { DuplicateCheck } from './DuplicateCheck.js';
-import { CareTeam, Documents, Encounters, FactList, Results } from './RecordSections.js';
+import { CareTeam, Encounters, FactList, Results } from './RecordSections.js';
+import { Documents } from './Documents.js';
 import { Timeline } from './Timeline.js';
 
 /** Purposes a clinician may declare for one patient (the server checks the role: docs/governance.md §2). */
@@ -156,7 +157,7 @@ export function PatientPage({ api, session, id, children }: { api: Api; session:
       <Encounters items={byType.Encounter ?? []} badge={badge} />
       <Timeline api={scoped} id={id} badge={badge} />
       <CareTeam facts={record.facts} referenced={record.referenced} />
-      <Documents api={scoped} items={byType.DocumentReference ?? []} badge={badge} sourceOf={(r) => sourcesOf(r, undefined, () => undefined)[0]?.reference} />
+      <Documents api={scoped} items={byType.DocumentReference ?? []} badge={badge} />
       {children}
       <dialog ref={dialog} aria-labelledby="original-h" onClose={() => setOriginal(undefined)}>
         <h2 id="original-h">Original {original?.ref.split('/')[0]}</h2>

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
-import type { Api, Resource } from '../fhir.js';
+import type { Resource } from '../fhir.js';
 import { abnormalFlag, concept, date, observationValue, referenceRange, when } from '../format.js';
 import { CONFLICT_LABELS, conflictsOf } from '../merged.js';
 import { Empty, Section, useFirst } from '../ui.js';
@@ -141,97 +141,6 @@ export function Results({ all, badge }: { all: Resource[]; badge: Badge }) {
         </table>
       ) : <Empty what="laboratory results" />}
       {more}
-    </Section>
-  );
-}
-
-/** A C-CDA document made readable: the Composition Tessera stored beside it (one per document, same id), section by section. */
-interface Readable {
-  title: string;
-  date?: string;
-  author?: string;
-  sections: { title: string; lines: string[] }[];
-}
-
-/** A narrative's lines (the intake writes them as text joined by <br/>), read as text only: no markup of the document is rendered. */
-function narrativeLines(div: string | undefined): string[] {
-  if (!div) return [];
-  const doc = new DOMParser().parseFromString(div.replace(/<br\s*\/?>/gi, '\n'), 'text/html');
-  return (doc.body.textContent ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
-}
-
-async function readable(api: Api, documentReference: string): Promise<Readable> {
-  const composition = await api.get<Resource>(`Composition/${encodeURIComponent(documentReference.replace(/^DocumentReference\//, ''))}`);
-  return {
-    title: composition.title ?? concept(composition.type) ?? 'Document',
-    date: composition.date,
-    author: composition.author?.map((a: any) => a.display).filter(Boolean).join(', '),
-    sections: (composition.section ?? []).map((sec: any) => ({ title: sec.title ?? concept(sec.code) ?? 'Section', lines: narrativeLines(sec.text?.div) })),
-  };
-}
-
-export function Documents({ api, items, badge, sourceOf }: { api: Api; items: Resource[]; badge: Badge; sourceOf: (r: Resource) => string | undefined }) {
-  const [error, setError] = useState<string | undefined>();
-  const [reading, setReading] = useState<Readable | undefined>();
-  const download = async (r: Resource) => {
-    const att = r.content?.[0]?.attachment;
-    setError(undefined);
-    try {
-      if (att?.url) await api.download(att.url, `${r.id}.${att.contentType?.includes('xml') ? 'xml' : 'txt'}`);
-      else if (att?.data) {
-        const a = document.createElement('a');
-        a.href = URL.createObjectURL(new Blob([Uint8Array.from(atob(att.data), (c) => c.charCodeAt(0))], { type: att.contentType ?? 'application/octet-stream' }));
-        a.download = `${r.id}.${att.contentType?.includes('xml') ? 'xml' : 'txt'}`;
-        a.click();
-      } else setError('This document has no content attached.');
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  };
-  const read = async (r: Resource) => {
-    setError(undefined);
-    const source = sourceOf(r);
-    if (!source) return setError('This document has no stored source record to read.');
-    try {
-      setReading(await readable(api, source));
-      requestAnimationFrame(() => document.getElementById('reading-h')?.focus());
-    } catch (err) {
-      setError(`This document cannot be shown readably (${(err as Error).message}); download the original.`);
-    }
-  };
-  return (
-    <Section title="Documents" id="documents" count={items.length}>
-      {error && <p class="error" role="alert">{error}</p>}
-      {items.length ? (
-        <table>
-          <caption class="sr-only">Documents, newest first</caption>
-          <thead><tr><th scope="col">Date</th><th scope="col">Document</th><th scope="col">Sources</th><th scope="col">Read or download</th></tr></thead>
-          <tbody>
-            {items.map((r) => (
-              <tr key={r.id}>
-                <td>{date(when(r))}</td><td>{concept(r.type) || r.description || 'Document'}</td><td>{badge(r)}</td>
-                <td>
-                  <button type="button" onClick={() => read(r)} aria-label={`Read ${concept(r.type) || 'document'} of ${date(when(r))}`}>Read</button>{' '}
-                  <button type="button" class="secondary" onClick={() => download(r)}>Download</button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : <Empty what="documents" />}
-      {reading && (
-        <article class="card document" aria-labelledby="reading-h">
-          <h3 id="reading-h" tabIndex={-1}>{reading.title}</h3>
-          <p class="note">{[reading.date && `Dated ${date(reading.date)}`, reading.author && `by ${reading.author}`].filter(Boolean).join(' ')}</p>
-          {reading.sections.map((sec, i) => (
-            <section key={i} aria-label={sec.title}>
-              <h4>{sec.title}</h4>
-              {sec.lines.length ? sec.lines.map((l, j) => <p key={j}>{l}</p>) : <p class="empty">No text in this section.</p>}
-            </section>
-          ))}
-          <button type="button" class="secondary" onClick={() => setReading(undefined)}>Close the document</button>
-        </article>
-      )}
     </Section>
   );
 }
