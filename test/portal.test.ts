@@ -317,6 +317,32 @@ for (const backend of BACKENDS) {
       await page.context().close();
     });
 
+    it('two tabs reloading at once keep the session (refreshes serialised across tabs)', async () => {
+      // Both tabs share the browser's HttpOnly session cookie; each reload refreshes it, and the refresh token
+      // rotates: a used one presented again revokes the grant (as for a stolen token). Without a lock across
+      // tabs, two reloads at once present the same cookie and the second revokes the session of both.
+      const { page, errors } = await openPage(browser);
+      await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
+      const other = await page.context().newPage();
+      const otherErrors: string[] = [];
+      other.on('console', (m) => m.type() === 'error' && otherErrors.push(m.text()));
+      await other.goto(`${s.url}/#/search`);
+      await other.getByRole('heading', { name: 'Find a patient' }).waitFor();
+      for (let round = 0; round < 4; round++) {
+        await Promise.all([page.reload(), other.reload()]);
+        for (const tab of [page, other]) {
+          await tab.getByRole('heading', { name: 'Find a patient' }).or(tab.getByRole('button', { name: 'Sign in' })).first().waitFor();
+          assert.equal(await tab.getByRole('button', { name: 'Sign out' }).count(), 1, `round ${round + 1}: both tabs still signed in`);
+        }
+      }
+      // The grant is alive: a patient search through the API answers in both.
+      await other.getByLabel('Medical record number').fill(otherMrn);
+      await other.getByLabel('Medical record number').press('Enter');
+      await other.locator('table.results tbody tr').first().waitFor();
+      assert.deepEqual([...errors, ...otherErrors], []);
+      await page.context().close();
+    });
+
     it('a data steward resolves a review-queue pair; PIXm shows the link afterwards', async () => {
       const { page, errors } = await openPage(browser);
       await signIn(page, s.url, 'sam@example.org', PASSWORD, 'HOPERAT');

@@ -52,8 +52,22 @@ async function config(): Promise<PortalConfig> {
   return (await res.json()) as PortalConfig;
 }
 
-/** The portal's token endpoint: a code or (from the cookie) the refresh token, for a new access token. */
+/** Held while a refresh token is used, by every tab of the portal in this browser (Web Locks API). */
+const REFRESH_LOCK = 'tessera.portal.refresh';
+
+/**
+ * The portal's token endpoint: a code or (from the cookie) the refresh token, for a new access token.
+ * The refresh token rotates and presenting a used one revokes the grant, so refreshes run one at a time
+ * across the browser's tabs: two tabs reloading at once would otherwise both present the same cookie.
+ * Under the lock the second tab's request carries the cookie the first one's answer set. (Web Locks exist
+ * in secure contexts only, https or localhost; elsewhere refreshes are serialised within a tab only.)
+ */
 async function exchange(form: Record<string, string>): Promise<{ access_token: string; expires_in?: number; patient?: string }> {
+  if (form.grant_type === 'refresh_token' && navigator.locks) return navigator.locks.request(REFRESH_LOCK, () => exchangeNow(form));
+  return exchangeNow(form);
+}
+
+async function exchangeNow(form: Record<string, string>): Promise<{ access_token: string; expires_in?: number; patient?: string }> {
   const cfg = await config();
   const res = await fetch(cfg.token, {
     method: 'POST',
@@ -98,7 +112,7 @@ export async function resumeSession(): Promise<Session | undefined> {
   }
 }
 
-/** Refreshes run one at a time: the refresh token rotates, and presenting a used one revokes the whole grant. */
+/** Refreshes of this tab run one at a time (and, through `exchange`, one at a time across tabs). */
 let refreshing: Promise<unknown> = Promise.resolve();
 
 /**
