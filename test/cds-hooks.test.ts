@@ -107,6 +107,8 @@ for (const backend of BACKENDS) {
       const { services } = (await res.json()) as any;
       assert.deepEqual(services.map((x: any) => x.hook).sort(), ['order-select', 'order-sign']);
       assert.ok(services.every((x: any) => x.prefetch.patient === 'Patient/{{context.patientId}}' && x.id && x.description));
+      // The equivalences in force, for clients to offer (the portal's test list): the shipped defaults here.
+      for (const service of services) assert.deepEqual(service.extension['dev.tessera.test-equivalences'].map((e: any) => e.id), ['hba1c', 'lipid-panel', 'head-ct']);
     });
 
     it('order-sign with prefetch: an HbA1c resulted 30 days ago elsewhere is a duplicate (window 90 days), with value, date and source', async () => {

@@ -4,6 +4,7 @@ import type { Browser } from 'playwright-core';
 import { directoryBundle, ORGANIZATIONS, patientBundles } from '../src/synthetic/community.js';
 import { addUser } from '../src/users/user-directory.js';
 import { setClearance } from '../src/consent/clearance.js';
+import { DEFAULT_TEST_EQUIVALENCES, setTestEquivalences } from '../src/record/test-equivalences.js';
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
 import { person as sourcePatient } from './helpers/people.js';
@@ -99,6 +100,11 @@ for (const backend of BACKENDS) {
         performer: [{ reference: `Organization/${otherOrg.id}`, display: otherOrg.name }],
       };
       assert.equal((await s.fhir('POST', 'Observation', cholesterol)).status, 201);
+      // The community's duplicate-test list (`tessera record equivalences`): the defaults and a test this
+      // community added, TSH (LOINC 3016-3, 60 days), resulted a month ago at the other organization (before the cholesterol: the timeline test reads that first).
+      await setTestEquivalences(s.tessera.db, [...DEFAULT_TEST_EQUIVALENCES, { id: 'tsh', name: 'Thyroid stimulating hormone', lookbackDays: 60, codes: [{ system: 'http://loinc.org', code: '3016-3', display: 'Thyrotropin [Units/volume] in Serum or Plasma' }] }]);
+      const tsh = { ...cholesterol, code: { coding: [{ system: 'http://loinc.org', code: '3016-3', display: 'Thyrotropin [Units/volume] in Serum or Plasma' }] }, effectiveDateTime: new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10), valueQuantity: { value: 2.1, unit: 'm[IU]/L', system: 'http://unitsofmeasure.org', code: 'm[IU]/L' } };
+      assert.equal((await s.fhir('POST', 'Observation', tsh)).status, 201);
       casey = await addUser(s.tessera.repo, { name: 'Casey Clinician', email: 'casey@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
       await addUser(s.tessera.repo, { name: 'Sam Steward', email: 'sam@example.org', role: 'steward', organization: ORGANIZATIONS[0].id, password: PASSWORD });
       const ian = await addUser(s.tessera.repo, { name: 'Ian Analyst', email: 'ian@example.org', role: 'interface-analyst', organization: ORGANIZATIONS[0].id, password: PASSWORD });
@@ -196,12 +202,19 @@ for (const backend of BACKENDS) {
       assert.match(await page.locator('#care-team-h').locator('..').innerText(), new RegExp(otherOrg.name.replace(/'/g, '.')), 'the other organization cares for the patient');
 
       // A duplicate-test alert from the CDS Hooks service: a lipid panel three weeks after a cholesterol result.
-      await page.getByLabel('Test you are about to order').selectOption({ label: 'Lipid panel with direct LDL' });
+      // The tests offered are the service's (the community's equivalences, from its discovery), not the portal's.
+      const offered = page.getByLabel('Test you are about to order').locator('option');
+      await offered.first().waitFor({ state: 'attached' });
+      assert.deepEqual(await offered.allInnerTexts(), ['Hemoglobin A1c', 'Lipid panel', 'CT of the head', 'Thyroid stimulating hormone']);
+      await page.getByLabel('Test you are about to order').selectOption({ label: 'Thyroid stimulating hormone' });
+      await page.getByRole('button', { name: 'Check for duplicates' }).click();
+      await page.locator('.cds-card', { hasText: 'Thyroid stimulating hormone' }).waitFor();
+      await page.getByLabel('Test you are about to order').selectOption({ label: 'Lipid panel' });
       await page.getByRole('button', { name: 'Check for duplicates' }).click();
       const card = page.locator('.cds-card');
       await card.first().waitFor();
       assert.match(await card.first().innerText(), new RegExp(`Possible duplicate test: Lipid panel resulted ${recent}`));
-      await page.getByLabel('Test you are about to order').selectOption({ label: 'CT Head' });
+      await page.getByLabel('Test you are about to order').selectOption({ label: 'CT of the head' });
       await page.getByRole('button', { name: 'Check for duplicates' }).click();
       await page.getByText('No duplicate found').waitFor();
 

@@ -14,6 +14,9 @@ import type { SqlExecutor } from '../store/database.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
+/** The discovery extension listing the duplicate-test equivalences in force. */
+export const TEST_EQUIVALENCES_EXTENSION = 'dev.tessera.test-equivalences';
+
 /** The services this exchange offers (CDS Hooks 2.0 discovery). */
 export const CDS_SERVICES = [
   {
@@ -59,7 +62,13 @@ export function registerCdsHooks(
       throw unauthorized('The access token is invalid or expired');
     }
   };
-  app.get('/cds-services', async () => ({ services: CDS_SERVICES }));
+  // Each service names, as a discovery extension (CDS Hooks 2.0 `extension`), the tests it recognises as
+  // duplicates of each other and their look-back windows: the community's list (`tessera record
+  // equivalences`), so a client (the portal) offers the tests the service knows, not a list of its own.
+  app.get('/cds-services', async () => {
+    const equivalences = await testEquivalences(options.db);
+    return { services: CDS_SERVICES.map((s) => ({ ...s, extension: { [TEST_EQUIVALENCES_EXTENSION]: equivalences } })) };
+  });
   app.post('/cds-services/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
     const service = CDS_SERVICES.find((s) => s.id === id);

@@ -1,17 +1,24 @@
-/* eslint-disable @typescript-eslint/no-explicit-any */
 import { useState } from 'preact/hooks';
 import type { Api } from '../fhir.js';
 import type { Session } from '../session.js';
-import { Section } from '../ui.js';
+import { ErrorNote, Section, useLoad } from '../ui.js';
 
-const LOINC = 'http://loinc.org';
-/** Tests a clinician may be about to order; the service decides which repeat a recent or pending one. */
-const ORDERABLE = [
-  { code: '4548-4', display: 'Hemoglobin A1c' },
-  { code: '57698-3', display: 'Lipid panel with direct LDL' },
-  { code: '24725-4', display: 'CT Head' },
-  { code: '2160-0', display: 'Creatinine' },
-];
+/** The CDS service's discovery extension naming the tests it recognises as duplicates (the community's list). */
+const EQUIVALENCES = 'dev.tessera.test-equivalences';
+const SERVICE = 'duplicate-orders-select';
+
+/** A test a clinician may be about to order: one group of the service's equivalences. */
+interface Orderable {
+  id: string;
+  name: string;
+  codes: { system: string; code: string; display?: string }[];
+}
+
+/** The tests the duplicate-order service knows, from its discovery (`GET /cds-services`). */
+async function orderableTests(api: Api): Promise<Orderable[]> {
+  const { services } = await api.get<{ services: { id: string; extension?: Record<string, Orderable[]> }[] }>('/cds-services');
+  return (services.find((s) => s.id === SERVICE)?.extension?.[EQUIVALENCES] ?? []).filter((t) => t.codes?.length);
+}
 
 interface Card {
   summary: string;
@@ -26,18 +33,23 @@ interface Card {
  * record as this user may. Its cards are shown as they come.
  */
 export function DuplicateCheck({ api, session, id }: { api: Api; session: Session; id: string }) {
-  const [code, setCode] = useState(ORDERABLE[0].code);
+  const tests = useLoad(() => orderableTests(api), [api]);
+  const [chosen, setChosen] = useState<string | undefined>();
   const [cards, setCards] = useState<Card[] | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  const list = tests.data ?? [];
+  const test = list.find((t) => t.id === chosen) ?? list[0];
   const check = async (e: Event) => {
     e.preventDefault();
-    const test = ORDERABLE.find((t) => t.code === code) ?? ORDERABLE[0];
+    if (!test) return;
     setBusy(true);
     setError(undefined);
     try {
-      const draft = { resourceType: 'ServiceRequest', id: 'draft-1', status: 'draft', intent: 'order', code: { coding: [{ system: LOINC, code: test.code, display: test.display }], text: test.display }, subject: { reference: `Patient/${id}` } };
-      const res = await api.postJson<{ cards?: Card[] }>('/cds-services/duplicate-orders-select', {
+      // The draft order carries the group's first code (the service matches any code of the group).
+      const coding = { ...test.codes[0], display: test.codes[0].display ?? test.name };
+      const draft = { resourceType: 'ServiceRequest', id: 'draft-1', status: 'draft', intent: 'order', code: { coding: [coding], text: test.name }, subject: { reference: `Patient/${id}` } };
+      const res = await api.postJson<{ cards?: Card[] }>(`/cds-services/${SERVICE}`, {
         hook: 'order-select',
         hookInstance: crypto.randomUUID(),
         context: { userId: session.fhirUser ?? '', patientId: id, selections: ['ServiceRequest/draft-1'], draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: draft }] } },
@@ -49,16 +61,17 @@ export function DuplicateCheck({ api, session, id }: { api: Api; session: Sessio
       setBusy(false);
     }
   };
+  if (tests.error) return <Section title="Duplicate-test check" id="duplicates"><ErrorNote error={tests.error} /></Section>;
   return (
     <Section title="Duplicate-test check" id="duplicates">
       <form class="inline" onSubmit={check}>
         <label for="order-test">Test you are about to order</label>
-        <select id="order-test" value={code} onChange={(e) => setCode((e.target as HTMLSelectElement).value)}>
-          {ORDERABLE.map((t) => (
-            <option key={t.code} value={t.code}>{t.display}</option>
+        <select id="order-test" value={test?.id ?? ''} onChange={(e) => (setChosen((e.target as HTMLSelectElement).value), setCards(undefined))}>
+          {list.map((t) => (
+            <option key={t.id} value={t.id}>{t.name}</option>
           ))}
         </select>
-        <button type="submit" disabled={busy}>Check for duplicates</button>
+        <button type="submit" disabled={busy || !test}>Check for duplicates</button>
       </form>
       <div aria-live="polite">
         {error && <p class="error" role="alert">{error}</p>}
