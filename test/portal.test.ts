@@ -356,7 +356,7 @@ for (const backend of BACKENDS) {
       await page.context().close();
     });
 
-    it('a data steward resolves a review-queue pair; PIXm shows the link afterwards', async () => {
+    it('a data steward resolves a review-queue pair; PIXm shows the link afterwards; unlinks, links, merges and unmerges from the identity page', async () => {
       const { page, errors } = await openPage(browser);
       await signIn(page, s.url, 'sam@example.org', PASSWORD, 'HOPERAT');
       await page.getByRole('heading', { name: 'Identity review queue' }).waitFor();
@@ -402,6 +402,41 @@ for (const backend of BACKENDS) {
       assert.ok((await pixTargets()).includes('sl-P-2'), 'PIXm links them again');
       const history = page.locator('#identity-history-h').locator('..');
       await history.getByText('confirmed with the patient in person').waitFor();
+
+      // Merge another identity into this one, then undo it from the merged (retired) identity's page. The
+      // other identity is a third record at another source that the index did not link (another name,
+      // birth date, address, phone): a steward merging two enterprises by mistake, then undoing it.
+      const third = await s.fhir('POST', 'Patient', sourcePatient('pier', 'sl-P-3', 'Marguerite', 'Okonkwo', '1971-02-03', { gender: 'female', telecom: [{ system: 'phone', value: '(508) 555-0199' }], address: [{ line: ['4 Quarry Lane'], city: 'Worcester', postalCode: '01602' }] }));
+      assert.equal(third.status, 201);
+      const enterpriseOf = async (id: string) => ((await s.fhir('GET', `Patient?link=Patient/${id}`)).body.entry ?? []).map((e: any) => e.resource.id)[0] as string;
+      const otherEnterprise = await enterpriseOf(third.body.id);
+      const thisEnterprise = await enterpriseOf(slipped[0]);
+      assert.ok(otherEnterprise && thisEnterprise && otherEnterprise !== thisEnterprise, 'two identities before the merge');
+      const merge = page.locator('fieldset', { hasText: 'Merge another identity into this one' });
+      await merge.getByLabel('Enterprise id of the identity to merge in').fill(otherEnterprise);
+      await merge.getByRole('button', { name: 'Merge identities' }).click();
+      assert.match(await merge.getByRole('alert').innerText(), /reason/, 'merging needs a reason');
+      await merge.getByLabel('Reason').fill('Same person: registered under her married name at Pier');
+      await merge.getByRole('button', { name: 'Merge identities' }).click();
+      await page.getByRole('status').filter({ hasText: 'merged into this one' }).waitFor();
+      await members.filter({ hasText: third.body.id }).waitFor();
+      assert.equal(await members.count(), 3, 'the merged identity\'s record joins this one');
+      assert.ok((await pixTargets()).includes('sl-P-3'), 'PIXm shows the merged record');
+      await checkView(page, 'steward-identity-merged');
+      // The merged identity's own page: retired, replaced by this one; the merge is undone there.
+      await page.evaluate((id) => (location.hash = `#/identity/${id}`), otherEnterprise);
+      await page.getByText('merged into another identity: inactive').waitFor();
+      await history.getByText('registered under her married name').waitFor(); // the merge and its reason, in the merged identity's history
+      const unmerge = page.locator('fieldset', { hasText: 'Undo the merge of this identity' });
+      await unmerge.getByRole('button', { name: 'Unmerge' }).click();
+      assert.match(await unmerge.getByRole('alert').innerText(), /reason/, 'unmerging needs a reason');
+      await unmerge.getByLabel(/^Reason/).fill('Merged the wrong person: a different birth date on her ID');
+      await unmerge.getByRole('button', { name: 'Unmerge' }).click();
+      await page.getByRole('status').filter({ hasText: 'Merge undone' }).waitFor();
+      await page.getByText('merged into another identity: inactive').waitFor({ state: 'detached' });
+      assert.ok(!(await pixTargets()).includes('sl-P-3'), 'PIXm no longer shows the merged record');
+      assert.ok((await pixTargets()).includes('sl-P-2'), 'the link made before the merge stays');
+      await history.getByText('Merged the wrong person').waitFor();
       assert.deepEqual(errors, []);
       await page.context().close();
     });
