@@ -14,10 +14,11 @@ import { fmt, percentiles } from './stats.js';
 import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { createClient } from '../src/security/clients.js';
 import { createTessera } from '../src/server/tessera.js';
-import { directoryBundle, ORGANIZATIONS, patientBundles } from '../src/synthetic/community.js';
+import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { addUser } from '../src/users/user-directory.js';
 import { getToken } from '../test/helpers/server.js';
 import { launchBrowser, openPage, signIn } from '../test/helpers/portal-browser.js';
+import { firstLoad, seedLargePatient } from '../test/helpers/portal-load.js';
 import { dropTestSchema } from '../test/helpers/backends.js';
 
 const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
@@ -34,20 +35,7 @@ for (const backend of BACKENDS) {
   try {
     const admin = await createClient(tessera.db, { name: 'bench-admin', scope: 'system/*.cruds' });
     const token = await getToken(url, admin.clientId, admin.clientSecret as string);
-    const post = async (path: string, body: unknown) => {
-      const res = await fetch(`${url}/fhir${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
-    await post('', directoryBundle(7));
-    const [bundle] = [...patientBundles({ seed: 7, patients: 1, encountersPerPatient: [ENCOUNTERS, ENCOUNTERS] })];
-    const written = await post('', bundle);
-    const patientId = /Patient\/([^/]+)/.exec(written.entry[0].response.location as string)?.[1] as string;
-    const golden = await (await fetch(`${url}/fhir/Patient?link=Patient/${patientId}`, { headers: { authorization: `Bearer ${token}` } })).json();
-    const pageId: string = golden.entry?.[0]?.resource.id ?? patientId;
-    const everything = await (await fetch(`${url}/fhir/Patient/${pageId}/$everything?_view=sources&_count=5000`, { headers: { authorization: `Bearer ${token}` } })).json();
-    if (!everything.entry) throw new Error(`$everything: ${JSON.stringify(everything).slice(0, 300)}`);
-    const resources = everything.entry.length;
+    const { pageId, resources } = await seedLargePatient(url, token, ENCOUNTERS);
     await addUser(tessera.repo, { name: 'Bench Clinician', email: 'bench@example.org', role: 'clinician', organization: ORGANIZATIONS[0].id, password: PASSWORD });
 
     const { page } = await openPage(browser);
@@ -55,25 +43,9 @@ for (const backend of BACKENDS) {
     const times: number[] = [];
     const arrived: number[] = [];
     for (let i = 0; i < RUNS + 1; i++) {
-      await page.evaluate(() => (location.hash = '#/search'));
-      await page.getByRole('heading', { name: 'Find a patient' }).waitFor();
-      // A string, not a function: tsx would wrap a function's inner helpers in a __name() the page does not have.
-      const ms = (await page.evaluate(`(async () => {
-        const t0 = performance.now();
-        location.hash = '#/patient/${pageId}';
-        await new Promise((done) => {
-          const check = () => (document.querySelector('figure.trend canvas') && document.querySelector('#documents-h') ? done() : requestAnimationFrame(check));
-          check();
-        });
-        await new Promise((done) => requestAnimationFrame(() => done())); // the frame that shows it
-        const total = performance.now() - t0;
-        // When the merged record had fully arrived: the rest is the browser's own work (parse, build, draw).
-        const merged = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && e.name.includes('$merged-record'));
-        performance.clearResourceTimings();
-        return [total, merged.length ? Math.max(...merged.map((e) => e.responseEnd - t0)) : NaN];
-      })()`)) as [number, number];
+      const { total, arrived: at } = await firstLoad(page, pageId);
       // the first warms the server's caches (model, statements), like any first visitor before
-      if (i > 0) (times.push(ms[0]), arrived.push(ms[1]));
+      if (i > 0) (times.push(total), arrived.push(at));
     }
     // The share of the server: the same merged record fetched by Node with the admin token.
     const server: number[] = [];
