@@ -150,16 +150,16 @@ for (const backend of BACKENDS) {
     });
 
     it('a clinician signs in, finds a patient by another organization\'s MRN, opens the record, sees a lab value\'s source and the HbA1c trend', async () => {
-      const { page, errors, urls } = await openPage(browser);
+      const { page, errors, urls, logs } = await openPage(browser);
       await page.goto(`${s.url}/`);
       await checkView(page, 'sign-in');
       await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
       assert.match(await page.locator('header').innerText(), /clinician · purpose TREAT/);
       await checkView(page, 'patient-search');
 
+      const row = page.locator('table.results tbody tr');
       await page.getByLabel('Medical record number').fill(otherMrn);
       await page.getByLabel('Medical record number').press('Enter');
-      const row = page.locator('table.results tbody tr');
       await row.first().waitFor();
       assert.equal(await row.count(), 1, 'one person for the MRN');
       const text = await row.first().innerText();
@@ -167,8 +167,17 @@ for (const backend of BACKENDS) {
       assert.match(text, new RegExp(person.gender));
       assert.match(text, new RegExp(otherOrg.name.replace(/'/g, '.')), 'the other organization is listed as a source');
       await checkView(page, 'patient-search-results');
+      await page.getByLabel('Medical record number').fill('');
+      // By name and birth date: the person once (the index's enterprise record), with what tells people apart.
+      await page.getByLabel('Name').fill(person.name[0].family);
+      await page.getByLabel('Birth date').fill(person.birthDate);
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith('/Patient/_search')), page.getByLabel('Birth date').press('Enter')]);
+      await row.filter({ hasText: person.birthDate }).first().waitFor();
+      const byName = await row.filter({ hasText: person.birthDate }).innerText();
+      assert.match(byName, new RegExp(`${person.gender}\t${person.birthDate} \\(\\d+\\)\t[^\t]*${person.address[0].city}`), 'sex, birth date with age, address');
+      assert.match(byName, new RegExp(otherOrg.name.replace(/'/g, '.')), 'both sources');
 
-      await row.first().getByRole('link').click();
+      await row.filter({ hasText: person.birthDate }).first().getByRole('link').click();
       await page.getByRole('heading', { name: /^Results/ }).waitFor();
       goldenId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
       const sources = await page.locator('#sources-h').locator('..').innerText();
@@ -268,6 +277,8 @@ for (const backend of BACKENDS) {
         for (const term of searchTerms) assert.ok(!query.includes(encodeURIComponent(term)) && !query.includes(term), `${term} in the query string of ${u}`);
       }
       assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length]), [0, 0]);
+      assert.deepEqual(await page.evaluate(async () => [(await indexedDB.databases()).length, (await caches.keys()).length]), [0, 0], 'no IndexedDB, no Cache Storage');
+      for (const term of [...searchTerms, person.name[0].given[0]]) assert.ok(!logs.some((l) => l.includes(term)), `${term} in the page's console`);
       // Signing out revokes the grant: the cookie is gone, a reload shows the sign-in page, the last token is dead.
       const lastCookie = (await page.context().cookies()).find((c) => c.name === 'tessera_portal_refresh')?.value as string;
       await page.getByRole('button', { name: 'Sign out' }).click();

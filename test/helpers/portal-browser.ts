@@ -21,18 +21,20 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /**
- * A page that fails the test on any console error (a CSP violation, a script error) and records every
- * URL it requests (to check that no search criterion or name rides in a query string).
+ * A page that fails the test on any console error (a CSP violation, a script error), records every
+ * URL it requests (to check that no search criterion or name rides in a query string) and everything the
+ * page writes to its console, of any level (to check that nothing about a patient is logged).
  */
-export async function openPage(browser: Browser, width = 1280, height = 900): Promise<{ page: Page; errors: string[]; urls: string[] }> {
+export async function openPage(browser: Browser, width = 1280, height = 900): Promise<{ page: Page; errors: string[]; urls: string[]; logs: string[] }> {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
   const errors: string[] = [];
   const urls: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  const logs: string[] = [];
+  page.on('console', (m) => (logs.push(m.text()), m.type() === 'error' && errors.push(m.text())));
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('request', (r) => urls.push(r.url()));
-  return { page, errors, urls };
+  return { page, errors, urls, logs };
 }
 
 /**
