@@ -8,7 +8,7 @@ import { DEFAULT_TEST_EQUIVALENCES, setTestEquivalences } from '../src/record/te
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
 import { person as sourcePatient } from './helpers/people.js';
-import { checkView, launchBrowser, openPage, signIn } from './helpers/portal-browser.js';
+import { checkView, launchBrowser, openPage, SCREENSHOTS, signIn } from './helpers/portal-browser.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { FIXTURES } from './helpers/paths.js';
 import { addParticipant } from '../src/participants/participants.js';
@@ -334,6 +334,8 @@ for (const backend of BACKENDS) {
       assert.equal(await page.evaluate(() => (window as any).pwned), undefined, 'no script of the document ran');
       assert.deepEqual(urls.filter((u) => u.includes('evil.example')), [], 'nothing loaded from the document');
       await checkView(page, 'document');
+      const box = (await doc.boundingBox()) as { x: number; y: number; width: number; height: number };
+      await page.screenshot({ path: join(SCREENSHOTS, 'document-reader-1280.png'), fullPage: true, clip: { ...box, y: box.y + (await page.evaluate(() => window.scrollY)), height: Math.min(box.height, 1000) } }); // the reader's top, for docs/portal.md
       const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
       assert.match(download.suggestedFilename(), /\.xml$/);
       assert.equal(readFileSync((await download.path()) as string, 'utf8'), xml, 'the original, as sent');
