@@ -121,6 +121,17 @@ for (const backend of BACKENDS) {
         assert.equal(res.status, 201);
         slipped.push(res.body.id);
       }
+      // A second possible match, two people the steward tells apart (same name and birth month, another day,
+      // address and phone): "Not a match".
+      const others: string[] = [];
+      for (const p of [
+        sourcePatient('hospital-a', 'nm-P-1', 'Rosa', 'Delgado', '1964-03-11', { gender: 'female', telecom: [] }),
+        sourcePatient('clinic-b', 'nm-P-2', 'Rosa', 'Delgado', '1964-03-17', { gender: 'female', telecom: [], address: [{ line: ['77 Mill Street'], city: 'Lowell', postalCode: '01852' }] }),
+      ]) {
+        const res = await s.fhir('POST', 'Patient', p);
+        assert.equal(res.status, 201);
+        others.push(res.body.id);
+      }
       // A message from a sender not registered yet: it waits in the error queue.
       s.tessera.config.mllpPort = 0;
       sender = new MllpSender((await s.tessera.startMllp()) as number);
@@ -315,6 +326,14 @@ for (const backend of BACKENDS) {
       await page.evaluate((id) => (location.hash = `#/patient/${id}`), patientId);
       const row = page.locator('#documents-h').locator('..').locator('tbody tr').first();
       await row.waitFor();
+      // A fact from the document: its badge names the clinic, its original the message the document arrived in.
+      const allergy = page.locator('#allergies-h').locator('..').locator('tbody tr', { hasText: /penicillin/i }).first();
+      await allergy.getByRole('button', { name: 'Original AllergyIntolerance from Good Health Clinic' }).click();
+      const original = page.getByRole('dialog');
+      await original.getByText('As stored').waitFor();
+      assert.match(await original.innerText(), /arrived in message \S+/);
+      await page.keyboard.press('Escape');
+      await original.waitFor({ state: 'hidden' });
       await row.getByRole('button', { name: /^Read/ }).click();
       const doc = page.locator('article.document');
       await doc.getByRole('heading', { name: 'Patient Chart Summary' }).waitFor();
@@ -386,6 +405,12 @@ for (const backend of BACKENDS) {
       await pair.getByLabel('Reason').fill('Same person: birth date typo at the clinic, confirmed by phone');
       await pair.getByRole('button', { name: 'Same person: link' }).click();
       await pair.waitFor({ state: 'detached' });
+      const different = page.locator('section.card', { hasText: 'Rosa Delgado and Rosa Delgado' });
+      await different.getByLabel('Reason').fill('Two people: different mothers\' names on file at both sources');
+      await different.getByRole('button', { name: 'Not a match' }).click();
+      await different.waitFor({ state: 'detached' });
+      const rosa = await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|nm-P-1')}`);
+      assert.ok(!(rosa.body.parameter ?? []).some((p: any) => p.name === 'targetIdentifier' && p.valueIdentifier.value === 'nm-P-2'), 'not linked');
       const pix = await s.fhir('GET', `Patient/$ihe-pix?sourceIdentifier=${encodeURIComponent('urn:example:hospital-a:mrn|sl-P-1')}`);
       assert.equal(pix.status, 200);
       assert.ok(pix.body.parameter.some((p: any) => p.name === 'targetIdentifier' && p.valueIdentifier.value === 'sl-P-2'), JSON.stringify(pix.body));
@@ -508,8 +533,13 @@ for (const backend of BACKENDS) {
       await access.first().waitFor();
       assert.match(await access.first().innerText(), /TREAT/, 'the clinician\'s earlier access is listed, with its purpose');
       await checkView(page, 'patient-own-record');
+      const denied = ORGANIZATIONS[2].name;
+      await page.getByLabel('Deny one organization').selectOption({ label: denied });
+      await page.getByRole('button', { name: 'Deny this organization' }).click();
+      await page.getByRole('status').filter({ hasText: 'that organization may not see your record' }).waitFor();
+      await page.locator('#my-consents-h').locator('..').getByText(`Do not share with ${denied}`).waitFor();
       await page.getByRole('button', { name: 'Opt out of sharing' }).click();
-      assert.match(await page.getByRole('status').filter({ hasText: 'Recorded' }).innerText(), /not shared/);
+      await page.getByRole('status').filter({ hasText: 'your record is not shared' }).waitFor();
       await page.locator('#my-consents-h').locator('..').getByText('Do not share with anyone in the community').waitFor();
       await page.context().close();
 
