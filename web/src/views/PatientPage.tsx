@@ -42,8 +42,9 @@ async function loadRecord(api: Api, id: string): Promise<PatientRecord> {
   const sources = api
     .get<Resource>(`Patient/${encodeURIComponent(id)}`)
     .then(async (p) => {
-      const links: string[] = (p.link ?? []).map((l: any) => l.other?.reference).filter(Boolean);
-      return links.length ? (await Promise.all(links.map((ref) => api.get<Resource>(ref).catch(() => undefined)))).filter((x): x is Resource => !!x) : [p];
+      const ids: string[] = (p.link ?? []).map((l: any) => /^Patient\/(.+)$/.exec(l.other?.reference ?? '')?.[1]).filter(Boolean);
+      // One search for all of them (those the user may not read are left out by the policy).
+      return ids.length ? await api.all(`Patient?_id=${ids.map(encodeURIComponent).join(',')}&_count=${ids.length}`) : [p];
     })
     .catch(() => [] as Resource[]);
   const all = await api.all(`Patient/${encodeURIComponent(id)}/$merged-record?_count=5000`);
