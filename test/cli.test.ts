@@ -52,9 +52,13 @@ for (const backend of BACKENDS) {
       };
       const dir = mkdtempSync(join(inputs, 'bulk-'));
       writeFileSync(join(dir, 'prescription.json'), JSON.stringify(bundle));
-      const result = await tessera(['import', ...data, dir], env);
+      // A store of its own: closing the server drops its PostgreSQL schema, which the later tests
+      // of this suite (reading nd-1 imported above) must keep.
+      const own = testConfig(backend);
+      const ownEnv = { DATABASE_URL: own.config.databaseUrl ?? '', TESSERA_PG_SCHEMA: own.config.schema ?? '' };
+      const result = await tessera(['import', '--data', own.config.dataDir, dir], ownEnv);
       assert.equal(result.code, 0, result.stdout + result.stderr);
-      const s = await startTestServer(backend, { config: store.config, cleanup: () => {} });
+      const s = await startTestServer(backend, own);
       try {
         const found = await s.fhir('GET', 'MedicationRequest?subject.identifier=urn:cli-test:mrn|bulk-1');
         assert.equal(found.body.entry?.length, 1, JSON.stringify(found.body));
