@@ -181,7 +181,7 @@ for (const backend of BACKENDS) {
       await assert.rejects(engine(as('HPAYMT'), 'GET', `Patient/${ids.ben}`), { status: 404 });
       await assert.rejects(engine(as(undefined), 'GET', `Patient/${ids.ben}`), { status: 404 });
       assert.deepEqual(idsOf(bodyOf(await engine(as('HPAYMT'), 'GET', `Observation?subject=Patient/${ids.ben}`))), []);
-      await s.fhir('DELETE', `Consent/${consent.body.id}`);
+      assert.equal((await s.fhir('DELETE', `Consent/${consent.body.id}`)).status, 200);
     });
 
     it('consent: permitting a sensitive class (ETH, 42 CFR Part 2) to one organization lets it read that class for that patient only', async () => {
@@ -239,7 +239,36 @@ for (const backend of BACKENDS) {
       const id = grant.find((p: any) => p.name === 'id').valueString;
       assert.equal((await engine(officer, 'POST', 'Patient/$break-the-glass-review', { resourceType: 'Parameters', parameter: [{ name: 'grant', valueString: id }] })).status, 200);
       assert.equal(((await engine(officer, 'GET', 'Patient/$break-the-glass-review')).body as any).parameter.length, 0);
-      await s.fhir('DELETE', `Consent/${consent.body.id}`);
+      assert.equal((await s.fhir('DELETE', `Consent/${consent.body.id}`)).status, 200);
+    });
+
+    it('an opted-out patient\'s consents and accounting of disclosures stay open to privacy officers; the record does not', async () => {
+      const scopes = parseScopes('user/*.rs user/AuditEvent.rs');
+      const officer: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-9', role: 'privacy-officer', fhirUser: 'Practitioner/po' }, organization: `Organization/${ids.hillcrest}`, purposeOfUse: 'HOPERAT' };
+      // Not u-1, who broke the glass for Ben above (it runs for an hour).
+      const clinician: AuthContext = { clientId: 'portal', scopes, user: { id: 'u-3', role: 'clinician', fhirUser: 'Practitioner/p3' }, organization: `Organization/${ids.riverside}`, purposeOfUse: 'TREAT' };
+      // Hillcrest read Ben's record before he opted out: a disclosure his accounting must list.
+      assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('hillcrest'))).status, 200);
+      const optOut = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'deny' }));
+      assert.equal(optOut.status, 201);
+      try {
+        assert.equal((await engine(officer, 'GET', `Patient/${ids.ben}`).catch((e) => e)).status, 404, 'the record itself stays withheld');
+        // Hers: the opt-out and the revoked (inactive) deny of Hillcrest recorded above.
+        const consents = bodyOf(await engine(officer, 'GET', `Consent?patient=Patient/${ids.ben}`)).entry?.map((e) => e.resource as any) ?? [];
+        assert.deepEqual(consents.map((c) => c.status).sort(), ['active', 'inactive']);
+        assert.ok(consents.some((c) => c.id === optOut.body.id));
+        assert.equal((await engine(officer, 'GET', `Consent/${optOut.body.id}`)).status, 200);
+        const accounting = (await engine(officer, 'GET', `Patient/${ids.ben}/$disclosures`)).body as any;
+        assert.ok(accounting.parameter.some((p: any) => p.part.some((x: any) => x.name === 'interaction' && x.valueCode === 'read')), JSON.stringify(accounting));
+        // Others are withheld from as before: a clinician sees neither the record nor the consent.
+        assert.equal((await engine(clinician, 'GET', `Consent/${optOut.body.id}`).catch((e) => e)).status, 404);
+        assert.deepEqual(idsOf(bodyOf(await engine(clinician, 'GET', `Consent?patient=Patient/${ids.ben}`))), []);
+        assert.equal((await engine(clinician, 'GET', `Patient/${ids.ben}/$disclosures`).catch((e) => e)).status, 403);
+      } finally {
+        // The operator's client revokes it (the opt-out does not hide itself from those who record consents).
+        assert.ok([200, 204].includes((await s.fhir('DELETE', `Consent/${optOut.body.id}`)).status));
+      }
+      assert.equal((await s.fhir('GET', `Patient/${ids.ben}`, undefined, h('hillcrest'))).status, 200, 'revoked: shared again');
     });
   });
 

@@ -38,7 +38,6 @@ for (const backend of BACKENDS) {
     let slipped: string[];
     let casey: { fhirUser: string | null };
     let recent: string;
-    let ccdaPatient: string;
 
     before(async () => {
       s = await startTestServer(backend);
@@ -322,7 +321,6 @@ for (const backend of BACKENDS) {
       const imported = await s.fhir('POST', `$import-ccda?participant=${participant.id}`, xml, { 'content-type': 'application/xml' });
       assert.equal(imported.status, 200, JSON.stringify(imported.body).slice(0, 500));
       const patientId = imported.body.parameter.find((p: any) => p.name === 'patient').valueReference.reference.split('/')[1];
-      ccdaPatient = patientId;
       const { page, errors, urls } = await openPage(browser);
       await signIn(page, s.url, 'casey@example.org', PASSWORD, 'TREAT');
       await page.evaluate((id) => (location.hash = `#/patient/${id}`), patientId);
@@ -558,7 +556,7 @@ for (const backend of BACKENDS) {
       await clinician.page.context().close();
     });
 
-    it('a privacy officer finds the clinician\'s access in the audit log, reviews the break-the-glass, reads a patient\'s consents and disclosures', async () => {
+    it('a privacy officer finds the clinician\'s access in the audit log, reviews the break-the-glass, reads an opted-out patient\'s consents and disclosures and withdraws the opt-out', async () => {
       const { page, errors } = await openPage(browser);
       await signIn(page, s.url, 'priya@example.org', PASSWORD, 'HOPERAT');
       await page.getByLabel('Patient id').first().fill(goldenId);
@@ -571,14 +569,18 @@ for (const backend of BACKENDS) {
       await checkView(page, 'privacy');
       await grant.getByRole('button', { name: /Mark reviewed/ }).click();
       await grant.waitFor({ state: 'detached' });
-      // A patient's consents and accounting of disclosures: the C-CDA's patient, whose record the clinician
-      // read (an opted-out patient's are withheld from privacy officers too: docs/governance.md, limits).
+      // The consents and accounting of disclosures of the patient who opted out above: the opt-out withholds
+      // her record, not her consents or who saw it, from the privacy officer.
       const lookup = page.locator('#patient-privacy-h').locator('..');
-      await lookup.getByLabel('Patient id').fill(ccdaPatient);
+      await lookup.getByLabel('Patient id').fill(person.id); // her own record, which her consents name
       await lookup.getByRole('button', { name: 'Show' }).click();
-      await lookup.getByText('No consents (the community default applies) on record.').waitFor();
+      const optOut = lookup.locator('tbody tr', { hasText: 'Do not share with anyone in the community' });
+      await optOut.waitFor();
       await lookup.locator('table.disclosures tbody tr', { hasText: casey.fhirUser as string }).first().waitFor();
       await checkView(page, 'privacy-patient');
+      // She phones to opt back in: the officer withdraws the opt-out for her.
+      await optOut.getByRole('button', { name: 'Withdraw' }).click();
+      await optOut.getByText('inactive').waitFor(); // the list as the server has it now
       assert.deepEqual(errors, []);
       await page.context().close();
     });

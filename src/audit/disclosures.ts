@@ -21,8 +21,11 @@ const DEFAULT_COUNT = 100;
 export async function disclosures(repo: Repository, patientId: string, req: FhirRequest): Promise<FhirResponse> {
   const policy = policyOf(req);
   policy.require('Patient', 'r');
-  if (!policy.isOwnRecord(patientId)) policy.requirePrivacyOfficer('AuditEvent', 's', 'The accounting of disclosures of another person');
-  await requireReachable(repo, req, 'Patient', patientId, 'r');
+  const own = policy.isOwnRecord(patientId);
+  if (!own) policy.requirePrivacyOfficer('AuditEvent', 's', 'The accounting of disclosures of another person');
+  // A privacy officer answers for disclosures of any patient, an opted-out one too (the accounting comes
+  // from the audit log they may search anyway): only the scopes' reach applies, not consent or labels.
+  await requireReachable(repo, req, 'Patient', patientId, 'r', { scopesOnly: !own });
   await repo.read('Patient', patientId);
   // A patient's own app is told of disclosures of every record of theirs the MPI links (their community record).
   const person = policy.isOwnRecord(patientId) ? policy.patientRecords : [patientId];

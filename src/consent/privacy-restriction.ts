@@ -8,6 +8,7 @@ import type { AuthContext } from '../security/token-service.js';
 import type { Dialect, SqlValue } from '../store/database.js';
 import { ownIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
+import { doesPrivacyWork } from '../users/user-directory.js';
 import { activeBreakTheGlass } from './break-the-glass.js';
 
 export type ConsentDefault = 'opt-out' | 'opt-in';
@@ -28,7 +29,9 @@ export interface Requester {
  * - labels: rows labelled with a sensitivity kind the caller has no clearance for are withheld unless the
  *   patient's consent permits that kind to the caller; very restricted (V) rows are withheld from all
  *   but callers cleared for V;
- * - break-the-glass: the person it was declared for is exempt from both for the caller, until it expires.
+ * - break-the-glass: the person it was declared for is exempt from both for the caller, until it expires;
+ * - Consent resources are not withheld by consent from those who record and revoke them (see
+ *   administersConsents): an opt-out would otherwise hide itself from everyone who could revoke it.
  */
 export function privacyRestrictionSource(consentDefault: ConsentDefault): RestrictionSource {
   return async (repo: Repository, auth: AuthContext, patientRecords: readonly string[] | undefined) => {
@@ -55,8 +58,18 @@ export function privacyRestrictionSource(consentDefault: ConsentDefault): Restri
     if (!consents && consentDefault === 'opt-out' && !withheldKinds.length && !withholdV) {
       return undefined;
     }
-    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, glass, now, repo.db.dialect);
+    return new PrivacyRestriction(requester, consentDefault, consents, withheldKinds, withholdV, exempt, glass, administersConsents(auth), now, repo.db.dialect);
   };
+}
+
+/**
+ * Whether the caller records and revokes patients' consents: privacy officers, and backend clients whose
+ * system scopes update or delete any Consent (the systems an operator trusts to record them, e.g. a
+ * participant's registration feed). Their scopes still decide whether they may read Consent at all.
+ */
+function administersConsents(auth: AuthContext): boolean {
+  if (auth.user) return doesPrivacyWork(auth.user.role);
+  return auth.scopes.some((s) => s.context === 'system' && !s.restriction && (s.resourceType === 'Consent' || s.resourceType === '*') && (s.interactions.has('u') || s.interactions.has('d')));
 }
 
 /** Who asks, as consent rules name them: the organization (the user's, or the client's participant's) and the user. */
@@ -79,6 +92,8 @@ class PrivacyRestriction implements RowRestriction {
     private readonly exempt: string[],
     /** Of those, the records under a running break-the-glass grant (its uses are flagged in the audit). */
     readonly brokenGlass: readonly string[],
+    /** Whether Consent resources are exempt from consent rules for this caller (administersConsents). */
+    private readonly consentsOpen: boolean,
     private readonly now: number,
     private readonly dialect: Dialect,
   ) {
@@ -99,7 +114,7 @@ class PrivacyRestriction implements RowRestriction {
 
   rows(type: string, alias: string): Sql | undefined {
     const parts: Sql[] = [];
-    const patientData = isPatientCompartmentType(type);
+    const patientData = isPatientCompartmentType(type) && !(type === 'Consent' && this.consentsOpen);
     if (patientData && this.consents) {
       parts.push(this.notDenied(alias));
     }

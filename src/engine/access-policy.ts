@@ -6,6 +6,7 @@ import type { Interaction, Scope } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
 import { ownIndexRows } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
+import { doesPrivacyWork } from '../users/user-directory.js';
 
 /**
  * The one access decision (issue: "one policy, one place"). Every path that returns or reveals data asks
@@ -98,7 +99,7 @@ export class AccessPolicy {
     const user = this.auth?.user;
     if (!user) {
       this.requireUnrestricted(type, interaction, what, { labels: true });
-    } else if (!PRIVACY_OFFICER_ROLES.has(user.role)) {
+    } else if (!doesPrivacyWork(user.role)) {
       throw forbidden(`${what} is for privacy officers`);
     }
   }
@@ -264,9 +265,6 @@ export interface RowRestriction {
   /** Patient records exempt under break-the-glass (see AccessPolicy.brokenGlass). */
   readonly brokenGlass?: readonly string[];
 }
-
-/** User roles that do a privacy officer's work (docs/governance.md). */
-const PRIVACY_OFFICER_ROLES: ReadonlySet<string> = new Set(['privacy-officer']);
 
 const INTERACTION_NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
 

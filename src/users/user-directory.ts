@@ -10,6 +10,11 @@ import { generateTotpSecret, totpUri } from './totp.js';
 export const ROLES = ['clinician', 'privacy-officer', 'steward', 'interface-analyst', 'admin', 'patient'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Whether a user of this role does a privacy officer's work (the audit log, consents, break-the-glass review). */
+export function doesPrivacyWork(role: string): boolean {
+  return role === 'privacy-officer';
+}
+
 /** A person who may sign in. Secrets (password hash, TOTP secret) stay in the table and never leave this module's callers' logs. */
 export interface DirectoryUser {
   id: string;

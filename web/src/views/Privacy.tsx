@@ -133,7 +133,8 @@ function PatientLookup({ api }: { api: Api }) {
       </form>
       {patient && (
         <>
-          <ConsentList api={api} patient={patient} />
+          {/* Privacy officers record a withdrawal the patient asked for on paper or by phone. */}
+          <ConsentList api={api} patient={patient} onChange={() => undefined} />
           <Disclosures api={api} patient={patient} />
         </>
       )}
