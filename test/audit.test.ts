@@ -223,7 +223,10 @@ for (const backend of BACKENDS) {
       await s.tessera.audit?.flush();
       const [event] = (await s.fhir('GET', `AuditEvent?agent=${searcher.clientId}&patient=${owner}`)).body.entry;
       const keys = await auditDb.query<{ kind: string; ref: string }>('SELECT kind, ref FROM audit_ref WHERE seq = ?', [Number(event.resource.id)]);
-      assert.deepEqual(keys.filter((k) => k.kind !== 'a').map((k) => `${k.kind} ${k.ref}`).sort(), [`e Patient/${owner}`, `p Patient/${owner}`], 'one key for the patient, none per Observation');
+      assert.deepEqual(keys.filter((k) => k.kind !== 'a').map((k) => `${k.kind} ${k.ref}`).sort(), [`p Patient/${owner}`], 'one key for the patient, none per Observation');
+      // The patient is an entity of the event too: entity= finds it through the patient's key.
+      const byPatientEntity = await s.fhir('GET', `AuditEvent?entity=Patient/${owner}&agent=${searcher.clientId}`);
+      assert.deepEqual(byPatientEntity.body.entry.map((e: any) => e.resource.id), [event.resource.id], 'entity=Patient/');
       for (const id of observations) {
         const found = await s.fhir('GET', `AuditEvent?entity=Observation/${id}&agent=${searcher.clientId}`);
         assert.deepEqual(found.body.entry.map((e: any) => e.resource.id), [event.resource.id], `Observation/${id}`);

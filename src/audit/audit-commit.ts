@@ -1,8 +1,7 @@
 import { retryingConflicts, type Database, type SqlExecutor, type SqlValue } from '../store/database.js';
 import { CHAIN_LOCK, chainHash, chainHead } from './audit-chain.js';
-import { searchKeys, toAuditEvent } from './audit-event.js';
+import type { JournalEntry } from './audit-event.js';
 import { journalMark, readJournal, removeJournal, type JournalSegment } from './audit-journal.js';
-import type { AuditRecord } from './audit-record.js';
 
 const EVENT_COLUMNS = ['seq', 'recorded_at', 'content', 'prev_hash', 'hash'] as const;
 const REF_COLUMNS = ['kind', 'ref', 'seq'] as const;
@@ -26,10 +25,10 @@ export async function commitJournals(db: Database, segments: readonly JournalSeg
         const [done] = await tx.query<{ committed_to: number | string }>('SELECT committed_to FROM audit_journal_mark WHERE name = ?', [mark]);
         const from = Math.max(segment.from, Number(done?.committed_to ?? 0));
         if (from >= segment.to) continue; // nothing (left) to append: a closing segment only removes its file
-        const { records, end } = readJournal(segment.path, from, segment.to);
-        for (let i = 0; i < records.length; i += MAX_GROUP) await append(tx, records.slice(i, i + MAX_GROUP));
+        const { entries, end } = readJournal(segment.path, from, segment.to);
+        for (let i = 0; i < entries.length; i += MAX_GROUP) await append(tx, entries.slice(i, i + MAX_GROUP));
         await tx.run('INSERT INTO audit_journal_mark (name, committed_to) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET committed_to = excluded.committed_to', [mark, end]);
-        appended += records.length;
+        appended += entries.length;
       }
       for (const name of forget) await tx.run('DELETE FROM audit_journal_mark WHERE name = ?', [name]);
     }),
@@ -39,19 +38,18 @@ export async function commitJournals(db: Database, segments: readonly JournalSeg
   return { appended, removed: removed.map((s) => journalMark(s.path)) };
 }
 
-/** Appends records at the head of the chain, under the chain lock (one order across processes). */
-async function append(tx: SqlExecutor, records: readonly AuditRecord[]): Promise<void> {
+/** Appends events at the head of the chain, under the chain lock (one order across processes). */
+async function append(tx: SqlExecutor, entries: readonly JournalEntry[]): Promise<void> {
   await tx.lock(CHAIN_LOCK);
   let { seq, hash } = await chainHead(tx);
   const events: SqlValue[][] = [];
   const refs: SqlValue[][] = [];
-  for (const record of records) {
-    const content = JSON.stringify(toAuditEvent(record));
+  for (const { recorded, keys, content } of entries) {
     const prev = hash;
     seq += 1;
     hash = chainHash(prev, seq, content);
-    events.push([seq, record.recorded, content, prev, hash]);
-    for (const [kind, ref] of searchKeys(record)) refs.push([kind, ref, seq]);
+    events.push([seq, recorded, content, prev, hash]);
+    for (const [kind, ref] of keys) refs.push([kind, ref, seq]);
   }
   await tx.insertRowSets([
     { table: 'audit_event', columns: EVENT_COLUMNS, rows: events },

@@ -125,18 +125,33 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
 
 /**
  * The search keys of a record (audit_ref rows): `p` the patients, `e` the resources outside any patient's
- * compartment (AuditSubjects.unattached; the others are found through their patients' keys) and the
- * patients (they are entities too), `a` the agents by client id, user id, fhirUser and organization.
+ * compartment (AuditSubjects.unattached; the others are found through their patients' keys), `a` the
+ * agents by client id, user id, fhirUser and organization. A patient is an entity too: `entity=Patient/x`
+ * is answered from the `p` keys (audit-search.ts), so it is not keyed twice (events before this kept an
+ * `e` key as well: one more row in a random place of the index per event).
  */
 export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: string][] {
   const keys: [kind: 'p' | 'e' | 'a', ref: string][] = [];
   for (const patient of record.subjects.patients.keys()) keys.push(['p', `Patient/${patient}`]);
   // Resources in a patient's compartment are found through that patient's key (audit-search.ts).
   const entities = new Set(record.subjects.unattached ?? record.subjects.resources);
-  for (const patient of record.subjects.patients.keys()) entities.add(`Patient/${patient}`);
-  if (record.target) entities.add(record.target);
+  for (const patient of record.subjects.patients.keys()) entities.delete(`Patient/${patient}`);
+  if (record.target && !keys.some(([, ref]) => ref === record.target)) entities.add(record.target);
   for (const ref of entities) keys.push(['e', ref]);
   const agents = new Set([record.clientId, record.user?.id, record.user?.fhirUser, record.organization, record.participant].filter((a): a is string => !!a));
   for (const agent of agents) keys.push(['a', agent]);
   return keys;
+}
+
+/** An event as journalled (audit-journal.ts) and committed (audit-commit.ts): built once, when it happens. */
+export interface JournalEntry {
+  /** Epoch ms (audit_event.recorded_at). */
+  recorded: number;
+  keys: [kind: 'p' | 'e' | 'a', ref: string][];
+  /** The AuditEvent's JSON, exactly as hashed into the chain. */
+  content: string;
+}
+
+export function journalEntryOf(record: AuditRecord): JournalEntry {
+  return { recorded: record.recorded, keys: searchKeys(record), content: JSON.stringify(toAuditEvent(record)) };
 }

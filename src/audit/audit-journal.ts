@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { journalEntryOf, type JournalEntry } from './audit-event.js';
 import type { AuditRecord } from './audit-record.js';
 
 /**
@@ -33,15 +34,15 @@ export class AuditJournal {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  /** Appends one record; when this returns, the record survives the process being killed. */
-  append(record: AuditRecord): void {
+  /** Appends one event; when this returns, it survives the process being killed. */
+  append(entry: JournalEntry): void {
     if (this.fd === undefined) {
       this.path = join(this.dir, `${this.prefix}-${++this.sequence}.jsonl`);
       this.fd = openSync(this.path, 'a', 0o600);
       this.written = 0;
       this.sealedTo = 0;
     }
-    this.written += writeSync(this.fd, `${recordToJson(record)}\n`);
+    this.written += writeSync(this.fd, entryLine(entry));
   }
 
   /**
@@ -99,10 +100,10 @@ export function leftoverJournals(dir: string): string[] {
 }
 
 /**
- * The records of a byte range of a journal file, and where the range really ended (the file's end, for a
+ * The events of a byte range of a journal file, and where the range really ended (the file's end, for a
  * range to Infinity); a last line cut short (the process killed inside write) is left out.
  */
-export function readJournal(path: string, from = 0, to = Infinity): { records: AuditRecord[]; end: number } {
+export function readJournal(path: string, from = 0, to = Infinity): { entries: JournalEntry[]; end: number } {
   const fd = openSync(path, 'r');
   let text: string;
   let end: number;
@@ -119,16 +120,18 @@ export function readJournal(path: string, from = 0, to = Infinity): { records: A
   } finally {
     closeSync(fd);
   }
-  const records: AuditRecord[] = [];
-  for (const line of text.split('\n')) {
+  const lines = text.split('\n');
+  lines.pop(); // what follows the last newline: nothing, or a line a killed process left unfinished
+  const entries: JournalEntry[] = [];
+  for (const line of lines) {
     if (!line) continue;
     try {
-      records.push(recordFromJson(line));
+      entries.push(line.startsWith(ENTRY_TAG) ? entryFromLine(line) : journalEntryOf(recordFromJson(line)));
     } catch {
-      // Only a torn last line can fail to parse: every line is written whole by one write(2).
+      // Every line is written whole by one write(2); a line that does not parse is not an event.
     }
   }
-  return { records, end };
+  return { entries, end };
 }
 
 export function removeJournal(path: string): void {
@@ -149,12 +152,26 @@ function processRuns(pid: number): boolean {
   }
 }
 
-/** An audit record as one line of JSON (its patients map as pairs). */
-function recordToJson(record: AuditRecord): string {
-  const { resources, patients, unattached } = record.subjects;
-  return JSON.stringify({ ...record, subjects: { resources, patients: [...patients].map(([id, seen]) => [id, [...seen]]), unattached } });
+/**
+ * A journal line: `E`, the time recorded, the search keys (JSON) and the AuditEvent JSON exactly as it
+ * will be hashed and stored, separated by tabs (JSON escapes any tab inside its strings). The request
+ * that journals an event builds it once; the writer thread only splits the line, hashes and inserts
+ * (it parsed a record and built and serialised the event again: a third of its time per event).
+ */
+const ENTRY_TAG = 'E\t';
+
+function entryLine(entry: JournalEntry): string {
+  return `${ENTRY_TAG}${entry.recorded}\t${JSON.stringify(entry.keys)}\t${entry.content}\n`;
 }
 
+function entryFromLine(line: string): JournalEntry {
+  const keysAt = line.indexOf('\t', ENTRY_TAG.length) + 1;
+  const contentAt = line.indexOf('\t', keysAt) + 1;
+  if (!keysAt || !contentAt) throw new Error('not a journal entry');
+  return { recorded: Number(line.slice(ENTRY_TAG.length, keysAt - 1)), keys: JSON.parse(line.slice(keysAt, contentAt - 1)) as JournalEntry['keys'], content: line.slice(contentAt) };
+}
+
+/** A line of a journal written before events were built on the request's thread: the record as JSON. */
 function recordFromJson(line: string): AuditRecord {
   const parsed = JSON.parse(line) as AuditRecord & { subjects: { resources: string[]; patients: [string, [string, number][]][]; unattached?: string[] } };
   const { resources, patients, unattached } = parsed.subjects;

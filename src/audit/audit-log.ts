@@ -1,5 +1,6 @@
 import type { Database } from '../store/database.js';
 import { leftoverJournals, type AuditJournal, type JournalSegment } from './audit-journal.js';
+import { journalEntryOf } from './audit-event.js';
 import type { AuditRecord } from './audit-record.js';
 import { InlineAuditWriter, type AuditWriter } from './audit-writer.js';
 
@@ -46,7 +47,7 @@ export class AuditLog {
   /** Journals the record (it survives a crash once this returns) and schedules its commit. */
   async record(record: AuditRecord): Promise<void> {
     if (this.closed) throw new Error('The audit log is closed');
-    this.journal.append(record);
+    this.journal.append(journalEntryOf(record));
     this.schedule(++this.unsealed >= MAX_GROUP ? 0 : FLUSH_DELAY_MS);
   }
 

@@ -83,8 +83,10 @@ export async function findAuditEvents(db: Database, q: AuditQuery): Promise<Stor
   const params: SqlValue[] = [];
   const list = (values: readonly string[]) => values.map(() => '?').join(',');
   for (const { kind, refs, owners } of q.keys) {
-    const own = `seq IN (SELECT seq FROM audit_ref WHERE kind = ? AND ref IN (${list(refs)}))`;
-    params.push(kind, ...refs);
+    // An entity that is a patient is keyed as the patient (searchKeys); `p` keys only ever name patients.
+    const kinds = kind === 'e' ? ['e', 'p'] : [kind];
+    const own = `seq IN (SELECT seq FROM audit_ref WHERE kind IN (${list(kinds)}) AND ref IN (${list(refs)}))`;
+    params.push(...kinds, ...refs);
     if (!owners?.length) {
       where.push(own);
       continue;

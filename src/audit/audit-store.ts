@@ -7,7 +7,7 @@ import { SqliteDatabase } from '../store/sqlite.js';
 import { migrateAuditFile } from './audit-schema.js';
 import { AuditLog } from './audit-log.js';
 import { AuditJournal } from './audit-journal.js';
-import { InlineAuditWriter, ThreadAuditWriter, type AuditWriterTarget } from './audit-writer.js';
+import { AUDIT_CHECKPOINTS, InlineAuditWriter, ThreadAuditWriter, type AuditWriterTarget } from './audit-writer.js';
 
 /**
  * Where the audit tables live. PostgreSQL: in the main database, since several Tessera processes share it
@@ -19,13 +19,14 @@ export function auditFile(dataDir: string): string {
   return join(dataDir, 'audit.db');
 }
 
-async function openAuditFile(dataDir: string): Promise<Database> {
+/** `checkpointed`: this connection runs the file's checkpointer (false: the writer thread's does). */
+async function openAuditFile(dataDir: string, checkpointed = true): Promise<Database> {
   const file = auditFile(dataDir);
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });
     closeSync(openSync(file, 'a', 0o600)); // SQLite gives its -wal and -shm files the database file's mode
   }
-  const db = new SqliteDatabase(file);
+  const db = new SqliteDatabase(file, { checkpoints: checkpointed && AUDIT_CHECKPOINTS });
   await migrateAuditFile(db);
   return db;
 }
@@ -43,7 +44,8 @@ export function auditJournalDir(dataDir: string): string {
 export async function openAuditLog(config: StoreConfig, mainDb: Database, options: { onError?: (err: unknown) => void; thread?: boolean } = {}): Promise<AuditLog> {
   const journal = new AuditJournal(auditJournalDir(config.dataDir));
   const postgres = mainDb.dialect.name === 'postgres';
-  const db = postgres ? mainDb : await openAuditFile(config.dataDir);
+  // With a writer thread, its connection checkpoints the file; this one reads (searches) and recovers.
+  const db = postgres ? mainDb : await openAuditFile(config.dataDir, !options.thread);
   const inline = new InlineAuditWriter(db);
   const target: AuditWriterTarget = postgres ? { kind: 'postgres', connectionString: config.databaseUrl as string, schema: config.schema } : { kind: 'sqlite', file: auditFile(config.dataDir) };
   const writer = options.thread ? new ThreadAuditWriter(target, inline) : inline;

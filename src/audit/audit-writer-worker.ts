@@ -4,7 +4,7 @@ import { PostgresDatabase } from '../store/postgres.js';
 import { SqliteDatabase } from '../store/sqlite.js';
 import { commitJournals } from './audit-commit.js';
 import { AUDIT_WRITER_NICE, lowerThreadPriority } from './background-priority.js';
-import type { AuditWriterTarget, CommitReply, CommitRequest } from './audit-writer.js';
+import { AUDIT_CHECKPOINTS, type AuditWriterTarget, type CommitReply, type CommitRequest } from './audit-writer.js';
 
 // The audit writer thread: turns sealed journal files into chained AuditEvents, off the thread that
 // answers requests (building, hashing and inserting an event costs 0.1-0.2 ms, as much as a read).
@@ -16,7 +16,7 @@ if (target.kind === 'postgres') {
   await pg.init();
   db = pg;
 } else {
-  db = new SqliteDatabase(target.file);
+  db = new SqliteDatabase(target.file, { checkpoints: AUDIT_CHECKPOINTS });
 }
 // One commit at a time, in the order asked: the chain's order is the journal's.
 let queue: Promise<unknown> = Promise.resolve();

@@ -3,6 +3,14 @@ import type { Database } from '../store/database.js';
 import { commitJournals } from './audit-commit.js';
 import type { JournalSegment } from './audit-journal.js';
 
+/**
+ * The audit file's checkpoints: at most one a second while it grows (the data file's pace is ten). Each
+ * checkpoint fsyncs, and the audit file's WAL grows with every request (a commit every 50 ms): at the data
+ * file's pace a server answering only reads synced it ten times a second. Its WAL grows larger between
+ * checkpoints, which only AuditEvent searches read. One connection checkpoints it: the writer thread's.
+ */
+export const AUDIT_CHECKPOINTS = { busyMs: 1000 } as const;
+
 /** Where the writer thread commits: the SQLite audit file, or the PostgreSQL schema. */
 export type AuditWriterTarget = { kind: 'sqlite'; file: string } | { kind: 'postgres'; connectionString: string; schema?: string };
 export interface CommitRequest {

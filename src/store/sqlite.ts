@@ -165,7 +165,11 @@ export class SqliteDatabase implements Database {
   private readonly writeMutex = new Mutex();
   private readonly checkpointer?: WalCheckpointer;
 
-  constructor(file: string) {
+  /**
+   * `checkpoints`: the pace of this file's checkpointer thread (wal-checkpointer.ts), or false for none:
+   * when another connection to the same file (another thread's) checkpoints it already.
+   */
+  constructor(file: string, options: { checkpoints?: false | { idleMs?: number; busyMs?: number } } = {}) {
     if (file !== ':memory:') {
       mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
       // SQLite gives the -wal and -shm files it creates the database file's mode, so the database file is
@@ -176,8 +180,8 @@ export class SqliteDatabase implements Database {
     this.writer = new SqliteExecutor(openConnection(file, false));
     this.writer.connection.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
     this.reader = file === ':memory:' ? this.writer : new SqliteExecutor(openConnection(file, true));
-    if (file !== ':memory:') {
-      this.checkpointer = new WalCheckpointer(file);
+    if (file !== ':memory:' && options.checkpoints !== false) {
+      this.checkpointer = new WalCheckpointer(file, options.checkpoints);
     }
   }
 
