@@ -1,5 +1,6 @@
 import { formatSearchQuery, getDataType, parseSearchRequest, type Filter, type SearchRequest } from '@medplum/core';
-import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, BundleLink, Extension, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { CONFLICT_EXTENSION, mergedFactSources, SOURCE_EXTENSION } from '../record/merged-record.js';
 import { badRequest } from '../fhir/outcome.js';
 import { filterCondition, UnknownParameterError } from '../search/filter-sql.js';
 import { checkSearchBounds } from '../search/search-bounds.js';
@@ -78,19 +79,25 @@ export async function searchInteraction(repo: Repository, resourceType: string, 
   return searchBundle(req.baseUrl, request, result, warnings);
 }
 
-function link(baseUrl: string, relation: string, request: SearchRequest, offset: number): BundleLink {
-  return { relation, url: `${baseUrl}/${request.resourceType}${formatSearchQuery({ ...request, offset })}` };
+function link(baseUrl: string, relation: string, request: SearchRequest, offset: number, view?: string): BundleLink {
+  const query = formatSearchQuery({ ...request, offset });
+  const viewed = view ? `${query ? `${query}&` : '?'}_view=${view}` : query;
+  return { relation, url: `${baseUrl}/${request.resourceType}${viewed}` };
 }
 
-export function searchBundle(baseUrl: string, request: SearchRequest, result: SearchResult, warnings: OperationOutcomeIssue[]): Bundle {
-  const links: BundleLink[] = [link(baseUrl, 'self', request, result.offset)];
+/**
+ * The searchset of a page of matches, with self, first, next and previous links that repeat the search;
+ * `view` (a merged search's `_view=merged`) is carried in the links so that they page the same view.
+ */
+export function searchBundle(baseUrl: string, request: SearchRequest, result: SearchResult, warnings: OperationOutcomeIssue[], view?: string): Bundle {
+  const links: BundleLink[] = [link(baseUrl, 'self', request, result.offset, view)];
   if (result.count > 0) {
-    links.push(link(baseUrl, 'first', request, 0));
+    links.push(link(baseUrl, 'first', request, 0, view));
     if (result.hasMore) {
-      links.push(link(baseUrl, 'next', request, result.offset + result.count));
+      links.push(link(baseUrl, 'next', request, result.offset + result.count, view));
     }
     if (result.offset > 0) {
-      links.push(link(baseUrl, 'previous', request, Math.max(0, result.offset - result.count)));
+      links.push(link(baseUrl, 'previous', request, Math.max(0, result.offset - result.count), view));
     }
   }
   const entries: BundleEntry[] = [
@@ -140,6 +147,13 @@ export function shape(resource: Resource, request: Pick<SearchRequest, 'summary'
     if (key === 'resourceType' || key === 'id' || key === 'meta' || keep(key)) {
       out[key] = value;
     }
+  }
+  // A merged fact keeps the extensions naming its sources and conflicts: they are what the fact is (and
+  // what its audit record names), and a conflict is never to be hidden, by a summary either.
+  if (mergedFactSources(resource).length) {
+    const own = ((resource as { extension?: Extension[] }).extension ?? []).filter((e) => e.url === SOURCE_EXTENSION || e.url === CONFLICT_EXTENSION);
+    const kept = (out.extension as Extension[] | undefined) ?? [];
+    out.extension = [...kept, ...own.filter((e) => !kept.includes(e))];
   }
   const meta = resource.meta ?? {};
   out.meta = { ...meta, tag: [...(meta.tag ?? []), SUBSETTED] };

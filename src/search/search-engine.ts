@@ -122,8 +122,8 @@ function key(r: Resource): string {
   return `${r.resourceType}/${r.id}`;
 }
 
-/** _include and _revinclude (with :iterate) over the page of matches. */
-async function includes(repo: Repository, matches: Resource[], include: IncludeTarget[], revInclude: IncludeTarget[], reach?: Reach): Promise<Resource[]> {
+/** _include and _revinclude (with :iterate) over the page of matches (also over a merged search's source records). */
+export async function includes(repo: Repository, matches: Resource[], include: IncludeTarget[], revInclude: IncludeTarget[], reach?: Reach): Promise<Resource[]> {
   if (!matches.length || (!include.length && !revInclude.length)) {
     return [];
   }

@@ -1,98 +1,132 @@
-import type { Bundle, BundleLink, Patient, Resource } from '@medplum/fhirtypes';
-import { compartmentPatients } from '../../audit/audit-subjects.js';
+import type { Filter, SearchRequest } from '@medplum/core';
+import type { Patient, Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../../fhir/outcome.js';
 import { linkedSourceIds } from '../../mpi/golden-record.js';
 import { isGolden } from '../../mpi/source-identity.js';
 import { equivalentCodings } from '../../record/code-maps.js';
-import { factResource, mergeRecords, type MergedFact, type SourceRecord } from '../../record/merged-record.js';
-import { messageIdOf, participantsOfMessages } from '../../record/source-participants.js';
-import { MAX_COUNT, search } from '../../search/search-engine.js';
+import type { MergedFact } from '../../record/merged-record.js';
+import { isPatientCompartmentType } from '../../search/compartment.js';
+import { includes, MAX_COUNT, search } from '../../search/search-engine.js';
 import type { Repository } from '../../store/repository.js';
 import { requireReachable, searchAccess, type FhirRequest, type FhirResponse } from '../fhir-request.js';
-import { parseSearch } from '../search-interaction.js';
+import { parseSearch, searchBundle } from '../search-interaction.js';
+import { mergedView, type MergedView } from './merged-view.js';
 
 /** Source records one merged search may gather before it asks for narrower criteria. */
 const MAX_SOURCES = 10_000;
 const DEFAULT_PAGE = 100;
 /** The parameters that name the person; one of them, with one Patient, is required. */
 const PERSON_PARAMS = ['patient', 'subject'];
-/** Result parameters this search pages and sorts itself (merged facts are not rows to sort in SQL). */
-const OWN_PARAMS = new Set(['_view', '_count', '_offset', '_sort', '_total', '_include', '_revinclude', '_summary', '_elements']);
 /** Token parameters whose codes the code maps translate (a local lab code and its LOINC are one concept). */
 const MAPPED_TOKENS = new Set(['code', 'combo-code', 'vaccine-code']);
 
+const keyOf = (r: Resource): string => `${r.resourceType}/${r.id}`;
+
 /**
- * `Type?patient={id}&_view=merged&...`: a search over the person's merged record. The criteria select the
- * source records of the person (every source record an enterprise record links) through the ordinary
- * search, so the index serves them and the access policy decides what is found; the codes asked are
- * widened by the code maps, as the merge itself compares them. The matches are then merged into facts
- * (each once, with its sources and conflicts), sorted most recent first and paged (_count, _offset).
- * A fact lists the source records that matched: a source copy outside the criteria (its time shifted
- * across a `date` bound, say) is not joined to it here, as it is in $merged-record.
+ * `Type?patient={id}&_view=merged&...`: a search over the person's merged record, answered as an ordinary
+ * search is (search-interaction.ts: the same parsing, Bundle, links, _summary, _elements, _total).
+ * 1. The criteria select the person's source records (every source record an enterprise record links)
+ *    through the ordinary search, so the index serves them, the access policy decides what is found, and
+ *    `_sort` orders them; the codes asked are widened by the code maps, as the merge compares them.
+ * 2. Each match stands for the fact that holds it in the person's merged view of the type (the facts
+ *    $merged-record shows, built from what the caller may read): a fact one of whose source copies
+ *    matches is returned once, with all its sources, those outside the criteria too.
+ * 3. The facts are ordered (by `_sort`: where their first matching source falls; else most recent first),
+ *    paged, and `_include`/`_revinclude` followed from their source records, each included record shown
+ *    as the merged fact that holds it (the person's source Patients as the Patient asked about).
  */
 export async function mergedSearch(repo: Repository, type: string, req: FhirRequest, query: URLSearchParams): Promise<FhirResponse> {
-  const person = PERSON_PARAMS.flatMap((p) => query.getAll(p).map((v) => ({ p, v })));
-  const named = person.length === 1 ? /^(?:Patient\/)?([A-Za-z0-9\-.]{1,64})$/.exec(person[0].v)?.[1] : undefined;
+  const { request, warnings } = parseSearch(type, req, new URLSearchParams([...query].filter(([k]) => k !== '_view')));
+  const person = (request.filters ?? []).filter((f) => PERSON_PARAMS.includes(f.code));
+  const named = person.length === 1 && person[0].operator === 'eq' ? /^(?:Patient\/)?([A-Za-z0-9\-.]{1,64})$/.exec(person[0].value)?.[1] : undefined;
   if (!named) throw badRequest('_view=merged searches one person\'s record: give exactly one patient (or subject) parameter naming one Patient, e.g. patient=Patient/123');
-  const count = Math.min(Number(query.get('_count') ?? DEFAULT_PAGE), MAX_COUNT);
-  const offset = Number(query.get('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) throw badRequest('_count and _offset must be non-negative integers');
+  const count = Math.min(request.count ?? DEFAULT_PAGE, MAX_COUNT);
+  const offset = request.offset ?? 0;
   await requireReachable(repo, req, 'Patient', named, 'r');
   const focal = (await repo.read('Patient', named)) as Patient;
   const patientIds = isGolden(focal) ? [named, ...linkedSourceIds(focal)] : [named];
 
-  const sourceQuery = new URLSearchParams();
-  for (const [key, value] of query) {
-    const code = key.split(':')[0];
-    if (OWN_PARAMS.has(code) || PERSON_PARAMS.includes(key)) continue;
-    sourceQuery.append(key, MAPPED_TOKENS.has(key) ? widenCodes(value) : value);
-  }
-  sourceQuery.set(person[0].p, patientIds.map((id) => `Patient/${id}`).join(','));
-  const { request, warnings } = parseSearch(type, req, sourceQuery);
-  const found: Resource[] = [];
-  for (let page = 0; ; page += MAX_COUNT) {
-    const result = await search(repo, { ...request, count: MAX_COUNT, offset: page, total: undefined }, searchAccess(req));
-    found.push(...result.matches);
-    if (!result.hasMore) break;
-    if (found.length >= MAX_SOURCES) throw badRequest(`More than ${MAX_SOURCES} source records match; narrow the search (code, date, category)`);
-  }
-  const facts = await mergeFound(repo, found, patientIds);
-  facts.sort((a, b) => (b.time ?? -Infinity) - (a.time ?? -Infinity) || a.id.localeCompare(b.id));
-  const person_ = new Set(patientIds);
-  const shown = facts.slice(offset, offset + count).map((f) => factResource(f, person_, named));
-  const self = `${req.baseUrl}/${type}?${query.toString()}`;
-  const link: BundleLink[] = [{ relation: 'self', url: self }];
-  const at = (o: number) => {
-    const q = new URLSearchParams(query);
-    q.set('_offset', String(o));
-    q.set('_count', String(count));
-    return `${req.baseUrl}/${type}?${q.toString()}`;
-  };
-  if (offset + count < facts.length) link.push({ relation: 'next', url: at(offset + count) });
-  if (offset > 0) link.push({ relation: 'previous', url: at(Math.max(0, offset - count)) });
-  const bundle: Bundle = {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    total: facts.length,
-    link,
-    entry: [
-      ...shown.map((r) => ({ fullUrl: `${req.baseUrl}/${r.resourceType}/${r.id}`, resource: r, search: { mode: 'match' as const } })),
-      ...(warnings.length ? [{ resource: { resourceType: 'OperationOutcome' as const, issue: warnings }, search: { mode: 'outcome' as const } }] : []),
-    ],
-  };
-  return { status: 200, body: bundle };
+  const { matched, suppressed } = await matchingSources(repo, req, request, patientIds);
+  const view = await mergedView(repo, named, req, { types: [type] });
+  const facts = factsHolding(view, matched, Boolean(request.sortRules?.length));
+  const shown = facts.slice(offset, offset + count);
+  const matches = shown.map((i) => view.resources[i]);
+  const included = await mergedIncludes(repo, req, request, { named, patientIds, focal }, shown.map((i) => view.facts[i]), new Set(matches.map(keyOf)));
+  const hasMore = offset + count < facts.length;
+  // The number of facts is known once they are merged; `_total=none` leaves it out where the ordinary search would.
+  const total = request.total === 'none' && hasMore ? undefined : facts.length;
+  return { status: 200, body: searchBundle(req.baseUrl, request, { matches, included, total, offset, count, hasMore, suppressed }, warnings, 'merged') };
 }
 
-/** Merges found source records of the person: each belongs to the person's source record whose compartment holds it. */
-export async function mergeFound(repo: Repository, found: readonly Resource[], patientIds: readonly string[]): Promise<MergedFact[]> {
-  const person = new Set(patientIds);
-  const participants = await participantsOfMessages(repo, found.map((r) => messageIdOf(r.meta?.source)).filter((m): m is string => !!m));
-  const records: SourceRecord[] = [];
-  for (const resource of found) {
-    const sourcePatient = compartmentPatients(resource).find((p) => person.has(p));
-    if (sourcePatient) records.push({ resource, sourcePatient, participant: participants.get(messageIdOf(resource.meta?.source) ?? '') });
+/**
+ * The person's source records that match the criteria (the person named by all their records, codes
+ * widened), in the order the ordinary search returns them (`_sort`, else by id), as `Type/id` keys.
+ */
+async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, patientIds: readonly string[]): Promise<{ matched: string[]; suppressed?: boolean }> {
+  const filters = (request.filters ?? []).map((f): Filter => {
+    if (PERSON_PARAMS.includes(f.code)) return { ...f, value: patientIds.map((id) => `Patient/${id}`).join(',') };
+    return MAPPED_TOKENS.has(f.code) && f.operator === 'eq' ? { ...f, value: widenCodes(f.value) } : f;
+  });
+  const criteria: SearchRequest = { resourceType: request.resourceType, filters, sortRules: request.sortRules };
+  const matched: string[] = [];
+  let suppressed: boolean | undefined;
+  for (let page = 0; ; page += MAX_COUNT) {
+    const result = await search(repo, { ...criteria, count: MAX_COUNT, offset: page }, searchAccess(req));
+    matched.push(...result.matches.map(keyOf));
+    suppressed ||= result.suppressed;
+    if (!result.hasMore) break;
+    if (matched.length >= MAX_SOURCES) throw badRequest(`More than ${MAX_SOURCES} source records match; narrow the search (code, date, category)`);
   }
-  return mergeRecords(records);
+  return { matched, suppressed };
+}
+
+/** Which source record (`Type/id`) each fact of the view holds: fact index by source key. */
+function factIndexBySource(view: MergedView): Map<string, number> {
+  const out = new Map<string, number>();
+  view.facts.forEach((fact, i) => fact.sources.forEach((s) => out.set(keyOf(s.resource), i)));
+  return out;
+}
+
+/**
+ * The facts of the view (indexes) that hold a matched source, each once: in the order of their first
+ * matched source when the search was sorted, else most recent first.
+ */
+function factsHolding(view: MergedView, matched: readonly string[], sorted: boolean): number[] {
+  const bySource = factIndexBySource(view);
+  const found = [...new Set(matched.map((k) => bySource.get(k)).filter((i): i is number => i !== undefined))];
+  if (sorted) return found;
+  const time = (i: number): number => view.facts[i].time ?? -Infinity;
+  return found.sort((a, b) => time(b) - time(a) || view.facts[a].id.localeCompare(view.facts[b].id));
+}
+
+/**
+ * `_include` and `_revinclude` of the ordinary search, followed from the source records of the facts shown
+ * (so the policy's read condition decides what is added), each result shown through the merged view: a
+ * record a fact holds as that fact, one of the person's source Patients as the Patient asked about, any
+ * other (practitioners, organisations, what is not a fact) as stored.
+ */
+async function mergedIncludes(
+  repo: Repository,
+  req: FhirRequest,
+  request: SearchRequest,
+  who: { named: string; patientIds: readonly string[]; focal: Patient },
+  shown: readonly MergedFact[],
+  shownKeys: ReadonlySet<string>,
+): Promise<Resource[]> {
+  if (!shown.length || (!request.include?.length && !request.revInclude?.length)) return [];
+  const sources = shown.flatMap((f) => f.sources.map((s) => s.resource));
+  const found = await includes(repo, sources, request.include ?? [], request.revInclude ?? [], searchAccess(req)?.read);
+  const factTypes = [...new Set(found.map((r) => r.resourceType))].filter((t) => t !== 'Patient' && isPatientCompartmentType(t));
+  const view = factTypes.length ? await mergedView(repo, who.named, req, { types: factTypes }) : undefined;
+  const bySource = view ? factIndexBySource(view) : new Map<string, number>();
+  const person = new Set(who.patientIds);
+  const out = new Map<string, Resource>();
+  for (const r of found) {
+    const fact = bySource.get(keyOf(r));
+    const shownAs = r.resourceType === 'Patient' && person.has(r.id as string) ? who.focal : view && fact !== undefined ? view.resources[fact] : r;
+    if (!shownKeys.has(keyOf(shownAs))) out.set(keyOf(shownAs), shownAs);
+  }
+  return [...out.values()];
 }
 
 /** A token list with each `system|code` widened to the codings the code maps hold for the same concept. */

@@ -29,9 +29,11 @@ interface Memo {
  * patient index, and re-derived by construction when a source, a link or a rule changes. The records the
  * caller may read are listed first without their content (type, id, version); when exactly that list
  * was merged before, the memo's result is used (decision 0025), else the content is read and merged.
+ * With `types`, only the facts of those types (records of one type merge only with each other, so they
+ * are the same facts, with the same ids, as in the whole view): what a merged search needs.
  */
-export async function mergedView(repo: Repository, patientId: string, req: FhirRequest): Promise<MergedView> {
-  const listed = await reachableRecord(repo, patientId, req, { content: false });
+export async function mergedView(repo: Repository, patientId: string, req: FhirRequest, options: { types?: readonly string[] } = {}): Promise<MergedView> {
+  const listed = await reachableRecord(repo, patientId, req, { content: false, types: options.types });
   const cache = mergedViewCacheOf<Memo>(repo);
   const key = mergeInputKey(patientId, listed.entries);
   const memo = cache.get(key);
@@ -43,14 +45,19 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
   let record = listed;
   await withContent(repo, record.entries);
   // A record rewritten between the listing and the content read: read both again, together.
-  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req);
+  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req, { types: options.types });
   const built = await buildView(repo, patientId, record);
   cache.set(mergeInputKey(patientId, record.entries), built.memo, record.entries.length);
   return { focal: record.focal, ...built.memo.view };
 }
 
 async function buildView(repo: Repository, patientId: string, { patientIds, entries }: PatientRecord): Promise<{ memo: Memo }> {
-  const inCompartment = entries.filter((e) => e.patient !== undefined);
+  // Source records in the order of the person's records (the enterprise record's links), whatever types
+  // were listed: the merge takes sources in the order it first meets them, so a view of some types forms
+  // exactly the facts the whole view forms of them.
+  const order = new Map(patientIds.map((id, i) => [id, i]));
+  const rank = (e: RecordEntry): number => order.get(e.patient as string) ?? order.size;
+  const inCompartment = entries.filter((e) => e.patient !== undefined).sort((a, b) => rank(a) - rank(b));
   const resources = inCompartment.map((e) => JSON.parse(e.json) as Resource);
   const messageIds = [...new Set(resources.map((r) => messageIdOf(r.meta?.source)).filter((m): m is string => !!m))];
   const participants = await participantsOfMessages(repo, messageIds);

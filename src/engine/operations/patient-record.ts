@@ -22,6 +22,13 @@ export interface RecordEntry {
   patient?: string;
 }
 
+export interface RecordOptions {
+  /** false: list the records without their content (see `withContent`). */
+  content?: boolean;
+  /** Only resources of these types in the compartments, and what those reference; absent: every type. */
+  types?: readonly string[];
+}
+
 export interface PatientRecord {
   focal: Patient;
   /** The focal record and, for an enterprise (golden) record, every source record it links. */
@@ -38,8 +45,13 @@ export interface PatientRecord {
  * on a source record it leaves out the golden record that links it. Shared by $everything and the
  * merged record's operations, so that both disclose exactly the same source records.
  */
-export async function reachableRecord(repo: Repository, patientId: string, req: FhirRequest, options: { content?: boolean } = {}): Promise<PatientRecord> {
+export async function reachableRecord(repo: Repository, patientId: string, req: FhirRequest, options: RecordOptions = {}): Promise<PatientRecord> {
   const content = options.content ?? true;
+  // Only these types of the compartments (and what they reference): a merged search needs the facts of its type.
+  const only = (column: string): Sql =>
+    options.types ? { sql: `AND ${column} IN (${options.types.map(() => '?').join(', ')})`, params: [...options.types] } : { sql: '', params: [] };
+  const ofTypes = only('r.type');
+  const fromTypes = only('s.type');
   const focal = (await repo.read('Patient', patientId)) as Patient;
   const patientIds = isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId];
   const inFocus = patientIds.map(() => '?').join(', ');
@@ -54,9 +66,9 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
   const rows = await repo.sql.query<{ type: string; id: string; content?: string; version_id: number; last_updated: number; patient_id: string }>(
     `SELECT r.type, r.id, ${content ? 'r.content, ' : ''}r.version_id, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
-     WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql}
+     WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql} ${ofTypes.sql}
      ORDER BY r.type, r.id`,
-    [...patientIds, ...kept.params],
+    [...patientIds, ...kept.params, ...ofTypes.params],
   );
   const seen = new Set<string>();
   const all: RecordEntry[] = [];
@@ -72,8 +84,8 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   const referencing = keptFrom('c', ownerKey('c'));
   const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
     `SELECT DISTINCT s.target_type, s.target_id FROM compartment c ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', ownerKey('c'))}
-     WHERE c.patient_id IN (${inFocus}) AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL ${referencing.sql}`,
-    [...patientIds, ...referencing.params],
+     WHERE c.patient_id IN (${inFocus}) AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL ${referencing.sql} ${fromTypes.sql}`,
+    [...patientIds, ...referencing.params, ...fromTypes.params],
   );
   const byType = new Map<string, string[]>();
   for (const { target_type: t, target_id: id } of referenced) {
