@@ -177,12 +177,15 @@ for (const backend of BACKENDS) {
         const events = (await get(`AuditEvent?entity=${reference}&_count=500`)).entry ?? [];
         return events.filter((e: any) => e.resource.subtype?.some((c: any) => c.code === 'search-type')).length;
       };
-      const named = [rec['a1c.north'], rec['a1c.east'], rec['a1c.south'], rec['glucose.north']];
-      const withheld = [rec['hiv.north'], rec['hiv.east']];
+      // Named: the facts' sources and those of the report fact it includes; not the labelled ones.
+      const named = [rec['a1c.north'], rec['a1c.east'], rec['a1c.south'], rec['glucose.north'], rec['report.north']];
+      const withheld = [rec['hiv.north'], rec['hiv.east'], rec['report.east']];
       const before = await Promise.all([...named, ...withheld].map(searchesNaming));
       // An uncleared reader's search, its facts cut down to the element asked (their sources are kept).
       const reader = await s.tokenFor('system/*.rs');
-      assert.equal(matches(await get(`Observation?${person()}&_elements=code`, reader)).length, 2);
+      const body = await get(`Observation?${person()}&_elements=code&_revinclude=DiagnosticReport:result`, reader);
+      assert.equal(matches(body).length, 2);
+      assert.equal(included(body).length, 1);
       const afterwards = await Promise.all([...named, ...withheld].map(searchesNaming));
       named.forEach((source, i) => assert.equal(afterwards[i], before[i] + 1, `the merged search names ${source}`));
       withheld.forEach((source, i) => assert.equal(afterwards[named.length + i], before[named.length + i], `the search does not name ${source}`));
