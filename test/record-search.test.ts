@@ -190,5 +190,24 @@ for (const backend of BACKENDS) {
       named.forEach((source, i) => assert.equal(afterwards[i], before[i] + 1, `the merged search names ${source}`));
       withheld.forEach((source, i) => assert.equal(afterwards[named.length + i], before[named.length + i], `the search does not name ${source}`));
     });
+
+    it('$summary serves both views: the merged record by default, the source copies with _view=sources', async () => {
+      const resultsSection = (doc: any) => doc.entry[0].resource.section.find((x: any) => x.code.coding[0].code === '30954-2');
+      const listedA1c = (doc: any) =>
+        resultsSection(doc).entry.map((e: any) => doc.entry.find((d: any) => `${d.resource.resourceType}/${d.resource.id}` === e.reference).resource).filter((r: any) => codeOf(r) === '4548-4');
+      const merged = await get(`Patient/${golden}/$summary`);
+      assert.equal(listedA1c(merged).length, 1);
+      const sources = await get(`Patient/${golden}/$summary?_view=sources`);
+      assert.deepEqual(listedA1c(sources).map((r: any) => `Observation/${r.id}`).sort(), [rec['a1c.east'], rec['a1c.north'], rec['a1c.south']].sort());
+      // The copies point at their own source Patients, which the document carries.
+      const carried = new Set(sources.entry.map((e: any) => `${e.resource.resourceType}/${e.resource.id}`));
+      for (const id of Object.values(patients)) assert.ok(carried.has(`Patient/${id}`), `Patient/${id} is in the document`);
+      // Under the policy as the merged view is: an uncleared caller's copies hold no HIV load.
+      const uncleared = await s.tokenFor('system/*.rs');
+      const theirs = await get(`Patient/${golden}/$summary?_view=sources`, uncleared);
+      assert.ok(!theirs.entry.some((e: any) => codeOf(e.resource) === '20447-9'));
+      assert.ok(sources.entry.some((e: any) => codeOf(e.resource) === '20447-9'), 'the cleared caller\'s has it');
+      assert.equal((await s.fhir('GET', `Patient/${golden}/$summary?_view=everything`)).status, 400);
+    });
   });
 }

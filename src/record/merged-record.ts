@@ -168,6 +168,12 @@ function markNoKnownAllergyConflicts(facts: MergedFact[]): void {
   }
 }
 
+/** A source record as a fact of its own (the source-copies view: each copy listed as it was sent). */
+export function sourceFact(record: SourceRecord): MergedFact {
+  const r = record.resource;
+  return { type: r.resourceType, id: r.id as string, sources: [record], conflicts: [], time: ruleFor(r.resourceType).time?.(r) };
+}
+
 /** The source record a merged fact is shown as: the one that says the most (most codings, then longest). */
 function richest(fact: MergedFact): SourceRecord {
   if (fact.sources.length === 1) return fact.sources[0];

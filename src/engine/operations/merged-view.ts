@@ -1,5 +1,5 @@
 import type { Encounter, Identifier, Organization, Patient, Resource } from '@medplum/fhirtypes';
-import { factProvenance, factResource, mergeRecords, type MergedFact, type SourceRecord } from '../../record/merged-record.js';
+import { factProvenance, factResource, mergeRecords, sourceFact, type MergedFact, type SourceRecord } from '../../record/merged-record.js';
 import { messageIdOf, participantsOfMessages } from '../../record/source-participants.js';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest } from '../fhir-request.js';
@@ -94,6 +94,19 @@ async function buildView(repo: Repository, patientId: string, { patientIds, entr
 
 const participantsKey = (participants: Map<string, { reference: string; display: string }>): string =>
   JSON.stringify([...participants].sort(([a], [b]) => a.localeCompare(b)));
+
+/**
+ * The source copies in the merged view's shape (`_view=sources`, for stewards and audits): each record
+ * the caller may read of the person listed as it was stored, a fact of its own; the person's source
+ * Patient records among what is referenced, since the copies point at them.
+ */
+export async function sourcesView(repo: Repository, patientId: string, req: FhirRequest): Promise<MergedView> {
+  const { focal, entries } = await reachableRecord(repo, patientId, req);
+  const copies = entries.filter((e) => e.patient !== undefined && e.type !== 'Patient');
+  const facts = copies.map((e) => sourceFact({ resource: JSON.parse(e.json) as Resource, sourcePatient: e.patient as string, json: e.json }));
+  const referenced = entries.filter((e) => e.patient === undefined || (e.type === 'Patient' && e.id !== patientId));
+  return { focal, facts, resources: facts.map((f) => f.sources[0].resource), referenced };
+}
 
 /** The Provenance of every fact, for bundles that carry them beside the facts. */
 export const provenanceOf = (view: MergedView): Resource[] => view.facts.map(factProvenance);

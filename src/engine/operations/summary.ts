@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Composition, CompositionSection, Device, Resource } from '@medplum/fhirtypes';
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest, FhirResponse } from '../fhir-request.js';
-import { mergedView } from './merged-view.js';
+import { badRequest } from '../../fhir/outcome.js';
+import { mergedView, sourcesView } from './merged-view.js';
 import { isNoKnownAllergy } from '../../record/merge-rules.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -62,6 +63,9 @@ const narrative = (lines: string[]): { status: 'generated'; div: string } => ({
   div: `<div xmlns="http://www.w3.org/1999/xhtml"><ul>${lines.map((l) => `<li>${escapeXml(l)}</li>`).join('')}</ul></div>`,
 });
 
+/** What the listed entries reference that the document carries beside them. */
+const REFERENCED = ['Practitioner', 'Organization', 'Medication', 'Location'];
+
 /** How many entries a section lists at most (the most recent first); the narrative says when more exist. */
 const SECTION_LIMIT = 200;
 
@@ -70,9 +74,13 @@ const SECTION_LIMIT = 200;
  * (so each fact appears once and only what the caller may read): a Composition (LOINC 60591-5) with the
  * IPS sections, each with its LOINC code, a generated narrative, and its entries or an emptyReason; then
  * the Patient, the author Device and every resource the sections list.
+ * `_view=sources` builds the same document from the source copies (each as stored, for stewards and
+ * audits: the same fact sent by three participants is listed three times).
  */
 export async function patientSummary(repo: Repository, patientId: string, req: FhirRequest): Promise<FhirResponse> {
-  const view = await mergedView(repo, patientId, req);
+  const asked = req.query.get('_view') ?? 'merged';
+  if (asked !== 'merged' && asked !== 'sources') throw badRequest('_view must be "merged" or "sources"');
+  const view = asked === 'sources' ? await sourcesView(repo, patientId, req) : await mergedView(repo, patientId, req);
   const now = new Date().toISOString();
   const patientUrl = `${req.baseUrl}/Patient/${patientId}`;
   const author: Device = { resourceType: 'Device', id: 'tessera-ips-generator', deviceName: [{ name: 'Tessera longitudinal record ($summary)', type: 'user-friendly-name' }] };
@@ -107,8 +115,10 @@ export async function patientSummary(repo: Repository, patientId: string, req: F
     confidentiality: 'N',
     section: sections,
   };
-  // Practitioners and organisations the listed facts reference, when the caller may read them.
-  const referenced = new Set(listed.flatMap((r) => JSON.stringify(r).match(/"reference":"((Practitioner|Organization|Medication|Location)\/[^"]+)"/g) ?? []).map((m) => m.slice(13, -1)));
+  // Practitioners and organisations the listed facts reference, when the caller may read them (and, in the
+  // source copies' summary, the source Patient records the copies point at).
+  const kinds = asked === 'sources' ? [...REFERENCED, 'Patient'] : REFERENCED;
+  const referenced = new Set(listed.flatMap((r) => JSON.stringify(r).match(/"reference":"([A-Z][A-Za-z]+\/[^"]+)"/g) ?? []).map((m) => m.slice(13, -1)).filter((ref) => kinds.includes(ref.split('/')[0])));
   const extra = view.referenced.filter((e) => referenced.has(`${e.type}/${e.id}`)).map((e) => JSON.parse(e.json) as Resource);
   const entry = (r: Resource): BundleEntry => ({ fullUrl: `${req.baseUrl}/${r.resourceType}/${r.id}`, resource: r });
   const bundle: Bundle = {
