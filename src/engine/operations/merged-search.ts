@@ -47,11 +47,12 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
   const patientIds = isGolden(focal) ? [named, ...linkedSourceIds(focal)] : [named];
 
   const { matched, suppressed } = await matchingSources(repo, req, request, patientIds);
-  const view = await mergedView(repo, named, req, { types: [type] });
-  const facts = factsHolding(view, matched, Boolean(request.sortRules?.length));
+  // Nothing matched: no fact to look up (CDS Hooks asks several types of which most find nothing).
+  const view = matched.length ? await mergedView(repo, named, req, { types: [type] }) : undefined;
+  const facts = view ? factsHolding(view, matched, Boolean(request.sortRules?.length)) : [];
   const shown = facts.slice(offset, offset + count);
-  const matches = shown.map((i) => view.resources[i]);
-  const included = await mergedIncludes(repo, req, request, { named, patientIds, focal }, shown.map((i) => view.facts[i]), new Set(matches.map(keyOf)));
+  const matches = shown.map((i) => (view as MergedView).resources[i]);
+  const included = await mergedIncludes(repo, req, request, { named, patientIds, focal }, shown.map((i) => (view as MergedView).facts[i]), new Set(matches.map(keyOf)));
   const hasMore = offset + count < facts.length;
   // The number of facts is known once they are merged; `_total=none` leaves it out where the ordinary search would.
   const total = request.total === 'none' && hasMore ? undefined : facts.length;

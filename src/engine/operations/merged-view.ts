@@ -16,6 +16,9 @@ export interface MergedView {
   referenced: RecordEntry[];
 }
 
+/** Types whose merge reads what their records reference: an Encounter's organisation, by its identifier. */
+const MERGE_READS_REFERENCES = new Set(['Encounter']);
+
 /** What the memo holds: the view apart from the focal Patient, and the messages whose participants it names. */
 interface Memo {
   view: Omit<MergedView, 'focal'>;
@@ -33,7 +36,11 @@ interface Memo {
  * are the same facts, with the same ids, as in the whole view): what a merged search needs.
  */
 export async function mergedView(repo: Repository, patientId: string, req: FhirRequest, options: { types?: readonly string[] } = {}): Promise<MergedView> {
-  const listed = await reachableRecord(repo, patientId, req, { content: false, types: options.types });
+  const { types } = options;
+  // A view of some types lists what they reference only where the merge reads it (a merged search's
+  // facts carry no referenced entries); the whole view lists it for the bundles that carry it.
+  const listing = { types, references: !types || types.some((t) => MERGE_READS_REFERENCES.has(t)) };
+  const listed = await reachableRecord(repo, patientId, req, { ...listing, content: false });
   const cache = mergedViewCacheOf<Memo>(repo);
   const key = mergeInputKey(patientId, listed.entries);
   const memo = cache.get(key);
@@ -45,7 +52,7 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
   let record = listed;
   await withContent(repo, record.entries);
   // A record rewritten between the listing and the content read: read both again, together.
-  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req, { types: options.types });
+  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req, listing);
   const built = await buildView(repo, patientId, record);
   cache.set(mergeInputKey(patientId, record.entries), built.memo, record.entries.length);
   return { focal: record.focal, ...built.memo.view };

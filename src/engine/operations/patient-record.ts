@@ -27,6 +27,8 @@ export interface RecordOptions {
   content?: boolean;
   /** Only resources of these types in the compartments, and what those reference; absent: every type. */
   types?: readonly string[];
+  /** false: the compartments' resources only, not what they reference. */
+  references?: boolean;
 }
 
 export interface PatientRecord {
@@ -82,7 +84,7 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // One hop out: resources referenced from the compartment but not in it. A deleted resource has no index
   // or compartment rows left, so the compartment rows alone reach the live resources' references.
   const referencing = keptFrom('c', ownerKey('c'));
-  const referenced = await repo.sql.query<{ target_type: string; target_id: string }>(
+  const referenced = options.references === false ? [] : await repo.sql.query<{ target_type: string; target_id: string }>(
     `SELECT DISTINCT s.target_type, s.target_id FROM compartment c ${joinOwnIndexRows(repo.db.dialect, 'sp_reference', 's', ownerKey('c'))}
      WHERE c.patient_id IN (${inFocus}) AND s.target_id IS NOT NULL AND s.target_type IS NOT NULL ${referencing.sql} ${fromTypes.sql}`,
     [...patientIds, ...referencing.params, ...fromTypes.params],
