@@ -11,6 +11,12 @@ export interface ServerProcess {
    * less disturbed than latency by other work on a shared machine.
    */
   cpuMs(): Promise<{ total: number; main: number }>;
+  /**
+   * Resolves once the server has been idle for a moment (at most one CPU tick in IDLE_WINDOW_MS, all
+   * threads) or after SETTLE_LIMIT_MS: background work left by a series (the audit writer's commits of
+   * its events, checkpoints) is then not charged to the next one.
+   */
+  settled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -31,7 +37,7 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const url = await listeningUrl(child);
-  return {
+  const server: ServerProcess = {
     url,
     async peakRss() {
       const { readFile } = await import('node:fs/promises');
@@ -49,13 +55,27 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
       };
       return { total: await ticks(`/proc/${child.pid}/stat`), main: await ticks(`/proc/${child.pid}/task/${child.pid}/stat`) };
     },
+    async settled() {
+      const until = performance.now() + SETTLE_LIMIT_MS;
+      let last = (await server.cpuMs()).total;
+      while (performance.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, IDLE_WINDOW_MS));
+        const now = (await server.cpuMs()).total;
+        if (now - last <= 1000 / CLOCK_TICKS_PER_SECOND) return;
+        last = now;
+      }
+    },
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;
     },
   };
+  return server;
 }
+
+const IDLE_WINDOW_MS = 250;
+const SETTLE_LIMIT_MS = 20_000;
 
 /** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
 const CLOCK_TICKS_PER_SECOND = 100;
