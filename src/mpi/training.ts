@@ -65,13 +65,20 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
   const candidates = await candidatePairs(sql, options.maxPairs, (n) => options.onProgress?.('candidate pairs', n));
   const [{ records }] = await sql.query<{ records: number }>('SELECT COUNT(*) AS records FROM mpi_source');
   const floor = 0.5 / randomPairs;
+  // Identifier systems with pairs enough are learned on their own; the rest share the identifier field,
+  // which is learned from their pairs only.
   const inCandidates = observedIn(candidates.vectors);
-  const enough = (column: string) => (inCandidates.get(column) ?? 0) >= MIN_CANDIDATE_PAIRS && (observed.observed.get(column) ?? 0) >= MIN_RANDOM_PAIRS;
-  const notLearned = [...FIELDS, ...inCandidates.keys()]
-    .filter((column, i, all) => all.indexOf(column) === i && !enough(column))
-    .map((column) => `${column}: ${inCandidates.get(column) ?? 0} candidate pairs, ${observed.observed.get(column) ?? 0} random pairs with it on both sides`);
-  // Identifier systems with pairs enough are learned on their own; the rest share the identifier field.
-  const systems = [...inCandidates.keys()].filter((column) => !(FIELDS as string[]).includes(column) && enough(column));
+  const pairsWith = (column: string) => [inCandidates.get(column) ?? 0, observed.observed.get(column) ?? 0];
+  const enoughPairs = ([candidatePairs, randomPairs]: number[]) => candidatePairs >= MIN_CANDIDATE_PAIRS && randomPairs >= MIN_RANDOM_PAIRS;
+  const allSystems = [...new Set([...inCandidates.keys(), ...observed.observed.keys()])].filter((column) => !(FIELDS as string[]).includes(column));
+  const systems = allSystems.filter((system) => enoughPairs(pairsWith(system)));
+  const pooled = allSystems.filter((system) => !systems.includes(system));
+  const observations = (column: string) =>
+    column === 'identifier' ? pooled.map(pairsWith).reduce(([c, r], [c2, r2]) => [c + c2, r + r2], [0, 0]) : pairsWith(column);
+  const enough = (column: string) => enoughPairs(observations(column));
+  const notLearned = [...FIELDS, ...pooled]
+    .filter((column) => !enough(column))
+    .map((column) => `${column}: ${observations(column)[0]} candidate pairs, ${observations(column)[1]} random pairs with it on both sides${pooled.includes(column) ? ' (weighed with the identifier field)' : ''}`);
   const startSystemM: SystemLevels = Object.fromEntries(systems.map((system) => [system, levelsOf({ ...startM, identifier: options.startSystems?.[system] ?? startM.identifier }, 'm').identifier]));
   const systemFrequencies = Object.fromEntries(systems.map((system) => [system, observed.systemFrequencies[system]]));
   let u = observed.frequencies;
