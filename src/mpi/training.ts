@@ -1,12 +1,11 @@
 import type { SqlExecutor } from '../store/database.js';
 import { Random } from '../synthetic/random.js';
 import { blockingKeys } from './blocking.js';
-import { compareFeatures, type ComparisonVector } from './comparison.js';
+import { compareFeatures, FIELD_LEVELS, FIELDS, type ComparisonVector, type IdentifierLevel } from './comparison.js';
 import { trainEm, type TrainingResult } from './em-training.js';
 import type { PersonFeatures } from './features.js';
 import { MatchModel, type Probabilities, type SystemProbabilities, type Thresholds } from './match-model.js';
 import { DEFAULT_TARGETS, thresholdsFromPosterior, type PosteriorTargets } from './posterior-thresholds.js';
-import { FIELDS } from './comparison.js';
 import { MpiStore } from './mpi-store.js';
 import { sampleSourceFeatures } from './record-sample.js';
 import { levelsOf, type SystemLevels } from './level-probabilities.js';
@@ -79,7 +78,7 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
   const notLearned = [...FIELDS, ...pooled]
     .filter((column) => !enough(column))
     .map((column) => `${column}: ${observations(column)[0]} candidate pairs, ${observations(column)[1]} random pairs with it on both sides${pooled.includes(column) ? ' (weighed with the identifier field)' : ''}`);
-  const startSystemM: SystemLevels = Object.fromEntries(systems.map((system) => [system, levelsOf({ ...startM, identifier: options.startSystems?.[system] ?? startM.identifier }, 'm').identifier]));
+  const startSystemM: SystemLevels = Object.fromEntries(systems.map((system) => [system, identifierMs(options.startSystems?.[system] ?? startM.identifier)]));
   const systemFrequencies = Object.fromEntries(systems.map((system) => [system, observed.systemFrequencies[system]]));
   let u = observed.frequencies;
   let systemU = systemFrequencies;
@@ -91,7 +90,7 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
     // Matches among random pairs: the candidate pairs EM calls matches, out of all pairs of records.
     const randomMatchShare = Math.min(0.5, (result.matchShare * candidates.perRecord) / Math.max(1, Number(records) - 1));
     u = withoutMatches(observed.frequencies, levelsOf(result.probabilities, 'm'), randomMatchShare, floor);
-    const systemM = Object.fromEntries(Object.entries(result.identifierSystems).map(([system, levels]) => [system, levelsOf({ ...result.probabilities, identifier: levels }, 'm').identifier]));
+    const systemM = Object.fromEntries(Object.entries(result.identifierSystems).map(([system, levels]) => [system, identifierMs(levels)]));
     systemU = systemsWithoutMatches(systemFrequencies, systemM, randomMatchShare, floor);
     sharedKeyShare = Math.max(floor, (observed.sharedKeyShare - randomMatchShare) / (1 - randomMatchShare));
     result = trainEm(candidates.vectors, result.probabilities, u, sharedKeyShare, { systems: { u: systemU, startM: systemM } });
@@ -114,6 +113,11 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
     targets,
     notLearned,
   };
+}
+
+/** One identifier table's m's. */
+function identifierMs(levels: Record<string, { m: number }>): Record<IdentifierLevel, number> {
+  return Object.fromEntries(FIELD_LEVELS.identifier.map((l) => [l, levels[l].m])) as Record<IdentifierLevel, number>;
 }
 
 /** How many pairs have each field, and each identifier system, on both sides. */
