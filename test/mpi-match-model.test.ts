@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures, SSN_SYSTEM } from '../src/mpi/features.js';
-import { MatchModel, PRIORS, thresholdsForPriorOdds } from '../src/mpi/match-model.js';
+import { MatchModel, PRIORS } from '../src/mpi/match-model.js';
+import { posterior, thresholdsFromPosterior } from '../src/mpi/posterior-thresholds.js';
 import { estimateU, withoutMatches } from '../src/mpi/u-estimation.js';
 import { levelsOf } from '../src/mpi/level-probabilities.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
@@ -170,7 +171,7 @@ describe('MPI training', () => {
     const pairs: ComparisonVector[] = [];
     for (let i = 0; i < 40_000; i++) {
       const key = random.chance(0.2) ? 'm' : 'u';
-      pairs.push(Object.fromEntries(FIELDS.map((f) => [f, draw(truth[f], key)])) as ComparisonVector);
+      pairs.push(Object.fromEntries(FIELDS.map((f) => [f, draw(truth[f], key)])) as unknown as ComparisonVector);
     }
     // Every pair here is a candidate (none was selected by blocking keys): sharedKeyShare 1.
     const trained = trainEm(pairs, PRIORS, levelsOf(truth, 'u'), 1);
@@ -211,10 +212,21 @@ describe('MPI training', () => {
     assert.ok(floored.ssn.exact > 0 && floored.ssn.exact < 1e-6, `ssn ${floored.ssn.exact}`);
   });
 
-  it('a trained model\'s thresholds are posterior odds: the rarer a match among candidates, the higher the score it asks', () => {
-    const common = thresholdsForPriorOdds(-2);
-    const rare = thresholdsForPriorOdds(-15);
-    assert.deepEqual(common, { autoLink: 12, review: 5 });
-    assert.ok(rare.autoLink > common.autoLink && rare.review > common.review);
+  it('a trained model\'s thresholds follow from the posterior: links meet the target precision as a whole, review holds the rest of the expected matches', () => {
+    // Scores of candidate pairs (made up: 900 clear matches, a middle band, 5,000 clear non-matches), prior log2-odds -10.
+    const scores = [...Array(900).fill(30), ...Array.from({ length: 200 }, (_, i) => 20 - i * 0.1), ...Array(5000).fill(-5)];
+    const t = thresholdsFromPosterior(scores, -10, { precision: 0.999, recall: 0.995 });
+    const linked = scores.filter((s) => s >= t.autoLink);
+    const expectedPrecision = linked.reduce((sum, s) => sum + posterior(s, -10), 0) / linked.length;
+    assert.ok(expectedPrecision >= 0.999, `expected precision ${expectedPrecision}`);
+    // One step lower would break the target: the threshold is the lowest that meets it.
+    const lower = scores.filter((s) => s >= t.autoLink - 0.1);
+    assert.ok(lower.reduce((sum, s) => sum + posterior(s, -10), 0) / lower.length < 0.999);
+    assert.ok(t.review < t.autoLink && t.review > -5, JSON.stringify(t));
+    const expected = scores.reduce((sum, s) => sum + posterior(s, -10), 0);
+    const belowReview = scores.filter((s) => s < t.review).reduce((sum, s) => sum + posterior(s, -10), 0);
+    assert.ok(belowReview <= 0.005 * expected, `${belowReview} of ${expected} expected matches below review`);
+    // A stricter target asks a higher score.
+    assert.ok(thresholdsFromPosterior(scores, -10, { precision: 0.99999, recall: 0.995 }).autoLink > t.autoLink);
   });
 });

@@ -21,8 +21,10 @@ import { createProgressBar } from './progress.js';
 import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
 import { latestModel, saveModel, type StoredModel } from '../mpi/model-store.js';
 import { labelledFromCsv, labelledFromFhir, type LabelledSample } from '../mpi/labelled-records.js';
-import { loadSample, qualityReport, qualitySummary, scoreLinking } from '../mpi/evaluation.js';
+import { qualityReport, qualitySummary } from '../mpi/evaluation.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
+import { DEFAULT_TARGETS } from '../mpi/posterior-thresholds.js';
+import { evaluateSample } from './sample-evaluation.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
 import { refreshAllConsents } from '../consent/consent-store.js';
 import { trainFromIndex } from '../mpi/training.js';
@@ -293,21 +295,28 @@ mpi
   });
 mpi
   .command('train')
-  .description('re-estimate the match weights: u from random pairs of records, m by EM on candidate pairs; store them as the new model')
+  .description('learn the match model from the index: u from random pairs of records, m by EM on candidate pairs (identifier systems each their own), thresholds from the posterior match probability; store it as the new model')
   .option('--pairs <n>', 'most candidate pairs for EM', '200000')
+  .option('--target-precision <p>', 'expected share of automatic links that are one person: the auto-link threshold follows from it', '0.999')
   .option('--dry-run', 'print the weights without storing them')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
-  .action(async (flags: StoreFlags & { pairs: string; dryRun?: boolean }) => {
+  .action(async (flags: StoreFlags & { pairs: string; targetPrecision: string; dryRun?: boolean }) => {
     const maxPairs = Number(flags.pairs);
     if (!Number.isInteger(maxPairs) || maxPairs < 100) {
       program.error(`tessera mpi train: --pairs must be a whole number of at least 100, not "${flags.pairs}"`);
     }
+    const targets = { ...DEFAULT_TARGETS, precision: targetPrecision(flags.targetPrecision, 'train') };
     const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
-      const before = (await latestModel(tessera.db)) ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS };
+      const before = (await latestModel(tessera.db)) ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS, identifierSystems: {} };
       const bar = createProgressBar('Candidate pairs', maxPairs, 'pairs');
-      const result = await trainFromIndex(tessera.db, before.probabilities, { maxPairs, onProgress: (stage, n) => stage === 'candidate pairs' && bar.update(n, n) });
+      const result = await trainFromIndex(tessera.db, before.probabilities, {
+        maxPairs,
+        targets,
+        startSystems: before.identifierSystems,
+        onProgress: (stage, n) => stage === 'candidate pairs' && bar.update(n, n),
+      });
       bar.stop();
       if (result.pairs < 100) {
         program.error(`tessera mpi train: only ${result.pairs} candidate pairs in the index; load more Patients first`);
@@ -327,6 +336,13 @@ mpi
     }
   });
 
+/** A precision target: a probability strictly between 0.5 and 1. */
+function targetPrecision(value: string, command: string): number {
+  const p = Number(value);
+  if (!(p > 0.5 && p < 1)) program.error(`tessera mpi ${command}: --target-precision must be a number between 0.5 and 1 (exclusive), not "${value}"`);
+  return p;
+}
+
 mpi
   .command('evaluate')
   .description('measure matching on a labelled sample: load it into a scratch store through the normal write path, print pairwise precision, recall, F1, pairs completeness and review share, write a report for a data steward')
@@ -334,9 +350,12 @@ mpi
   .option('--truth-column <name>', 'CSV column naming the person')
   .option('--truth-system <uri>', 'identifier system of the truth on FHIR Patients (the file is read as FHIR)')
   .option('--report <file>', 'Markdown report: every false link and missed pair with its per-field levels and weights')
+  .option('--train', 'then learn a model from the loaded sample (unlabelled, as `tessera mpi train` does), load the sample again with it and report both')
+  .option('--target-precision <p>', 'with --train: the precision the learned thresholds aim at', '0.999')
+  .option('--pairs <n>', 'with --train: most candidate pairs for EM', '200000')
   .option('--data <dir>', "a deployment's data directory: evaluate with its trained model (env TESSERA_DATA)")
   .option('--database-url <url>', "a deployment's PostgreSQL: evaluate with its trained model (env DATABASE_URL)")
-  .action(async (flags: StoreFlags & { truth: string; truthColumn?: string; truthSystem?: string; report?: string }) => {
+  .action(async (flags: StoreFlags & { truth: string; truthColumn?: string; truthSystem?: string; report?: string; train?: boolean; targetPrecision: string; pairs: string }) => {
     let sample: LabelledSample;
     try {
       const text = readFileSync(flags.truth, 'utf8');
@@ -344,6 +363,7 @@ mpi
     } catch (err) {
       return program.error(`tessera mpi evaluate: ${flags.truth}: ${(err as Error).message}`);
     }
+    const targets = { ...DEFAULT_TARGETS, precision: targetPrecision(flags.targetPrecision, 'evaluate') };
     const deployed = flags.data || flags.databaseUrl || process.env.TESSERA_DATA || process.env.DATABASE_URL;
     let model: StoredModel | undefined;
     if (deployed) {
@@ -351,33 +371,32 @@ mpi
       model = await latestModel(source.db);
       await source.close();
     }
-    const scratch = mkdtempSync(join(tmpdir(), 'tessera-evaluate-'));
-    const scratchConfig = { ...configFromEnv({ dataDir: scratch, logLevel: 'warn' }), databaseUrl: undefined, schema: undefined, mpi: true };
-    try {
-      if (model) {
-        // The linker takes the newest stored model when the store opens: store it first.
-        const setup = await createTessera({ ...scratchConfig, mpi: false }, { auditThread: false });
-        await saveModel(setup.db, model);
-        await setup.close();
-      }
-      const tessera = await createTessera(scratchConfig, { auditThread: false });
+    /** One load of the sample into a scratch SQLite store, deleted afterwards. */
+    const inScratch = async (label: string, stored: Parameters<typeof saveModel>[1] | undefined, train: boolean) => {
+      const scratch = mkdtempSync(join(tmpdir(), 'tessera-evaluate-'));
       try {
-        const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
-        process.stdout.write(`Loading ${sample.records.length} records one by one (${model ? `trained model ${model.version}` : 'hand-set priors'})\n`);
-        const loaded = await loadSample(tessera.repo, sample.records);
-        const quality = await scoreLinking(tessera.repo, linker.model, loaded.personOf);
-        process.stdout.write(`${qualitySummary(quality)}\n`);
-        const notes = [...sample.notes, ...loaded.refused.map((r) => `refused: ${r}`)];
-        if (loaded.refused.length) process.stdout.write(`${loaded.refused.length} records refused by the store (listed in the report)\n`);
-        if (flags.report) {
-          writeFileSync(flags.report, qualityReport(`Matching quality on ${basename(flags.truth)}`, quality, notes));
-          process.stdout.write(`Report: ${flags.report}\n`);
-        }
+        process.stdout.write(`Loading ${sample.records.length} records one by one (${label})\n`);
+        const scratchConfig = { ...configFromEnv({ dataDir: scratch, logLevel: 'warn' }), databaseUrl: undefined, schema: undefined };
+        const result = await evaluateSample(scratchConfig, sample.records, { model: stored, train: train ? { maxPairs: Number(flags.pairs), targets } : undefined });
+        process.stdout.write(`${qualitySummary(result.quality)}\n`);
+        if (result.refused.length) process.stdout.write(`${result.refused.length} records refused by the store (listed in the report)\n`);
+        return result;
       } finally {
-        await tessera.close();
+        rmSync(scratch, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
+    };
+    const first = await inScratch(model ? `trained model ${model.version}` : 'hand-set priors', model, !!flags.train);
+    const sections = [{ title: `Matching quality on ${basename(flags.truth)} (${model ? `trained model ${model.version}` : 'hand-set priors'})`, result: first }];
+    if (first.trained) {
+      process.stdout.write(`\nModel learned from the sample (unlabelled):\n${formatModelChange(first.model, first.trained)}\n`);
+      process.stdout.write(`estimated match share among candidates ${(first.trained.matchShare * 100).toFixed(2)}%\n\n`);
+      const second = await inScratch('the model learned from it', first.trained, false);
+      sections.push({ title: `Matching quality on ${basename(flags.truth)} (model learned from the sample)`, result: second });
+    }
+    if (flags.report) {
+      const notes = [...sample.notes, ...first.refused.map((r) => `refused: ${r}`)];
+      writeFileSync(flags.report, sections.map((s, i) => qualityReport(s.title, s.result.quality, i === sections.length - 1 ? notes : [])).join('\n'));
+      process.stdout.write(`Report: ${flags.report}\n`);
     }
   });
 

@@ -1,24 +1,44 @@
 import { FIELD_LEVELS, FIELDS } from '../mpi/comparison.js';
-import type { Probabilities, Thresholds } from '../mpi/match-model.js';
+import type { Probabilities, SystemProbabilities, Thresholds } from '../mpi/match-model.js';
+import type { PosteriorTargets } from '../mpi/posterior-thresholds.js';
 
 interface ModelView {
   probabilities: Probabilities;
   thresholds: Thresholds;
+  identifierSystems?: SystemProbabilities;
+  targets?: PosteriorTargets;
+  notLearned?: string[];
 }
 
-/** A table of each field level's m, u and weight (log2 m/u) before and after training, and the thresholds, for an operator to judge. */
+const cell = (p: { m: number; u: number } | undefined): string =>
+  p ? `${p.m.toFixed(4).padStart(7)} ${p.u.toExponential(1).padStart(8)} ${Math.log2(p.m / p.u).toFixed(2).padStart(7)}` : `${'(identifier)'.padStart(24)}`;
+
+/**
+ * A table of each field level's m, u and weight (log2 m/u) before and after training, identifier systems
+ * learned on their own each with their rows, the thresholds and the targets they come from, and what the
+ * data was too small to learn: for an operator to judge.
+ */
 export function formatModelChange(before: ModelView, after: ModelView): string {
-  const cell = (p: Probabilities, field: (typeof FIELDS)[number], level: string): string => {
-    const { m, u } = p[field][level];
-    return `${m.toFixed(4).padStart(7)} ${u.toExponential(1).padStart(8)} ${Math.log2(m / u).toFixed(2).padStart(7)}`;
-  };
   const lines = [`${'field'.padEnd(14)} ${'level'.padEnd(14)} ${'before: m'.padStart(9)} ${'u'.padStart(8)} ${'weight'.padStart(7)}   ${'after: m'.padStart(8)} ${'u'.padStart(8)} ${'weight'.padStart(7)}`];
   for (const field of FIELDS) {
     for (const level of FIELD_LEVELS[field]) {
-      lines.push(`${field.padEnd(14)} ${level.padEnd(14)}   ${cell(before.probabilities, field, level)}   ${cell(after.probabilities, field, level)}`);
+      lines.push(`${field.padEnd(14)} ${level.padEnd(14)}   ${cell(before.probabilities[field][level])}   ${cell(after.probabilities[field][level])}`);
+    }
+  }
+  const systems = [...new Set([...Object.keys(before.identifierSystems ?? {}), ...Object.keys(after.identifierSystems ?? {})])].sort();
+  for (const system of systems) {
+    lines.push(`identifier system ${system}`);
+    for (const level of FIELD_LEVELS.identifier) {
+      lines.push(`${''.padEnd(14)} ${level.padEnd(14)}   ${cell(before.identifierSystems?.[system]?.[level])}   ${cell(after.identifierSystems?.[system]?.[level])}`);
     }
   }
   const t = (x: Thresholds) => `auto-link ${x.autoLink.toFixed(1)}, review ${x.review.toFixed(1)}`;
   lines.push(`thresholds (score): before ${t(before.thresholds)}; after ${t(after.thresholds)}`);
+  if (after.targets) {
+    lines.push(`thresholds from the posterior match probability: links expected ${after.targets.precision} one person; links and review hold ${after.targets.recall} of the expected matches`);
+  }
+  if (after.notLearned?.length) {
+    lines.push(`not learned (too few pairs; the starting model's m and u kept, hand priors on a first training): ${after.notLearned.join('; ')}`);
+  }
   return lines.join('\n');
 }

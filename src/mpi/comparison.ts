@@ -25,7 +25,12 @@ export const FIELD_LEVELS = {
 
 export type Field = keyof typeof FIELD_LEVELS;
 export type Level<F extends Field = Field> = (typeof FIELD_LEVELS)[F][number] | 'missing';
-export type ComparisonVector = { [F in Field]: Level<F> };
+export type IdentifierLevel = Exclude<Level<'identifier'>, 'missing'>;
+/**
+ * The comparison vector: a level per field and, for identifiers, a level per system both records carry
+ * (`identifier` is the best of them, which the vetoes read; the score weighs each system on its own).
+ */
+export type ComparisonVector = { [F in Field]: Level<F> } & { identifierSystems?: Record<string, IdentifierLevel> };
 export const FIELDS = Object.keys(FIELD_LEVELS) as Field[];
 
 const SIMILAR_NAME = 0.92;
@@ -48,7 +53,7 @@ export function compareFeatures(a: PersonFeatures, b: PersonFeatures): Compariso
     birthDate: a.birthDate && b.birthDate ? compareBirthDates(a.birthDate, b.birthDate) : 'missing',
     gender: a.gender && b.gender ? (a.gender === b.gender ? 'same' : 'different') : 'missing',
     ssn: a.ssn && b.ssn ? (a.ssn === b.ssn ? 'exact' : damerauLevenshtein(a.ssn, b.ssn) === 1 ? 'one-edit' : 'different') : 'missing',
-    identifier: compareIdentifiers(a.identifiers ?? {}, b.identifiers ?? {}),
+    ...compareIdentifiers(a.identifiers ?? {}, b.identifiers ?? {}),
     phone: a.phones.length && b.phones.length ? (a.phones.some((p) => b.phones.includes(p)) ? 'shared' : 'different') : 'missing',
     email: a.emails?.length && b.emails?.length ? (a.emails.some((e) => b.emails?.includes(e)) ? 'shared' : 'different') : 'missing',
     postalCode: a.postalCode && b.postalCode ? (a.postalCode === b.postalCode ? 'same' : 'different') : 'missing',
@@ -89,17 +94,20 @@ function swapNames(f: PersonFeatures): PersonFeatures | undefined {
 /**
  * Identifiers compared system by system: the same value under one system is the strongest evidence;
  * one keystroke apart, a typing error; different values under one system, two people (or a reissued
- * number). Values under different systems say nothing.
+ * number). Values under different systems say nothing. Each system keeps its own level (its weight is
+ * learned on its own); `identifier` is the best of them.
  */
-function compareIdentifiers(a: Record<string, string>, b: Record<string, string>): Level<'identifier'> {
+function compareIdentifiers(a: Record<string, string>, b: Record<string, string>): Pick<ComparisonVector, 'identifier' | 'identifierSystems'> {
   let best: Level<'identifier'> = 'missing';
+  const systems: Record<string, IdentifierLevel> = {};
   for (const [system, value] of Object.entries(a)) {
     const other = b[system];
     if (other === undefined) continue;
-    const level: Level<'identifier'> = other === value ? 'exact' : damerauLevenshtein(value, other) === 1 ? 'one-edit' : 'different';
+    const level: IdentifierLevel = other === value ? 'exact' : damerauLevenshtein(value, other) === 1 ? 'one-edit' : 'different';
+    systems[system] = level;
     if (best === 'missing' || FIELD_LEVELS.identifier.indexOf(level) < FIELD_LEVELS.identifier.indexOf(best)) best = level;
   }
-  return best;
+  return best === 'missing' ? { identifier: best } : { identifier: best, identifierSystems: systems };
 }
 
 /**

@@ -1,9 +1,11 @@
-import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field } from './comparison.js';
-import { combined, levelCounts, levelsOf, normalised, type LevelProbabilities } from './level-probabilities.js';
-import type { Probabilities } from './match-model.js';
+import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field, type IdentifierLevel } from './comparison.js';
+import { combined, identifierLevelCounts, levelCounts, levelsOf, normalised, normalisedLevels, type LevelProbabilities, type SystemLevels } from './level-probabilities.js';
+import type { Probabilities, SystemProbabilities } from './match-model.js';
 
 export interface TrainingResult {
   probabilities: Probabilities;
+  /** m and u of each identifier system learned on its own (`systems` of trainEm's options). */
+  identifierSystems: SystemProbabilities;
   /** Estimated share of candidate pairs that are matches: the prior odds of a match before any field is compared. */
   matchShare: number;
   iterations: number;
@@ -30,13 +32,24 @@ export function trainEm(
   startM: Probabilities,
   u: LevelProbabilities,
   sharedKeyShare: number,
-  options: { maxIterations?: number; tolerance?: number } = {},
+  options: {
+    maxIterations?: number;
+    tolerance?: number;
+    /**
+     * Identifier systems learned on their own: u of each (random pairs) and where m starts. A system not
+     * listed counts towards the `identifier` field, shared by every system with too few pairs of its own.
+     */
+    systems?: { u: SystemLevels; startM: SystemLevels };
+  } = {},
 ): TrainingResult {
+  const systemU = options.systems?.u ?? {};
+  let systemM: SystemLevels = structuredClone(options.systems?.startM ?? {});
   const maxIterations = options.maxIterations ?? 500;
   const tolerance = options.tolerance ?? 1e-7;
   const patterns = new Map<string, { vector: ComparisonVector; count: number }>();
   for (const vector of pairs) {
-    const key = FIELDS.map((f) => vector[f]).join('|');
+    const systems = Object.entries(vector.identifierSystems ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+    const key = `${FIELDS.map((f) => vector[f]).join('|')}|${systems.map(([s, l]) => `${s}=${l}`).join('|')}`;
     const entry = patterns.get(key);
     if (entry) entry.count++;
     else patterns.set(key, { vector, count: 1 });
@@ -46,34 +59,54 @@ export function trainEm(
   let iterations = 0;
   for (; iterations < maxIterations; iterations++) {
     const mCounts = levelCounts(SMOOTHING);
+    const systemCounts = Object.fromEntries(Object.keys(systemU).map((system) => [system, identifierLevelCounts(SMOOTHING)]));
     let matchWeight = 0;
     let total = 0;
     const priorLogOdds = Math.log(matchShare / (1 - matchShare)) + Math.log(sharedKeyShare);
-    for (const { vector, count } of patterns.values()) {
-      let logOdds = priorLogOdds;
+    // Each field's level, identifiers one per system: a learned system's own table, else the shared field's.
+    const columns = (vector: ComparisonVector, visit: (table: 'own' | Field, level: string, system?: string) => void) => {
       for (const field of FIELDS) {
         const level = vector[field];
-        if (level !== 'missing') logOdds += Math.log(m[field][level] / u[field][level]);
+        if (level === 'missing') continue;
+        if (field === 'identifier' && vector.identifierSystems) {
+          for (const [system, l] of Object.entries(vector.identifierSystems)) {
+            if (systemU[system]) visit('own', l, system);
+            else visit('identifier', l);
+          }
+        } else {
+          visit(field, level);
+        }
       }
+    };
+    for (const { vector, count } of patterns.values()) {
+      let logOdds = priorLogOdds;
+      columns(vector, (table, level, system) => {
+        logOdds += table === 'own' ? Math.log(systemM[system as string][level as IdentifierLevel] / systemU[system as string][level as IdentifierLevel]) : Math.log(m[table][level] / u[table][level]);
+      });
       const g = 1 / (1 + Math.exp(-logOdds));
       matchWeight += g * count;
       total += count;
-      for (const field of FIELDS) {
-        const level = vector[field];
-        if (level !== 'missing') mCounts[field][level] += g * count;
-      }
+      columns(vector, (table, level, system) => {
+        if (table === 'own') systemCounts[system as string][level as IdentifierLevel] += g * count;
+        else mCounts[table][level] += g * count;
+      });
     }
     const next = atMostU(normalised(mCounts), u);
+    const nextSystems = systemsAtMostU(Object.fromEntries(Object.entries(systemCounts).map(([system, c]) => [system, normalisedLevels(c)])), systemU);
     const nextShare = Math.min(Math.max(matchWeight / total, 1e-6), 1 - 1e-6);
-    const change = maxChange(m, next) + Math.abs(nextShare - matchShare);
+    const change = maxChange(m, next) + maxSystemChange(systemM, nextSystems) + Math.abs(nextShare - matchShare);
     m = next;
+    systemM = nextSystems;
     matchShare = nextShare;
     if (change < tolerance) {
       iterations++;
       break;
     }
   }
-  return { probabilities: combined(m, u), matchShare, iterations };
+  const identifierSystems = Object.fromEntries(
+    Object.entries(systemM).map(([system, levels]) => [system, Object.fromEntries(FIELD_LEVELS.identifier.map((l) => [l, { m: levels[l], u: systemU[system][l] }]))]),
+  ) as SystemProbabilities;
+  return { probabilities: combined(m, u), identifierSystems, matchShare, iterations };
 }
 
 /**
@@ -91,6 +124,7 @@ export const DISAGREEMENT_LEVELS: { [F in Field]?: string[] } = {
   birthDate: ['year-only', 'different'],
   gender: ['different'],
   ssn: ['different'],
+  identifier: ['different'],
   phone: ['different'],
   postalCode: ['different'],
   street: ['different'],
@@ -102,6 +136,20 @@ function atMostU(m: LevelProbabilities, u: LevelProbabilities): LevelProbabiliti
     for (const level of DISAGREEMENT_LEVELS[field] ?? []) m[field][level] = Math.min(m[field][level], u[field][level]);
   }
   return m;
+}
+
+/** The same for each identifier system: a number that differs under one system is never evidence for a match. */
+function systemsAtMostU(m: SystemLevels, u: SystemLevels): SystemLevels {
+  for (const system of Object.keys(m)) m[system].different = Math.min(m[system].different, u[system].different);
+  return m;
+}
+
+function maxSystemChange(a: SystemLevels, b: SystemLevels): number {
+  let max = 0;
+  for (const system of Object.keys(b)) {
+    for (const level of FIELD_LEVELS.identifier) max = Math.max(max, Math.abs((a[system]?.[level] ?? 0) - b[system][level]));
+  }
+  return max;
 }
 
 function maxChange(a: LevelProbabilities, b: LevelProbabilities): number {

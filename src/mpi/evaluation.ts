@@ -166,7 +166,7 @@ export function qualityReport(title: string, q: LinkingQuality, notes: string[])
           '| records | people | outcome | score | fields (level: weight) | vetoes |',
           '|---|---|---|---|---|---|',
           ...pairs.map((p) => {
-            const fields = p.decision.contributions.filter((c) => c.level !== 'missing').map((c) => `${c.field} ${c.level}: ${c.weight.toFixed(1)}`).join('; ');
+            const fields = p.decision.contributions.filter((c) => c.level !== 'missing').map((c) => `${c.field}${c.system ? ` (${c.system})` : ''} ${c.level}: ${c.weight.toFixed(1)}`).join('; ');
             return `| ${p.patientA} ${p.patientB} | ${p.person.join(' / ')} | ${p.decision.outcome} | ${p.decision.score.toFixed(1)} | ${fields} | ${p.decision.vetoes.join('; ')} |`;
           }),
         ].join('\n')

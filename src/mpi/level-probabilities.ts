@@ -1,4 +1,4 @@
-import { FIELD_LEVELS, FIELDS, type Field } from './comparison.js';
+import { FIELD_LEVELS, FIELDS, type Field, type IdentifierLevel } from './comparison.js';
 import type { Probabilities } from './match-model.js';
 
 /** One probability per field and agreement level: a model's m's, or its u's, on their own. */
@@ -27,4 +27,18 @@ export function levelsOf(p: Probabilities, key: 'm' | 'u'): LevelProbabilities {
 /** m's and u's put together as a model's probabilities. */
 export function combined(m: LevelProbabilities, u: LevelProbabilities): Probabilities {
   return Object.fromEntries(FIELDS.map((f) => [f, Object.fromEntries(FIELD_LEVELS[f].map((l) => [l, { m: m[f][l], u: u[f][l] }]))])) as Probabilities;
+}
+
+/** Per identifier system, one probability per level (m's or u's of the systems learned on their own). */
+export type SystemLevels = Record<string, Record<IdentifierLevel, number>>;
+
+/** A fresh count per level of one identifier system, started at `pseudoCount`. */
+export function identifierLevelCounts(pseudoCount: number): Record<IdentifierLevel, number> {
+  return Object.fromEntries(FIELD_LEVELS.identifier.map((l) => [l, pseudoCount])) as Record<IdentifierLevel, number>;
+}
+
+/** One system's counts as probabilities. */
+export function normalisedLevels<L extends string>(counts: Record<L, number>): Record<L, number> {
+  const total = Object.values<number>(counts).reduce((a, b) => a + b, 0);
+  return Object.fromEntries(Object.entries<number>(counts).map(([l, n]) => [l, n / total])) as Record<L, number>;
 }

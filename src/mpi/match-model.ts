@@ -1,4 +1,4 @@
-import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field } from './comparison.js';
+import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field, type IdentifierLevel } from './comparison.js';
 
 /**
  * Fellegi-Sunter record linkage. For each field and agreement level, m is the probability of that level
@@ -8,6 +8,13 @@ import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field } from './compa
  * PRIORS are the hand-set starting point; `tessera mpi train` re-estimates m and u from the data with EM.
  */
 export type Probabilities = { [F in Field]: Record<string, { m: number; u: number }> };
+
+/**
+ * Per identifier system (its URI), each level's m and u, learned by `tessera mpi train` where the data
+ * holds enough pairs of that system. A system not listed is weighed with the `identifier` field's
+ * probabilities (the hand prior, or what was learned over all systems together).
+ */
+export type SystemProbabilities = Record<string, Record<IdentifierLevel, { m: number; u: number }>>;
 
 export const PRIORS: Probabilities = {
   surname: { exact: { m: 0.9, u: 0.01 }, 'compound-part': { m: 0.03, u: 0.002 }, similar: { m: 0.04, u: 0.005 }, 'sound-alike': { m: 0.01, u: 0.01 }, different: { m: 0.02, u: 0.973 } },
@@ -55,18 +62,7 @@ export interface Thresholds {
 /** The hand-set priors' thresholds, in score units (bits of evidence), tuned with bench:mpi. */
 export const DEFAULT_THRESHOLDS: Thresholds = { autoLink: 20, review: 14 };
 
-/**
- * A trained model's thresholds are posterior odds (log2) that a candidate pair is one person: its score
- * plus the prior odds of a match among candidates (training.ts). Auto-link at 2^10 (a posterior of
- * 0.999: the issue's precision target for each link), review from 2^3 (0.89). Scores of trained models
- * are on another scale than the priors' (their u's are measured on random pairs and are much smaller),
- * so fixed score thresholds would not carry over.
- */
-export const POSTERIOR_LOG_ODDS: Thresholds = { autoLink: 10, review: 3 };
-
-export function thresholdsForPriorOdds(priorLogOdds: number, posterior: Thresholds = POSTERIOR_LOG_ODDS): Thresholds {
-  return { autoLink: posterior.autoLink - priorLogOdds, review: posterior.review - priorLogOdds };
-}
+/** A trained model's thresholds come from the posterior match probability of its candidate pairs: posterior-thresholds.ts. */
 
 export type MatchOutcome = 'auto-link' | 'review' | 'no-match';
 
@@ -92,7 +88,7 @@ export interface MatchDecision {
   outcome: MatchOutcome;
   score: number;
   /** Each field's level and the weight it contributed, for the steward's "why"; `nameFrequency` when the pair shares a full name. */
-  contributions: { field: Field | 'nameFrequency'; level: string; weight: number }[];
+  contributions: { field: Field | 'nameFrequency'; level: string; weight: number; system?: string }[];
   /** Why an otherwise high score was not linked automatically. */
   vetoes: string[];
 }
@@ -100,23 +96,38 @@ export interface MatchDecision {
 export class MatchModel {
   private readonly weights: { [F in Field]: Record<string, number> };
 
+  private readonly systemWeights: Record<string, Record<string, number>>;
+
   readonly probabilities: Probabilities;
 
   constructor(
     probabilities: Probabilities = PRIORS,
     readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    readonly identifierSystems: SystemProbabilities = {},
   ) {
     this.probabilities = completeProbabilities(probabilities);
-    probabilities = this.probabilities;
-    this.weights = Object.fromEntries(
-      FIELDS.map((field) => [
-        field,
-        Object.fromEntries(FIELD_LEVELS[field].map((level) => {
-          const { m, u } = probabilities[field][level];
-          return [level, Math.log2(m / u)];
-        })),
-      ]),
-    ) as MatchModel['weights'];
+    const weightsOf = (levels: Record<string, { m: number; u: number }>) => Object.fromEntries(Object.entries(levels).map(([level, { m, u }]) => [level, Math.log2(m / u)]));
+    this.weights = Object.fromEntries(FIELDS.map((field) => [field, weightsOf(this.probabilities[field])])) as MatchModel['weights'];
+    this.systemWeights = Object.fromEntries(Object.entries(identifierSystems).map(([system, levels]) => [system, weightsOf(levels)]));
+  }
+
+  /** The weight of an identifier level under one system: its own when learned, else the `identifier` field's. */
+  identifierWeight(system: string, level: IdentifierLevel): number {
+    return this.systemWeights[system]?.[level] ?? this.weights.identifier[level];
+  }
+
+  /**
+   * Each field's contribution; identifiers one per system both records carry (each system is its own
+   * evidence: a national id and an insurance member id agreeing are two facts).
+   */
+  private fieldContributions(vector: ComparisonVector): MatchDecision['contributions'] {
+    return FIELDS.flatMap((field) => {
+      const level = vector[field];
+      if (field === 'identifier' && vector.identifierSystems) {
+        return Object.entries(vector.identifierSystems).map(([system, l]) => ({ field, level: l, weight: this.identifierWeight(system, l), system }));
+      }
+      return [{ field, level, weight: level === 'missing' ? 0 : this.weights[field][level] }];
+    });
   }
 
   /**
@@ -131,10 +142,7 @@ export class MatchModel {
 
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
   decide(vector: ComparisonVector, sharedName?: SharedName): MatchDecision {
-    const contributions: MatchDecision['contributions'] = FIELDS.map((field) => {
-      const level = vector[field];
-      return { field, level, weight: level === 'missing' ? 0 : this.weights[field][level] };
-    });
+    const contributions = this.fieldContributions(vector);
     const nameWeight = sharedName ? this.nameFrequencyWeight(sharedName) : 0;
     if (sharedName) {
       contributions.push({ field: 'nameFrequency', level: `${sharedName.others} of ${sharedName.records}`, weight: nameWeight });

@@ -1,5 +1,6 @@
 import type { SqlExecutor } from '../store/database.js';
-import { completeProbabilities, DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type Thresholds } from './match-model.js';
+import { completeProbabilities, DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type SystemProbabilities, type Thresholds } from './match-model.js';
+import type { PosteriorTargets } from './posterior-thresholds.js';
 import type { TrainedModel } from './training.js';
 
 export interface StoredModel {
@@ -10,6 +11,21 @@ export interface StoredModel {
   iterations: number;
   probabilities: Probabilities;
   thresholds: Thresholds;
+  /** Identifier systems learned on their own (empty in models trained before them). */
+  identifierSystems: SystemProbabilities;
+  /** The targets the thresholds were derived for, and what the data was too small to learn (absent in older models). */
+  targets?: PosteriorTargets;
+  notLearned: string[];
+}
+
+/**
+ * What a model learned beyond the field levels travels in the probabilities' JSON, beside the fields
+ * (no schema change; older models simply lack it).
+ */
+interface StoredLearning {
+  identifierSystems?: SystemProbabilities;
+  targets?: PosteriorTargets;
+  notLearned?: string[];
 }
 
 /** The newest trained match model (`tessera mpi train`), or undefined while only the priors exist. */
@@ -18,6 +34,7 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
     'SELECT version, created_at, probabilities, pairs, match_share, iterations, thresholds FROM mpi_model ORDER BY version DESC LIMIT 1',
   );
   const r = rows[0];
+  const json = r && (JSON.parse(r.probabilities) as Partial<Probabilities> & StoredLearning);
   return (
     r && {
       version: Number(r.version),
@@ -25,8 +42,11 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       pairs: Number(r.pairs),
       matchShare: Number(r.match_share),
       iterations: Number(r.iterations),
-      probabilities: completeProbabilities(JSON.parse(r.probabilities) as Partial<Probabilities>),
+      probabilities: completeProbabilities(json),
       thresholds: r.thresholds ? (JSON.parse(r.thresholds) as Thresholds) : DEFAULT_THRESHOLDS,
+      identifierSystems: json.identifierSystems ?? {},
+      targets: json.targets,
+      notLearned: json.notLearned ?? [],
     }
   );
 }
@@ -34,13 +54,17 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
 /** The model the linker starts with: the newest trained one, else the hand-set priors. */
 export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
   const model = await latestModel(sql);
-  return model ? new MatchModel(model.probabilities, model.thresholds) : new MatchModel(PRIORS);
+  return model ? new MatchModel(model.probabilities, model.thresholds, model.identifierSystems) : new MatchModel(PRIORS);
 }
 
-export async function saveModel(sql: SqlExecutor, model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'>): Promise<void> {
+export async function saveModel(
+  sql: SqlExecutor,
+  model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'> & Partial<Pick<TrainedModel, 'identifierSystems' | 'targets' | 'notLearned'>>,
+): Promise<void> {
+  const learning: StoredLearning = { identifierSystems: model.identifierSystems, targets: model.targets, notLearned: model.notLearned };
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
-    JSON.stringify(model.probabilities),
+    JSON.stringify({ ...model.probabilities, ...learning }),
     model.pairs,
     model.matchShare,
     model.iterations,

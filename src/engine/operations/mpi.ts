@@ -171,7 +171,7 @@ function pairParts(enterprises: Map<string, string>, pair: PairRecord): Paramete
   }
   parts.push({ name: 'status', valueCode: pair.status }, { name: 'score', valueDecimal: Math.round(pair.score * 100) / 100 });
   parts.push({ name: 'opened', valueInstant: new Date(pair.createdAt).toISOString() });
-  const detail = pair.detail as { contributions?: { field: string; level: string; weight: number }[]; vetoes?: string[] };
+  const detail = pair.detail as { contributions?: { field: string; level: string; weight: number; system?: string }[]; vetoes?: string[] };
   for (const c of detail.contributions ?? []) {
     parts.push({
       name: 'contribution',
@@ -179,6 +179,7 @@ function pairParts(enterprises: Map<string, string>, pair: PairRecord): Paramete
         { name: 'field', valueCode: c.field },
         { name: 'level', valueCode: c.level },
         { name: 'weight', valueDecimal: Math.round(c.weight * 100) / 100 },
+        ...(c.system ? [{ name: 'system', valueUri: c.system }] : []),
       ],
     });
   }
