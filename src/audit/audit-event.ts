@@ -135,8 +135,8 @@ export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: st
   for (const patient of record.subjects.patients.keys()) keys.push(['p', `Patient/${patient}`]);
   // Resources in a patient's compartment are found through that patient's key (audit-search.ts).
   const entities = new Set(record.subjects.unattached ?? record.subjects.resources);
+  if (record.target) entities.add(record.target);
   for (const patient of record.subjects.patients.keys()) entities.delete(`Patient/${patient}`);
-  if (record.target && !keys.some(([, ref]) => ref === record.target)) entities.add(record.target);
   for (const ref of entities) keys.push(['e', ref]);
   const agents = new Set([record.clientId, record.user?.id, record.user?.fhirUser, record.organization, record.participant].filter((a): a is string => !!a));
   for (const agent of agents) keys.push(['a', agent]);
