@@ -8,7 +8,7 @@ export const CHAIN_LOCK = 'tessera-audit-chain';
 
 /**
  * An event's hash: SHA-256 over the previous event's hash, its own sequence number and its content, the
- * AuditEvent JSON text exactly as stored (the stored text is the canonical form: it is never re-serialised).
+ * stored content exactly as it stands (stored-event.ts; the stored text is the canonical form: it is never re-serialised).
  * Editing content, removing an event or moving one breaks the equality for it or for its successor.
  */
 export function chainHash(prevHash: string, seq: number, content: string): string {
