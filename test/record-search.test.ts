@@ -155,6 +155,8 @@ for (const backend of BACKENDS) {
       const late = await get(`DiagnosticReport?${person()}&result.date=ge2026-10-01T08:40:00Z`);
       assert.deepEqual(matches(late).map(codeOf).sort(), ['11502-2', '24323-8']);
       assert.equal((await get(`DiagnosticReport?${person()}&result:Observation.date=ge2026-10-01T08:40:00Z&_summary=count`)).total, 2);
+      // Codes in a link are widened by the code maps, as for the other parameters: the local HbA1c code finds its LOINC copies.
+      assert.equal((await get(`DiagnosticReport?${person()}&result.code=${q('urn:tessera:local-lab-codes|HBA1C')}`)).total, 2);
       // The panel fact is amended (Southview's copy) and lists the glucose (Northgate's copy): it meets both.
       const amended = await get(`DiagnosticReport?${person()}&result.code=${q(`${LOINC}|2339-0`)}&status=amended`);
       assert.deepEqual(matches(amended).map(codeOf), ['24323-8']);
