@@ -75,10 +75,16 @@ async function matchingSources(repo: Repository, req: FhirRequest, request: Sear
   return { matched: keys, suppressed };
 }
 
+const bySourceOf = new WeakMap<readonly MergedFact[], Map<string, number>>();
+
 /** Which source record (`Type/id`) each fact of the view holds: fact index by source key. */
 function factIndexBySource(view: MergedView): Map<string, number> {
+  // Built once per merged view: the memo hands out the same facts to every search that lists the same records.
+  const known = bySourceOf.get(view.facts);
+  if (known) return known;
   const out = new Map<string, number>();
   view.facts.forEach((fact, i) => fact.sources.forEach((s) => out.set(keyOf(s.resource), i)));
+  bySourceOf.set(view.facts, out);
   return out;
 }
 
