@@ -192,6 +192,29 @@ for (const backend of BACKENDS) {
       await s.fhir('DELETE', `Consent/${consent.body.id}`);
     });
 
+    it('a consent stored with parts Tessera does not enforce, or with no effect at all, says so in the answer', async () => {
+      const asOutcome = { prefer: 'return=OperationOutcome' };
+      const countOfBen = async () => (await s.fhir('GET', `Consent?patient=Patient/${ids.ben}&_summary=count`)).body.total as number;
+      const before = await countOfBen();
+      const warningsOf = (res: { body: any }) => (res.body.issue ?? []).filter((i: any) => i.severity === 'warning').map((i: any) => i.diagnostics as string);
+      // A deny of one named Observation: data references are not enforced, so the deny covers everything of the patient's.
+      const narrowed = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'permit', provision: [{ type: 'deny', data: [{ meaning: 'instance', reference: { reference: `Observation/${ids.benPulse}` } }] }] }), asOutcome);
+      assert.equal(narrowed.status, 201);
+      assert.deepEqual(warningsOf(narrowed), ["Consent.provision.provision[0]: data is not enforced: the deny is applied to all of the patient's data"]);
+      // An absolute patient reference is not resolved: the consent protects nobody, and the privacy officer is told.
+      const absolute = await s.fhir('POST', 'Consent', { ...privacyConsent(ids.ben, { type: 'deny' }), patient: { reference: `https://elsewhere.example.org/fhir/Patient/${ids.ben}` } }, asOutcome);
+      assert.equal(absolute.status, 201);
+      assert.match(warningsOf(absolute).join(), /has no effect: Consent.patient must be a relative reference/);
+      // A consent taken as written has no warning.
+      const plain = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }] }), asOutcome);
+      assert.deepEqual(warningsOf(plain), []);
+      for (const res of [narrowed, absolute, plain]) {
+        const id = /\/Consent\/([^/]+)\//.exec(res.headers.get('location') ?? '')?.[1];
+        assert.ok([200, 204].includes((await s.fhir('DELETE', `Consent/${id}`)).status));
+      }
+      assert.equal(await countOfBen(), before);
+    });
+
     it('a malformed consent is refused with 400 and changes nothing', async () => {
       const bad = await s.fhir('POST', 'Consent', { ...privacyConsent(ids.ann, { actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }), policyRule: { text: 'the community policy' } });
       assert.equal(bad.status, 400);
