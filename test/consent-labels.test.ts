@@ -262,6 +262,21 @@ for (const backend of BACKENDS) {
       const id = grant.find((p: any) => p.name === 'id').valueString;
       assert.equal((await engine(officer, 'POST', 'Patient/$break-the-glass-review', { resourceType: 'Parameters', parameter: [{ name: 'grant', valueString: id }] })).status, 200);
       assert.equal(((await engine(officer, 'GET', 'Patient/$break-the-glass-review')).body as any).parameter.length, 0);
+
+      // The emergency is over: the clinician ends the grant early, and the consent holds again at once.
+      const end = (who: AuthContext) => engine(who, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'end', valueBoolean: true }] });
+      assert.equal(((await end(colleague)).body as any).parameter[0].valueInteger, 0, "a colleague ends nothing of another's");
+      assert.equal((await engine(clinician, 'GET', `Patient/${ids.ben}`)).status, 200);
+      assert.equal(((await end(clinician)).body as any).parameter[0].valueInteger, 1);
+      await assert.rejects(engine(clinician, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      // A shorter grant may be asked for; a longer one than the community allows is a 400.
+      const timed = (minutes: number) => engine(clinician, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: 'Seizure on arrival' }, { name: 'minutes', valueInteger: minutes }] });
+      await assert.rejects(timed(61), { status: 400 });
+      const short = (await timed(15)).body as any;
+      assert.equal(short.parameter.find((p: any) => p.name === 'minutes').valueInteger, 15);
+      const expires = Date.parse(short.parameter.find((p: any) => p.name === 'expires').valueInstant);
+      assert.ok(expires > Date.now() + 14 * 60_000 && expires <= Date.now() + 15 * 60_000, 'expires in 15 minutes');
+      assert.equal(((await end(clinician)).body as any).parameter[0].valueInteger, 1);
       assert.equal((await s.fhir('DELETE', `Consent/${consent.body.id}`)).status, 200);
     });
 
