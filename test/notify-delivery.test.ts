@@ -41,7 +41,7 @@ for (const backend of BACKENDS) {
       s = await startTestServer(backend);
       s.tessera.config.mllpPort = 0;
       sender = new MllpSender((await s.tessera.startMllp()) as number);
-      s.tessera.startNotifications();
+      await s.tessera.startNotifications();
       await addParticipant(s.tessera.repo, { name: 'Lakeside Labs', mrnSystem: 'urn:example:lakeside:mrn', hl7Facility: 'LAKESIDE' });
       const added = await addParticipant(s.tessera.repo, { name: 'Elm Family Medicine', mrnSystem: 'urn:example:elm:mrn', scope: 'system/*.cruds' });
       practice = added.participant;

@@ -17,6 +17,9 @@ export const HEARTBEAT_PERIOD = `${BACKPORT}backport-heartbeat-period`;
 export const SUBSCRIBER = 'http://tessera-hie.org/fhir/StructureDefinition/subscriber';
 export { SIGNING_SECRET, WRITE_ONLY_VALUE } from './write-only-channel.js';
 
+/** A subscription's next_due when it has nothing pending and no heartbeat: far in the future, never claimed. */
+export const NEVER = 8_000_000_000_000_000;
+
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
 export type ChannelType = 'rest-hook' | 'websocket' | 'message';
 
@@ -158,7 +161,10 @@ export class SubscriptionRegistry implements WriteObserver {
       if (existing.length) {
         await repo.sql.run('UPDATE notify_subscription SET participant_id = ?, topic = ?, filters = ?, channel_type = ?, endpoint = ?, headers = ?, secret = ?, payload = ?, heartbeat_s = ?, active = ?, updated_at = ?, next_due = 0 WHERE id = ?', [...values, entry.id]);
       } else {
-        await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)', [...values, now, entry.id]);
+        // Not due until it has something to send (the dispatcher makes it due) or a heartbeat: a store of a
+        // thousand new Subscriptions is not swept one by one before the first event is delivered.
+        const due = entry.heartbeatSeconds > 0 && entry.channelType !== 'message' ? now : NEVER;
+        await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [...values, due, now, entry.id]);
       }
     }
     // Writers (every process) re-read the active topics, so the outbox records this Subscription's events from its commit on.
