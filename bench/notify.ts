@@ -6,7 +6,8 @@
  * `roster` patients (total subscriptions x roster), and the same intake into a store without
  * subscriptions. Half the admitted patients are on one roster. Reports: intake rate with and without,
  * and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
- * p95). Synthetic data only (MRNs and names generated here).
+ * p95). Delivery runs with the default settings (workers woken by each commit, polling every 200 ms as
+ * the fallback). Synthetic data only (MRNs and names generated here).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,7 +22,6 @@ const SUBSCRIPTIONS = Number(arg('subscriptions', '1000'));
 const ROSTER = Number(arg('roster', '100'));
 const MESSAGES = Number(arg('messages', '2000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
-process.env.TESSERA_NOTIFY_POLL_MS ??= '20';
 
 const adt = (i: number) =>
   [
@@ -63,7 +63,7 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
       await tessera.repo.create(subscription({ topic: 'admission', filter: `Encounter?patient:in=Group/bench-${s}`, endpoint: `${url}/s${s}`, payload: 'full-resource', organization: practice.organizationId }));
     }
   }
-  tessera.startNotifications();
+  await tessera.startNotifications();
   const sender = new MllpSender((await tessera.startMllp()) as number);
   const start = Date.now();
   for (let i = 0; i < MESSAGES; i++) {
