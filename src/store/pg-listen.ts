@@ -14,31 +14,50 @@ export function channelName(channel: string, schema: string | undefined): string
 
 /**
  * LISTENs on `name` on a connection of its own (a pooled one would be handed to other work) and calls
- * `fn` for each notification. A lost connection is opened again, and `fn` called once it is back, since
- * signals sent meanwhile were missed. Returns a stop function.
+ * `fn` for each notification. A lost connection is opened again (every RECONNECT_MS until it is), and
+ * `fn` called once it is back, since signals sent meanwhile were missed. Returns a stop function.
  */
 export async function listenOn(connectionString: string, name: string, fn: () => void): Promise<() => Promise<void>> {
   let client: pg.Client | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
-  const lost = (c: pg.Client) => {
-    if (client !== c) return; // already handled ('error' and 'end' both come)
-    client = undefined;
-    c.end().catch(() => {});
-    if (!stopped) retry = setTimeout(() => void connect().then(fn, () => lost(c)), RECONNECT_MS);
-  };
-  const connect = async () => {
+  const open = async (): Promise<pg.Client> => {
     const c = new pg.Client({ connectionString });
-    client = c;
     c.on('notification', (message) => {
       if (message.channel === name) fn();
     });
-    c.on('error', () => lost(c));
-    c.on('end', () => lost(c));
-    await c.connect();
-    await c.query(`LISTEN "${name}"`);
+    // An error ends the connection; 'end' (below) then opens another.
+    c.on('error', () => void c.end().catch(() => {}));
+    try {
+      await c.connect();
+      await c.query(`LISTEN "${name}"`);
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    }
+    c.on('end', () => {
+      if (client !== c) return; // stopped, or already replaced
+      client = undefined;
+      reconnect();
+    });
+    return c;
   };
-  await connect();
+  const reconnect = () => {
+    if (stopped) return;
+    retry = setTimeout(async () => {
+      try {
+        const c = await open();
+        if (stopped) await c.end().catch(() => {});
+        else {
+          client = c;
+          fn();
+        }
+      } catch {
+        reconnect();
+      }
+    }, RECONNECT_MS);
+  };
+  client = await open();
   return async () => {
     stopped = true;
     clearTimeout(retry);
