@@ -5,7 +5,8 @@
  * resources, then one person sent by three participants (three source records, ~2,000 resources in all,
  * linked by the MPI), starts the server in its own process and measures, over HTTP, $summary,
  * $merged-record and $everything?_view=sources of that person, and the CDS Hooks order-sign service
- * (a draft HbA1c order, with prefetch, signed by the EHR's key). Prints a Markdown table, with the server
+ * (a draft HbA1c order, with prefetch, signed by the EHR's key; the person's record is moved in time so that
+ * the order repeats results inside its look-back window, and a call that returns no card fails the bench). Prints a Markdown table, with the server
  * process's CPU time per request beside the latencies (less disturbed by a shared machine's other work).
  */
 import { randomUUID } from 'node:crypto';
@@ -16,6 +17,7 @@ import { benchConfig, dropBenchSchema } from './config.js';
 import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
+import { daysToBring, shiftDates } from './shift-dates.js';
 import { fmt, percentiles } from './stats.js';
 import { processBundle } from '../src/engine/bundle-processor.js';
 import { dispatch } from '../src/engine/fhir-router.js';
@@ -31,6 +33,7 @@ const TARGET = Number(arg('resources', '100000'));
 const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
 const SAMPLES = Number(arg('samples', '300'));
 const SEED = 20261205;
+const HBA1C = '4548-4';
 const SOURCES = ['urn:example:riverside:mrn', 'urn:example:lakeside:mrn', 'urn:example:hillcrest:mrn'];
 
 async function benchBackend(backend: 'sqlite' | 'postgres') {
@@ -51,7 +54,10 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   await writer.flush();
   await pool.close();
   // One person, three participants' copies of the record: three source Patients the MPI links.
-  const [person] = [...patientBundles({ seed: 777, patients: 1, encountersPerPatient: [100, 100] })];
+  // Moved in time so that its latest HbA1c lies 30 days back: the draft HbA1c order then matches results
+  // inside the 90-day window (the service's clock is the real one), and the bench times the merged-view join.
+  const [generated] = [...patientBundles({ seed: 777, patients: 1, encountersPerPatient: [100, 100] })];
+  const person = shiftDates(generated, daysToBring(generated, HBA1C, 30));
   let personResources = 0;
   for (const [i, system] of SOURCES.entries()) {
     const copy = JSON.parse(JSON.stringify(person)) as Bundle;
@@ -84,7 +90,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   const golden = JSON.parse((await httpRequest('GET', `${url}/fhir/Patient?link=Patient/${sourceId}`, auth)).body) as Bundle;
   const personId = golden.entry?.[0]?.resource?.id ?? sourceId;
 
-  const series = async (method: string, path: string, n: number, body?: () => Promise<{ headers: Record<string, string>; body: string }>) => {
+  const series = async (method: string, path: string, n: number, body?: () => Promise<{ headers: Record<string, string>; body: string }>, check?: (body: string) => void) => {
     const out: number[] = [];
     let cpuFrom = 0;
     for (let i = 0; i < n + 10; i++) {
@@ -94,6 +100,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
       const res = await httpRequest(method, `${url}${path}`, prepared?.headers ?? auth, prepared?.body);
       if (i >= 10) out.push(performance.now() - started); // the first ten warm the path up
       if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+      check?.(res.body);
     }
     // Server CPU per request (all its threads, from /proc): far less disturbed by other work than latency.
     return { ...percentiles(out), cpu: ((await server.cpuMs()).total - cpuFrom) / n };
@@ -103,7 +110,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
     const request = {
       hook: 'order-sign',
       hookInstance: randomUUID(),
-      context: { userId: 'Practitioner/x', patientId: 'ehr-1', draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'ServiceRequest', id: 'draft-1', status: 'draft', intent: 'order', subject: { reference: 'Patient/ehr-1' }, code: { coding: [{ system: 'http://loinc.org', code: '4548-4' }] } } }] } },
+      context: { userId: 'Practitioner/x', patientId: 'ehr-1', draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'ServiceRequest', id: 'draft-1', status: 'draft', intent: 'order', subject: { reference: 'Patient/ehr-1' }, code: { coding: [{ system: 'http://loinc.org', code: HBA1C }] } } }] } },
       prefetch: { patient: { resourceType: 'Patient', id: 'ehr-1', identifier: [{ system: SOURCES[0], value: 'P-0' }] } },
     };
     return { headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, body: JSON.stringify(request) };
@@ -113,7 +120,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
     summary: await series('GET', `/fhir/Patient/${personId}/$summary`, 30),
     merged: await series('GET', `/fhir/Patient/${personId}/$merged-record?_count=5000`, 30),
     sources: await series('GET', `/fhir/Patient/${personId}/$everything?_view=sources&_count=5000`, 30),
-    cds: await series('POST', '/cds-services/duplicate-orders-sign', SAMPLES, cdsCall),
+    cds: await series('POST', '/cds-services/duplicate-orders-sign', SAMPLES, cdsCall, duplicateTestCard),
   };
   await server.stop();
   if (backend === 'postgres' && config.schema) {
@@ -123,6 +130,15 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   return { loaded, personResources, personId, mergedEntries: merged.total, golden: personId !== sourceId, results };
 }
 
+/** The draft HbA1c order repeats results inside its window: a bench that gets no card times the wrong path. */
+let cdsCard = '';
+function duplicateTestCard(body: string): void {
+  const cards = (JSON.parse(body) as { cards?: { summary?: string; detail?: string }[] }).cards ?? [];
+  const card = cards.find((c) => c.summary?.startsWith('Possible duplicate test'));
+  if (!card) throw new Error(`CDS Hooks order-sign returned no duplicate-test card: ${body.slice(0, 300)}`);
+  cdsCard = card.detail ?? '';
+}
+
 console.log(`# Tessera longitudinal-record benchmark ${new Date().toISOString().slice(0, 10)}, commit ${commit}\n\nMachine: ${machine}\n`);
 for (const backend of BACKENDS) {
   const r = await benchBackend(backend);
@@ -130,5 +146,5 @@ for (const backend of BACKENDS) {
   console.log('| request (HTTP, sequential) | n | p50 ms | p95 ms | p99 ms | server CPU ms / request |\n|---|---|---|---|---|---|');
   const label = { summary: 'Patient/$summary', merged: 'Patient/$merged-record', sources: 'Patient/$everything?_view=sources', cds: 'CDS Hooks order-sign (prefetch, 1 draft order)' };
   for (const [k, p] of Object.entries(r.results)) console.log(`| ${label[k as keyof typeof label]} | ${p.n} | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} | ${fmt(p.cpu)} |`);
-  console.log('');
+  console.log(`CDS card (last call):\n\n${cdsCard}\n`);
 }

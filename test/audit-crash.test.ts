@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { openAuditLog } from '../src/audit/audit-store.js';
+import { storedAuditEvent } from '../src/audit/stored-event.js';
 import { verifyAuditLog } from '../src/audit/audit-verify.js';
 import { createClient } from '../src/security/clients.js';
 import { openDatabase } from '../src/store/open.js';
@@ -91,8 +92,8 @@ for (const backend of BACKENDS) {
           const rows = await audit.query<{ content: string }>('SELECT content FROM audit_event');
           const recorded = new Set<string>();
           for (const row of rows) {
-            const event = JSON.parse(row.content) as { entity: { type?: { code?: string }; what?: { identifier?: { value?: string } } }[] };
-            recorded.add(event.entity.find((e) => e.type?.code === 'XrequestId')?.what?.identifier?.value as string);
+            const event = storedAuditEvent(row.content);
+            recorded.add(event.entity?.find((e) => e.type?.code === 'XrequestId')?.what?.identifier?.value as string);
           }
           const lost = answered.filter((id) => !recorded.has(id));
           assert.deepEqual(lost, [], `${lost.length} of ${answered.length} answered requests have no AuditEvent`);

@@ -1,12 +1,15 @@
 // The audit journal across versions: a journal file left by a process that died is appended by the next
-// start on the data directory, whether its lines are events built on the request's thread (this version)
-// or audit records as JSON (the version before, which built the AuditEvent on the writer thread); a last
-// line cut short by the kill is left out. The records are synthetic, written by the test.
+// start on the data directory, whether its lines are entries with the stored record (this version),
+// entries with the AuditEvent JSON (decision 0033's version, which stored the AuditEvent) or audit
+// records as JSON (the version before, which built the AuditEvent on the writer thread); a last line cut
+// short by the kill is left out. All three are served as the same AuditEvent. The records are synthetic,
+// written by the test.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { journalEntryOf } from '../src/audit/audit-event.js';
+import { toAuditEvent } from '../src/audit/audit-event.js';
+import { journalEntryOf, storedAuditEvent } from '../src/audit/stored-event.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
 import { auditJournalDir, openAuditLog } from '../src/audit/audit-store.js';
 import { auditEventResource, findAuditEvents, parseAuditQuery } from '../src/audit/audit-search.js';
@@ -39,16 +42,19 @@ for (const backend of BACKENDS) {
       cleanup();
     });
 
-    it('appends its record lines and event lines alike, and leaves out a torn last line', async () => {
+    it('appends its record lines, AuditEvent lines and entry lines alike, and leaves out a torn last line', async () => {
       const dir = auditJournalDir(config.dataDir);
       mkdirSync(dir, { recursive: true });
       const older = readRecord('pat-older', 'req-older');
       const newer = readRecord('pat-newer', 'req-newer');
+      const asEvent = readRecord('pat-event', 'req-event');
       const torn = `E\t${Date.now()}\t[["p","Patient/pat-torn"]]\t{"resourceType":"AuditEv`;
       // An event line also starts with E, then time, keys and the event JSON, tab-separated.
       const entry = journalEntryOf(newer);
-      const eventLine = `E\t${entry.recorded}\t${JSON.stringify(entry.keys)}\t${entry.content}`;
-      writeFileSync(join(dir, `${DEAD_PID}-1-1.jsonl`), `${recordLine(older)}\n${eventLine}\n${torn}`, { mode: 0o600 });
+      const entryLine = `E\t${entry.recorded}\t${JSON.stringify(entry.keys)}\t${entry.content}`;
+      // Decision 0033's entry line: the same, with the AuditEvent JSON as the content (stored as it stands).
+      const eventLine = `E\t${asEvent.recorded}\t${JSON.stringify(journalEntryOf(asEvent).keys)}\t${JSON.stringify(toAuditEvent(asEvent))}`;
+      writeFileSync(join(dir, `${DEAD_PID}-1-1.jsonl`), `${recordLine(older)}\n${eventLine}\n${entryLine}\n${torn}`, { mode: 0o600 });
 
       const store = await openDatabase(config);
       const log = await openAuditLog(config, store);
@@ -56,13 +62,18 @@ for (const backend of BACKENDS) {
         const found = async (query: string) =>
           (await findAuditEvents(log.db, parseAuditQuery(new URLSearchParams(query)))).map((row) => auditEventResource(row));
         const all = await found('agent=journal-test-client');
-        assert.equal(all.length, 2, 'the two whole lines, not the torn one');
+        assert.equal(all.length, 3, 'the three whole lines, not the torn one');
         const [fromRecord] = await found('patient=pat-older');
         const [fromEvent] = await found('patient=pat-newer');
         // Both forms give the same event: the older line is built into one as it is appended.
         const { id: _a, meta: _m, ...olderEvent } = fromRecord;
-        assert.deepEqual(olderEvent, JSON.parse(journalEntryOf(older).content));
+        assert.deepEqual(olderEvent, storedAuditEvent(journalEntryOf(older).content));
         assert.equal(fromEvent.entity?.find((e) => e.type?.code === 'XrequestId')?.what?.identifier?.value, 'req-newer');
+        const [storedAsEvent] = await found('patient=pat-event');
+        const { id: _b, meta: _n, ...asServed } = storedAsEvent;
+        assert.deepEqual(asServed, JSON.parse(JSON.stringify(toAuditEvent(asEvent))), 'an event stored as AuditEvent JSON is served as it stands');
+        const storedForms = await log.db.query<{ content: string }>('SELECT content FROM audit_event ORDER BY seq');
+        assert.deepEqual(storedForms.map((r) => r.content.startsWith('{"resourceType":"AuditEvent"')), [false, true, false], 'each line stored in its own form');
         assert.equal((await found('entity=Patient/pat-older')).length, 1, 'a patient is found as an entity');
         assert.equal((await found('entity=Observation/obs-pat-torn')).length, 0);
         assert.equal((await verifyAuditLog(log.db)).problem, undefined);

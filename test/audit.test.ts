@@ -361,7 +361,7 @@ for (const backend of BACKENDS) {
 
     it('tessera audit verify fails after an event is edited', async () => {
       const { seq, content } = await middleEvent();
-      await auditDb.run('UPDATE audit_event SET content = ? WHERE seq = ?', [content.replace('"outcome":"0"', '"outcome":"4"').replace('"action":"C"', '"action":"R"'), seq]);
+      await auditDb.run('UPDATE audit_event SET content = ? WHERE seq = ?', [JSON.stringify({ ...JSON.parse(content), outcome: 4, action: 'R' }), seq]);
       try {
         const result = await tessera(['audit', 'verify', ...cliStore()], cliEnv());
         assert.equal(result.code, 1);
@@ -450,7 +450,9 @@ for (const backend of BACKENDS) {
       const path = join(archives, file);
       const original = readFileSync(path, 'utf8');
       const lines = original.split('\n');
-      lines[2] = lines[2].replace('"outcome\\":\\"0\\"', '"outcome\\":\\"8\\"');
+      // The third archived event now says the request failed (an archive line holds the stored content as a JSON string).
+      const line = JSON.parse(lines[2]) as { content: string };
+      lines[2] = JSON.stringify({ ...line, content: JSON.stringify({ ...JSON.parse(line.content), outcome: 8 }) });
       assert.notEqual(lines.join('\n'), original, 'the archive line was changed');
       writeFileSync(path, lines.join('\n'));
       const broken = await tessera(['audit', 'verify', ...cliStore(), '--archives', archives], cliEnv());

@@ -192,6 +192,29 @@ for (const backend of BACKENDS) {
       await s.fhir('DELETE', `Consent/${consent.body.id}`);
     });
 
+    it('a consent stored with parts Tessera does not enforce, or with no effect at all, says so in the answer', async () => {
+      const asOutcome = { prefer: 'return=OperationOutcome' };
+      const countOfBen = async () => (await s.fhir('GET', `Consent?patient=Patient/${ids.ben}&_summary=count`)).body.total as number;
+      const before = await countOfBen();
+      const warningsOf = (res: { body: any }) => (res.body.issue ?? []).filter((i: any) => i.severity === 'warning').map((i: any) => i.diagnostics as string);
+      // A deny of one named Observation: data references are not enforced, so the deny covers everything of the patient's.
+      const narrowed = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'permit', provision: [{ type: 'deny', data: [{ meaning: 'instance', reference: { reference: `Observation/${ids.benPulse}` } }] }] }), asOutcome);
+      assert.equal(narrowed.status, 201);
+      assert.deepEqual(warningsOf(narrowed), ["Consent.provision.provision[0]: data is not enforced: the deny is applied to all of the patient's data"]);
+      // An absolute patient reference is not resolved: the consent protects nobody, and the privacy officer is told.
+      const absolute = await s.fhir('POST', 'Consent', { ...privacyConsent(ids.ben, { type: 'deny' }), patient: { reference: `https://elsewhere.example.org/fhir/Patient/${ids.ben}` } }, asOutcome);
+      assert.equal(absolute.status, 201);
+      assert.match(warningsOf(absolute).join(), /has no effect: Consent.patient must be a relative reference/);
+      // A consent taken as written has no warning.
+      const plain = await s.fhir('POST', 'Consent', privacyConsent(ids.ben, { type: 'permit', provision: [{ type: 'deny', actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }] }), asOutcome);
+      assert.deepEqual(warningsOf(plain), []);
+      for (const res of [narrowed, absolute, plain]) {
+        const id = /\/Consent\/([^/]+)\//.exec(res.headers.get('location') ?? '')?.[1];
+        assert.ok([200, 204].includes((await s.fhir('DELETE', `Consent/${id}`)).status));
+      }
+      assert.equal(await countOfBen(), before);
+    });
+
     it('a malformed consent is refused with 400 and changes nothing', async () => {
       const bad = await s.fhir('POST', 'Consent', { ...privacyConsent(ids.ann, { actor: [{ role: { text: 'recipient' }, reference: { reference: `Organization/${ids.hillcrest}` } }] }), policyRule: { text: 'the community policy' } });
       assert.equal(bad.status, 400);
@@ -239,6 +262,21 @@ for (const backend of BACKENDS) {
       const id = grant.find((p: any) => p.name === 'id').valueString;
       assert.equal((await engine(officer, 'POST', 'Patient/$break-the-glass-review', { resourceType: 'Parameters', parameter: [{ name: 'grant', valueString: id }] })).status, 200);
       assert.equal(((await engine(officer, 'GET', 'Patient/$break-the-glass-review')).body as any).parameter.length, 0);
+
+      // The emergency is over: the clinician ends the grant early, and the consent holds again at once.
+      const end = (who: AuthContext) => engine(who, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'end', valueBoolean: true }] });
+      assert.equal(((await end(colleague)).body as any).parameter[0].valueInteger, 0, "a colleague ends nothing of another's");
+      assert.equal((await engine(clinician, 'GET', `Patient/${ids.ben}`)).status, 200);
+      assert.equal(((await end(clinician)).body as any).parameter[0].valueInteger, 1);
+      await assert.rejects(engine(clinician, 'GET', `Patient/${ids.ben}`), { status: 404 });
+      // A shorter grant may be asked for; a longer one than the community allows is a 400.
+      const timed = (minutes: number) => engine(clinician, 'POST', `Patient/${ids.ben}/$break-the-glass`, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: 'Seizure on arrival' }, { name: 'minutes', valueInteger: minutes }] });
+      await assert.rejects(timed(61), { status: 400 });
+      const short = (await timed(15)).body as any;
+      assert.equal(short.parameter.find((p: any) => p.name === 'minutes').valueInteger, 15);
+      const expires = Date.parse(short.parameter.find((p: any) => p.name === 'expires').valueInstant);
+      assert.ok(expires > Date.now() + 14 * 60_000 && expires <= Date.now() + 15 * 60_000, 'expires in 15 minutes');
+      assert.equal(((await end(clinician)).body as any).parameter[0].valueInteger, 1);
       assert.equal((await s.fhir('DELETE', `Consent/${consent.body.id}`)).status, 200);
     });
 

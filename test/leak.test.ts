@@ -4,6 +4,7 @@ import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { openAuditDatabase } from '../src/audit/audit-store.js';
+import { storedAuditEvent } from '../src/audit/stored-event.js';
 import { setClearance } from '../src/consent/clearance.js';
 import { createClient } from '../src/security/clients.js';
 import { Random } from '../src/synthetic/random.js';
@@ -648,7 +649,7 @@ for (const backend of BACKENDS) {
       const events = new Map<string, AuditEvent>();
       try {
         for (const { content } of await auditDb.query<{ content: string }>('SELECT content FROM audit_event')) {
-          const event = JSON.parse(content) as AuditEvent;
+          const event = storedAuditEvent(content);
           const requestId = event.entity?.find((e) => e.type?.code === 'XrequestId')?.what?.identifier?.value as string;
           assert.ok(!events.has(requestId), `two AuditEvents for request ${requestId}`);
           events.set(requestId, event);

@@ -81,6 +81,8 @@ for (const backend of BACKENDS) {
       // Northgate's report of its HbA1c and glucose; Eastside's of its HbA1c and HIV load (labelled by its result).
       await post('north', 'report', dr('north', '24323-8', '2026-10-01T08:30:00Z', [rec['a1c.north'], rec['glucose.north']]));
       await post('east', 'report', dr('east', '11502-2', '2026-10-01T08:31:00Z', [rec['a1c.east'], rec['hiv.east']]));
+      // Southview's copy of Northgate's report (same panel at 08:44: one fact with it), amended, listing no results.
+      await post('south', 'report', { ...dr('south', '24323-8', '2026-10-01T08:44:00Z', []), status: 'amended' } as Resource);
       const link = await s.fhir('GET', `Patient?link=Patient/${patients.north}`);
       assert.equal(link.body.entry?.length, 1, 'the MPI made an enterprise record');
       golden = link.body.entry[0].resource.id;
@@ -146,6 +148,52 @@ for (const backend of BACKENDS) {
       const revReports = included(rev);
       assert.deepEqual(revReports.map(codeOf).sort(), ['11502-2', '24323-8']);
       assert.ok(revReports.every((r) => r.id.startsWith('m') && r.subject.reference === `Patient/${golden}`));
+    });
+
+    it('chains and _has are conditions on facts: a fact meets one when any of its copies does, on either side', async () => {
+      // Only Southview's HbA1c copy (08:44) is after 08:40 and no report lists it; both reports list a copy of that fact.
+      const late = await get(`DiagnosticReport?${person()}&result.date=ge2026-10-01T08:40:00Z`);
+      assert.deepEqual(matches(late).map(codeOf).sort(), ['11502-2', '24323-8']);
+      assert.equal((await get(`DiagnosticReport?${person()}&result:Observation.date=ge2026-10-01T08:40:00Z&_summary=count`)).total, 2);
+      // Codes in a link are widened by the code maps, as for the other parameters: the local HbA1c code finds its LOINC copies.
+      assert.equal((await get(`DiagnosticReport?${person()}&result.code=${q('urn:tessera:local-lab-codes|HBA1C')}`)).total, 2);
+      // The panel fact is amended (Southview's copy) and lists the glucose (Northgate's copy): it meets both.
+      const amended = await get(`DiagnosticReport?${person()}&result.code=${q(`${LOINC}|2339-0`)}&status=amended`);
+      assert.deepEqual(matches(amended).map(codeOf), ['24323-8']);
+      assert.equal(sourcesOf(matches(amended)[0]).length, 2);
+      // _has, the referrer a fact: the amended panel's other copy lists the HbA1c and the glucose.
+      const listedByAmended = await get(`Observation?${person()}&_has:DiagnosticReport:result:status=amended`);
+      assert.deepEqual(matches(listedByAmended).map(codeOf), ['4548-4', '2339-0']);
+      // _has, the target a fact: Eastside's report lists its HbA1c copy, Southview's copy is after 08:40.
+      const listed = await get(`Observation?${person()}&_has:DiagnosticReport:result:code=${q(`${LOINC}|11502-2`)}&date=ge2026-10-01T08:40:00Z`);
+      assert.deepEqual(matches(listed).map(codeOf), ['4548-4']);
+      assert.equal(sourcesOf(matches(listed)[0]).length, 3);
+      // Conditions the facts do not meet find nothing.
+      assert.equal((await get(`DiagnosticReport?${person()}&result.date=ge2026-10-02`)).total, 0);
+      assert.equal((await get(`Observation?${person()}&_has:DiagnosticReport:result:status=cancelled`)).total, 0);
+      // As in the ordinary search: an unknown parameter in a link is ignored with a warning, an unknown type is a 400.
+      for (const unknown of [`DiagnosticReport?${person()}&result.nonsense=1`, `Observation?${person()}&_has:DiagnosticReport:nonsense:code=1`]) {
+        const body = await get(unknown);
+        assert.ok(body.entry.some((e: any) => e.search.mode === 'outcome' && e.resource.issue.some((i: any) => i.severity === 'warning')), unknown);
+      }
+      for (const bad of [`Observation?${person()}&_has:Nothing:result:code=1`]) {
+        const res = await s.fhir('GET', bad);
+        assert.equal(res.status, 400, `${bad}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+      }
+    });
+
+    it('chains and _has reveal nothing the policy withholds', async () => {
+      const uncleared = await s.tokenFor('system/*.rs');
+      // The HIV load, and Eastside's report labelled by it, are neither found nor make anything match.
+      assert.deepEqual(matches(await get(`DiagnosticReport?${person()}&result.code=${q(`${LOINC}|20447-9`)}`)).map(codeOf), ['11502-2']);
+      assert.equal((await get(`DiagnosticReport?${person()}&result.code=${q(`${LOINC}|20447-9`)}`, uncleared)).total, 0);
+      assert.equal((await get(`Observation?${person()}&_has:DiagnosticReport:result:code=${q(`${LOINC}|11502-2`)}`, uncleared)).total, 0);
+      assert.equal((await get(`DiagnosticReport?${person()}&result.date=ge2026-10-01T08:40:00Z`, uncleared)).total, 1, 'the panel, not Eastside\'s report');
+      // A token that may not search Observations: a chain into them is refused, as in the ordinary search.
+      const reportsOnly = await s.tokenFor('system/Patient.rs system/DiagnosticReport.rs');
+      const res = await s.fhir('GET', `DiagnosticReport?${person()}&result.code=${q(`${LOINC}|4548-4`)}`, undefined, { authorization: `Bearer ${reportsOnly}` });
+      assert.equal(res.status, 403, JSON.stringify(res.body));
     });
 
     it('governance: what the caller may not read is not returned, counted or included', async () => {

@@ -7,7 +7,8 @@ import * as oidc from 'openid-client';
 import { URI } from 'otpauth';
 import { createClient } from '../src/security/clients.js';
 import { createTessera, type Tessera } from '../src/server/tessera.js';
-import { addUser, findUserByEmail, setUserDisabled } from '../src/users/user-directory.js';
+import { rolePurposesFromEnv } from '../src/auth/purpose-of-use.js';
+import { addUser, findUserByEmail, ROLES, setUserDisabled } from '../src/users/user-directory.js';
 import { dropTestSchema, BACKENDS, testConfig } from './helpers/backends.js';
 import { TestBrowser, hiddenField } from './helpers/browser.js';
 import { CLI } from './helpers/paths.js';
@@ -113,6 +114,9 @@ for (const backend of BACKENDS) {
         baseUrl: base,
         logLevel: 'info',
         oidc: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret },
+        // This community lets its stewards declare public health (they answer case reports); the other
+        // roles keep the default table.
+        rolePurposes: rolePurposesFromEnv('steward=HOPERAT+PUBHLTH', ROLES),
       });
       const logStream = new Writable({ write: (chunk, _enc, done) => (logLines.push(String(chunk)), done()) });
       t = await createTessera(store.config, { logStream });
@@ -462,6 +466,25 @@ for (const backend of BACKENDS) {
       assert.equal(back.searchParams.get('error'), 'access_denied');
       assert.match(back.searchParams.get('error_description') ?? '', /clinician/);
       assert.equal(back.searchParams.get('code'), null);
+    });
+
+    it("the community's role table (TESSERA_ROLE_PURPOSES) decides what a role may declare; a bad table stops the start", async () => {
+      await addUser(t.repo, { name: 'Sam Steward', email: 'sam.steward@example.org', role: 'steward', organization: orgId, password: PASSWORD });
+      const config = await clientConfig(app.clientId, app.clientSecret);
+      const declaring = async (email: string, purpose: string) => {
+        const { url } = await startLaunch(config, 'openid user/*.rs', { purpose_of_use: purpose });
+        return new URL((await signIn(url, { email, password: PASSWORD })).res.location as string);
+      };
+      const steward = await declaring('sam.steward@example.org', 'PUBHLTH');
+      assert.ok(steward.searchParams.get('code'), `a steward may declare PUBHLTH here: ${steward}`);
+      const refused = await declaring('sam.steward@example.org', 'TREAT');
+      assert.equal(refused.searchParams.get('error'), 'access_denied');
+      assert.match(refused.searchParams.get('error_description') ?? '', /steward user may declare \(HOPERAT, PUBHLTH\)/);
+      // Roles the table does not name keep their defaults: a clinician still may not claim public health.
+      assert.equal((await declaring('casey.clinician@example.org', 'PUBHLTH')).searchParams.get('error'), 'access_denied');
+      assert.deepEqual(rolePurposesFromEnv('patient=', ROLES).patient, [], 'a role may be let declare none');
+      assert.throws(() => rolePurposesFromEnv('auditor=HOPERAT', ROLES), /the role one of clinician/);
+      assert.throws(() => rolePurposesFromEnv('clinician=TREAT+CURIOSITY', ROLES), /clinician: Unknown purpose of use "CURIOSITY"/);
     });
 
     it('federated sign-in with the community provider: a verified email maps to the directory user; an unknown identity is refused', async () => {

@@ -1,6 +1,6 @@
 import { retryingConflicts, type Database, type SqlExecutor, type SqlValue } from '../store/database.js';
 import { CHAIN_LOCK, chainHash, chainHead } from './audit-chain.js';
-import type { JournalEntry } from './audit-event.js';
+import type { JournalEntry } from './stored-event.js';
 import { journalMark, readJournal, removeJournal, type JournalSegment } from './audit-journal.js';
 
 const EVENT_COLUMNS = ['seq', 'recorded_at', 'content', 'prev_hash', 'hash'] as const;

@@ -142,16 +142,3 @@ export function searchKeys(record: AuditRecord): [kind: 'p' | 'e' | 'a', ref: st
   for (const agent of agents) keys.push(['a', agent]);
   return keys;
 }
-
-/** An event as journalled (audit-journal.ts) and committed (audit-commit.ts): built once, when it happens. */
-export interface JournalEntry {
-  /** Epoch ms (audit_event.recorded_at). */
-  recorded: number;
-  keys: [kind: 'p' | 'e' | 'a', ref: string][];
-  /** The AuditEvent's JSON, exactly as hashed into the chain. */
-  content: string;
-}
-
-export function journalEntryOf(record: AuditRecord): JournalEntry {
-  return { recorded: record.recorded, keys: searchKeys(record), content: JSON.stringify(toAuditEvent(record)) };
-}

@@ -1,7 +1,6 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { journalEntryOf, type JournalEntry } from './audit-event.js';
-import type { AuditRecord } from './audit-record.js';
+import { journalEntryOf, recordOfJson, type JournalEntry } from './stored-event.js';
 
 /**
  * The audit log's write-ahead journal. A request's audit record is appended here, one JSON line with one
@@ -126,7 +125,7 @@ export function readJournal(path: string, from = 0, to = Infinity): { entries: J
   for (const line of lines) {
     if (!line) continue;
     try {
-      entries.push(line.startsWith(ENTRY_TAG) ? entryFromLine(line) : journalEntryOf(recordFromJson(line)));
+      entries.push(line.startsWith(ENTRY_TAG) ? entryFromLine(line) : journalEntryOf(recordOfJson(line)));
     } catch {
       // Every line is written whole by one write(2); a line that does not parse is not an event.
     }
@@ -153,10 +152,10 @@ function processRuns(pid: number): boolean {
 }
 
 /**
- * A journal line: `E`, the time recorded, the search keys (JSON) and the AuditEvent JSON exactly as it
- * will be hashed and stored, separated by tabs (JSON escapes any tab inside its strings). The request
- * that journals an event builds it once; the writer thread only splits the line, hashes and inserts
- * (it parsed a record and built and serialised the event again: a third of its time per event).
+ * A journal line: `E`, the time recorded, the search keys (JSON) and the stored content (stored-event.ts)
+ * exactly as it will be hashed and stored, separated by tabs (JSON escapes any tab inside its strings).
+ * The request that journals an event builds it once; the writer thread only splits the line, hashes and
+ * inserts (it parsed a record and built and serialised the event again: a third of its time per event).
  */
 const ENTRY_TAG = 'E\t';
 
@@ -169,11 +168,4 @@ function entryFromLine(line: string): JournalEntry {
   const contentAt = line.indexOf('\t', keysAt) + 1;
   if (!keysAt || !contentAt) throw new Error('not a journal entry');
   return { recorded: Number(line.slice(ENTRY_TAG.length, keysAt - 1)), keys: JSON.parse(line.slice(keysAt, contentAt - 1)) as JournalEntry['keys'], content: line.slice(contentAt) };
-}
-
-/** A line of a journal written before events were built on the request's thread: the record as JSON. */
-function recordFromJson(line: string): AuditRecord {
-  const parsed = JSON.parse(line) as AuditRecord & { subjects: { resources: string[]; patients: [string, [string, number][]][]; unattached?: string[] } };
-  const { resources, patients, unattached } = parsed.subjects;
-  return { ...parsed, subjects: { resources, patients: new Map(patients.map(([id, seen]) => [id, new Map(seen)])), unattached } };
 }

@@ -1,6 +1,6 @@
 import type { Database } from '../store/database.js';
 import { leftoverJournals, type AuditJournal, type JournalSegment } from './audit-journal.js';
-import { journalEntryOf } from './audit-event.js';
+import { journalEntryOf } from './stored-event.js';
 import type { AuditRecord } from './audit-record.js';
 import { InlineAuditWriter, type AuditWriter } from './audit-writer.js';
 

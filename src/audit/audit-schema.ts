@@ -2,7 +2,8 @@ import type { Database, Dialect } from '../store/database.js';
 
 /**
  * The audit log's tables, apart from the resource tables so that an append is two narrow inserts:
- * - `audit_event`: one row per event in chain order (`seq`), its AuditEvent JSON exactly as hashed, the
+ * - `audit_event`: one row per event in chain order (`seq`), its stored content (stored-event.ts: the
+ *   audit record as compact JSON, or the AuditEvent JSON of events stored before it) exactly as hashed, the
  *   previous event's hash and its own (audit-chain.ts); `recorded_at` (epoch ms) for date searches.
  * - `audit_ref`: the search keys of each event (kind p = patient, e = entity, a = agent), found by key.
  * - `audit_anchor`: the last event moved to archive files, so the chain continues across the boundary.

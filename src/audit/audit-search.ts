@@ -3,8 +3,9 @@ import { badRequest, notFound } from '../fhir/outcome.js';
 import { parseDateRange } from '../search/date-range.js';
 import { MAX_COUNT } from '../search/search-engine.js';
 import type { Database, SqlExecutor, SqlValue } from '../store/database.js';
+import { storedAuditEvent } from './stored-event.js';
 
-/** A stored event: its place in the chain and its AuditEvent JSON. */
+/** A stored event: its place in the chain and its stored content (stored-event.ts). */
 export interface StoredAuditEvent {
   seq: number;
   content: string;
@@ -109,7 +110,7 @@ export async function findAuditEvents(db: Database, q: AuditQuery): Promise<Stor
 
 /** The AuditEvent as served: its chain position is its id. */
 export function auditEventResource(stored: StoredAuditEvent): AuditEvent {
-  const event = JSON.parse(stored.content) as AuditEvent;
+  const event = storedAuditEvent(stored.content);
   return { ...event, id: String(stored.seq), meta: { lastUpdated: event.recorded } };
 }
 

@@ -48,7 +48,9 @@ export async function openAuditLog(config: StoreConfig, mainDb: Database, option
   const db = postgres ? mainDb : await openAuditFile(config.dataDir, !options.thread);
   const inline = new InlineAuditWriter(db);
   const target: AuditWriterTarget = postgres ? { kind: 'postgres', connectionString: config.databaseUrl as string, schema: config.schema } : { kind: 'sqlite', file: auditFile(config.dataDir) };
-  const writer = options.thread ? new ThreadAuditWriter(target, inline) : inline;
+  // Should the thread stop, this connection commits and must checkpoint the file in its place.
+  const takeOverCheckpoints = () => (db instanceof SqliteDatabase ? db.startCheckpoints(AUDIT_CHECKPOINTS) : undefined);
+  const writer = options.thread ? new ThreadAuditWriter(target, inline, takeOverCheckpoints) : inline;
   const log = new AuditLog(db, !postgres, journal, writer, options.onError);
   await log.recover();
   return log;

@@ -1,6 +1,7 @@
 import type { SqlExecutor } from '../store/database.js';
 import { chainAnchor, chainHash, GENESIS_HASH, type ChainLink } from './audit-chain.js';
 import { readArchivedEvents } from './audit-archive.js';
+import { storedRecordedAt } from './stored-event.js';
 
 /** One event as stored in the table or an archive file. */
 export interface ChainedEvent {
@@ -53,7 +54,7 @@ export class ChainWalker {
     if (event.prev_hash !== this.last.hash) {
       return { seq, kind: seq <= this.last.seq ? 'reordered' : 'removed', detail: `event ${seq} does not link to event ${this.last.seq} (an event before it was removed, replaced or moved)` };
     }
-    if (event.recorded_at !== undefined && event.recorded_at !== Date.parse((JSON.parse(event.content) as { recorded: string }).recorded)) {
+    if (event.recorded_at !== undefined && event.recorded_at !== storedRecordedAt(event.content)) {
       return { seq, kind: 'edited', detail: `event ${seq}: its recorded_at column differs from the event's time` };
     }
     this.last = { seq, hash: event.hash };

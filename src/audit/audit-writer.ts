@@ -44,7 +44,8 @@ export class InlineAuditWriter implements AuditWriter {
 
 /**
  * On a thread of its own (audit-writer-worker.ts), with its own database connection: a running server's
- * requests then pay only for the journal line. Should the thread fail, commits go on inline.
+ * requests then pay only for the journal line. Should the thread fail, commits go on inline, and
+ * `onFail` is told once (the thread's connection checkpointed the SQLite audit file: another must now).
  */
 export class ThreadAuditWriter implements AuditWriter {
   private readonly worker: Worker;
@@ -52,8 +53,13 @@ export class ThreadAuditWriter implements AuditWriter {
   private readonly waiting = new Map<number, { resolve: (result: CommitResult) => void; reject: (err: Error) => void }>();
   private next = 0;
   private failed: Error | undefined;
+  private closing = false;
 
-  constructor(target: AuditWriterTarget, private readonly fallback: InlineAuditWriter) {
+  constructor(
+    target: AuditWriterTarget,
+    private readonly fallback: InlineAuditWriter,
+    private readonly onFail: (err: Error) => void = () => {},
+  ) {
     this.worker = new Worker(new URL('./audit-writer-entry.mjs', import.meta.url), { workerData: target });
     this.ready = new Promise((resolve, reject) => {
       this.worker.once('message', () => resolve());
@@ -67,7 +73,9 @@ export class ThreadAuditWriter implements AuditWriter {
       else waiter?.resolve({ appended: reply.appended, removed: reply.removed });
     });
     this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', () => this.fail(new Error('the audit writer thread stopped')));
+    this.worker.on('exit', () => {
+      if (!this.closing) this.fail(new Error('the audit writer thread stopped'));
+    });
   }
 
   async commit(segments: JournalSegment[], forget: string[]): Promise<CommitResult> {
@@ -88,6 +96,7 @@ export class ThreadAuditWriter implements AuditWriter {
 
   async close(): Promise<void> {
     if (this.failed) return;
+    this.closing = true;
     const closed = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.once('message', () => void this.worker.terminate());
     this.worker.postMessage('close');
@@ -97,6 +106,7 @@ export class ThreadAuditWriter implements AuditWriter {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
+    this.onFail(err);
     for (const waiter of this.waiting.values()) waiter.reject(err);
     this.waiting.clear();
   }

@@ -5,7 +5,7 @@ import { personRecords } from '../engine/request-policy.js';
 import type { SqlExecutor } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 
-/** How long a break-the-glass grant lasts. */
+/** How long a break-the-glass grant lasts at most (a clinician may ask for less, and end it early). */
 export const BTG_MINUTES = 60;
 /** Who may break the glass: people caring for patients, never a machine client or a patient. */
 const MAY_BREAK_THE_GLASS = new Set(['clinician']);
@@ -27,7 +27,7 @@ export interface BreakTheGlassGrant {
  * they were then (the person is followed as the index changes, see activeBreakTheGlass) and the reason;
  * every use is audited, and privacy officers review each grant (reviewList).
  */
-export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patientId: string, patientRecords: string[], reason: string): Promise<BreakTheGlassGrant> {
+export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patientId: string, patientRecords: string[], reason: string, minutes = BTG_MINUTES): Promise<BreakTheGlassGrant> {
   if (!auth.user || !MAY_BREAK_THE_GLASS.has(auth.user.role)) {
     throw forbidden('Only a signed-in clinician may break the glass');
   }
@@ -35,7 +35,7 @@ export async function breakTheGlass(sql: SqlExecutor, auth: AuthContext, patient
     throw badRequest('Break-the-glass needs a reason (up to 1,000 characters)');
   }
   const now = Date.now();
-  const grant: BreakTheGlassGrant = { id: randomUUID(), holder: `user:${auth.user.id}`, patientId, reason: reason.trim(), grantedAt: now, expiresAt: now + BTG_MINUTES * 60_000 };
+  const grant: BreakTheGlassGrant = { id: randomUUID(), holder: `user:${auth.user.id}`, patientId, reason: reason.trim(), grantedAt: now, expiresAt: now + Math.min(minutes, BTG_MINUTES) * 60_000 };
   await sql.run('INSERT INTO btg_grant (id, holder, patient_id, patient_records, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
     grant.id,
     grant.holder,
@@ -68,6 +68,16 @@ export async function activeBreakTheGlass(repo: Repository, holder: string): Pro
     (await personRecords(repo, row.patient_id)).forEach((id) => records.add(id));
   }
   return [...records];
+}
+
+/**
+ * Ends the holder's running grants on any of the person's records now (the emergency is over): their
+ * `expires_at` becomes the time they ended, which the review list shows. Returns how many were running.
+ */
+export async function endBreakTheGlass(sql: SqlExecutor, holder: string, personRecords: readonly string[]): Promise<number> {
+  if (!personRecords.length) return 0;
+  const now = Date.now();
+  return sql.run(`UPDATE btg_grant SET expires_at = ? WHERE holder = ? AND expires_at > ? AND patient_id IN (${personRecords.map(() => '?').join(', ')})`, [now, holder, now, ...personRecords]);
 }
 
 /** Grants for privacy officers to review: unreviewed first, newest first. */

@@ -50,6 +50,38 @@ export function consentRules(consent: Consent): ConsentRule[] {
   return provisionRules(consent.provision, { effect });
 }
 
+/**
+ * What a privacy officer must be told when a Consent is stored: that it has no effect at all (an active
+ * privacy consent that names no patient record Tessera can resolve, or says neither permit nor deny), or
+ * that it names constraints Tessera does not enforce and how they were taken (the rule in provisionRules:
+ * a deny covers all the patient's data, a permit is not applied). Empty when the Consent is taken as written.
+ */
+export function consentWarnings(consent: Consent): string[] {
+  if (consent.status !== 'active' || !isPrivacyConsent(consent)) return [];
+  if (!consentPatient(consent)) {
+    return ['This privacy Consent has no effect: Consent.patient must be a relative reference to a Patient (Patient/{id}); an absolute URL or an identifier is not resolved'];
+  }
+  if (!consent.provision && !effectOfPolicyRule(consent)) {
+    return ['This privacy Consent has no effect: it has no provision, and its policyRule is none of OPTIN, OPTINR, OPTOUT, OPTOUTE'];
+  }
+  const warnings: string[] = [];
+  const visit = (provision: ConsentProvision, effect: string | undefined, path: string) => {
+    const type = provision.type ?? effect;
+    const unlabelled = (provision.securityLabel ?? []).filter((l) => !(l.system === ACT_CODE && isSensitivityKind(l.code))).map((l) => l.code ?? '?');
+    const named = [
+      ...(unlabelled.length ? [`securityLabel ${unlabelled.join(', ')} (not a data class Tessera labels)`] : []),
+      ...(['class', 'code', 'data', 'dataPeriod'] as const).filter((k) => (Array.isArray(provision[k]) ? (provision[k] as unknown[]).length : provision[k])),
+    ];
+    if (named.length) {
+      const taken = type === 'deny' ? 'the deny is applied to all of the patient\'s data' : 'the permit is not applied';
+      warnings.push(`${path}: ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} not enforced: ${taken}`);
+    }
+    (provision.provision ?? []).forEach((nested, i) => visit(nested, type, `${path}.provision[${i}]`));
+  };
+  if (consent.provision) visit(consent.provision, effectOfPolicyRule(consent), 'Consent.provision');
+  return warnings;
+}
+
 /** A provision without a type takes it from the consent's policy rule (v3-ActCode OPTIN, OPTOUT, ...). */
 function effectOfPolicyRule(consent: Consent): ConsentRule['effect'] | undefined {
   const codes = (consent.policyRule?.coding ?? []).map((c) => c.code);

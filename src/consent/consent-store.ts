@@ -4,7 +4,7 @@ import { enterpriseLock } from '../mpi/enterprises.js';
 import { linkedSourceIds } from '../mpi/golden-record.js';
 import { isGolden } from '../mpi/source-identity.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { consentPatient, consentRules, type ConsentRule } from './consent-rules.js';
+import { consentPatient, consentRules, consentWarnings, type ConsentRule } from './consent-rules.js';
 
 /** ',A,B,' (see the consent_rule migration), or NULL for "any". */
 export function listColumn(values: readonly string[] | undefined): string | null {
@@ -67,6 +67,9 @@ export class ConsentObserver implements WriteObserver {
 
   private async expand(repo: Repository, consent: Consent): Promise<void> {
     const rules = consentRules(consent);
+    // Stored as sent, but the caller learns what of it has no effect (a privacy officer must not believe
+    // a patient protected by a Consent that does nothing).
+    for (const warning of consentWarnings(consent)) repo.warn(warning, `Consent/${consent.id}`);
     const patient = consentPatient(consent);
     // Locked before the old rows are touched: an identity change in progress holds its enterprises' locks
     // and then rewrites this consent's rows itself.

@@ -112,7 +112,27 @@ class PrivacyRestriction implements RowRestriction {
    */
   private readonly fence: string;
 
+  /**
+   * Conditions already built for this request, by kind, type and alias: a search asks for the same ones
+   * several times (what it matches, what it may include, what was withheld), and building one is string
+   * work over every clause. The restriction lives for one request, so nothing here outlives a consent.
+   */
+  private readonly built = new Map<string, Sql | undefined>();
+
+  private memo(key: string, build: () => Sql | undefined): Sql | undefined {
+    if (!this.built.has(key)) this.built.set(key, build());
+    return this.built.get(key);
+  }
+
   rows(type: string, alias: string): Sql | undefined {
+    return this.memo(`rows|${type}|${alias}`, () => this.buildRows(type, alias));
+  }
+
+  labels(type: string, alias: string): Sql | undefined {
+    return this.memo(`labels|${type}|${alias}`, () => this.buildLabels(type, alias));
+  }
+
+  private buildRows(type: string, alias: string): Sql | undefined {
     const parts: Sql[] = [];
     const patientData = isPatientCompartmentType(type) && !(type === 'Consent' && this.consentsOpen);
     if (patientData && this.consents) {
@@ -153,7 +173,7 @@ class PrivacyRestriction implements RowRestriction {
    * No label the caller may not see: a withheld kind passes only where the patient's consent permits that
    * kind to the caller (or the patient is exempt); V never passes without clearance.
    */
-  labels(type: string, alias: string): Sql | undefined {
+  private buildLabels(type: string, alias: string): Sql | undefined {
     const parts: Sql[] = [];
     // Break-the-glass lifts every label for the person it was declared for.
     const exempt = isPatientCompartmentType(type) && this.exempt.length ? this.exempt : [];

@@ -210,7 +210,7 @@ export class AccessPolicy {
     const out = new Set<string>();
     const byType = new Map<string, string[]>();
     for (const { type, id } of refs) {
-      byType.set(type, [...(byType.get(type) ?? []), id]);
+      (byType.get(type) ?? byType.set(type, []).get(type))?.push(id);
     }
     for (const [type, ids] of byType) {
       const condition = this.rows(type, interaction, 'r');

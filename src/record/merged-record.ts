@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Extension, Provenance, Resource } from '@medplum/fhirtypes';
 import { isActiveAllergy, isNoKnownAllergy, ruleFor, type ConflictKind, type MergeRule } from './merge-rules.js';
+import { isPatientCompartmentType } from '../search/compartment.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -38,6 +39,8 @@ export const CONFLICT_EXTENSION = 'https://tessera.dev/fhir/StructureDefinition/
 
 /** Types that are not facts of the merged record: the person's own records and the sources' provenance. */
 const NOT_FACTS = new Set(['Patient', 'Provenance', 'AuditEvent', 'Consent']);
+/** Whether records of this type are merged into facts of a person's record (in the compartment, not NOT_FACTS). */
+export const isFactType = (type: string): boolean => isPatientCompartmentType(type) && !NOT_FACTS.has(type);
 
 interface Building {
   rule: MergeRule;

@@ -13,8 +13,19 @@ import type { AuthContext } from './token-service.js';
  */
 export class CdsClientVerifier {
   private readonly usedIds = new Map<string, number>();
+  /** Each client's key set, imported once per JWKS as registered (a replaced JWKS is imported anew). */
+  private readonly keySets = new Map<string, { jwks: string; keys: ReturnType<typeof createLocalJWKSet> }>();
 
   constructor(private readonly db: SqlExecutor) {}
+
+  private keySetOf(clientId: string, jwks: Parameters<typeof createLocalJWKSet>[0]): ReturnType<typeof createLocalJWKSet> {
+    const registered = JSON.stringify(jwks);
+    const known = this.keySets.get(clientId);
+    if (known?.jwks === registered) return known.keys;
+    const keys = createLocalJWKSet(jwks);
+    this.keySets.set(clientId, { jwks: registered, keys });
+    return keys;
+  }
 
   async verify(authorization: string | undefined, audience: string): Promise<AuthContext> {
     const token = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
@@ -30,7 +41,7 @@ export class CdsClientVerifier {
     if (!client || client.disabled || !client.jwks) throw unauthorized('Unknown CDS client, or no JWKS registered for it');
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, createLocalJWKSet(client.jwks), { audience, maxTokenAge: '5m', algorithms: ['ES384', 'RS384', 'ES256', 'RS256'] }));
+      ({ payload } = await jwtVerify(token, this.keySetOf(client.id, client.jwks), { audience, maxTokenAge: '5m', algorithms: ['ES384', 'RS384', 'ES256', 'RS256'] }));
     } catch (err) {
       throw unauthorized(`The CDS client's JWT was rejected: ${(err as Error).message}`);
     }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { redeemAuthorizationCode } from '../auth/authorization-codes.js';
 import { OAuthError } from '../auth/oauth-error.js';
 import { pkceMatches } from '../auth/pkce.js';
-import { parsePurposeOfUse, purposeRefusal } from '../auth/purpose-of-use.js';
+import { DEFAULT_ROLE_PURPOSES, parsePurposeOfUse, purposeRefusal, type RolePurposes } from '../auth/purpose-of-use.js';
 import { issueRefreshToken, lookupRefreshToken, revokeRefreshToken, useRefreshToken, wantsRefreshToken } from '../auth/refresh-tokens.js';
 import { revokeId, tokenInactiveReason } from '../auth/token-status.js';
 import type { UserGrant } from '../auth/user-grant.js';
@@ -87,6 +87,8 @@ export class TokenService {
   constructor(
     private readonly db: Database,
     private readonly key: SigningKey,
+    /** The purposes of use each user role may declare (TESSERA_ROLE_PURPOSES). */
+    readonly rolePurposes: RolePurposes = DEFAULT_ROLE_PURPOSES,
   ) {}
 
   /** `baseUrl`: the server's public base URL (TESSERA_BASE_URL); the token URL and id_token issuer derive from it. */
@@ -249,7 +251,7 @@ export class TokenService {
     const purposeOfUse = parsePurposeOfUse(form.purpose_of_use);
     if (purposeOfUse) {
       const pending = await lookupRefreshToken(this.db, form.refresh_token);
-      const refusal = purposeRefusal(purposeOfUse, client.purposes, pending?.grant.role);
+      const refusal = purposeRefusal(purposeOfUse, client.purposes, pending?.grant.role, this.rolePurposes);
       if (refusal) throw new OAuthError(400, 'invalid_request', refusal);
     }
     const used = await useRefreshToken(this.db, form.refresh_token, client.id);

@@ -1,6 +1,8 @@
 import { DEFAULT_MAX_XML_BYTES } from '../ccda/secure-xml.js';
 import type { FederationSettings } from '../auth/federation.js';
 import { DEFAULT_LOCKOUT, type LockoutPolicy } from '../users/lockout.js';
+import { rolePurposesFromEnv, type RolePurposes } from '../auth/purpose-of-use.js';
+import { ROLES } from '../users/user-directory.js';
 
 /** Runtime configuration: CLI flags override environment variables, which override defaults. */
 export interface TesseraConfig {
@@ -24,6 +26,8 @@ export interface TesseraConfig {
   mllpTlsKey?: string;
   /** The community's consent default (TESSERA_CONSENT_DEFAULT): opt-out shares unless a patient denies; opt-in only what a patient permits. */
   consentDefault: 'opt-out' | 'opt-in';
+  /** The purposes of use each user role may declare (TESSERA_ROLE_PURPOSES, docs/governance.md). */
+  rolePurposes: RolePurposes;
   /**
    * Requests per minute per authenticated client (TESSERA_RATE_LIMIT; 0: no limit). The default, 60,000
    * (1,000 a second), is above what one Tessera process serves of real FHIR work: the R4 examples test
@@ -66,6 +70,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,
     mllpTlsKey: env.TESSERA_MLLP_TLS_KEY || undefined,
     consentDefault: consentDefault(env.TESSERA_CONSENT_DEFAULT),
+    rolePurposes: rolePurposesFromEnv(env.TESSERA_ROLE_PURPOSES, ROLES),
     rateLimitPerMinute: wholeNumber('TESSERA_RATE_LIMIT', env.TESSERA_RATE_LIMIT, 60_000),
     statementTimeoutMs: wholeNumber('TESSERA_STATEMENT_TIMEOUT_MS', env.TESSERA_STATEMENT_TIMEOUT_MS, 30_000),
     audit: env.TESSERA_AUDIT !== 'off',

@@ -215,7 +215,7 @@ export function registerOAuthRoutes(app: FastifyInstance, options: OAuthRouteOpt
   /** Once the user is known: a staff user picks the launch patient (if the app asked for one), then the code goes back. */
   const afterSignIn = async (reply: FastifyReply, request: AuthorizationRequest, user: DirectoryUser, csrf: string, authTime: number) => {
     // A user declares only the purposes of their role (a clinician cannot claim public health or payment).
-    const refusal = purposeRefusal(request.purposeOfUse, null, user.role);
+    const refusal = purposeRefusal(request.purposeOfUse, null, user.role, options.tokens.rolePurposes);
     if (refusal) return reply.redirect(redirectWith(request.redirectUri, { error: 'access_denied', error_description: refusal, state: request.state, iss: base() }), 302);
     if (user.role === 'patient') {
       const patient = user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;

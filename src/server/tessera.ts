@@ -91,7 +91,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const audit = config.audit ? await openAuditLog(config, db, { onError: auditFailed, thread: options.auditThread ?? true }) : undefined;
   repo.observe(new AuditAttachment(audit));
   const signingKey = await loadOrCreateSigningKey(config.dataDir);
-  const tokens = new TokenService(db, signingKey);
+  const tokens = new TokenService(db, signingKey, config.rolePurposes);
   const federation = config.oidc ? new FederatedSignIn(config.oidc) : undefined;
   const intake = new Hl7v2Intake(repo);
   const ccda = new CcdaIntake(repo, config.ccdaMaxBytes);

@@ -170,7 +170,8 @@ export class SqliteDatabase implements Database {
   private readonly writer: SqliteExecutor;
   private readonly reader: SqliteExecutor;
   private readonly writeMutex = new Mutex();
-  private readonly checkpointer?: WalCheckpointer;
+  private checkpointer?: WalCheckpointer;
+  private readonly file: string;
   /** Commit signals, within this process (another process on the file polls). */
   private readonly channels = new EventEmitter().setMaxListeners(0);
 
@@ -189,9 +190,21 @@ export class SqliteDatabase implements Database {
     this.writer = new SqliteExecutor(openConnection(file, false));
     this.writer.connection.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
     this.reader = file === ':memory:' ? this.writer : new SqliteExecutor(openConnection(file, true));
-    if (file !== ':memory:' && options.checkpoints !== false) {
-      this.checkpointer = new WalCheckpointer(file, options.checkpoints);
-    }
+    this.file = file;
+    if (options.checkpoints !== false) this.startCheckpoints(options.checkpoints);
+  }
+
+  /** Whether this connection runs the file's checkpointer thread. */
+  get checkpointing(): boolean {
+    return !!this.checkpointer;
+  }
+
+  /**
+   * Starts the file's checkpointer thread on this connection, if it has none: for a connection opened
+   * without one because another thread's connection checkpointed the file, when that thread has stopped.
+   */
+  startCheckpoints(pace?: { idleMs?: number; busyMs?: number }): void {
+    if (this.file !== ':memory:' && !this.checkpointer) this.checkpointer = new WalCheckpointer(this.file, pace);
   }
 
   query<T>(sql: string, params?: SqlValue[]): Promise<T[]> {

@@ -1,4 +1,4 @@
-import { ROLE_PURPOSES } from '../../src/auth/purpose-of-use.js';
+import { DEFAULT_ROLE_PURPOSES } from '../../src/auth/purpose-of-use.js';
 import type { Consent, ConsentProvision, Resource } from '@medplum/fhirtypes';
 import type { Random } from '../../src/synthetic/random.js';
 import { privacyConsent } from './governance.js';
@@ -248,7 +248,7 @@ function dealer<T>(random: Random, items: readonly T[]): () => T {
 
 /** A user declares only a purpose of their role (src/auth/purpose-of-use.ts): another dealt one becomes the role's first. */
 function purposeFor(kind: CallerPlan['kind'], dealt: string | undefined): string | undefined {
-  const allowed = kind === 'clinician' || kind === 'steward' || kind === 'patient' ? ROLE_PURPOSES[kind] : undefined;
+  const allowed = kind === 'clinician' || kind === 'steward' || kind === 'patient' ? DEFAULT_ROLE_PURPOSES[kind] : undefined;
   return !dealt || !allowed || allowed.includes(dealt) ? dealt : allowed[0];
 }
 

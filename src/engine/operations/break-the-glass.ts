@@ -1,15 +1,17 @@
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { fhirError, forbidden, notFound } from '../../fhir/outcome.js';
-import { BTG_MINUTES, breakTheGlass, markReviewed, reviewList, type BreakTheGlassGrant } from '../../consent/break-the-glass.js';
+import { BTG_MINUTES, breakTheGlass, endBreakTheGlass, markReviewed, reviewList, type BreakTheGlassGrant } from '../../consent/break-the-glass.js';
 import type { Repository } from '../../store/repository.js';
 import { policyOf, requireReachable, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { OperationInput } from '../operation-input.js';
 import { personRecords } from '../request-policy.js';
 
 /**
- * POST Patient/{id}/$break-the-glass (parameter `reason`): a signed-in clinician declares an emergency
- * and, for BTG_MINUTES, reads the person's record past consents and security labels. The patient must
- * be one the clinician's scopes reach at all (break-the-glass lifts privacy restrictions, not scopes).
+ * POST Patient/{id}/$break-the-glass (parameter `reason`, optional `minutes` up to BTG_MINUTES): a
+ * signed-in clinician declares an emergency and, for that long, reads the person's record past consents
+ * and security labels. The patient must be one the clinician's scopes reach at all (break-the-glass
+ * lifts privacy restrictions, not scopes). With `end=true` instead, the clinician's running grants for
+ * the person end now.
  */
 export async function declareBreakTheGlass(repo: Repository, patientId: string, req: FhirRequest): Promise<FhirResponse> {
   if (req.method !== 'POST') {
@@ -22,12 +24,19 @@ export async function declareBreakTheGlass(repo: Repository, patientId: string, 
   if (!(await repo.exists('Patient', patientId))) {
     throw notFound(`Patient/${patientId} not found`);
   }
-  const reason = OperationInput.from(req).required('reason');
-  const grant = await breakTheGlass(repo.sql, req.auth ?? { clientId: 'system', scopes: [] }, patientId, await personRecords(repo, patientId), reason);
+  const input = OperationInput.from(req);
+  const auth = req.auth ?? { clientId: 'system', scopes: [] };
+  if (input.boolean('end')) {
+    if (!auth.user) throw forbidden('Only the signed-in user who broke the glass may end it');
+    const ended = await endBreakTheGlass(repo.sql, `user:${auth.user.id}`, await personRecords(repo, patientId));
+    return { status: 200, body: { resourceType: 'Parameters', parameter: [{ name: 'ended', valueInteger: ended }] } satisfies Parameters };
+  }
+  const minutes = input.integer('minutes', 1, BTG_MINUTES) ?? BTG_MINUTES;
+  const grant = await breakTheGlass(repo.sql, auth, patientId, await personRecords(repo, patientId), input.required('reason'), minutes);
   const parameter: ParametersParameter[] = [
     { name: 'grant', valueString: grant.id },
     { name: 'expires', valueInstant: new Date(grant.expiresAt).toISOString() },
-    { name: 'minutes', valueInteger: BTG_MINUTES },
+    { name: 'minutes', valueInteger: minutes },
   ];
   return { status: 200, body: { resourceType: 'Parameters', parameter } satisfies Parameters };
 }

@@ -3,24 +3,17 @@ import type { Patient, Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../../fhir/outcome.js';
 import { linkedSourceIds } from '../../mpi/golden-record.js';
 import { isGolden } from '../../mpi/source-identity.js';
-import { equivalentCodings } from '../../record/code-maps.js';
 import type { MergedFact } from '../../record/merged-record.js';
 import { isPatientCompartmentType } from '../../search/compartment.js';
-import { includes, MAX_COUNT, search } from '../../search/search-engine.js';
+import { includes, MAX_COUNT } from '../../search/search-engine.js';
 import type { Repository } from '../../store/repository.js';
 import { requireReachable, searchAccess, type FhirRequest, type FhirResponse } from '../fhir-request.js';
 import { parseSearch, searchBundle } from '../search-interaction.js';
+import { keyOf, PERSON_PARAMS, sourceKeys, widened } from './merged-criteria.js';
+import { factLinkFilter, isLink, type MergedScope } from './merged-links.js';
 import { mergedView, type MergedView } from './merged-view.js';
 
-/** Source records one merged search may gather before it asks for narrower criteria. */
-const MAX_SOURCES = 10_000;
 const DEFAULT_PAGE = 100;
-/** The parameters that name the person; one of them, with one Patient, is required. */
-const PERSON_PARAMS = ['patient', 'subject'];
-/** Token parameters whose codes the code maps translate (a local lab code and its LOINC are one concept). */
-const MAPPED_TOKENS = new Set(['code', 'combo-code', 'vaccine-code']);
-
-const keyOf = (r: Resource): string => `${r.resourceType}/${r.id}`;
 
 /**
  * `Type?patient={id}&_view=merged&...`: a search over the person's merged record, answered as an ordinary
@@ -46,9 +39,12 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
   const focal = (await repo.read('Patient', named)) as Patient;
   const patientIds = isGolden(focal) ? [named, ...linkedSourceIds(focal)] : [named];
 
-  const { matched, suppressed } = await matchingSources(repo, req, request, patientIds);
+  // One merged view per type for the whole search (chains, _has, the answer, includes share them).
+  const views = new Map<string, Promise<MergedView>>();
+  const scope: MergedScope = { patientIds, viewOf: (t) => views.get(t) ?? views.set(t, mergedView(repo, named, req, { types: [t] })).get(t) as Promise<MergedView> };
+  const { matched, suppressed } = await matchingSources(repo, req, request, scope);
   // Nothing matched: no fact to look up (CDS Hooks asks several types of which most find nothing).
-  const view = matched.length ? await mergedView(repo, named, req, { types: [type] }) : undefined;
+  const view = matched.length ? await scope.viewOf(type) : undefined;
   const facts = view ? factsHolding(view, matched, Boolean(request.sortRules?.length)) : [];
   const shown = facts.slice(offset, offset + count);
   const matches = shown.map((i) => (view as MergedView).resources[i]);
@@ -61,30 +57,34 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
 
 /**
  * The person's source records that match the criteria (the person named by all their records, codes
- * widened), in the order the ordinary search returns them (`_sort`, else by id), as `Type/id` keys.
+ * widened, chains and `_has` as conditions on facts), in the order the ordinary search returns them
+ * (`_sort`, else by id), as `Type/id` keys.
  */
-async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, patientIds: readonly string[]): Promise<{ matched: string[]; suppressed?: boolean }> {
-  const filters = (request.filters ?? []).map((f): Filter => {
-    if (PERSON_PARAMS.includes(f.code)) return { ...f, value: patientIds.map((id) => `Patient/${id}`).join(',') };
-    return MAPPED_TOKENS.has(f.code) && f.operator === 'eq' ? { ...f, value: widenCodes(f.value) } : f;
-  });
-  const criteria: SearchRequest = { resourceType: request.resourceType, filters, sortRules: request.sortRules };
-  const matched: string[] = [];
-  let suppressed: boolean | undefined;
-  for (let page = 0; ; page += MAX_COUNT) {
-    const result = await search(repo, { ...criteria, count: MAX_COUNT, offset: page }, searchAccess(req));
-    matched.push(...result.matches.map(keyOf));
-    suppressed ||= result.suppressed;
-    if (!result.hasMore) break;
-    if (matched.length >= MAX_SOURCES) throw badRequest(`More than ${MAX_SOURCES} source records match; narrow the search (code, date, category)`);
+async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, scope: MergedScope): Promise<{ matched: string[]; suppressed?: boolean }> {
+  const filters: Filter[] = [];
+  for (const f of request.filters ?? []) {
+    if (PERSON_PARAMS.includes(f.code)) filters.push({ ...f, value: scope.patientIds.map((id) => `Patient/${id}`).join(',') });
+    else if (!isLink(f)) filters.push(widened(f));
+    else {
+      const facts = await factLinkFilter(repo, req, request.resourceType, f, scope);
+      if (!facts) return { matched: [] };
+      filters.push(facts);
+    }
   }
-  return { matched, suppressed };
+  const { keys, suppressed } = await sourceKeys(repo, req, { resourceType: request.resourceType, filters, sortRules: request.sortRules });
+  return { matched: keys, suppressed };
 }
+
+const bySourceOf = new WeakMap<readonly MergedFact[], Map<string, number>>();
 
 /** Which source record (`Type/id`) each fact of the view holds: fact index by source key. */
 function factIndexBySource(view: MergedView): Map<string, number> {
+  // Built once per merged view: the memo hands out the same facts to every search that lists the same records.
+  const known = bySourceOf.get(view.facts);
+  if (known) return known;
   const out = new Map<string, number>();
   view.facts.forEach((fact, i) => fact.sources.forEach((s) => out.set(keyOf(s.resource), i)));
+  bySourceOf.set(view.facts, out);
   return out;
 }
 
@@ -128,15 +128,4 @@ async function mergedIncludes(
     if (!shownKeys.has(keyOf(shownAs))) out.set(keyOf(shownAs), shownAs);
   }
   return [...out.values()];
-}
-
-/** A token list with each `system|code` widened to the codings the code maps hold for the same concept. */
-function widenCodes(value: string): string {
-  const out = new Set<string>();
-  for (const v of value.split(',')) {
-    out.add(v);
-    const bar = v.indexOf('|');
-    if (bar > 0 && bar < v.length - 1) for (const c of equivalentCodings(v.slice(0, bar), v.slice(bar + 1))) out.add(`${c.system}|${c.code}`);
-  }
-  return [...out].join(',');
 }

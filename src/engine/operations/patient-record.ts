@@ -2,7 +2,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import { linkedSourceIds } from '../../mpi/golden-record.js';
 import { isGolden } from '../../mpi/source-identity.js';
 import { derivedRecordsCondition } from '../../search/derived-records.js';
-import type { Sql } from '../../search/filter-sql.js';
+import { NO_ROWS, type Sql } from '../../search/filter-sql.js';
 import { joinOwnIndexRows, ownerKey } from '../../store/index-writer.js';
 import type { Repository } from '../../store/repository.js';
 import { policyOf, type FhirRequest } from '../fhir-request.js';
@@ -52,7 +52,10 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // Only these types of the compartments (and what they reference): a merged search needs the facts of its type.
   const only = (column: string): Sql =>
     options.types ? { sql: `AND ${column} IN (${options.types.map(() => '?').join(', ')})`, params: [...options.types] } : { sql: '', params: [] };
-  const ofTypes = only('r.type');
+  const policy = policyOf(req);
+  // With types known, the policy's read condition goes into the listing itself: one query, where checking
+  // the listed ids afterwards took one more per 500 records (a merged search lists a whole type).
+  const ofTypes = options.types ? readableOfTypes(options.types, (t) => policy.rows(t, 'r', 'r')) : only('r.type');
   const fromTypes = only('s.type');
   const focal = (await repo.read('Patient', patientId)) as Patient;
   const patientIds = isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId];
@@ -93,7 +96,7 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   for (const { target_type: t, target_id: id } of referenced) {
     if (!seen.has(`${t}/${id}`)) {
       seen.add(`${t}/${id}`);
-      byType.set(t, [...(byType.get(t) ?? []), id]);
+      (byType.get(t) ?? byType.set(t, []).get(t))?.push(id);
     }
   }
   for (const [t, ids] of byType) {
@@ -106,15 +109,26 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
       for (const r of found) all.push({ type: t, id: r.id, json: r.content ?? '', version: Number(r.version_id), lastUpdated: Number(r.last_updated) });
     }
   }
-  // Only what the caller may read, before paging and the total: a withheld record is not counted either.
-  const reachable = await policyOf(req).reachable(repo, all, 'r');
-  return { focal, patientIds, entries: all.filter((r) => reachable.has(`${r.type}/${r.id}`)) };
+  // Only what the caller may read, before paging and the total: a withheld record is not counted either
+  // (the compartment's records of given types were listed under the read condition already).
+  const listedReadable = (e: RecordEntry): boolean => options.types !== undefined && e.patient !== undefined;
+  const reachable = await policy.reachable(repo, all.filter((e) => !listedReadable(e)), 'r');
+  return { focal, patientIds, entries: all.filter((e) => listedReadable(e) || reachable.has(`${e.type}/${e.id}`)) };
+}
+
+/** `AND` the records' type is one of `types` and the caller may read them (a type it may not read: none). */
+function readableOfTypes(types: readonly string[], rows: (type: string) => Sql | undefined): Sql {
+  const parts = types
+    .map((type) => ({ type, condition: rows(type) }))
+    .filter((p) => p.condition !== NO_ROWS)
+    .map(({ type, condition }) => (condition ? { sql: `(r.type = ? AND ${condition.sql})`, params: [type, ...condition.params] } : { sql: 'r.type = ?', params: [type] }));
+  return parts.length ? { sql: `AND (${parts.map((p) => p.sql).join(' OR ')})`, params: parts.flatMap((p) => p.params) } : { sql: 'AND 1 = 0', params: [] };
 }
 
 /** Fills in the stored JSON of entries read without content (one query per type and 500 ids). */
 export async function withContent(repo: Repository, entries: RecordEntry[]): Promise<RecordEntry[]> {
   const missing = new Map<string, RecordEntry[]>();
-  for (const e of entries) if (!e.json) missing.set(e.type, [...(missing.get(e.type) ?? []), e]);
+  for (const e of entries) if (!e.json) (missing.get(e.type) ?? missing.set(e.type, []).get(e.type))?.push(e);
   for (const [type, list] of missing) {
     for (let i = 0; i < list.length; i += 500) {
       const chunk = list.slice(i, i + 500);
