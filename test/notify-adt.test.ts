@@ -46,7 +46,7 @@ for (const backend of BACKENDS) {
       s = await startTestServer(backend);
       s.tessera.config.mllpPort = 0;
       const port = (await s.tessera.startMllp()) as number;
-      s.tessera.startNotifications();
+      await s.tessera.startNotifications();
       await addParticipant(s.tessera.repo, { name: 'Northgate Hospital', mrnSystem: 'urn:example:northgate:mrn', hl7Facility: 'NORTHGATE' });
       const oak = await addParticipant(s.tessera.repo, { name: 'Oak Street Practice', mrnSystem: 'urn:example:oak:mrn', scope: 'system/*.rs' });
       practice = oak.participant;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addParticipant, type Participant } from '../src/participants/participants.js';
 import { rosterGroupId } from '../src/notify/rosters.js';
-import { SIGNING_SECRET, WRITE_ONLY_SECRET } from '../src/notify/subscription-registry.js';
+import { SIGNING_SECRET, WRITE_ONLY_VALUE } from '../src/notify/subscription-registry.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera as cli } from './helpers/cli.js';
 import { MllpSender } from './helpers/mllp.js';
@@ -41,7 +41,7 @@ for (const backend of BACKENDS) {
       s = await startTestServer(backend);
       s.tessera.config.mllpPort = 0;
       sender = new MllpSender((await s.tessera.startMllp()) as number);
-      s.tessera.startNotifications();
+      await s.tessera.startNotifications();
       await addParticipant(s.tessera.repo, { name: 'Lakeside Labs', mrnSystem: 'urn:example:lakeside:mrn', hl7Facility: 'LAKESIDE' });
       const added = await addParticipant(s.tessera.repo, { name: 'Elm Family Medicine', mrnSystem: 'urn:example:elm:mrn', scope: 'system/*.cruds' });
       practice = added.participant;
@@ -72,16 +72,29 @@ for (const backend of BACKENDS) {
       const group = (await s.fhir('GET', `Group/${rosterGroupId(practice.id)}`)).body;
       group.member = group.member.map((m: any) => ({ entity: { identifier: { system: 'urn:example:lakeside:mrn', value: m.entity.identifier.value } } }));
       assert.equal((await s.fhir('PUT', `Group/${group.id}`, group)).status, 200);
-      const sub = subscription({ topic: 'new-result', filter: `Observation?patient:in=Group/${group.id}&abnormal=true`, endpoint: `${http.url}/results`, secret: 's3cret' });
+      const sub = subscription({ topic: 'new-result', filter: `Observation?patient:in=Group/${group.id}&abnormal=true`, endpoint: `${http.url}/results`, secret: 's3cret', header: ['Authorization: Bearer receiver-token-7'] });
       const res = await s.fhir('POST', 'Subscription', sub, { authorization: `Bearer ${practiceToken}` });
       assert.equal(res.status, 201, JSON.stringify(res.body));
-      // The secret is write-only: whoever reads Subscriptions cannot sign as Tessera. Writing back what was
-      // read keeps it (the notifications below are checked against s3cret).
-      const stored = (await s.fhir('GET', `Subscription/${res.body.id}`)).body;
-      assert.doesNotMatch(JSON.stringify(stored), /s3cret/);
-      assert.equal(stored.channel.extension.find((e: any) => e.url === SIGNING_SECRET).valueString, WRITE_ONLY_SECRET);
+      // The secret and the headers (the receiver's own credentials) are write-only: neither the owner nor an
+      // operator reads them back, in the answer, a read, a search or the history. Writing back what was read
+      // keeps them (the notifications below are checked against s3cret and the header).
+      assert.doesNotMatch(JSON.stringify(res.body), /s3cret|receiver-token-7/);
+      const reads = [
+        (await s.fhir('GET', `Subscription/${res.body.id}`, undefined, { authorization: `Bearer ${practiceToken}` })).body,
+        (await s.fhir('GET', `Subscription/${res.body.id}`)).body,
+        (await s.fhir('GET', `Subscription?_id=${res.body.id}`)).body,
+        (await s.fhir('GET', `Subscription/${res.body.id}/_history`)).body,
+      ];
+      for (const read of reads) assert.doesNotMatch(JSON.stringify(read), /s3cret|receiver-token-7/);
+      const stored = reads[0];
+      assert.equal(stored.channel.extension.find((e: any) => e.url === SIGNING_SECRET).valueString, WRITE_ONLY_VALUE);
+      assert.deepEqual(stored.channel.header, [WRITE_ONLY_VALUE]);
       stored.reason = 'abnormal results of our panel';
       assert.equal((await s.fhir('PUT', `Subscription/${stored.id}`, stored, { authorization: `Bearer ${practiceToken}` })).status, 200);
+      // The placeholder beside new lines is ambiguous: refused with an OperationOutcome, nothing changed.
+      const mixed = await s.fhir('PUT', `Subscription/${stored.id}`, { ...stored, channel: { ...stored.channel, header: [WRITE_ONLY_VALUE, 'X-Extra: 1'] } }, { authorization: `Bearer ${practiceToken}` });
+      assert.equal(mixed.status, 422);
+      assert.equal(mixed.body.resourceType, 'OperationOutcome');
     });
 
     it('a Subscription is its participant\'s own: another participant cannot read, search or count it', async () => {
@@ -112,6 +125,7 @@ for (const backend of BACKENDS) {
       const numbers = http.notifications('/results').flatMap((n) => eventsOf(n.bundle).map((e) => e.number));
       assert.deepEqual(numbers, [1, 2, 3, 4, 5, 6], 'each abnormal result once, in order');
       assert.ok(http.notifications('/results').every((n) => n.signatureValid));
+      assert.ok(http.notifications('/results').every((n) => n.headers.authorization === 'Bearer receiver-token-7'), 'the kept headers are sent');
       const sub = (await s.fhir('GET', 'Subscription')).body.entry[0].resource;
       const status = await s.fhir('GET', `Subscription/${sub.id}/$status`);
       assert.equal(status.body.parameter.find((p: any) => p.name === 'backlog').valueInteger, 0);

@@ -45,7 +45,7 @@ for (const backend of BACKENDS) {
 
     before(async () => {
       s = await startTestServer(backend);
-      s.tessera.startNotifications();
+      await s.tessera.startNotifications();
       lab = (await addParticipant(s.tessera.repo, { name: 'Glucose Watch', mrnSystem: 'urn:example:gw:mrn', scope: 'system/Observation.rs' })).participant;
       await http.start();
       await later.start();

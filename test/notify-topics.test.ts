@@ -34,7 +34,7 @@ for (const backend of BACKENDS) {
 
     before(async () => {
       s = await startTestServer(backend);
-      s.tessera.startNotifications();
+      await s.tessera.startNotifications();
       plan = (await addParticipant(s.tessera.repo, { name: 'Bayside Health Plan', mrnSystem: 'urn:example:bayside:mrn', scope: 'system/*.rs' })).participant;
       await http.start();
       const org = plan.organizationId;

@@ -1,25 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { auditLogIfOn } from '../audit/audit-attachment.js';
 import { notificationAuditRecord } from '../audit/audit-record.js';
+import type { SqlExecutor } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
 import { participantById } from '../participants/participants.js';
 import { rewritePatientIdentifiers, subscriberIdentifiers } from './forward-identifiers.js';
 import { forwardOverMllp } from './mllp-forwarder.js';
-import type { NotificationOutbox } from './notification-outbox.js';
+import { OUTBOX_CHANNEL, type NotificationOutbox } from './notification-outbox.js';
 import { notificationBundle, type NotifiedEvent } from './notification-bundle.js';
 import { retryDelay, type NotifySettings } from './notify-settings.js';
 import { postNotification } from './rest-hook.js';
 import { SubscriberAccess } from './subscriber-access.js';
 import { SubscriptionCache } from './subscription-cache.js';
-import type { SubscriptionEntry } from './subscription-registry.js';
+import { NEVER, type SubscriptionEntry } from './subscription-registry.js';
 import type { WebSocketHub } from './websocket-hub.js';
 
-/** Far in the future: a subscription with nothing pending and no heartbeat is not due. */
-const NEVER = 8_000_000_000_000_000;
 /** Events sent in one rest-hook or websocket notification. */
 const BATCH = 20;
 const CLAIM = 8;
+
+/** A subscription's next due time after a round: its first pending attempt, or its next heartbeat (SQL on its row). */
+const NEXT_DUE = `(SELECT MIN(next_attempt) FROM notify_delivery WHERE subscription_id = notify_subscription.id AND status = 'pending')`;
+const NEXT_HEARTBEAT = `CASE WHEN heartbeat_s > 0 AND channel_type <> 'message' THEN last_sent + heartbeat_s * 1000 ELSE ${NEVER} END`;
 
 interface PendingDelivery {
   /** Its place in the subscription's queue (internal; every matched event has one). */
@@ -53,6 +56,9 @@ export class DeliveryWorker {
   private running?: Promise<void>;
   private stopped = false;
   private lastPrune = 0;
+  /** A commit signalled new outbox events while a round ran: dispatch them before the next claim, and go again. */
+  private woken = false;
+  private unlisten?: () => Promise<void>;
 
   constructor(
     private readonly repo: Repository,
@@ -65,27 +71,56 @@ export class DeliveryWorker {
     this.access = new SubscriberAccess(repo, '');
   }
 
-  start(): void {
-    const loop = async () => {
-      if (this.stopped) return;
-      this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
-      await this.running;
-      if (!this.stopped) this.timer = setTimeout(loop, this.settings.pollMs);
-    };
-    this.timer = setTimeout(loop, 0);
+  /**
+   * Runs rounds: at once when a commit wrote outbox events (a signal on OUTBOX_CHANNEL, from any process
+   * on PostgreSQL), else every `pollMs`, which also catches what a missed signal, a retry falling due or
+   * a heartbeat leaves.
+   */
+  async start(): Promise<void> {
+    this.schedule(0);
+    try {
+      this.unlisten = await this.repo.db.listen(OUTBOX_CHANNEL, () => this.wake());
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message } }, 'notifications: cannot listen for commits; delivery polls');
+    }
+    if (this.stopped) await this.unlisten?.();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.unlisten?.();
     await this.running;
+  }
+
+  /** Work was committed: a round now, or, during one, another right after it (and a dispatch before its next claim). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) this.woken = true;
+    else this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.round(), ms);
+  }
+
+  private async round(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.woken = false;
+    this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
+    await this.running;
+    this.running = undefined;
+    if (!this.stopped) this.schedule(this.woken ? 0 : this.settings.pollMs);
   }
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
   async tick(): Promise<void> {
     await this.outbox?.refresh(this.repo.sql);
-    while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
+    await this.dispatch();
     for (;;) {
+      // Events committed while subscriptions were being delivered for are matched before the next claim, not after the last.
+      if (this.woken) await this.dispatch();
       const claimed = await this.claim();
       if (!claimed.length) break;
       await Promise.all(claimed.map((id) => this.deliverFor(id)));
@@ -97,7 +132,12 @@ export class DeliveryWorker {
     }
   }
 
-  /** Leases up to CLAIM due subscriptions to this worker. */
+  private async dispatch(): Promise<void> {
+    this.woken = false;
+    while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
+  }
+
+  /** Leases up to CLAIM due subscriptions to this worker (one statement). */
   private async claim(): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
@@ -106,33 +146,33 @@ export class DeliveryWorker {
     const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
     return this.repo.transaction(async (tx) => {
       const rows = await tx.sql.query<{ id: string }>(
-        `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}`,
-        [now, now, ...sockets],
+        `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (
+           SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}
+         ) RETURNING id`,
+        [this.owner, now + this.settings.leaseMs, now, now, ...sockets],
       );
-      const ids = rows.map((r) => r.id);
-      if (ids.length) {
-        await tx.sql.run(`UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${ids.map(() => '?').join(', ')})`, [this.owner, now + this.settings.leaseMs, ...ids]);
-      }
-      return ids;
+      return rows.map((r) => r.id);
     });
   }
 
   private async deliverFor(id: string): Promise<void> {
     const sub = await this.subscription(id);
+    let released = false;
     try {
-      if (sub) await this.deliverPending(sub);
+      if (sub) released = await this.deliverPending(sub);
     } catch (err) {
       this.log.error({ subscription: id, err: { message: (err as Error).message } }, 'notifications: delivering for a subscription failed');
     } finally {
-      await this.release(id, sub);
+      if (!released) await this.repo.transaction((tx) => this.release(tx.sql, id));
     }
   }
 
-  private async deliverPending(sub: SubscriptionEntry): Promise<void> {
+  /** Delivers what is due, in order; returns whether the lease was given back with the last batch's outcome. */
+  private async deliverPending(sub: SubscriptionEntry): Promise<boolean> {
     const leaseEnd = Date.now() + this.settings.leaseMs - this.settings.timeoutMs - 1000;
     let sentAny = false;
     while (Date.now() < leaseEnd && !this.stopped) {
-      const due = await this.duePending(sub.id);
+      const { due, more, notifiedCount } = await this.duePending(sub.id);
       if (!due.length) break;
       const auth = sub.participantId ? await this.access.authOf(sub.participantId) : undefined;
       // The policy decides per event, as a read by the participant's client would be decided now.
@@ -143,12 +183,17 @@ export class DeliveryWorker {
         if (resource) allowed.push({ ...d, resource });
         else withheld.push(d.number);
       }
-      if (withheld.length) await this.mark(sub.id, withheld, 'withheld');
-      if (!allowed.length) continue;
-      const batch = await this.numbered(sub.id, sub.channelType === 'message' ? allowed.slice(0, 1) : allowed);
-      const outcome = await this.send(sub, batch);
+      if (!allowed.length) {
+        await this.settle(sub.id, withheld, 'withheld', false);
+        continue;
+      }
+      if (withheld.length) await this.settle(sub.id, withheld, 'withheld', false);
+      const { batch, total } = await this.numbered(sub.id, sub.channelType === 'message' ? allowed.slice(0, 1) : allowed, notifiedCount);
+      const outcome = await this.send(sub, batch, total);
       if (outcome === 'delivered' || outcome === 'refused') {
-        await this.mark(sub.id, batch.map((d) => d.number), outcome === 'delivered' ? 'delivered' : 'dead');
+        // Nothing more was pending when this batch was read: the lease goes back in the same transaction.
+        const last = !more && batch.length === allowed.length;
+        await this.settle(sub.id, batch.map((d) => d.number), outcome === 'delivered' ? 'delivered' : 'dead', last);
         await auditLogIfOn(this.repo)?.record(
           notificationAuditRecord({
             subscriptionId: sub.id,
@@ -160,6 +205,7 @@ export class DeliveryWorker {
             resources: batch.map((d) => ({ reference: `${d.event.focusType}/${d.event.focusId}`, patientId: d.event.patientId })),
           }),
         );
+        if (last) return true;
         sentAny = true;
         continue;
       }
@@ -167,10 +213,11 @@ export class DeliveryWorker {
       break;
     }
     if (!sentAny && sub.heartbeatSeconds > 0 && sub.channelType !== 'message') await this.heartbeat(sub);
+    return false;
   }
 
   /** Sends a batch; 'refused' is an MLLP AR (the receiver will never take it), an error is retried. */
-  private async send(sub: SubscriptionEntry, batch: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[]): Promise<'delivered' | 'refused' | { error: string }> {
+  private async send(sub: SubscriptionEntry, batch: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[], total: number): Promise<'delivered' | 'refused' | { error: string }> {
     try {
       if (sub.channelType === 'message') {
         const raw = await this.messageText(batch[0].event);
@@ -180,7 +227,6 @@ export class DeliveryWorker {
         if (ack.code === 'AR' || ack.code === 'CR') return 'refused';
         return { error: `the receiver answered ${ack.code || 'no MSA-1'}${ack.text ? `: ${ack.text}` : ''}` };
       }
-      const total = await this.eventCount(sub.id);
       const events: NotifiedEvent[] = batch.map((d) => ({ number: d.notified as number, at: d.event.at, focusType: d.event.focusType, focusId: d.event.focusId, resource: d.resource }));
       const body = JSON.stringify(notificationBundle(sub, 'event-notification', total, events, `${this.baseUrl()}/fhir`));
       if (sub.channelType === 'websocket') await this.requireHub().send(sub.id, body);
@@ -226,38 +272,43 @@ export class DeliveryWorker {
    * Gives the events about to be sent their subscriber-visible numbers (events-since-subscription-start),
    * in queue order, before the attempt: a retry sends the same numbers, so receivers can drop repeats. Only
    * events the policy let through are numbered, so a withheld event leaves no gap that would tell the
-   * subscriber something happened to its patient. Numbers already given are kept.
+   * subscriber something happened to its patient. Numbers already given are kept. Returns the batch and
+   * the subscription's count after it (`count`: the count read with the batch, held by this lease).
    */
-  private async numbered<T extends PendingDelivery>(id: string, batch: T[]): Promise<T[]> {
+  private async numbered<T extends PendingDelivery>(id: string, batch: T[], count: number): Promise<{ batch: T[]; total: number }> {
     const fresh = batch.filter((d) => d.notified === undefined);
-    if (!fresh.length) return batch;
+    if (!fresh.length) return { batch, total: count };
     return this.repo.transaction(async (tx) => {
-      const [row] = await tx.sql.query<{ notified_count: number }>(`SELECT notified_count FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
-      let next = Number(row?.notified_count ?? 0);
-      for (const d of fresh) {
-        d.notified = ++next;
-        await tx.sql.run('UPDATE notify_delivery SET notified_number = ? WHERE subscription_id = ? AND event_number = ?', [d.notified, id, d.number]);
-      }
-      await tx.sql.run('UPDATE notify_subscription SET notified_count = ? WHERE id = ?', [next, id]);
-      return batch;
+      const [row] = await tx.sql.query<{ notified_count: number }>('UPDATE notify_subscription SET notified_count = notified_count + ? WHERE id = ? RETURNING notified_count', [fresh.length, id]);
+      const total = Number(row?.notified_count ?? 0);
+      fresh.forEach((d, i) => (d.notified = total - fresh.length + 1 + i));
+      const cases = fresh.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ');
+      await tx.sql.run(
+        `UPDATE notify_delivery SET notified_number = CASE event_number ${cases} END WHERE subscription_id = ? AND event_number IN (${fresh.map(() => '?').join(', ')})`,
+        [...fresh.flatMap((d) => [d.number, d.notified as number]), id, ...fresh.map((d) => d.number)],
+      );
+      return { batch, total };
     });
   }
 
-  /** The pending deliveries of a subscription in order, up to the first that is not due yet. */
-  private async duePending(id: string): Promise<PendingDelivery[]> {
+  /**
+   * The pending deliveries of a subscription in order, up to the first that is not due yet; whether more
+   * were pending than fit in one batch; and the subscription's count of numbered events.
+   */
+  private async duePending(id: string): Promise<{ due: PendingDelivery[]; more: boolean; notifiedCount: number }> {
     const rows = await this.repo.sql.query<Record<string, unknown>>(
-      `SELECT d.event_number, d.notified_number, d.attempts, d.next_attempt, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
-       FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq
-       WHERE d.subscription_id = ? AND d.status = 'pending' ORDER BY d.event_number LIMIT ${BATCH}`,
+      `SELECT d.event_number, d.notified_number, d.attempts, d.next_attempt, s.notified_count, ${EVENT_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
+       FROM notify_delivery d JOIN notify_event e ON e.seq = d.event_seq JOIN notify_subscription s ON s.id = d.subscription_id
+       WHERE d.subscription_id = ? AND d.status = 'pending' ORDER BY d.event_number LIMIT ${BATCH + 1}`,
       [id],
     );
     const now = Date.now();
-    const out: PendingDelivery[] = [];
-    for (const r of rows) {
+    const due: PendingDelivery[] = [];
+    for (const r of rows.slice(0, BATCH)) {
       if (Number(r.next_attempt) > now) break;
-      out.push({ number: Number(r.event_number), notified: r.notified_number === null || r.notified_number === undefined ? undefined : Number(r.notified_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
+      due.push({ number: Number(r.event_number), notified: r.notified_number === null || r.notified_number === undefined ? undefined : Number(r.notified_number), attempts: Number(r.attempts), nextAttempt: Number(r.next_attempt), event: eventOf(r as never) });
     }
-    return out;
+    return { due, more: rows.length > due.length, notifiedCount: Number(rows[0]?.notified_count ?? 0) };
   }
 
   /** The message as the subscriber should get it: the patient named by the identifiers its participant knows them by. */
@@ -279,14 +330,17 @@ export class DeliveryWorker {
     return Number(row?.notified_count ?? 0);
   }
 
-  private async mark(id: string, numbers: number[], status: 'delivered' | 'withheld' | 'dead'): Promise<void> {
+  /** Records the outcome of deliveries; with `release`, also gives the lease back, in the same transaction. */
+  private async settle(id: string, numbers: number[], status: 'delivered' | 'withheld' | 'dead', release: boolean): Promise<void> {
     const now = Date.now();
     await this.repo.transaction(async (tx) => {
+      // The subscription's row first: its lock orders this after a dispatcher adding deliveries (see release).
+      if (status === 'delivered') await tx.sql.run('UPDATE notify_subscription SET last_sent = ?, last_error = NULL WHERE id = ?', [now, id]);
       await tx.sql.run(
         `UPDATE notify_delivery SET status = ?, delivered_at = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
         [status, now, id, ...numbers],
       );
-      if (status === 'delivered') await tx.sql.run('UPDATE notify_subscription SET last_sent = ?, last_error = NULL WHERE id = ?', [now, id]);
+      if (release) await this.release(tx.sql, id, status === 'delivered');
     });
   }
 
@@ -304,16 +358,19 @@ export class DeliveryWorker {
     if (dead) this.log.warn({ subscription: id, events: numbers.length }, 'notifications: deliveries moved to the dead letters after the last attempt');
   }
 
-  /** Gives the lease back, due again at its next pending attempt (or heartbeat). */
-  private async release(id: string, sub: SubscriptionEntry | undefined): Promise<void> {
-    await this.repo.transaction(async (tx) => {
-      // Locked first: a dispatcher adding deliveries commits before the next pending attempt is read.
-      const [row] = await tx.sql.query<{ last_sent: number }>(`SELECT last_sent FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
-      const [next] = await tx.sql.query<{ due: number | null }>("SELECT MIN(next_attempt) AS due FROM notify_delivery WHERE subscription_id = ? AND status = 'pending'", [id]);
-      const heartbeat = sub && sub.heartbeatSeconds > 0 && sub.channelType !== 'message' ? Number(row?.last_sent ?? 0) + sub.heartbeatSeconds * 1000 : NEVER;
-      const due = Math.min(next?.due === null || next?.due === undefined ? NEVER : Number(next.due), heartbeat);
-      await tx.sql.run('UPDATE notify_subscription SET next_due = ?, lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?', [due, id, this.owner]);
-    });
+  /**
+   * Gives the lease back, due again at its next pending attempt (or heartbeat). Inside the caller's
+   * transaction; the subscription's row is locked first (`locked`: a statement of this transaction has
+   * already), so a dispatcher adding deliveries has committed before the next pending attempt is read
+   * (a statement of its own: PostgreSQL would evaluate it on a snapshot taken before the wait).
+   */
+  private async release(sql: SqlExecutor, id: string, locked = false): Promise<void> {
+    if (!locked) await sql.query(`SELECT id FROM notify_subscription WHERE id = ?${this.repo.db.dialect.forUpdate}`, [id]);
+    await sql.run(
+      `UPDATE notify_subscription SET next_due = CASE WHEN COALESCE(${NEXT_DUE}, ${NEVER}) < ${NEXT_HEARTBEAT} THEN COALESCE(${NEXT_DUE}, ${NEVER}) ELSE ${NEXT_HEARTBEAT} END,
+         lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?`,
+      [id, this.owner],
+    );
   }
 }
 
@@ -333,6 +390,7 @@ export async function redrive(repo: Repository, subscriptionId: string | undefin
     const [count] = await tx.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM notify_delivery WHERE status = 'dead'${where}`, params);
     await tx.sql.run(`UPDATE notify_delivery SET status = 'pending', attempts = 0, next_attempt = 0 WHERE status = 'dead'${where}`, params);
     await tx.sql.run(`UPDATE notify_subscription SET next_due = 0${subscriptionId ? ' WHERE id = ?' : ''}`, params);
+    await tx.sql.notify(OUTBOX_CHANNEL); // a running server delivers them now
     return Number(count?.n ?? 0);
   });
 }

@@ -57,10 +57,13 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
     const now = Date.now();
     const deliveries: (string | number)[][] = [];
     for (const [id, seqs] of matched) {
-      const [state] = await tx.sql.query<{ event_count: number }>(`SELECT event_count FROM notify_subscription WHERE id = ?${tx.db.dialect.forUpdate}`, [id]);
-      const first = Number(state?.event_count ?? 0) + 1;
+      // One statement: the row's lock orders this with a worker releasing the subscription (it reads the pending after it).
+      const [state] = await tx.sql.query<{ event_count: number }>(
+        'UPDATE notify_subscription SET event_count = event_count + ?, next_due = CASE WHEN next_due > ? THEN ? ELSE next_due END WHERE id = ? RETURNING event_count',
+        [seqs.length, now, now, id],
+      );
+      const first = Number(state?.event_count ?? 0) - seqs.length + 1;
       seqs.forEach((seq, i) => deliveries.push([id, first + i, seq, 'pending', 0, now]));
-      await tx.sql.run('UPDATE notify_subscription SET event_count = ?, next_due = CASE WHEN next_due > ? THEN ? ELSE next_due END WHERE id = ?', [first + seqs.length - 1, now, now, id]);
     }
     for (let i = 0; i < deliveries.length; i += 2000) {
       await tx.sql.insertRows('notify_delivery', ['subscription_id', 'event_number', 'event_seq', 'status', 'attempts', 'next_attempt'], deliveries.slice(i, i + 2000));

@@ -5,6 +5,9 @@ import { ActiveTopics } from './active-topics.js';
 import { topicEvents, type TopicEvent } from './topic-events.js';
 import { TOPICS } from './topics.js';
 
+/** Signalled by each commit that writes outbox events: delivery workers (of every process on PostgreSQL) wake on it. */
+export const OUTBOX_CHANNEL = 'tessera_notify';
+
 /** The outbox topic of a write of `type` that plain R4 criteria Subscriptions look at. */
 export const CRITERIA_TOPIC_PREFIX = 'resource:';
 
@@ -69,6 +72,8 @@ export class NotificationOutbox implements WriteObserver {
       ['at', 'topic', 'focus_type', 'focus_id', 'patient_id', 'facts'],
       events.map((e) => [now, e.topic, e.focusType, e.focusId, e.patientId ?? null, JSON.stringify(e.facts)]),
     );
+    // Told to the workers once (if) this transaction commits: delivery starts then, not at their next poll.
+    await repo.sql.notify(OUTBOX_CHANNEL);
   }
 
   async deleted(): Promise<void> {}

@@ -7,16 +7,18 @@ import { subscriptionsChanged } from './active-topics.js';
 import { CRITERIA_TOPIC_PREFIX, type NotificationOutbox } from './notification-outbox.js';
 import type { WebSocketHub } from './websocket-hub.js';
 import { topicByUrl } from './topics.js';
+import { keptValues, SIGNING_SECRET, takeWriteOnly, type TakenValues } from './write-only-channel.js';
 
 export const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
 export const FILTER_CRITERIA = `${BACKPORT}backport-filter-criteria`;
 export const PAYLOAD_CONTENT = `${BACKPORT}backport-payload-content`;
 export const HEARTBEAT_PERIOD = `${BACKPORT}backport-heartbeat-period`;
-/** Tessera's extensions: the HMAC secret of a rest-hook, and the participant a subscription is for. */
-export const SIGNING_SECRET = 'http://tessera-hie.org/fhir/StructureDefinition/signing-secret';
+/** Tessera's extension naming the participant a subscription is for. */
 export const SUBSCRIBER = 'http://tessera-hie.org/fhir/StructureDefinition/subscriber';
-/** What a stored Subscription shows instead of its signing secret (write it back unchanged to keep the secret). */
-export const WRITE_ONLY_SECRET = '(write-only: kept by the server)';
+export { SIGNING_SECRET, WRITE_ONLY_VALUE } from './write-only-channel.js';
+
+/** A subscription's next_due when it has nothing pending and no heartbeat: far in the future, never claimed. */
+export const NEVER = 8_000_000_000_000_000;
 
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
 export type ChannelType = 'rest-hook' | 'websocket' | 'message';
@@ -123,26 +125,22 @@ export class SubscriptionRegistry implements WriteObserver {
   /** The websocket channel of this process, for `$get-ws-binding-token`. */
   hub?: WebSocketHub;
 
-  /** Signing secrets taken out of Subscriptions being written, by id, from `prepare` to `written`. */
-  private readonly secrets = new Map<string, string>();
+  /** Write-only values taken out of Subscriptions being written, by id, from `prepare` to `written`. */
+  private readonly taken = new Map<string, TakenValues>();
 
   constructor(private readonly outbox?: NotificationOutbox) {}
 
   /**
-   * Takes the signing secret out of the Subscription before it is stored: whoever may read Subscriptions
-   * must not be able to sign notifications as Tessera. notify_subscription keeps it; the resource shows
-   * WRITE_ONLY_SECRET, and writing that back keeps the secret.
+   * Takes the write-only parts of the channel (signing secret, headers: write-only-channel.ts) out of the
+   * Subscription before it is stored, so that no read of it (owner, operator, history) shows them;
+   * notify_subscription keeps them.
    */
   async prepare(_repo: Repository, resources: Resource[]): Promise<Resource[]> {
     return resources.map((resource) => {
-      if (resource.resourceType !== 'Subscription') return resource;
-      const channel = resource.channel;
-      const secret = channel?.extension?.find((e) => e.url === SIGNING_SECRET)?.valueString;
-      this.secrets.delete(resource.id as string);
-      if (!secret || secret === WRITE_ONLY_SECRET) return resource;
-      this.secrets.set(resource.id as string, secret);
-      const extension = (channel.extension ?? []).map((e) => (e.url === SIGNING_SECRET ? { url: SIGNING_SECRET, valueString: WRITE_ONLY_SECRET } : e));
-      return { ...resource, channel: { ...channel, extension } };
+      if (resource.resourceType !== 'Subscription' || !resource.channel) return resource;
+      const { stored, taken } = takeWriteOnly(resource);
+      this.taken.set(resource.id as string, taken);
+      return stored;
     });
   }
 
@@ -156,16 +154,17 @@ export class SubscriptionRegistry implements WriteObserver {
         // What a subscriber receives is what its participant may see: without one there is no policy to apply.
         throw unprocessable(`A Subscription is for a participant: write it with the participant's client, or name its Organization in the extension ${SUBSCRIBER}`);
       }
-      const existing = await repo.sql.query<{ id: string; secret: string | null }>('SELECT id, secret FROM notify_subscription WHERE id = ?', [entry.id]);
-      const taken = this.secrets.get(entry.id);
-      this.secrets.delete(entry.id);
-      if (taken) entry.secret = taken;
-      else if (entry.secret === WRITE_ONLY_SECRET) entry.secret = existing[0]?.secret ?? undefined;
-      const values = [entry.participantId ?? null, entry.topic, JSON.stringify({ filters: entry.filters, criteria: entry.criteria }), entry.channelType, entry.endpoint ?? null, JSON.stringify(entry.headers), entry.secret ?? null, entry.payload, entry.heartbeatSeconds, entry.active ? 1 : 0, now];
+      const existing = await repo.sql.query<{ id: string; secret: string | null; headers: string | null }>('SELECT id, secret, headers FROM notify_subscription WHERE id = ?', [entry.id]);
+      const kept = keptValues(sub.channel, this.taken.get(entry.id) ?? {}, existing[0]);
+      this.taken.delete(entry.id);
+      const values = [entry.participantId ?? null, entry.topic, JSON.stringify({ filters: entry.filters, criteria: entry.criteria }), entry.channelType, entry.endpoint ?? null, kept.headers, kept.secret, entry.payload, entry.heartbeatSeconds, entry.active ? 1 : 0, now];
       if (existing.length) {
         await repo.sql.run('UPDATE notify_subscription SET participant_id = ?, topic = ?, filters = ?, channel_type = ?, endpoint = ?, headers = ?, secret = ?, payload = ?, heartbeat_s = ?, active = ?, updated_at = ?, next_due = 0 WHERE id = ?', [...values, entry.id]);
       } else {
-        await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)', [...values, now, entry.id]);
+        // Not due until it has something to send (the dispatcher makes it due) or a heartbeat: a store of a
+        // thousand new Subscriptions is not swept one by one before the first event is delivered.
+        const due = entry.heartbeatSeconds > 0 && entry.channelType !== 'message' ? now : NEVER;
+        await repo.sql.run('INSERT INTO notify_subscription (participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active, updated_at, next_due, last_sent, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [...values, due, now, entry.id]);
       }
     }
     // Writers (every process) re-read the active topics, so the outbox records this Subscription's events from its commit on.

@@ -54,8 +54,8 @@ export interface Tessera {
   codeBackfill: CodeBackfill;
   /** The notification delivery workers of this process (docs/notifications.md). */
   notifications: DeliveryWorker;
-  /** Starts the delivery workers (`tessera serve` does unless TESSERA_NOTIFY=off). */
-  startNotifications(): void;
+  /** Starts the delivery workers (`tessera serve` does unless TESSERA_NOTIFY=off); resolves once they listen for commits. */
+  startNotifications(): Promise<void>;
   /** Starts the HL7 v2 MLLP listener (after applying messages a crash left unprocessed); returns its port. */
   startMllp(): Promise<number | undefined>;
   close(): Promise<void>;
@@ -102,7 +102,8 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const notifySettings = notifySettingsFromEnv();
   const notifications = new DeliveryWorker(repo, notifySettings, () => config.baseUrl ?? listenOrigin(app.server), hub, app.log, outbox);
   subscriptions.onChange = () => notifications.cache.invalidate();
-  hub.onBound = (id, socket) => void notifications.handshake(id).then((text) => text && socket.send(text));
+  // A bound socket can take the events waiting for it now, not at the next poll.
+  hub.onBound = (id, socket) => void notifications.handshake(id).then((text) => (text && socket.send(text), notifications.wake()));
   let notifying = false;
   let mllp: MllpListener | undefined;
   let closed = false;
@@ -117,10 +118,10 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     audit,
     codeBackfill,
     notifications,
-    startNotifications() {
+    async startNotifications() {
       if (notifying) return;
       notifying = true;
-      notifications.start();
+      await notifications.start();
     },
     async startMllp() {
       if (config.mllpPort < 0 || mllp) return undefined;
@@ -162,7 +163,7 @@ export async function serve(tessera: Tessera): Promise<string> {
   }
   const mllpPort = await tessera.startMllp();
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
-  if (notifySettingsFromEnv().workers) tessera.startNotifications();
+  if (notifySettingsFromEnv().workers) await tessera.startNotifications();
   tessera.codeBackfill.start();
   const stop = async (signal: string) => {
     tessera.app.log.info({ signal }, 'shutting down');

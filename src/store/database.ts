@@ -30,6 +30,11 @@ export interface SqlExecutor {
   lock(...keys: string[]): Promise<void>;
   /** Runs DDL, possibly several statements, without parameters. */
   exec(sql: string): Promise<void>;
+  /**
+   * Signals `channel` once the transaction commits (at once outside one; not at all if it rolls back):
+   * listeners (`Database.listen`) then find what it wrote. Signals of one transaction may be coalesced.
+   */
+  notify(channel: string): Promise<void>;
 }
 
 export interface Dialect {
@@ -58,6 +63,12 @@ export interface Database extends SqlExecutor {
    * deadlock between them): the same work run again in a new transaction can succeed.
    */
   isTransientConflict(err: unknown): boolean;
+  /**
+   * Calls `fn` after each commit that signalled `channel` (`SqlExecutor.notify`): of any process on the
+   * database with PostgreSQL (LISTEN), of this process with SQLite. A hint, not a queue: a signal can be
+   * missed (a lost connection), so listeners still look for work now and then. Returns a stop function.
+   */
+  listen(channel: string, fn: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

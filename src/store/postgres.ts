@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Database, Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
+import { channelName, listenOn } from './pg-listen.js';
 
 const dialect: Dialect = { name: 'postgres', forUpdate: ' FOR UPDATE', bigint: 'BIGINT', double: 'DOUBLE PRECISION', contains: (column) => `strpos(${column}, ?) > 0` };
 
@@ -71,6 +72,7 @@ class PgExecutor implements SqlExecutor {
   constructor(
     private readonly client: pg.Pool | pg.PoolClient,
     private readonly statementNames: StatementNames,
+    private readonly channelOf: (channel: string) => string,
     private readonly inTransaction = false,
   ) {}
 
@@ -129,6 +131,11 @@ class PgExecutor implements SqlExecutor {
   async exec(sql: string): Promise<void> {
     await this.client.query(sql);
   }
+
+  async notify(channel: string): Promise<void> {
+    // Delivered by PostgreSQL when the transaction commits (duplicates within it are folded into one).
+    await this.client.query('SELECT pg_notify($1, \'\')', [this.channelOf(channel)]);
+  }
 }
 
 export interface PostgresOptions {
@@ -186,7 +193,7 @@ export class PostgresDatabase implements Database {
         .join(' ')
         .trim(),
     });
-    this.executor = new PgExecutor(this.pool, this.statementNames);
+    this.executor = new PgExecutor(this.pool, this.statementNames, this.channelOf);
   }
 
   async init(): Promise<void> {
@@ -218,6 +225,16 @@ export class PostgresDatabase implements Database {
     throw new Error('lock() needs a transaction');
   }
 
+  notify(channel: string): Promise<void> {
+    return this.executor.notify(channel);
+  }
+
+  listen(channel: string, fn: () => void): Promise<() => Promise<void>> {
+    return listenOn(this.options.connectionString, this.channelOf(channel), fn);
+  }
+
+  private readonly channelOf = (channel: string) => channelName(channel, this.options.schema);
+
   isTransientConflict(err: unknown): boolean {
     return TRANSIENT_CONFLICTS.has((err as { code?: string })?.code ?? '');
   }
@@ -227,7 +244,7 @@ export class PostgresDatabase implements Database {
     try {
       await client.query('BEGIN');
       try {
-        const result = await fn(new PgExecutor(client, this.statementNames, true));
+        const result = await fn(new PgExecutor(client, this.statementNames, this.channelOf, true));
         await client.query('COMMIT');
         return result;
       } catch (err) {

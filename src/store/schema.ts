@@ -403,6 +403,11 @@ CREATE TABLE code_backfill (
   PRIMARY KEY (participant_id, system, code)
 );
 `,
+  // Notifications (decision 0037): a subscription's pending deliveries in queue order without walking the
+  // delivered ones kept for $events (7 days of them), for each delivery round and each lease release.
+  () => `
+CREATE INDEX notify_delivery_pending ON notify_delivery (subscription_id, event_number) WHERE status = 'pending';
+`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

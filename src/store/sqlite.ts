@@ -1,6 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { ensurePrivateFile, PRIVATE_DIRECTORY_MODE, restrictExistingFiles } from './private-files.js';
 import { type Database, type Dialect, Mutex, type RowSet, type SqlExecutor, type SqlValue } from './database.js';
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
@@ -104,6 +105,8 @@ export function withUnplannedLimits(sql: string): string {
 /** Executes statements on one better-sqlite3 connection with a statement cache. */
 class SqliteExecutor implements SqlExecutor {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  /** Channels signalled by the open transaction (the writer's), told to listeners once it commits. */
+  readonly signals = new Set<string>();
 
   constructor(readonly connection: Connection) {}
 
@@ -146,6 +149,10 @@ class SqliteExecutor implements SqlExecutor {
     // Writers are serialised by the database-wide write mutex already.
   }
 
+  async notify(channel: string): Promise<void> {
+    this.signals.add(channel);
+  }
+
   async exec(sql: string): Promise<void> {
     this.connection.exec(sql);
   }
@@ -165,6 +172,8 @@ export class SqliteDatabase implements Database {
   private readonly writeMutex = new Mutex();
   private checkpointer?: WalCheckpointer;
   private readonly file: string;
+  /** Commit signals, within this process (another process on the file polls). */
+  private readonly channels = new EventEmitter().setMaxListeners(0);
 
   /**
    * `checkpoints`: the pace of this file's checkpointer thread (wal-checkpointer.ts), or false for none:
@@ -216,6 +225,17 @@ export class SqliteDatabase implements Database {
 
   async lock(): Promise<void> {}
 
+  async notify(channel: string): Promise<void> {
+    this.channels.emit(channel);
+  }
+
+  async listen(channel: string, fn: () => void): Promise<() => Promise<void>> {
+    this.channels.on(channel, fn);
+    return async () => {
+      this.channels.off(channel, fn);
+    };
+  }
+
   isTransientConflict(): boolean {
     // Transactions run one at a time; waiting for the lock of another process is done in beginWrite.
     return false;
@@ -224,11 +244,13 @@ export class SqliteDatabase implements Database {
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const release = await this.writeMutex.acquire();
     const conn = this.writer.connection;
+    let committed: string[] = [];
     try {
       await beginWrite(conn);
       try {
         const result = await fn(this.writer);
         conn.exec('COMMIT');
+        committed = [...this.writer.signals];
         return result;
       } catch (err) {
         if (conn.inTransaction) {
@@ -237,7 +259,9 @@ export class SqliteDatabase implements Database {
         throw err;
       }
     } finally {
+      this.writer.signals.clear();
       release();
+      for (const channel of committed) this.channels.emit(channel);
     }
   }
 

@@ -7,6 +7,8 @@ export interface Received {
   path: string;
   bundle: any;
   signatureValid: boolean;
+  /** The request's headers (names in lower case). */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /** The event numbers (and focus references) a notification Bundle carries. */
@@ -46,7 +48,7 @@ export class HttpReceiver {
         }
         const body = Buffer.concat(chunks).toString('utf8');
         const answer = () => {
-          this.received.push({ path: req.url ?? '/', bundle: JSON.parse(body), signatureValid: req.headers[SIGNATURE_HEADER] === signatureOf(this.secret, body) });
+          this.received.push({ path: req.url ?? '/', bundle: JSON.parse(body), signatureValid: req.headers[SIGNATURE_HEADER] === signatureOf(this.secret, body), headers: req.headers });
           res.writeHead(200).end();
         };
         if (this.delayMs) setTimeout(answer, this.delayMs);

@@ -9,6 +9,8 @@ export function subscription(options: {
   endpoint?: string;
   payload?: 'empty' | 'id-only' | 'full-resource';
   secret?: string;
+  /** channel.header lines (`Name: value`). */
+  header?: string[];
   /** The subscriber's Organization, when an operator writes it for them. */
   organization?: string;
   heartbeat?: number;
@@ -27,6 +29,7 @@ export function subscription(options: {
     channel: {
       type: options.type ?? 'rest-hook',
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.header ? { header: options.header } : {}),
       payload: 'application/fhir+json',
       _payload: { extension: [{ url: PAYLOAD_CONTENT, valueCode: options.payload ?? 'id-only' }] },
       ...(channelExtensions.length ? { extension: channelExtensions } : {}),
