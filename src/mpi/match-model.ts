@@ -83,6 +83,13 @@ const NAME_WEIGHT_MIN = -8;
 const NAME_WEIGHT_MAX = 4;
 /** A shared name this much rarer than the priors assume is evidence enough to waive the phone veto. */
 const RARE_NAME_WEIGHT = 2;
+/**
+ * Name and birth date alone are enough when the index holds so few people that, in expectation, fewer
+ * than this many of them besides the candidate bear the name and were born that day: the complement of
+ * the default target precision (posterior-thresholds.ts), so such a link is one person as often as the
+ * links as a whole must be.
+ */
+const NAMESAKE_RISK = 0.001;
 
 export interface MatchDecision {
   outcome: MatchOutcome;
@@ -134,10 +141,31 @@ export class MatchModel {
    * The weight of sharing a full name borne by `others` other records out of `records`: log2 of how much
    * rarer (positive) or commoner (negative) the name is than the priors assume.
    */
-  nameFrequencyWeight({ others, records }: SharedName): number {
-    const assumed = this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
-    const observed = (others + PSEUDO_RECORDS * assumed) / (records + PSEUDO_RECORDS);
-    return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / observed)));
+  nameFrequencyWeight(shared: SharedName): number {
+    const assumed = this.assumedNameFrequency();
+    return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / this.nameFrequency(shared))));
+  }
+
+  /** How rare the model assumes any full name to be: u(surname exact) x u(first name exact). */
+  private assumedNameFrequency(): number {
+    return this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
+  }
+
+  /** A name's share of the people the index holds, drawn towards the assumed one by PSEUDO_RECORDS of prior. */
+  private nameFrequency({ others, records }: SharedName): number {
+    return (others + PSEUDO_RECORDS * this.assumedNameFrequency()) / (records + PSEUDO_RECORDS);
+  }
+
+  /**
+   * How many people of the index besides the candidate are expected to bear this name and a birth date
+   * agreeing at this level: the people, times the name's share of them, times u of the birth-date level.
+   * What the "only name and birth date agree" veto guards against, counted instead of assumed: in an
+   * index of 3,000 people even a name the priors call ordinary is borne by no stranger born that day,
+   * while at a million the same name is (and the name count grows with it).
+   */
+  expectedNamesakes(shared: SharedName, birthDate: ComparisonVector['birthDate']): number {
+    const u = this.probabilities.birthDate[birthDate]?.u;
+    return u === undefined || birthDate === 'missing' ? Infinity : shared.records * this.nameFrequency(shared) * u;
   }
 
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
@@ -148,7 +176,8 @@ export class MatchModel {
       contributions.push({ field: 'nameFrequency', level: `${sharedName.others} of ${sharedName.records}`, weight: nameWeight });
     }
     const score = contributions.reduce((sum, c) => sum + c.weight, 0);
-    const vetoes = autoLinkVetoes(vector, nameWeight >= RARE_NAME_WEIGHT);
+    const rareName = !!sharedName && (nameWeight >= RARE_NAME_WEIGHT || this.expectedNamesakes(sharedName, vector.birthDate) <= NAMESAKE_RISK);
+    const vetoes = autoLinkVetoes(vector, rareName);
     let outcome: MatchOutcome = 'no-match';
     if (score >= this.thresholds.autoLink && !vetoes.length) {
       outcome = 'auto-link';
