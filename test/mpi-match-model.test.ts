@@ -121,16 +121,16 @@ describe('MPI match model (hand-set priors)', () => {
     assert.equal(rare.outcome, 'auto-link');
   });
 
-  it('lets name and birth date alone link where the index is too small for a stranger to share both, counted by people', () => {
+  it('lets name and birth date alone link when the index holds no one else the record could be: other bearers of the name, counted, times the chance of sharing the birth date', () => {
     // Name, birth date and gender agree; moved, no phone on one side: nothing else corroborates.
     const a = person('Michael', 'Brown', '1983-07-19');
     const b = person('Michael', 'Brown', '1983-07-19', { telecom: [], address: [{ line: ['77 Quarry Lane'], postalCode: '01852' }] });
     const vector = compareFeatures(personFeatures(a), personFeatures(b));
     assert.ok(model.expectedNamesakes({ others: 0, records: 3_000 }, 'exact') < 0.001);
-    assert.equal(model.decide(vector, { others: 0, records: 3_000 }).outcome, 'auto-link', '3,000 people, nobody else of the name: no namesake born that day to fear');
+    assert.equal(model.decide(vector, { others: 0, records: 3_000 }).outcome, 'auto-link', 'nobody else in the index bears the name: no namesake born that day to fear');
     const crowded = model.decide(vector, { others: 20, records: 3_000 });
     assert.ok(crowded.vetoes.includes('only name and birth date agree'), 'twenty other people of that name in 3,000: a steward decides');
-    assert.ok(model.decide(vector, { others: 3, records: 60_000 }).vetoes.includes('only name and birth date agree'), 'three others of the name in 60,000 people: the veto stands');
+    assert.ok(model.decide(vector, { others: 3, records: 60_000 }).vetoes.includes('only name and birth date agree'), 'three others bear the name: one of them may have been born that day, the veto stands');
     assert.equal(model.decide(vector).outcome, 'review', 'no count of the name: the veto stands');
     const birthDateMissing = compareFeatures(personFeatures(a), personFeatures({ ...b, birthDate: undefined }));
     assert.equal(model.expectedNamesakes({ others: 0, records: 3_000 }, birthDateMissing.birthDate), Infinity);

@@ -84,10 +84,10 @@ const NAME_WEIGHT_MAX = 4;
 /** A shared name this much rarer than the priors assume is evidence enough to waive the phone veto. */
 const RARE_NAME_WEIGHT = 2;
 /**
- * Name and birth date alone are enough when the index holds so few people that, in expectation, fewer
- * than this many of them besides the candidate bear the name and were born that day: the complement of
- * the default target precision (posterior-thresholds.ts), so such a link is one person as often as the
- * links as a whole must be.
+ * Name and birth date alone are enough when fewer than this many people of the index besides the
+ * candidate are expected to bear the name and share the birth date (expectedNamesakes): the complement
+ * of the default target precision (posterior-thresholds.ts), so such a link is one person as often as
+ * the links as a whole must be.
  */
 const NAMESAKE_RISK = 0.001;
 
@@ -141,31 +141,22 @@ export class MatchModel {
    * The weight of sharing a full name borne by `others` other records out of `records`: log2 of how much
    * rarer (positive) or commoner (negative) the name is than the priors assume.
    */
-  nameFrequencyWeight(shared: SharedName): number {
-    const assumed = this.assumedNameFrequency();
-    return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / this.nameFrequency(shared))));
-  }
-
-  /** How rare the model assumes any full name to be: u(surname exact) x u(first name exact). */
-  private assumedNameFrequency(): number {
-    return this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
-  }
-
-  /** A name's share of the people the index holds, drawn towards the assumed one by PSEUDO_RECORDS of prior. */
-  private nameFrequency({ others, records }: SharedName): number {
-    return (others + PSEUDO_RECORDS * this.assumedNameFrequency()) / (records + PSEUDO_RECORDS);
+  nameFrequencyWeight({ others, records }: SharedName): number {
+    const assumed = this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
+    const observed = (others + PSEUDO_RECORDS * assumed) / (records + PSEUDO_RECORDS);
+    return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / observed)));
   }
 
   /**
    * How many people of the index besides the candidate are expected to bear this name and a birth date
-   * agreeing at this level: the people, times the name's share of them, times u of the birth-date level.
-   * What the "only name and birth date agree" veto guards against, counted instead of assumed: in an
-   * index of 3,000 people even a name the priors call ordinary is borne by no stranger born that day,
-   * while at a million the same name is (and the name count grows with it).
+   * agreeing with the record's at this level: the other bearers of the name, counted, each sharing the
+   * birth date with probability u of the level. What the "only name and birth date agree" veto guards
+   * against, counted instead of assumed: a name no one else in the index bears leaves no one else the
+   * record could be, while thirty Michael Browns leave a real chance that one was born that day.
    */
-  expectedNamesakes(shared: SharedName, birthDate: ComparisonVector['birthDate']): number {
-    const u = this.probabilities.birthDate[birthDate]?.u;
-    return u === undefined || birthDate === 'missing' ? Infinity : shared.records * this.nameFrequency(shared) * u;
+  expectedNamesakes({ others }: SharedName, birthDate: ComparisonVector['birthDate']): number {
+    const u = birthDate === 'missing' ? undefined : this.probabilities.birthDate[birthDate]?.u;
+    return u === undefined ? Infinity : others * u;
   }
 
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
