@@ -70,6 +70,8 @@ export type MatchOutcome = 'auto-link' | 'review' | 'no-match';
 export interface SharedName {
   others: number;
   records: number;
+  /** Other people sharing the record's first name and birth date (its `fd:` blocking key), when counted. */
+  dateSharers?: number;
 }
 
 /**
@@ -148,15 +150,22 @@ export class MatchModel {
   }
 
   /**
-   * How many people of the index besides the candidate are expected to bear this name and a birth date
-   * agreeing with the record's at this level: the other bearers of the name, counted, each sharing the
-   * birth date with probability u of the level. What the "only name and birth date agree" veto guards
-   * against, counted instead of assumed: a name no one else in the index bears leaves no one else the
-   * record could be, while thirty Michael Browns leave a real chance that one was born that day.
+   * How many people besides the candidate are expected to bear this name and a birth date agreeing with
+   * the record's at this level, estimated two ways, the larger kept: the other bearers of the full name
+   * (counted, plus the PSEUDO_RECORDS prior's share of a bearer, as for the name's weight), each sharing
+   * the birth date with probability u of the level; and the other people sharing first name and birth
+   * date (counted), each bearing the surname with probability u(surname exact). What the "only name and
+   * birth date agree" veto guards against, counted instead of assumed. Under the hand priors (one
+   * pseudo-bearer, a birth date shared by one stranger in 500) it never falls below NAMESAKE_RISK: the
+   * priors know nothing of this population. A model learned from the index has measured how rarely
+   * strangers share a birth date, and a name few others bear then leaves no one else the record could be,
+   * while thirty Michael Browns, or a thousand people born on one day, keep the veto.
    */
-  expectedNamesakes({ others }: SharedName, birthDate: ComparisonVector['birthDate']): number {
+  expectedNamesakes({ others, dateSharers }: SharedName, birthDate: ComparisonVector['birthDate']): number {
     const u = birthDate === 'missing' ? undefined : this.probabilities.birthDate[birthDate]?.u;
-    return u === undefined ? Infinity : others * u;
+    if (u === undefined) return Infinity;
+    const pseudoBearers = PSEUDO_RECORDS * this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
+    return Math.max((others + pseudoBearers) * u, (dateSharers ?? 0) * this.probabilities.surname.exact.u);
   }
 
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
