@@ -101,6 +101,7 @@ for (const backend of BACKENDS) {
 
       const rebuilt = await tessera(['mpi', 'rebuild', ...data], env);
       assert.equal(rebuilt.code, 0, rebuilt.stderr);
+      assert.match(rebuilt.stdout, /Model kept: the index holds 0 source records; the model is learned from 1,000 on/, 'loaded with the index off, the index holds nothing to learn from yet: the model in force stays');
       const people = new Set(records.map((r) => r.personId)).size;
       const first = await indexState();
       assert.equal(first.sources, records.length);
@@ -177,6 +178,35 @@ for (const backend of BACKENDS) {
       const bad = await tessera(['mpi', 'train', ...data, '--pairs', 'lots'], env);
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /--pairs must be a whole number of at least 100, not "lots"/);
+    });
+
+    it('rebuild learns the model from the index first once it holds 1,000 records, and relinks with it; --no-train keeps the model in force', async () => {
+      const more = [...identityPopulation({ seed: 8, persons: 300 })].map((r, i) => ({ ...r.patient, identifier: [{ ...r.patient.identifier![0], value: `more-${i}` }] }));
+      writeFileSync(join(inputs, 'more.ndjson'), `${more.map((p) => JSON.stringify(p)).join('\n')}\n`);
+      const imported = await tessera(['import', ...data, join(inputs, 'more.ndjson')], env);
+      assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+      const before = await indexState();
+      assert.ok(before.sources >= 1_000, `${before.sources} source records`);
+
+      const kept = await tessera(['mpi', 'rebuild', ...data, '--no-train'], env);
+      assert.equal(kept.code, 0, kept.stderr);
+      assert.doesNotMatch(kept.stdout, /Learning the match model/);
+      assert.equal((await indexState()).models, before.models);
+
+      const rebuilt = await tessera(['mpi', 'rebuild', ...data], env);
+      assert.equal(rebuilt.code, 0, rebuilt.stderr);
+      assert.match(rebuilt.stdout, /^birthDate +exact +[\d.]+ /m, 'the learned model is printed level by level');
+      assert.match(rebuilt.stdout, /Stored as the new model; relinking with it/);
+      assert.match(rebuilt.stdout, new RegExp(`Re-linked ${before.sources} source records`));
+      const after = await indexState();
+      assert.equal(after.models, before.models + 1);
+      const t = await createTessera({ ...store.config, mpi: false });
+      try {
+        const learned = await latestModel(t.db);
+        assert.ok(learned && learned.thresholds.autoLink !== DEFAULT_THRESHOLDS.autoLink, 'thresholds from the posterior, not the priors\'');
+      } finally {
+        await t.close();
+      }
     });
   });
 }

@@ -5,8 +5,9 @@ import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { compareFeatures } from '../src/mpi/comparison.js';
 import { personFeatures } from '../src/mpi/features.js';
 import { labelledFromCsv } from '../src/mpi/labelled-records.js';
+import { normalizeIdentifier } from '../src/mpi/identifier-formats.js';
 import { BACKENDS } from './helpers/backends.js';
-import { person } from './helpers/people.js';
+import { MR, person } from './helpers/people.js';
 import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -48,6 +49,25 @@ describe('comparison levels for registration errors', () => {
     assert.equal(vector(withDl('AB123456'), withDl('ZX998877')).identifier, 'different');
     const other = person('c', '3', 'Katelin', 'Moreau', '1971-05-09', { identifier: [{ ...DL('AB123456'), system: 'urn:example:other-licence' }] });
     assert.equal(vector(withDl('AB123456'), other).identifier, 'missing');
+  });
+  it('identifiers are normalised as their system writes them: free formats folded, unknown systems as written', () => {
+    const typed = (code: string, system: string, value: string) => ({ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code }] }, system, value });
+    // Each record keeps its MR-typed record number, so that the identifier under test is a person's.
+    const withMrn = (source: string, id: object) => person(source, '1', 'Katelin', 'Moreau', '1971-05-09', { identifier: [{ type: MR, system: `urn:example:${source}:mrn`, value: '1' }, id] });
+    const level = (a: object, b: object) => vector(withMrn('a', a), withMrn('b', b)).identifier;
+    const nhs = (value: string) => ({ system: 'https://fhir.nhs.uk/Id/nhs-number', value });
+    assert.equal(level(nhs('943 476 5919'), nhs('943-476-5919')), 'exact', 'NHS number: spaces and hyphens are not part of it');
+    assert.equal(normalizeIdentifier(nhs('943 476 591X')), undefined, 'a letter in a digits-only number: no such number');
+    assert.equal(normalizeIdentifier(nhs('943 476 591')), undefined, 'nine digits: no NHS number');
+    const mbi = (value: string) => ({ system: 'http://hl7.org/fhir/sid/us-mbi', value });
+    assert.equal(level(mbi('1EG4-TE5-MK73'), mbi('1eg4te5mk73')), 'exact', 'MBI: case and hyphens folded');
+    const state = (value: string) => ({ system: 'urn:oid:2.16.840.1.113883.4.3.25', value });
+    assert.equal(level(state('S123 4567 8901'), state('s12345678901')), 'exact', "a state driver's licence, listed by its OID prefix");
+    const member = (value: string) => typed('MB', 'urn:example:insurer:member', value);
+    assert.equal(level(member('000123-45'), member('12345')), 'exact', 'member number: separators and leading zeros carry no meaning');
+    const opaque = (value: string) => ({ system: 'urn:example:opaque-token', value });
+    assert.equal(level(opaque('ab-12x'), opaque('AB12X')), 'different', 'an untyped system not listed: compared as written');
+    assert.equal(level(opaque(' AB12X '), opaque('AB12X')), 'exact', 'trimmed all the same');
   });
   it('locality and e-mail', () => {
     const v = vector(
@@ -99,6 +119,24 @@ for (const backend of BACKENDS) {
       const t1 = await create(person('hospital-a', 'ev-3', 'Orla', 'Vance', '1990-01-02', { identifier: [{ system: 'urn:example:hospital-a:mrn', value: 'ev-3' }, DL('NSW10001')] }));
       const t2 = await create(person('clinic-b', 'ev-4', 'Aoife', 'Vance', '1990-01-02', { identifier: [{ system: 'urn:example:clinic-b:mrn', value: 'ev-4' }, DL('NSW55555')] }));
       assert.notEqual(await enterpriseOf(t1), await enterpriseOf(t2), 'twins: different first names and licences');
+    });
+
+    it('a member number written with and without separators and leading zeros is one number: a replaced first name links on it', async () => {
+      const member = (value: string) => ({ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MB' }] }, system: 'urn:example:insurer:member', value });
+      const a = await create(person('hospital-a', 'ev-11', 'Roisin', 'Keane', '1979-10-02', { identifier: [{ system: 'urn:example:hospital-a:mrn', value: 'ev-11' }, member('0004417-09')] }));
+      const b = await create(person('clinic-b', 'ev-12', 'Grainne', 'Keane', '1979-10-02', { identifier: [{ system: 'urn:example:clinic-b:mrn', value: 'ev-12' }, member('441709')] }));
+      assert.equal(await enterpriseOf(a), await enterpriseOf(b));
+      const opaque = (value: string) => ({ system: 'urn:example:clinic-token', value });
+      const c = await create(person('hospital-a', 'ev-13', 'Nuala', 'Keane', '1985-04-11', { identifier: [{ system: 'urn:example:hospital-a:mrn', value: 'ev-13' }, opaque('kx-204')] }));
+      const d = await create(person('clinic-b', 'ev-14', 'Brid', 'Keane', '1985-04-11', { identifier: [{ system: 'urn:example:clinic-b:mrn', value: 'ev-14' }, opaque('KX204')] }));
+      assert.notEqual(await enterpriseOf(c), await enterpriseOf(d), 'a system of unknown format is not folded: the two values differ');
+      const res = await s.fhir('POST', 'Patient', person('lab-c', 'ev-15', 'Aine', 'Keane', '1990-01-01', {
+        identifier: [{ system: 'urn:example:lab-c:mrn', value: 'ev-15' }, { system: 'https://fhir.nhs.uk/Id/nhs-number', value: '943 476 591X' }],
+      }), { prefer: 'return=OperationOutcome' });
+      assert.equal(res.status, 201);
+      const warnings = res.body.issue.filter((i: any) => i.severity === 'warning').map((i: any) => i.diagnostics).join('\n');
+      assert.match(warnings, /identifier\[1\] of https:\/\/fhir\.nhs\.uk\/Id\/nhs-number is not a number of that system's format/);
+      assert.doesNotMatch(warnings, /943/, 'never the value');
     });
 
     it('a record without birth date still meets its match (name and postcode key) and swapped names link with the same licence', async () => {

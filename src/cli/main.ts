@@ -26,6 +26,7 @@ import { PatientLinker } from '../mpi/patient-linker.js';
 import { DEFAULT_TARGETS } from '../mpi/posterior-thresholds.js';
 import { evaluateSample } from './sample-evaluation.js';
 import { rebuildIndex } from '../mpi/rebuild.js';
+import { learnBeforeRebuild } from '../mpi/learn-before-rebuild.js';
 import { refreshAllConsents } from '../consent/consent-store.js';
 import { trainFromIndex } from '../mpi/training.js';
 import { formatModelChange } from './model-report.js';
@@ -274,10 +275,22 @@ record
 const mpi = program.command('mpi').description('master patient index (docs/matching.md)');
 mpi
   .command('rebuild')
-  .description('link every source Patient again: index the ones missing, recompute features, re-match records that are alone; expand consents over their person again')
+  .description('learn the match model from the index (from 1,000 source records on), then link every source Patient again with it: index the ones missing, recompute features, re-match records that are alone; expand consents over their person again')
+  .option('--no-train', 'keep the model in force: relink only')
   .option('--data <dir>', 'data directory (env TESSERA_DATA, default ./data)')
   .option('--database-url <url>', 'PostgreSQL connection URL (env DATABASE_URL)')
-  .action(async (flags: StoreFlags) => {
+  .action(async (flags: StoreFlags & { train: boolean }) => {
+    if (flags.train) {
+      // Learned and stored first, in a store opened without the linker: the relinking store opens with it.
+      const learning = await createTessera({ ...config(flags, true), mpi: false }, { auditThread: false });
+      try {
+        process.stdout.write('Learning the match model from the index\n');
+        const { learned, before, skipped } = await learnBeforeRebuild(learning.db);
+        process.stdout.write(learned ? `${formatModelChange(before, learned)}\nStored as the new model; relinking with it.\n` : `Model kept: ${skipped}.\n`);
+      } finally {
+        await learning.close();
+      }
+    }
     const tessera = await createTessera({ ...config(flags, true), mpi: true }, { auditThread: false });
     try {
       const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;

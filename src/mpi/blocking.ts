@@ -22,6 +22,12 @@ import { phoneticCodes } from './similarity.js';
  * Each key's candidates are capped when read (mpi-store.ts), so a value shared by thousands costs the
  * cap, not the population.
  */
+/** The key of the people sharing a record's first name (canonical) and birth date: counted for the namesake risk. */
+export function firstNameDateKey(f: PersonFeatures): string | undefined {
+  const first = f.firstNames[0];
+  return first && f.birthDate ? `fd:${canonicalGivenName(first)}:${f.birthDate.year}${pad(f.birthDate.month)}${pad(f.birthDate.day)}` : undefined;
+}
+
 export function blockingKeys(f: PersonFeatures): string[] {
   const keys = new Set<string>();
   const date = f.birthDate ? `${f.birthDate.year}${pad(f.birthDate.month)}${pad(f.birthDate.day)}` : undefined;

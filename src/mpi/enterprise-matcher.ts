@@ -1,4 +1,5 @@
 import { compareFeatures } from './comparison.js';
+import { firstNameDateKey } from './blocking.js';
 import type { PersonFeatures } from './features.js';
 import { memberConflicts, type MatchDecision, type MatchModel, type SharedName } from './match-model.js';
 import type { MpiStore } from './mpi-store.js';
@@ -40,9 +41,9 @@ export async function matchEnterprises(
   let sharedName: SharedName | undefined;
   if (namesakes.size) {
     const own = patientId ? (await store.source(patientId))?.enterpriseId : undefined;
-    const counted = await names.count(store.sql, nameKey, own ?? '');
+    const counted = await names.count(store.sql, nameKey, own ?? '', firstNameDateKey(features));
     // The candidate's person is one of the people counted: the others are the rest.
-    sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records };
+    sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records, dateSharers: counted.dateSharers === undefined ? undefined : Math.max(0, counted.dateSharers - 1) };
   }
   const noLink = patientId && mayBeRuledOn ? await store.noLinkPartners(patientId) : new Set<string>();
   const barred = new Set(candidates.filter((c) => noLink.has(c.patientId)).map((c) => c.enterpriseId));

@@ -1,12 +1,12 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import { ENTERPRISE_ID_SYSTEM, SSN_SYSTEM, sourceIdentifier } from './source-identity.js';
+import { normalizeIdentifier } from './identifier-formats.js';
 import {
   generationalSuffix,
   normalizeGivenNames,
   normalizePhone,
   normalizePostalCode,
   normalizeEmail,
-  normalizeIdentifierValue,
   normalizeLocality,
   normalizeSsn,
   normalizeStreet,
@@ -57,7 +57,7 @@ export function unusableIdentifiers(patient: Patient): string[] {
     if (!i.value) return [`identifier[${n}] has no value`];
     if (!i.system) return [`identifier[${n}] (${maskedValue(i.value)}) has no system: it cannot be compared with anything`];
     if (i.system === SSN_SYSTEM && !normalizeSsn(i.value)) return [`identifier[${n}] is not a valid US SSN (${maskedValue(i.value)}): not used for matching`];
-    if (i.system !== SSN_SYSTEM && !normalizeIdentifierValue(i.value)) return [`identifier[${n}] of ${i.system} has fewer than 3 letters or digits, or one repeated: not used for matching`];
+    if (i.system !== SSN_SYSTEM && !normalizeIdentifier(i)) return [`identifier[${n}] of ${i.system} is not a number of that system's format, or a placeholder (${maskedValue(i.value)}): not used for matching`];
     return [];
   });
 }
@@ -72,7 +72,7 @@ function personIdentifiers(patient: Patient): Record<string, string> {
   const out: Record<string, string> = {};
   for (const i of patient.identifier ?? []) {
     if (!i.system || !i.value || i.system === SSN_SYSTEM || i.system === ENTERPRISE_ID_SYSTEM || isOwn(i, own)) continue;
-    const value = normalizeIdentifierValue(i.value);
+    const value = normalizeIdentifier(i);
     if (value && !(i.system in out)) out[i.system] = value;
   }
   return out;

@@ -1,4 +1,5 @@
 import type { Repository } from '../store/repository.js';
+import { firstNameDateKey } from './blocking.js';
 import { Enterprises } from './enterprises.js';
 import type { PersonFeatures } from './features.js';
 import { applyPartition } from './identity-partition.js';
@@ -59,7 +60,10 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
     (await repo.sql.query<{ patient_a: string; patient_b: string }>("SELECT patient_a, patient_b FROM mpi_pair WHERE status = 'rejected'")).map((r) => `${r.patient_a}|${r.patient_b}`),
   );
   const nameKeys = [...members.values()].map((m) => fullNameKey(m.features));
-  const judge = new PairJudge(model, await names.bearers(repo.sql, nameKeys.filter((k, i) => k && nameKeys.indexOf(k) !== i)), currentOf, rejected);
+  const sharedKeys = nameKeys.filter((k, i) => k && nameKeys.indexOf(k) !== i);
+  const shared = new Set(sharedKeys);
+  const dateKeys = [...members.values()].filter((m) => shared.has(fullNameKey(m.features))).map((m) => firstNameDateKey(m.features) ?? '');
+  const judge = new PairJudge(model, await names.bearers(repo.sql, sharedKeys, dateKeys), currentOf, rejected);
   const edges: LinkEdge[] = [];
   const seen = new Set<string>();
   for await (const group of keyGroups(repo)) {

@@ -99,10 +99,12 @@ export function labelledFromCsv(text: string, truthColumn?: string): LabelledSam
  * identifier of `truthSystem`; that identifier is taken off before the Patient is loaded.
  */
 export function labelledFromFhir(text: string, truthSystem: string): LabelledSample {
-  const trimmed = text.trim();
-  const patients: Patient[] = trimmed.startsWith('{') && (JSON.parse(trimmed) as { resourceType?: string }).resourceType === 'Bundle'
-    ? ((JSON.parse(trimmed) as Bundle).entry ?? []).map((e) => e.resource as Patient)
-    : trimmed.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Patient);
+  const lines = text.split('\n').filter((l) => l.trim());
+  // NDJSON starts with '{' too: it is a Bundle only when the whole text is one JSON object that says so.
+  const whole = lines.length === 1 ? (JSON.parse(lines[0]) as { resourceType?: string }) : tryParse(text);
+  const patients: Patient[] = whole?.resourceType === 'Bundle'
+    ? ((whole as Bundle).entry ?? []).map((e) => e.resource as Patient)
+    : lines.map((l) => JSON.parse(l) as Patient);
   const records = patients.map((patient, i): LabelledRecord => {
     const where = `entry ${i + 1}`;
     if (patient?.resourceType !== 'Patient') throw new Error(`${where}: not a Patient`);
@@ -113,6 +115,15 @@ export function labelledFromFhir(text: string, truthSystem: string): LabelledSam
     return { patient: { ...rest, identifier: identifier?.length ? identifier : undefined }, person, where };
   });
   return { records, notes: [] };
+}
+
+/** The text as one JSON value, or undefined when it is not one (NDJSON of several lines). */
+function tryParse(text: string): { resourceType?: string } | undefined {
+  try {
+    return JSON.parse(text) as { resourceType?: string };
+  } catch {
+    return undefined;
+  }
 }
 
 function personOf(value: string | undefined): string | undefined {

@@ -70,6 +70,8 @@ export type MatchOutcome = 'auto-link' | 'review' | 'no-match';
 export interface SharedName {
   others: number;
   records: number;
+  /** Other people sharing the record's first name and birth date (its `fd:` blocking key), when counted. */
+  dateSharers?: number;
 }
 
 /**
@@ -83,6 +85,13 @@ const NAME_WEIGHT_MIN = -8;
 const NAME_WEIGHT_MAX = 4;
 /** A shared name this much rarer than the priors assume is evidence enough to waive the phone veto. */
 const RARE_NAME_WEIGHT = 2;
+/**
+ * Name and birth date alone are enough when fewer than this many people of the index besides the
+ * candidate are expected to bear the name and share the birth date (expectedNamesakes): the complement
+ * of the default target precision (posterior-thresholds.ts), so such a link is one person as often as
+ * the links as a whole must be.
+ */
+const NAMESAKE_RISK = 0.001;
 
 export interface MatchDecision {
   outcome: MatchOutcome;
@@ -140,6 +149,25 @@ export class MatchModel {
     return Math.min(NAME_WEIGHT_MAX, Math.max(NAME_WEIGHT_MIN, Math.log2(assumed / observed)));
   }
 
+  /**
+   * How many people besides the candidate are expected to bear this name and a birth date agreeing with
+   * the record's at this level, estimated two ways, the larger kept: the other bearers of the full name
+   * (counted, plus the PSEUDO_RECORDS prior's share of a bearer, as for the name's weight), each sharing
+   * the birth date with probability u of the level; and the other people sharing first name and birth
+   * date (counted), each bearing the surname with probability u(surname exact). What the "only name and
+   * birth date agree" veto guards against, counted instead of assumed. Under the hand priors (one
+   * pseudo-bearer, a birth date shared by one stranger in 500) it never falls below NAMESAKE_RISK: the
+   * priors know nothing of this population. A model learned from the index has measured how rarely
+   * strangers share a birth date, and a name few others bear then leaves no one else the record could be,
+   * while thirty Michael Browns, or a thousand people born on one day, keep the veto.
+   */
+  expectedNamesakes({ others, dateSharers }: SharedName, birthDate: ComparisonVector['birthDate']): number {
+    const u = birthDate === 'missing' ? undefined : this.probabilities.birthDate[birthDate]?.u;
+    if (u === undefined) return Infinity;
+    const pseudoBearers = PSEUDO_RECORDS * this.probabilities.surname.exact.u * this.probabilities.firstName.exact.u;
+    return Math.max((others + pseudoBearers) * u, (dateSharers ?? 0) * this.probabilities.surname.exact.u);
+  }
+
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
   decide(vector: ComparisonVector, sharedName?: SharedName): MatchDecision {
     const contributions = this.fieldContributions(vector);
@@ -148,7 +176,8 @@ export class MatchModel {
       contributions.push({ field: 'nameFrequency', level: `${sharedName.others} of ${sharedName.records}`, weight: nameWeight });
     }
     const score = contributions.reduce((sum, c) => sum + c.weight, 0);
-    const vetoes = autoLinkVetoes(vector, nameWeight >= RARE_NAME_WEIGHT);
+    const rareName = !!sharedName && (nameWeight >= RARE_NAME_WEIGHT || this.expectedNamesakes(sharedName, vector.birthDate) <= NAMESAKE_RISK);
+    const vetoes = autoLinkVetoes(vector, rareName);
     let outcome: MatchOutcome = 'no-match';
     if (score >= this.thresholds.autoLink && !vetoes.length) {
       outcome = 'auto-link';

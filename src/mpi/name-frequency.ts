@@ -30,20 +30,41 @@ export class NameFrequencies {
    * person: its earlier records are not "others"), and the number of people; undefined while some
    * records carry no name key yet (written before migration 5: `tessera mpi rebuild` fills them).
    */
-  async count(sql: SqlExecutor, key: string, excludeEnterpriseId: string): Promise<{ others: number; records: number } | undefined> {
+  async count(sql: SqlExecutor, key: string, excludeEnterpriseId: string, dateKey?: string): Promise<{ others: number; records: number; dateSharers?: number } | undefined> {
     const total = await this.population(sql);
     if (!total.complete) {
       return undefined;
     }
     const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(DISTINCT enterprise_id) AS n FROM mpi_source WHERE name_key = ? AND enterprise_id <> ?', [key, excludeEnterpriseId]);
-    return { others: Number(n), records: total.records };
+    const dateSharers = dateKey === undefined ? undefined : (await this.dateSharers(sql, [dateKey], excludeEnterpriseId)).get(dateKey) ?? 0;
+    return { others: Number(n), records: total.records, dateSharers };
+  }
+
+  /**
+   * People (enterprise identities) sharing each first-name-and-birth-date key (blocking.ts
+   * firstNameDateKey), besides `excludeEnterpriseId`: how common the birth date is among people of
+   * that first name, for the namesake risk (match-model.ts expectedNamesakes).
+   */
+  async dateSharers(sql: SqlExecutor, keys: string[], excludeEnterpriseId = ''): Promise<Map<string, number>> {
+    const byKey = new Map<string, number>();
+    const unique = [...new Set(keys.filter(Boolean))];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      const rows = await sql.query<{ key: string; n: number }>(
+        `SELECT b.key, COUNT(DISTINCT s.enterprise_id) AS n FROM mpi_block b JOIN mpi_source s ON s.patient_id = b.patient_id
+          WHERE b.key IN (${chunk.map(() => '?').join(',')}) AND s.enterprise_id <> ? GROUP BY b.key`,
+        [...chunk, excludeEnterpriseId],
+      );
+      rows.forEach((r) => byKey.set(r.key, Number(r.n)));
+    }
+    return byKey;
   }
 
   /**
    * For re-clustering: how many people (enterprise identities) bear each of these names, and the number
    * of people; undefined while some records carry no name key yet.
    */
-  async bearers(sql: SqlExecutor, keys: string[]): Promise<{ byKey: Map<string, number>; records: number } | undefined> {
+  async bearers(sql: SqlExecutor, keys: string[], dateKeys: string[] = []): Promise<{ byKey: Map<string, number>; byDateKey: Map<string, number>; records: number } | undefined> {
     const total = await this.population(sql);
     if (!total.complete) {
       return undefined;
@@ -58,7 +79,7 @@ export class NameFrequencies {
       );
       rows.forEach((r) => byKey.set(r.name_key, Number(r.n)));
     }
-    return { byKey, records: total.records };
+    return { byKey, byDateKey: await this.dateSharers(sql, dateKeys), records: total.records };
   }
 
   private async population(sql: SqlExecutor): Promise<{ records: number; complete: boolean }> {

@@ -94,16 +94,6 @@ export function normalizeSsn(value: string | undefined): string | undefined {
   return digits;
 }
 
-/**
- * An identifier value of any system: upper case, letters and digits only ("AB 12-34" = "ab1234"), since
- * registrations write separators at will; undefined when nothing is left or the value is a run of one
- * character (000000, XXXXXX: placeholders).
- */
-export function normalizeIdentifierValue(value: string | undefined): string | undefined {
-  const compact = (value ?? '').toUpperCase().replace(/[^A-Z0-9]/g, '');
-  return compact.length >= 3 && !/^(.)\1*$/.test(compact) ? compact : undefined;
-}
-
 /** E-mail: trimmed, lower case; undefined without an @ between two parts. */
 export function normalizeEmail(value: string | undefined): string | undefined {
   const email = (value ?? '').trim().toLowerCase();

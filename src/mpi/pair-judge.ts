@@ -2,11 +2,14 @@ import { compareFeatures } from './comparison.js';
 import { memberConflicts, type MatchDecision, type MatchModel, type SharedName } from './match-model.js';
 import { orderedPair } from './mpi-store.js';
 import { fullNameKey } from './name-frequency.js';
+import { firstNameDateKey } from './blocking.js';
 import type { ClusterMember, LinkEdge } from './reclustering.js';
 
 /** How many people bear each full name, as NameFrequencies.bearers counts them. */
 export interface NameBearers {
   byKey: Map<string, number>;
+  /** People sharing each first-name-and-birth-date key (blocking.ts firstNameDateKey). */
+  byDateKey: Map<string, number>;
   records: number;
 }
 
@@ -60,6 +63,12 @@ export class PairJudge {
     const key = fullNameKey(a.features);
     if (!this.bearers || !key || key !== fullNameKey(b.features)) return undefined;
     const own = new Set([this.enterpriseOf.get(a.patientId), this.enterpriseOf.get(b.patientId)].filter(Boolean));
-    return { others: Math.max(0, (this.bearers.byKey.get(key) ?? 0) - own.size), records: this.bearers.records };
+    const dateKey = firstNameDateKey(a.features);
+    const sharing = dateKey && dateKey === firstNameDateKey(b.features) ? own.size : Math.min(own.size, 1);
+    return {
+      others: Math.max(0, (this.bearers.byKey.get(key) ?? 0) - own.size),
+      records: this.bearers.records,
+      dateSharers: dateKey === undefined ? undefined : Math.max(0, (this.bearers.byDateKey.get(dateKey) ?? 0) - sharing),
+    };
   }
 }

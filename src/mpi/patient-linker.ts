@@ -1,7 +1,7 @@
 import type { Patient, Resource } from '@medplum/fhirtypes';
 import { newResourceId } from '../store/resource-id.js';
 import type { Repository, WriteObserver } from '../store/repository.js';
-import { blockingKeys } from './blocking.js';
+import { blockingKeys, firstNameDateKey } from './blocking.js';
 import { matchEnterprises } from './enterprise-matcher.js';
 import { Enterprises } from './enterprises.js';
 import { personFeatures, unusableIdentifiers } from './features.js';
@@ -191,7 +191,8 @@ export class PatientLinker implements WriteObserver {
     }
     const nameKeys = members.map((m) => fullNameKey(m.features));
     const shared = nameKeys.filter((k, i) => k && nameKeys.indexOf(k) !== i);
-    const judge = new PairJudge(this.model, shared.length ? await this.names.bearers(store.sql, shared) : undefined, currentOf, await store.rejectedAmong(members.map((m) => m.patientId)));
+    const dateKeys = members.filter((m) => shared.includes(fullNameKey(m.features))).map((m) => firstNameDateKey(m.features) ?? '');
+    const judge = new PairJudge(this.model, shared.length ? await this.names.bearers(store.sql, shared, dateKeys) : undefined, currentOf, await store.rejectedAmong(members.map((m) => m.patientId)));
     const edges: LinkEdge[] = [];
     for (let i = 0; i < members.length; i++) {
       for (let j = i + 1; j < members.length; j++) {

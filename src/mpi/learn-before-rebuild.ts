@@ -1,0 +1,46 @@
+import type { SqlExecutor } from '../store/database.js';
+import { DEFAULT_THRESHOLDS, PRIORS } from './match-model.js';
+import { latestModel, saveModel, type StoredModel } from './model-store.js';
+import { DEFAULT_TARGETS } from './posterior-thresholds.js';
+import { trainFromIndex, type TrainedModel } from './training.js';
+
+/**
+ * Fewest source records an index must hold before `tessera mpi rebuild` learns its model from them
+ * (decision 0038): the size of FEBRL data set 1, the smallest sample on which the learned model was
+ * measured to link better than the hand priors. Below it the model in force (the priors on a fresh
+ * deployment) is kept, and the rebuild says so.
+ */
+export const MIN_RECORDS_TO_LEARN = 1_000;
+/** Fewest candidate pairs to learn from, as `tessera mpi train` asks. */
+const MIN_CANDIDATE_PAIRS = 100;
+const MAX_PAIRS = 200_000;
+
+export interface Learning {
+  /** The model learned and stored, when the index held enough. */
+  learned?: TrainedModel;
+  /** The model in force before, for the report (the priors when none was stored). */
+  before: Pick<StoredModel, 'probabilities' | 'thresholds' | 'identifierSystems'>;
+  /** Why nothing was learned, when nothing was. */
+  skipped?: string;
+}
+
+/**
+ * The first step of `tessera mpi rebuild`: learn the model from the records the index holds (unlabelled,
+ * as `tessera mpi train` does, starting from the model in force and aiming at its targets) and store it,
+ * so that the relinking that follows uses it. A deployment thus moves from the priors to its own model
+ * by the operation it already schedules, and the model follows the data as the index grows.
+ */
+export async function learnBeforeRebuild(sql: SqlExecutor): Promise<Learning> {
+  const stored = await latestModel(sql);
+  const before = stored ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS, identifierSystems: {} };
+  const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source');
+  if (Number(n) < MIN_RECORDS_TO_LEARN) {
+    return { before, skipped: `the index holds ${Number(n)} source records; the model is learned from ${MIN_RECORDS_TO_LEARN.toLocaleString('en')} on` };
+  }
+  const learned = await trainFromIndex(sql, before.probabilities, { maxPairs: MAX_PAIRS, targets: stored?.targets ?? DEFAULT_TARGETS, startSystems: before.identifierSystems });
+  if (learned.pairs < MIN_CANDIDATE_PAIRS) {
+    return { before, skipped: `only ${learned.pairs} candidate pairs in the index; the model is learned from ${MIN_CANDIDATE_PAIRS} on` };
+  }
+  await saveModel(sql, learned);
+  return { before, learned };
+}
