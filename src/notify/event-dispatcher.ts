@@ -75,17 +75,24 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
 }
 
 async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent): Promise<SubscriptionEntry[]> {
-  const candidates = cache.forTopic(event.topic);
-  if (!candidates.length) return [];
+  const topic = cache.forTopic(event.topic);
+  if (!topic.all.length) return [];
   if (event.topic.startsWith(CRITERIA_TOPIC_PREFIX)) {
     const out: SubscriptionEntry[] = [];
-    for (const sub of candidates) if (await meetsCriteria(repo, sub.criteria as string, event.focusId)) out.push(sub);
+    for (const sub of topic.all) if (await meetsCriteria(repo, sub.criteria as string, event.focusId)) out.push(sub);
     return out;
   }
   let person: PersonKeys | undefined;
   const personOf = async () => (person ??= event.patientId ? await personKeys(repo, event.patientId) : { patientIds: new Set<string>(), identifiers: [], groups: new Set<string>() });
+  // Only the subscriptions whose person filter this person can meet, and those without one.
+  const candidates = new Set(topic.unkeyed);
+  if (topic.byGroup.size || topic.byPatient.size) {
+    const { groups, patientIds } = await personOf();
+    for (const g of groups) topic.byGroup.get(g)?.forEach((s) => candidates.add(s));
+    for (const p of patientIds) topic.byPatient.get(p)?.forEach((s) => candidates.add(s));
+  }
   const out: SubscriptionEntry[] = [];
-  for (const sub of candidates) {
+  for (const sub of [...candidates].sort((a, b) => (topic.position.get(a) as number) - (topic.position.get(b) as number))) {
     if (await matchesFilters(sub, event.facts, personOf)) out.push(sub);
   }
   return out;

@@ -36,12 +36,47 @@ export function entryOf(row: SubscriptionRow): SubscriptionEntry {
 export const SUBSCRIPTION_COLUMNS = 'id, participant_id, topic, filters, channel_type, endpoint, headers, secret, payload, heartbeat_s, active';
 
 /**
+ * A topic's subscriptions, in load order, and indexed by the person filter they name (`patient:in` groups,
+ * else `patient` records): an event about one person is matched against the subscriptions of that
+ * person's groups and records and those without a person filter, not against all 1,000. The index only
+ * leaves out subscriptions whose person filter could not match; every filter is still checked.
+ */
+export interface TopicSubscriptions {
+  all: SubscriptionEntry[];
+  byGroup: Map<string, SubscriptionEntry[]>;
+  byPatient: Map<string, SubscriptionEntry[]>;
+  unkeyed: SubscriptionEntry[];
+  /** Each subscription's place in `all`: candidates are matched in this one order in every process. */
+  position: Map<SubscriptionEntry, number>;
+}
+
+const NO_SUBSCRIPTIONS: TopicSubscriptions = { all: [], byGroup: new Map(), byPatient: new Map(), unkeyed: [], position: new Map() };
+
+function indexed(entries: SubscriptionEntry[]): TopicSubscriptions {
+  const topic: TopicSubscriptions = { all: entries, byGroup: new Map(), byPatient: new Map(), unkeyed: [], position: new Map() };
+  const add = (map: Map<string, SubscriptionEntry[]>, key: string, entry: SubscriptionEntry) => {
+    const list = map.get(key);
+    if (list) list.push(entry);
+    else map.set(key, [entry]);
+  };
+  entries.forEach((entry, i) => {
+    topic.position.set(entry, i);
+    const groups = entry.filters['patient:in'];
+    const patients = entry.filters.patient;
+    if (groups?.length) groups.forEach((g) => add(topic.byGroup, g.replace(/^Group\//, ''), entry));
+    else if (patients?.length) patients.forEach((p) => add(topic.byPatient, p.replace(/^Patient\//, ''), entry));
+    else topic.unkeyed.push(entry);
+  });
+  return topic;
+}
+
+/**
  * The active subscriptions by topic, held in memory for matching events (1,000 subscriptions are
  * matched per event without a query). Reloaded when notify_subscription changes: at once after a local
  * write, and within `maxAgeMs` after another process's.
  */
 export class SubscriptionCache {
-  private byTopic = new Map<string, SubscriptionEntry[]>();
+  private byTopic = new Map<string, TopicSubscriptions>();
   private byId = new Map<string, SubscriptionEntry>();
   private stamp = '';
   private checkedAt = 0;
@@ -66,18 +101,21 @@ export class SubscriptionCache {
     const stamp = row?.subscriptions_stamp ?? '';
     if (stamp === this.stamp) return false;
     const rows = await sql.query<SubscriptionRow>(`SELECT ${SUBSCRIPTION_COLUMNS} FROM notify_subscription WHERE active = 1`);
-    this.byTopic = new Map();
+    const topics = new Map<string, SubscriptionEntry[]>();
     this.byId = new Map();
     for (const entry of rows.map(entryOf)) {
       this.byId.set(entry.id, entry);
-      this.byTopic.set(entry.topic, [...(this.byTopic.get(entry.topic) ?? []), entry]);
+      const list = topics.get(entry.topic);
+      if (list) list.push(entry);
+      else topics.set(entry.topic, [entry]);
     }
+    this.byTopic = new Map([...topics].map(([topic, entries]) => [topic, indexed(entries)]));
     this.stamp = stamp;
     return true;
   }
 
-  forTopic(topic: string): SubscriptionEntry[] {
-    return this.byTopic.get(topic) ?? [];
+  forTopic(topic: string): TopicSubscriptions {
+    return this.byTopic.get(topic) ?? NO_SUBSCRIPTIONS;
   }
 
   get(id: string): SubscriptionEntry | undefined {
