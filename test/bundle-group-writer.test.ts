@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Bundle, BundleEntry, Patient } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Patient, Subscription } from '@medplum/fhirtypes';
+import { SIGNING_SECRET, SUBSCRIBER } from '../src/notify/subscription-registry.js';
+import { addParticipant } from '../src/participants/participants.js';
 import { isGolden } from '../src/mpi/source-identity.js';
 import { BundleGroupWriter, DEFAULT_GROUP_RESOURCES, type BundleOutcome } from '../src/ingest/bundle-group-writer.js';
 import { PreparePool } from '../src/ingest/prepare-pool.js';
@@ -71,6 +73,24 @@ for (const backend of BACKENDS) for (const withWorkers of [false, true]) {
       assert.equal(stored[0].name?.[0]?.family, 'Resentthird');
       assert.equal(stored[0].meta?.versionId, '3');
       await tessera.repo.delete('Patient', stored[0].id as string);
+    });
+
+    it('a Subscription in a bulk Bundle has its signing secret and headers taken out, as on every write path', async () => {
+      // A participant's subscription as an operator's bulk export would carry it (synthetic values).
+      const { participant } = await addParticipant(tessera.repo, { name: `Bulk Practice ${withWorkers}`, mrnSystem: 'urn:example:bulk-practice:mrn' });
+      const subscription = {
+        resourceType: 'Subscription', status: 'requested', reason: 'bulk-loaded', criteria: 'Observation?code=http://loinc.org|4548-4',
+        extension: [{ url: SUBSCRIBER, valueReference: { reference: `Organization/${participant.organizationId}` } }],
+        channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hook', payload: 'application/fhir+json', header: ['Authorization: Bearer bulk-token-9'], extension: [{ url: SIGNING_SECRET, valueString: 'bulk-s3cret' }] },
+      } as Subscription;
+      const [outcome] = await write([bundle('transaction', [{ resource: subscription, request: { method: 'POST', url: 'Subscription' } }])]);
+      assert.ok(!('error' in outcome), JSON.stringify(outcome));
+      const stored = await tessera.db.query<{ content: string }>("SELECT content FROM resource WHERE type = 'Subscription' AND content LIKE '%bulk-loaded%'");
+      assert.equal(stored.length, 1);
+      assert.doesNotMatch(stored[0].content, /bulk-s3cret|bulk-token-9/);
+      const [kept] = await tessera.db.query<{ secret: string; headers: string }>('SELECT secret, headers FROM notify_subscription WHERE id = ?', [(JSON.parse(stored[0].content) as Subscription).id as string]);
+      assert.equal(kept.secret, 'bulk-s3cret', 'the registry keeps the secret for signing');
+      assert.match(kept.headers, /bulk-token-9/);
     });
 
     it('commits a clean group in one go', async () => {

@@ -33,7 +33,8 @@ export interface PreparedBundle {
  * that came in a participant's message with local codes (its sender's code map is in the database, and
  * the ordinary path's prepare hook applies it, as on every write path: decision 0024), and any resource
  * that takes its meaning from a resource outside the Bundle (its labels are in the database:
- * labels/referenced-labels.ts).
+ * labels/referenced-labels.ts), and any Subscription (its write-only channel values: the registry's
+ * prepare hook).
  */
 export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | undefined {
   if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction' || !bundle.entry?.length) {
@@ -44,7 +45,9 @@ export function prepareCreateOnlyTransaction(bundle: Bundle): PreparedBundle | u
   for (const entry of bundle.entry) {
     const type = entry.resource?.resourceType;
     const plainCreate = entry.request?.method === 'POST' && entry.request.url === type && !entry.request.ifNoneExist;
-    if (!type || !plainCreate || !isKnownResourceType(type) || needsSendersCodeMap(entry.resource as Resource)) {
+    // A Subscription's signing secret and headers are taken out of it by its observer's prepare hook
+    // before it is stored (notify/write-only-channel.ts): only the ordinary path runs that hook.
+    if (!type || !plainCreate || !isKnownResourceType(type) || type === 'Subscription' || needsSendersCodeMap(entry.resource as Resource)) {
       return undefined;
     }
     const id = newResourceId();
