@@ -30,8 +30,8 @@ import { COMMIT as commit, MACHINE as machine } from './environment.js';
 import { createClient } from '../src/security/clients.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { rebuildIndex } from '../src/mpi/rebuild.js';
-import { DEFAULT_THRESHOLDS, PRIORS } from '../src/mpi/match-model.js';
-import { saveModel } from '../src/mpi/model-store.js';
+import { PRIORS } from '../src/mpi/match-model.js';
+import { PRIOR_MODEL, saveModel } from '../src/mpi/model-store.js';
 import { trainFromIndex, type TrainedModel } from '../src/mpi/training.js';
 import { formatModelChange } from '../src/cli/model-report.js';
 import { processBundle } from '../src/engine/bundle-processor.js';
@@ -344,7 +344,7 @@ async function febrlSection(): Promise<Record<string, unknown>> {
       console.log(`| ${file} | ${name} | ${q.records} | ${q.truePairs} | ${q.precision.toFixed(4)} | ${q.recall.toFixed(4)} | ${q.f1.toFixed(4)} | ${q.pairsCompleteness.toFixed(4)} | ${(q.reviewShare * 100).toFixed(2)} | ${Math.round(q.records / seconds)} |`);
     }
     const trained = runs.priors.trained as TrainedModel;
-    process.stderr.write(`${formatModelChange({ probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS }, trained)}\nmatch share among candidates ${(trained.matchShare * 100).toFixed(2)}%\n`);
+    process.stderr.write(`${formatModelChange(PRIOR_MODEL, trained)}\nmatch share among candidates ${(trained.matchShare * 100).toFixed(2)}%\n`);
   }
   return out;
 }
@@ -371,7 +371,7 @@ async function main(): Promise<void> {
   if (priors.trained && trained) {
     console.log(`\n## Model trained on that index (\`tessera mpi train\`: u from ${priors.trained.randomPairs} random pairs, m by EM on ${priors.trained.pairs} candidate pairs)\n`);
     console.log('```');
-    console.log(formatModelChange({ probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS }, priors.trained));
+    console.log(formatModelChange(PRIOR_MODEL, priors.trained));
     console.log(`estimated match share among candidate pairs ${(priors.trained.matchShare * 100).toFixed(2)}%`);
     console.log('```');
     report('The same population loaded again with the trained model', trained);

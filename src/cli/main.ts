@@ -18,8 +18,7 @@ import { setTestEquivalences, testEquivalences } from '../record/test-equivalenc
 import { ensureDemo } from './demo.js';
 import { ensureDemoUsers } from './demo-users.js';
 import { createProgressBar } from './progress.js';
-import { DEFAULT_THRESHOLDS, PRIORS } from '../mpi/match-model.js';
-import { latestModel, saveModel, type StoredModel } from '../mpi/model-store.js';
+import { latestModel, PRIOR_MODEL, saveModel, type StoredModel } from '../mpi/model-store.js';
 import { labelledFromCsv, labelledFromFhir, type LabelledSample } from '../mpi/labelled-records.js';
 import { qualityReport, qualitySummary } from '../mpi/evaluation.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
@@ -322,7 +321,7 @@ mpi
     const targets = { ...DEFAULT_TARGETS, precision: targetPrecision(flags.targetPrecision, 'train') };
     const tessera = await createTessera(config(flags, true), { auditThread: false });
     try {
-      const before = (await latestModel(tessera.db)) ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS, identifierSystems: {} };
+      const before = (await latestModel(tessera.db)) ?? PRIOR_MODEL;
       const bar = createProgressBar('Candidate pairs', maxPairs, 'pairs');
       const result = await trainFromIndex(tessera.db, before.probabilities, {
         maxPairs,

@@ -1,6 +1,5 @@
 import type { SqlExecutor } from '../store/database.js';
-import { DEFAULT_THRESHOLDS, PRIORS } from './match-model.js';
-import { latestModel, saveModel, type StoredModel } from './model-store.js';
+import { latestModel, PRIOR_MODEL, saveModel, type StoredModel } from './model-store.js';
 import { DEFAULT_TARGETS } from './posterior-thresholds.js';
 import { trainFromIndex, type TrainedModel } from './training.js';
 
@@ -32,7 +31,7 @@ export interface Learning {
  */
 export async function learnBeforeRebuild(sql: SqlExecutor): Promise<Learning> {
   const stored = await latestModel(sql);
-  const before = stored ?? { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS, identifierSystems: {} };
+  const before = stored ?? PRIOR_MODEL;
   const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source');
   if (Number(n) < MIN_RECORDS_TO_LEARN) {
     return { before, skipped: `the index holds ${Number(n)} source records; the model is learned from ${MIN_RECORDS_TO_LEARN.toLocaleString('en')} on` };

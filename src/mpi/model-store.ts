@@ -28,6 +28,9 @@ interface StoredLearning {
   notLearned?: string[];
 }
 
+/** The model in force before any was trained: the hand priors, as training starts from and reports against. */
+export const PRIOR_MODEL: Pick<StoredModel, 'probabilities' | 'thresholds' | 'identifierSystems'> = { probabilities: PRIORS, thresholds: DEFAULT_THRESHOLDS, identifierSystems: {} };
+
 /** The newest trained match model (`tessera mpi train`), or undefined while only the priors exist. */
 export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undefined> {
   const rows = await sql.query<{ version: number; created_at: number; probabilities: string; pairs: number; match_share: number; iterations: number; thresholds: string | null }>(
