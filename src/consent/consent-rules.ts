@@ -1,4 +1,4 @@
-import type { Consent, ConsentProvision, Reference } from '@medplum/fhirtypes';
+import type { Coding, Consent, ConsentProvision, Reference } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
 import { isSensitivityKind } from '../labels/labeler.js';
 import { ACT_CODE } from '../labels/sensitivity-value-sets.js';
@@ -67,11 +67,7 @@ export function consentWarnings(consent: Consent): string[] {
   const warnings: string[] = [];
   const visit = (provision: ConsentProvision, effect: string | undefined, path: string) => {
     const type = provision.type ?? effect;
-    const unlabelled = (provision.securityLabel ?? []).filter((l) => !(l.system === ACT_CODE && isSensitivityKind(l.code))).map((l) => l.code ?? '?');
-    const named = [
-      ...(unlabelled.length ? [`securityLabel ${unlabelled.join(', ')} (not a data class Tessera labels)`] : []),
-      ...(['class', 'code', 'data', 'dataPeriod'] as const).filter((k) => (Array.isArray(provision[k]) ? (provision[k] as unknown[]).length : provision[k])),
-    ];
+    const named = unenforcedParts(provision);
     if (named.length) {
       const taken = type === 'deny' ? 'the deny is applied to all of the patient\'s data' : 'the permit is not applied';
       warnings.push(`${path}: ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} not enforced: ${taken}`);
@@ -105,12 +101,10 @@ function provisionRules(provision: ConsentProvision, inherited: Partial<ConsentR
   if (effect !== 'permit' && effect !== 'deny') {
     throw badRequest('A privacy Consent provision needs a type (permit or deny)', 'Consent.provision.type');
   }
-  const labels = provision.securityLabel ?? [];
-  const kinds = labels.filter((l) => l.system === ACT_CODE && isSensitivityKind(l.code)).map((l) => l.code as string);
-  // Constraints Tessera cannot enforce: data classes it does not label, resource classes, codes, named
-  // resources, data periods. A permit narrowed by them is not applied (it would permit more than meant);
-  // a deny narrowed by them applies to all of the patient's data (it withholds more than meant, never less).
-  const unenforced = labels.length > kinds.length || !!provision.class?.length || !!provision.code?.length || !!provision.data?.length || !!provision.dataPeriod;
+  const kinds = (provision.securityLabel ?? []).filter(isLabelledKind).map((l) => l.code as string);
+  // A permit narrowed by what Tessera cannot enforce is not applied (it would permit more than meant);
+  // a deny narrowed by it applies to all of the patient's data (it withholds more than meant, never less).
+  const unenforced = unenforcedParts(provision).length > 0;
   const own: ConsentRule = {
     ...inherited,
     effect,
@@ -138,6 +132,23 @@ function provisionRules(provision: ConsentProvision, inherited: Partial<ConsentR
     rules.push(...provisionRules(nested, { ...own, effect: nestedType, purposesExcept: undefined, actorsExcept: undefined }));
   }
   return rules.map((r) => ({ ...r, purposesExcept: nonEmpty(r.purposesExcept), actorsExcept: nonEmpty(r.actorsExcept) }));
+}
+
+/** A security label naming a data class Tessera labels (a sensitivity kind), which a rule can enforce. */
+function isLabelledKind(label: Coding): boolean {
+  return label.system === ACT_CODE && isSensitivityKind(label.code);
+}
+
+/**
+ * The constraints of a provision (its own, not its nested ones') Tessera cannot enforce, named for a
+ * warning: data classes it does not label, resource classes, codes, named resources, data periods.
+ */
+function unenforcedParts(provision: ConsentProvision): string[] {
+  const unlabelled = (provision.securityLabel ?? []).filter((l) => !isLabelledKind(l)).map((l) => l.code ?? '?');
+  return [
+    ...(unlabelled.length ? [`securityLabel ${unlabelled.join(', ')} (not a data class Tessera labels)`] : []),
+    ...(['class', 'code', 'data', 'dataPeriod'] as const).filter((k) => (Array.isArray(provision[k]) ? (provision[k] as unknown[]).length : provision[k])),
+  ];
 }
 
 function listOr(values: string[] | undefined, inherited: string[] | undefined): string[] | undefined {
