@@ -92,7 +92,8 @@ async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache,
     for (const p of patientIds) topic.byPatient.get(p)?.forEach((s) => candidates.add(s));
   }
   const out: SubscriptionEntry[] = [];
-  for (const sub of [...candidates].sort((a, b) => (topic.position.get(a) as number) - (topic.position.get(b) as number))) {
+  // In the topic's load order, the one order every process matches (and locks subscription rows) in.
+  for (const sub of topic.all.filter((s) => candidates.has(s))) {
     if (await matchesFilters(sub, event.facts, personOf)) out.push(sub);
   }
   return out;

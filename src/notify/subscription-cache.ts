@@ -46,27 +46,25 @@ export interface TopicSubscriptions {
   byGroup: Map<string, SubscriptionEntry[]>;
   byPatient: Map<string, SubscriptionEntry[]>;
   unkeyed: SubscriptionEntry[];
-  /** Each subscription's place in `all`: candidates are matched in this one order in every process. */
-  position: Map<SubscriptionEntry, number>;
 }
 
-const NO_SUBSCRIPTIONS: TopicSubscriptions = { all: [], byGroup: new Map(), byPatient: new Map(), unkeyed: [], position: new Map() };
+const NO_SUBSCRIPTIONS: TopicSubscriptions = { all: [], byGroup: new Map(), byPatient: new Map(), unkeyed: [] };
+
+function addTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
 
 function indexed(entries: SubscriptionEntry[]): TopicSubscriptions {
-  const topic: TopicSubscriptions = { all: entries, byGroup: new Map(), byPatient: new Map(), unkeyed: [], position: new Map() };
-  const add = (map: Map<string, SubscriptionEntry[]>, key: string, entry: SubscriptionEntry) => {
-    const list = map.get(key);
-    if (list) list.push(entry);
-    else map.set(key, [entry]);
-  };
-  entries.forEach((entry, i) => {
-    topic.position.set(entry, i);
+  const topic: TopicSubscriptions = { all: entries, byGroup: new Map(), byPatient: new Map(), unkeyed: [] };
+  for (const entry of entries) {
     const groups = entry.filters['patient:in'];
     const patients = entry.filters.patient;
-    if (groups?.length) groups.forEach((g) => add(topic.byGroup, g.replace(/^Group\//, ''), entry));
-    else if (patients?.length) patients.forEach((p) => add(topic.byPatient, p.replace(/^Patient\//, ''), entry));
+    if (groups?.length) groups.forEach((g) => addTo(topic.byGroup, g.replace(/^Group\//, ''), entry));
+    else if (patients?.length) patients.forEach((p) => addTo(topic.byPatient, p.replace(/^Patient\//, ''), entry));
     else topic.unkeyed.push(entry);
-  });
+  }
   return topic;
 }
 
@@ -105,9 +103,7 @@ export class SubscriptionCache {
     this.byId = new Map();
     for (const entry of rows.map(entryOf)) {
       this.byId.set(entry.id, entry);
-      const list = topics.get(entry.topic);
-      if (list) list.push(entry);
-      else topics.set(entry.topic, [entry]);
+      addTo(topics, entry.topic, entry);
     }
     this.byTopic = new Map([...topics].map(([topic, entries]) => [topic, indexed(entries)]));
     this.stamp = stamp;
