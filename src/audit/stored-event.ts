@@ -78,12 +78,13 @@ interface JournalledRecord extends Omit<AuditRecord, 'subjects'> {
 }
 
 function recordOf(parsed: StoredRecord | JournalledRecord): AuditRecord {
+  const seenOf = (patients: StoredRecord['patients']) => new Map(patients.map(([id, seen]) => [id, new Map(seen)]));
   if ('subjects' in parsed) {
     const { resources, patients, unattached } = parsed.subjects;
-    return { ...parsed, subjects: { resources, patients: new Map(patients.map(([id, seen]) => [id, new Map(seen)])), unattached } };
+    return { ...parsed, subjects: { resources, patients: seenOf(patients), unattached } };
   }
   const { format, patients, resources, ...fields } = parsed;
   if (format !== FORMAT) throw new Error(`audit event content of unknown format ${String(format)}`);
   // No `unattached`: a stored record's keys are stored beside it.
-  return { ...fields, subjects: { resources, patients: new Map(patients.map(([id, seen]) => [id, new Map(seen)])) } };
+  return { ...fields, subjects: { resources, patients: seenOf(patients) } };
 }

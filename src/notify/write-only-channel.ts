@@ -65,7 +65,8 @@ export function takeWriteOnly(sub: Subscription): { stored: Subscription; taken:
 /**
  * The write-only columns of notify_subscription after a write of `channel` (as stored): what `taken`
  * holds, else the kept value where the placeholder was written back, else what the channel carries
- * (nothing: the value is removed; or, on the bulk path that takes nothing out, the value itself).
+ * (nothing: the value is removed; or the value itself, for a write that did not pass `takeWriteOnly`:
+ * every path runs it today, bulk loads included, since they send Subscriptions the ordinary way).
  */
 export function keptValues(channel: SubscriptionChannel, taken: TakenValues, existing: Partial<Record<WriteOnlyColumn, string | null>> | undefined): Record<WriteOnlyColumn, string | null> {
   const out = {} as Record<WriteOnlyColumn, string | null>;
