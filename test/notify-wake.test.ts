@@ -23,6 +23,20 @@ async function admit(tessera: Tessera, n: number): Promise<void> {
 
 const numbers = (receiver: HttpReceiver, path: string) => receiver.notifications(path).flatMap((n) => eventsOf(n.bundle).map((e) => e.number));
 
+/**
+ * A practice subscribes (through `writer`) to admissions at `receiver`'s `path`; three admissions are then
+ * written one at a time, the next only after the last arrived: each needs a wake of its own.
+ */
+async function deliversEachAdmission(writer: Tessera, receiver: HttpReceiver, path: string, practiceName: string, what: string): Promise<void> {
+  const practice = (await addParticipant(writer.repo, { name: practiceName, mrnSystem: `urn:example:${path.slice(1)}:mrn`, scope: 'system/*.rs' })).participant;
+  await writer.repo.create(subscription({ topic: 'admission', endpoint: `${receiver.url}${path}`, secret: 'wake-secret', organization: practice.organizationId }));
+  for (let n = 1; n <= 3; n++) {
+    await admit(writer, n);
+    await until(`admission ${n} ${what}`, () => numbers(receiver, path).length >= n);
+  }
+  assert.deepEqual(numbers(receiver, path), [1, 2, 3]);
+}
+
 for (const backend of BACKENDS) {
   describe(`Wake on commit: a worker polling once an hour delivers each admission as it commits (${backend})`, () => {
     const store = testConfig(backend);
@@ -46,14 +60,7 @@ for (const backend of BACKENDS) {
     });
 
     it('each admission is delivered without a poll', async () => {
-      const practice = (await addParticipant(tessera.repo, { name: 'Wake Street Practice', mrnSystem: 'urn:example:wakest:mrn', scope: 'system/*.rs' })).participant;
-      await tessera.repo.create(subscription({ topic: 'admission', endpoint: `${receiver.url}/local`, secret: 'wake-secret', organization: practice.organizationId }));
-      for (let n = 1; n <= 3; n++) {
-        await admit(tessera, n);
-        // The next admission is written only after this one arrived: each needs a wake of its own.
-        await until(`admission ${n} delivered`, () => numbers(receiver, '/local').length >= n);
-      }
-      assert.deepEqual(numbers(receiver, '/local'), [1, 2, 3]);
+      await deliversEachAdmission(tessera, receiver, '/local', 'Wake Street Practice', 'delivered');
     });
   });
 }
@@ -84,12 +91,6 @@ describe('Wake on commit across processes: a commit in one process wakes the wor
   });
 
   it('the serving process delivers each admission the writer commits', async () => {
-    const practice = (await addParticipant(writer.repo, { name: 'Remote Wake Practice', mrnSystem: 'urn:example:remote:mrn', scope: 'system/*.rs' })).participant;
-    await writer.repo.create(subscription({ topic: 'admission', endpoint: `${receiver.url}/remote`, secret: 'wake-secret', organization: practice.organizationId }));
-    for (let n = 1; n <= 3; n++) {
-      await admit(writer, n);
-      await until(`admission ${n} delivered by the other process`, () => numbers(receiver, '/remote').length >= n);
-    }
-    assert.deepEqual(numbers(receiver, '/remote'), [1, 2, 3]);
+    await deliversEachAdmission(writer, receiver, '/remote', 'Remote Wake Practice', 'delivered by the other process');
   });
 });
