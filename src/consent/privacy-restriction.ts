@@ -81,6 +81,17 @@ function requesterOf(auth: AuthContext, holder: string, participantOrganization:
   return { holder, actors, purpose: auth.purposeOfUse };
 }
 
+/** Where a condition's template holds the request's time (the consent periods are compared with it). */
+const NOW = Symbol('now');
+/** A condition whose values may hold NOW. */
+interface Template {
+  sql: string;
+  params: (SqlValue | typeof NOW)[];
+}
+/** Conditions built, by restriction fingerprint and condition: a few per caller, so a small bound. */
+const sharedConditions = new Map<string, Template | undefined>();
+const SHARED_CONDITIONS = 1024;
+
 class PrivacyRestriction implements RowRestriction {
   constructor(
     private readonly requester: Requester,
@@ -99,6 +110,7 @@ class PrivacyRestriction implements RowRestriction {
   ) {
     this.fence = dialect.name === 'postgres' ? ' OFFSET 0' : '';
     this.withheldMask = labelMask(withheldKinds, withholdV);
+    this.fingerprint = JSON.stringify([dialect.name, requester.actors, requester.purpose ?? null, consentDefault, consents, withheldKinds, withholdV, exempt, consentsOpen]);
   }
 
   /** The `labels` column bits of what this caller is not cleared for (label-bits.ts). */
@@ -113,15 +125,25 @@ class PrivacyRestriction implements RowRestriction {
   private readonly fence: string;
 
   /**
-   * Conditions already built for this request, by kind, type and alias: a search asks for the same ones
-   * several times (what it matches, what it may include, what was withheld), and building one is string
-   * work over every clause. The restriction lives for one request, so nothing here outlives a consent.
+   * What decides the text and values of this restriction's conditions (all but the clock): requests of
+   * one caller share it, and with it the conditions built for an earlier request (sharedConditions).
    */
-  private readonly built = new Map<string, Sql | undefined>();
+  private readonly fingerprint: string;
 
-  private memo(key: string, build: () => Sql | undefined): Sql | undefined {
-    if (!this.built.has(key)) this.built.set(key, build());
-    return this.built.get(key);
+  /**
+   * A condition by kind, type and alias: built once for every request with the same fingerprint, with
+   * the request's time put in where the template holds NOW (building one is string work over every
+   * clause, and a search asks for several). Nothing here outlives a consent: the fingerprint holds what
+   * the request's own look-up of consents, clearance and grants found.
+   */
+  private memo(key: string, build: () => Template | undefined): Sql | undefined {
+    const shared = `${this.fingerprint}|${key}`;
+    let template = sharedConditions.get(shared);
+    if (template === undefined && !sharedConditions.has(shared)) {
+      if (sharedConditions.size >= SHARED_CONDITIONS) sharedConditions.clear();
+      sharedConditions.set(shared, (template = build()));
+    }
+    return template && { sql: template.sql, params: template.params.map((p) => (p === NOW ? this.now : p)) };
   }
 
   rows(type: string, alias: string): Sql | undefined {
@@ -132,8 +154,8 @@ class PrivacyRestriction implements RowRestriction {
     return this.memo(`labels|${type}|${alias}`, () => this.buildLabels(type, alias));
   }
 
-  private buildRows(type: string, alias: string): Sql | undefined {
-    const parts: Sql[] = [];
+  private buildRows(type: string, alias: string): Template | undefined {
+    const parts: Template[] = [];
     const patientData = isPatientCompartmentType(type) && !(type === 'Consent' && this.consentsOpen);
     if (patientData && this.consents) {
       parts.push(this.notDenied(alias));
@@ -147,7 +169,7 @@ class PrivacyRestriction implements RowRestriction {
 
 
   /** No applicable deny rule of a patient whose compartment holds the row (and who is not exempt). */
-  private notDenied(alias: string): Sql {
+  private notDenied(alias: string): Template {
     const applicable = this.applicable('deny');
     const exempt = this.notExempt('pc.patient_id');
     return {
@@ -159,7 +181,7 @@ class PrivacyRestriction implements RowRestriction {
   }
 
   /** Opt-in: every patient whose compartment holds the row has an applicable permit of all data (or is exempt). */
-  private permitted(alias: string): Sql {
+  private permitted(alias: string): Template {
     const applicable = this.applicable('permit');
     const exempt = this.notExempt('pc.patient_id');
     return {
@@ -173,8 +195,8 @@ class PrivacyRestriction implements RowRestriction {
    * No label the caller may not see: a withheld kind passes only where the patient's consent permits that
    * kind to the caller (or the patient is exempt); V never passes without clearance.
    */
-  private buildLabels(type: string, alias: string): Sql | undefined {
-    const parts: Sql[] = [];
+  private buildLabels(type: string, alias: string): Template | undefined {
+    const parts: Template[] = [];
     // Break-the-glass lifts every label for the person it was declared for.
     const exempt = isPatientCompartmentType(type) && this.exempt.length ? this.exempt : [];
     const notExempt = exempt.length
@@ -208,9 +230,9 @@ class PrivacyRestriction implements RowRestriction {
   }
 
   /** SQL over `cr` (a consent_rule row): it applies to this caller, now, with this effect. */
-  private applicable(effect: 'permit' | 'deny'): Sql {
+  private applicable(effect: 'permit' | 'deny'): Template {
     const { actors, purpose } = this.requester;
-    const params: SqlValue[] = [effect, this.now, this.now];
+    const params: Template['params'] = [effect, NOW, NOW];
     const anyActor = (column: string) => {
       if (!actors.length) return 'FALSE_';
       params.push(...actors.map((a) => `,${a},`));
@@ -233,7 +255,7 @@ class PrivacyRestriction implements RowRestriction {
     return { sql: clauses.join(' AND '), params };
   }
 
-  private notExempt(column: string): Sql {
+  private notExempt(column: string): Template {
     if (!this.exempt.length) return { sql: '', params: [] };
     return { sql: `AND ${column} NOT IN (${this.exempt.map(() => '?').join(', ')})`, params: [...this.exempt] };
   }

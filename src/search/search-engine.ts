@@ -37,24 +37,38 @@ function and(base: Sql, ...more: (Sql | undefined)[]): Sql {
  * sorted all ~2,900 matches (40 ms at 100k) instead of reading 21 (docs/performance.md).
  */
 function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], hidden: Sql | undefined, where: Sql, order: Sql[], limit: number, offset: number): Sql {
-  const driver = filters.length === 1 ? filters[0].driver : undefined;
-  if (driver && !request.sortRules?.length) {
-    // SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
-    // a plain subquery (deduplicated by the outer GROUP BY) so that SQLite flattens it and streams it.
+  const driven = request.sortRules?.length ? undefined : drivenRows(repo, request, filters, hidden);
+  if (driven) {
     const sqlite = repo.db.dialect.name === 'sqlite';
-    const lookup = sqlite
-      ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${driver.where.sql}`
-      : `SELECT DISTINCT id FROM ${driver.table} WHERE ${driver.where.sql}`;
-    const kept = and({ sql: 'r.deleted = 0', params: [] }, hidden);
     return {
-      sql: `SELECT r.content FROM (${lookup}) d JOIN resource r ON r.type = ? AND r.id = d.id
-            WHERE ${kept.sql} ${sqlite ? 'GROUP BY d.id' : ''} ORDER BY d.id LIMIT ? OFFSET ?`,
-      params: [...driver.where.params, request.resourceType, ...kept.params, limit, offset],
+      sql: `SELECT r.content ${driven.sql} ${sqlite ? 'GROUP BY d.id' : ''} ORDER BY d.id LIMIT ? OFFSET ?`,
+      params: [...driven.params, limit, offset],
     };
   }
   return {
     sql: `SELECT r.content FROM resource r WHERE ${where.sql} ORDER BY ${order.map((o) => o.sql).join(', ')} LIMIT ? OFFSET ?`,
     params: [...where.params, ...order.flatMap((o) => o.params), limit, offset],
+  };
+}
+
+/**
+ * `FROM ... WHERE ...` of the rows matching a search whose one filter drives it from an index table (its
+ * lookup rows `d`, joined to `resource r` and kept by `kept`); undefined when the search has no such filter.
+ * SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
+ * a plain subquery (deduplicated by the caller's GROUP BY where it lists rows) so that SQLite flattens it
+ * and streams it.
+ */
+function drivenRows(repo: Repository, request: SearchRequest, filters: Sql[], kept: Sql | undefined): Sql | undefined {
+  const driver = filters.length === 1 ? filters[0].driver : undefined;
+  if (!driver) return undefined;
+  const lookup =
+    repo.db.dialect.name === 'sqlite'
+      ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${driver.where.sql}`
+      : `SELECT DISTINCT id FROM ${driver.table} WHERE ${driver.where.sql}`;
+  const rows = and({ sql: 'r.deleted = 0', params: [] }, kept);
+  return {
+    sql: `FROM (${lookup}) d JOIN resource r ON r.type = ? AND r.id = d.id WHERE ${rows.sql}`,
+    params: [...driver.where.params, request.resourceType, ...rows.params],
   };
 }
 
@@ -112,8 +126,13 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   const withheld = access?.withheld(request.resourceType, 'r');
   let suppressed: boolean | undefined;
   if (withheld) {
-    const check = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, derived, withheld);
-    suppressed = (await repo.sql.query(`SELECT 1 AS x FROM resource r WHERE ${check.sql} LIMIT 1`, check.params)).length > 0;
+    // Driven by the same index lookup as the page (a join, not an IN list the engine first materialises).
+    const driven = drivenRows(repo, request, filters, derived ? and(derived, withheld) : withheld);
+    const check = driven ?? (() => {
+      const where = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, derived, withheld);
+      return { sql: `FROM resource r WHERE ${where.sql}`, params: where.params };
+    })();
+    suppressed = (await repo.sql.query(`SELECT 1 AS x ${check.sql} LIMIT 1`, check.params)).length > 0;
   }
   return { matches, included, total, offset, count, hasMore, suppressed };
 }
