@@ -88,9 +88,9 @@ interface Template {
   sql: string;
   params: (SqlValue | typeof NOW)[];
 }
-/** Conditions built, by restriction fingerprint and condition: a few per caller, so a small bound. */
-const sharedConditions = new Map<string, Template | undefined>();
-const SHARED_CONDITIONS = 1024;
+/** Conditions built, by restriction fingerprint and then by condition (a few per caller). */
+const sharedConditions = new Map<string, Map<string, Template | undefined>>();
+const SHARED_FINGERPRINTS = 256;
 
 class PrivacyRestriction implements RowRestriction {
   constructor(
@@ -110,7 +110,13 @@ class PrivacyRestriction implements RowRestriction {
   ) {
     this.fence = dialect.name === 'postgres' ? ' OFFSET 0' : '';
     this.withheldMask = labelMask(withheldKinds, withholdV);
-    this.fingerprint = JSON.stringify([dialect.name, requester.actors, requester.purpose ?? null, consentDefault, consents, withheldKinds, withholdV, exempt, consentsOpen]);
+    const fingerprint = JSON.stringify([dialect.name, requester.actors, requester.purpose ?? null, consentDefault, consents, withheldKinds, withholdV, exempt, consentsOpen]);
+    let templates = sharedConditions.get(fingerprint);
+    if (!templates) {
+      if (sharedConditions.size >= SHARED_FINGERPRINTS) sharedConditions.clear();
+      sharedConditions.set(fingerprint, (templates = new Map()));
+    }
+    this.templates = templates;
   }
 
   /** The `labels` column bits of what this caller is not cleared for (label-bits.ts). */
@@ -125,25 +131,23 @@ class PrivacyRestriction implements RowRestriction {
   private readonly fence: string;
 
   /**
-   * What decides the text and values of this restriction's conditions (all but the clock): requests of
-   * one caller share it, and with it the conditions built for an earlier request (sharedConditions).
+   * The conditions built for every request with this restriction's fingerprint (what decides their text
+   * and values, all but the clock: requests of one caller share it), as templates holding NOW where the
+   * request's time goes. Building one is string work over every clause, and a search asks for several.
+   * Nothing here outlives a consent: the fingerprint holds what this request's own look-up of consents,
+   * clearance and grants found.
    */
-  private readonly fingerprint: string;
+  private readonly templates: Map<string, Template | undefined>;
+  /** The same conditions with this request's time, as handed out (a search asks for some more than once). */
+  private readonly resolved = new Map<string, Sql | undefined>();
 
-  /**
-   * A condition by kind, type and alias: built once for every request with the same fingerprint, with
-   * the request's time put in where the template holds NOW (building one is string work over every
-   * clause, and a search asks for several). Nothing here outlives a consent: the fingerprint holds what
-   * the request's own look-up of consents, clearance and grants found.
-   */
   private memo(key: string, build: () => Template | undefined): Sql | undefined {
-    const shared = `${this.fingerprint}|${key}`;
-    let template = sharedConditions.get(shared);
-    if (template === undefined && !sharedConditions.has(shared)) {
-      if (sharedConditions.size >= SHARED_CONDITIONS) sharedConditions.clear();
-      sharedConditions.set(shared, (template = build()));
-    }
-    return template && { sql: template.sql, params: template.params.map((p) => (p === NOW ? this.now : p)) };
+    if (this.resolved.has(key)) return this.resolved.get(key);
+    if (!this.templates.has(key)) this.templates.set(key, build());
+    const template = this.templates.get(key);
+    const sql = template && { sql: template.sql, params: template.params.map((p) => (p === NOW ? this.now : p)) };
+    this.resolved.set(key, sql);
+    return sql;
   }
 
   rows(type: string, alias: string): Sql | undefined {

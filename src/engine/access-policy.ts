@@ -164,7 +164,16 @@ export class AccessPolicy {
     return { sql: parts.map((p) => p.sql).join(' AND '), params: parts.flatMap((p) => p.params) };
   }
 
+  /** Conditions combined for this request (a search asks for the same ones for its page, count and checks). */
+  private readonly combined = new Map<string, Sql | undefined>();
+
   private combine(type: string, interaction: Interaction, alias: string, withLabels: boolean, withRestrictions: boolean): Sql | undefined {
+    const key = `${type}|${interaction}|${alias}|${withLabels}|${withRestrictions}`;
+    if (!this.combined.has(key)) this.combined.set(key, this.combineParts(type, interaction, alias, withLabels, withRestrictions));
+    return this.combined.get(key);
+  }
+
+  private combineParts(type: string, interaction: Interaction, alias: string, withLabels: boolean, withRestrictions: boolean): Sql | undefined {
     const parts: Sql[] = [];
     if (this.grants !== 'all') {
       const grants = this.grantsFor(type, interaction);
