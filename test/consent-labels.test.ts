@@ -109,6 +109,13 @@ for (const backend of BACKENDS) {
       assert.deepEqual(idsOf(has.body), []);
       const everything = bodyOf(await engine({ clientId: 'x', scopes: parseScopes('system/*.rs') }, 'GET', `Patient/${ids.ann}/$everything`));
       assert.deepEqual(idsOf(everything), [ids.ann, ids.annPulse].sort());
+      // Said whether the page is empty (every match withheld) or sorted (not driven by one index lookup).
+      const onlyWithheld = await s.fhir('GET', 'Observation?code=http://loinc.org|20447-9', undefined, h('riverside'));
+      assert.deepEqual(idsOf(onlyWithheld.body), []);
+      assert.ok(suppressed(onlyWithheld.body));
+      const sorted = await s.fhir('GET', `Observation?subject=Patient/${ids.ann}&_sort=-date`, undefined, h('riverside'));
+      assert.deepEqual(idsOf(sorted.body), [ids.annPulse]);
+      assert.ok(suppressed(sorted.body));
       // No suppressed notice where nothing labelled matched.
       assert.ok(!suppressed((await s.fhir('GET', `Observation?code=http://loinc.org|8867-4`, undefined, h('riverside'))).body));
       // A very restricted record: only with clearance V.
