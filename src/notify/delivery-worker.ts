@@ -137,18 +137,23 @@ export class DeliveryWorker {
     while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
   }
 
-  /** Leases up to CLAIM due subscriptions to this worker (one statement). */
+  /**
+   * Leases up to CLAIM due subscriptions to this worker (one statement). A plain read first: most rounds
+   * (each commit of outbox events wakes one) find nothing more to claim, and a read is cheaper than a
+   * write transaction, which on SQLite also waits for the one writer with intake. What it misses (a
+   * subscription made due just after it) is caught as before, by the commit's signal or the next poll.
+   */
   private async claim(): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
     // A websocket subscription is delivered by the process its socket is bound to; unbound, its events wait.
     const sockets = this.hub?.boundSubscriptions() ?? [];
     const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
+    const due = `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT`;
+    if (!(await this.repo.sql.query(`${due} 1`, [now, now, ...sockets])).length) return [];
     return this.repo.transaction(async (tx) => {
       const rows = await tx.sql.query<{ id: string }>(
-        `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (
-           SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}
-         ) RETURNING id`,
+        `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${due} ${CLAIM}${skipLocked}) RETURNING id`,
         [this.owner, now + this.settings.leaseMs, now, now, ...sockets],
       );
       return rows.map((r) => r.id);

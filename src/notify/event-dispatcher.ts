@@ -43,6 +43,8 @@ export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, 
  * Returns how many events it took.
  */
 export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, limit = 500): Promise<number> {
+  // A plain read first: a round's last call finds nothing, and the transaction (with the dispatch lock) is for work.
+  if (!(await repo.sql.query('SELECT seq FROM notify_event WHERE dispatched = 0 LIMIT 1')).length) return 0;
   return repo.transaction(async (tx) => {
     await tx.sql.lock('tessera-notify-dispatch');
     const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
