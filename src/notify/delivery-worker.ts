@@ -71,6 +71,8 @@ export class DeliveryWorker {
   readonly cache = new SubscriptionCache();
   private readonly access: SubscriberAccess;
   private timer?: NodeJS.Timeout;
+  /** When the timer starts the next round. */
+  private nextRoundAt = 0;
   private running?: Promise<void>;
   private stopped = false;
   private lastPrune = 0;
@@ -111,25 +113,34 @@ export class DeliveryWorker {
     await this.running;
   }
 
-  /** Work was committed: a round now, or, during one, another right after it (and a dispatch before its next claim). */
+  /**
+   * Work was committed: a round within `wakeDelayMs`, or, during one, another after it (and a dispatch
+   * before its next claim). The short wait lets the commits of a busy intake share a round, and with
+   * it the round's transactions (decision 0041); further wakes meanwhile do not put the round later.
+   */
   wake(): void {
     if (this.stopped) return;
     if (this.running) this.woken = true;
-    else this.schedule(0);
+    else this.schedule(this.settings.wakeDelayMs);
   }
 
+  /** The next round within `ms`: a round already set to start sooner keeps its time. */
   private schedule(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.timer && at >= this.nextRoundAt) return;
     clearTimeout(this.timer);
+    this.nextRoundAt = at;
     this.timer = setTimeout(() => void this.round(), ms);
   }
 
   private async round(): Promise<void> {
+    this.timer = undefined;
     if (this.stopped || this.running) return;
     this.woken = false;
     this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
     await this.running;
     this.running = undefined;
-    if (!this.stopped) this.schedule(this.woken ? 0 : this.settings.pollMs);
+    if (!this.stopped) this.schedule(this.woken ? this.settings.wakeDelayMs : this.settings.pollMs);
   }
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
