@@ -17,7 +17,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { addParticipant } from '../src/participants/participants.js';
-import { createTessera } from '../src/server/tessera.js';
+import { createTessera, type Tessera } from '../src/server/tessera.js';
 import { subscription } from '../test/helpers/subscriptions.js';
 import { MllpSender } from '../test/helpers/mllp.js';
 import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
@@ -39,7 +39,7 @@ const adt = (i: number) =>
     `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
   ].join('\r');
 
-async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number }> {
+async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; transactionsPerMessage: number }> {
   const store = testConfig(BACKEND);
   const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
   await tessera.app.listen({ port: 0, host: '127.0.0.1' });
@@ -75,6 +75,7 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   const sender = new MllpSender((await tessera.startMllp()) as number);
   const stopProfile = await profilePhase(PROFILE_DIR, `${BACKEND}-${withSubscriptions ? 'with' : 'without'}`);
   const cpuStart = process.cpuUsage();
+  const transactions = countTransactions(tessera);
   const start = Date.now();
   for (let i = 0; i < MESSAGES; i++) {
     await sender.send(adt(i));
@@ -85,13 +86,31 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   const deadline = Date.now() + 120_000;
   while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const cpu = process.cpuUsage(cpuStart);
+  const transactionCount = transactions.stop();
   await stopProfile();
   await sender.close();
   await tessera.close();
   receiver.close();
   await dropTestSchema(store.config);
   store.cleanup();
-  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / MESSAGES };
+  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / MESSAGES, transactionsPerMessage: transactionCount / MESSAGES };
+}
+
+/** Counts the write transactions of the store's main connection(s) until `stop` (not the audit thread's). */
+function countTransactions(tessera: Tessera): { stop(): number } {
+  const db = tessera.repo.db;
+  const original = db.transaction;
+  let count = 0;
+  db.transaction = function (this: typeof db, fn) {
+    count++;
+    return original.call(this, fn);
+  } as typeof db.transaction;
+  return {
+    stop() {
+      db.transaction = original;
+      return count;
+    },
+  };
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
@@ -101,6 +120,7 @@ process.stdout.write(
   `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
     `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (${((withSubs.rate / without.rate - 1) * 100).toFixed(1)} %)\n` +
     `process CPU per message (all threads, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
+    `write transactions per message without ${without.transactionsPerMessage.toFixed(2)}, with ${withSubs.transactionsPerMessage.toFixed(2)}\n` +
     (DELIVERY
       ? `notifications received ${withSubs.latencies.length}; ACK to receiver p50 ${pct(withSubs.latencies, 0.5)} ms, p95 ${pct(withSubs.latencies, 0.95)} ms, max ${withSubs.latencies.at(-1)} ms\n`
       : 'delivery off: outbox written, nothing delivered\n'),
