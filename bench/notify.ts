@@ -1,5 +1,5 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --first without|with]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
@@ -8,23 +8,29 @@
  * and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
  * p95). Delivery runs with the default settings (workers woken by each commit, polling every 200 ms as
  * the fallback). `--delivery off` starts no delivery workers (the outbox is still written): intake with
- * subscriptions then pays for the outbox alone, not for delivery sharing the process. Synthetic data only
- * (MRNs and names generated here).
+ * subscriptions then pays for the outbox alone, not for delivery sharing the process. Also reports the
+ * process's CPU time (all threads) per message over the intake and its deliveries: far less disturbed
+ * by other work on a shared machine than the rates. `--cpu-prof DIR` writes a CPU profile of that phase
+ * of each run (`DIR/<backend>-with.cpuprofile`, `-without`; bench/profile-summary.ts sums one). Synthetic
+ * data only (MRNs and names generated here).
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { addParticipant } from '../src/participants/participants.js';
-import { createTessera } from '../src/server/tessera.js';
+import { createTessera, type Tessera } from '../src/server/tessera.js';
 import { subscription } from '../test/helpers/subscriptions.js';
 import { MllpSender } from '../test/helpers/mllp.js';
 import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
 import { arg } from './args.js';
+import { profilePhase } from './cpu-profile.js';
 
 const SUBSCRIPTIONS = Number(arg('subscriptions', '1000'));
 const ROSTER = Number(arg('roster', '100'));
 const MESSAGES = Number(arg('messages', '2000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const DELIVERY = arg('delivery', 'on') !== 'off';
+const PROFILE_DIR = process.argv.includes('--cpu-prof') ? arg('cpu-prof', '') : undefined;
 
 const adt = (i: number) =>
   [
@@ -34,7 +40,7 @@ const adt = (i: number) =>
     `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
   ].join('\r');
 
-async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[] }> {
+async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number }> {
   const store = testConfig(BACKEND);
   const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
   await tessera.app.listen({ port: 0, host: '127.0.0.1' });
@@ -68,6 +74,10 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   }
   if (DELIVERY) await tessera.startNotifications();
   const sender = new MllpSender((await tessera.startMllp()) as number);
+  const stopProfile = await profilePhase(PROFILE_DIR, `${BACKEND}-${withSubscriptions ? 'with' : 'without'}`);
+  const cpuStart = process.cpuUsage();
+  const mainStart = mainThreadCpuMs();
+  const transactions = countTransactions(tessera);
   const start = Date.now();
   for (let i = 0; i < MESSAGES; i++) {
     await sender.send(adt(i));
@@ -77,20 +87,61 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   const expected = withSubscriptions && DELIVERY ? Math.min(Math.ceil(MESSAGES / 2), SUBSCRIPTIONS * ROSTER) : 0;
   const deadline = Date.now() + 120_000;
   while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const cpu = process.cpuUsage(cpuStart);
+  const mainCpu = mainThreadCpuMs() - mainStart;
+  const transactionCount = transactions.stop();
+  await stopProfile();
   await sender.close();
   await tessera.close();
   receiver.close();
   await dropTestSchema(store.config);
   store.cleanup();
-  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b) };
+  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / MESSAGES, mainCpuMsPerMessage: mainCpu / MESSAGES, transactionsPerMessage: transactionCount / MESSAGES };
+}
+
+/**
+ * CPU time of this process's main thread so far, ms (Linux /proc, 10 ms ticks): the event loop that
+ * acknowledges each message, and that delivery shares; 0 elsewhere.
+ */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** Counts the write transactions of the store's main connection(s) until `stop` (not the audit thread's). */
+function countTransactions(tessera: Tessera): { stop(): number } {
+  const db = tessera.repo.db;
+  const original = db.transaction;
+  let count = 0;
+  db.transaction = function (this: typeof db, fn) {
+    count++;
+    return original.call(this, fn);
+  } as typeof db.transaction;
+  return {
+    stop() {
+      db.transaction = original;
+      return count;
+    },
+  };
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
-const without = await run(false);
-const withSubs = await run(true);
+// The second run in a process can gain from the first's warm-up: `--first with` reverses the order, to tell.
+const WITH_FIRST = arg('first', 'without') === 'with';
+const first = await run(WITH_FIRST);
+const second = await run(!WITH_FIRST);
+const [without, withSubs] = WITH_FIRST ? [second, first] : [first, second];
 process.stdout.write(
   `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
     `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (${((withSubs.rate / without.rate - 1) * 100).toFixed(1)} %)\n` +
+    `process CPU per message (all threads, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
+    `main thread CPU per message without ${without.mainCpuMsPerMessage.toFixed(2)} ms, with ${withSubs.mainCpuMsPerMessage.toFixed(2)} ms\n` +
+    `write transactions per message without ${without.transactionsPerMessage.toFixed(2)}, with ${withSubs.transactionsPerMessage.toFixed(2)}\n` +
     (DELIVERY
       ? `notifications received ${withSubs.latencies.length}; ACK to receiver p50 ${pct(withSubs.latencies, 0.5)} ms, p95 ${pct(withSubs.latencies, 0.95)} ms, max ${withSubs.latencies.at(-1)} ms\n`
       : 'delivery off: outbox written, nothing delivered\n'),

@@ -13,16 +13,15 @@ import { retryDelay, type NotifySettings } from './notify-settings.js';
 import { postNotification } from './rest-hook.js';
 import { SubscriberAccess } from './subscriber-access.js';
 import { SubscriptionCache } from './subscription-cache.js';
-import { NEVER, type SubscriptionEntry } from './subscription-registry.js';
+import type { SubscriptionEntry } from './subscription-registry.js';
+import { lockSubscriptions, numberDeliveries, releaseLeases, settleDeliveries } from './delivery-ledger.js';
+import type { AuthContext } from '../security/token-service.js';
 import type { WebSocketHub } from './websocket-hub.js';
 
 /** Events sent in one rest-hook or websocket notification. */
 const BATCH = 20;
 const CLAIM = 8;
 
-/** A subscription's next due time after a round: its first pending attempt, or its next heartbeat (SQL on its row). */
-const NEXT_DUE = `(SELECT MIN(next_attempt) FROM notify_delivery WHERE subscription_id = notify_subscription.id AND status = 'pending')`;
-const NEXT_HEARTBEAT = `CASE WHEN heartbeat_s > 0 AND channel_type <> 'message' THEN last_sent + heartbeat_s * 1000 ELSE ${NEVER} END`;
 
 interface PendingDelivery {
   /** Its place in the subscription's queue (internal; every matched event has one). */
@@ -33,6 +32,25 @@ interface PendingDelivery {
   nextAttempt: number;
   event: OutboxEvent;
 }
+
+type Sendable = PendingDelivery & { resource?: NotifiedEvent['resource'] };
+
+/** What a round sends for one subscription, and what it knows about it. */
+interface Batch {
+  sub: SubscriptionEntry;
+  auth?: AuthContext;
+  /** Due deliveries the policy let through, in order (one for a message channel). */
+  batch: Sendable[];
+  /** Queue places of due deliveries the policy withheld. */
+  withheld: number[];
+  /** Nothing was pending after this batch when it was read. */
+  last: boolean;
+  /** The subscription's count of numbered events once this batch is numbered. */
+  total: number;
+}
+
+/** 'refused' is an MLLP AR (the receiver will never take it); an error is retried. */
+type Outcome = 'delivered' | 'refused' | { error: string };
 
 interface Logger {
   warn(obj: object, msg: string): void;
@@ -53,6 +71,8 @@ export class DeliveryWorker {
   readonly cache = new SubscriptionCache();
   private readonly access: SubscriberAccess;
   private timer?: NodeJS.Timeout;
+  /** When the timer starts the next round. */
+  private nextRoundAt = 0;
   private running?: Promise<void>;
   private stopped = false;
   private lastPrune = 0;
@@ -93,25 +113,34 @@ export class DeliveryWorker {
     await this.running;
   }
 
-  /** Work was committed: a round now, or, during one, another right after it (and a dispatch before its next claim). */
+  /**
+   * Work was committed: a round within `wakeDelayMs`, or, during one, another after it (and a dispatch
+   * before its next claim). The short wait lets the commits of a busy intake share a round, and with
+   * it the round's transactions (decision 0041); further wakes meanwhile do not put the round later.
+   */
   wake(): void {
     if (this.stopped) return;
     if (this.running) this.woken = true;
-    else this.schedule(0);
+    else this.schedule(this.settings.wakeDelayMs);
   }
 
+  /** The next round within `ms`: a round already set to start sooner keeps its time. */
   private schedule(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.timer && at >= this.nextRoundAt) return;
     clearTimeout(this.timer);
+    this.nextRoundAt = at;
     this.timer = setTimeout(() => void this.round(), ms);
   }
 
   private async round(): Promise<void> {
+    this.timer = undefined;
     if (this.stopped || this.running) return;
     this.woken = false;
     this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
     await this.running;
     this.running = undefined;
-    if (!this.stopped) this.schedule(this.woken ? 0 : this.settings.pollMs);
+    if (!this.stopped) this.schedule(this.woken ? this.settings.wakeDelayMs : this.settings.pollMs);
   }
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
@@ -123,7 +152,7 @@ export class DeliveryWorker {
       if (this.woken) await this.dispatch();
       const claimed = await this.claim();
       if (!claimed.length) break;
-      await Promise.all(claimed.map((id) => this.deliverFor(id)));
+      await this.deliverClaimed(claimed);
       if (this.stopped) break;
     }
     if (Date.now() - this.lastPrune > 60_000) {
@@ -137,87 +166,163 @@ export class DeliveryWorker {
     while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
   }
 
-  /** Leases up to CLAIM due subscriptions to this worker (one statement). */
+  /**
+   * Leases up to CLAIM due subscriptions to this worker (one statement). A plain read first: most rounds
+   * (each commit of outbox events wakes one) find nothing more to claim, and a read is cheaper than a
+   * write transaction, which on SQLite also waits for the one writer with intake. What it misses (a
+   * subscription made due just after it) is caught as before, by the commit's signal or the next poll.
+   */
   private async claim(): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
     // A websocket subscription is delivered by the process its socket is bound to; unbound, its events wait.
     const sockets = this.hub?.boundSubscriptions() ?? [];
     const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
+    const due = `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT`;
+    if (!(await this.repo.sql.query(`${due} 1`, [now, now, ...sockets])).length) return [];
     return this.repo.transaction(async (tx) => {
       const rows = await tx.sql.query<{ id: string }>(
-        `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (
-           SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT ${CLAIM}${skipLocked}
-         ) RETURNING id`,
+        `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${due} ${CLAIM}${skipLocked}) RETURNING id`,
         [this.owner, now + this.settings.leaseMs, now, now, ...sockets],
       );
       return rows.map((r) => r.id);
     });
   }
 
-  private async deliverFor(id: string): Promise<void> {
-    const sub = await this.subscription(id);
-    let released = false;
+  /**
+   * Delivers what is due for the subscriptions this worker has just leased, in rounds: each reads every
+   * one's next batch and asks the policy about it, numbers the batches in one transaction, sends them
+   * concurrently (one at a time per subscription, so each keeps its order), and records the outcomes in
+   * one transaction, giving back the leases of those with nothing more to send. A subscription whose
+   * attempt failed waits for its retry; the others go on while their lease lasts.
+   */
+  private async deliverClaimed(ids: string[]): Promise<void> {
+    const held = new Set(ids);
+    const sentFor = new Set<string>();
+    const subs: SubscriptionEntry[] = [];
     try {
-      if (sub) released = await this.deliverPending(sub);
+      for (const id of ids) {
+        const sub = await this.subscription(id);
+        if (sub) subs.push(sub);
+      }
+      const leaseEnd = Date.now() + this.settings.leaseMs - this.settings.timeoutMs - 1000;
+      let going = subs;
+      while (going.length && Date.now() < leaseEnd && !this.stopped) {
+        const batches = (await Promise.all(going.map((sub) => this.nextBatch(sub)))).filter((b): b is Batch => !!b);
+        if (!batches.length) break;
+        await this.repo.transaction((tx) => this.prepare(tx.sql, batches));
+        const sending = batches.filter((b) => b.batch.length);
+        const outcomes = await Promise.all(sending.map((b) => this.send(b.sub, b.batch, b.total)));
+        const released = await this.repo.transaction((tx) => this.record(tx.sql, sending, outcomes));
+        released.forEach((id) => held.delete(id));
+        sending.forEach((b, i) => {
+          if (typeof outcomes[i] === 'string') sentFor.add(b.sub.id);
+        });
+        await Promise.all(sending.map((b, i) => (typeof outcomes[i] === 'string' ? this.audit(b, outcomes[i] as 'delivered' | 'refused') : undefined)));
+        // Withheld only: the next batch. Sent, with more pending: the next batch. Failed or all sent: done.
+        going = batches
+          .filter((b) => {
+            const i = sending.indexOf(b);
+            return i < 0 || (typeof outcomes[i] === 'string' && held.has(b.sub.id));
+          })
+          .map((b) => b.sub);
+      }
+      for (const sub of subs) if (!sentFor.has(sub.id) && held.has(sub.id) && sub.heartbeatSeconds > 0 && sub.channelType !== 'message') await this.heartbeat(sub);
     } catch (err) {
-      this.log.error({ subscription: id, err: { message: (err as Error).message } }, 'notifications: delivering for a subscription failed');
+      this.log.error({ subscriptions: ids, err: { message: (err as Error).message } }, 'notifications: delivering for subscriptions failed');
     } finally {
-      if (!released) await this.repo.transaction((tx) => this.release(tx.sql, id));
+      if (held.size) {
+        await this.repo.transaction(async (tx) => {
+          await lockSubscriptions(tx.sql, this.repo.db.dialect, [...held]);
+          await releaseLeases(tx.sql, [...held], this.owner);
+        });
+      }
     }
   }
 
-  /** Delivers what is due, in order; returns whether the lease was given back with the last batch's outcome. */
-  private async deliverPending(sub: SubscriptionEntry): Promise<boolean> {
-    const leaseEnd = Date.now() + this.settings.leaseMs - this.settings.timeoutMs - 1000;
-    let sentAny = false;
-    while (Date.now() < leaseEnd && !this.stopped) {
-      const { due, more, notifiedCount } = await this.duePending(sub.id);
-      if (!due.length) break;
-      const auth = sub.participantId ? await this.access.authOf(sub.participantId) : undefined;
-      // The policy decides per event, as a read by the participant's client would be decided now.
-      const allowed: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[] = [];
-      const withheld: number[] = [];
-      for (const d of due) {
-        const resource = auth ? await this.access.read(auth, d.event.focusType, d.event.focusId, d.event.facts.version) : undefined;
-        if (resource) allowed.push({ ...d, resource });
-        else withheld.push(d.number);
-      }
-      if (!allowed.length) {
-        await this.settle(sub.id, withheld, 'withheld', false);
-        continue;
-      }
-      if (withheld.length) await this.settle(sub.id, withheld, 'withheld', false);
-      const { batch, total } = await this.numbered(sub.id, sub.channelType === 'message' ? allowed.slice(0, 1) : allowed, notifiedCount);
-      const outcome = await this.send(sub, batch, total);
-      if (outcome === 'delivered' || outcome === 'refused') {
-        // Nothing more was pending when this batch was read: the lease goes back in the same transaction.
-        const last = !more && batch.length === allowed.length;
-        await this.settle(sub.id, batch.map((d) => d.number), outcome === 'delivered' ? 'delivered' : 'dead', last);
-        await auditLogIfOn(this.repo)?.record(
-          notificationAuditRecord({
-            subscriptionId: sub.id,
-            channel: sub.channelType,
-            participantId: sub.participantId as string,
-            clientId: auth?.clientId as string,
-            purposeOfUse: auth?.purposeOfUse,
-            status: outcome === 'delivered' ? 'delivered' : 'refused',
-            resources: batch.map((d) => ({ reference: `${d.event.focusType}/${d.event.focusId}`, patientId: d.event.patientId })),
-          }),
-        );
-        if (last) return true;
-        sentAny = true;
-        continue;
-      }
-      await this.failed(sub.id, batch, outcome.error);
-      break;
+  /**
+   * A subscription's next batch: its due pending deliveries in order, each decided by the policy as a
+   * read by the participant's client would be decided now; undefined when nothing is due.
+   */
+  private async nextBatch(sub: SubscriptionEntry): Promise<Batch | undefined> {
+    const { due, more, notifiedCount } = await this.duePending(sub.id);
+    if (!due.length) return undefined;
+    const auth = sub.participantId ? await this.access.authOf(sub.participantId) : undefined;
+    const allowed: Sendable[] = [];
+    const withheld: number[] = [];
+    for (const d of due) {
+      const resource = auth ? await this.access.read(auth, d.event.focusType, d.event.focusId, d.event.facts.version) : undefined;
+      if (resource) allowed.push({ ...d, resource });
+      else withheld.push(d.number);
     }
-    if (!sentAny && sub.heartbeatSeconds > 0 && sub.channelType !== 'message') await this.heartbeat(sub);
-    return false;
+    const batch = sub.channelType === 'message' ? allowed.slice(0, 1) : allowed;
+    // Nothing more was pending when this batch was read: its lease goes back with the batch's outcome.
+    return { sub, auth, batch, withheld, last: !more && batch.length === allowed.length, total: notifiedCount };
+  }
+
+  /**
+   * Before sending (one transaction for the round): settles what the policy withheld, and gives the
+   * events about to be sent their subscriber-visible numbers (events-since-subscription-start), in queue
+   * order. A retry sends the same numbers, so receivers can drop repeats; only events the policy let
+   * through are numbered, so a withheld event leaves no gap that would tell the subscriber something
+   * happened to its patient. Numbers already given are kept.
+   */
+  private async prepare(sql: SqlExecutor, batches: Batch[]): Promise<void> {
+    const fresh = batches.map((b) => ({ b, fresh: b.batch.filter((d) => d.notified === undefined) }));
+    const writing = batches.filter((b, i) => b.withheld.length || fresh[i].fresh.length);
+    if (!writing.length) return;
+    if (writing.length > 1) await lockSubscriptions(sql, this.repo.db.dialect, writing.map((b) => b.sub.id));
+    await settleDeliveries(sql, batches.map((b) => ({ subscriptionId: b.sub.id, numbers: b.withheld })), 'withheld', Date.now());
+    const given = await numberDeliveries(sql, fresh.map(({ b, fresh }) => ({ subscriptionId: b.sub.id, numbers: fresh.map((d) => d.number) })));
+    for (const { b, fresh: todo } of fresh) {
+      const numbered = given.get(b.sub.id);
+      if (!numbered) continue;
+      todo.forEach((d, i) => (d.notified = numbered.numbers[i]));
+      b.total = numbered.total;
+    }
+  }
+
+  /**
+   * After sending (one transaction for the round): each batch's outcome, and the lease back for each
+   * subscription whose last batch went. The subscriptions' rows are locked first (see releaseLeases).
+   * Returns the subscriptions released.
+   */
+  private async record(sql: SqlExecutor, sent: Batch[], outcomes: Outcome[]): Promise<string[]> {
+    if (!sent.length) return [];
+    const now = Date.now();
+    const places = (status: Outcome) => sent.filter((_, i) => outcomes[i] === status).map((b) => ({ subscriptionId: b.sub.id, numbers: b.batch.map((d) => d.number) }));
+    const delivered = places('delivered');
+    // One subscription, delivered: the update of its row below is the lock.
+    if (sent.length > 1 || !delivered.length) await lockSubscriptions(sql, this.repo.db.dialect, sent.map((b) => b.sub.id));
+    if (delivered.length) await sql.run(`UPDATE notify_subscription SET last_sent = ?, last_error = NULL WHERE id IN (${delivered.map(() => '?').join(', ')})`, [now, ...delivered.map((p) => p.subscriptionId)]);
+    await settleDeliveries(sql, delivered, 'delivered', now);
+    await settleDeliveries(sql, places('refused'), 'dead', now);
+    for (const [i, b] of sent.entries()) {
+      const outcome = outcomes[i];
+      if (typeof outcome !== 'string') await this.failed(sql, b.sub.id, b.batch, outcome.error);
+    }
+    const released = sent.filter((b, i) => b.last && typeof outcomes[i] === 'string').map((b) => b.sub.id);
+    await releaseLeases(sql, released, this.owner);
+    return released;
+  }
+
+  /** Each notification sent (or refused) is audited as a disclosure to the participant. */
+  private async audit(b: Batch, outcome: 'delivered' | 'refused'): Promise<void> {
+    await auditLogIfOn(this.repo)?.record(
+      notificationAuditRecord({
+        subscriptionId: b.sub.id,
+        channel: b.sub.channelType,
+        participantId: b.sub.participantId as string,
+        clientId: b.auth?.clientId as string,
+        purposeOfUse: b.auth?.purposeOfUse,
+        status: outcome,
+        resources: b.batch.map((d) => ({ reference: `${d.event.focusType}/${d.event.focusId}`, patientId: d.event.patientId })),
+      }),
+    );
   }
 
   /** Sends a batch; 'refused' is an MLLP AR (the receiver will never take it), an error is retried. */
-  private async send(sub: SubscriptionEntry, batch: (PendingDelivery & { resource?: NotifiedEvent['resource'] })[], total: number): Promise<'delivered' | 'refused' | { error: string }> {
+  private async send(sub: SubscriptionEntry, batch: Sendable[], total: number): Promise<Outcome> {
     try {
       if (sub.channelType === 'message') {
         const raw = await this.messageText(batch[0].event);
@@ -269,29 +374,6 @@ export class DeliveryWorker {
   }
 
   /**
-   * Gives the events about to be sent their subscriber-visible numbers (events-since-subscription-start),
-   * in queue order, before the attempt: a retry sends the same numbers, so receivers can drop repeats. Only
-   * events the policy let through are numbered, so a withheld event leaves no gap that would tell the
-   * subscriber something happened to its patient. Numbers already given are kept. Returns the batch and
-   * the subscription's count after it (`count`: the count read with the batch, held by this lease).
-   */
-  private async numbered<T extends PendingDelivery>(id: string, batch: T[], count: number): Promise<{ batch: T[]; total: number }> {
-    const fresh = batch.filter((d) => d.notified === undefined);
-    if (!fresh.length) return { batch, total: count };
-    return this.repo.transaction(async (tx) => {
-      const [row] = await tx.sql.query<{ notified_count: number }>('UPDATE notify_subscription SET notified_count = notified_count + ? WHERE id = ? RETURNING notified_count', [fresh.length, id]);
-      const total = Number(row?.notified_count ?? 0);
-      fresh.forEach((d, i) => (d.notified = total - fresh.length + 1 + i));
-      const cases = fresh.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ');
-      await tx.sql.run(
-        `UPDATE notify_delivery SET notified_number = CASE event_number ${cases} END WHERE subscription_id = ? AND event_number IN (${fresh.map(() => '?').join(', ')})`,
-        [...fresh.flatMap((d) => [d.number, d.notified as number]), id, ...fresh.map((d) => d.number)],
-      );
-      return { batch, total };
-    });
-  }
-
-  /**
    * The pending deliveries of a subscription in order, up to the first that is not due yet; whether more
    * were pending than fit in one batch; and the subscription's count of numbered events.
    */
@@ -330,47 +412,17 @@ export class DeliveryWorker {
     return Number(row?.notified_count ?? 0);
   }
 
-  /** Records the outcome of deliveries; with `release`, also gives the lease back, in the same transaction. */
-  private async settle(id: string, numbers: number[], status: 'delivered' | 'withheld' | 'dead', release: boolean): Promise<void> {
-    const now = Date.now();
-    await this.repo.transaction(async (tx) => {
-      // The subscription's row first: its lock orders this after a dispatcher adding deliveries (see release).
-      if (status === 'delivered') await tx.sql.run('UPDATE notify_subscription SET last_sent = ?, last_error = NULL WHERE id = ?', [now, id]);
-      await tx.sql.run(
-        `UPDATE notify_delivery SET status = ?, delivered_at = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
-        [status, now, id, ...numbers],
-      );
-      if (release) await this.release(tx.sql, id, status === 'delivered');
-    });
-  }
-
-  private async failed(id: string, batch: PendingDelivery[], error: string): Promise<void> {
+  /** A failed attempt: retried after a backoff, or, after the last attempt, a dead letter (the next event goes). */
+  private async failed(sql: SqlExecutor, id: string, batch: PendingDelivery[], error: string): Promise<void> {
     const attempts = batch[0].attempts + 1;
     const dead = attempts >= this.settings.maxAttempts;
     const numbers = batch.map((d) => d.number);
-    await this.repo.transaction(async (tx) => {
-      await tx.sql.run(
-        `UPDATE notify_delivery SET attempts = ?, next_attempt = ?, last_error = ?, status = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
-        [attempts, Date.now() + retryDelay(this.settings, attempts), error, dead ? 'dead' : 'pending', id, ...numbers],
-      );
-      await tx.sql.run('UPDATE notify_subscription SET last_error = ? WHERE id = ?', [error, id]);
-    });
-    if (dead) this.log.warn({ subscription: id, events: numbers.length }, 'notifications: deliveries moved to the dead letters after the last attempt');
-  }
-
-  /**
-   * Gives the lease back, due again at its next pending attempt (or heartbeat). Inside the caller's
-   * transaction; the subscription's row is locked first (`locked`: a statement of this transaction has
-   * already), so a dispatcher adding deliveries has committed before the next pending attempt is read
-   * (a statement of its own: PostgreSQL would evaluate it on a snapshot taken before the wait).
-   */
-  private async release(sql: SqlExecutor, id: string, locked = false): Promise<void> {
-    if (!locked) await sql.query(`SELECT id FROM notify_subscription WHERE id = ?${this.repo.db.dialect.forUpdate}`, [id]);
     await sql.run(
-      `UPDATE notify_subscription SET next_due = CASE WHEN COALESCE(${NEXT_DUE}, ${NEVER}) < ${NEXT_HEARTBEAT} THEN COALESCE(${NEXT_DUE}, ${NEVER}) ELSE ${NEXT_HEARTBEAT} END,
-         lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?`,
-      [id, this.owner],
+      `UPDATE notify_delivery SET attempts = ?, next_attempt = ?, last_error = ?, status = ? WHERE subscription_id = ? AND event_number IN (${numbers.map(() => '?').join(', ')})`,
+      [attempts, Date.now() + retryDelay(this.settings, attempts), error, dead ? 'dead' : 'pending', id, ...numbers],
     );
+    await sql.run('UPDATE notify_subscription SET last_error = ? WHERE id = ?', [error, id]);
+    if (dead) this.log.warn({ subscription: id, events: numbers.length }, 'notifications: deliveries moved to the dead letters after the last attempt');
   }
 }
 

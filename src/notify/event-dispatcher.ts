@@ -5,6 +5,7 @@ import type { Repository } from '../store/repository.js';
 import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
 import { personKeys, type PersonKeys } from './roster-match.js';
 import type { SubscriptionCache } from './subscription-cache.js';
+import { lockOrder } from './delivery-ledger.js';
 import type { SubscriptionEntry } from './subscription-registry.js';
 import type { EventFacts } from './topic-events.js';
 
@@ -43,6 +44,8 @@ export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, 
  * Returns how many events it took.
  */
 export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, limit = 500): Promise<number> {
+  // A plain read first: a round's last call finds nothing, and the transaction (with the dispatch lock) is for work.
+  if (!(await repo.sql.query('SELECT seq FROM notify_event WHERE dispatched = 0 LIMIT 1')).length) return 0;
   return repo.transaction(async (tx) => {
     await tx.sql.lock('tessera-notify-dispatch');
     const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
@@ -56,7 +59,9 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
     }
     const now = Date.now();
     const deliveries: (string | number)[][] = [];
-    for (const [id, seqs] of matched) {
+    // In lockOrder, as workers lock the several subscriptions of a round: no two wait for each other in a cycle.
+    for (const id of lockOrder(matched.keys())) {
+      const seqs = matched.get(id) as number[];
       // One statement: the row's lock orders this with a worker releasing the subscription (it reads the pending after it).
       const [state] = await tx.sql.query<{ event_count: number }>(
         'UPDATE notify_subscription SET event_count = event_count + ?, next_due = CASE WHEN next_due > ? THEN ? ELSE next_due END WHERE id = ? RETURNING event_count',
@@ -92,7 +97,7 @@ async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache,
     for (const p of patientIds) topic.byPatient.get(p)?.forEach((s) => candidates.add(s));
   }
   const out: SubscriptionEntry[] = [];
-  // In the topic's load order, the one order every process matches (and locks subscription rows) in.
+  // In the topic's load order (the deliveries' rows are locked in lockOrder, in dispatchEvents).
   for (const sub of topic.all.filter((s) => candidates.has(s))) {
     if (await matchesFilters(sub, event.facts, personOf)) out.push(sub);
   }

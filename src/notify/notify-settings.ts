@@ -4,6 +4,11 @@ export interface NotifySettings {
   workers: boolean;
   /** How often an idle worker looks for work, ms (TESSERA_NOTIFY_POLL_MS, default 200). */
   pollMs: number;
+  /**
+   * How long a worker woken by a commit waits before its round, so that the commits of a busy intake
+   * share one, ms (TESSERA_NOTIFY_WAKE_DELAY_MS, default 25; 0: at once).
+   */
+  wakeDelayMs: number;
   /** First retry delay, doubled at each failure up to retryMaxMs (TESSERA_NOTIFY_RETRY_BASE_MS, default 1 s). */
   retryBaseMs: number;
   /** Longest retry delay (TESSERA_NOTIFY_RETRY_MAX_MS, default 5 min). */
@@ -41,6 +46,7 @@ export function notifySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Not
   return {
     workers: env.TESSERA_NOTIFY !== 'off',
     pollMs: num(env.TESSERA_NOTIFY_POLL_MS, 200, 'TESSERA_NOTIFY_POLL_MS'),
+    wakeDelayMs: env.TESSERA_NOTIFY_WAKE_DELAY_MS === '0' ? 0 : num(env.TESSERA_NOTIFY_WAKE_DELAY_MS, 25, 'TESSERA_NOTIFY_WAKE_DELAY_MS'),
     retryBaseMs: num(env.TESSERA_NOTIFY_RETRY_BASE_MS, 1000, 'TESSERA_NOTIFY_RETRY_BASE_MS'),
     retryMaxMs: num(env.TESSERA_NOTIFY_RETRY_MAX_MS, 300_000, 'TESSERA_NOTIFY_RETRY_MAX_MS'),
     maxAttempts: num(env.TESSERA_NOTIFY_MAX_ATTEMPTS, 12, 'TESSERA_NOTIFY_MAX_ATTEMPTS'),

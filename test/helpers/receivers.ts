@@ -32,6 +32,10 @@ export class HttpReceiver {
   down = false;
   /** How long it takes to answer, ms (deliveries stay in flight that long). */
   delayMs = 0;
+  /** Requests being answered now, per path, and the most there ever were at once (per path, and in all). */
+  private readonly inFlight = new Map<string, number>();
+  readonly mostInFlight = new Map<string, number>();
+  mostInFlightInAll = 0;
   private server?: Server;
   url = '';
 
@@ -39,6 +43,12 @@ export class HttpReceiver {
 
   async start(port = 0): Promise<string> {
     this.server = createServer((req, res) => {
+      const path = req.url ?? '/';
+      const now = (this.inFlight.get(path) ?? 0) + 1;
+      this.inFlight.set(path, now);
+      this.mostInFlight.set(path, Math.max(now, this.mostInFlight.get(path) ?? 0));
+      this.mostInFlightInAll = Math.max(this.mostInFlightInAll, [...this.inFlight.values()].reduce((a, b) => a + b, 0));
+      res.on('finish', () => this.inFlight.set(path, (this.inFlight.get(path) ?? 1) - 1));
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
