@@ -1,11 +1,12 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --first without|with]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 2 --first without|with]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
  * `roster` patients (total subscriptions x roster), and the same intake into a store without
- * subscriptions. Half the admitted patients are on one roster. Reports: intake rate with and without,
- * and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
+ * subscriptions, after an unmeasured warm-up run, in `--rounds` rounds of alternating order (a run gains
+ * from the runs before it in the process). Half the admitted patients are on one roster. Reports: intake
+ * rate with and without, and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
  * p95). Delivery runs with the default settings (workers woken by each commit, polling every 200 ms as
  * the fallback). `--delivery off` starts no delivery workers (the outbox is still written): intake with
  * subscriptions then pays for the outbox alone, not for delivery sharing the process. Also reports the
@@ -40,7 +41,7 @@ const adt = (i: number) =>
     `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
   ].join('\r');
 
-async function run(withSubscriptions: boolean): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number }> {
+async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number }> {
   const store = testConfig(BACKEND);
   const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
   await tessera.app.listen({ port: 0, host: '127.0.0.1' });
@@ -79,12 +80,12 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   const mainStart = mainThreadCpuMs();
   const transactions = countTransactions(tessera);
   const start = Date.now();
-  for (let i = 0; i < MESSAGES; i++) {
+  for (let i = 0; i < messages; i++) {
     await sender.send(adt(i));
     ackAt.set(`V-${i}`, Date.now());
   }
   const seconds = (Date.now() - start) / 1000;
-  const expected = withSubscriptions && DELIVERY ? Math.min(Math.ceil(MESSAGES / 2), SUBSCRIPTIONS * ROSTER) : 0;
+  const expected = withSubscriptions && DELIVERY ? Math.min(Math.ceil(messages / 2), SUBSCRIPTIONS * ROSTER) : 0;
   const deadline = Date.now() + 120_000;
   while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const cpu = process.cpuUsage(cpuStart);
@@ -96,7 +97,7 @@ async function run(withSubscriptions: boolean): Promise<{ rate: number; latencie
   receiver.close();
   await dropTestSchema(store.config);
   store.cleanup();
-  return { rate: MESSAGES / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / MESSAGES, mainCpuMsPerMessage: mainCpu / MESSAGES, transactionsPerMessage: transactionCount / MESSAGES };
+  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages };
 }
 
 /**
@@ -131,14 +132,34 @@ function countTransactions(tessera: Tessera): { stop(): number } {
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
-// The second run in a process can gain from the first's warm-up: `--first with` reverses the order, to tell.
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+type Run = Awaited<ReturnType<typeof run>>;
+// A run gains from the runs before it in the process (JIT, caches): an unmeasured warm-up run first, then
+// `--rounds` rounds in alternating order (without/with, with/without, ...; `--first with` starts with the
+// store with subscriptions), each figure the median of its runs, the change the median of the rounds'.
 const WITH_FIRST = arg('first', 'without') === 'with';
-const first = await run(WITH_FIRST);
-const second = await run(!WITH_FIRST);
-const [without, withSubs] = WITH_FIRST ? [second, first] : [first, second];
+const ROUNDS = Number(arg('rounds', '2'));
+await run(false, Math.ceil(MESSAGES / 4));
+const runs: { without: Run; with: Run }[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const withFirst = (round % 2 === 1) !== WITH_FIRST;
+  const first = await run(withFirst);
+  const second = await run(!withFirst);
+  runs.push(withFirst ? { with: first, without: second } : { without: first, with: second });
+}
+const of = (side: 'with' | 'without', f: (r: Run) => number) => median(runs.map((r) => f(r[side])));
+const without = { rate: of('without', (r) => r.rate), cpuMsPerMessage: of('without', (r) => r.cpuMsPerMessage), mainCpuMsPerMessage: of('without', (r) => r.mainCpuMsPerMessage), transactionsPerMessage: of('without', (r) => r.transactionsPerMessage) };
+const withSubs = {
+  rate: of('with', (r) => r.rate),
+  cpuMsPerMessage: of('with', (r) => r.cpuMsPerMessage),
+  mainCpuMsPerMessage: of('with', (r) => r.mainCpuMsPerMessage),
+  transactionsPerMessage: of('with', (r) => r.transactionsPerMessage),
+  latencies: runs.flatMap((r) => r.with.latencies).sort((a, b) => a - b),
+};
+const change = median(runs.map((r) => r.with.rate / r.without.rate - 1));
 process.stdout.write(
   `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
-    `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (${((withSubs.rate / without.rate - 1) * 100).toFixed(1)} %)\n` +
+    `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (median of the rounds' changes ${(change * 100).toFixed(1)} %; ${ROUNDS} rounds)\n` +
     `process CPU per message (all threads, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
     `main thread CPU per message without ${without.mainCpuMsPerMessage.toFixed(2)} ms, with ${withSubs.mainCpuMsPerMessage.toFixed(2)} ms\n` +
     `write transactions per message without ${without.transactionsPerMessage.toFixed(2)}, with ${withSubs.transactionsPerMessage.toFixed(2)}\n` +
