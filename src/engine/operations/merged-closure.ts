@@ -31,33 +31,41 @@ const MAX_KEYS = 500;
  * or keys. Every round is the person's listing (patient-record.ts) under the caller's read access, cut
  * down by search criteria: the access policy decides what is read, as for the whole view.
  */
-export async function closureRecord(repo: Repository, person: Person, req: FhirRequest, type: string, seeds: readonly string[]): Promise<PatientRecord | undefined> {
+export async function closureRecord(repo: Repository, person: Person, req: FhirRequest, type: string, seeds: readonly Resource[]): Promise<PatientRecord | undefined> {
   const search = ruleFor(type).keySearch;
   if (!search || factsJudgedTogether(type) || !seeds.length || seeds.length > MAX_SEEDS) return undefined;
   const list = (where: Filter[]) => reachableRecord(repo, person.focal.id as string, req, { types: [type], references: false, where, person });
   const found = new Map<string, RecordEntry>();
   const asked = new Set<string>();
-  let round: Filter[] = [{ code: '_id', operator: 'eq' as Filter['operator'], value: seeds.map(escaped).join(',') }];
-  while (round.length) {
+  // The first keys are the seeds' as the search that found them read them; a seed no round lists (rewritten
+  // since, or one the caller may search but not read) is then listed by id, and its keys followed.
+  let round = nextCriteria(search, seeds, asked);
+  let byId = false;
+  while (round) {
+    if (!round.length) {
+      const unlisted = byId ? [] : seeds.filter((r) => !found.has(r.id as string));
+      if (!unlisted.length) break;
+      round = [{ code: '_id', operator: 'eq' as Filter['operator'], value: unlisted.map((r) => escaped(r.id as string)).join(',') }];
+      byId = true;
+    }
     const listed = (await Promise.all(round.map((f) => list([f])))).flatMap((r) => r.entries);
     // A record listed twice (rewritten meanwhile) is taken as last read, and its keys are followed.
     for (const e of listed) found.set(e.id, e);
-    const next = nextCriteria(search, listed, asked);
-    if (!next || asked.size > MAX_KEYS) return undefined;
-    round = next;
+    round = nextCriteria(search, listed.map((e) => JSON.parse(e.json) as Resource), asked);
+    if (round && asked.size > MAX_KEYS) return undefined;
   }
-  return { ...person, entries: [...found.values()] };
+  return round ? { ...person, entries: [...found.values()] } : undefined;
 }
 
 /**
- * The search criteria that find the records sharing a key with `listed` not asked before (one filter per
+ * The search criteria that find the records sharing a key with `records` not asked before (one filter per
  * parameter, its values OR-ed), or undefined when one of their keys no search finds exactly.
  */
-function nextCriteria(search: { concept: string; identity?: string[] }, listed: readonly RecordEntry[], asked: Set<string>): Filter[] | undefined {
+function nextCriteria(search: { concept: string; identity?: string[] }, records: readonly Resource[], asked: Set<string>): Filter[] | undefined {
   const concepts = new Set<string>();
   const identifiers = new Set<string>();
-  for (const e of listed) {
-    const { concept, identity } = bucketKeys(JSON.parse(e.json) as Resource);
+  for (const record of records) {
+    const { concept, identity } = bucketKeys(record);
     for (const key of concept) {
       if (!isCoding(key)) return undefined;
       if (!asked.has(`concept ${key}`)) concepts.add(key);

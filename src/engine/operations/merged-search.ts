@@ -43,11 +43,10 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
   // One merged view per type for the whole search (chains, _has, the answer, includes share them).
   const views = new Map<string, Promise<MergedView>>();
   const scope: MergedScope = { patientIds, viewOf: (t) => views.get(t) ?? views.set(t, mergedView(repo, named, req, { types: [t] })).get(t) as Promise<MergedView> };
-  const { matched, suppressed } = await matchingSources(repo, req, request, scope);
+  const { matched, records, suppressed } = await matchingSources(repo, req, request, scope);
   // Nothing matched: no fact to look up (CDS Hooks asks several types of which most find nothing). Else
   // the type's view a link has merged already, or the merge of the matches' closure (merged-closure.ts).
-  const ids = matched.map((k) => k.slice(type.length + 1));
-  const view = matched.length ? await (views.get(type) ?? mergedViewHolding(repo, { focal, patientIds }, req, type, ids)) : undefined;
+  const view = matched.length ? await (views.get(type) ?? mergedViewHolding(repo, { focal, patientIds }, req, type, records)) : undefined;
   const facts = view ? factsHolding(view, matched, Boolean(request.sortRules?.length)) : [];
   const shown = facts.slice(offset, offset + count);
   const matches = shown.map((i) => (view as MergedView).resources[i]);
@@ -63,19 +62,19 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
  * widened, chains and `_has` as conditions on facts), in the order the ordinary search returns them
  * (`_sort`, else by id), as `Type/id` keys.
  */
-async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, scope: MergedScope): Promise<{ matched: string[]; suppressed?: boolean }> {
+async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, scope: MergedScope): Promise<{ matched: string[]; records: Resource[]; suppressed?: boolean }> {
   const filters: Filter[] = [];
   for (const f of request.filters ?? []) {
     if (PERSON_PARAMS.includes(f.code)) filters.push({ ...f, value: scope.patientIds.map((id) => `Patient/${id}`).join(',') });
     else if (!isLink(f)) filters.push(widened(f));
     else {
       const facts = await factLinkFilter(repo, req, request.resourceType, f, scope);
-      if (!facts) return { matched: [] };
+      if (!facts) return { matched: [], records: [] };
       filters.push(facts);
     }
   }
-  const { keys, suppressed } = await sourceKeys(repo, req, { resourceType: request.resourceType, filters, sortRules: request.sortRules });
-  return { matched: keys, suppressed };
+  const { keys, records, suppressed } = await sourceKeys(repo, req, { resourceType: request.resourceType, filters, sortRules: request.sortRules });
+  return { matched: keys, records, suppressed };
 }
 
 const bySourceOf = new WeakMap<readonly MergedFact[], Map<string, number>>();

@@ -46,12 +46,12 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
 }
 
 /**
- * The facts of one type that hold the given source records (ids): the merge of just the person's records
- * that could share a fact with them (merged-closure.ts), which forms exactly the facts the type's whole
- * view forms of them; the type's whole view where that set cannot be decided (the closure says when).
+ * The facts of one type that hold the given source records (as a search read them): the merge of just the
+ * person's records that could share a fact with them (merged-closure.ts), which forms exactly the facts
+ * the type's whole view forms of them; the type's whole view where that set cannot be decided.
  */
-export async function mergedViewHolding(repo: Repository, person: Person, req: FhirRequest, type: string, ids: readonly string[]): Promise<MergedView> {
-  const closure = await closureRecord(repo, person, req, type, ids);
+export async function mergedViewHolding(repo: Repository, person: Person, req: FhirRequest, type: string, seeds: readonly Resource[]): Promise<MergedView> {
+  const closure = await closureRecord(repo, person, req, type, seeds);
   if (!closure) return mergedView(repo, person.focal.id as string, req, { types: [type] });
   // The closure is listed with its content, in one query per round: nothing to read again.
   return viewOfListing(repo, person.focal.id as string, closure, async () => closure);

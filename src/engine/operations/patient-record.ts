@@ -70,6 +70,8 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // the listed ids afterwards took one more per 500 records (a merged search lists a whole type).
   const ofTypes = options.types ? readableOfTypes(options.types, (t) => policy.rows(t, 'r', 'r')) : only('r.type');
   const fromTypes = only('s.type');
+  // The compartment rows carry their resource's type: the index (patient_id, type, id) then holds the listing.
+  const compartmentTypes = only('c.type');
   const meeting = criteriaOf(options, policy);
   const { focal, patientIds } = options.person ?? (await personOf(repo, patientId));
   const inFocus = patientIds.map(() => '?').join(', ');
@@ -84,9 +86,9 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
   const rows = await repo.sql.query<{ type: string; id: string; content?: string; version_id: number; last_updated: number; patient_id: string }>(
     `SELECT r.type, r.id, ${content ? 'r.content, ' : ''}r.version_id, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
-     WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql} ${ofTypes.sql} ${meeting.sql}
+     WHERE c.patient_id IN (${inFocus}) ${compartmentTypes.sql} ${meeting.sql} AND r.deleted = 0 ${kept.sql} ${ofTypes.sql}
      ORDER BY r.type, r.id, c.patient_id`,
-    [...patientIds, ...kept.params, ...ofTypes.params, ...meeting.params],
+    [...patientIds, ...compartmentTypes.params, ...meeting.params, ...kept.params, ...ofTypes.params],
   );
   const seen = new Set<string>();
   const all: RecordEntry[] = [];
