@@ -3,8 +3,9 @@ import type { Patient } from '@medplum/fhirtypes';
 import { linkedSourceIds } from '../../mpi/golden-record.js';
 import { isGolden } from '../../mpi/source-identity.js';
 import { derivedRecordsCondition } from '../../search/derived-records.js';
-import { filtersCondition, NO_ROWS, type Sql } from '../../search/filter-sql.js';
+import { NO_ROWS, ownRowsCondition, type Sql } from '../../search/filter-sql.js';
 import { joinOwnIndexRows, ownerKey } from '../../store/index-writer.js';
+import type { Dialect } from '../../store/database.js';
 import type { Repository } from '../../store/repository.js';
 import { policyOf, type FhirRequest } from '../fhir-request.js';
 
@@ -72,7 +73,7 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   const fromTypes = only('s.type');
   // The compartment rows carry their resource's type: the index (patient_id, type, id) then holds the listing.
   const compartmentTypes = only('c.type');
-  const meeting = criteriaOf(options, policy);
+  const meeting = criteriaOf(options, policy, repo.db.dialect);
   const { focal, patientIds } = options.person ?? (await personOf(repo, patientId));
   const inFocus = patientIds.map(() => '?').join(', ');
   // Golden records that link a patient in focus are in their compartment, but are not theirs to return.
@@ -133,10 +134,12 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
 }
 
 /** `AND` the listed records meet `where` (chains and `_has` looking only into what the caller may read). */
-function criteriaOf(options: RecordOptions, policy: ReturnType<typeof policyOf>): Sql {
+function criteriaOf(options: RecordOptions, policy: ReturnType<typeof policyOf>, dialect: Dialect): Sql {
   if (!options.where?.length) return { sql: '', params: [] };
   if (options.types?.length !== 1) throw new Error('Search criteria apply to a listing of one type');
-  const conditions = filtersCondition(options.types[0], 'r', options.where, (t, alias) => policy.rows(t, 'r', alias));
+  // Each of the person's records probed by its own index rows: the store's records of a code grow with it.
+  const type = options.types[0];
+  const conditions = options.where.map((f) => ownRowsCondition(dialect, type, 'r', f, (t, alias) => policy.rows(t, 'r', alias)));
   return { sql: conditions.map((c) => `AND ${c.sql}`).join(' '), params: conditions.flatMap((c) => c.params) };
 }
 
