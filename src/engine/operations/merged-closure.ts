@@ -39,7 +39,7 @@ export async function closureRecord(repo: Repository, person: Person, req: FhirR
   const asked = new Set<string>();
   // The first keys are the seeds' as the search that found them read them; a seed no round lists (rewritten
   // since, or one the caller may search but not read) is then listed by id, and its keys followed.
-  let round = nextCriteria(search, seeds, asked);
+  let round = nextCriteria(search, seeds.map((resource) => ({ resource, json: JSON.stringify(resource) })), asked);
   let byId = false;
   while (round) {
     if (!round.length) {
@@ -51,7 +51,7 @@ export async function closureRecord(repo: Repository, person: Person, req: FhirR
     const listed = (await Promise.all(round.map((f) => list([f])))).flatMap((r) => r.entries);
     // A record listed twice (rewritten meanwhile) is taken as last read, and its keys are followed.
     for (const e of listed) found.set(e.id, e);
-    round = nextCriteria(search, listed.map((e) => JSON.parse(e.json) as Resource), asked);
+    round = nextCriteria(search, listed.map((e) => ({ resource: JSON.parse(e.json) as Resource, json: e.json })), asked);
     if (round && asked.size > MAX_KEYS) return undefined;
   }
   return round ? { ...person, entries: [...found.values()] } : undefined;
@@ -61,11 +61,13 @@ export async function closureRecord(repo: Repository, person: Person, req: FhirR
  * The search criteria that find the records sharing a key with `records` not asked before (one filter per
  * parameter, its values OR-ed), or undefined when one of their keys no search finds exactly.
  */
-function nextCriteria(search: { concept: string; identity?: string[] }, records: readonly Resource[], asked: Set<string>): Filter[] | undefined {
+function nextCriteria(search: { concept: string; identity?: string[] }, records: readonly { resource: Resource; json: string }[], asked: Set<string>): Filter[] | undefined {
   const concepts = new Set<string>();
   const identifiers = new Set<string>();
-  for (const record of records) {
-    const { concept, identity } = bucketKeys(record);
+  for (const { resource, json } of records) {
+    // A key is `system|code`: a system holding a bar would be split in the wrong place (no URI holds one).
+    if (SYSTEM_WITH_BAR.test(json)) return undefined;
+    const { concept, identity } = bucketKeys(resource);
     for (const key of concept) {
       if (!isCoding(key)) return undefined;
       if (!asked.has(`concept ${key}`)) concepts.add(key);
@@ -84,6 +86,8 @@ function nextCriteria(search: { concept: string; identity?: string[] }, records:
   if (identifiers.size) for (const code of search.identity ?? []) out.push(filter(code, [...identifiers]));
   return out;
 }
+
+const SYSTEM_WITH_BAR = /"system"\s*:\s*"[^"]*\|/;
 
 /**
  * Whether a key is a `system|value` token a search finds exactly: a concept known only by its text
