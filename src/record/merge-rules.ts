@@ -36,6 +36,14 @@ export interface MergeRule {
   toleranceMs?: number;
   /** Elements compared across the sources of one fact; a difference is a conflict. */
   compared: ComparedElement[];
+  /**
+   * The search parameters that find exactly the records holding a key (or more): `concept`, the token
+   * parameter over the codings `concept` reads; `identity`, token parameters over every identifier
+   * `identity` reads. A merged search lists with them only the records that could share a fact with its
+   * matches (engine/operations/merged-closure.ts). Absent: no search finds those keys (an organisation's
+   * identifier, a content hash), and a merged search merges the person's whole type.
+   */
+  keySearch?: { concept: string; identity?: string[] };
 }
 
 const MINUTE = 60_000;
@@ -126,6 +134,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.effectiveDateTime, r.effectivePeriod?.start, r.effectiveInstant, r.issued),
     toleranceMs: 15 * MINUTE,
     compared: [{ name: 'value', conflict: 'value', value: resultValue, same: sameResultValue }],
+    keySearch: { concept: 'code' },
   },
   {
     type: 'Condition',
@@ -134,6 +143,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.onsetDateTime, r.onsetPeriod?.start, r.recordedDate),
     toleranceMs: DAY,
     compared: [{ name: 'clinicalStatus', conflict: 'problem-status', value: (r) => ({ active: 'active', recurrence: 'active', relapse: 'active' })[statusCode(r.clinicalStatus) as string] ?? statusCode(r.clinicalStatus) }],
+    keySearch: { concept: 'code' },
   },
   ...(['MedicationRequest', 'MedicationStatement'] as const).map(
     (type): MergeRule => ({
@@ -143,6 +153,8 @@ export const MERGE_RULES: readonly MergeRule[] = [
       time: (r) => firstTime(r.authoredOn, r.effectiveDateTime, r.effectivePeriod?.start, r.dateAsserted),
       toleranceMs: DAY,
       compared: [{ name: 'status', conflict: 'medication-status', value: medicationState }],
+      // `code` is medication.as(CodeableConcept); a key from medicationReference's display is text, which no search finds exactly.
+      keySearch: { concept: 'code' },
     }),
   ),
   {
@@ -153,6 +165,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
       { name: 'clinicalStatus', conflict: 'allergy-status', value: (r) => statusCode(r.clinicalStatus) },
       { name: 'verificationStatus', conflict: 'allergy-status', value: (r) => statusCode(r.verificationStatus) },
     ],
+    // No keySearch: an allergy's conflicts depend on the person's other allergy facts ("no known allergies").
   },
   {
     type: 'Immunization',
@@ -161,6 +174,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.occurrenceDateTime, r.recorded),
     toleranceMs: DAY,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
+    keySearch: { concept: 'vaccine-code' },
   },
   {
     type: 'Encounter',
@@ -178,6 +192,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.performedDateTime, r.performedPeriod?.start),
     toleranceMs: 60 * MINUTE,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
+    keySearch: { concept: 'code' },
   },
   {
     type: 'DiagnosticReport',
@@ -187,6 +202,9 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.effectiveDateTime, r.effectivePeriod?.start, r.issued),
     toleranceMs: 15 * MINUTE,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
+    // No identity search: `based-on` is searched by reference, not by the order's identifier, so a report
+    // with an identifier or an order identifier leaves its merged searches to the whole type.
+    keySearch: { concept: 'code' },
   },
   {
     type: 'ServiceRequest',
@@ -196,6 +214,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.authoredOn, r.occurrenceDateTime),
     toleranceMs: 15 * MINUTE,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
+    keySearch: { concept: 'code', identity: ['identifier'] },
   },
   {
     type: 'CarePlan',
@@ -204,6 +223,7 @@ export const MERGE_RULES: readonly MergeRule[] = [
     time: (r) => firstTime(r.period?.start, r.created),
     toleranceMs: 15 * MINUTE,
     compared: [{ name: 'status', conflict: 'status', value: (r) => r.status }],
+    keySearch: { concept: 'category' },
   },
   {
     type: 'DocumentReference',

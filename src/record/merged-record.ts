@@ -63,12 +63,27 @@ interface Prepared {
   values: (string | number | undefined)[];
 }
 
+/**
+ * What the merge files a record under: its rule's concept keys and identifiers. A record is compared only
+ * with the facts filed under one of its keys, so records of one type that share no key, directly or
+ * through a chain of records, never meet: a merged search merges just that closure (merged-closure.ts).
+ */
+export function bucketKeys(resource: Resource): { concept: string[]; identity: string[] } {
+  const rule = ruleFor(resource.resourceType);
+  return { concept: rule.concept(resource as any), identity: rule.identity?.(resource as any) ?? [] };
+}
+
+/** Types whose facts are marked by looking at the person's other facts (markNoKnownAllergyConflicts). */
+const JUDGED_TOGETHER = new Set(['AllergyIntolerance']);
+/** Whether a fact of this type depends on more than its own closure of records (then it needs the whole type). */
+export const factsJudgedTogether = (type: string): boolean => JUDGED_TOGETHER.has(type);
+
 function prepare(record: SourceRecord): Prepared {
   const r = record.resource as any;
   const rule = ruleFor(r.resourceType);
-  const identity = rule.identity?.(r) ?? [];
+  const { concept, identity } = bucketKeys(r);
   // Buckets: the record's concept keys and identifiers; only facts sharing one are candidates.
-  const keys = [...rule.concept(r).map((c) => `${r.resourceType}|${c}`), ...identity.map((i) => `${r.resourceType}#${i}`)];
+  const keys = [...concept.map((c) => `${r.resourceType}|${c}`), ...identity.map((i) => `${r.resourceType}#${i}`)];
   return { record, rule, identity, keys, time: rule.time?.(r), values: rule.compared.map((e) => e.value(r)) };
 }
 

@@ -3,7 +3,7 @@ import type { Filter } from '@medplum/core';
 import { badRequest, forbidden } from '../fhir/outcome.js';
 import { subsumption } from '../fhir/code-hierarchy.js';
 import { isKnownResourceType } from '../fhir/resource-types.js';
-import type { SqlValue } from '../store/database.js';
+import type { Dialect, SqlValue } from '../store/database.js';
 import { INDEX_TABLES, ownIndexRows } from '../store/index-writer.js';
 import { NARROW_SPAN_MS, parseDateRange, type DateRange } from './date-range.js';
 import { escapeLike, normalizeString } from './normalize.js';
@@ -111,17 +111,39 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
     const alternatives = values(filter.value).map((v) => [splitPrefix('date', filter.operator, v)]);
     return dateLookup(resourceType, alias, param.code, alternatives);
   }
+  const { table, where, negate, drivable } = valueLookup(resourceType, param, filter);
+  const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
+  return { sql, params: where.params, driver: drivable ? { table, where } : undefined };
+}
+
+/** The index rows a filter on a parameter's values picks (not dates or :missing): table, condition, negated. */
+function valueLookup(resourceType: string, param: CompiledParam, filter: Filter): { table: string; where: Sql; negate: boolean; drivable: boolean } {
   const table = TABLE_OF[param.type] as string;
   const operator = filter.operator;
   const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
   const alternatives = values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v)));
   const matches = or(alternatives);
-  const rows = paramRows(resourceType, code);
+  const rows = paramRows(resourceType, param.code);
   const where = { sql: `type = ? AND ${rows.sql} AND ${matches.sql}`, params: [resourceType, ...rows.params, ...matches.params] };
-  const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
   // Rows of two codes do not come out of the lookup index in one id order.
-  const drivable = !negate && alternatives.length === 1 && alternatives[0].inIdOrder && (param.storedAs?.codes.length ?? 1) === 1;
-  return { sql, params: where.params, driver: drivable ? { table, where } : undefined };
+  const drivable = !negate && alternatives.length === 1 && !!alternatives[0].inIdOrder && (param.storedAs?.codes.length ?? 1) === 1;
+  return { table, where, negate, drivable };
+}
+
+/**
+ * filterCondition as a probe of the row's own index rows (EXISTS over the range of the index table's key
+ * that holds them; `alias` has the resource key `rk`), where filterCondition lists every id the lookup
+ * matches in the store: for a query that holds few rows already (one person's records of a type), where
+ * that list grows with the store (at 1M resources SQLite built the ~30,000 ids of one lab code for each
+ * listing). Chains, `_has`, `_id`, dates and `:missing` are filterCondition's own forms.
+ */
+export function ownRowsCondition(dialect: Dialect, resourceType: string, alias: string, filter: Filter, reach?: Reach): Sql {
+  const param = filter.code.includes('.') || filter.code.startsWith('_') ? undefined : getCompiledParam(resourceType, filter.code);
+  if (!param || param.type === 'special' || param.type === 'date' || filter.operator === 'missing') return filterCondition(resourceType, alias, filter, reach);
+  const { table, where, negate } = valueLookup(resourceType, param, filter);
+  // NOT INDEXED: else SQLite takes the lookup index for an OR of codes, and reads each code's rows in the store per row.
+  const hint = dialect.name === 'sqlite' ? 'NOT INDEXED' : '';
+  return { sql: `${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${table} x ${hint} WHERE ${ownIndexRows('x', `${alias}.rk`)} AND ${where.sql})`, params: where.params };
 }
 
 const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);

@@ -28,20 +28,22 @@ export function personFilter(type: string, patientIds: readonly string[]): Filte
 }
 
 /**
- * The source records (`Type/id` keys) the ordinary search finds for the criteria, under the caller's search
- * access, in its order (`_sort`, else by id); more than MAX_SOURCES is a 400.
+ * The source records (`Type/id` keys, and the records as read) the ordinary search finds for the criteria,
+ * under the caller's search access, in its order (`_sort`, else by id); more than MAX_SOURCES is a 400.
  */
-export async function sourceKeys(repo: Repository, req: FhirRequest, criteria: SearchRequest): Promise<{ keys: string[]; suppressed?: boolean }> {
+export async function sourceKeys(repo: Repository, req: FhirRequest, criteria: SearchRequest): Promise<{ keys: string[]; records: Resource[]; suppressed?: boolean }> {
+  const records: Resource[] = [];
   const keys: string[] = [];
   let suppressed: boolean | undefined;
   for (let page = 0; ; page += MAX_COUNT) {
     const result = await search(repo, { ...criteria, count: MAX_COUNT, offset: page }, searchAccess(req));
+    records.push(...result.matches);
     keys.push(...result.matches.map(keyOf));
     suppressed ||= result.suppressed;
     if (!result.hasMore) break;
     if (keys.length >= MAX_SOURCES) throw badRequest(`More than ${MAX_SOURCES} source records match; narrow the search (code, date, category)`);
   }
-  return { keys, suppressed };
+  return { keys, records, suppressed };
 }
 
 /** A token list with each `system|code` widened to the codings the code maps hold for the same concept. */

@@ -11,7 +11,7 @@ import { requireReachable, searchAccess, type FhirRequest, type FhirResponse } f
 import { parseSearch, searchBundle } from '../search-interaction.js';
 import { keyOf, PERSON_PARAMS, sourceKeys, widened } from './merged-criteria.js';
 import { factLinkFilter, isLink, type MergedScope } from './merged-links.js';
-import { mergedView, type MergedView } from './merged-view.js';
+import { mergedView, mergedViewHolding, type MergedView } from './merged-view.js';
 
 const DEFAULT_PAGE = 100;
 
@@ -23,7 +23,8 @@ const DEFAULT_PAGE = 100;
  *    `_sort` orders them; the codes asked are widened by the code maps, as the merge compares them.
  * 2. Each match stands for the fact that holds it in the person's merged view of the type (the facts
  *    $merged-record shows, built from what the caller may read): a fact one of whose source copies
- *    matches is returned once, with all its sources, those outside the criteria too.
+ *    matches is returned once, with all its sources, those outside the criteria too. Only the records
+ *    that could share a fact with a match are listed and merged (merged-closure.ts), where that is decided.
  * 3. The facts are ordered (by `_sort`: where their first matching source falls; else most recent first),
  *    paged, and `_include`/`_revinclude` followed from their source records, each included record shown
  *    as the merged fact that holds it (the person's source Patients as the Patient asked about).
@@ -42,9 +43,10 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
   // One merged view per type for the whole search (chains, _has, the answer, includes share them).
   const views = new Map<string, Promise<MergedView>>();
   const scope: MergedScope = { patientIds, viewOf: (t) => views.get(t) ?? views.set(t, mergedView(repo, named, req, { types: [t] })).get(t) as Promise<MergedView> };
-  const { matched, suppressed } = await matchingSources(repo, req, request, scope);
-  // Nothing matched: no fact to look up (CDS Hooks asks several types of which most find nothing).
-  const view = matched.length ? await scope.viewOf(type) : undefined;
+  const { matched, records, suppressed } = await matchingSources(repo, req, request, scope);
+  // Nothing matched: no fact to look up (CDS Hooks asks several types of which most find nothing). Else
+  // the type's view a link has merged already, or the merge of the matches' closure (merged-closure.ts).
+  const view = matched.length ? await (views.get(type) ?? mergedViewHolding(repo, { focal, patientIds }, req, type, records)) : undefined;
   const facts = view ? factsHolding(view, matched, Boolean(request.sortRules?.length)) : [];
   const shown = facts.slice(offset, offset + count);
   const matches = shown.map((i) => (view as MergedView).resources[i]);
@@ -60,19 +62,19 @@ export async function mergedSearch(repo: Repository, type: string, req: FhirRequ
  * widened, chains and `_has` as conditions on facts), in the order the ordinary search returns them
  * (`_sort`, else by id), as `Type/id` keys.
  */
-async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, scope: MergedScope): Promise<{ matched: string[]; suppressed?: boolean }> {
+async function matchingSources(repo: Repository, req: FhirRequest, request: SearchRequest, scope: MergedScope): Promise<{ matched: string[]; records: Resource[]; suppressed?: boolean }> {
   const filters: Filter[] = [];
   for (const f of request.filters ?? []) {
     if (PERSON_PARAMS.includes(f.code)) filters.push({ ...f, value: scope.patientIds.map((id) => `Patient/${id}`).join(',') });
     else if (!isLink(f)) filters.push(widened(f));
     else {
       const facts = await factLinkFilter(repo, req, request.resourceType, f, scope);
-      if (!facts) return { matched: [] };
+      if (!facts) return { matched: [], records: [] };
       filters.push(facts);
     }
   }
-  const { keys, suppressed } = await sourceKeys(repo, req, { resourceType: request.resourceType, filters, sortRules: request.sortRules });
-  return { matched: keys, suppressed };
+  const { keys, records, suppressed } = await sourceKeys(repo, req, { resourceType: request.resourceType, filters, sortRules: request.sortRules });
+  return { matched: keys, records, suppressed };
 }
 
 const bySourceOf = new WeakMap<readonly MergedFact[], Map<string, number>>();

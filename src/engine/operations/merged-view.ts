@@ -4,7 +4,8 @@ import { messageIdOf, participantsOfMessages } from '../../record/source-partici
 import type { Repository } from '../../store/repository.js';
 import type { FhirRequest } from '../fhir-request.js';
 import { mergeInputKey, mergedViewCacheOf } from './merged-view-cache.js';
-import { reachableRecord, withContent, type PatientRecord, type RecordEntry } from './patient-record.js';
+import { closureRecord } from './merged-closure.js';
+import { reachableRecord, withContent, type PatientRecord, type Person, type RecordEntry } from './patient-record.js';
 
 /** The person's merged record as the caller may read it. */
 export interface MergedView {
@@ -41,6 +42,23 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
   // facts carry no referenced entries); the whole view lists it for the bundles that carry it.
   const listing = { types, references: !types || types.some((t) => MERGE_READS_REFERENCES.has(t)) };
   const listed = await reachableRecord(repo, patientId, req, { ...listing, content: false });
+  return viewOfListing(repo, patientId, listed, () => reachableRecord(repo, patientId, req, listing));
+}
+
+/**
+ * The facts of one type that hold the given source records (as a search read them): the merge of just the
+ * person's records that could share a fact with them (merged-closure.ts), which forms exactly the facts
+ * the type's whole view forms of them; the type's whole view where that set cannot be decided.
+ */
+export async function mergedViewHolding(repo: Repository, person: Person, req: FhirRequest, type: string, seeds: readonly Resource[]): Promise<MergedView> {
+  const closure = await closureRecord(repo, person, req, type, seeds);
+  if (!closure) return mergedView(repo, person.focal.id as string, req, { types: [type] });
+  // The closure is listed with its content, in one query per round: nothing to read again.
+  return viewOfListing(repo, person.focal.id as string, closure, async () => closure);
+}
+
+/** The merged view of what was listed: the memo's when exactly that list was merged before, else merged now. */
+async function viewOfListing(repo: Repository, patientId: string, listed: PatientRecord, listAgain: () => Promise<PatientRecord>): Promise<MergedView> {
   const cache = mergedViewCacheOf<Memo>(repo);
   const key = mergeInputKey(patientId, listed.entries);
   const memo = cache.get(key);
@@ -52,19 +70,21 @@ export async function mergedView(repo: Repository, patientId: string, req: FhirR
   let record = listed;
   await withContent(repo, record.entries);
   // A record rewritten between the listing and the content read: read both again, together.
-  if (record.entries.some((e) => !e.json || e.stale)) record = await reachableRecord(repo, patientId, req, listing);
+  if (record.entries.some((e) => !e.json || e.stale)) record = await listAgain();
   const built = await buildView(repo, patientId, record);
   cache.set(mergeInputKey(patientId, record.entries), built.memo, record.entries.length);
   return { focal: record.focal, ...built.memo.view };
 }
 
 async function buildView(repo: Repository, patientId: string, { patientIds, entries }: PatientRecord): Promise<{ memo: Memo }> {
-  // Source records in the order of the person's records (the enterprise record's links), whatever types
-  // were listed: the merge takes sources in the order it first meets them, so a view of some types forms
-  // exactly the facts the whole view forms of them.
+  // Source records in the order of the person's records (the enterprise record's links), then by type and
+  // id (compared here, not in the database's collation), whatever was listed: the merge takes sources in
+  // this order, so a view of some types, or of a closure of records, forms exactly the facts the whole
+  // view forms of them, on either backend.
   const order = new Map(patientIds.map((id, i) => [id, i]));
   const rank = (e: RecordEntry): number => order.get(e.patient as string) ?? order.size;
-  const inCompartment = entries.filter((e) => e.patient !== undefined).sort((a, b) => rank(a) - rank(b));
+  const byKey = (a: RecordEntry, b: RecordEntry): number => (a.type === b.type ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.type < b.type ? -1 : 1);
+  const inCompartment = entries.filter((e) => e.patient !== undefined).sort((a, b) => rank(a) - rank(b) || byKey(a, b));
   const resources = inCompartment.map((e) => JSON.parse(e.json) as Resource);
   const messageIds = [...new Set(resources.map((r) => messageIdOf(r.meta?.source)).filter((m): m is string => !!m))];
   const participants = await participantsOfMessages(repo, messageIds);

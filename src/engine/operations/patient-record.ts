@@ -1,9 +1,11 @@
+import type { Filter } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
 import { linkedSourceIds } from '../../mpi/golden-record.js';
 import { isGolden } from '../../mpi/source-identity.js';
 import { derivedRecordsCondition } from '../../search/derived-records.js';
-import { NO_ROWS, type Sql } from '../../search/filter-sql.js';
+import { NO_ROWS, ownRowsCondition, type Sql } from '../../search/filter-sql.js';
 import { joinOwnIndexRows, ownerKey } from '../../store/index-writer.js';
+import type { Dialect } from '../../store/database.js';
 import type { Repository } from '../../store/repository.js';
 import { policyOf, type FhirRequest } from '../fhir-request.js';
 
@@ -29,12 +31,24 @@ export interface RecordOptions {
   types?: readonly string[];
   /** false: the compartments' resources only, not what they reference. */
   references?: boolean;
+  /** Only the records of the one type listed that meet these search criteria (the search engine's conditions). */
+  where?: Filter[];
+  /** The person, when the caller has read it already (the focal record and the source records it links). */
+  person?: Person;
 }
 
-export interface PatientRecord {
+/** The Patient asked about and the ids of every record of the person (itself, and what an enterprise record links). */
+export interface Person {
   focal: Patient;
-  /** The focal record and, for an enterprise (golden) record, every source record it links. */
   patientIds: string[];
+}
+
+export async function personOf(repo: Repository, patientId: string): Promise<Person> {
+  const focal = (await repo.read('Patient', patientId)) as Patient;
+  return { focal, patientIds: isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId] };
+}
+
+export interface PatientRecord extends Person {
   /** What the caller may read: the compartments' resources, then what they reference. */
   entries: RecordEntry[];
 }
@@ -57,8 +71,10 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // the listed ids afterwards took one more per 500 records (a merged search lists a whole type).
   const ofTypes = options.types ? readableOfTypes(options.types, (t) => policy.rows(t, 'r', 'r')) : only('r.type');
   const fromTypes = only('s.type');
-  const focal = (await repo.read('Patient', patientId)) as Patient;
-  const patientIds = isGolden(focal) ? [patientId, ...linkedSourceIds(focal)] : [patientId];
+  // The compartment rows carry their resource's type: the index (patient_id, type, id) then holds the listing.
+  const compartmentTypes = only('c.type');
+  const meeting = criteriaOf(options, policy, repo.db.dialect);
+  const { focal, patientIds } = options.person ?? (await personOf(repo, patientId));
   const inFocus = patientIds.map(() => '?').join(', ');
   // Golden records that link a patient in focus are in their compartment, but are not theirs to return.
   const keptFrom = (alias: string, rk: string): Sql => {
@@ -71,14 +87,15 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   // Stored JSON goes into the response as it is: no parse and re-serialise of thousands of resources.
   const rows = await repo.sql.query<{ type: string; id: string; content?: string; version_id: number; last_updated: number; patient_id: string }>(
     `SELECT r.type, r.id, ${content ? 'r.content, ' : ''}r.version_id, r.last_updated, c.patient_id FROM compartment c JOIN resource r ON r.rk = ${ownerKey('c')}
-     WHERE c.patient_id IN (${inFocus}) AND r.deleted = 0 ${kept.sql} ${ofTypes.sql}
-     ORDER BY r.type, r.id`,
-    [...patientIds, ...kept.params, ...ofTypes.params],
+     WHERE c.patient_id IN (${inFocus}) ${compartmentTypes.sql} ${meeting.sql} AND r.deleted = 0 ${kept.sql} ${ofTypes.sql}
+     ORDER BY r.type, r.id, c.patient_id`,
+    [...patientIds, ...compartmentTypes.params, ...meeting.params, ...kept.params, ...ofTypes.params],
   );
   const seen = new Set<string>();
   const all: RecordEntry[] = [];
   for (const r of rows) {
-    // A resource in the compartments of two linked source records comes back once.
+    // A resource in the compartments of two linked source records comes back once, as the lowest patient
+    // id's (ORDER BY): every listing of it, whole or by criteria, gives it the same source record.
     if (!seen.has(`${r.type}/${r.id}`)) {
       seen.add(`${r.type}/${r.id}`);
       all.push({ type: r.type, id: r.id, json: r.content ?? '', version: Number(r.version_id), lastUpdated: Number(r.last_updated), patient: r.patient_id });
@@ -114,6 +131,16 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
   const listedReadable = (e: RecordEntry): boolean => options.types !== undefined && e.patient !== undefined;
   const reachable = await policy.reachable(repo, all.filter((e) => !listedReadable(e)), 'r');
   return { focal, patientIds, entries: all.filter((e) => listedReadable(e) || reachable.has(`${e.type}/${e.id}`)) };
+}
+
+/** `AND` the listed records meet `where` (chains and `_has` looking only into what the caller may read). */
+function criteriaOf(options: RecordOptions, policy: ReturnType<typeof policyOf>, dialect: Dialect): Sql {
+  if (!options.where?.length) return { sql: '', params: [] };
+  if (options.types?.length !== 1) throw new Error('Search criteria apply to a listing of one type');
+  // Each of the person's records probed by its own index rows: the store's records of a code grow with it.
+  const type = options.types[0];
+  const conditions = options.where.map((f) => ownRowsCondition(dialect, type, 'r', f, (t, alias) => policy.rows(t, 'r', alias)));
+  return { sql: conditions.map((c) => `AND ${c.sql}`).join(' '), params: conditions.flatMap((c) => c.params) };
 }
 
 /** `AND` the records' type is one of `types` and the caller may read them (a type it may not read: none). */
