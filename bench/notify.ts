@@ -1,5 +1,5 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 2 --first without|with]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
@@ -132,13 +132,17 @@ function countTransactions(tessera: Tessera): { stop(): number } {
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 type Run = Awaited<ReturnType<typeof run>>;
 // A run gains from the runs before it in the process (JIT, caches): an unmeasured warm-up run first, then
 // `--rounds` rounds in alternating order (without/with, with/without, ...; `--first with` starts with the
 // store with subscriptions), each figure the median of its runs, the change the median of the rounds'.
 const WITH_FIRST = arg('first', 'without') === 'with';
-const ROUNDS = Number(arg('rounds', '2'));
+const ROUNDS = Number(arg('rounds', '3'));
 await run(false, Math.ceil(MESSAGES / 4));
 const runs: { without: Run; with: Run }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
