@@ -1,9 +1,8 @@
-import { toTypedValue, type TypedValue } from '@medplum/core';
+import { toTypedValue } from '@medplum/core';
 import type { Bundle, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirResponse } from '../engine/fhir-request.js';
 import { patientCompartmentParams, securityContextPatient } from '../search/compartment.js';
 import { getCompiledParam } from '../search/parameters.js';
-import { plainReferencePaths, referencesAt } from '../search/reference-paths.js';
 import { mergedFactSources } from '../record/merged-record.js';
 
 /**
@@ -32,35 +31,23 @@ export function compartmentPatients(resource: Resource): string[] {
   const params = patientCompartmentParams(resource.resourceType);
   if (!params.size) return [];
   const ids = new Set<string>();
-  const references: string[] = [];
-  let input: TypedValue[] | undefined;
+  const input = [toTypedValue(resource)];
   for (const code of params) {
-    const paths = plainReferencePaths(resource.resourceType, code);
-    if (paths) {
-      for (const path of paths) referencesAt(resource, path, references);
-      continue;
-    }
     const param = getCompiledParam(resource.resourceType, code);
     if (!param) continue;
     let values;
     try {
-      values = param.evaluate((input ??= [toTypedValue(resource)]));
+      values = param.evaluate(input);
     } catch {
       continue; // A path the data cannot satisfy names no patient (as in the index).
     }
     for (const v of values) {
-      const reference = (v.value as Reference | undefined)?.reference;
-      if (typeof reference === 'string') references.push(reference);
+      const m = /(?:^|\/)Patient\/([^/]+)$/.exec((v.value as Reference | undefined)?.reference ?? '');
+      if (m) ids.add(m[1]);
     }
-  }
-  for (const reference of references) {
-    const m = PATIENT_REFERENCE.exec(reference);
-    if (m) ids.add(m[1]);
   }
   return [...ids];
 }
-
-const PATIENT_REFERENCE = /(?:^|\/)Patient\/([^/]+)$/;
 
 function addResource(subjects: AuditSubjects, resource: Resource): void {
   if (!resource.id || resource.resourceType === 'OperationOutcome') return;

@@ -166,7 +166,7 @@ export function expressionFor(resourceType: string, expression: string): string 
 }
 
 /** Splits `a | b | (c | d)` at its top-level union operators. */
-export function topLevelUnion(expression: string): string[] {
+function topLevelUnion(expression: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let quoted = false;
