@@ -23,7 +23,7 @@ import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { benchConfig, dropBenchSchema } from './config.js';
 import { startServerProcess } from './server-process.js';
-import { fmt, percentiles } from './stats.js';
+import { fmt, median, percentiles } from './stats.js';
 import { createClient } from '../src/security/clients.js';
 import { createTessera } from '../src/server/tessera.js';
 import { processBundle } from '../src/engine/bundle-processor.js';
@@ -179,7 +179,6 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
 }
 
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const LABELS: Record<keyof Measures, [string, 'lower' | 'higher']> = {
   readP95: ['read by id p95 ms (sequential)', 'lower'],
   searchP95: ['search Observation?subject p95 ms (sequential)', 'lower'],

@@ -25,6 +25,7 @@ import { MllpSender } from '../test/helpers/mllp.js';
 import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
 import { arg } from './args.js';
 import { profilePhase } from './cpu-profile.js';
+import { median } from './stats.js';
 
 const SUBSCRIPTIONS = Number(arg('subscriptions', '1000'));
 const ROSTER = Number(arg('roster', '100'));
@@ -132,11 +133,6 @@ function countTransactions(tessera: Tessera): { stop(): number } {
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 type Run = Awaited<ReturnType<typeof run>>;
 // A run gains from the runs before it in the process (JIT, caches): an unmeasured warm-up run first, then
 // `--rounds` rounds in alternating order (without/with, with/without, ...; `--first with` starts with the

@@ -24,3 +24,10 @@ export class PeakMemory {
     return Math.max(this.peak, process.resourceUsage().maxRSS * 1024);
   }
 }
+
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
