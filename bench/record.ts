@@ -8,6 +8,7 @@
  * (a draft HbA1c order, with prefetch, signed by the EHR's key; the person's record is moved in time so that
  * the order repeats results inside its look-back window, and a call that returns no card fails the bench). Prints a Markdown table, with the server
  * process's CPU time per request beside the latencies (less disturbed by a shared machine's other work).
+ * `--keep` leaves the PostgreSQL schema in place (its name is printed) to examine plans on the loaded store.
  */
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
@@ -32,12 +33,14 @@ import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 const TARGET = Number(arg('resources', '100000'));
 const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
 const SAMPLES = Number(arg('samples', '300'));
+const KEEP = process.argv.includes('--keep');
 const SEED = 20261205;
 const HBA1C = '4548-4';
 const SOURCES = ['urn:example:riverside:mrn', 'urn:example:lakeside:mrn', 'urn:example:hillcrest:mrn'];
 
 async function benchBackend(backend: 'sqlite' | 'postgres') {
   const { config, cleanup } = benchConfig(backend);
+  if (KEEP && config.schema) console.error(`store kept in PostgreSQL schema ${config.schema}`);
   const pool = new PreparePool(defaultWorkers());
   const tessera = await createTessera(config);
   await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
@@ -123,7 +126,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
     cds: await series('POST', '/cds-services/duplicate-orders-sign', SAMPLES, cdsCall, duplicateTestCard),
   };
   await server.stop();
-  if (backend === 'postgres' && config.schema) {
+  if (backend === 'postgres' && config.schema && !KEEP) {
     await dropBenchSchema(config.schema);
   }
   cleanup();

@@ -18,11 +18,21 @@ export interface Sql {
   params: SqlValue[];
   /**
    * For a plain index lookup: the same condition as a WHERE clause over one index table, which a search
-   * can be driven from (see search-engine.ts).
+   * can be driven from (see search-engine.ts), one per OR alternative: each is a seek of the lookup index,
+   * where an OR inside one WHERE made SQLite scan every row of the parameter. `inIdOrder`: the entries of
+   * the one alternative come out of the lookup index in id order; `bounded`: it lists the records that
+   * point at given resources, so its size follows theirs, not the store's.
    */
-  driver?: { table: string; where: Sql };
+  driver?: { table: string; alternatives: Sql[]; inIdOrder: boolean; bounded: boolean };
   /** Set on a value condition that pins every lookup-index column before `id`, so matches come in id order. */
   inIdOrder?: boolean;
+  /** Set on a reference value condition naming its target by id: the target's type where the value gives it, else ''. */
+  pinsTarget?: string;
+  /**
+   * The same condition as a probe of the row's own index rows (EXISTS over the range of the index table's
+   * key that holds them; the alias has the resource key `rk`), for a query that holds few rows already.
+   */
+  probe?: (dialect: Dialect) => Sql;
 }
 
 export class UnknownParameterError extends Error {}
@@ -111,24 +121,44 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
     const alternatives = values(filter.value).map((v) => [splitPrefix('date', filter.operator, v)]);
     return dateLookup(resourceType, alias, param.code, alternatives);
   }
-  const { table, where, negate, drivable } = valueLookup(resourceType, param, filter);
+  const { table, where, alternatives, negate, inIdOrder, bounded } = valueLookup(resourceType, param, filter);
   const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
-  return { sql, params: where.params, driver: drivable ? { table, where } : undefined };
+  return { sql, params: where.params, driver: negate ? undefined : { table, alternatives, inIdOrder, bounded }, probe: (dialect) => ownRowsProbe(dialect, alias, table, where, negate) };
+}
+
+/**
+ * An EXISTS over the row's own index rows of `table` meeting `where`: one key-range seek per row. SQLite:
+ * NOT INDEXED, else it takes the lookup index for an OR of codes, and reads each code's rows in the store
+ * per row. PostgreSQL: OFFSET 0 keeps the EXISTS a subplan run per row; turned into a semi-join, its
+ * planner (estimating 936 rows of a code that had 28,000) matched each of one person's 1,872 rows
+ * against every row of the code, 2-4 s at 1M.
+ */
+function ownRowsProbe(dialect: Dialect, alias: string, table: string, where: Sql, negate = false): Sql {
+  const sqlite = dialect.name === 'sqlite';
+  const sql = `EXISTS (SELECT 1 FROM ${table} x ${sqlite ? 'NOT INDEXED ' : ''}WHERE ${ownIndexRows('x', `${alias}.rk`)} AND ${where.sql}${sqlite ? '' : ' OFFSET 0'})`;
+  return { sql: negate ? `NOT ${sql}` : sql, params: where.params };
 }
 
 /** The index rows a filter on a parameter's values picks (not dates or :missing): table, condition, negated. */
-function valueLookup(resourceType: string, param: CompiledParam, filter: Filter): { table: string; where: Sql; negate: boolean; drivable: boolean } {
+function valueLookup(resourceType: string, param: CompiledParam, filter: Filter): { table: string; where: Sql; alternatives: Sql[]; negate: boolean; inIdOrder: boolean; bounded: boolean } {
   const table = TABLE_OF[param.type] as string;
   const operator = filter.operator;
   const negate = operator === 'not' || (operator === 'ne' && !ORDERED_TYPES.has(param.type));
   const alternatives = values(filter.value).map((v) => valueCondition(param, ...splitPrefix(param.type, operator, v)));
-  const matches = or(alternatives);
   const rows = paramRows(resourceType, param.code);
-  const where = { sql: `type = ? AND ${rows.sql} AND ${matches.sql}`, params: [resourceType, ...rows.params, ...matches.params] };
+  const rowsMeeting = (c: Sql): Sql => ({ sql: `type = ? AND ${rows.sql} AND ${c.sql}`, params: [resourceType, ...rows.params, ...c.params] });
+  const where = rowsMeeting(or(alternatives));
   // Rows of two codes do not come out of the lookup index in one id order.
-  const drivable = !negate && alternatives.length === 1 && !!alternatives[0].inIdOrder && (param.storedAs?.codes.length ?? 1) === 1;
-  return { table, where, negate, drivable };
+  const inIdOrder = alternatives.length === 1 && !!alternatives[0].inIdOrder && (param.storedAs?.codes.length ?? 1) === 1;
+  const bounded = alternatives.every((a) => a.pinsTarget !== undefined && RECORD_OWNERS.has(a.pinsTarget || param.storedAs?.targetType || (param.targets.length === 1 ? param.targets[0] : '')));
+  return { table, where, alternatives: alternatives.map(rowsMeeting), negate, inIdOrder, bounded };
 }
+
+/**
+ * Resources whose referrers make one person's or one visit's record: a search naming them lists a bounded
+ * number of rows. (An Organization's or a Practitioner's referrers grow with the store.)
+ */
+const RECORD_OWNERS = new Set(['Patient', 'Encounter']);
 
 /**
  * filterCondition as a probe of the row's own index rows (EXISTS over the range of the index table's key
@@ -138,12 +168,8 @@ function valueLookup(resourceType: string, param: CompiledParam, filter: Filter)
  * listing). Chains, `_has`, `_id`, dates and `:missing` are filterCondition's own forms.
  */
 export function ownRowsCondition(dialect: Dialect, resourceType: string, alias: string, filter: Filter, reach?: Reach): Sql {
-  const param = filter.code.includes('.') || filter.code.startsWith('_') ? undefined : getCompiledParam(resourceType, filter.code);
-  if (!param || param.type === 'special' || param.type === 'date' || filter.operator === 'missing') return filterCondition(resourceType, alias, filter, reach);
-  const { table, where, negate } = valueLookup(resourceType, param, filter);
-  // NOT INDEXED: else SQLite takes the lookup index for an OR of codes, and reads each code's rows in the store per row.
-  const hint = dialect.name === 'sqlite' ? 'NOT INDEXED' : '';
-  return { sql: `${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${table} x ${hint} WHERE ${ownIndexRows('x', `${alias}.rk`)} AND ${where.sql})`, params: where.params };
+  const condition = filterCondition(resourceType, alias, filter, reach);
+  return condition.probe?.(dialect) ?? condition;
 }
 
 const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);
@@ -267,12 +293,12 @@ function referenceCondition(operator: string, value: string): Sql {
     if (typeModifier && parts[0] !== typeModifier) {
       return { sql: '1 = 0', params: [] };
     }
-    return { sql: 'target_type = ? AND target_id = ?', params: [parts[0], parts[1]], inIdOrder: true };
+    return { sql: 'target_type = ? AND target_id = ?', params: [parts[0], parts[1]], inIdOrder: true, pinsTarget: parts[0] };
   }
   if (typeModifier) {
-    return { sql: 'target_type = ? AND target_id = ?', params: [typeModifier, value], inIdOrder: true };
+    return { sql: 'target_type = ? AND target_id = ?', params: [typeModifier, value], inIdOrder: true, pinsTarget: typeModifier };
   }
-  return { sql: 'target_id = ?', params: [value] };
+  return { sql: 'target_id = ?', params: [value], pinsTarget: '' };
 }
 
 function dateRange(code: string, value: string): DateRange {
@@ -367,7 +393,23 @@ function dateLookup(resourceType: string, alias: string, code: string, alternati
       });
     }
   }
-  return { sql: `${alias}.id IN (${selects.map((x) => x.sql).join(' UNION ALL ')})`, params: selects.flatMap((x) => x.params) };
+  return {
+    sql: `${alias}.id IN (${selects.map((x) => x.sql).join(' UNION ALL ')})`,
+    params: selects.flatMap((x) => x.params),
+    probe: (dialect) => ownRowsProbe(dialect, alias, 'sp_date', dateRowsCondition(resourceType, code, alternatives)),
+  };
+}
+
+/** The sp_date rows of a parameter meeting any alternative (all of its comparisons on one row): no index bounds, for a probe. */
+function dateRowsCondition(resourceType: string, code: string, alternatives: [string, string][][]): Sql {
+  const matches = or(
+    alternatives.map((comparisons) => {
+      const parts = comparisons.map(([operator, value]) => rangeCondition('x.lo', 'x.hi', operator, dateRange(code, value)));
+      return { sql: parts.map((c) => `(${c.sql})`).join(' AND '), params: parts.flatMap((c) => c.params) };
+    }),
+  );
+  const rows = paramRows(resourceType, code, 'x');
+  return { sql: `x.type = ? AND ${rows.sql} AND ${matches.sql}`, params: [resourceType, ...rows.params, ...matches.params] };
 }
 
 /**

@@ -30,47 +30,70 @@ function and(base: Sql, ...more: (Sql | undefined)[]): Sql {
 }
 
 /**
- * The page query. In id order with a single index-lookup filter (the broad first page, `Observation?code=X`),
- * the query is driven from that lookup: the lookup index ends with the id, so its entries come in id order and
- * the query stops after one page. With `r.id IN (lookup)` SQLite first collects every match into a temporary
- * table (35 ms at p50 at 1M), and PostgreSQL, whose estimate for a common code was 8x too low, hashed and
- * sorted all ~2,900 matches (40 ms at 100k) instead of reading 21 (docs/performance.md).
+ * The page query, driven from one filter's index lookup where drivenRows finds one (else the engine plans
+ * the `r.id IN (lookup)` conditions). In id order with a single lookup listing its entries in id order (the
+ * broad first page, `Observation?code=X`) the query stops after one page: with `r.id IN (lookup)` SQLite
+ * first collected every match into a temporary table (35 ms at p50 at 1M), and PostgreSQL, whose estimate
+ * for a common code was 8x too low, hashed and sorted all ~2,900 matches (40 ms at 100k) instead of
+ * reading 21 (docs/performance.md).
  */
-function pageQuery(repo: Repository, request: SearchRequest, filters: Sql[], hidden: Sql | undefined, where: Sql, order: Sql[], limit: number, offset: number, also?: Sql): Sql {
+function pageQuery(repo: Repository, driven: DrivenRows | undefined, where: Sql, order: Sql[], limit: number, offset: number, also?: Sql): Sql {
   // A further column (evaluated once: it does not depend on the row), named `also`.
   const column = also ? { sql: `, (${also.sql}) AS also`, params: also.params } : { sql: '', params: [] };
-  const driven = request.sortRules?.length ? undefined : drivenRows(repo, request, filters, hidden);
+  const orderBy = driven?.inIdOrder ? [{ sql: 'd.id', params: [] }] : order;
+  const orderSql = { sql: orderBy.map((o) => o.sql).join(', '), params: orderBy.flatMap((o) => o.params) };
   if (driven) {
-    const sqlite = repo.db.dialect.name === 'sqlite';
+    // SQLite's lookup is a plain subquery (see drivenRows): one row per match again.
+    const group = repo.db.dialect.name === 'sqlite' ? 'GROUP BY d.id' : '';
     return {
-      sql: `SELECT r.content${column.sql} ${driven.sql} ${sqlite ? 'GROUP BY d.id' : ''} ORDER BY d.id LIMIT ? OFFSET ?`,
-      params: [...column.params, ...driven.params, limit, offset],
+      sql: `SELECT r.content${column.sql} ${driven.sql} ${group} ORDER BY ${orderSql.sql} LIMIT ? OFFSET ?`,
+      params: [...column.params, ...driven.params, ...orderSql.params, limit, offset],
     };
   }
   return {
-    sql: `SELECT r.content${column.sql} FROM resource r WHERE ${where.sql} ORDER BY ${order.map((o) => o.sql).join(', ')} LIMIT ? OFFSET ?`,
-    params: [...column.params, ...where.params, ...order.flatMap((o) => o.params), limit, offset],
+    sql: `SELECT r.content${column.sql} FROM resource r WHERE ${where.sql} ORDER BY ${orderSql.sql} LIMIT ? OFFSET ?`,
+    params: [...column.params, ...where.params, ...orderSql.params, limit, offset],
   };
 }
 
+/** `FROM (lookup) d JOIN resource r ... WHERE ...`; `inIdOrder` when the lookup lists the matches in id order. */
+interface DrivenRows extends Sql {
+  inIdOrder: boolean;
+}
+
 /**
- * `FROM ... WHERE ...` of the rows matching a search whose one filter drives it from an index table (its
- * lookup rows `d`, joined to `resource r` and kept by `kept`); undefined when the search has no such filter.
+ * `FROM ... WHERE ...` of the rows matching a search, driven from one filter's index table (its lookup rows
+ * `d`, joined to `resource r` and kept by the other filters and `kept`), or undefined to leave the plan to
+ * the engine. The driver is
+ * - the only filter, when its lookup lists its entries in id order and no sort asks for another order:
+ *   the page then reads no more than a page;
+ * - else a filter naming the resources the matches point at (`patient=`, `subject=`, `encounter=`): it
+ *   lists as many rows as those resources have, whatever the store holds, and the other filters probe each
+ *   of those rows' own index rows (also sorted, or with OR values, where the engine might walk the whole
+ *   type in the order asked, testing each row). Left to themselves, the engines listed every match of each filter store
+ *   wide (`Observation?patient=..&code=HbA1c&date=ge..` on PostgreSQL at 1M: past 8 s).
  * SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
  * a plain subquery (deduplicated by the caller's GROUP BY where it lists rows) so that SQLite flattens it
  * and streams it.
  */
-function drivenRows(repo: Repository, request: SearchRequest, filters: Sql[], kept: Sql | undefined): Sql | undefined {
-  const driver = filters.length === 1 ? filters[0].driver : undefined;
+function drivenRows(repo: Repository, type: string, filters: Sql[], kept: Sql | undefined, sorted = false): DrivenRows | undefined {
+  const dialect = repo.db.dialect;
+  const streams = filters.length === 1 && !!filters[0].driver?.inIdOrder && !sorted;
+  const chosen = streams ? filters[0] : filters.find((f) => f.driver?.bounded);
+  const driver = chosen?.driver;
   if (!driver) return undefined;
-  const lookup =
-    repo.db.dialect.name === 'sqlite'
-      ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${driver.where.sql}`
-      : `SELECT DISTINCT id FROM ${driver.table} WHERE ${driver.where.sql}`;
-  const rows = and({ sql: 'r.deleted = 0', params: [] }, kept);
+  // PostgreSQL: DISTINCT, or UNION between alternatives; SQLite: UNION ALL, and the caller groups by id.
+  const sqlite = dialect.name === 'sqlite';
+  const lookup = driver.alternatives
+    .map((where, i) => (sqlite ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${where.sql}` : `SELECT ${i ? '' : 'DISTINCT '}id FROM ${driver.table} WHERE ${where.sql}`))
+    .join(sqlite ? ' UNION ALL ' : ' UNION ');
+  const others = filters.filter((f) => f !== chosen).map((f) => f.probe?.(dialect) ?? f);
+  const rows = and({ sql: 'r.deleted = 0', params: [] }, ...others, kept);
   return {
-    sql: `FROM (${lookup}) d JOIN resource r ON r.type = ? AND r.id = d.id WHERE ${rows.sql}`,
-    params: [...driver.where.params, request.resourceType, ...rows.params],
+    // CROSS JOIN: SQLite keeps the lookup outside (without statistics it scanned every row of the type instead).
+    sql: `FROM (${lookup}) d ${sqlite ? 'CROSS JOIN' : 'JOIN'} resource r ON r.type = ? AND r.id = d.id WHERE ${rows.sql}`,
+    params: [...driver.alternatives.flatMap((w) => w.params), type, ...rows.params],
+    inIdOrder: streams,
   };
 }
 
@@ -82,7 +105,7 @@ function drivenRows(repo: Repository, request: SearchRequest, filters: Sql[], ke
 function withheldCheck(repo: Repository, request: SearchRequest, filters: Sql[], derived: Sql | undefined, access: SearchAccess | undefined): Sql | undefined {
   const withheld = access?.withheld(request.resourceType, 'r');
   if (!withheld) return undefined;
-  const driven = drivenRows(repo, request, filters, derived ? and(derived, withheld) : withheld);
+  const driven = drivenRows(repo, request.resourceType, filters, derived ? and(derived, withheld) : withheld);
   if (driven) return driven;
   const where = and({ sql: 'r.type = ? AND r.deleted = 0', params: [request.resourceType] }, ...filters, derived, withheld);
   return { sql: `FROM resource r WHERE ${where.sql}`, params: where.params };
@@ -121,6 +144,7 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   }
   order.push({ sql: 'r.id', params: [] });
 
+  const driven = drivenRows(repo, request.resourceType, filters, hidden, !!request.sortRules?.length);
   // Whether rows matching the search were withheld for their labels: asked with the page where there is one
   // (a column evaluated once; on PostgreSQL a round trip less), else on its own.
   const withheld = withheldCheck(repo, request, filters, derived, access);
@@ -128,7 +152,7 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   let matches: Resource[] = [];
   let hasMore = false;
   if (count > 0) {
-    const page = pageQuery(repo, request, filters, hidden, where, order, count + 1, offset, withheld && { sql: `SELECT COUNT(*) FROM (SELECT 1 ${withheld.sql} LIMIT 1) w`, params: withheld.params });
+    const page = pageQuery(repo, driven, where, order, count + 1, offset, withheld && { sql: `SELECT COUNT(*) FROM (SELECT 1 ${withheld.sql} LIMIT 1) w`, params: withheld.params });
     const rows = await repo.sql.query<{ content: string; also?: number | string }>(page.sql, page.params);
     hasMore = rows.length > count;
     matches = rows.slice(0, count).map((r) => JSON.parse(r.content));
@@ -140,7 +164,8 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
 
   let total: number | undefined;
   if (request.total === 'accurate' || request.total === 'estimate' || count === 0) {
-    const [{ n }] = await repo.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM resource r WHERE ${where.sql}`, where.params);
+    const counted = driven ? { sql: `SELECT COUNT(DISTINCT d.id) AS n ${driven.sql}`, params: driven.params } : { sql: `SELECT COUNT(*) AS n FROM resource r WHERE ${where.sql}`, params: where.params };
+    const [{ n }] = await repo.sql.query<{ n: number }>(counted.sql, counted.params);
     total = Number(n);
   } else if (!hasMore) {
     total = offset + matches.length; // Known for free on the last page.
