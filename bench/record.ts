@@ -8,7 +8,8 @@
  * (a draft HbA1c order, with prefetch, signed by the EHR's key; the person's record is moved in time so that
  * the order repeats results inside its look-back window, and a call that returns no card fails the bench). Prints a Markdown table, with the server
  * process's CPU time per request beside the latencies (less disturbed by a shared machine's other work).
- * `--keep` leaves the PostgreSQL schema in place (its name is printed) to examine plans on the loaded store.
+ * `--keep` leaves the PostgreSQL schema in place (its name is printed) to examine plans on the loaded store;
+ * `--reuse <schema>` measures such a kept store again without loading it (PostgreSQL only).
  */
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
@@ -33,43 +34,18 @@ import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 const TARGET = Number(arg('resources', '100000'));
 const BACKENDS = arg('backends', 'sqlite').split(',') as ('sqlite' | 'postgres')[];
 const SAMPLES = Number(arg('samples', '300'));
-const KEEP = process.argv.includes('--keep');
+const REUSE = arg('reuse', '');
+const KEEP = process.argv.includes('--keep') || !!REUSE;
 const SEED = 20261205;
 const HBA1C = '4548-4';
 const SOURCES = ['urn:example:riverside:mrn', 'urn:example:lakeside:mrn', 'urn:example:hillcrest:mrn'];
 
 async function benchBackend(backend: 'sqlite' | 'postgres') {
   const { config, cleanup } = benchConfig(backend);
+  if (REUSE) config.schema = REUSE;
   if (KEEP && config.schema) console.error(`store kept in PostgreSQL schema ${config.schema}`);
-  const pool = new PreparePool(defaultWorkers());
   const tessera = await createTessera(config);
-  await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
-  await pool.started;
-  const writer = new BundleGroupWriter(tessera.repo, DEFAULT_GROUP_RESOURCES, pool);
-  let loaded = 0;
-  for (const bundle of patientBundles({ seed: SEED, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
-    if (loaded >= TARGET) break;
-    await writer.add(bundle, (outcome) => {
-      if ('error' in outcome) throw outcome.error;
-    });
-    loaded += bundle.entry?.length ?? 0;
-  }
-  await writer.flush();
-  await pool.close();
-  // One person, three participants' copies of the record: three source Patients the MPI links.
-  // Moved in time so that its latest HbA1c lies 30 days back: the draft HbA1c order then matches results
-  // inside the 90-day window (the service's clock is the real one), and the bench times the merged-view join.
-  const [generated] = [...patientBundles({ seed: 777, patients: 1, encountersPerPatient: [100, 100] })];
-  const person = shiftDates(generated, daysToBring(generated, HBA1C, 30));
-  let personResources = 0;
-  for (const [i, system] of SOURCES.entries()) {
-    const copy = JSON.parse(JSON.stringify(person)) as Bundle;
-    const patient = copy.entry?.[0].resource as Patient;
-    patient.identifier = [{ system, value: `P-${i}` }];
-    await processBundle(tessera.repo, systemRequest(copy), dispatch);
-    personResources += copy.entry?.length ?? 0;
-  }
-  await refreshPlannerStatistics(tessera.db);
+  const { loaded, personResources } = REUSE ? await storeSize(tessera) : await load(tessera);
   const client = await createClient(tessera.db, { name: 'bench', scope: 'system/*.cruds' });
   const pair = await generateKeyPair('ES384');
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'ehr', alg: 'ES384' };
@@ -131,6 +107,45 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
   }
   cleanup();
   return { loaded, personResources, personId, mergedEntries: merged.total, golden: personId !== sourceId, results };
+}
+
+/** Loads the generated community and the one person sent by three participants. */
+async function load(tessera: Awaited<ReturnType<typeof createTessera>>): Promise<{ loaded: number; personResources: number }> {
+  await processBundle(tessera.repo, systemRequest(directoryBundle(SEED)), dispatch);
+  const pool = new PreparePool(defaultWorkers());
+  await pool.started;
+  const writer = new BundleGroupWriter(tessera.repo, DEFAULT_GROUP_RESOURCES, pool);
+  let loaded = 0;
+  for (const bundle of patientBundles({ seed: SEED, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
+    if (loaded >= TARGET) break;
+    await writer.add(bundle, (outcome) => {
+      if ('error' in outcome) throw outcome.error;
+    });
+    loaded += bundle.entry?.length ?? 0;
+  }
+  await writer.flush();
+  await pool.close();
+  // One person, three participants' copies of the record: three source Patients the MPI links.
+  // Moved in time so that its latest HbA1c lies 30 days back: the draft HbA1c order then matches results
+  // inside the 90-day window (the service's clock is the real one), and the bench times the merged-view join.
+  const [generated] = [...patientBundles({ seed: 777, patients: 1, encountersPerPatient: [100, 100] })];
+  const person = shiftDates(generated, daysToBring(generated, HBA1C, 30));
+  let personResources = 0;
+  for (const [i, system] of SOURCES.entries()) {
+    const copy = JSON.parse(JSON.stringify(person)) as Bundle;
+    const patient = copy.entry?.[0].resource as Patient;
+    patient.identifier = [{ system, value: `P-${i}` }];
+    await processBundle(tessera.repo, systemRequest(copy), dispatch);
+    personResources += copy.entry?.length ?? 0;
+  }
+  await refreshPlannerStatistics(tessera.db);
+  return { loaded, personResources };
+}
+
+/** A kept store's size (--reuse): its resources, the person's not told apart. */
+async function storeSize(tessera: Awaited<ReturnType<typeof createTessera>>): Promise<{ loaded: number; personResources: number }> {
+  const [{ n }] = await tessera.repo.sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM resource WHERE deleted = 0', []);
+  return { loaded: Number(n), personResources: 0 };
 }
 
 /** The draft HbA1c order repeats results inside its window: a bench that gets no card times the wrong path. */

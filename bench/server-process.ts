@@ -36,6 +36,10 @@ export async function startServerProcess(config: TesseraConfig): Promise<ServerP
     env: { ...process.env, LOG_LEVEL: 'warn', TESSERA_PG_SCHEMA: config.schema ?? '', TESSERA_MLLP_PORT: 'off' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // A bench that fails part-way must not leave the server running (and holding its store) behind it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   const url = await listeningUrl(child);
   const server: ServerProcess = {
     url,
