@@ -30,9 +30,10 @@ export interface Sql {
   pinsTarget?: string;
   /**
    * The same condition as a probe of the row's own index rows (EXISTS over the range of the index table's
-   * key that holds them; the alias has the resource key `rk`), for a query that holds few rows already.
+   * key that holds them), for a query that holds few rows already. `rk`: SQL for the row's resource key,
+   * by default the alias's `rk` (a query listing index rows has it without reading the resource row).
    */
-  probe?: (dialect: Dialect) => Sql;
+  probe?: (dialect: Dialect, rk?: string) => Sql;
 }
 
 export class UnknownParameterError extends Error {}
@@ -123,7 +124,7 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
   }
   const { table, where, alternatives, negate, inIdOrder, bounded } = valueLookup(resourceType, param, filter);
   const sql = `${alias}.id ${negate ? 'NOT IN' : 'IN'} (SELECT id FROM ${table} WHERE ${where.sql})`;
-  return { sql, params: where.params, driver: negate ? undefined : { table, alternatives, inIdOrder, bounded }, probe: (dialect) => ownRowsProbe(dialect, alias, table, where, negate) };
+  return { sql, params: where.params, driver: negate ? undefined : { table, alternatives, inIdOrder, bounded }, probe: (dialect, rk = `${alias}.rk`) => ownRowsProbe(dialect, rk, table, where, negate) };
 }
 
 /**
@@ -133,9 +134,9 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
  * planner (estimating 936 rows of a code that had 28,000) matched each of one person's 1,872 rows
  * against every row of the code, 2-4 s at 1M.
  */
-function ownRowsProbe(dialect: Dialect, alias: string, table: string, where: Sql, negate = false): Sql {
+function ownRowsProbe(dialect: Dialect, rk: string, table: string, where: Sql, negate = false): Sql {
   const sqlite = dialect.name === 'sqlite';
-  const sql = `EXISTS (SELECT 1 FROM ${table} x ${sqlite ? 'NOT INDEXED ' : ''}WHERE ${ownIndexRows('x', `${alias}.rk`)} AND ${where.sql}${sqlite ? '' : ' OFFSET 0'})`;
+  const sql = `EXISTS (SELECT 1 FROM ${table} x ${sqlite ? 'NOT INDEXED ' : ''}WHERE ${ownIndexRows('x', rk)} AND ${where.sql}${sqlite ? '' : ' OFFSET 0'})`;
   return { sql: negate ? `NOT ${sql}` : sql, params: where.params };
 }
 
@@ -167,9 +168,9 @@ const RECORD_OWNERS = new Set(['Patient', 'Encounter']);
  * that list grows with the store (at 1M resources SQLite built the ~30,000 ids of one lab code for each
  * listing). Chains, `_has`, `_id`, dates and `:missing` are filterCondition's own forms.
  */
-export function ownRowsCondition(dialect: Dialect, resourceType: string, alias: string, filter: Filter, reach?: Reach): Sql {
+export function ownRowsCondition(dialect: Dialect, resourceType: string, alias: string, filter: Filter, reach?: Reach, rk?: string): Sql {
   const condition = filterCondition(resourceType, alias, filter, reach);
-  return condition.probe?.(dialect) ?? condition;
+  return condition.probe?.(dialect, rk) ?? condition;
 }
 
 const ORDERED_TYPES = new Set<ParamType>(['date', 'number', 'quantity']);
@@ -396,7 +397,7 @@ function dateLookup(resourceType: string, alias: string, code: string, alternati
   return {
     sql: `${alias}.id IN (${selects.map((x) => x.sql).join(' UNION ALL ')})`,
     params: selects.flatMap((x) => x.params),
-    probe: (dialect) => ownRowsProbe(dialect, alias, 'sp_date', dateRowsCondition(resourceType, code, alternatives)),
+    probe: (dialect, rk = `${alias}.rk`) => ownRowsProbe(dialect, rk, 'sp_date', dateRowsCondition(resourceType, code, alternatives)),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { IncludeTarget, SearchRequest } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../fhir/outcome.js';
-import { joinOwnIndexRows } from '../store/index-writer.js';
+import { joinOwnIndexRows, ownerKey } from '../store/index-writer.js';
 import type { Repository } from '../store/repository.js';
 import { derivedRecordsCondition } from './derived-records.js';
 import { filtersCondition, NO_ROWS, paramRows, sortExpression, type Reach, type Sql } from './filter-sql.js';
@@ -84,10 +84,12 @@ function drivenRows(repo: Repository, type: string, filters: Sql[], kept: Sql | 
   if (!driver) return undefined;
   // PostgreSQL: DISTINCT, or UNION between alternatives; SQLite: UNION ALL, and the caller groups by id.
   const sqlite = dialect.name === 'sqlite';
+  // Each lookup row carries its resource's key: the other filters' probes run before the resource row is read.
+  const columns = `id, ${ownerKey(driver.table)} AS rk`;
   const lookup = driver.alternatives
-    .map((where, i) => (sqlite ? `SELECT id FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${where.sql}` : `SELECT ${i ? '' : 'DISTINCT '}id FROM ${driver.table} WHERE ${where.sql}`))
+    .map((where, i) => (sqlite ? `SELECT ${columns} FROM ${driver.table} INDEXED BY ${driver.table}_lookup WHERE ${where.sql}` : `SELECT ${i ? '' : 'DISTINCT '}${columns} FROM ${driver.table} WHERE ${where.sql}`))
     .join(sqlite ? ' UNION ALL ' : ' UNION ');
-  const others = filters.filter((f) => f !== chosen).map((f) => f.probe?.(dialect) ?? f);
+  const others = filters.filter((f) => f !== chosen).map((f) => f.probe?.(dialect, 'd.rk') ?? f);
   const rows = and({ sql: 'r.deleted = 0', params: [] }, ...others, kept);
   return {
     // CROSS JOIN: SQLite keeps the lookup outside (without statistics it scanned every row of the type instead).

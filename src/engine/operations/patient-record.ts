@@ -139,7 +139,8 @@ function criteriaOf(options: RecordOptions, policy: ReturnType<typeof policyOf>,
   if (options.types?.length !== 1) throw new Error('Search criteria apply to a listing of one type');
   // Each of the person's records probed by its own index rows: the store's records of a code grow with it.
   const type = options.types[0];
-  const conditions = options.where.map((f) => ownRowsCondition(dialect, type, 'r', f, (t, alias) => policy.rows(t, 'r', alias)));
+  // The compartment row names its resource's key: the probes run before the resource row is read.
+  const conditions = options.where.map((f) => ownRowsCondition(dialect, type, 'r', f, (t, alias) => policy.rows(t, 'r', alias), ownerKey('c')));
   return { sql: conditions.map((c) => `AND ${c.sql}`).join(' '), params: conditions.flatMap((c) => c.params) };
 }
 
