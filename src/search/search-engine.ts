@@ -149,6 +149,9 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   order.push({ sql: 'r.id', params: [] });
 
   const driven = drivenRows(repo, request.resourceType, filters, hidden, !!request.sortRules?.length);
+  // A lone lookup streamed in id order has one good plan whatever its value; any other search's plan depends
+  // on the values (a common code or a rare one, one person's rows), so it is planned for each execution.
+  const planned = { planEachTime: filters.length > 0 && !driven?.inIdOrder };
   // Whether rows matching the search were withheld for their labels: asked with the page where there is one
   // (a column evaluated once; on PostgreSQL a round trip less), else on its own.
   const withheld = withheldCheck(repo, request, filters, derived, access);
@@ -157,19 +160,19 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   let hasMore = false;
   if (count > 0) {
     const page = pageQuery(repo, driven, where, order, count + 1, offset, withheld && { sql: `SELECT COUNT(*) FROM (SELECT 1 ${withheld.sql} LIMIT 1) w`, params: withheld.params });
-    const rows = await repo.sql.query<{ content: string; also?: number | string }>(page.sql, page.params);
+    const rows = await repo.sql.query<{ content: string; also?: number | string }>(page.sql, page.params, planned);
     hasMore = rows.length > count;
     matches = rows.slice(0, count).map((r) => JSON.parse(r.content));
     if (withheld && rows.length) suppressed = Number(rows[0].also) > 0;
   }
   if (withheld && suppressed === undefined) {
-    suppressed = (await repo.sql.query(`SELECT 1 AS x ${withheld.sql} LIMIT 1`, withheld.params)).length > 0;
+    suppressed = (await repo.sql.query(`SELECT 1 AS x ${withheld.sql} LIMIT 1`, withheld.params, planned)).length > 0;
   }
 
   let total: number | undefined;
   if (request.total === 'accurate' || request.total === 'estimate' || count === 0) {
     const counted = driven ? { sql: `SELECT COUNT(DISTINCT d.id) AS n ${driven.sql}`, params: driven.params } : { sql: `SELECT COUNT(*) AS n FROM resource r WHERE ${where.sql}`, params: where.params };
-    const [{ n }] = await repo.sql.query<{ n: number }>(counted.sql, counted.params);
+    const [{ n }] = await repo.sql.query<{ n: number }>(counted.sql, counted.params, planned);
     total = Number(n);
   } else if (!hasMore) {
     total = offset + matches.length; // Known for free on the last page.

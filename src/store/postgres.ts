@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Database, Dialect, RowSet, SqlExecutor, SqlValue } from './database.js';
+import type { Database, Dialect, QueryOptions, RowSet, SqlExecutor, SqlValue } from './database.js';
 import { copyRows, COPY_MIN_ROWS } from './pg-copy.js';
 import { channelName, listenOn } from './pg-listen.js';
 
@@ -76,14 +76,15 @@ class PgExecutor implements SqlExecutor {
     private readonly inTransaction = false,
   ) {}
 
-  private statement(sql: string, params: SqlValue[]): pg.QueryConfig {
+  private statement(sql: string, params: SqlValue[], options?: QueryOptions): pg.QueryConfig {
     const text = toPg(sql);
     // Without parameters, pg sends the simple protocol, which also runs several statements in one text.
-    return params.length ? { name: this.statementNames.nameOf(text), text, values: params } : { text, values: params };
+    // An unnamed statement is planned with its values on every execution.
+    return params.length && !options?.planEachTime ? { name: this.statementNames.nameOf(text), text, values: params } : { text, values: params };
   }
 
-  async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return (await this.client.query(this.statement(sql, params))).rows as T[];
+  async query<T>(sql: string, params: SqlValue[] = [], options?: QueryOptions): Promise<T[]> {
+    return (await this.client.query(this.statement(sql, params, options))).rows as T[];
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<number> {
@@ -205,8 +206,8 @@ export class PostgresDatabase implements Database {
     }
   }
 
-  query<T>(sql: string, params?: SqlValue[]): Promise<T[]> {
-    return this.executor.query<T>(sql, params);
+  query<T>(sql: string, params?: SqlValue[], options?: QueryOptions): Promise<T[]> {
+    return this.executor.query<T>(sql, params, options);
   }
 
   run(sql: string, params?: SqlValue[]): Promise<number> {
