@@ -166,15 +166,20 @@ class PrivacyRestriction implements RowRestriction {
   }
 
 
-  /** No applicable deny rule of a patient whose compartment holds the row (and who is not exempt). */
+  /**
+   * No applicable deny rule of a patient whose compartment holds the row (and who is not exempt). Nested
+   * from the row's own compartment rows to each patient's rules rather than joined: with a small
+   * consent_rule table (48 rules) PostgreSQL began the join there and read every deny rule for each row;
+   * nested, the plan goes through the row's compartment rows whatever the table's statistics say.
+   */
   private notDenied(alias: string): Template {
     const applicable = this.applicable('deny');
     const exempt = this.notExempt('pc.patient_id');
     return {
-      sql: `NOT EXISTS (SELECT 1 FROM compartment pc JOIN consent_rule cr ON cr.patient_id = pc.patient_id
-              WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND ${applicable.sql} ${exempt.sql}
-              AND (cr.kind IS NULL OR EXISTS (SELECT 1 FROM sp_token ck WHERE ${ownIndexRows('ck', `${alias}.rk`)} AND ck.code = '_security' AND ck.system = ? AND ck.value = cr.kind))${this.fence})`,
-      params: [...applicable.params, ...exempt.params, ACT_CODE],
+      sql: `NOT EXISTS (SELECT 1 FROM compartment pc WHERE ${ownIndexRows('pc', `${alias}.rk`)} ${exempt.sql}
+              AND EXISTS (SELECT 1 FROM consent_rule cr WHERE cr.patient_id = pc.patient_id AND ${applicable.sql}
+                AND (cr.kind IS NULL OR EXISTS (SELECT 1 FROM sp_token ck WHERE ${ownIndexRows('ck', `${alias}.rk`)} AND ck.code = '_security' AND ck.system = ? AND ck.value = cr.kind))${this.fence})${this.fence})`,
+      params: [...exempt.params, ...applicable.params, ACT_CODE],
     };
   }
 
@@ -205,8 +210,8 @@ class PrivacyRestriction implements RowRestriction {
       const permit = this.applicable('permit');
       parts.push({
         sql: `NOT EXISTS (SELECT 1 FROM sp_token lt WHERE ${ownIndexRows('lt', `${alias}.rk`)} AND lt.code = '_security' AND lt.system = ? AND lt.value IN (${kinds})
-                AND NOT EXISTS (SELECT 1 FROM compartment pc JOIN consent_rule cr ON cr.patient_id = pc.patient_id
-                  WHERE ${ownIndexRows('pc', `${alias}.rk`)} AND cr.kind = lt.value AND ${permit.sql})
+                AND NOT EXISTS (SELECT 1 FROM compartment pc WHERE ${ownIndexRows('pc', `${alias}.rk`)}
+                  AND EXISTS (SELECT 1 FROM consent_rule cr WHERE cr.patient_id = pc.patient_id AND cr.kind = lt.value AND ${permit.sql}${this.fence}))
                 ${notExempt}${this.fence})`,
         params: [ACT_CODE, ...this.withheldKinds, ...permit.params, ...exempt],
       });
