@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { createClient } from '../src/security/clients.js';
 import { BACKENDS } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
@@ -80,6 +81,28 @@ for (const backend of BACKENDS) {
       assert.equal(removed.code, 0, removed.stderr);
       assert.equal((await get(`Observation/${ids.hiv}`)).status, 404);
       assert.equal((await get(search)).body.total, 1);
+    });
+
+    it('a read and a search ask the restriction\'s facts in the token check\'s statement (PostgreSQL: one round trip)', { skip: backend !== 'postgres' }, async () => {
+      const original = pg.Client.prototype.query;
+      const texts: string[] = [];
+      // Every statement of this process while the requests run (the audit writer is a thread of its own).
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const q = args[0] as string | { text: string };
+        texts.push(typeof q === 'string' ? q : q.text);
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        for (const path of [`Observation/${ids.pulse}`, `Observation?subject=Patient/${ids.patient}`]) {
+          texts.length = 0;
+          assert.equal((await get(path)).status, 200);
+          const facts = texts.filter((t) => t.includes('access_clearance'));
+          assert.equal(facts.length, 1, `${path}: the facts are asked once`);
+          assert.match(facts[0], /oauth_client/, `${path}: with the token's status`);
+        }
+      } finally {
+        pg.Client.prototype.query = original;
+      }
     });
 
     it('a client disabled by the CLI gets 401 on the next request, and its requests are served again once enabled', async () => {
