@@ -5,7 +5,7 @@ import { OAuthError } from '../auth/oauth-error.js';
 import { pkceMatches } from '../auth/pkce.js';
 import { DEFAULT_ROLE_PURPOSES, parsePurposeOfUse, purposeRefusal, type RolePurposes } from '../auth/purpose-of-use.js';
 import { issueRefreshToken, lookupRefreshToken, revokeRefreshToken, useRefreshToken, wantsRefreshToken } from '../auth/refresh-tokens.js';
-import { revokeId, tokenInactiveReason } from '../auth/token-status.js';
+import { revokeId, tokenInactiveReason, type CallerLookup } from '../auth/token-status.js';
 import type { UserGrant } from '../auth/user-grant.js';
 import type { Database } from '../store/database.js';
 import { findClient, type OAuthClient } from './clients.js';
@@ -111,8 +111,10 @@ export class TokenService {
    * remembered until the token expires (a client sends the same token on every request, and an ES256
    * check per request is wasted work); whether the client or user is still enabled and the token not
    * revoked is read from the database on every call (token-status.ts), so that those take effect at once.
+   * `alongside`: facts about the caller asked in that same statement; the request then gets a context
+   * of its own, by which they are kept (the cached one is shared by every request of the token).
    */
-  async verify(token: string): Promise<AuthContext> {
+  async verify(token: string, alongside?: CallerLookup): Promise<AuthContext> {
     const now = Date.now() / 1000;
     let cached = this.verified.get(token);
     if (!cached || cached.exp <= now) {
@@ -123,8 +125,10 @@ export class TokenService {
       }
       this.verified.set(token, cached);
     }
-    const { context, grantId } = cached;
-    const reason = await tokenInactiveReason(this.db, { clientId: context.clientId, userId: context.user?.id, tokenId: context.tokenId, grantId });
+    const { grantId } = cached;
+    const context = alongside ? { ...cached.context } : cached.context;
+    const subject = { clientId: context.clientId, userId: context.user?.id, tokenId: context.tokenId, grantId };
+    const reason = await tokenInactiveReason(this.db, subject, alongside && { lookup: alongside, context });
     if (reason) {
       throw new Error(`The access token is no longer valid: ${reason}`);
     }

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FhirError, unauthorized } from '../fhir/outcome.js';
+import type { CallerLookup } from '../auth/token-status.js';
 import type { AuthContext, TokenService } from '../security/token-service.js';
 import type { ClientRateLimiter } from './client-rate-limit.js';
 import { PORTAL_ROUTES } from './portal-routes.js';
@@ -30,6 +31,12 @@ export class BearerAuthentication {
     private readonly tokens: TokenService,
     private readonly limiter: ClientRateLimiter | undefined,
     private readonly sendError: (reply: FastifyReply, err: FhirError) => FastifyReply,
+    /**
+     * Facts the request's access policy reads, asked with the token's status (one round trip less on
+     * PostgreSQL). Only for requests without a body: a body may take long to arrive, and facts read
+     * before it would be older than the policy built after it.
+     */
+    private readonly alongside?: CallerLookup,
   ) {}
 
   readonly onRequest = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
@@ -39,7 +46,7 @@ export class BearerAuthentication {
     }
     let auth: AuthContext;
     try {
-      auth = await this.verify(req.headers.authorization);
+      auth = await this.verify(req.headers.authorization, hasBody(req) ? undefined : this.alongside);
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
       // The body is left unread: closing the connection spares reading (and the client sending) the rest of it.
@@ -70,12 +77,12 @@ export class BearerAuthentication {
     return auth;
   };
 
-  private async verify(header: string | undefined): Promise<AuthContext> {
+  private async verify(header: string | undefined, alongside: CallerLookup | undefined): Promise<AuthContext> {
     if (!header?.startsWith('Bearer ')) {
       throw unauthorized('A bearer access token is required (see /.well-known/smart-configuration)');
     }
     try {
-      return await this.tokens.verify(header.slice(7));
+      return await this.tokens.verify(header.slice(7), alongside);
     } catch {
       throw unauthorized('The access token is invalid or expired');
     }

@@ -15,6 +15,7 @@ import { registerCdsHooks } from './cds-hooks.js';
 import { CDA_MEDIA_TYPES, registerCcdaRoutes } from './ccda-routes.js';
 import type { CcdaIntake } from '../ingest/ccda-intake.js';
 import { BearerAuthentication } from './authentication.js';
+import { privacyFactsLookup } from '../consent/privacy-facts.js';
 import { ClientRateLimiter } from './client-rate-limit.js';
 import { listenOrigin } from './listen-origin.js';
 import { RouteMethods } from './route-methods.js';
@@ -107,7 +108,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const allowed = new RouteMethods();
   app.addHook('onRoute', (route) => allowed.add(route.url, route.method));
   const limiter = options.rateLimitPerMinute ? new ClientRateLimiter(options.rateLimitPerMinute) : undefined;
-  const authentication = new BearerAuthentication(options.tokens, limiter, sendOutcome);
+  const authentication = new BearerAuthentication(options.tokens, limiter, sendOutcome, privacyFactsLookup);
   // Every answer carries its request id (X-Request-Id), refusals by the hooks below included.
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
