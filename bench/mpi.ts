@@ -334,12 +334,12 @@ async function matchOnStore(dataDir: string): Promise<void> {
   const config = configFromEnv({ dataDir, databaseUrl: '', logLevel: 'warn', port: 0 });
   const tessera = await createTessera(config);
   const client = await createClient(tessera.db, { name: 'bench-mpi-match', scope: 'system/*.cruds' });
-  const [{ n }] = await tessera.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source');
+  const [{ n, people }] = await tessera.db.query<{ n: number; people: number }>('SELECT COUNT(*) AS n, COUNT(DISTINCT enterprise_id) AS people FROM mpi_source');
   await tessera.close();
   const { server, token } = await authorisedServer(config, client);
   const match = await matchLatency(server, token);
   await server.stop();
-  console.log(`## Patient/$match on ${dataDir} (${Number(n).toLocaleString('en')} source records)\n`);
+  console.log(`## Patient/$match on ${dataDir} (${Number(n).toLocaleString('en')} source records in ${Number(people).toLocaleString('en')} enterprise identities)\n`);
   printMatch(match);
 }
 
