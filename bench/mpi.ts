@@ -1,5 +1,5 @@
 /**
- * npm run bench:mpi [-- --only-febrl | --no-febrl] [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild] [--train [--train-pairs N]]
+ * npm run bench:mpi [-- --only-febrl | --no-febrl] [--store DIR] [-- --persons 50000 --backend sqlite|postgres --matches 1000 --keep] [--in-process] [--no-rebuild] [--train [--train-pairs N]]
  *
  * The master patient index's evaluation harness: generates a seeded population of people as several
  * sources register them (src/synthetic/identity-population.ts: typos, nicknames, swapped day and month,
@@ -20,6 +20,9 @@
  * `--no-rebuild` skips the rebuild step. `--train` trains a model on the loaded index as `tessera mpi
  * train` does (unlabelled), loads the same population into a fresh store with that model, and scores it
  * beside the priors.
+ *
+ * `--store DIR` measures only Patient/$match, on a SQLite store an earlier run kept (`--keep`), with the
+ * model stored there: loading a million people takes over an hour, a $match series seconds.
  */
 import { arg } from './args.js';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
@@ -41,9 +44,10 @@ import { systemRequest } from '../src/ingest/system-request.js';
 import { identityPopulation, type Cohort, type GeneratedRecord } from '../src/synthetic/identity-population.js';
 import { Random } from '../src/synthetic/random.js';
 import type { TesseraConfig } from '../src/server/config.js';
+import { configFromEnv } from '../src/server/config.js';
 import { benchConfig, dropBenchSchema } from './config.js';
 import { httpRequest } from './http-client.js';
-import { startServerProcess } from './server-process.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
 
 
@@ -59,6 +63,8 @@ const TRAIN_PAIRS = Number(arg('train-pairs', '200000'));
 const SEED = 20261125;
 const FEBRL = !process.argv.includes('--no-febrl');
 const ONLY_FEBRL = process.argv.includes('--only-febrl');
+/** A kept SQLite store (`--keep`) to measure Patient/$match on, instead of loading a population. */
+const STORE = arg('store', '');
 const FEBRL_FILES = ['febrl_dataset1.csv', 'febrl_dataset2.csv'];
 /** Patients per batch Bundle and batches in flight: enough to keep the server busy, as a feed would. */
 const BATCH = 100;
@@ -202,22 +208,41 @@ function reviewComposition(truth: Map<string, Truth>, open: { patient_a: string;
   return tally;
 }
 
+type MatchLatency = ReturnType<typeof percentiles> & {
+  /** Server CPU per query, ms (all threads): less disturbed by a shared machine than latency. */
+  cpuMs: number;
+};
+
 /** $match queries: a person's record as yet another source would send it (no identifier it knows). */
-async function matchLatency(url: string, token: string): Promise<ReturnType<typeof percentiles>> {
+async function matchLatency(server: ServerProcess, token: string): Promise<MatchLatency> {
   const rnd = new Random(11);
   const queries: Patient[] = [];
   for (const record of identityPopulation({ seed: SEED + 1, persons: MATCHES * 2 })) {
     if (queries.length < MATCHES && rnd.chance(0.5)) queries.push({ ...record.patient, identifier: undefined });
   }
   const samples: number[] = [];
+  let cpuAtWarm = 0;
   for (const [i, patient] of queries.entries()) {
+    if (i === 50) cpuAtWarm = (await server.cpuMs()).total; // the first 50 warm the path up
     const body = JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'resource', resource: patient }] });
     const started = performance.now();
-    const res = await httpRequest('POST', `${url}/fhir/Patient/$match`, { authorization: `Bearer ${token}` }, body);
+    const res = await httpRequest('POST', `${server.url}/fhir/Patient/$match`, { authorization: `Bearer ${token}` }, body);
     if (res.status !== 200) throw new Error(`$match: HTTP ${res.status} ${res.body.slice(0, 300)}`);
-    if (i >= 50) samples.push(performance.now() - started); // the first 50 warm the path up
+    if (i >= 50) samples.push(performance.now() - started);
   }
-  return percentiles(samples);
+  const cpuMs = ((await server.cpuMs()).total - cpuAtWarm) / samples.length;
+  return { ...percentiles(samples), cpuMs };
+}
+
+/** `tessera serve` on the store in a process of its own, and a token of the bench's client. */
+async function authorisedServer(config: TesseraConfig, client: { clientId: string; clientSecret?: string }): Promise<{ server: ServerProcess; token: string }> {
+  const server = await startServerProcess(config);
+  const tokenRes = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
+  });
+  return { server, token: ((await tokenRes.json()) as { access_token: string }).access_token };
 }
 
 interface Evaluation {
@@ -225,7 +250,7 @@ interface Evaluation {
   scores: ReturnType<typeof evaluate>;
   review: { openPairs: number; recordsInReview: number; share: number };
   queue: ReturnType<typeof reviewComposition>;
-  match: ReturnType<typeof percentiles>;
+  match: MatchLatency;
   rebuild?: { records: number; seconds: number };
   /** Trained on this run's index after it was scored (`--train`). */
   trained?: TrainedModel;
@@ -243,17 +268,11 @@ async function evaluateModel(model: TrainedModel | undefined, train: boolean): P
     process.stderr.write(`[${BACKEND}] loading ${PERSONS} people in process\n`);
     inProcess = await loadInProcess(config);
   }
-  const server = await startServerProcess(config);
-  const tokenRes = await fetch(`${server.url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-  });
-  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+  const { server, token } = await authorisedServer(config, client);
 
   if (!inProcess) process.stderr.write(`[${BACKEND}] loading ${PERSONS} people through the API${model ? ' with the trained model' : ''}\n`);
   const loaded = inProcess ?? (await load(server.url, token));
-  const match = await matchLatency(server.url, token);
+  const match = await matchLatency(server, token);
   await server.stop();
 
   const reader = await createTessera(config);
@@ -303,7 +322,25 @@ function report(label: string, e: Evaluation): void {
   if (rebuild) {
     console.log(`- batch rebuild (\`tessera mpi rebuild\`, in process): ${Math.round(rebuild.records / rebuild.seconds)} records/s (${rebuild.seconds.toFixed(1)} s); the scores above are after it`);
   }
-  console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms`);
+  printMatch(match);
+}
+
+function printMatch(match: MatchLatency): void {
+  console.log(`- Patient/$match (HTTP, sequential, n=${match.n}): p50 ${fmt(match.p50)} ms, p95 ${fmt(match.p95)} ms, p99 ${fmt(match.p99)} ms; server CPU ${fmt(match.cpuMs)} ms per query`);
+}
+
+/** `--store`: Patient/$match on a kept SQLite store, as loaded (no rebuild, the model stored there). */
+async function matchOnStore(dataDir: string): Promise<void> {
+  const config = configFromEnv({ dataDir, databaseUrl: '', logLevel: 'warn', port: 0 });
+  const tessera = await createTessera(config);
+  const client = await createClient(tessera.db, { name: 'bench-mpi-match', scope: 'system/*.cruds' });
+  const [{ n, people }] = await tessera.db.query<{ n: number; people: number }>('SELECT COUNT(*) AS n, COUNT(DISTINCT enterprise_id) AS people FROM mpi_source');
+  await tessera.close();
+  const { server, token } = await authorisedServer(config, client);
+  const match = await matchLatency(server, token);
+  await server.stop();
+  console.log(`## Patient/$match on ${dataDir} (${Number(n).toLocaleString('en')} source records in ${Number(people).toLocaleString('en')} enterprise identities)\n`);
+  printMatch(match);
 }
 
 /**
@@ -351,6 +388,7 @@ async function febrlSection(): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   console.log(`# Tessera MPI evaluation ${new Date().toISOString().slice(0, 10)}, commit ${commit}, ${BACKEND}\n\nMachine: ${machine}\n`);
+  if (STORE) return matchOnStore(STORE);
   const febrl = FEBRL || ONLY_FEBRL ? await febrlSection() : undefined;
   mkdirSync('bench/results', { recursive: true });
   if (ONLY_FEBRL) {

@@ -11,6 +11,7 @@ import { currentMatchModel, latestModel } from '../src/mpi/model-store.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
 import { BACKENDS, dropTestSchema, testConfig } from './helpers/backends.js';
 import { tessera } from './helpers/cli.js';
+import { modelInForce } from '../src/cli/model-report.js';
 import { privacyConsent } from './helpers/governance.js';
 import { personRecords } from '../src/engine/request-policy.js';
 import type { Patient } from '@medplum/fhirtypes';
@@ -204,6 +205,9 @@ for (const backend of BACKENDS) {
       try {
         const learned = await latestModel(t.db);
         assert.ok(learned && learned.thresholds.autoLink !== DEFAULT_THRESHOLDS.autoLink, 'thresholds from the posterior, not the priors\'');
+        // What `tessera serve` says at its start: the learned model, and where hand priors still stand in.
+        assert.match(modelInForce(learned), new RegExp(`model ${learned.version}, learned .* candidate pairs; hand-set priors for what the data was too small to learn: .*email`));
+        assert.match(modelInForce(undefined), /hand-set priors \(no model learned from this index yet/);
       } finally {
         await t.close();
       }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
-import { compareFeatures } from '../src/mpi/comparison.js';
+import { compareFeatures, FIELD_LEVELS, FIELDS, type Field, type Level } from '../src/mpi/comparison.js';
 import { personFeatures } from '../src/mpi/features.js';
 import { labelledFromCsv } from '../src/mpi/labelled-records.js';
 import { normalizeIdentifier } from '../src/mpi/identifier-formats.js';
@@ -76,6 +76,39 @@ describe('comparison levels for registration errors', () => {
     );
     assert.equal(v.email, 'shared');
     assert.equal(v.locality, 'same');
+  });
+  it('every level of every field is reached by the registration error it stands for', () => {
+    // A pair per level, so that a level added to FIELD_LEVELS without a case here fails this test.
+    const other = (given: string, family: string, birthDate: string, extra: Partial<Patient> = {}) => person('b', '2', given, family, birthDate, extra);
+    const same = (extra: Partial<Patient>) => other('Katelin', 'Moreau', '1971-05-09', extra);
+    const both = (extra: Partial<Patient>): [Patient, Patient] => [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', extra), same(extra)];
+    const ssn = (value: string) => ({ identifier: [{ system: 'http://hl7.org/fhir/sid/us-ssn', value }] });
+    const phone = (value: string) => ({ telecom: [{ system: 'phone' as const, value }] });
+    const email = (value: string) => ({ telecom: [{ system: 'email' as const, value }] });
+    const noPostalCode = (city: string) => ({ address: [{ line: ['12 Elm Street'], city }] });
+    const cases: { [F in Field]: Record<Level<F>, Patient | [Patient, Patient]> } = {
+      surname: { exact: same({}), 'compound-part': other('Katelin', 'Moreau-Blanc', '1971-05-09'), similar: other('Katelin', 'Moreaux', '1971-05-09'), 'sound-alike': other('Katelin', 'Morrow', '1971-05-09'), different: other('Katelin', 'Agarwal', '1971-05-09'), missing: same({ name: [{ given: ['Katelin'] }] }) },
+      firstName: { exact: same({}), nickname: [person('a', '1', 'William', 'Moreau', '1971-05-09'), other('Bill', 'Moreau', '1971-05-09')], similar: other('Katelyn', 'Moreau', '1971-05-09'), initial: other('K', 'Moreau', '1971-05-09'), 'sound-alike': other('Catlin', 'Moreau', '1971-05-09'), different: other('Agnes', 'Moreau', '1971-05-09'), missing: same({ name: [{ family: 'Moreau' }] }) },
+      middleInitial: { same: both({ name: [{ family: 'Moreau', given: ['Katelin', 'Ann'] }] }), different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', { name: [{ family: 'Moreau', given: ['Katelin', 'Ann'] }] }), same({ name: [{ family: 'Moreau', given: ['Katelin', 'Beth'] }] })], missing: same({}) },
+      birthDate: { exact: same({}), transposed: other('Katelin', 'Moreau', '1971-09-05'), 'one-digit': other('Katelin', 'Moreau', '1971-05-08'), 'year-only': other('Katelin', 'Moreau', '1971-11-23'), different: other('Katelin', 'Moreau', '1948-11-23'), missing: same({ birthDate: undefined }) },
+      gender: { same: same({}), different: same({ gender: 'female' }), missing: same({ gender: 'unknown' }) },
+      ssn: { exact: both(ssn('219-45-6781')), 'one-edit': [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', ssn('219-45-6781')), same(ssn('219-45-6871'))], different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', ssn('219-45-6781')), same(ssn('412-77-3020'))], missing: same(ssn('219-45-6781')) },
+      identifier: { exact: both({ identifier: [DL('AB123456')] }), 'one-edit': [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', { identifier: [DL('AB123456')] }), same({ identifier: [DL('AB123457')] })], different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', { identifier: [DL('AB123456')] }), same({ identifier: [DL('ZX998877')] })], missing: same({ identifier: [DL('AB123456')] }) },
+      phone: { shared: same({}), different: same(phone('(508) 555-0199')), missing: same({ telecom: [] }) },
+      email: { shared: both(email('k.moreau@example.org')), different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', email('k.moreau@example.org')), same(email('kate@example.net'))], missing: same({}) },
+      postalCode: { same: same({}), different: same({ address: [{ line: ['12 Elm Street'], city: 'Cambridge', postalCode: '99999' }] }), missing: same({ address: [{ line: ['12 Elm Street'], city: 'Cambridge' }] }) },
+      street: { similar: same({ address: [{ line: ['12 Elm St'], city: 'Cambridge', postalCode: '02139' }] }), different: same({ address: [{ line: ['48 Elm Street'], city: 'Cambridge', postalCode: '02139' }] }), missing: same({ address: [{ city: 'Cambridge', postalCode: '02139' }] }) },
+      locality: { same: both(noPostalCode('Cambridge')), different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', noPostalCode('Cambridge')), same(noPostalCode('Oxford'))], missing: same({}) },
+      suffix: { same: both({ name: [{ family: 'Moreau', given: ['Katelin'], suffix: ['Jr'] }] }), different: [person('a', '1', 'Katelin', 'Moreau', '1971-05-09', { name: [{ family: 'Moreau', given: ['Katelin'], suffix: ['Jr'] }] }), same({ name: [{ family: 'Moreau', given: ['Katelin'], suffix: ['Sr'] }] })], missing: same({}) },
+    };
+    for (const field of FIELDS) {
+      const byLevel = cases[field] as Record<string, Patient | [Patient, Patient]>;
+      assert.deepEqual(Object.keys(byLevel).sort(), [...FIELD_LEVELS[field], 'missing'].sort(), `a case for every level of ${field}`);
+      for (const [level, pair] of Object.entries(byLevel)) {
+        const [a, b] = Array.isArray(pair) ? pair : [base, pair];
+        assert.equal(vector(a, b)[field], level, `${field}: ${level}`);
+      }
+    }
   });
   it('reads a labelled CSV sample: FEBRL ids name the person, impossible dates are left out with a note', () => {
     const sample = labelledFromCsv('rec_id, given_name, surname, date_of_birth, soc_sec_id\nrec-1-org, ann, lee, 19380231, 1234567\nrec-1-dup-0, ann, lee, 19380213, 1234567\n');
@@ -183,6 +216,47 @@ for (const backend of BACKENDS) {
       assert.equal(res.body.entry[0].resource.id, await enterpriseOf(a));
       const order = { certain: 0, probable: 1, possible: 2 } as Record<string, number>;
       assert.deepEqual([...grades].sort((x: string, y: string) => order[x] - order[y]), grades);
+    });
+
+    it('$match orders by grade, then by score within a grade', async () => {
+      // One person known, and namesakes each agreeing on less: every one short of a link, so each is its own enterprise.
+      const known = await create(person('hospital-a', 'o-1', 'Evander', 'Quillfeather', '1962-03-04'));
+      const elsewhere = { telecom: [], address: [{ line: ['7 Mill Lane'], city: 'Lowell', postalCode: '01850' }] };
+      await create(person('clinic-b', 'o-2', 'Evander', 'Quillfeather', '1962-03-04', elsewhere));
+      await create(person('clinic-c', 'o-3', 'Evander', 'Quillfeather', '1962-03-05', { telecom: [], address: [{ line: ['40 Oak Road'], city: 'Cambridge', postalCode: '02139' }] }));
+      await create(person('clinic-d', 'o-4', 'Evander', 'Quillfeather', '1962-04-03', { ...elsewhere, address: [{ line: ['9 Pine Court'], city: 'Salem', postalCode: '01970' }] }));
+      const res = await s.fhir('POST', 'Patient/$match', { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: person('x', 'q', 'Evander', 'Quillfeather', '1962-03-04', { identifier: [] }) }] });
+      assert.equal(res.status, 200);
+      const ranked = res.body.entry.map((e: any) => ({ grade: e.search.extension[0].valueCode as string, score: e.search.score as number }));
+      assert.equal(res.body.entry[0].resource.id, await enterpriseOf(known));
+      const order: Record<string, number> = { certain: 0, probable: 1, possible: 2 };
+      for (let i = 1; i < ranked.length; i++) {
+        const [prev, next] = [ranked[i - 1], ranked[i]];
+        assert.ok(order[prev.grade] < order[next.grade] || (prev.grade === next.grade && prev.score >= next.score), JSON.stringify(ranked));
+      }
+      assert.ok(
+        ranked.some((r: { grade: string; score: number }, i: number) => i > 0 && r.grade === ranked[i - 1].grade && r.score < ranked[i - 1].score),
+        `two of one grade with different scores, so that the order within a grade is shown: ${JSON.stringify(ranked)}`,
+      );
+    });
+
+    it('$match validates its input as create does', async () => {
+      const refusedByCreate = [
+        person('hospital-a', 'v-1', 'Nils', 'Ek', '1970-13-01'),
+        person('hospital-a', 'v-2', 'Nils', 'Ek', '1970-01-01', { gender: 'robot' as Patient['gender'] }),
+        { ...person('hospital-a', 'v-3', 'Nils', 'Ek', '1970-01-01'), favouriteColour: 'blue' } as Patient,
+      ];
+      for (const patient of refusedByCreate) {
+        const created = await s.fhir('POST', 'Patient', patient);
+        const match = await s.fhir('POST', 'Patient/$match', { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: patient }] });
+        assert.equal(created.status, 422, JSON.stringify(created.body));
+        assert.equal(match.status, created.status, `$match answers as create: ${JSON.stringify(match.body)}`);
+        assert.equal(match.body.resourceType, 'OperationOutcome');
+      }
+      const notAPatient = await s.fhir('POST', 'Patient/$match', { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } }] });
+      assert.equal(notAPatient.status, 400);
+      const badCount = await s.fhir('POST', 'Patient/$match', { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: person('x', 'q', 'Nils', 'Ek', '1970-01-01') }, { name: 'count', valueInteger: 0 }] });
+      assert.equal(badCount.status, 400);
     });
 
     it('one MRN sent for a different person opens a steward review with a warning instead of overwriting', async () => {

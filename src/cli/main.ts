@@ -28,7 +28,7 @@ import { rebuildIndex } from '../mpi/rebuild.js';
 import { learnBeforeRebuild } from '../mpi/learn-before-rebuild.js';
 import { refreshAllConsents } from '../consent/consent-store.js';
 import { trainFromIndex } from '../mpi/training.js';
-import { formatModelChange } from './model-report.js';
+import { formatModelChange, modelInForce } from './model-report.js';
 import { registerInterfaceCommands, type StoreFlags } from './interface-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerUserCommands } from './user-commands.js';
@@ -81,6 +81,7 @@ program
       program.error(`tessera serve: ${e.code === 'EADDRINUSE' ? `port ${e.port} is already in use (HTTP --port / PORT, MLLP TESSERA_MLLP_PORT)` : e.message}`);
     }
     process.stderr.write(`Tessera ${VERSION} listening on ${address}/fhir (backend: ${tessera.db.dialect.name})\n`);
+    if (tessera.config.mpi) process.stderr.write(`${modelInForce(await latestModel(tessera.db))}\n`);
   });
 
 program

@@ -1,6 +1,8 @@
 import { FIELD_LEVELS, FIELDS } from '../mpi/comparison.js';
 import type { Probabilities, SystemProbabilities, Thresholds } from '../mpi/match-model.js';
 import type { PosteriorTargets } from '../mpi/posterior-thresholds.js';
+import { MIN_RECORDS_TO_LEARN } from '../mpi/learn-before-rebuild.js';
+import type { StoredModel } from '../mpi/model-store.js';
 
 interface ModelView {
   probabilities: Probabilities;
@@ -41,4 +43,18 @@ export function formatModelChange(before: ModelView, after: ModelView): string {
     lines.push(`not learned (too few pairs; the starting model's m and u kept, hand priors on a first training): ${after.notLearned.join('; ')}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Which model the index links with, for `tessera serve`'s start: the hand priors are a stand-in for data
+ * (issue 16), so the operator is told when they are in force, whole or for the fields the data was too
+ * small to learn.
+ */
+export function modelInForce(model: Pick<StoredModel, 'version' | 'createdAt' | 'pairs' | 'notLearned'> | undefined): string {
+  if (!model) {
+    return `master patient index: hand-set priors (no model learned from this index yet; \`tessera mpi rebuild\` learns one once the index holds ${MIN_RECORDS_TO_LEARN.toLocaleString('en')} source records)`;
+  }
+  const learned = `master patient index: model ${model.version}, learned ${new Date(model.createdAt).toISOString().slice(0, 10)} from ${model.pairs.toLocaleString('en')} candidate pairs`;
+  const priors = model.notLearned.map((n) => n.split(':')[0]);
+  return priors.length ? `${learned}; hand-set priors for what the data was too small to learn: ${priors.join(', ')}` : learned;
 }
