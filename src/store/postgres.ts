@@ -119,11 +119,13 @@ class PgExecutor implements SqlExecutor {
     for (const s of nonEmpty) await this.insertRows(s.table, s.columns, s.rows);
   }
 
+  // Advisory locks are the database's, not the schema's: the key names the schema, so that stores sharing one
+  // PostgreSQL database (tests, benches, several deployments) neither wait on nor deadlock with each other.
   async lock(...keys: string[]): Promise<void> {
     if (keys.length === 1) {
-      await this.client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [keys[0]]);
+      await this.client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ' ' || $1))", [keys[0]]);
     } else if (keys.length > 1) {
-      await this.client.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM json_array_elements_text($1::json) WITH ORDINALITY AS t(k, n) ORDER BY n', [
+      await this.client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ' ' || k)) FROM json_array_elements_text($1::json) WITH ORDINALITY AS t(k, n) ORDER BY n", [
         JSON.stringify(keys),
       ]);
     }
