@@ -8,7 +8,7 @@ import { openDatabase } from '../src/store/open.js';
 import { SCRUB_WRITE_ONLY_VERSION } from '../src/store/schema.js';
 import { BACKENDS, testConfig } from './helpers/backends.js';
 import { HttpReceiver, until } from './helpers/receivers.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { getToken, startTestServer, type TestServer } from './helpers/server.js';
 import { subscription } from './helpers/subscriptions.js';
 
 /**
@@ -23,7 +23,8 @@ process.env.TESSERA_NOTIFY_POLL_MS = '50';
 const SECRET = 'old-s3cret';
 const V1_HEADER = 'Authorization: Bearer v1-token';
 const CURRENT_HEADER = 'Authorization: Bearer current-token';
-const WRITE_ONLY_TEXT = /v1-token|current-token|old-s3cret/;
+const LOGGED_HEADER = 'Authorization: Bearer logged-token';
+const WRITE_ONLY_TEXT = /v1-token|current-token|old-s3cret|logged-token/;
 
 /** A stored version (placeholders in it) as an older release stored it: the header lines and the secret themselves. */
 function oldShaped(content: string, header: string): string {
@@ -47,6 +48,9 @@ async function storeOldShaped(db: Database, id: string): Promise<void> {
   await db.run("UPDATE resource SET content = ? WHERE type = 'Subscription' AND id = ? AND version_id = 2", [oldShaped(v2.content, CURRENT_HEADER), id]);
 }
 
+/** The message log's copies of participants' FHIR requests, read with SQL. */
+const loggedRequests = async (db: Database) => (await db.query<{ id: string; raw: string }>("SELECT id, raw FROM message WHERE format = 'fhir' ORDER BY id")).map((r) => r.raw);
+
 const registered = async (db: Database, id: string) => (await db.query<{ headers: string | null; secret: string | null }>('SELECT headers, secret FROM notify_subscription WHERE id = ?', [id]))[0];
 
 for (const backend of BACKENDS) {
@@ -66,7 +70,15 @@ for (const backend of BACKENDS) {
     it('are hidden in every version by the migration run on start, and still sent', async () => {
       await receiver.start();
       first = await startTestServer(backend, store);
-      const practice = (await addParticipant(first.tessera.repo, { name: 'Scrub Street Practice', mrnSystem: 'urn:example:scrub:mrn', scope: 'system/*.rs' })).participant;
+      const added = await addParticipant(first.tessera.repo, { name: 'Scrub Street Practice', mrnSystem: 'urn:example:scrub:mrn', scope: 'system/*.cruds' });
+      const practice = added.participant;
+      // Written by the practice's own client: the message log keeps the request, without the values.
+      const practiceToken = await getToken(first.url, added.client?.clientId as string, added.client?.clientSecret as string);
+      const logged = await first.fhir('POST', 'Subscription', subscription({ topic: 'discharge', endpoint: `${receiver.url}/logged`, secret: SECRET, header: [LOGGED_HEADER] }), { authorization: `Bearer ${practiceToken}` });
+      assert.equal(logged.status, 201, JSON.stringify(logged.body));
+      const [request] = await loggedRequests(first.tessera.db);
+      assert.match(request, /Subscription/);
+      assert.doesNotMatch(request, WRITE_ONLY_TEXT);
       const created = await first.fhir('POST', 'Subscription', subscription({ topic: 'admission', endpoint: `${receiver.url}/admissions`, secret: SECRET, header: [V1_HEADER], organization: practice.organizationId }));
       assert.equal(created.status, 201, JSON.stringify(created.body));
       id = created.body.id;
@@ -85,6 +97,11 @@ for (const backend of BACKENDS) {
       const old = await openDatabase(store.config);
       await storeOldShaped(old, id);
       assert.equal((await storedVersions(old)).filter((c) => WRITE_ONLY_TEXT.test(c)).length, 2);
+      // The logged request as the log kept it before it hid them.
+      const raw = JSON.parse((await loggedRequests(old))[0]);
+      raw.body = oldShaped(JSON.stringify(raw.body), LOGGED_HEADER);
+      await old.run("UPDATE message SET raw = ? WHERE format = 'fhir'", [JSON.stringify({ ...raw, body: JSON.parse(raw.body) })]);
+      assert.match((await loggedRequests(old))[0], /logged-token/);
       assert.deepEqual(await registered(old, id), { headers: JSON.stringify([CURRENT_HEADER]), secret: SECRET });
       plainVersions = (await storedVersions(old)).filter((c) => c.includes(plain.body.id));
       assert.ok(SCRUB_WRITE_ONLY_VERSION > 0);
@@ -110,7 +127,8 @@ for (const backend of BACKENDS) {
       assert.deepEqual(reads[3].body.entry.map((e: any) => e.resource.meta.versionId), ['2', '1'], 'both versions are still there');
       const db = s.tessera.db;
       const versions = await storedVersions(db);
-      assert.equal(versions.length, 3, 'two versions of one, one of the other');
+      assert.equal(versions.length, 4, 'two versions of one, one of each other');
+      assert.doesNotMatch((await loggedRequests(db))[0], WRITE_ONLY_TEXT, 'the logged request holds neither');
       assert.equal(versions.filter((c) => WRITE_ONLY_TEXT.test(c)).length, 0, 'no stored version holds a header or the secret');
       assert.deepEqual(versions.filter((c) => c.includes(plain.body.id)), plainVersions, 'a Subscription with nothing write-only is not rewritten');
       assert.deepEqual(await registered(db, id), { headers: JSON.stringify([CURRENT_HEADER]), secret: SECRET }, 'the current values stay where the worker reads them');

@@ -1,42 +1,67 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import type { Database, SqlExecutor, SqlValue } from '../store/database.js';
+import type { Database, Dialect, SqlExecutor, SqlValue } from '../store/database.js';
 import { hideWriteOnly, type TakenValues, type WriteOnlyColumn } from './write-only-channel.js';
+import { withWriteOnlyHidden, type LoggedRequest } from './write-only-in-requests.js';
 
 /**
  * Hides the write-only channel values (signing secret, headers: write-only-channel.ts) in every stored
  * Subscription version: versions written before they became write-only (decision 0037), or by the bulk
  * path before it took the ordinary one, carry them in their JSON, and a read of the version or the
- * history would show them. A schema migration runs it on start (schema.ts); it is idempotent (a hidden
- * value is the placeholder, which is left as it is).
+ * history would show them; and in the message log's copies of participants' FHIR writes, which kept
+ * them raw. A schema migration runs it on start (schema.ts); it is idempotent (a hidden value is the
+ * placeholder, which is left as it is).
  */
 
-/** Versions read and rewritten per transaction: a large store is not rewritten in one long transaction. */
+/** Rows read and rewritten per transaction: a large store is not rewritten in one long transaction. */
 const BATCH = 200;
 
-/**
- * Where versions are stored, each with the key its scan pages by (an index's order). The current
- * versions go first: a version superseded while the scan runs is copied to resource_history as it then
- * is, and the scan of resource_history, which comes after, finds it there.
- */
-const TABLES = [
-  { table: 'resource', key: ['id'], current: true },
-  { table: 'resource_history', key: ['id', 'version_id'], current: false },
-] as const;
-
-type VersionTable = (typeof TABLES)[number];
-
-interface VersionRow {
-  id: string;
-  version_id: number;
-  content: string | null;
+/** Where write-only values were stored, and how to hide them in one row's text. */
+interface Source {
+  table: string;
+  /** The columns a scan pages by (an index's order), which name one row. */
+  key: readonly string[];
+  column: 'content' | 'raw';
+  /** Which rows may hold Subscriptions. */
+  where: (d: Dialect) => string;
+  params: SqlValue[];
+  /** The row's text with the values hidden, and the values taken; undefined when there are none. */
+  hide(text: string): { text: string; taken: TakenValues } | undefined;
+  /** A current version: its values are the ones in use. */
+  current?: boolean;
 }
 
-/** Scrubs every stored Subscription version, `batchSize` versions per transaction; returns how many it rewrote. */
+function hideInVersion(text: string): { text: string; taken: TakenValues } | undefined {
+  const sub = JSON.parse(text) as Subscription;
+  if (!sub.channel) return undefined;
+  const { channel, taken } = hideWriteOnly(sub.channel);
+  return Object.keys(taken).length ? { text: JSON.stringify({ ...sub, channel }), taken } : undefined;
+}
+
+/** A participant's FHIR write as the message log kept it before it hid the values (fhir-attribution.ts). */
+function hideInLoggedRequest(text: string): { text: string; taken: TakenValues } | undefined {
+  const request = JSON.parse(text) as LoggedRequest;
+  const out = JSON.stringify({ ...request, body: withWriteOnlyHidden(request) });
+  return out === text ? undefined : { text: out, taken: {} };
+}
+
+const SUBSCRIPTIONS = { where: () => 'type = ?', params: ['Subscription'] };
+
+/**
+ * The current versions go first: a version superseded while the scan runs is copied to resource_history
+ * as it then is, and the scan of resource_history, which comes after, finds it there.
+ */
+const SOURCES: Source[] = [
+  { table: 'resource', key: ['id'], column: 'content', ...SUBSCRIPTIONS, hide: hideInVersion, current: true },
+  { table: 'resource_history', key: ['id', 'version_id'], column: 'content', ...SUBSCRIPTIONS, hide: hideInVersion },
+  { table: 'message', key: ['id'], column: 'raw', where: (d) => `format = 'fhir' AND ${d.contains('raw')}`, params: ['Subscription'], hide: hideInLoggedRequest },
+];
+
+/** Scrubs every stored Subscription version and logged request, `batchSize` rows per transaction; returns how many it rewrote. */
 export async function scrubWriteOnlyValues(db: Database, batchSize = BATCH): Promise<number> {
   let scrubbed = 0;
-  for (const table of TABLES) {
+  for (const source of SOURCES) {
     for (let after: SqlValue[] | undefined; ; ) {
-      const page = await db.transaction((tx) => scrubPage(tx, table, after, batchSize));
+      const page = await db.transaction((tx) => scrubPage(tx, db.dialect, source, after, batchSize));
       scrubbed += page.scrubbed;
       if (!page.next) break;
       after = page.next;
@@ -45,26 +70,33 @@ export async function scrubWriteOnlyValues(db: Database, batchSize = BATCH): Pro
   return scrubbed;
 }
 
-/** One page of a table's Subscription versions after the key `after`; `next`: the key to go on from, if the page was full. */
-async function scrubPage(sql: SqlExecutor, t: VersionTable, after: SqlValue[] | undefined, limit: number): Promise<{ scrubbed: number; next?: SqlValue[] }> {
-  const key = t.key.join(', ');
-  const rows = await sql.query<VersionRow>(
-    `SELECT id, version_id, content FROM ${t.table} WHERE type = 'Subscription'${after ? ` AND (${key}) > (${t.key.map(() => '?').join(', ')})` : ''} ORDER BY ${key} LIMIT ${limit}`,
-    after ?? [],
+/** One page of a source's rows after the key `after`; `next`: the key to go on from, if the page was full. */
+async function scrubPage(sql: SqlExecutor, dialect: Dialect, s: Source, after: SqlValue[] | undefined, limit: number): Promise<{ scrubbed: number; next?: SqlValue[] }> {
+  const key = s.key.join(', ');
+  const rows = await sql.query<Record<string, SqlValue>>(
+    `SELECT ${key}, ${s.column} AS text FROM ${s.table} WHERE ${s.where(dialect)}${after ? ` AND (${key}) > (${s.key.map(() => '?').join(', ')})` : ''} ORDER BY ${key} LIMIT ${limit}`,
+    [...s.params, ...(after ?? [])],
   );
   let scrubbed = 0;
   for (const row of rows) {
-    const sub = row.content ? (JSON.parse(row.content) as Subscription) : undefined;
-    if (!sub?.channel) continue;
-    const { channel, taken } = hideWriteOnly(sub.channel);
-    if (!Object.keys(taken).length) continue;
-    // That version only: a write that superseded it meanwhile copied it to resource_history, scanned later.
-    const changed = await sql.run(`UPDATE ${t.table} SET content = ? WHERE type = 'Subscription' AND id = ? AND version_id = ?`, [JSON.stringify({ ...sub, channel }), row.id, row.version_id]);
-    if (changed && t.current) await keepForDelivery(sql, row.id, taken);
+    const hidden = typeof row.text === 'string' ? hideOrLeave(s, row.text) : undefined;
+    if (!hidden) continue;
+    // That row as read, and no other: a write that superseded a version meanwhile copied it to resource_history, scanned later.
+    const changed = await sql.run(`UPDATE ${s.table} SET ${s.column} = ? WHERE ${s.key.map((k) => `${k} = ?`).join(' AND ')} AND ${s.column} = ?`, [hidden.text, ...s.key.map((k) => row[k]), row.text]);
+    if (changed && s.current) await keepForDelivery(sql, String(row.id), hidden.taken);
     scrubbed += changed;
   }
   const last = rows[rows.length - 1];
-  return { scrubbed, next: rows.length === limit ? t.key.map((k) => last[k]) : undefined };
+  return { scrubbed, next: rows.length === limit ? s.key.map((k) => last[k]) : undefined };
+}
+
+/** A row whose text is not the JSON it should be holds no Subscription: it is left as it is, and the start goes on. */
+function hideOrLeave(s: Source, text: string): ReturnType<Source['hide']> {
+  try {
+    return s.hide(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
