@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { addParticipant } from '../src/participants/participants.js';
 import { scrubWriteOnlyValues } from '../src/notify/scrub-write-only-history.js';
+import { withWriteOnlyHidden } from '../src/notify/write-only-in-requests.js';
 import { SIGNING_SECRET, WRITE_ONLY_VALUE } from '../src/notify/subscription-registry.js';
 import type { Database } from '../src/store/database.js';
 import { openDatabase } from '../src/store/open.js';
@@ -157,3 +158,24 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('The message log keeps a participant\'s write without write-only values', () => {
+  const sub = subscription({ topic: 'admission', endpoint: 'https://receiver.example/hook', secret: SECRET, header: [LOGGED_HEADER] });
+
+  it('in a Bundle\'s Subscriptions, a JSON Patch of one, and leaves other requests as they are', () => {
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: sub, request: { method: 'POST', url: 'Subscription' } }, { request: { method: 'DELETE', url: 'Subscription/x' } }] };
+    const hidden = withWriteOnlyHidden({ method: 'POST', path: '', body: bundle }) as any;
+    assert.doesNotMatch(JSON.stringify(hidden), WRITE_ONLY_TEXT);
+    assert.deepEqual(hidden.entry[0].resource.channel.header, [WRITE_ONLY_VALUE]);
+    assert.deepEqual(hidden.entry[1], bundle.entry[1]);
+    const patch = [
+      { op: 'replace', path: '/channel/header', value: [LOGGED_HEADER] },
+      { op: 'replace', path: '/reason', value: 'kept' },
+    ];
+    assert.deepEqual(withWriteOnlyHidden({ method: 'PATCH', path: 'Subscription/1', body: patch }), [{ ...patch[0], value: WRITE_ONLY_VALUE }, patch[1]]);
+    const patient = { resourceType: 'Patient', name: [{ family: 'Kept' }] };
+    assert.equal(withWriteOnlyHidden({ method: 'POST', path: 'Patient', body: patient }), patient);
+    // A channel of the wrong shape (refused later as invalid) is not kept at all.
+    assert.doesNotMatch(JSON.stringify(withWriteOnlyHidden({ method: 'POST', path: 'Subscription', body: { ...sub, channel: { ...sub.channel, extension: 'x' } } })), WRITE_ONLY_TEXT);
+  });
+});

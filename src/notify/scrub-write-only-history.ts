@@ -1,5 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import type { Database, Dialect, SqlExecutor, SqlValue } from '../store/database.js';
+import { withoutStatementTimeout, type Database, type Dialect, type SqlExecutor, type SqlValue } from '../store/database.js';
 import { hideWriteOnly, type TakenValues, type WriteOnlyColumn } from './write-only-channel.js';
 import { withWriteOnlyHidden, type LoggedRequest } from './write-only-in-requests.js';
 
@@ -53,7 +53,15 @@ const SUBSCRIPTIONS = { where: () => 'type = ?', params: ['Subscription'] };
 const SOURCES: Source[] = [
   { table: 'resource', key: ['id'], column: 'content', ...SUBSCRIPTIONS, hide: hideInVersion, current: true },
   { table: 'resource_history', key: ['id', 'version_id'], column: 'content', ...SUBSCRIPTIONS, hide: hideInVersion },
-  { table: 'message', key: ['id'], column: 'raw', where: (d) => `format = 'fhir' AND ${d.contains('raw')}`, params: ['Subscription'], hide: hideInLoggedRequest },
+  // A Subscription's own write (POST^Subscription, PUT^..., PATCH^...) or a Bundle that may hold one: the type first, the text after.
+  {
+    table: 'message',
+    key: ['id'],
+    column: 'raw',
+    where: (d) => `format = 'fhir' AND (message_type LIKE ? OR message_type LIKE ?) AND ${d.contains('raw')}`,
+    params: ['%^Subscription', 'Bundle^%', 'Subscription'],
+    hide: hideInLoggedRequest,
+  },
 ];
 
 /** Scrubs every stored Subscription version and logged request, `batchSize` rows per transaction; returns how many it rewrote. */
@@ -61,7 +69,11 @@ export async function scrubWriteOnlyValues(db: Database, batchSize = BATCH): Pro
   let scrubbed = 0;
   for (const source of SOURCES) {
     for (let after: SqlValue[] | undefined; ; ) {
-      const page = await db.transaction((tx) => scrubPage(tx, db.dialect, source, after, batchSize));
+      const page = await db.transaction(async (tx) => {
+        // A page of the message log may be far into it: the scan for its next rows reads what lies between.
+        await withoutStatementTimeout(tx, db.dialect);
+        return scrubPage(tx, db.dialect, source, after, batchSize);
+      });
       scrubbed += page.scrubbed;
       if (!page.next) break;
       after = page.next;

@@ -1,4 +1,4 @@
-import type { Database, Dialect, SqlExecutor } from './database.js';
+import { withoutStatementTimeout, type Database, type Dialect, type SqlExecutor } from './database.js';
 import { AUDIT_JOURNAL_MARKS, auditTables } from '../audit/audit-schema.js';
 import { LABEL_BITS } from '../labels/label-bits.js';
 import { scrubWriteOnlyValues } from '../notify/scrub-write-only-history.js';
@@ -556,10 +556,7 @@ export async function migrate(db: Database, upTo = migrations.length): Promise<n
 
 /** Applies the pending DDL migrations in order until a pending data migration (its index: `data`) or `upTo`. */
 async function applyDdl(tx: SqlExecutor, dialect: Dialect, upTo: number): Promise<{ ran: number; data?: number }> {
-  if (dialect.name === 'postgres') {
-    // A migration rewrites whole tables (index builds); the per-statement timeout that guards requests does not apply.
-    await tx.exec('SET LOCAL statement_timeout = 0');
-  }
+  await withoutStatementTimeout(tx, dialect);
   await tx.lock('tessera-migrations');
   const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
   const applied = new Set(rows.map((r) => Number(r.version)));
