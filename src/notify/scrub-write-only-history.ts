@@ -94,7 +94,13 @@ async function scrubPage(sql: SqlExecutor, dialect: Dialect, s: Source, after: S
     const hidden = typeof row.text === 'string' ? hideOrLeave(s, row.text) : undefined;
     if (!hidden) continue;
     // That row as read, and no other: a write that superseded a version meanwhile copied it to resource_history, scanned later.
-    const changed = await sql.run(`UPDATE ${s.table} SET ${s.column} = ? WHERE ${s.key.map((k) => `${k} = ?`).join(' AND ')} AND ${s.column} = ?`, [hidden.text, ...s.key.map((k) => row[k]), row.text]);
+    // The source's filter too: it leads the key's index (resource's is (type, id)).
+    const changed = await sql.run(`UPDATE ${s.table} SET ${s.column} = ? WHERE ${s.where(dialect)} AND ${s.key.map((k) => `${k} = ?`).join(' AND ')} AND ${s.column} = ?`, [
+      hidden.text,
+      ...s.params,
+      ...s.key.map((k) => row[k]),
+      row.text,
+    ]);
     if (changed && s.current) await keepForDelivery(sql, String(row.id), hidden.taken);
     scrubbed += changed;
   }
