@@ -1,5 +1,5 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with --processes 1]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
@@ -13,7 +13,9 @@
  * process's CPU time (all threads) per message over the intake and its deliveries: far less disturbed
  * by other work on a shared machine than the rates. `--cpu-prof DIR` writes a CPU profile of that phase
  * of each run (`DIR/<backend>-with.cpuprofile`, `-without`; bench/profile-summary.ts sums one). Synthetic
- * data only (MRNs and names generated here).
+ * data only (MRNs and names generated here). `--processes N` (PostgreSQL, delivery on) also runs N - 1
+ * `tessera serve` processes on the store, in both runs of a round: their workers share the delivery with
+ * the intake's process (leases, decision 0037); the CPU figures then add theirs.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -24,6 +26,7 @@ import { subscription } from '../test/helpers/subscriptions.js';
 import { MllpSender } from '../test/helpers/mllp.js';
 import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
 import { arg } from './args.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
 import { profilePhase } from './cpu-profile.js';
 import { median } from './stats.js';
 
@@ -33,6 +36,10 @@ const MESSAGES = Number(arg('messages', '2000'));
 const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const DELIVERY = arg('delivery', 'on') !== 'off';
 const PROFILE_DIR = process.argv.includes('--cpu-prof') ? arg('cpu-prof', '') : undefined;
+const PROCESSES = Number(arg('processes', '1'));
+if (!Number.isInteger(PROCESSES) || PROCESSES < 1 || (PROCESSES > 1 && (BACKEND !== 'postgres' || !DELIVERY))) {
+  throw new Error(`--processes ${arg('processes', '1')}: a whole number from 1; above 1 only with --backend postgres and delivery on (SQLite's writers are one process)`);
+}
 
 const adt = (i: number) =>
   [
@@ -75,8 +82,13 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
     }
   }
   if (DELIVERY) await tessera.startNotifications();
+  // Started after the subscriptions are written, as the intake's process is (their first rounds find them).
+  const others: ServerProcess[] = [];
+  for (let p = 1; p < PROCESSES; p++) others.push(await startServerProcess(store.config));
+  const othersCpu = async () => (await Promise.all(others.map((o) => o.cpuMs()))).reduce((sum, c) => sum + c.total, 0);
   const sender = new MllpSender((await tessera.startMllp()) as number);
   const stopProfile = await profilePhase(PROFILE_DIR, `${BACKEND}-${withSubscriptions ? 'with' : 'without'}`);
+  const othersCpuStart = await othersCpu();
   const cpuStart = process.cpuUsage();
   const mainStart = mainThreadCpuMs();
   const transactions = countTransactions(tessera);
@@ -91,14 +103,16 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
   while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const cpu = process.cpuUsage(cpuStart);
   const mainCpu = mainThreadCpuMs() - mainStart;
+  const otherCpuMs = (await othersCpu()) - othersCpuStart;
   const transactionCount = transactions.stop();
   await stopProfile();
   await sender.close();
+  for (const other of others) await other.stop();
   await tessera.close();
   receiver.close();
   await dropTestSchema(store.config);
   store.cleanup();
-  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages };
+  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: ((cpu.user + cpu.system) / 1000 + otherCpuMs) / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages };
 }
 
 /**
@@ -158,9 +172,9 @@ const withSubs = {
 };
 const change = median(runs.map((r) => r.with.rate / r.without.rate - 1));
 process.stdout.write(
-  `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
+  `${BACKEND}: ${MESSAGES} ADT^A01, ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients; ${PROCESSES} Tessera process${PROCESSES > 1 ? 'es' : ''}\n` +
     `intake without subscriptions ${without.rate.toFixed(0)} msg/s, with ${withSubs.rate.toFixed(0)} msg/s (median of the rounds' changes ${(change * 100).toFixed(1)} %; ${ROUNDS} rounds)\n` +
-    `process CPU per message (all threads, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
+    `process CPU per message (all threads${PROCESSES > 1 ? ' of every process' : ''}, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
     `main thread CPU per message without ${without.mainCpuMsPerMessage.toFixed(2)} ms, with ${withSubs.mainCpuMsPerMessage.toFixed(2)} ms\n` +
     `write transactions per message without ${without.transactionsPerMessage.toFixed(2)}, with ${withSubs.transactionsPerMessage.toFixed(2)}\n` +
     (DELIVERY

@@ -14,7 +14,7 @@ import { postNotification } from './rest-hook.js';
 import { SubscriberAccess } from './subscriber-access.js';
 import { SubscriptionCache } from './subscription-cache.js';
 import type { SubscriptionEntry } from './subscription-registry.js';
-import { lockSubscriptions, numberDeliveries, releaseLeases, settleDeliveries } from './delivery-ledger.js';
+import { lockOrder, lockSubscriptions, numberDeliveries, releaseLeases, settleDeliveries } from './delivery-ledger.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { WebSocketHub } from './websocket-hub.js';
 
@@ -434,15 +434,31 @@ export async function pruneDelivered(repo: Repository, before: number): Promise<
   });
 }
 
-/** Puts a subscription's dead letters back in line (`tessera subscriptions redrive`); returns how many. */
+/** Subscriptions whose rows one statement of `redrive` names (a bound on its parameters). */
+const REDRIVE_CHUNK = 1000;
+
+/**
+ * Puts a subscription's dead letters back in line, or every subscription's (`tessera subscriptions
+ * redrive`); returns how many. Rows are taken in the ledger's order (delivery-ledger.ts): the
+ * subscriptions' rows first, in lockOrder, then their deliveries. Updated in whatever order a scan met
+ * them, a redrive of several could hold one row a delivery round wants while waiting for another the
+ * round holds, and PostgreSQL would end one of the two as a deadlock.
+ */
 export async function redrive(repo: Repository, subscriptionId: string | undefined): Promise<number> {
   return repo.transaction(async (tx) => {
-    const where = subscriptionId ? ' AND subscription_id = ?' : '';
-    const params = subscriptionId ? [subscriptionId] : [];
-    const [count] = await tx.sql.query<{ n: number }>(`SELECT COUNT(*) AS n FROM notify_delivery WHERE status = 'dead'${where}`, params);
-    await tx.sql.run(`UPDATE notify_delivery SET status = 'pending', attempts = 0, next_attempt = 0 WHERE status = 'dead'${where}`, params);
-    await tx.sql.run(`UPDATE notify_subscription SET next_due = 0${subscriptionId ? ' WHERE id = ?' : ''}`, params);
+    const ids = subscriptionId
+      ? [subscriptionId]
+      : lockOrder((await tx.sql.query<{ subscription_id: string }>("SELECT DISTINCT subscription_id FROM notify_delivery WHERE status = 'dead'")).map((r) => r.subscription_id));
+    let count = 0;
+    for (let i = 0; i < ids.length; i += REDRIVE_CHUNK) await lockSubscriptions(tx.sql, repo.db.dialect, ids.slice(i, i + REDRIVE_CHUNK));
+    for (let i = 0; i < ids.length; i += REDRIVE_CHUNK) {
+      const chunk = ids.slice(i, i + REDRIVE_CHUNK);
+      const marks = chunk.map(() => '?').join(', ');
+      // Dead letters of a subscription not locked above (one that died since the read) wait for the next redrive.
+      count += await tx.sql.run(`UPDATE notify_delivery SET status = 'pending', attempts = 0, next_attempt = 0 WHERE status = 'dead' AND subscription_id IN (${marks})`, chunk);
+      await tx.sql.run(`UPDATE notify_subscription SET next_due = 0 WHERE id IN (${marks})`, chunk);
+    }
     await tx.sql.notify(OUTBOX_CHANNEL); // a running server delivers them now
-    return Number(count?.n ?? 0);
+    return count;
   });
 }

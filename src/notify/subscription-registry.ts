@@ -144,6 +144,11 @@ export class SubscriptionRegistry implements WriteObserver {
     });
   }
 
+  /** A new secret or new header lines are a change, though the stored Subscription shows placeholders as before. */
+  keepsNewValues(resource: Resource): boolean {
+    return resource.resourceType === 'Subscription' && Object.keys(this.taken.get(resource.id as string) ?? {}).length > 0;
+  }
+
   async written(repo: Repository, resources: Subscription[]): Promise<void> {
     const now = Date.now();
     for (const sub of resources) {

@@ -43,22 +43,32 @@ const placeholderOf = (part: WriteOnlyPart, channel: SubscriptionChannel) => par
 export type TakenValues = Partial<Record<WriteOnlyColumn, string>>;
 
 /**
+ * A channel with every write-only value it carries replaced by the placeholder, and the values taken
+ * (placeholders already there stay as they are). Never refuses: it also serves to hide values in
+ * versions stored before they were write-only (scrub-write-only-history.ts).
+ */
+export function hideWriteOnly(channel: SubscriptionChannel): { channel: SubscriptionChannel; taken: TakenValues } {
+  const taken: TakenValues = {};
+  for (const part of PARTS) {
+    const value = part.read(channel);
+    if (value === undefined || value === placeholderOf(part, channel)) continue;
+    taken[part.column] = value;
+    channel = part.hide(channel);
+  }
+  return { channel, taken };
+}
+
+/**
  * Takes the write-only values out of a Subscription being written: returns the Subscription to store
  * (placeholders in their place) and the values, which only notify_subscription keeps. A placeholder
  * written back is left as it is (the value kept stays: `keptValues`).
  */
 export function takeWriteOnly(sub: Subscription): { stored: Subscription; taken: TakenValues } {
-  let channel = sub.channel;
-  const taken: TakenValues = {};
-  for (const part of PARTS) {
-    const value = part.read(channel);
-    if (value === undefined || value === placeholderOf(part, channel)) continue;
-    if (part.column === 'headers' && channel.header?.includes(WRITE_ONLY_VALUE)) {
-      throw fhirError(422, 'invalid', `Subscription.channel.header: write "${WRITE_ONLY_VALUE}" back alone to keep the headers, or give every header line`);
-    }
-    taken[part.column] = value;
-    channel = part.hide(channel);
+  const header = sub.channel.header;
+  if (header && header.length > 1 && header.includes(WRITE_ONLY_VALUE)) {
+    throw fhirError(422, 'invalid', `Subscription.channel.header: write "${WRITE_ONLY_VALUE}" back alone to keep the headers, or give every header line`);
   }
+  const { channel, taken } = hideWriteOnly(sub.channel);
   return { stored: channel === sub.channel ? sub : { ...sub, channel }, taken };
 }
 

@@ -2,6 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import { recordMessageProvenance, stampMessageSource, versionReference, writtenVersions } from '../ingest/message-provenance.js';
 import { MessageLog } from '../messages/message-log.js';
+import { withWriteOnlyHidden } from '../notify/write-only-in-requests.js';
 import type { FhirRequest, FhirResponse } from '../engine/fhir-request.js';
 import type { Repository } from '../store/repository.js';
 import { newResourceId } from '../store/resource-id.js';
@@ -45,7 +46,10 @@ export class FhirAttribution {
     const log = new MessageLog(this.repo.sql);
     const bundle = isBundle(req.body) ? req.body : undefined;
     const messageType = bundle ? `Bundle^${bundle.type ?? ''}` : `${req.method}^${req.segments[0] ?? ''}`;
-    await log.received({ id, participantId: participant.id, channel, format: 'fhir', messageType, raw: JSON.stringify({ method: req.method, path: req.segments.join('/'), query: req.rawQuery, body: req.body }), receivedAt: Date.now() });
+    const path = req.segments.join('/');
+    // Raw, but for a Subscription's write-only channel values (signing secret, headers), which no reader of the log may see.
+    const body = withWriteOnlyHidden({ method: req.method, path, body: req.body });
+    await log.received({ id, participantId: participant.id, channel, format: 'fhir', messageType, raw: JSON.stringify({ method: req.method, path, query: req.rawQuery, body }), receivedAt: Date.now() });
     stampMessageSource(req.body, id);
     try {
       return await this.repo.transaction(async (tx) => {

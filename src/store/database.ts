@@ -82,6 +82,14 @@ export interface Database extends SqlExecutor {
   close(): Promise<void>;
 }
 
+/**
+ * Lifts PostgreSQL's per-statement timeout (which guards requests) for the rest of the transaction: a
+ * migration's statements rewrite or scan whole tables once, on start.
+ */
+export async function withoutStatementTimeout(tx: SqlExecutor, dialect: Dialect): Promise<void> {
+  if (dialect.name === 'postgres') await tx.exec('SET LOCAL statement_timeout = 0');
+}
+
 /** Attempts of a whole transaction that the database ended for a conflict with concurrent ones. */
 const CONFLICT_ATTEMPTS = 5;
 

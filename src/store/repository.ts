@@ -74,6 +74,11 @@ export interface WriteObserver {
    * Returns the resources to write instead, in the same order (the same objects when nothing changed).
    */
   prepare?(repo: Repository, resources: Resource[]): Promise<Resource[]>;
+  /**
+   * Whether this write (as `prepare` returned it) changes what the observer keeps outside the stored JSON
+   * (a Subscription's write-only values): an update equal to the stored version is then still written.
+   */
+  keepsNewValues?(resource: Resource): boolean;
 }
 
 /** Thrown inside `Repository.optimistically` to give up the attempt without savepoints and run it again with them. */
@@ -467,7 +472,7 @@ export class Repository {
         checkIfMatch(type, id, current && !current.deleted ? current.version_id : undefined, item.ifMatch);
       }
       const stored = current?.content && !current.deleted ? (JSON.parse(current.content) as Resource) : undefined;
-      if (stored && isUnchangedUpdate(stored, incoming)) {
+      if (stored && isUnchangedUpdate(stored, incoming) && !this.observers.some((o) => o.keepsNewValues?.(incoming))) {
         results.push({ resource: stored, created: false, unchanged: true });
         continue;
       }

@@ -1,17 +1,31 @@
-import type { Database, Dialect } from './database.js';
+import { withoutStatementTimeout, type Database, type Dialect, type SqlExecutor } from './database.js';
 import { AUDIT_JOURNAL_MARKS, auditTables } from '../audit/audit-schema.js';
 import { LABEL_BITS } from '../labels/label-bits.js';
+import { scrubWriteOnlyValues } from '../notify/scrub-write-only-history.js';
 
 /**
- * Schema migrations, applied in order on start. Each is DDL text for a dialect; a migration that has run is
- * recorded in schema_migrations and never runs again. Never edit a released migration: add a new one.
+ * A migration that rewrites data in code rather than DDL: it runs in transactions of its own (a large
+ * store is rewritten in batches, not in the one transaction of the DDL), is recorded once it has
+ * finished, and must be idempotent: a process that stops half-way, or a second process starting at the
+ * same time, runs it again.
+ */
+interface DataMigration {
+  data(db: Database): Promise<unknown>;
+}
+
+type Migration = ((d: Dialect) => string) | DataMigration;
+
+/**
+ * Schema migrations, applied in order on start. Each is DDL text for a dialect (or a DataMigration); a
+ * migration that has run is recorded in schema_migrations and never runs again. Never edit a released
+ * migration: add a new one.
  *
  * Layout (see docs/architecture.md): `resource` holds the current version of each resource as JSON text,
  * `resource_history` the superseded versions, and one narrow table per search-parameter type holds the extracted
  * index values, so a search is a set of indexed lookups joined on (type, id). Lookup indexes end with
  * `id` so that a search reads the matching ids from the index alone, without visiting table rows.
  */
-const migrations: ((d: Dialect) => string)[] = [
+const migrations: Migration[] = [
   (d) => `
 CREATE TABLE resource (
   type TEXT NOT NULL,
@@ -408,9 +422,15 @@ CREATE TABLE code_backfill (
   () => `
 CREATE INDEX notify_delivery_pending ON notify_delivery (subscription_id, event_number) WHERE status = 'pending';
 `,
+  // Subscription versions stored before channel headers became write-only (decision 0037), or by the bulk
+  // path before it took the ordinary one, still carry headers or the signing secret: hidden (decision 0043).
+  { data: scrubWriteOnlyValues },
 ];
 
 export const SCHEMA_VERSION = migrations.length;
+
+/** The schema version that hides write-only channel values in stored Subscriptions (a test undoes it). */
+export const SCRUB_WRITE_ONLY_VERSION = migrations.findIndex((m) => typeof m !== 'function' && m.data === scrubWriteOnlyValues) + 1;
 
 /**
  * Index rows of one resource occupy the row-id range [rk * 2^20, rk * 2^20 + 2^20): see rowIdBase in
@@ -517,23 +537,38 @@ function labelBitsColumn(): string {
 /** Applies the migrations not yet applied, up to `upTo` (default: all). Returns how many ran. */
 export async function migrate(db: Database, upTo = migrations.length): Promise<number> {
   await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at ${db.dialect.bigint} NOT NULL)`);
-  return db.transaction(async (tx) => {
-    if (db.dialect.name === 'postgres') {
-      // A migration rewrites whole tables (index builds); the per-statement timeout that guards requests does not apply.
-      await tx.exec('SET LOCAL statement_timeout = 0');
-    }
-    await tx.lock('tessera-migrations');
-    const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
-    const applied = new Set(rows.map((r) => Number(r.version)));
-    let count = 0;
-    for (let i = 0; i < upTo; i++) {
-      const version = i + 1;
-      if (!applied.has(version)) {
-        await tx.exec(migrations[i](db.dialect));
-        await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [version, Date.now()]);
-        count++;
-      }
-    }
-    return count;
-  });
+  let count = 0;
+  for (;;) {
+    // The DDL migrations due, in one transaction, up to the first data migration due (if any).
+    const { ran, data } = await db.transaction((tx) => applyDdl(tx, db.dialect, upTo));
+    count += ran;
+    if (data === undefined) return count;
+    const migration = migrations[data] as DataMigration;
+    await migration.data(db);
+    const recorded = await db.transaction(async (tx) => {
+      await tx.lock('tessera-migrations');
+      // Another process starting at the same time may have finished it first.
+      return tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) ON CONFLICT (version) DO NOTHING', [data + 1, Date.now()]);
+    });
+    count += recorded;
+  }
+}
+
+/** Applies the pending DDL migrations in order until a pending data migration (its index: `data`) or `upTo`. */
+async function applyDdl(tx: SqlExecutor, dialect: Dialect, upTo: number): Promise<{ ran: number; data?: number }> {
+  await withoutStatementTimeout(tx, dialect);
+  await tx.lock('tessera-migrations');
+  const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+  const applied = new Set(rows.map((r) => Number(r.version)));
+  let ran = 0;
+  for (let i = 0; i < upTo; i++) {
+    const version = i + 1;
+    if (applied.has(version)) continue;
+    const migration = migrations[i];
+    if (typeof migration !== 'function') return { ran, data: i };
+    await tx.exec(migration(dialect));
+    await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [version, Date.now()]);
+    ran++;
+  }
+  return { ran };
 }
