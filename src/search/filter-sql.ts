@@ -128,15 +128,20 @@ export function filterCondition(resourceType: string, alias: string, filter: Fil
 }
 
 /**
- * An EXISTS over the row's own index rows of `table` meeting `where`: one key-range seek per row. SQLite:
- * NOT INDEXED, else it takes the lookup index for an OR of codes, and reads each code's rows in the store
- * per row. PostgreSQL: OFFSET 0 keeps the EXISTS a subplan run per row; turned into a semi-join, its
- * planner (estimating 936 rows of a code that had 28,000) matched each of one person's 1,872 rows
- * against every row of the code, 2-4 s at 1M.
+ * An EXISTS over the row's own index rows of `table` meeting `where`: one key-range seek per row, whatever
+ * the planner estimates. SQLite: NOT INDEXED, else it takes the lookup index for an OR of codes and reads
+ * each code's rows in the store per row. PostgreSQL: the rows are read by the key range inside a subquery
+ * with OFFSET 0, which no condition enters, and `where` filters them; the outer OFFSET 0 keeps the EXISTS a
+ * subplan run per row. Without the fences PostgreSQL made a semi-join of it (estimating 936 rows of a code
+ * that had 28,000: each of one person's 1,872 rows matched against every row of the code, 2-4 s at 1M), and
+ * its generic plan of a named statement read the code's 28,000 lookup rows on every probe (13-21 s).
  */
 function ownRowsProbe(dialect: Dialect, rk: string, table: string, where: Sql, negate = false): Sql {
-  const sqlite = dialect.name === 'sqlite';
-  const sql = `EXISTS (SELECT 1 FROM ${table} x ${sqlite ? 'NOT INDEXED ' : ''}WHERE ${ownIndexRows('x', rk)} AND ${where.sql}${sqlite ? '' : ' OFFSET 0'})`;
+  const rows = ownIndexRows('x', rk);
+  const sql =
+    dialect.name === 'sqlite'
+      ? `EXISTS (SELECT 1 FROM ${table} x NOT INDEXED WHERE ${rows} AND ${where.sql})`
+      : `EXISTS (SELECT 1 FROM (SELECT * FROM ${table} x WHERE ${rows} OFFSET 0) x WHERE ${where.sql} OFFSET 0)`;
   return { sql: negate ? `NOT ${sql}` : sql, params: where.params };
 }
 

@@ -149,9 +149,9 @@ export async function search(repo: Repository, request: SearchRequest, access?: 
   order.push({ sql: 'r.id', params: [] });
 
   const driven = drivenRows(repo, request.resourceType, filters, hidden, !!request.sortRules?.length);
-  // A lone lookup streamed in id order has one good plan whatever its value; any other search's plan depends
-  // on the values (a common code or a rare one, one person's rows), so it is planned for each execution.
-  const planned = { planEachTime: filters.length > 0 && !driven?.inIdOrder };
+  // A driven search has one good plan whatever its values (index seeks, then per-row probes). Left to the
+  // engine, a search's plan depends on them (a common code or a rare one), so it is planned for each execution.
+  const planned = { planEachTime: filters.length > 0 && !driven };
   // Whether rows matching the search were withheld for their labels: asked with the page where there is one
   // (a column evaluated once; on PostgreSQL a round trip less), else on its own.
   const withheld = withheldCheck(repo, request, filters, derived, access);

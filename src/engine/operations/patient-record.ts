@@ -90,8 +90,6 @@ export async function reachableRecord(repo: Repository, patientId: string, req: 
      WHERE c.patient_id IN (${inFocus}) ${compartmentTypes.sql} ${meeting.sql} AND r.deleted = 0 ${kept.sql} ${ofTypes.sql}
      ORDER BY r.type, r.id, c.patient_id`,
     [...patientIds, ...compartmentTypes.params, ...meeting.params, ...kept.params, ...ofTypes.params],
-    // Probed by search criteria, the best plan depends on the values (see QueryOptions.planEachTime).
-    { planEachTime: !!options.where?.length },
   );
   const seen = new Set<string>();
   const all: RecordEntry[] = [];
