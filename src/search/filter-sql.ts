@@ -167,11 +167,11 @@ function valueLookup(resourceType: string, param: CompiledParam, filter: Filter)
 const RECORD_OWNERS = new Set(['Patient', 'Encounter']);
 
 /**
- * filterCondition as a probe of the row's own index rows (EXISTS over the range of the index table's key
- * that holds them; `alias` has the resource key `rk`), where filterCondition lists every id the lookup
- * matches in the store: for a query that holds few rows already (one person's records of a type), where
- * that list grows with the store (at 1M resources SQLite built the ~30,000 ids of one lab code for each
- * listing). Chains, `_has`, `_id`, dates and `:missing` are filterCondition's own forms.
+ * filterCondition as a probe of the row's own index rows (ownRowsProbe; `rk` the row's resource key, by
+ * default the alias's), where filterCondition lists every id the lookup matches in the store: for a query
+ * that holds few rows already (one person's records of a type), where that list grows with the store (at
+ * 1M resources SQLite built the ~30,000 ids of one lab code for each listing). Chains, `_has`, `_id`,
+ * `_lastUpdated` and `:missing` keep filterCondition's own forms.
  */
 export function ownRowsCondition(dialect: Dialect, resourceType: string, alias: string, filter: Filter, reach?: Reach, rk?: string): Sql {
   const condition = filterCondition(resourceType, alias, filter, reach);

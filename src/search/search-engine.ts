@@ -70,8 +70,8 @@ interface DrivenRows extends Sql {
  * - else a filter naming the resources the matches point at (`patient=`, `subject=`, `encounter=`): it
  *   lists as many rows as those resources have, whatever the store holds, and the other filters probe each
  *   of those rows' own index rows (also sorted, or with OR values, where the engine might walk the whole
- *   type in the order asked, testing each row). Left to themselves, the engines listed every match of each filter store
- *   wide (`Observation?patient=..&code=HbA1c&date=ge..` on PostgreSQL at 1M: past 8 s).
+ *   type in the order asked, testing each row). Left to themselves, the engines listed every match of
+ *   each filter store-wide (`Observation?patient=..&code=HbA1c&date=ge..` on PostgreSQL at 1M: past 8 s).
  * SQLite: INDEXED BY, or it may satisfy ORDER BY by scanning the whole (type, id) index; the lookup stays
  * a plain subquery (deduplicated by the caller's GROUP BY where it lists rows) so that SQLite flattens it
  * and streams it.

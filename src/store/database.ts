@@ -15,9 +15,10 @@ export interface RowSet {
 /** How a query is to be run. */
 export interface QueryOptions {
   /**
-   * Its best plan depends on the values (a search driven by one person's rows, probed for a code): plan it
-   * for each execution. PostgreSQL otherwise settles on a generic plan after a few executions of a named
-   * statement, and for such searches that plan took 14-27 s at 1M where the values' plan took 30 ms.
+   * Its best plan depends on the values (a search left to the engine's plan: a common code or a rare one):
+   * plan it for each execution. PostgreSQL otherwise settles on a generic plan after five executions of a
+   * named statement, which can be far worse than the values' plan (a search before its probes were fenced,
+   * decision 0046: 13-21 s at 1M against 30 ms).
    */
   planEachTime?: boolean;
 }
