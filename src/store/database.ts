@@ -35,10 +35,13 @@ export interface SqlExecutor {
   insertRowSets(sets: RowSet[]): Promise<void>;
   /**
    * Serialises writers that share a key until the transaction ends (conditional create, MPI). Several
-   * keys are taken in the order given, in one round trip: callers that take several sort them, so that
-   * two writers never wait on each other.
+   * keys are taken in one round trip, in an order of the backend's that is the same for every writer, so
+   * two calls never wait on each other in a cycle. A transaction may take any number of keys (PostgreSQL:
+   * lock-stripes.ts); two keys may share a lock.
    */
   lock(...keys: string[]): Promise<void>;
+  /** The schema migrations' lock, which is taken before any table exists. */
+  lockSchema(): Promise<void>;
   /** Runs DDL, possibly several statements, without parameters. */
   exec(sql: string): Promise<void>;
   /**

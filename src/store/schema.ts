@@ -2,6 +2,7 @@ import { withoutStatementTimeout, type Database, type Dialect, type SqlExecutor 
 import { AUDIT_JOURNAL_MARKS, auditTables } from '../audit/audit-schema.js';
 import { LABEL_BITS } from '../labels/label-bits.js';
 import { scrubWriteOnlyValues } from '../notify/scrub-write-only-history.js';
+import { LOCK_STRIPE_TABLE } from './lock-stripes.js';
 
 /**
  * A migration that rewrites data in code rather than DDL: it runs in transactions of its own (a large
@@ -425,6 +426,8 @@ CREATE INDEX notify_delivery_pending ON notify_delivery (subscription_id, event_
   // Subscription versions stored before channel headers became write-only (decision 0037), or by the bulk
   // path before it took the ordinary one, still carry headers or the signing secret: hidden (decision 0043).
   { data: scrubWriteOnlyValues },
+  // Writer locks as row locks on PostgreSQL, any number per transaction (lock-stripes.ts).
+  (d) => (d.name === 'postgres' ? LOCK_STRIPE_TABLE : '-- SQLite serialises its writers: no lock stripes'),
 ];
 
 export const SCHEMA_VERSION = migrations.length;
@@ -546,7 +549,7 @@ export async function migrate(db: Database, upTo = migrations.length): Promise<n
     const migration = migrations[data] as DataMigration;
     await migration.data(db);
     const recorded = await db.transaction(async (tx) => {
-      await tx.lock('tessera-migrations');
+      await tx.lockSchema();
       // Another process starting at the same time may have finished it first.
       return tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) ON CONFLICT (version) DO NOTHING', [data + 1, Date.now()]);
     });
@@ -557,7 +560,7 @@ export async function migrate(db: Database, upTo = migrations.length): Promise<n
 /** Applies the pending DDL migrations in order until a pending data migration (its index: `data`) or `upTo`. */
 async function applyDdl(tx: SqlExecutor, dialect: Dialect, upTo: number): Promise<{ ran: number; data?: number }> {
   await withoutStatementTimeout(tx, dialect);
-  await tx.lock('tessera-migrations');
+  await tx.lockSchema();
   const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
   const applied = new Set(rows.map((r) => Number(r.version)));
   let ran = 0;

@@ -149,6 +149,8 @@ class SqliteExecutor implements SqlExecutor {
     // Writers are serialised by the database-wide write mutex already.
   }
 
+  async lockSchema(): Promise<void> {}
+
   async notify(channel: string): Promise<void> {
     this.signals.add(channel);
   }
@@ -224,6 +226,8 @@ export class SqliteDatabase implements Database {
   }
 
   async lock(): Promise<void> {}
+
+  async lockSchema(): Promise<void> {}
 
   async notify(channel: string): Promise<void> {
     this.channels.emit(channel);
