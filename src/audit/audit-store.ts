@@ -11,7 +11,7 @@ import { AUDIT_CHECKPOINTS, InlineAuditWriter, ThreadAuditWriter, type AuditWrit
 
 /**
  * Where the audit tables live. PostgreSQL: in the main database, since several Tessera processes share it
- * and must extend one chain (they serialise on an advisory lock). SQLite: in a file of its own, audit.db
+ * and must extend one chain (they serialise on a writer lock). SQLite: in a file of its own, audit.db
  * next to tessera.db (mode 0600): SQLite has one writer per file, and sharing it would make every audited
  * read wait behind a bulk import's transaction; its own file keeps audit commits off the data writer's lock.
  */

@@ -39,7 +39,7 @@ export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, 
  * Fans outbox events out to the subscriptions whose topic and filters they match: one delivery per
  * (subscription, event), placed in the subscription's queue (event_number: its internal order; the
  * number the subscriber sees is given when the event is sent, see DeliveryWorker), and marks the events
- * dispatched, all in one transaction. One dispatcher at a time across processes (an advisory lock), so
+ * dispatched, all in one transaction. One dispatcher at a time across processes (a writer lock), so
  * queue places never collide or skip.
  * Returns how many events it took.
  */
