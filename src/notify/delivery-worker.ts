@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { auditLogIfOn } from '../audit/audit-attachment.js';
 import { notificationAuditRecord } from '../audit/audit-record.js';
-import type { SqlExecutor } from '../store/database.js';
+import { commitWithoutWaitingForDisk, type SqlExecutor } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
 import { participantById } from '../participants/participants.js';
@@ -181,6 +181,7 @@ export class DeliveryWorker {
     const due = `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT`;
     if (!(await this.repo.sql.query(`${due} 1`, [now, now, ...sockets])).length) return [];
     return this.repo.transaction(async (tx) => {
+      await commitWithoutWaitingForDisk(tx.sql, this.repo.db.dialect); // a lease lost in a database crash is claimed again
       const rows = await tx.sql.query<{ id: string }>(
         `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${due} ${CLAIM}${skipLocked}) RETURNING id`,
         [this.owner, now + this.settings.leaseMs, now, now, ...sockets],
@@ -210,6 +211,7 @@ export class DeliveryWorker {
       while (going.length && Date.now() < leaseEnd && !this.stopped) {
         const batches = (await Promise.all(going.map((sub) => this.nextBatch(sub)))).filter((b): b is Batch => !!b);
         if (!batches.length) break;
+        // Waits for the disk: the numbers go out with the notifications and must never be given again.
         await this.repo.transaction((tx) => this.prepare(tx.sql, batches));
         const sending = batches.filter((b) => b.batch.length);
         const outcomes = await Promise.all(sending.map((b) => this.send(b.sub, b.batch, b.total)));
@@ -233,6 +235,7 @@ export class DeliveryWorker {
     } finally {
       if (held.size) {
         await this.repo.transaction(async (tx) => {
+          await commitWithoutWaitingForDisk(tx.sql, this.repo.db.dialect);
           await lockSubscriptions(tx.sql, this.repo.db.dialect, [...held]);
           await releaseLeases(tx.sql, [...held], this.owner);
         });
@@ -289,6 +292,9 @@ export class DeliveryWorker {
    */
   private async record(sql: SqlExecutor, sent: Batch[], outcomes: Outcome[]): Promise<string[]> {
     if (!sent.length) return [];
+    // Lost in a database crash, the outcomes are redone: the same events sent again under the same
+    // numbers (prepare waited for the disk), which receivers drop as duplicates.
+    await commitWithoutWaitingForDisk(sql, this.repo.db.dialect);
     const now = Date.now();
     const places = (status: Outcome) => sent.filter((_, i) => outcomes[i] === status).map((b) => ({ subscriptionId: b.sub.id, numbers: b.batch.map((d) => d.number) }));
     const delivered = places('delivered');

@@ -2,6 +2,7 @@ import { requestFor } from '../engine/fhir-request.js';
 import { dispatch } from '../engine/fhir-router.js';
 import type { Bundle } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
+import { commitWithoutWaitingForDisk } from '../store/database.js';
 import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
 import { personKeys, type PersonKeys } from './roster-match.js';
 import type { SubscriptionCache } from './subscription-cache.js';
@@ -47,6 +48,9 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
   // A plain read first: a round's last call finds nothing, and the transaction (with the dispatch lock) is for work.
   if (!(await repo.sql.query('SELECT seq FROM notify_event WHERE dispatched = 0 LIMIT 1')).length) return 0;
   return repo.transaction(async (tx) => {
+    // Lost in a database crash, the dispatch is lost whole and done again: nothing was sent for it before
+    // a later commit that waits for the disk (the numbering before each send) carried it there.
+    await commitWithoutWaitingForDisk(tx.sql, repo.db.dialect);
     await tx.sql.lock('tessera-notify-dispatch');
     const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
     if (!rows.length) return 0;
