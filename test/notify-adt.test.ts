@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { addParticipant, type Participant } from '../src/participants/participants.js';
 import { importRoster, rosterGroupId } from '../src/notify/rosters.js';
+import { setClientDisabled } from '../src/security/clients.js';
 import { BACKENDS } from './helpers/backends.js';
 import { MllpSender } from './helpers/mllp.js';
 import { eventsOf, HttpReceiver, MllpReceiver, notificationType, until } from './helpers/receivers.js';
@@ -184,6 +185,22 @@ for (const backend of BACKENDS) {
       const noParticipant = await s.fhir('POST', 'Subscription', subscription({ topic: 'admission', endpoint: `${http.url}/x` }));
       assert.equal(noParticipant.status, 422);
       assert.match(JSON.stringify(noParticipant.body), /is for a participant/);
+    });
+
+    it("a disabled client's participant is told nothing from the next event on; enabled again, it gets the next one, numbered without a gap", async () => {
+      const subs = (await s.fhir('GET', 'Subscription?_count=50')).body.entry.map((e: any) => e.resource);
+      const admission = subs.find((x: any) => x.channel.endpoint === `${http.url}/admission`);
+      const withheld = async () => (await s.fhir('GET', `Subscription/${admission.id}/$status`)).body.parameter.find((x: any) => x.name === 'withheld').valueInteger;
+      const before = { sent: http.notifications('/admission').length, withheld: await withheld() };
+      assert.ok(await setClientDisabled(s.tessera.repo.sql, practice.clientId as string, true));
+      assert.equal((await sender.send(adt('A01', 'N-5', 'E-500', 'I', 'V-5'))).code, 'AA');
+      await until('the admission withheld', async () => (await withheld()) === before.withheld + 1);
+      assert.equal(http.notifications('/admission').length, before.sent, 'nothing sent while the client is disabled');
+      assert.ok(await setClientDisabled(s.tessera.repo.sql, practice.clientId as string, false));
+      assert.equal((await sender.send(adt('A01', 'N-6', 'E-500', 'I', 'V-6'))).code, 'AA');
+      await until('the next admission', () => http.notifications('/admission').length === before.sent + 1);
+      const [last] = http.notifications('/admission').slice(-1);
+      assert.deepEqual(eventsOf(last.bundle).map((e) => e.number), [2], 'the withheld event got no number');
     });
   });
 }

@@ -2,14 +2,9 @@ import type { Resource } from '@medplum/fhirtypes';
 import { requestFor } from '../engine/fhir-request.js';
 import { dispatch } from '../engine/fhir-router.js';
 import { FhirError } from '../fhir/outcome.js';
-import { participantById } from '../participants/participants.js';
-import { findClient } from '../security/clients.js';
 import { parseScopes } from '../security/scopes.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { Repository } from '../store/repository.js';
-
-/** How long a participant's access (its client's scopes and purposes) is remembered: registrations change rarely. */
-const CACHE_MS = 30_000;
 
 /**
  * What a subscriber may see is what its participant's client may read: notifications are reads on the
@@ -17,28 +12,28 @@ const CACHE_MS = 30_000;
  * FHIR read by that client would be. A participant without an active client may see nothing.
  */
 export class SubscriberAccess {
-  private readonly cache = new Map<string, { auth?: AuthContext; at: number }>();
-
   constructor(private readonly repo: Repository, private readonly baseUrl: string) {}
 
-  /** The access context a participant's notifications are read under (undefined: none, nothing is sent). */
+  /**
+   * The access context a participant's notifications are read under now (undefined: none, nothing is
+   * sent). Read for each batch, not remembered: a participant deactivated or a client disabled gets
+   * nothing more from the next round on, as a disabled client's tokens stop at the next request.
+   */
   async authOf(participantId: string): Promise<AuthContext | undefined> {
-    const cached = this.cache.get(participantId);
-    if (cached && Date.now() - cached.at < CACHE_MS) return cached.auth;
-    const participant = await participantById(this.repo, participantId);
-    const client = participant?.active && participant.clientId ? await findClient(this.repo.sql, participant.clientId) : undefined;
-    const auth: AuthContext | undefined =
-      client && !client.disabled
-        ? {
-            clientId: client.id,
-            scopes: parseScopes(client.scope),
-            // Care coordination is treatment, unless the operator registered other purposes for the client.
-            purposeOfUse: client.purposes?.length && !client.purposes.includes('TREAT') ? client.purposes[0] : 'TREAT',
-            organization: `Organization/${participant?.organizationId}`,
-          }
-        : undefined;
-    this.cache.set(participantId, { auth, at: Date.now() });
-    return auth;
+    const [row] = await this.repo.sql.query<{ organization_id: string; client_id: string; scope: string; purposes: string | null }>(
+      `SELECT p.organization_id, c.id AS client_id, c.scope, c.purposes FROM participant p JOIN oauth_client c ON c.id = p.client_id
+       WHERE p.id = ? AND p.active = 1 AND c.disabled = 0`,
+      [participantId],
+    );
+    if (!row) return undefined;
+    const purposes = row.purposes?.split(',').filter(Boolean) ?? [];
+    return {
+      clientId: row.client_id,
+      scopes: parseScopes(row.scope),
+      // Care coordination is treatment, unless the operator registered other purposes for the client.
+      purposeOfUse: purposes.length && !purposes.includes('TREAT') ? purposes[0] : 'TREAT',
+      organization: `Organization/${row.organization_id}`,
+    };
   }
 
   /**
