@@ -97,7 +97,13 @@ export class AuditLog {
     if (sealed) this.unflushed.push(sealed);
     const segments = [...this.unflushed];
     const forget = this.forgettable;
-    const { removed } = await this.writer.commit(segments, forget);
+    let removed: string[];
+    try {
+      ({ removed } = await this.writer.commit(segments, forget));
+    } catch (err) {
+      for (const segment of segments) segment.uncertain = true;
+      throw err;
+    }
     this.unflushed = this.unflushed.filter((s) => !segments.includes(s));
     this.forgettable = removed;
   }
