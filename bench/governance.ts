@@ -2,8 +2,9 @@
  * npx tsx bench/governance.ts [--backends sqlite,postgres] [--resources 5000] [--samples 1000] [--rounds 3] [--compare all|audit|policy]
  * (also the last section of `npm run bench`)
  *
- * What governance costs: the same store served by `tessera serve` with governance "off" and "on", in
- * alternating rounds (off/on, then on/off, ...) so that drift of the machine falls on both.
+ * What governance costs: the same store served by two `tessera serve` processes at once, governance "off"
+ * and "on". Sequential series alternate between them in blocks (pairedSequential); the concurrent series
+ * and the ingest run on one server at a time, in alternating order from round to round.
  * - off: TESSERA_AUDIT=off and a caller the access policy has nothing to narrow for (a `system/*.cruds`
  *   client cleared for every kind of sensitive data: no row conditions). The policy itself cannot be
  *   turned off; this is its cheapest path.
@@ -22,7 +23,7 @@ import { setClearance } from '../src/consent/clearance.js';
 import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { benchConfig, dropBenchSchema } from './config.js';
-import { startServerProcess } from './server-process.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
 import { fmt, median, percentiles } from './stats.js';
 import { createClient } from '../src/security/clients.js';
 import { createTessera } from '../src/server/tessera.js';
@@ -42,8 +43,10 @@ export interface GovernanceBenchOptions {
 const CONCURRENCY = 8;
 const CONCURRENT_MS = 2000;
 const INGEST_BUNDLES = 20;
-/** Requests sent before a sequential series' clock starts (counted in its CPU per request). */
-const SEQUENTIAL_WARMUP = 50;
+/** Requests sent to each server before a sequential series starts (not measured). */
+const SEQUENTIAL_WARMUP = 200;
+/** Requests per block of a sequential series; blocks alternate between the two servers. */
+const SEQUENTIAL_BLOCK = 250;
 
 function request(agent: http.Agent, method: string, url: string, token: string, body?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -58,18 +61,47 @@ function request(agent: http.Agent, method: string, url: string, token: string, 
   });
 }
 
-async function sequential(url: string, token: string, paths: string[]): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  for (const p of paths.slice(0, SEQUENTIAL_WARMUP)) await request(agent, 'GET', `${url}/fhir/${p}`, token);
-  const out: number[] = [];
-  for (const p of paths) {
+async function tokenFor(url: string, client: { clientId: string; clientSecret?: string }, treatment: boolean): Promise<string> {
+  const form: Record<string, string> = { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string };
+  if (treatment) form.purpose_of_use = 'TREAT';
+  const res = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+/**
+ * The same requests, one at a time, to both servers in alternating blocks of SEQUENTIAL_BLOCK (each pair of
+ * blocks in the other order than the last). Per mode: the p95 of all its latencies, and its server's CPU
+ * (all threads) per request from the start of each block until the server is idle again: the audit
+ * writer's commit of a block's events is charged to that block, and the other server's next block starts
+ * on an idle machine.
+ */
+async function pairedSequential(servers: Record<'off' | 'on', { server: ServerProcess; token: string }>, order: readonly ('off' | 'on')[], paths: string[]): Promise<Record<'off' | 'on', { p95: number; cpuUs: number }>> {
+  const agents = { off: new http.Agent({ keepAlive: true, maxSockets: 1 }), on: new http.Agent({ keepAlive: true, maxSockets: 1 }) };
+  const send = async (mode: 'off' | 'on', path: string) => {
     const started = performance.now();
-    const status = await request(agent, 'GET', `${url}/fhir/${p}`, token);
-    out.push(performance.now() - started);
-    if (status !== 200) throw new Error(`${p}: HTTP ${status}`);
+    const status = await request(agents[mode], 'GET', `${servers[mode].server.url}/fhir/${path}`, servers[mode].token);
+    if (status !== 200) throw new Error(`${path}: HTTP ${status}`);
+    return performance.now() - started;
+  };
+  for (const mode of order) {
+    for (const p of paths.slice(0, SEQUENTIAL_WARMUP)) await send(mode, p);
+    await servers[mode].server.settled();
   }
-  agent.destroy();
-  return out;
+  const latencies = { off: [] as number[], on: [] as number[] };
+  const cpuMs = { off: 0, on: 0 };
+  for (let start = 0, block = 0; start < paths.length; start += SEQUENTIAL_BLOCK, block++) {
+    for (const mode of block % 2 ? [...order].reverse() : order) {
+      const { server } = servers[mode];
+      const before = await server.cpuMs();
+      for (const p of paths.slice(start, start + SEQUENTIAL_BLOCK)) latencies[mode].push(await send(mode, p));
+      await server.settled();
+      cpuMs[mode] += (await server.cpuMs()).total - before.total;
+    }
+  }
+  agents.off.destroy();
+  agents.on.destroy();
+  const per = (mode: 'off' | 'on') => ({ p95: percentiles(latencies[mode]).p95, cpuUs: (cpuMs[mode] * 1000) / paths.length });
+  return { off: per('off'), on: per('on') };
 }
 
 async function concurrent(url: string, token: string, paths: string[]): Promise<{ latencies: number[]; perSecond: number }> {
@@ -135,41 +167,44 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
   const searches = pick(SAMPLES, (id) => `Observation?subject=Patient/${id}&_count=20`);
   const results: Record<'off' | 'on', Measures[]> = { off: [], on: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+    const order = round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    // Both servers run at once, on the same store: the sequential series alternate between them block by
+    // block, so that the machine's drift (seen here: the same series twice as slow one minute as the next)
+    // falls on both modes alike.
+    const servers = {} as Record<'off' | 'on', { server: ServerProcess; token: string }>;
+    for (const mode of order) {
       process.env.TESSERA_AUDIT = compare === 'policy' ? 'off' : mode;
       const server = await startServerProcess(config);
-      const client = clients[compare === 'audit' ? 'off' : mode];
-      const form: Record<string, string> = { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string };
-      if (mode === 'on') form.purpose_of_use = 'TREAT';
-      const tokenRes = await fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
-      const token = ((await tokenRes.json()) as { access_token: string }).access_token;
-      const concurrentReads = await concurrent(server.url, token, reads);
-      const concurrentSearches = await concurrent(server.url, token, searches);
-      // The server's CPU per request (all its threads: the audit writer's too) over each sequential series.
-      // Each series starts on an idle server: the audit events of the one before (the concurrent series
-      // journal thousands, which the writer thread at nice 19 commits after them) are not charged to it.
-      const cpuPerRequest = async (paths: string[]) => {
-        await server.settled();
-        const before = await server.cpuMs();
-        const latencies = await sequential(server.url, token, paths);
-        const after = await server.cpuMs();
-        return { p95: percentiles(latencies).p95, cpuUs: ((after.total - before.total) * 1000) / (paths.length + SEQUENTIAL_WARMUP) };
-      };
-      const readSeries = await cpuPerRequest(reads);
-      const searchSeries = await cpuPerRequest(searches);
+      servers[mode] = { server, token: await tokenFor(server.url, clients[compare === 'audit' ? 'off' : mode], mode === 'on') };
+    }
+    // The concurrent series first: thousands of requests, after which each server's code is optimised as
+    // in a server that has run a while (a sequential series right after the start measured more CPU per
+    // request than the same series after them).
+    const concurrentSeries = {} as Record<'off' | 'on', { reads: { latencies: number[]; perSecond: number }; searches: { latencies: number[] } }>;
+    for (const mode of order) {
+      const { server, token } = servers[mode];
+      await server.settled();
+      concurrentSeries[mode] = { reads: await concurrent(server.url, token, reads), searches: await concurrent(server.url, token, searches) };
+      await server.settled();
+    }
+    const readSeries = await pairedSequential(servers, order, reads);
+    const searchSeries = await pairedSequential(servers, order, searches);
+    for (const mode of order) {
+      const { server, token } = servers[mode];
       results[mode].push({
-        readP95: readSeries.p95,
-        searchP95: searchSeries.p95,
-        readCpu: readSeries.cpuUs,
-        searchCpu: searchSeries.cpuUs,
-        concurrentReadP95: percentiles(concurrentReads.latencies).p95,
-        concurrentSearchP95: percentiles(concurrentSearches.latencies).p95,
-        readsPerSecond: concurrentReads.perSecond,
+        readP95: readSeries[mode].p95,
+        searchP95: searchSeries[mode].p95,
+        readCpu: readSeries[mode].cpuUs,
+        searchCpu: searchSeries[mode].cpuUs,
+        concurrentReadP95: percentiles(concurrentSeries[mode].reads.latencies).p95,
+        concurrentSearchP95: percentiles(concurrentSeries[mode].searches.latencies).p95,
+        readsPerSecond: concurrentSeries[mode].reads.perSecond,
         ingestRate: await server.settled().then(() => ingest(server.url, token, 1000 + round * 2 + (mode === 'on' ? 1 : 0))),
       });
-      await server.stop();
-      process.stderr.write(`[${backend}] round ${round + 1} audit ${mode} done\n`);
+      await server.settled();
     }
+    for (const mode of order) await servers[mode].server.stop();
+    process.stderr.write(`[${backend}] round ${round + 1} done\n`);
   }
   if (backend === 'postgres' && config.schema) {
     await dropBenchSchema(config.schema);

@@ -54,7 +54,7 @@ for (const backend of BACKENDS) {
         await s.fhir('POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'heart rate' }, subject: { reference: `Patient/${patientId}` } })
       ).body.id;
     });
-    // Events reach the audit tables from the journal within 50 ms; tests that read the tables directly or
+    // Events reach the audit tables from the journal within 250 ms; tests that read the tables directly or
     // run `tessera audit` in another process start from a settled log.
     beforeEach(async () => s.tessera.audit?.flush());
 

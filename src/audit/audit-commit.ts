@@ -99,7 +99,7 @@ const UNIQUE_VIOLATION = '23505';
 /**
  * The events, their keys, the files' marks and the forgotten marks in one statement, a transaction of its
  * own (7 round trips in the locked path). Each round trip costs the writer thread and PostgreSQL about
- * 0.3 ms of CPU on this machine (bench/audit-append.ts): at a commit every 50 ms that was CPU taken from
+ * 0.3 ms of CPU on this machine (bench/audit-append.ts): at a commit every 50 ms (then; 250 ms now) that was CPU taken from
  * the requests being answered. Without the chain lock: the sequence numbers' primary key keeps the chain
  * whole, since an event numbered after this writer's last one can be inserted only while no other process
  * has taken that number, and then its predecessor is the event this writer appended last. Columns go as

@@ -5,7 +5,7 @@ import type { JournalSegment } from './audit-journal.js';
 
 /**
  * The audit file's checkpoints: at most one a second while it grows (the data file's pace is ten). Each
- * checkpoint fsyncs, and the audit file's WAL grows with every request (a commit every 50 ms): at the data
+ * checkpoint fsyncs, and the audit file's WAL grows with every request (a commit every 250 ms): at the data
  * file's pace a server answering only reads synced it ten times a second. Its WAL grows larger between
  * checkpoints, which only AuditEvent searches read. One connection checkpoints it: the writer thread's.
  */
