@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { firstNameDateKey } from '../src/mpi/blocking.js';
+import { personFeatures } from '../src/mpi/features.js';
+import { NameFrequencies } from '../src/mpi/name-frequency.js';
 import { sharedBirthDatePeople } from '../src/synthetic/shared-demographic.js';
 import { BACKENDS } from './helpers/backends.js';
 import { startMpiTestServer, type TestServer } from './helpers/server.js';
@@ -37,6 +40,22 @@ for (const backend of BACKENDS) {
       assert.equal(await count("SELECT COUNT(*) AS n FROM mpi_enterprise WHERE status = 'active'"), N, 'different people, never linked');
       // Namesakes far below review leave no row: pairs are the review band only.
       assert.equal(await count('SELECT COUNT(*) AS n FROM mpi_pair WHERE score < 14'), 0);
+    });
+
+    it('people sharing first name and birth date are counted only as far as the match decision needs', async () => {
+      // Hundreds share each first name and the birth date here; counting them all made each create slower
+      // as they grew (bench:mpi-shared). The matcher asks for `enough` (MatchModel.decisiveDateSharers + 1).
+      const key = firstNameDateKey(personFeatures(sharedBirthDatePeople(1)[0])) as string;
+      const [{ n }] = await s.tessera.db.query<{ n: number }>('SELECT COUNT(DISTINCT s.enterprise_id) AS n FROM mpi_block b JOIN mpi_source s ON s.patient_id = b.patient_id WHERE b.key = ?', [key]);
+      const people = Number(n);
+      assert.ok(people > 100, `a key hundreds share (${people})`);
+      const names = new NameFrequencies();
+      assert.equal(await names.keySharers(s.tessera.db, key, ''), people, 'counted exactly when no bound is asked');
+      for (const enough of [1, 2, 3, 50]) {
+        const counted = await names.keySharers(s.tessera.db, key, '', enough);
+        assert.ok(counted >= enough && counted <= people, `at least ${enough}, at most all: ${counted}`);
+      }
+      assert.equal(await names.keySharers(s.tessera.db, key, '', people + 1), people, 'exact below the bound');
     });
   });
 }

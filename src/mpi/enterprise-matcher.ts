@@ -41,7 +41,8 @@ export async function matchEnterprises(
   let sharedName: SharedName | undefined;
   if (namesakes.size) {
     const own = patientId ? (await store.source(patientId))?.enterpriseId : undefined;
-    const counted = await names.count(store.sql, nameKey, own ?? '', firstNameDateKey(features));
+    // Date sharers counted up to where they decide (the candidate's person, one of them, besides).
+    const counted = await names.count(store.sql, nameKey, own ?? '', firstNameDateKey(features), model.decisiveDateSharers + 1);
     // The candidate's person is one of the people counted: the others are the rest.
     sharedName = counted && { others: Math.max(0, counted.others - 1), records: counted.records, dateSharers: counted.dateSharers === undefined ? undefined : Math.max(0, counted.dateSharers - 1) };
   }

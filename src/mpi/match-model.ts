@@ -168,6 +168,14 @@ export class MatchModel {
     return Math.max((others + pseudoBearers) * u, (dateSharers ?? 0) * this.probabilities.surname.exact.u);
   }
 
+  /**
+   * The number of other people sharing first name and birth date from which expectedNamesakes exceeds
+   * NAMESAKE_RISK whatever the other counts: counting beyond it changes no decision (1 under the priors).
+   */
+  get decisiveDateSharers(): number {
+    return Math.floor(NAMESAKE_RISK / this.probabilities.surname.exact.u) + 1;
+  }
+
   /** `sharedName`: given when the two records bear the same full name (fullNameKey). */
   decide(vector: ComparisonVector, sharedName?: SharedName): MatchDecision {
     const contributions = this.fieldContributions(vector);

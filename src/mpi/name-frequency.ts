@@ -30,14 +30,35 @@ export class NameFrequencies {
    * person: its earlier records are not "others"), and the number of people; undefined while some
    * records carry no name key yet (written before migration 5: `tessera mpi rebuild` fills them).
    */
-  async count(sql: SqlExecutor, key: string, excludeEnterpriseId: string, dateKey?: string): Promise<{ others: number; records: number; dateSharers?: number } | undefined> {
+  async count(sql: SqlExecutor, key: string, excludeEnterpriseId: string, dateKey?: string, dateSharersEnough = Infinity): Promise<{ others: number; records: number; dateSharers?: number } | undefined> {
     const total = await this.population(sql);
     if (!total.complete) {
       return undefined;
     }
     const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(DISTINCT enterprise_id) AS n FROM mpi_source WHERE name_key = ? AND enterprise_id <> ?', [key, excludeEnterpriseId]);
-    const dateSharers = dateKey === undefined ? undefined : (await this.dateSharers(sql, [dateKey], excludeEnterpriseId)).get(dateKey) ?? 0;
+    const dateSharers = dateKey === undefined ? undefined : await this.keySharers(sql, dateKey, excludeEnterpriseId, dateSharersEnough);
     return { others: Number(n), records: total.records, dateSharers };
+  }
+
+  /**
+   * People (enterprise identities) with a first-name-and-birth-date key besides `excludeEnterpriseId`,
+   * counted exactly below `enough` and as at least `enough` from there: the caller's decision does not
+   * change past it (MatchModel.decisiveDateSharers). A key thousands share (one birth date, a common first
+   * name) then costs reading a few of their rows, not all of them: counting them all grew each create's
+   * time with the number of sharers (bench:mpi-shared).
+   */
+  async keySharers(sql: SqlExecutor, key: string, excludeEnterpriseId: string, enough = Infinity): Promise<number> {
+    if (Number.isFinite(enough)) {
+      // Rows are source records: a person's several records count once, so read a few more rows than people needed.
+      const rowLimit = Math.max(1, enough) * 4;
+      const rows = await sql.query<{ enterprise_id: string }>(
+        'SELECT s.enterprise_id FROM mpi_block b JOIN mpi_source s ON s.patient_id = b.patient_id WHERE b.key = ? AND s.enterprise_id <> ? LIMIT ?',
+        [key, excludeEnterpriseId, rowLimit],
+      );
+      const people = new Set(rows.map((r) => r.enterprise_id)).size;
+      if (people >= enough || rows.length < rowLimit) return people;
+    }
+    return (await this.dateSharers(sql, [key], excludeEnterpriseId)).get(key) ?? 0;
   }
 
   /**
