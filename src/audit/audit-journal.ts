@@ -81,11 +81,6 @@ export interface JournalSegment {
   to: number;
   /** The file is complete: remove it once committed. */
   last: boolean;
-  /**
-   * A commit of this segment failed: it may have committed all the same (the connection lost after the
-   * commit was sent), so the next one checks the file's mark first.
-   */
-  uncertain?: boolean;
 }
 
 /** The name a journal file's commit mark carries (its file name: unique per process start and rotation). */

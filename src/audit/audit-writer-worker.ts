@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Database } from '../store/database.js';
 import { PostgresDatabase } from '../store/postgres.js';
 import { SqliteDatabase } from '../store/sqlite.js';
-import { commitJournals, type ChainCursor } from './audit-commit.js';
+import { commitJournals } from './audit-commit.js';
 import { AUDIT_WRITER_NICE, lowerThreadPriority } from './background-priority.js';
 import { AUDIT_CHECKPOINTS, type AuditWriterTarget, type CommitReply, type CommitRequest } from './audit-writer.js';
 
@@ -19,7 +19,6 @@ if (target.kind === 'postgres') {
   db = new SqliteDatabase(target.file, { checkpoints: AUDIT_CHECKPOINTS });
 }
 // One commit at a time, in the order asked: the chain's order is the journal's.
-const cursor: ChainCursor = {};
 let queue: Promise<unknown> = Promise.resolve();
 parentPort?.on('message', (message: CommitRequest | 'close') => {
   if (message === 'close') {
@@ -29,7 +28,7 @@ parentPort?.on('message', (message: CommitRequest | 'close') => {
   queue = queue.then(async () => {
     let reply: CommitReply;
     try {
-      reply = { id: message.id, ...(await commitJournals(db, message.segments, message.forget, cursor)) };
+      reply = { id: message.id, ...(await commitJournals(db, message.segments, message.forget)) };
     } catch (err) {
       reply = { id: message.id, error: (err as Error).message ?? String(err) };
     }

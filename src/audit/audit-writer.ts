@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Database } from '../store/database.js';
-import { commitJournals, type ChainCursor } from './audit-commit.js';
+import { commitJournals } from './audit-commit.js';
 import type { JournalSegment } from './audit-journal.js';
 
 /**
@@ -33,12 +33,10 @@ export interface AuditWriter {
 
 /** On the calling thread: for short-lived processes (CLI commands) and recovery. */
 export class InlineAuditWriter implements AuditWriter {
-  private readonly cursor: ChainCursor = {};
-
   constructor(private readonly db: Database) {}
 
   commit(segments: JournalSegment[], forget: string[]): Promise<CommitResult> {
-    return commitJournals(this.db, segments, forget, this.cursor);
+    return commitJournals(this.db, segments, forget);
   }
 
   async close(): Promise<void> {}
