@@ -23,6 +23,7 @@ import { setClearance } from '../src/consent/clearance.js';
 import { privacyConsent } from '../src/consent/privacy-consent.js';
 import { ORGANIZATIONS } from '../src/synthetic/community.js';
 import { benchConfig, dropBenchSchema } from './config.js';
+import { clientToken } from './http-client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { fmt, median, percentiles } from './stats.js';
 import { createClient } from '../src/security/clients.js';
@@ -59,13 +60,6 @@ function request(agent: http.Agent, method: string, url: string, token: string, 
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function tokenFor(url: string, client: { clientId: string; clientSecret?: string }, treatment: boolean): Promise<string> {
-  const form: Record<string, string> = { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string };
-  if (treatment) form.purpose_of_use = 'TREAT';
-  const res = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
-  return ((await res.json()) as { access_token: string }).access_token;
 }
 
 /**
@@ -175,7 +169,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
     for (const mode of order) {
       process.env.TESSERA_AUDIT = compare === 'policy' ? 'off' : mode;
       const server = await startServerProcess(config);
-      servers[mode] = { server, token: await tokenFor(server.url, clients[compare === 'audit' ? 'off' : mode], mode === 'on') };
+      servers[mode] = { server, token: await clientToken(server.url, clients[compare === 'audit' ? 'off' : mode], mode === 'on' ? { purpose_of_use: 'TREAT' } : {}) };
     }
     // The concurrent series first: thousands of requests, after which each server's code is optimised as
     // in a server that has run a while (a sequential series right after the start measured more CPU per

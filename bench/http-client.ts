@@ -24,3 +24,13 @@ export function httpRequest(method: string, url: string, headers: Record<string,
     req.end(body);
   });
 }
+
+/** A client-credentials access token from a Tessera server; `extra` adds form fields (e.g. purpose_of_use). */
+export async function clientToken(baseUrl: string, client: { clientId: string; clientSecret?: string }, extra: Record<string, string> = {}): Promise<string> {
+  const res = await fetch(`${baseUrl}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string, ...extra }),
+  });
+  return ((await res.json()) as { access_token: string }).access_token;
+}

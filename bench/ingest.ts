@@ -29,6 +29,7 @@ import { createTessera } from '../src/server/tessera.js';
 import { benchConfig, dropBenchSchema } from './config.js';
 import { fmt, percentiles } from './stats.js';
 import { message } from './hl7-messages.js';
+import { clientToken } from './http-client.js';
 import { replayWrites, snapshotStore, SqliteWriteRecorder } from './sqlite-write-floor.js';
 
 
@@ -136,12 +137,7 @@ async function main(): Promise<void> {
   const { participant: clinic, client } = await addParticipant(tessera.repo, { name: 'Bench Clinic', mrnSystem: 'urn:oid:2.16.840.1.113883.19.5.99999.2', scope: 'system/*.cruds' });
   const ccdaBaseline = convertOnly(documents, clinic);
   const url = await tessera.app.listen({ port: 0, host: '127.0.0.1' });
-  const tokenRes = await fetch(`${url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client?.clientId as string, client_secret: client?.clientSecret as string }),
-  });
-  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+  const token = await clientToken(url, { clientId: client?.clientId as string, clientSecret: client?.clientSecret });
   process.stderr.write(`[${BACKEND}] ${DOCUMENTS} C-CDA documents over HTTP\n`);
   const ccda = await importDocuments(url, token, documents);
   await tessera.close();

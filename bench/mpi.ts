@@ -46,7 +46,7 @@ import { Random } from '../src/synthetic/random.js';
 import type { TesseraConfig } from '../src/server/config.js';
 import { configFromEnv } from '../src/server/config.js';
 import { benchConfig, dropBenchSchema } from './config.js';
-import { httpRequest } from './http-client.js';
+import { clientToken, httpRequest } from './http-client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { fmt, percentiles } from './stats.js';
 
@@ -237,12 +237,7 @@ async function matchLatency(server: ServerProcess, token: string): Promise<Match
 /** `tessera serve` on the store in a process of its own, and a token of the bench's client. */
 async function authorisedServer(config: TesseraConfig, client: { clientId: string; clientSecret?: string }): Promise<{ server: ServerProcess; token: string }> {
   const server = await startServerProcess(config);
-  const tokenRes = await fetch(`${server.url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-  });
-  return { server, token: ((await tokenRes.json()) as { access_token: string }).access_token };
+  return { server, token: await clientToken(server.url, client) };
 }
 
 interface Evaluation {

@@ -17,7 +17,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { arg } from './args.js';
 import { benchConfig, dropBenchSchema } from './config.js';
 import { COMMIT as commit, MACHINE as machine } from './environment.js';
-import { httpRequest } from './http-client.js';
+import { clientToken, httpRequest } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { daysToBring, shiftDates } from './shift-dates.js';
 import { fmt, percentiles } from './stats.js';
@@ -54,15 +54,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
 
   const server = await startServerProcess(config);
   const url = server.url;
-  const token = (
-    (await (
-      await fetch(`${url}/oauth/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-      })
-    ).json()) as { access_token: string }
-  ).access_token;
+  const token = await clientToken(url, client);
   const auth = { authorization: `Bearer ${token}` };
   const found = JSON.parse((await httpRequest('GET', `${url}/fhir/Patient?identifier=${encodeURIComponent(`${SOURCES[0]}|P-0`)}`, auth)).body) as Bundle;
   const sourceId = found.entry?.[0].resource?.id as string;

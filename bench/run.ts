@@ -23,7 +23,7 @@ import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
 import { Random } from '../src/synthetic/random.js';
 import { benchConfig, dropBenchSchema } from './config.js';
 import { rawSqliteCeiling } from './raw-sqlite.js';
-import { httpGet } from './http-client.js';
+import { clientToken, httpGet } from './http-client.js';
 import { startServerProcess } from './server-process.js';
 import { fmt, PeakMemory, percentiles } from './stats.js';
 import { reportGovernance } from './governance.js';
@@ -141,12 +141,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres') {
 
   const server = await startServerProcess(config);
   const url = server.url;
-  const tokenRes = await fetch(`${url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string }),
-  });
-  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+  const token = await clientToken(url, client);
 
   const rnd = new Random(7);
   const pick = <T>(items: T[]) => Array.from({ length: SAMPLES }, () => rnd.pick(items));
