@@ -446,6 +446,18 @@ for (const backend of BACKENDS) {
       assert.match(withArchives.stdout, new RegExp(`, ${Number(before)} archived`));
       assert.equal((await tessera(['audit', 'verify', ...cliStore()], cliEnv())).code, 0);
 
+      // A row numbered below the anchor (as a writer appending from a head read before the archive would
+      // leave): the walk from the anchor never reads it, verify must still report it.
+      const [first] = await auditDb.query<{ seq: number | string; recorded_at: number | string; content: string; prev_hash: string; hash: string }>('SELECT * FROM audit_event ORDER BY seq LIMIT 1');
+      await auditDb.run('INSERT INTO audit_event (seq, recorded_at, content, prev_hash, hash) VALUES (?, ?, ?, ?, ?)', [2, first.recorded_at, first.content, first.prev_hash, first.hash]);
+      try {
+        const forked = await tessera(['audit', 'verify', ...cliStore()], cliEnv());
+        assert.equal(forked.code, 1, forked.stdout);
+        assert.match(forked.stdout, /BROKEN at event 2 \(inserted\)/);
+      } finally {
+        await auditDb.run('DELETE FROM audit_event WHERE seq = 2');
+      }
+
       const [file] = readdirSync(archives).filter((f) => f.endsWith('.ndjson'));
       const path = join(archives, file);
       const original = readFileSync(path, 'utf8');

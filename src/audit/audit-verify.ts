@@ -12,7 +12,8 @@ export interface ChainedEvent {
   hash: string;
 }
 
-export type ChainProblem = 'edited' | 'removed' | 'reordered';
+/** `inserted`: a row numbered at or below the archive anchor, where archiving left none. */
+export type ChainProblem = 'edited' | 'removed' | 'reordered' | 'inserted';
 
 export interface VerifyReport {
   /** Events checked in archive files and in the table. */
@@ -82,6 +83,14 @@ async function walkAuditLog(sql: SqlExecutor, archiveDir: string | undefined, kn
       ? { seq: knownHead.seq, kind: 'edited', detail: `event ${knownHead.seq} is not the known head (its hash differs): the log was rewritten from there or before` }
       : undefined;
   const anchor = await chainAnchor(sql);
+  // Archiving deletes the rows it moves, so the walk from the anchor never reads a row numbered at or
+  // below it. One there was written afterwards: by a writer appending from a head it read before the
+  // archive (a fork of the chain), or by hand.
+  const [stray] = await sql.query<{ seq: number | string }>('SELECT seq FROM audit_event WHERE seq <= ? ORDER BY seq LIMIT 1', [anchor.seq]);
+  if (stray) {
+    const seq = Number(stray.seq);
+    return { archived: 0, current: 0, head: anchor, problem: { seq, kind: 'inserted', detail: `event ${seq} is in the log although events up to ${anchor.seq} were archived: it was written after archiving` } };
+  }
   let walker: ChainWalker | undefined;
   let archived = 0;
   if (archiveDir) {

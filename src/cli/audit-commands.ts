@@ -13,7 +13,7 @@ export function registerAuditCommands(program: Command, config: (flags: StoreFla
   storeOptions(
     audit
       .command('verify')
-      .description('check the hash chain of the audit log (and of its archive files with --archives); exits 1 at the first edited, removed or reordered event')
+      .description('check the hash chain of the audit log (and of its archive files with --archives); exits 1 at the first edited, removed, reordered or inserted event')
       .option('--archives <dir>', 'archive directory written by `tessera audit archive`: verified from its first event')
       .option('--head <seq:hash>', 'a head printed by an earlier verify and kept elsewhere: the log must still hold it (detects cut-off newest events)'),
   ).action(async (flags: StoreFlags & { archives?: string; head?: string }) => {
