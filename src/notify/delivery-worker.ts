@@ -73,6 +73,8 @@ export class DeliveryWorker {
   private timer?: NodeJS.Timeout;
   /** When the timer starts the next round. */
   private nextRoundAt = 0;
+  /** When the last round started. */
+  private lastRoundAt = 0;
   private running?: Promise<void>;
   private stopped = false;
   private lastPrune = 0;
@@ -124,7 +126,15 @@ export class DeliveryWorker {
     if (this.stopped) return;
     this.signalled = true;
     if (this.running) this.woken = true;
-    else this.schedule(this.settings.wakeDelayMs);
+    else this.schedule(this.wokenDelay());
+  }
+
+  /**
+   * How long a woken worker waits: `wakeDelayMs`, and at least until `roundIntervalMs` after the last
+   * round started, so that a busy intake's commits share rounds of that spacing (decision 0052).
+   */
+  private wokenDelay(): number {
+    return Math.max(this.settings.wakeDelayMs, this.lastRoundAt + this.settings.roundIntervalMs - Date.now());
   }
 
   /** The next round within `ms`: a round already set to start sooner keeps its time. */
@@ -140,10 +150,11 @@ export class DeliveryWorker {
     this.timer = undefined;
     if (this.stopped || this.running) return;
     this.woken = false;
+    this.lastRoundAt = Date.now();
     this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
     await this.running;
     this.running = undefined;
-    if (!this.stopped) this.schedule(this.woken ? this.settings.wakeDelayMs : this.settings.pollMs);
+    if (!this.stopped) this.schedule(this.woken ? this.wokenDelay() : this.settings.pollMs);
   }
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
@@ -157,8 +168,9 @@ export class DeliveryWorker {
       const claimed = await this.claim(look);
       if (!claimed.length) break;
       const leftPending = await this.deliverClaimed(claimed);
-      // Fewer than a claim's worth, all finished, and no commit since: nothing was left due (the poll finds retries falling due).
-      if (this.stopped || (claimed.length < CLAIM && !leftPending && !this.woken)) break;
+      // Fewer than a claim's worth, all finished: nothing was left due (the poll finds retries falling due).
+      // Commits since then are the next round's, `roundIntervalMs` after this one began (decision 0052).
+      if (this.stopped || (claimed.length < CLAIM && !leftPending)) break;
       look = true;
     }
     if (Date.now() - this.lastPrune > 60_000) {

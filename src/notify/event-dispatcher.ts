@@ -3,7 +3,7 @@ import { dispatch } from '../engine/fhir-router.js';
 import type { Bundle } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
 import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
-import { personKeys, type PersonKeys } from './roster-match.js';
+import { personKeysOf, type PersonKeys } from './roster-match.js';
 import type { SubscriptionCache } from './subscription-cache.js';
 import { lockOrder } from './delivery-ledger.js';
 import type { SubscriptionEntry } from './subscription-registry.js';
@@ -70,8 +70,12 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
     if (!rows.length) return { events: 0, more: false, deliveries: 0 };
     await cache.refresh(tx.sql, true);
     const matched = new Map<string, number[]>();
-    for (const event of rows.map(eventOf)) {
-      for (const sub of await matchingSubscriptions(tx, cache, event)) {
+    const events = rows.map(eventOf);
+    // The persons of the events that a subscription with a person filter may match: read together, in one statement.
+    const byPerson = (topic: string) => !topic.startsWith(CRITERIA_TOPIC_PREFIX) && (cache.forTopic(topic).byGroup.size > 0 || cache.forTopic(topic).byPatient.size > 0);
+    const people = await personKeysOf(tx, events.filter((e) => e.patientId && byPerson(e.topic)).map((e) => e.patientId as string));
+    for (const event of events) {
+      for (const sub of await matchingSubscriptions(tx, cache, event, people)) {
         matched.set(sub.id, [...(matched.get(sub.id) ?? []), event.seq]);
       }
     }
@@ -95,7 +99,9 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
   });
 }
 
-async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent): Promise<SubscriptionEntry[]> {
+const NO_PERSON: PersonKeys = { patientIds: new Set(), identifiers: [], groups: new Set() };
+
+async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent, people: Map<string, PersonKeys>): Promise<SubscriptionEntry[]> {
   const topic = cache.forTopic(event.topic);
   if (!topic.all.length) return [];
   if (event.topic.startsWith(CRITERIA_TOPIC_PREFIX)) {
@@ -103,8 +109,7 @@ async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache,
     for (const sub of topic.all) if (await meetsCriteria(repo, sub.criteria as string, event.focusId)) out.push(sub);
     return out;
   }
-  let person: PersonKeys | undefined;
-  const personOf = async () => (person ??= event.patientId ? await personKeys(repo, event.patientId) : { patientIds: new Set<string>(), identifiers: [], groups: new Set<string>() });
+  const personOf = async () => (event.patientId && people.get(event.patientId)) || NO_PERSON;
   // Only the subscriptions whose person filter this person can meet, and those without one.
   const candidates = new Set(topic.unkeyed);
   if (topic.byGroup.size || topic.byPatient.size) {
