@@ -28,6 +28,7 @@ import { dropTestSchema, testConfig } from '../test/helpers/backends.js';
 import { arg } from './args.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { profilePhase } from './cpu-profile.js';
+import { countStatements, totalOf } from './statement-count.js';
 import { median } from './stats.js';
 
 const SUBSCRIPTIONS = Number(arg('subscriptions', '1000'));
@@ -37,6 +38,8 @@ const BACKEND = arg('backend', 'sqlite') as 'sqlite' | 'postgres';
 const DELIVERY = arg('delivery', 'on') !== 'off';
 const PROFILE_DIR = process.argv.includes('--cpu-prof') ? arg('cpu-prof', '') : undefined;
 const PROCESSES = Number(arg('processes', '1'));
+/** `--statements N`: also print the N statement texts the with-run sent most, per notification (PostgreSQL). */
+const STATEMENT_TOP = Number(arg('statements', '0'));
 if (!Number.isInteger(PROCESSES) || PROCESSES < 1 || (PROCESSES > 1 && (BACKEND !== 'postgres' || !DELIVERY))) {
   throw new Error(`--processes ${arg('processes', '1')}: a whole number from 1; above 1 only with --backend postgres and delivery on (SQLite's writers are one process)`);
 }
@@ -49,7 +52,7 @@ const adt = (i: number) =>
     `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
   ].join('\r');
 
-async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number }> {
+async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number; statementsPerMessage: number; statements: Map<string, number> }> {
   const store = testConfig(BACKEND);
   const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
   await tessera.app.listen({ port: 0, host: '127.0.0.1' });
@@ -96,6 +99,7 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
   const cpuStart = process.cpuUsage();
   const mainStart = mainThreadCpuMs();
   const transactions = countTransactions(tessera);
+  const statementCount = countStatements();
   const start = Date.now();
   for (let i = 0; i < messages; i++) {
     await sender.send(adt(i));
@@ -110,6 +114,7 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
   const mainCpu = mainThreadCpuMs() - mainStart;
   const otherCpuMs = (await othersCpu()) - othersCpuStart;
   const transactionCount = transactions.stop();
+  const statements = statementCount.stop();
   await stopProfile();
   await sender.close();
   for (const other of others) await other.stop();
@@ -117,7 +122,7 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
   receiver.close();
   await dropTestSchema(store.config);
   store.cleanup();
-  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: ((cpu.user + cpu.system) / 1000 + otherCpuMs) / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages };
+  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: ((cpu.user + cpu.system) / 1000 + otherCpuMs) / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages, statementsPerMessage: totalOf(statements) / messages, statements };
 }
 
 /**
@@ -167,12 +172,13 @@ for (let round = 0; round < ROUNDS; round++) {
   runs.push(withFirst ? { with: first, without: second } : { without: first, with: second });
 }
 const of = (side: 'with' | 'without', f: (r: Run) => number) => median(runs.map((r) => f(r[side])));
-const without = { rate: of('without', (r) => r.rate), cpuMsPerMessage: of('without', (r) => r.cpuMsPerMessage), mainCpuMsPerMessage: of('without', (r) => r.mainCpuMsPerMessage), transactionsPerMessage: of('without', (r) => r.transactionsPerMessage) };
+const without = { rate: of('without', (r) => r.rate), cpuMsPerMessage: of('without', (r) => r.cpuMsPerMessage), mainCpuMsPerMessage: of('without', (r) => r.mainCpuMsPerMessage), transactionsPerMessage: of('without', (r) => r.transactionsPerMessage), statementsPerMessage: of('without', (r) => r.statementsPerMessage) };
 const withSubs = {
   rate: of('with', (r) => r.rate),
   cpuMsPerMessage: of('with', (r) => r.cpuMsPerMessage),
   mainCpuMsPerMessage: of('with', (r) => r.mainCpuMsPerMessage),
   transactionsPerMessage: of('with', (r) => r.transactionsPerMessage),
+  statementsPerMessage: of('with', (r) => r.statementsPerMessage),
   latencies: runs.flatMap((r) => r.with.latencies).sort((a, b) => a - b),
 };
 const change = median(runs.map((r) => r.with.rate / r.without.rate - 1));
@@ -182,7 +188,16 @@ process.stdout.write(
     `process CPU per message (all threads${PROCESSES > 1 ? ' of every process' : ''}, until the last notification) without ${without.cpuMsPerMessage.toFixed(2)} ms, with ${withSubs.cpuMsPerMessage.toFixed(2)} ms\n` +
     `main thread CPU per message without ${without.mainCpuMsPerMessage.toFixed(2)} ms, with ${withSubs.mainCpuMsPerMessage.toFixed(2)} ms\n` +
     `write transactions per message without ${without.transactionsPerMessage.toFixed(2)}, with ${withSubs.transactionsPerMessage.toFixed(2)}\n` +
+    (BACKEND === 'postgres' ? `PostgreSQL statements per message (main thread) without ${without.statementsPerMessage.toFixed(2)}, with ${withSubs.statementsPerMessage.toFixed(2)}\n` : '') +
     (DELIVERY
       ? `notifications received ${withSubs.latencies.length}; ACK to receiver p50 ${pct(withSubs.latencies, 0.5)} ms, p95 ${pct(withSubs.latencies, 0.95)} ms, max ${withSubs.latencies.at(-1)} ms\n`
       : 'delivery off: outbox written, nothing delivered\n'),
 );
+if (STATEMENT_TOP > 0 && BACKEND === 'postgres') {
+  // The last round's with-run, against its without-run: what subscriptions add, per notification received.
+  const last = runs[runs.length - 1];
+  const notifications = Math.max(1, last.with.latencies.length);
+  const added = new Map([...last.with.statements].map(([text, n]) => [text, (n - (last.without.statements.get(text) ?? 0)) / notifications]));
+  process.stdout.write(`statements added per notification (last round; ${notifications} notifications): ${[...added.values()].reduce((a, b) => a + b, 0).toFixed(1)}\n`);
+  for (const [text, n] of [...added].filter(([, n]) => Math.abs(n) >= 0.05).sort((a, b) => b[1] - a[1]).slice(0, STATEMENT_TOP)) process.stdout.write(`${n.toFixed(2).padStart(7)}  ${text}\n`);
+}

@@ -103,6 +103,15 @@ export interface SenderTraffic {
   lastReceivedAt?: number;
 }
 
+/**
+ * The format and type of the HL7 v2 messages this process logged lately, by id. An HL7 v2 message's are
+ * written once, with it (a C-CDA's type is set again later, with its document key: those are not kept
+ * here), so what the notification outbox asks of each write such a message makes needs no read
+ * (decision 0052). Bounded; a message not here is read.
+ */
+const recentKinds = new Map<string, { format: string; messageType: string | null }>();
+const RECENT_KINDS = 1000;
+
 /** The message log: every inbound message, raw, with what became of it (docs/interfaces.md). */
 export class MessageLog {
   constructor(private readonly sql: SqlExecutor) {}
@@ -119,6 +128,17 @@ export class MessageLog {
       m.receivedAt,
       m.raw,
     ]);
+    if (m.format !== 'hl7v2') return;
+    if (recentKinds.size >= RECENT_KINDS) recentKinds.delete(recentKinds.keys().next().value as string);
+    recentKinds.set(m.id, { format: m.format, messageType: m.messageType ?? null });
+  }
+
+  /** A logged message's format and type (HL7 v2: `ADT^A01`...), without a read when this process logged it lately. */
+  async kindOf(id: string): Promise<{ format: string; messageType: string | null } | undefined> {
+    const recent = recentKinds.get(id);
+    if (recent) return recent;
+    const [row] = await this.sql.query<{ message_type: string | null; format: string }>('SELECT message_type, format FROM message WHERE id = ?', [id]);
+    return row && { format: row.format, messageType: row.message_type };
   }
 
   async finish(id: string, status: Exclude<MessageStatus, 'received'>, outcome: { error?: string; warnings?: string[]; resources?: string[]; patient?: string }): Promise<void> {

@@ -83,6 +83,28 @@ export async function numberDeliveries(sql: SqlExecutor, places: QueuePlaces[]):
 }
 
 /**
+ * PostgreSQL, one subscription: what numberDeliveries and settleDeliveries(withheld) do for it, in one
+ * statement, and so in one round trip when run outside a transaction (it is then its own, and waits for
+ * the disk). The update of the subscription's row is the only row lock it needs first (decision 0041);
+ * its deliveries are updated after it, as every other writer of them does. Returns the numbers given to
+ * `fresh` (in order) and the count after them.
+ */
+export async function numberAndWithholdOne(sql: SqlExecutor, subscriptionId: string, fresh: number[], withheld: number[], at: number): Promise<{ numbers: number[]; total: number }> {
+  const [row] = await sql.query<{ notified_count: number }>(
+    `WITH counted AS (UPDATE notify_subscription SET notified_count = notified_count + ? WHERE id = ? RETURNING notified_count),
+       withheld AS (UPDATE notify_delivery SET status = 'withheld', delivered_at = ?
+         WHERE subscription_id = ? AND event_number IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS json)))),
+       numbered AS (UPDATE notify_delivery d SET notified_number = c.notified_count - ? + f.i
+         FROM counted c, json_array_elements_text(CAST(? AS json)) WITH ORDINALITY AS f(place, i)
+         WHERE d.subscription_id = ? AND d.event_number = CAST(f.place AS BIGINT))
+     SELECT notified_count FROM counted`,
+    [fresh.length, subscriptionId, at, subscriptionId, JSON.stringify(withheld), fresh.length, JSON.stringify(fresh), subscriptionId],
+  );
+  const total = Number(row?.notified_count ?? 0);
+  return { numbers: fresh.map((_, i) => total - fresh.length + 1 + i), total };
+}
+
+/**
  * Gives leases back, each subscription due again at its next pending attempt (or heartbeat). The rows
  * must be locked already in this transaction (lockSubscriptions, or an update of them), so that a
  * dispatcher adding deliveries has committed before the next pending attempt is read (a statement of its

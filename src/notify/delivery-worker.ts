@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { auditLogIfOn } from '../audit/audit-attachment.js';
 import { notificationAuditRecord } from '../audit/audit-record.js';
-import { commitWithoutWaitingForDisk, type SqlExecutor } from '../store/database.js';
+import type { SqlExecutor } from '../store/database.js';
 import type { Repository } from '../store/repository.js';
 import { dispatchEvents, eventOf, EVENT_COLUMNS, type OutboxEvent } from './event-dispatcher.js';
 import { participantById } from '../participants/participants.js';
@@ -14,7 +14,7 @@ import { postNotification } from './rest-hook.js';
 import { SubscriberAccess } from './subscriber-access.js';
 import { SubscriptionCache } from './subscription-cache.js';
 import type { SubscriptionEntry } from './subscription-registry.js';
-import { lockOrder, lockSubscriptions, numberDeliveries, releaseLeases, settleDeliveries } from './delivery-ledger.js';
+import { lockOrder, lockSubscriptions, numberAndWithholdOne, numberDeliveries, releaseLeases, settleDeliveries } from './delivery-ledger.js';
 import type { AuthContext } from '../security/token-service.js';
 import type { WebSocketHub } from './websocket-hub.js';
 
@@ -73,11 +73,15 @@ export class DeliveryWorker {
   private timer?: NodeJS.Timeout;
   /** When the timer starts the next round. */
   private nextRoundAt = 0;
+  /** When the last round started. */
+  private lastRoundAt = 0;
   private running?: Promise<void>;
   private stopped = false;
   private lastPrune = 0;
   /** A commit signalled new outbox events while a round ran: dispatch them before the next claim, and go again. */
   private woken = false;
+  /** A commit signalled new outbox events since the last dispatch: the next one need not look first. */
+  private signalled = false;
   private unlisten?: () => Promise<void>;
 
   constructor(
@@ -120,8 +124,17 @@ export class DeliveryWorker {
    */
   wake(): void {
     if (this.stopped) return;
+    this.signalled = true;
     if (this.running) this.woken = true;
-    else this.schedule(this.settings.wakeDelayMs);
+    else this.schedule(this.wokenDelay());
+  }
+
+  /**
+   * How long a woken worker waits: `wakeDelayMs`, and at least until `roundIntervalMs` after the last
+   * round started, so that a busy intake's commits share rounds of that spacing (decision 0052).
+   */
+  private wokenDelay(): number {
+    return Math.max(this.settings.wakeDelayMs, this.lastRoundAt + this.settings.roundIntervalMs - Date.now());
   }
 
   /** The next round within `ms`: a round already set to start sooner keeps its time. */
@@ -137,23 +150,28 @@ export class DeliveryWorker {
     this.timer = undefined;
     if (this.stopped || this.running) return;
     this.woken = false;
+    this.lastRoundAt = Date.now();
     this.running = this.tick().catch((err) => this.log.error({ err: { message: (err as Error).message } }, 'notifications: a delivery round failed; it is tried again'));
     await this.running;
     this.running = undefined;
-    if (!this.stopped) this.schedule(this.woken ? this.settings.wakeDelayMs : this.settings.pollMs);
+    if (!this.stopped) this.schedule(this.woken ? this.wokenDelay() : this.settings.pollMs);
   }
 
   /** One round: dispatch what the outbox holds, deliver what is due, prune what is old. */
   async tick(): Promise<void> {
     await this.outbox?.refresh(this.repo.sql);
-    await this.dispatch();
+    // Deliveries just made: subscriptions are due, the claim need not look first.
+    let look = !(await this.dispatch());
     for (;;) {
       // Events committed while subscriptions were being delivered for are matched before the next claim, not after the last.
-      if (this.woken) await this.dispatch();
-      const claimed = await this.claim();
+      if (this.woken && (await this.dispatch())) look = false;
+      const claimed = await this.claim(look);
       if (!claimed.length) break;
-      await this.deliverClaimed(claimed);
-      if (this.stopped) break;
+      const leftPending = await this.deliverClaimed(claimed);
+      // Fewer than a claim's worth, all finished: nothing was left due (the poll finds retries falling due).
+      // Commits since then are the next round's, `roundIntervalMs` after this one began (decision 0052).
+      if (this.stopped || (claimed.length < CLAIM && !leftPending)) break;
+      look = true;
     }
     if (Date.now() - this.lastPrune > 60_000) {
       this.lastPrune = Date.now();
@@ -161,9 +179,19 @@ export class DeliveryWorker {
     }
   }
 
-  private async dispatch(): Promise<void> {
+  /** Dispatches what the outbox holds; returns whether any subscription was given deliveries. */
+  private async dispatch(): Promise<boolean> {
     this.woken = false;
-    while ((await dispatchEvents(this.repo, this.cache)) > 0 && !this.stopped);
+    let signalled = this.signalled;
+    this.signalled = false;
+    let deliveries = 0;
+    for (;;) {
+      const done = await dispatchEvents(this.repo, this.cache, { signalled });
+      deliveries += done.deliveries;
+      // Fewer than its limit: it took every event committed before it (later commits signal again).
+      if (!done.more || this.stopped) return deliveries > 0;
+      signalled = true;
+    }
   }
 
   /**
@@ -171,17 +199,18 @@ export class DeliveryWorker {
    * (each commit of outbox events wakes one) find nothing more to claim, and a read is cheaper than a
    * write transaction, which on SQLite also waits for the one writer with intake. What it misses (a
    * subscription made due just after it) is caught as before, by the commit's signal or the next poll.
+   * Without `look` (this round's dispatch has just made subscriptions due), no read first.
    */
-  private async claim(): Promise<string[]> {
+  private async claim(look = true): Promise<string[]> {
     const now = Date.now();
     const skipLocked = this.repo.db.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
     // A websocket subscription is delivered by the process its socket is bound to; unbound, its events wait.
     const sockets = this.hub?.boundSubscriptions() ?? [];
     const websocket = sockets.length ? `channel_type <> 'websocket' OR id IN (${sockets.map(() => '?').join(', ')})` : "channel_type <> 'websocket'";
     const due = `SELECT id FROM notify_subscription WHERE active = 1 AND next_due <= ? AND lease_until < ? AND (${websocket}) ORDER BY next_due LIMIT`;
-    if (!(await this.repo.sql.query(`${due} 1`, [now, now, ...sockets])).length) return [];
+    if (look && !(await this.repo.sql.query(`${due} 1`, [now, now, ...sockets])).length) return [];
     return this.repo.transaction(async (tx) => {
-      await commitWithoutWaitingForDisk(tx.sql, this.repo.db.dialect); // a lease lost in a database crash is claimed again
+      await tx.sql.commitWithoutWaitingForDisk(); // a lease lost in a database crash is claimed again
       const rows = await tx.sql.query<{ id: string }>(
         `UPDATE notify_subscription SET lease_owner = ?, lease_until = ? WHERE id IN (${due} ${CLAIM}${skipLocked}) RETURNING id`,
         [this.owner, now + this.settings.leaseMs, now, now, ...sockets],
@@ -197,7 +226,7 @@ export class DeliveryWorker {
    * one transaction, giving back the leases of those with nothing more to send. A subscription whose
    * attempt failed waits for its retry; the others go on while their lease lasts.
    */
-  private async deliverClaimed(ids: string[]): Promise<void> {
+  private async deliverClaimed(ids: string[]): Promise<boolean> {
     const held = new Set(ids);
     const sentFor = new Set<string>();
     const subs: SubscriptionEntry[] = [];
@@ -212,7 +241,7 @@ export class DeliveryWorker {
         const batches = (await Promise.all(going.map((sub) => this.nextBatch(sub)))).filter((b): b is Batch => !!b);
         if (!batches.length) break;
         // Waits for the disk: the numbers go out with the notifications and must never be given again.
-        await this.repo.transaction((tx) => this.prepare(tx.sql, batches));
+        await this.prepare(batches);
         const sending = batches.filter((b) => b.batch.length);
         const outcomes = await Promise.all(sending.map((b) => this.send(b.sub, b.batch, b.total)));
         const released = await this.repo.transaction((tx) => this.record(tx.sql, sending, outcomes));
@@ -235,12 +264,14 @@ export class DeliveryWorker {
     } finally {
       if (held.size) {
         await this.repo.transaction(async (tx) => {
-          await commitWithoutWaitingForDisk(tx.sql, this.repo.db.dialect);
+          await tx.sql.commitWithoutWaitingForDisk();
           await lockSubscriptions(tx.sql, this.repo.db.dialect, [...held]);
           await releaseLeases(tx.sql, [...held], this.owner);
         });
       }
     }
+    // Leases given back with work left (a failed attempt's retry, a lease that ran out): possibly due again.
+    return held.size > 0;
   }
 
   /**
@@ -264,22 +295,32 @@ export class DeliveryWorker {
   }
 
   /**
-   * Before sending (one transaction for the round): settles what the policy withheld, and gives the
+   * Before sending (one transaction for the round; on PostgreSQL one statement when it writes for one
+   * subscription): settles what the policy withheld, and gives the
    * events about to be sent their subscriber-visible numbers (events-since-subscription-start), in queue
    * order. A retry sends the same numbers, so receivers can drop repeats; only events the policy let
    * through are numbered, so a withheld event leaves no gap that would tell the subscriber something
    * happened to its patient. Numbers already given are kept.
    */
-  private async prepare(sql: SqlExecutor, batches: Batch[]): Promise<void> {
+  private async prepare(batches: Batch[]): Promise<void> {
     const fresh = batches.map((b) => ({ b, fresh: b.batch.filter((d) => d.notified === undefined) }));
-    const writing = batches.filter((b, i) => b.withheld.length || fresh[i].fresh.length);
+    const writing = fresh.filter(({ b, fresh }) => b.withheld.length || fresh.length);
     if (!writing.length) return;
-    if (writing.length > 1) await lockSubscriptions(sql, this.repo.db.dialect, writing.map((b) => b.sub.id));
-    await settleDeliveries(sql, batches.map((b) => ({ subscriptionId: b.sub.id, numbers: b.withheld })), 'withheld', Date.now());
-    const given = await numberDeliveries(sql, fresh.map(({ b, fresh }) => ({ subscriptionId: b.sub.id, numbers: fresh.map((d) => d.number) })));
+    let given: Map<string, { numbers: number[]; total: number }>;
+    if (writing.length === 1 && this.repo.db.dialect.name === 'postgres') {
+      // One subscription: one statement, its own transaction (on PostgreSQL each statement is a round trip).
+      const [{ b, fresh: todo }] = writing;
+      given = new Map([[b.sub.id, await numberAndWithholdOne(this.repo.sql, b.sub.id, todo.map((d) => d.number), b.withheld, Date.now())]]);
+    } else {
+      given = await this.repo.transaction(async (tx) => {
+        if (writing.length > 1) await lockSubscriptions(tx.sql, this.repo.db.dialect, writing.map(({ b }) => b.sub.id));
+        await settleDeliveries(tx.sql, batches.map((b) => ({ subscriptionId: b.sub.id, numbers: b.withheld })), 'withheld', Date.now());
+        return numberDeliveries(tx.sql, fresh.map(({ b, fresh }) => ({ subscriptionId: b.sub.id, numbers: fresh.map((d) => d.number) })));
+      });
+    }
     for (const { b, fresh: todo } of fresh) {
       const numbered = given.get(b.sub.id);
-      if (!numbered) continue;
+      if (!numbered || !todo.length) continue;
       todo.forEach((d, i) => (d.notified = numbered.numbers[i]));
       b.total = numbered.total;
     }
@@ -294,7 +335,7 @@ export class DeliveryWorker {
     if (!sent.length) return [];
     // Lost in a database crash, the outcomes are redone: the same events sent again under the same
     // numbers (prepare waited for the disk), which receivers drop as duplicates.
-    await commitWithoutWaitingForDisk(sql, this.repo.db.dialect);
+    await sql.commitWithoutWaitingForDisk();
     const now = Date.now();
     const places = (status: Outcome) => sent.filter((_, i) => outcomes[i] === status).map((b) => ({ subscriptionId: b.sub.id, numbers: b.batch.map((d) => d.number) }));
     const delivered = places('delivered');

@@ -2,9 +2,8 @@ import { requestFor } from '../engine/fhir-request.js';
 import { dispatch } from '../engine/fhir-router.js';
 import type { Bundle } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
-import { commitWithoutWaitingForDisk } from '../store/database.js';
 import { CRITERIA_TOPIC_PREFIX } from './notification-outbox.js';
-import { personKeys, type PersonKeys } from './roster-match.js';
+import { personKeysOf, type PersonKeys } from './roster-match.js';
 import type { SubscriptionCache } from './subscription-cache.js';
 import { lockOrder } from './delivery-ledger.js';
 import type { SubscriptionEntry } from './subscription-registry.js';
@@ -36,28 +35,47 @@ export function eventOf(row: EventRow): OutboxEvent {
 
 export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, facts';
 
+/** Events one dispatch takes at most. */
+export const DISPATCH_LIMIT = 500;
+
+/** What a dispatch did: events taken, whether more may be waiting (it took its limit), deliveries made. */
+export interface DispatchResult {
+  events: number;
+  more: boolean;
+  deliveries: number;
+}
+
 /**
  * Fans outbox events out to the subscriptions whose topic and filters they match: one delivery per
  * (subscription, event), placed in the subscription's queue (event_number: its internal order; the
  * number the subscriber sees is given when the event is sent, see DeliveryWorker), and marks the events
  * dispatched, all in one transaction. One dispatcher at a time across processes (a writer lock), so
  * queue places never collide or skip.
- * Returns how many events it took.
+ * Without `signalled` (a commit has just said there are events), a plain read looks first.
  */
-export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, limit = 500): Promise<number> {
-  // A plain read first: a round's last call finds nothing, and the transaction (with the dispatch lock) is for work.
-  if (!(await repo.sql.query('SELECT seq FROM notify_event WHERE dispatched = 0 LIMIT 1')).length) return 0;
+export async function dispatchEvents(repo: Repository, cache: SubscriptionCache, options: { limit?: number; signalled?: boolean } = {}): Promise<DispatchResult> {
+  const limit = options.limit ?? DISPATCH_LIMIT;
+  // A plain read first, unless a commit has just signalled events: most polls find nothing, and the
+  // transaction (with the dispatch lock) is for work.
+  if (!options.signalled && !(await repo.sql.query('SELECT seq FROM notify_event WHERE dispatched = 0 LIMIT 1')).length) return { events: 0, more: false, deliveries: 0 };
   return repo.transaction(async (tx) => {
     // Lost in a database crash, the dispatch is lost whole and done again: nothing was sent for it before
     // a later commit that waits for the disk (the numbering before each send) carried it there.
-    await commitWithoutWaitingForDisk(tx.sql, repo.db.dialect);
+    await tx.sql.commitWithoutWaitingForDisk();
     await tx.sql.lock('tessera-notify-dispatch');
-    const rows = await tx.sql.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}`);
-    if (!rows.length) return 0;
+    // Taken and marked in one statement (the dispatch lock keeps other dispatchers away meanwhile); undone with the rest on an error.
+    const rows = (
+      await tx.sql.query<EventRow>(`UPDATE notify_event SET dispatched = 1 WHERE seq IN (SELECT seq FROM notify_event WHERE dispatched = 0 ORDER BY seq LIMIT ${limit}) RETURNING ${EVENT_COLUMNS}`)
+    ).sort((a, b) => Number(a.seq) - Number(b.seq));
+    if (!rows.length) return { events: 0, more: false, deliveries: 0 };
     await cache.refresh(tx.sql, true);
     const matched = new Map<string, number[]>();
-    for (const event of rows.map(eventOf)) {
-      for (const sub of await matchingSubscriptions(tx, cache, event)) {
+    const events = rows.map(eventOf);
+    // The persons of the events that a subscription with a person filter may match: read together, in one statement.
+    const byPerson = (topic: string) => !topic.startsWith(CRITERIA_TOPIC_PREFIX) && (cache.forTopic(topic).byGroup.size > 0 || cache.forTopic(topic).byPatient.size > 0);
+    const people = await personKeysOf(tx, events.filter((e) => e.patientId && byPerson(e.topic)).map((e) => e.patientId as string));
+    for (const event of events) {
+      for (const sub of await matchingSubscriptions(tx, cache, event, people)) {
         matched.set(sub.id, [...(matched.get(sub.id) ?? []), event.seq]);
       }
     }
@@ -77,13 +95,13 @@ export async function dispatchEvents(repo: Repository, cache: SubscriptionCache,
     for (let i = 0; i < deliveries.length; i += 2000) {
       await tx.sql.insertRows('notify_delivery', ['subscription_id', 'event_number', 'event_seq', 'status', 'attempts', 'next_attempt'], deliveries.slice(i, i + 2000));
     }
-    const seqs = rows.map((r) => Number(r.seq));
-    await tx.sql.run(`UPDATE notify_event SET dispatched = 1 WHERE seq IN (${seqs.map(() => '?').join(', ')})`, seqs);
-    return rows.length;
+    return { events: rows.length, more: rows.length === limit, deliveries: deliveries.length };
   });
 }
 
-async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent): Promise<SubscriptionEntry[]> {
+const NO_PERSON: PersonKeys = { patientIds: new Set(), identifiers: [], groups: new Set() };
+
+async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache, event: OutboxEvent, people: Map<string, PersonKeys>): Promise<SubscriptionEntry[]> {
   const topic = cache.forTopic(event.topic);
   if (!topic.all.length) return [];
   if (event.topic.startsWith(CRITERIA_TOPIC_PREFIX)) {
@@ -91,8 +109,7 @@ async function matchingSubscriptions(repo: Repository, cache: SubscriptionCache,
     for (const sub of topic.all) if (await meetsCriteria(repo, sub.criteria as string, event.focusId)) out.push(sub);
     return out;
   }
-  let person: PersonKeys | undefined;
-  const personOf = async () => (person ??= event.patientId ? await personKeys(repo, event.patientId) : { patientIds: new Set<string>(), identifiers: [], groups: new Set<string>() });
+  const personOf = async () => (event.patientId && people.get(event.patientId)) || NO_PERSON;
   // Only the subscriptions whose person filter this person can meet, and those without one.
   const candidates = new Set(topic.unkeyed);
   if (topic.byGroup.size || topic.byPatient.size) {

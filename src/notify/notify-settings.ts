@@ -9,6 +9,13 @@ export interface NotifySettings {
    * share one, ms (TESSERA_NOTIFY_WAKE_DELAY_MS, default 25; 0: at once).
    */
   wakeDelayMs: number;
+  /**
+   * The shortest time from the start of one woken round to the start of the next, ms
+   * (TESSERA_NOTIFY_ROUND_INTERVAL_MS, default 100; 0: none): while commits keep coming, they share rounds
+   * of this spacing (and each round's statements); an idle worker's first round still waits only
+   * `wakeDelayMs` (decision 0052).
+   */
+  roundIntervalMs: number;
   /** First retry delay, doubled at each failure up to retryMaxMs (TESSERA_NOTIFY_RETRY_BASE_MS, default 1 s). */
   retryBaseMs: number;
   /** Longest retry delay (TESSERA_NOTIFY_RETRY_MAX_MS, default 5 min). */
@@ -47,6 +54,7 @@ export function notifySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Not
     workers: env.TESSERA_NOTIFY !== 'off',
     pollMs: num(env.TESSERA_NOTIFY_POLL_MS, 200, 'TESSERA_NOTIFY_POLL_MS'),
     wakeDelayMs: env.TESSERA_NOTIFY_WAKE_DELAY_MS === '0' ? 0 : num(env.TESSERA_NOTIFY_WAKE_DELAY_MS, 25, 'TESSERA_NOTIFY_WAKE_DELAY_MS'),
+    roundIntervalMs: env.TESSERA_NOTIFY_ROUND_INTERVAL_MS === '0' ? 0 : num(env.TESSERA_NOTIFY_ROUND_INTERVAL_MS, 100, 'TESSERA_NOTIFY_ROUND_INTERVAL_MS'),
     retryBaseMs: num(env.TESSERA_NOTIFY_RETRY_BASE_MS, 1000, 'TESSERA_NOTIFY_RETRY_BASE_MS'),
     retryMaxMs: num(env.TESSERA_NOTIFY_RETRY_MAX_MS, 300_000, 'TESSERA_NOTIFY_RETRY_MAX_MS'),
     maxAttempts: num(env.TESSERA_NOTIFY_MAX_ATTEMPTS, 12, 'TESSERA_NOTIFY_MAX_ATTEMPTS'),

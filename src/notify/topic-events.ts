@@ -1,5 +1,6 @@
 import type { CodeableConcept, DiagnosticReport, DocumentReference, Encounter, Observation, Patient, Reference, Resource } from '@medplum/fhirtypes';
 import { MESSAGE_SYSTEM } from '../ingest/message-provenance.js';
+import { MessageLog } from '../messages/message-log.js';
 import { replacedBy } from '../mpi/golden-record.js';
 import { isGolden } from '../mpi/source-identity.js';
 import type { Repository } from '../store/repository.js';
@@ -166,8 +167,8 @@ function messageIdOf(resource: Resource): string | undefined {
 }
 
 async function triggerOf(repo: Repository, messageId: string): Promise<string | undefined> {
-  const rows = await repo.sql.query<{ message_type: string | null; format: string }>('SELECT message_type, format FROM message WHERE id = ?', [messageId]);
-  const type = rows[0]?.format === 'hl7v2' ? rows[0].message_type : undefined;
+  const kind = await new MessageLog(repo.sql).kindOf(messageId);
+  const type = kind?.format === 'hl7v2' ? kind.messageType : undefined;
   return type?.split('^')[1] || undefined;
 }
 

@@ -70,12 +70,28 @@ class StatementNames {
 }
 
 class PgExecutor implements SqlExecutor {
+  /** Channels the open transaction signals, and whether it commits without waiting for the disk: both sent with its COMMIT. */
+  private readonly signals = new Set<string>();
+  private relaxedCommit = false;
+
   constructor(
     private readonly client: pg.Pool | pg.PoolClient,
     private readonly statementNames: StatementNames,
     private readonly channelOf: (channel: string) => string,
     private readonly inTransaction = false,
   ) {}
+
+  /**
+   * The text that commits the open transaction: COMMIT, after its commit setting and its signals, in the
+   * same round trip (the simple protocol runs the statements in order, and stops at the first error, so the
+   * transaction then rolls back as if they had failed on their own). A signal is sent by PostgreSQL at
+   * commit, and the setting read at commit, wherever in the transaction they are given.
+   */
+  commitText(): string {
+    const client = this.client as pg.PoolClient;
+    const signals = [...this.signals].map((c) => `SELECT pg_notify(${client.escapeLiteral(c)}, ''); `).join('');
+    return `${this.relaxedCommit ? 'SET LOCAL synchronous_commit = off; ' : ''}${signals}COMMIT`;
+  }
 
   private statement(sql: string, params: SqlValue[], options?: QueryOptions): pg.QueryConfig {
     const text = toPg(sql);
@@ -143,8 +159,14 @@ class PgExecutor implements SqlExecutor {
   }
 
   async notify(channel: string): Promise<void> {
-    // Delivered by PostgreSQL when the transaction commits (duplicates within it are folded into one).
-    await this.client.query('SELECT pg_notify($1, \'\')', [this.channelOf(channel)]);
+    // Delivered by PostgreSQL when the transaction commits (duplicates within it are folded into one): sent with the COMMIT.
+    if (this.inTransaction) this.signals.add(this.channelOf(channel));
+    else await this.client.query('SELECT pg_notify($1, \'\')', [this.channelOf(channel)]);
+  }
+
+  async commitWithoutWaitingForDisk(): Promise<void> {
+    // Sent with the COMMIT (commitText): PostgreSQL reads the setting when the transaction commits.
+    if (this.inTransaction) this.relaxedCommit = true;
   }
 }
 
@@ -243,6 +265,8 @@ export class PostgresDatabase implements Database {
     return this.executor.notify(channel);
   }
 
+  async commitWithoutWaitingForDisk(): Promise<void> {}
+
   listen(channel: string, fn: () => void): Promise<() => Promise<void>> {
     return listenOn(this.options.connectionString, this.channelOf(channel), fn);
   }
@@ -258,8 +282,9 @@ export class PostgresDatabase implements Database {
     try {
       await client.query('BEGIN');
       try {
-        const result = await fn(new PgExecutor(client, this.statementNames, this.channelOf, true));
-        await client.query('COMMIT');
+        const tx = new PgExecutor(client, this.statementNames, this.channelOf, true);
+        const result = await fn(tx);
+        await client.query(tx.commitText());
         return result;
       } catch (err) {
         await client.query('ROLLBACK');

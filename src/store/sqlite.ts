@@ -155,6 +155,10 @@ class SqliteExecutor implements SqlExecutor {
     this.signals.add(channel);
   }
 
+  async commitWithoutWaitingForDisk(): Promise<void> {
+    // synchronous=NORMAL: a WAL commit does not wait for the disk already.
+  }
+
   async exec(sql: string): Promise<void> {
     this.connection.exec(sql);
   }
@@ -232,6 +236,8 @@ export class SqliteDatabase implements Database {
   async notify(channel: string): Promise<void> {
     this.channels.emit(channel);
   }
+
+  async commitWithoutWaitingForDisk(): Promise<void> {}
 
   async listen(channel: string, fn: () => void): Promise<() => Promise<void>> {
     this.channels.on(channel, fn);
