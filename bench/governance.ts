@@ -64,6 +64,14 @@ function request(agent: http.Agent, method: string, url: string, token: string, 
   });
 }
 
+type Mode = 'off' | 'on';
+
+/** The servers' turns in pair of blocks `block`: each pair in the other order than the last, so the machine's drift falls on both modes alike. */
+const blockOrder = (order: readonly Mode[], block: number): readonly Mode[] => (block % 2 ? [...order].reverse() : order);
+
+/** One keep-alive connection to each server: requests go one at a time. */
+const oneConnectionEach = (): Record<Mode, http.Agent> => ({ off: new http.Agent({ keepAlive: true, maxSockets: 1 }), on: new http.Agent({ keepAlive: true, maxSockets: 1 }) });
+
 /**
  * The same requests, one at a time, to both servers in alternating blocks of SEQUENTIAL_BLOCK (each pair of
  * blocks in the other order than the last). Per mode: the p95 of all its latencies, and its server's CPU
@@ -71,9 +79,9 @@ function request(agent: http.Agent, method: string, url: string, token: string, 
  * writer's commit of a block's events is charged to that block, and the other server's next block starts
  * on an idle machine.
  */
-async function pairedSequential(servers: Record<'off' | 'on', { server: ServerProcess; token: string }>, order: readonly ('off' | 'on')[], paths: string[]): Promise<Record<'off' | 'on', { p95: number; cpuUs: number; mainCpuUs: number }>> {
-  const agents = { off: new http.Agent({ keepAlive: true, maxSockets: 1 }), on: new http.Agent({ keepAlive: true, maxSockets: 1 }) };
-  const send = async (mode: 'off' | 'on', path: string) => {
+async function pairedSequential(servers: Record<Mode, { server: ServerProcess; token: string }>, order: readonly (Mode)[], paths: string[]): Promise<Record<Mode, { p95: number; cpuUs: number; mainCpuUs: number }>> {
+  const agents = oneConnectionEach();
+  const send = async (mode: Mode, path: string) => {
     const started = performance.now();
     const status = await request(agents[mode], 'GET', `${servers[mode].server.url}/fhir/${path}`, servers[mode].token);
     if (status !== 200) throw new Error(`${path}: HTTP ${status}`);
@@ -87,7 +95,7 @@ async function pairedSequential(servers: Record<'off' | 'on', { server: ServerPr
   const cpuMs = { off: 0, on: 0 };
   const mainCpuMs = { off: 0, on: 0 };
   for (let start = 0, block = 0; start < paths.length; start += SEQUENTIAL_BLOCK, block++) {
-    for (const mode of block % 2 ? [...order].reverse() : order) {
+    for (const mode of blockOrder(order, block)) {
       const { server } = servers[mode];
       const before = await server.cpuMs();
       for (const p of paths.slice(start, start + SEQUENTIAL_BLOCK)) latencies[mode].push(await send(mode, p));
@@ -99,7 +107,7 @@ async function pairedSequential(servers: Record<'off' | 'on', { server: ServerPr
   }
   agents.off.destroy();
   agents.on.destroy();
-  const per = (mode: 'off' | 'on') => ({ p95: percentiles(latencies[mode]).p95, cpuUs: (cpuMs[mode] * 1000) / paths.length, mainCpuUs: (mainCpuMs[mode] * 1000) / paths.length });
+  const per = (mode: Mode) => ({ p95: percentiles(latencies[mode]).p95, cpuUs: (cpuMs[mode] * 1000) / paths.length, mainCpuUs: (mainCpuMs[mode] * 1000) / paths.length });
   return { off: per('off'), on: per('on') };
 }
 
@@ -127,13 +135,13 @@ async function concurrent(url: string, token: string, paths: string[]): Promise<
  * resources per second of posting time; each server settles after its block, so the audit writer's
  * commits of one block do not fall into the other server's.
  */
-async function pairedIngest(servers: Record<'off' | 'on', { server: ServerProcess; token: string }>, order: readonly ('off' | 'on')[], seed: number): Promise<Record<'off' | 'on', number>> {
-  const agents = { off: new http.Agent({ keepAlive: true, maxSockets: 1 }), on: new http.Agent({ keepAlive: true, maxSockets: 1 }) };
+async function pairedIngest(servers: Record<Mode, { server: ServerProcess; token: string }>, order: readonly (Mode)[], seed: number): Promise<Record<Mode, number>> {
+  const agents = oneConnectionEach();
   const bundles = [...patientBundles({ seed, patients: 2 * INGEST_BUNDLES, encountersPerPatient: [2, 8] })];
   const resources = { off: 0, on: 0 };
   const ms = { off: 0, on: 0 };
   for (let start = 0, block = 0; start < bundles.length; block++) {
-    for (const mode of block % 2 ? [...order].reverse() : order) {
+    for (const mode of blockOrder(order, block)) {
       const { server, token } = servers[mode];
       const started = performance.now();
       for (const bundle of bundles.slice(start, start + INGEST_BLOCK)) {
@@ -153,7 +161,7 @@ async function pairedIngest(servers: Record<'off' | 'on', { server: ServerProces
 
 type Measures = Record<'readP95' | 'searchP95' | 'readCpu' | 'searchCpu' | 'readMainCpu' | 'searchMainCpu' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
 
-async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS, compare = 'all' }: GovernanceBenchOptions): Promise<Record<'off' | 'on', Measures[]>> {
+async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS, compare = 'all' }: GovernanceBenchOptions): Promise<Record<Mode, Measures[]>> {
   const { config, cleanup } = benchConfig(backend);
   const tessera = await createTessera({ ...config, audit: false });
   const clients = {
@@ -182,13 +190,13 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
   const pick = (n: number, f: (id: string) => string) => Array.from({ length: n }, (_, i) => f(patients[(i * 7919) % patients.length]));
   const reads = pick(SAMPLES, (id) => `Patient/${id}`);
   const searches = pick(SAMPLES, (id) => `Observation?subject=Patient/${id}&_count=20`);
-  const results: Record<'off' | 'on', Measures[]> = { off: [], on: [] };
+  const results: Record<Mode, Measures[]> = { off: [], on: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const);
     // Both servers run at once, on the same store: the sequential series alternate between them block by
     // block, so that the machine's drift (seen here: the same series twice as slow one minute as the next)
     // falls on both modes alike.
-    const servers = {} as Record<'off' | 'on', { server: ServerProcess; token: string }>;
+    const servers = {} as Record<Mode, { server: ServerProcess; token: string }>;
     for (const mode of order) {
       process.env.TESSERA_AUDIT = compare === 'policy' ? 'off' : mode;
       const server = await startServerProcess(config);
@@ -197,7 +205,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURC
     // The concurrent series first: thousands of requests, after which each server's code is optimised as
     // in a server that has run a while (a sequential series right after the start measured more CPU per
     // request than the same series after them).
-    const concurrentSeries = {} as Record<'off' | 'on', { reads: { latencies: number[]; perSecond: number }; searches: { latencies: number[] } }>;
+    const concurrentSeries = {} as Record<Mode, { reads: { latencies: number[]; perSecond: number }; searches: { latencies: number[] } }>;
     for (const mode of order) {
       const { server, token } = servers[mode];
       await server.settled();

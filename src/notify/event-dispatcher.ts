@@ -36,7 +36,7 @@ export function eventOf(row: EventRow): OutboxEvent {
 export const EVENT_COLUMNS = 'seq, at, topic, focus_type, focus_id, patient_id, facts';
 
 /** Events one dispatch takes at most. */
-export const DISPATCH_LIMIT = 500;
+const DISPATCH_LIMIT = 500;
 
 /** What a dispatch did: events taken, whether more may be waiting (it took its limit), deliveries made. */
 export interface DispatchResult {
