@@ -366,9 +366,12 @@ mpi
   .option('--train', 'then learn a model from the loaded sample (unlabelled, as `tessera mpi train` does), load the sample again with it and report both')
   .option('--target-precision <p>', 'with --train: the precision the learned thresholds aim at', '0.999')
   .option('--pairs <n>', 'with --train: most candidate pairs for EM', '200000')
+  .option('--upkeep <records>', "run the model upkeep of `tessera serve` (learn as the index grows, match the review queue's records again) every this many records of the first load; 0: never", '0')
   .option('--data <dir>', "a deployment's data directory: evaluate with its trained model (env TESSERA_DATA)")
   .option('--database-url <url>', "a deployment's PostgreSQL: evaluate with its trained model (env DATABASE_URL)")
-  .action(async (flags: StoreFlags & { truth: string; truthColumn?: string; truthSystem?: string; report?: string; train?: boolean; targetPrecision: string; pairs: string }) => {
+  .action(async (flags: StoreFlags & { truth: string; truthColumn?: string; truthSystem?: string; report?: string; train?: boolean; targetPrecision: string; pairs: string; upkeep: string }) => {
+    const upkeepEvery = Number(flags.upkeep);
+    if (!Number.isInteger(upkeepEvery) || upkeepEvery < 0) return program.error(`tessera mpi evaluate: --upkeep must be a whole number of records, not "${flags.upkeep}"`);
     let sample: LabelledSample;
     try {
       const text = readFileSync(flags.truth, 'utf8');
@@ -385,12 +388,12 @@ mpi
       await source.close();
     }
     /** One load of the sample into a scratch SQLite store, deleted afterwards. */
-    const inScratch = async (label: string, stored: Parameters<typeof saveModel>[1] | undefined, train: boolean) => {
+    const inScratch = async (label: string, stored: Parameters<typeof saveModel>[1] | undefined, train: boolean, upkeep = 0) => {
       const scratch = mkdtempSync(join(tmpdir(), 'tessera-evaluate-'));
       try {
         process.stdout.write(`Loading ${sample.records.length} records one by one (${label})\n`);
         const scratchConfig = { ...configFromEnv({ dataDir: scratch, logLevel: 'warn' }), databaseUrl: undefined, schema: undefined };
-        const result = await evaluateSample(scratchConfig, sample.records, { model: stored, train: train ? { maxPairs: Number(flags.pairs), targets } : undefined });
+        const result = await evaluateSample(scratchConfig, sample.records, { model: stored, train: train ? { maxPairs: Number(flags.pairs), targets } : undefined, upkeepEvery: upkeep });
         process.stdout.write(`${qualitySummary(result.quality)}\n`);
         if (result.refused.length) process.stdout.write(`${result.refused.length} records refused by the store (listed in the report)\n`);
         return result;
@@ -398,8 +401,9 @@ mpi
         rmSync(scratch, { recursive: true, force: true });
       }
     };
-    const first = await inScratch(model ? `trained model ${model.version}` : 'hand-set priors', model, !!flags.train);
-    const sections = [{ title: `Matching quality on ${basename(flags.truth)} (${model ? `trained model ${model.version}` : 'hand-set priors'})`, result: first }];
+    const firstLabel = `${model ? `trained model ${model.version}` : 'hand-set priors'}${upkeepEvery ? `, model upkeep every ${upkeepEvery} records` : ''}`;
+    const first = await inScratch(firstLabel, model, !!flags.train, upkeepEvery);
+    const sections = [{ title: `Matching quality on ${basename(flags.truth)} (${firstLabel})`, result: first }];
     if (first.trained) {
       process.stdout.write(`\nModel learned from the sample (unlabelled):\n${formatModelChange(first.model, first.trained)}\n`);
       process.stdout.write(`estimated match share among candidates ${(first.trained.matchShare * 100).toFixed(2)}%\n\n`);

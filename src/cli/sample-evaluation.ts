@@ -4,6 +4,8 @@ import { loadSample, scoreLinking, type LinkingQuality } from '../mpi/evaluation
 import type { LabelledRecord } from '../mpi/labelled-records.js';
 import type { MatchModel } from '../mpi/match-model.js';
 import { saveModel } from '../mpi/model-store.js';
+import { learnerStoreOf } from '../mpi/model-learner.js';
+import { ModelUpkeep } from '../mpi/model-upkeep.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import type { PosteriorTargets } from '../mpi/posterior-thresholds.js';
 import { trainFromIndex, type TrainedModel } from '../mpi/training.js';
@@ -28,7 +30,13 @@ export interface SampleEvaluation {
 export async function evaluateSample(
   config: TesseraConfig,
   records: LabelledRecord[],
-  options: { model?: Parameters<typeof saveModel>[1]; train?: { maxPairs: number; targets?: PosteriorTargets }; explainUpTo?: number } = {},
+  options: {
+    model?: Parameters<typeof saveModel>[1];
+    train?: { maxPairs: number; targets?: PosteriorTargets };
+    explainUpTo?: number;
+    /** Run the model upkeep of `tessera serve` every this many records (model-upkeep.ts). */
+    upkeepEvery?: number;
+  } = {},
 ): Promise<SampleEvaluation> {
   if (options.model) {
     // The linker takes the newest stored model when the store opens: store it first.
@@ -39,7 +47,8 @@ export async function evaluateSample(
   const tessera = await createTessera({ ...config, mpi: true }, { auditThread: false });
   try {
     const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
-    const loaded = await loadSample(tessera.repo, records);
+    const upkeep = new ModelUpkeep(tessera.repo, linker, { store: learnerStoreOf(config) });
+    const loaded = await loadSample(tessera.repo, records, undefined, options.upkeepEvery ? { every: options.upkeepEvery, run: () => upkeep.run() } : undefined);
     const quality = await scoreLinking(tessera.repo, linker.model, loaded.personOf, options.explainUpTo);
     const trained =
       options.train &&

@@ -20,7 +20,11 @@ export interface LoadedSample {
   seconds: number;
 }
 
-export async function loadSample(repo: Repository, records: LabelledRecord[], onProgress?: (done: number) => void): Promise<LoadedSample> {
+/**
+ * `upkeep`: what `tessera serve` runs on a timer (model-upkeep.ts), run here after every `every` records
+ * so that the load sees the model change as a live index would.
+ */
+export async function loadSample(repo: Repository, records: LabelledRecord[], onProgress?: (done: number) => void, upkeep?: { every: number; run: () => Promise<unknown> }): Promise<LoadedSample> {
   const started = performance.now();
   const personOf = new Map<string, string>();
   const refused: string[] = [];
@@ -34,7 +38,9 @@ export async function loadSample(repo: Repository, records: LabelledRecord[], on
       refused.push(`${record.where}: ${err.message}`);
     }
     if ((i + 1) % 200 === 0) onProgress?.(i + 1);
+    if (upkeep && (i + 1) % upkeep.every === 0) await upkeep.run();
   }
+  if (upkeep) await upkeep.run();
   return { personOf, refused, seconds: (performance.now() - started) / 1000 };
 }
 

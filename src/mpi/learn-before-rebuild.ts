@@ -40,6 +40,6 @@ export async function learnBeforeRebuild(sql: SqlExecutor): Promise<Learning> {
   if (learned.pairs < MIN_CANDIDATE_PAIRS) {
     return { before, skipped: `only ${learned.pairs} candidate pairs in the index; the model is learned from ${MIN_CANDIDATE_PAIRS} on` };
   }
-  await saveModel(sql, learned);
+  await saveModel(sql, learned, Number(n));
   return { before, learned };
 }

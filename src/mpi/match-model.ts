@@ -113,6 +113,8 @@ export class MatchModel {
     probabilities: Probabilities = PRIORS,
     readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
     readonly identifierSystems: SystemProbabilities = {},
+    /** The stored model (mpi_model.version) it was made from; absent for the hand priors. */
+    readonly version?: number,
   ) {
     this.probabilities = completeProbabilities(probabilities);
     const weightsOf = (levels: Record<string, { m: number; u: number }>) => Object.fromEntries(Object.entries(levels).map(([level, { m, u }]) => [level, Math.log2(m / u)]));

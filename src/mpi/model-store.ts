@@ -16,6 +16,8 @@ export interface StoredModel {
   /** The targets the thresholds were derived for, and what the data was too small to learn (absent in older models). */
   targets?: PosteriorTargets;
   notLearned: string[];
+  /** Source records the index held when the model was learned from it (absent in models stored before model upkeep). */
+  records?: number;
 }
 
 /**
@@ -26,6 +28,7 @@ interface StoredLearning {
   identifierSystems?: SystemProbabilities;
   targets?: PosteriorTargets;
   notLearned?: string[];
+  records?: number;
 }
 
 /** The model in force before any was trained: the hand priors, as training starts from and reports against. */
@@ -50,6 +53,7 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       identifierSystems: json.identifierSystems ?? {},
       targets: json.targets,
       notLearned: json.notLearned ?? [],
+      records: json.records,
     }
   );
 }
@@ -57,14 +61,20 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
 /** The model the linker starts with: the newest trained one, else the hand-set priors. */
 export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
   const model = await latestModel(sql);
-  return model ? new MatchModel(model.probabilities, model.thresholds, model.identifierSystems) : new MatchModel(PRIORS);
+  return model ? matchModelOf(model) : new MatchModel(PRIORS);
+}
+
+/** The linker's model made from a stored one. */
+export function matchModelOf(model: StoredModel): MatchModel {
+  return new MatchModel(model.probabilities, model.thresholds, model.identifierSystems, model.version);
 }
 
 export async function saveModel(
   sql: SqlExecutor,
   model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'> & Partial<Pick<TrainedModel, 'identifierSystems' | 'targets' | 'notLearned'>>,
+  records?: number,
 ): Promise<void> {
-  const learning: StoredLearning = { identifierSystems: model.identifierSystems, targets: model.targets, notLearned: model.notLearned };
+  const learning: StoredLearning = { identifierSystems: model.identifierSystems, targets: model.targets, notLearned: model.notLearned, records };
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
     JSON.stringify({ ...model.probabilities, ...learning }),

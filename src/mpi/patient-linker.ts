@@ -27,7 +27,17 @@ export class PatientLinker implements WriteObserver {
   /** How common each full name is: shared by linking and Patient/$match. */
   readonly names = new NameFrequencies();
 
-  constructor(readonly model = new MatchModel()) {}
+  constructor(private inForce = new MatchModel()) {}
+
+  /** The model links are decided by: the newest stored when the store opened, then what `adopt` puts in force. */
+  get model(): MatchModel {
+    return this.inForce;
+  }
+
+  /** Puts a newly learned model in force for the next record (model-upkeep.ts). */
+  adopt(model: MatchModel): void {
+    this.inForce = model;
+  }
 
   async written(repo: Repository, resources: Resource[]): Promise<void> {
     for (const patient of resources as Patient[]) {

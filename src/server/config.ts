@@ -17,6 +17,8 @@ export interface TesseraConfig {
   logLevel: string;
   /** Master patient index on Patient writes (docs/matching.md); on unless TESSERA_MPI=0. */
   mpi: boolean;
+  /** Seconds between runs of the match model's upkeep in `tessera serve` (TESSERA_MPI_UPKEEP_SECONDS, default 60; 0: off; model-upkeep.ts). */
+  mpiUpkeepSeconds: number;
   /** HL7 v2 MLLP listener port (default 2575; 0 picks a free one; negative turns the listener off). */
   mllpPort: number;
   /** Largest C-CDA document accepted, in bytes (TESSERA_CCDA_MAX_BYTES, default 10 MiB). */
@@ -65,6 +67,7 @@ export function configFromEnv(overrides: Partial<TesseraConfig> = {}): TesseraCo
     bodyLimit: Number(env.TESSERA_BODY_LIMIT ?? 64 * 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
     mpi: env.TESSERA_MPI !== '0' && env.TESSERA_MPI !== 'false',
+    mpiUpkeepSeconds: wholeNumber('TESSERA_MPI_UPKEEP_SECONDS', env.TESSERA_MPI_UPKEEP_SECONDS, 60),
     mllpPort: env.TESSERA_MLLP_PORT === 'off' ? -1 : Number(env.TESSERA_MLLP_PORT ?? 2575),
     ccdaMaxBytes: Number(env.TESSERA_CCDA_MAX_BYTES ?? DEFAULT_MAX_XML_BYTES),
     mllpTlsCert: env.TESSERA_MLLP_TLS_CERT || undefined,

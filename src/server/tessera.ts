@@ -11,6 +11,8 @@ import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
 import { GOLDEN_RECORDS } from '../mpi/golden-record.js';
 import { currentMatchModel } from '../mpi/model-store.js';
+import { learnerStoreOf } from '../mpi/model-learner.js';
+import { ModelUpkeep } from '../mpi/model-upkeep.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { hideDerivedRecords } from '../search/derived-records.js';
 import type { TesseraConfig } from './config.js';
@@ -52,6 +54,8 @@ export interface Tessera {
   audit?: AuditLog;
   /** Applies changed local-code mappings to what already arrived (src/codes/backfill.ts); `serve` starts it. */
   codeBackfill: CodeBackfill;
+  /** The match model's upkeep (model-upkeep.ts), with the MPI on: `tessera serve` runs it every TESSERA_MPI_UPKEEP_SECONDS. */
+  mpiUpkeep?: ModelUpkeep;
   /** The notification delivery workers of this process (docs/notifications.md). */
   notifications: DeliveryWorker;
   /** Starts the delivery workers (`tessera serve` does unless TESSERA_NOTIFY=off); resolves once they listen for commits. */
@@ -68,9 +72,9 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   const repo = new Repository(db);
   // Always, not only with the MPI on: a store may hold golden records written while it was on.
   hideDerivedRecords(GOLDEN_RECORDS);
-  if (config.mpi) {
-    repo.observe(new PatientLinker(await currentMatchModel(db)));
-  }
+  const linker = config.mpi ? new PatientLinker(await currentMatchModel(db)) : undefined;
+  if (linker) repo.observe(linker);
+  const mpiUpkeep = linker && new ModelUpkeep(repo, linker, { store: learnerStoreOf(config) });
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
   // Participants' local codes get their standard codings on every write, from any entry (src/codes).
@@ -117,6 +121,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
     ccda,
     audit,
     codeBackfill,
+    mpiUpkeep,
     notifications,
     async startNotifications() {
       if (notifying) return;
@@ -144,6 +149,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
       await mllp?.stop();
       await notifications.stop();
       await codeBackfill.stop();
+      await mpiUpkeep?.stop();
       hub.close();
       // fastify's close stops accepting connections and waits for in-flight requests (and their writes).
       await app.close();
@@ -165,6 +171,13 @@ export async function serve(tessera: Tessera): Promise<string> {
   if (mllpPort !== undefined) tessera.app.log.info({ port: mllpPort, tls: !!tessera.config.mllpTlsCert }, 'HL7 v2 MLLP listener started');
   if (notifySettingsFromEnv().workers) await tessera.startNotifications();
   tessera.codeBackfill.start();
+  if (tessera.config.mpiUpkeepSeconds) {
+    tessera.mpiUpkeep?.start(
+      tessera.config.mpiUpkeepSeconds * 1000,
+      (err) => tessera.app.log.error({ err: { message: (err as Error).message } }, 'patient index: the match model upkeep failed; tried again at its next run'),
+      ({ adopted, rematched, linked }) => tessera.app.log.info({ ...adopted, rematched, linked }, 'patient index: a match model learned from the index is in force; the review queue was matched again under it'),
+    );
+  }
   const stop = async (signal: string) => {
     tessera.app.log.info({ signal }, 'shutting down');
     await tessera.close();

@@ -1,0 +1,27 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../audit/background-priority.js';
+import type { Database } from '../store/database.js';
+import { PostgresDatabase } from '../store/postgres.js';
+import { SqliteDatabase } from '../store/sqlite.js';
+import type { LearnRequest } from './model-learner.js';
+import { trainFromIndex } from './training.js';
+
+// Learning a model off the thread that answers requests: a million random pairs compared take tens of
+// seconds (model-learner.ts). Its own connection, reading only.
+const { store, startM, options } = workerData as LearnRequest;
+lowerThreadPriority(19);
+let db: Database | undefined;
+try {
+  if (store.kind === 'postgres') {
+    const pg = new PostgresDatabase({ connectionString: store.connectionString, schema: store.schema, statementTimeoutMs: store.statementTimeoutMs });
+    await pg.init();
+    db = pg;
+  } else {
+    db = new SqliteDatabase(store.file, { checkpoints: false });
+  }
+  parentPort?.postMessage({ model: await trainFromIndex(db, startM, options) });
+} catch (err) {
+  parentPort?.postMessage({ error: (err as Error).message ?? String(err) });
+} finally {
+  await db?.close();
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { latestModel, saveModel } from '../src/mpi/model-store.js';
+import { learnerStoreOf } from '../src/mpi/model-learner.js';
+import { learningDue, ModelUpkeep } from '../src/mpi/model-upkeep.js';
+import { PatientLinker } from '../src/mpi/patient-linker.js';
+import { identityPopulation } from '../src/synthetic/identity-population.js';
+import { BACKENDS } from './helpers/backends.js';
+import { startMpiTestServer, type TestServer } from './helpers/server.js';
+
+/**
+ * Data: the seeded synthetic population of src/synthetic/identity-population.ts (500 people, about 1,000
+ * records: typing errors, nicknames, moves, missing fields, twins, Jr/Sr, people sharing common names and
+ * birth dates), POSTed through the HTTP API in transaction Bundles of 50, in generation order. The truth
+ * (which person each record is) is the generator's; the index never sees it.
+ */
+const PERSONS = 500;
+/** Below a deployment's 1,000, so that the test's population holds several times it. */
+const MIN_RECORDS = 400;
+
+describe('learningDue', () => {
+  it('learns first at the minimum, then each time the index has doubled since the model in force was learned', () => {
+    assert.equal(learningDue(999, undefined), false);
+    assert.equal(learningDue(1_000, undefined), true);
+    assert.equal(learningDue(1_999, { records: 1_000 }), false);
+    assert.equal(learningDue(2_000, { records: 1_000 }), true);
+    // A model stored without its count (trained before upkeep existed) stays until a rebuild or training.
+    assert.equal(learningDue(50_000, { records: undefined }), false);
+  });
+});
+
+for (const backend of BACKENDS) {
+  describe(`The match model follows the index as it grows (${backend})`, () => {
+    let server: TestServer;
+    let upkeep: ModelUpkeep;
+    let linker: PatientLinker;
+    const personOf = new Map<string, number>();
+
+    const openQuestions = async () => {
+      const res = await server.fhir('GET', 'Patient/$mpi-review-queue?_count=1');
+      assert.equal(res.status, 200);
+      return Number((res.body.parameter as { name: string; valueInteger?: number }[]).find((p) => p.name === 'total')?.valueInteger);
+    };
+    /** Pairs of records in one identity: all of them, and those that are one person. */
+    const linkedPairs = async () => {
+      const rows = await server.tessera.db.query<{ patient_id: string; enterprise_id: string }>('SELECT patient_id, enterprise_id FROM mpi_source');
+      const members = new Map<string, string[]>();
+      for (const r of rows) members.set(r.enterprise_id, [...(members.get(r.enterprise_id) ?? []), r.patient_id]);
+      let linked = 0;
+      let correct = 0;
+      for (const ids of members.values()) {
+        for (let i = 0; i < ids.length; i++) {
+          for (let j = i + 1; j < ids.length; j++) {
+            linked++;
+            if (personOf.get(ids[i]) === personOf.get(ids[j])) correct++;
+          }
+        }
+      }
+      return { linked, correct };
+    };
+
+    before(async () => {
+      server = await startMpiTestServer(backend);
+      linker = server.tessera.repo.observerOf(PatientLinker) as PatientLinker;
+      upkeep = new ModelUpkeep(server.tessera.repo, linker, { store: learnerStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
+      const records = [...identityPopulation({ seed: 53, persons: PERSONS })];
+      for (let i = 0; i < records.length; i += 50) {
+        const chunk = records.slice(i, i + 50);
+        const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: chunk.map((r) => ({ resource: r.patient as Patient, request: { method: 'POST', url: 'Patient' } })) };
+        const res = await server.fhir('POST', '', bundle);
+        assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+        (res.body as Bundle).entry?.forEach((e, k) => personOf.set(/Patient\/([^/]+)/.exec(e.response?.location ?? '')?.[1] as string, chunk[k].personId));
+      }
+    });
+    after(() => server?.close());
+
+    it('learns a model from the index (off the request thread) once it holds enough records, puts it in force, and links the review queue\'s records the learned model is sure of, without a false link', async () => {
+      assert.equal(linker.model.version, undefined, 'the hand priors are in force on a fresh store');
+      const questionsBefore = await openQuestions();
+      const before = await linkedPairs();
+      assert.equal(before.correct, before.linked, 'the priors link no two people');
+      assert.ok(questionsBefore > 0, 'the priors leave questions for a steward');
+
+      const running = upkeep.run();
+      // Learning compares a million random pairs on a thread of its own: the server answers meanwhile.
+      const answered = server.fhir('GET', `Patient/${[...personOf.keys()][0]}`).then((res) => `answered ${res.status}`);
+      assert.equal(await Promise.race([answered, running.then(() => 'learned first')]), 'answered 200');
+      const result = await running;
+      const stored = await latestModel(server.tessera.db);
+      assert.ok(result.adopted?.learnedHere, JSON.stringify(result));
+      assert.equal(result.adopted.version, stored?.version);
+      assert.equal(stored?.records, personOf.size, 'the model says how many records it was learned from');
+      assert.equal(linker.model.version, stored?.version, 'the learned model is in force');
+      assert.ok(result.rematched > 0 && result.linked > 0, JSON.stringify(result));
+
+      const after = await linkedPairs();
+      const questionsAfter = await openQuestions();
+      assert.equal(after.correct, after.linked, 'no false link under the learned model');
+      assert.ok(after.linked > before.linked, `${after.linked} pairs linked after, ${before.linked} before`);
+      assert.ok(questionsAfter < questionsBefore, `${questionsAfter} open questions after, ${questionsBefore} before`);
+    });
+
+    it('does not learn again before the index has doubled, and puts in force a model another process stored', async () => {
+      const again = await upkeep.run();
+      assert.deepEqual(again, { rematched: 0, linked: 0 });
+
+      // Another Tessera process on the same store learned (or an operator trained) a newer model.
+      const current = await latestModel(server.tessera.db);
+      assert.ok(current);
+      await saveModel(server.tessera.db, current, current.records);
+      const newer = await latestModel(server.tessera.db);
+      const adopted = await upkeep.run();
+      assert.equal(adopted.adopted?.learnedHere, false);
+      assert.equal(adopted.adopted?.version, newer?.version);
+      assert.equal(linker.model.version, newer?.version);
+    });
+
+    it('runs on its timer in the background and stops with the server', async () => {
+      const current = await latestModel(server.tessera.db);
+      assert.ok(current);
+      await saveModel(server.tessera.db, current, current.records);
+      const seen = new Promise<number | undefined>((resolve) => upkeep.start(20, (err) => { throw err; }, (r) => resolve(r.adopted?.version)));
+      const version = await seen;
+      await upkeep.stop();
+      assert.equal(version, (await latestModel(server.tessera.db))?.version);
+    });
+  });
+}
