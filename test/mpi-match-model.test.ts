@@ -253,3 +253,42 @@ describe('MPI training', () => {
     assert.ok(thresholdsFromPosterior(scores, -10, { precision: 0.99999, recall: 0.995 }).autoLink > t.autoLink);
   });
 });
+
+describe('MPI term frequencies of postal codes and localities (a learned model)', () => {
+  // Synthetic: 10,000 people sampled, one postal code borne by 3,000 of them (a city's single code), the
+  // other codes rare; counted over identities, so one person's many records are one bearer.
+  const tables = { postalCode: { people: 10_000, bearers: { '10001': 3_000, '02118': 40 } } };
+  const learned = new MatchModel(PRIORS, undefined, {}, { termFrequencies: tables });
+  const postalWeight = (model: MatchModel, code: string) => {
+    const a = person('Ann', 'Lee', '1990-01-01', { address: [{ line: ['1 High St'], postalCode: code }] });
+    const b = person('Ann', 'Lee', '1990-01-01', { telecom: [], address: [{ line: ['9 Low Rd'], postalCode: code }] });
+    return model.decide(compareFeatures(personFeatures(a), personFeatures(b))).contributions.find((c) => c.field === 'postalCode')?.weight as number;
+  };
+
+  it('weighs a postal code by how many people bear it: a city-wide code says less than the average, a rare one the average', () => {
+    const average = postalWeight(model, '10001');
+    assert.equal(postalWeight(model, '02118'), average, 'the hand priors have no frequencies: every code weighs the same');
+    const common = postalWeight(learned, '10001');
+    const listed = postalWeight(learned, '02118');
+    const unlisted = postalWeight(learned, '55555');
+    assert.ok(Math.abs(common - Math.log2(PRIORS.postalCode.same.m / 0.3)) < 1e-9, `log2(m / 0.3): ${common}`);
+    assert.ok(common < listed && listed <= average, `${common} < ${listed} <= ${average}`);
+    assert.equal(unlisted, average, 'a code fewer than five people bear weighs the average');
+    // Codes as rare on average as FEBRL's (u 0.001): one everyone bears would fall by nearly ten bits.
+    const rareCodes = { ...PRIORS, postalCode: { same: { m: 0.65, u: 0.001 }, different: { m: 0.35, u: 0.999 } } };
+    const crowded = new MatchModel(rareCodes, undefined, {}, { termFrequencies: { postalCode: { people: 10_000, bearers: { '10001': 10_000 } } } });
+    assert.ok(Math.abs(postalWeight(crowded, '10001') - (Math.log2(0.65 / 0.001) - 6)) < 1e-9, 'a code everyone bears takes six bits at most');
+  });
+
+  it('counts bearers as people, not records, and lists only values five people or more bear', async () => {
+    const { termFrequencies } = await import('../src/mpi/term-frequencies.js');
+    const features = (code: string) => personFeatures(person('Ann', 'Lee', '1990-01-01', { address: [{ postalCode: code }] }));
+    const sample = [
+      ...Array.from({ length: 12 }, () => ({ enterpriseId: 'one-person', features: features('90210') })),
+      ...Array.from({ length: 6 }, (_, i) => ({ enterpriseId: `p${i}`, features: features('30303') })),
+    ];
+    const tf = termFrequencies(sample);
+    assert.equal(tf.postalCode?.people, 7);
+    assert.deepEqual(tf.postalCode?.bearers, { '30303': 6 }, "one person's twelve records are one bearer: not listed");
+  });
+});

@@ -1,6 +1,7 @@
 import { areNicknames } from './nicknames.js';
 import type { PersonFeatures } from './features.js';
 import { compareBirthDates, damerauLevenshtein, jaroWinkler, soundAlike } from './similarity.js';
+import { TERM_FIELDS, type TermField } from './term-frequencies.js';
 
 /**
  * The agreement level of each compared field for a pair of records: the comparison vector of the
@@ -30,7 +31,11 @@ export type IdentifierLevel = Exclude<Level<'identifier'>, 'missing'>;
  * The comparison vector: a level per field and, for identifiers, a level per system both records carry
  * (`identifier` is the best of them, which the vetoes read; the score weighs each system on its own).
  */
-export type ComparisonVector = { [F in Field]: Level<F> } & { identifierSystems?: Record<string, IdentifierLevel> };
+export type ComparisonVector = { [F in Field]: Level<F> } & {
+  identifierSystems?: Record<string, IdentifierLevel>;
+  /** The value both records bear where a field weighed by its frequency agrees (term-frequencies.ts). */
+  agreed?: Partial<Record<TermField, string>>;
+};
 export const FIELDS = Object.keys(FIELD_LEVELS) as Field[];
 
 const SIMILAR_NAME = 0.92;
@@ -47,7 +52,7 @@ const SIMILAR_STREET = 0.9;
 
 export function compareFeatures(a: PersonFeatures, b: PersonFeatures): ComparisonVector {
   const names = compareNames(a, b);
-  return {
+  const vector: ComparisonVector = {
     ...names,
     middleInitial: a.middleInitial && b.middleInitial ? (a.middleInitial === b.middleInitial ? 'same' : 'different') : 'missing',
     birthDate: a.birthDate && b.birthDate ? compareBirthDates(a.birthDate, b.birthDate) : 'missing',
@@ -64,6 +69,18 @@ export function compareFeatures(a: PersonFeatures, b: PersonFeatures): Compariso
     // Only a suffix on both sides is evidence: Jr against Sr is a different person; Jr against none is not.
     suffix: a.suffix && b.suffix ? (a.suffix === b.suffix ? 'same' : 'different') : 'missing',
   };
+  const agreed = agreedTerms(a, vector);
+  return agreed ? { ...vector, agreed } : vector;
+}
+
+/** The values a 'same' postal code or locality agrees on, for their frequency weights. */
+function agreedTerms(a: PersonFeatures, vector: ComparisonVector): ComparisonVector['agreed'] {
+  let agreed: ComparisonVector['agreed'];
+  for (const field of TERM_FIELDS) {
+    const value = a[field];
+    if (vector[field] === 'same' && value) (agreed ??= {})[field] = value;
+  }
+  return agreed;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { FIELD_LEVELS, FIELDS, type ComparisonVector, type Field, type IdentifierLevel } from './comparison.js';
+import { TERM_FIELDS, type TermField, type TermFrequencies } from './term-frequencies.js';
 
 /**
  * Fellegi-Sunter record linkage. For each field and agreement level, m is the probability of that level
@@ -92,6 +93,8 @@ const RARE_NAME_WEIGHT = 2;
  * the links as a whole must be.
  */
 const NAMESAKE_RISK = 0.001;
+/** Most a common postal code or locality weighs under the field's average: a town of millions still says something. */
+const TF_BELOW = 6;
 
 export interface MatchDecision {
   outcome: MatchOutcome;
@@ -113,13 +116,32 @@ export class MatchModel {
     probabilities: Probabilities = PRIORS,
     readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
     readonly identifierSystems: SystemProbabilities = {},
-    /** The stored model (mpi_model.version) it was made from; absent for the hand priors. */
-    readonly version?: number,
+    /** What a learned model holds besides: the stored version it was made from, its term frequencies. */
+    readonly learned: { version?: number; termFrequencies?: TermFrequencies } = {},
   ) {
     this.probabilities = completeProbabilities(probabilities);
     const weightsOf = (levels: Record<string, { m: number; u: number }>) => Object.fromEntries(Object.entries(levels).map(([level, { m, u }]) => [level, Math.log2(m / u)]));
     this.weights = Object.fromEntries(FIELDS.map((field) => [field, weightsOf(this.probabilities[field])])) as MatchModel['weights'];
     this.systemWeights = Object.fromEntries(Object.entries(identifierSystems).map(([system, levels]) => [system, weightsOf(levels)]));
+  }
+
+  /** The stored model (mpi_model.version) this was made from; absent for the hand priors. */
+  get version(): number | undefined {
+    return this.learned.version;
+  }
+
+  /**
+   * The weight of a postal code or locality agreeing on `value`: log2(m / the share of people bearing
+   * it), as Splink's term-frequency adjustment, for the values the learned model lists (the common
+   * ones); never above the field's average weight (a value's rarity in a sample is uncertain, and a
+   * household shares its code whatever its people) nor more than TF_BELOW under it. Unlisted values,
+   * and every value under the hand priors, weigh the average.
+   */
+  private termWeight(field: TermField, value: string | undefined, average: number): number {
+    const bearers = value === undefined ? undefined : this.learned.termFrequencies?.[field]?.bearers[value];
+    if (bearers === undefined) return average;
+    const share = bearers / Math.max(this.learned.termFrequencies?.[field]?.people ?? 1, 1);
+    return Math.min(average, Math.max(average - TF_BELOW, Math.log2(this.probabilities[field].same.m / share)));
   }
 
   /** The weight of an identifier level under one system: its own when learned, else the `identifier` field's. */
@@ -132,12 +154,15 @@ export class MatchModel {
    * evidence: a national id and an insurance member id agreeing are two facts).
    */
   private fieldContributions(vector: ComparisonVector): MatchDecision['contributions'] {
-    return FIELDS.flatMap((field) => {
+    return FIELDS.flatMap((field): MatchDecision['contributions'] => {
       const level = vector[field];
       if (field === 'identifier' && vector.identifierSystems) {
         return Object.entries(vector.identifierSystems).map(([system, l]) => ({ field, level: l, weight: this.identifierWeight(system, l), system }));
       }
-      return [{ field, level, weight: level === 'missing' ? 0 : this.weights[field][level] }];
+      if (level === 'missing') return [{ field, level, weight: 0 }];
+      const average = this.weights[field][level];
+      const term = level === 'same' && (TERM_FIELDS as readonly string[]).includes(field) ? (field as TermField) : undefined;
+      return [{ field, level, weight: term ? this.termWeight(term, vector.agreed?.[term], average) : average }];
     });
   }
 

@@ -1,6 +1,7 @@
 import type { SqlExecutor } from '../store/database.js';
 import { completeProbabilities, DEFAULT_THRESHOLDS, MatchModel, PRIORS, type Probabilities, type SystemProbabilities, type Thresholds } from './match-model.js';
 import type { PosteriorTargets } from './posterior-thresholds.js';
+import type { TermFrequencies } from './term-frequencies.js';
 import type { TrainedModel } from './training.js';
 
 export interface StoredModel {
@@ -18,6 +19,8 @@ export interface StoredModel {
   notLearned: string[];
   /** Source records the index held when the model was learned from it (absent in models stored before model upkeep). */
   records?: number;
+  /** Postal codes' and localities' frequencies among the people sampled (absent in models learned before them). */
+  termFrequencies?: TermFrequencies;
 }
 
 /**
@@ -29,6 +32,7 @@ interface StoredLearning {
   targets?: PosteriorTargets;
   notLearned?: string[];
   records?: number;
+  termFrequencies?: TermFrequencies;
 }
 
 /** The model in force before any was trained: the hand priors, as training starts from and reports against. */
@@ -54,6 +58,7 @@ export async function latestModel(sql: SqlExecutor): Promise<StoredModel | undef
       targets: json.targets,
       notLearned: json.notLearned ?? [],
       records: json.records,
+      termFrequencies: json.termFrequencies,
     }
   );
 }
@@ -66,15 +71,15 @@ export async function currentMatchModel(sql: SqlExecutor): Promise<MatchModel> {
 
 /** The linker's model made from a stored one. */
 export function matchModelOf(model: StoredModel): MatchModel {
-  return new MatchModel(model.probabilities, model.thresholds, model.identifierSystems, model.version);
+  return new MatchModel(model.probabilities, model.thresholds, model.identifierSystems, { version: model.version, termFrequencies: model.termFrequencies });
 }
 
 export async function saveModel(
   sql: SqlExecutor,
-  model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'> & Partial<Pick<TrainedModel, 'identifierSystems' | 'targets' | 'notLearned'>>,
+  model: Pick<TrainedModel, 'probabilities' | 'pairs' | 'matchShare' | 'iterations' | 'thresholds'> & Partial<Pick<TrainedModel, 'identifierSystems' | 'targets' | 'notLearned' | 'termFrequencies'>>,
   records?: number,
 ): Promise<void> {
-  const learning: StoredLearning = { identifierSystems: model.identifierSystems, targets: model.targets, notLearned: model.notLearned, records };
+  const learning: StoredLearning = { identifierSystems: model.identifierSystems, targets: model.targets, notLearned: model.notLearned, records, termFrequencies: model.termFrequencies };
   await sql.run('INSERT INTO mpi_model (created_at, probabilities, pairs, match_share, iterations, thresholds) VALUES (?, ?, ?, ?, ?, ?)', [
     Date.now(),
     JSON.stringify({ ...model.probabilities, ...learning }),

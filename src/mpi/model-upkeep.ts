@@ -108,9 +108,10 @@ export class ModelUpkeep {
   /** Every record of an open question that is alone in its identity, matched again as a rebuild matches it. */
   private async rematchQuestioned(): Promise<{ rematched: number; linked: number }> {
     const rows = await this.repo.sql.query<{ patient_id: string }>(
-      `SELECT s.patient_id FROM mpi_source s
-        WHERE EXISTS (SELECT 1 FROM mpi_pair p WHERE p.status = 'open' AND (p.patient_a = s.patient_id OR p.patient_b = s.patient_id))
-          AND NOT EXISTS (SELECT 1 FROM mpi_source o WHERE o.enterprise_id = s.enterprise_id AND o.patient_id <> s.patient_id)
+      // Driven by the open pairs (mpi_pair_status), not by every record of the index.
+      `SELECT s.patient_id FROM (SELECT patient_a AS id FROM mpi_pair WHERE status = 'open' UNION SELECT patient_b FROM mpi_pair WHERE status = 'open') q
+         JOIN mpi_source s ON s.patient_id = q.id
+        WHERE NOT EXISTS (SELECT 1 FROM mpi_source o WHERE o.enterprise_id = s.enterprise_id AND o.patient_id <> s.patient_id)
         ORDER BY s.patient_id`,
     );
     const ids = rows.map((r) => r.patient_id);

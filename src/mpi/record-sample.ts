@@ -10,6 +10,11 @@ const FEATURE_PAGE = 500;
  * the whole index is never held in memory and a seeded `random` gives the same sample every time).
  */
 export async function sampleSourceFeatures(sql: SqlExecutor, size: number, random: Random): Promise<PersonFeatures[]> {
+  return (await sampleSources(sql, size, random)).map((s) => s.features);
+}
+
+/** The same sample, each record with the identity it belongs to. */
+export async function sampleSources(sql: SqlExecutor, size: number, random: Random): Promise<{ enterpriseId: string; features: PersonFeatures }[]> {
   const reservoir: string[] = [];
   let seen = 0;
   let after = '';
@@ -29,11 +34,11 @@ export async function sampleSourceFeatures(sql: SqlExecutor, size: number, rando
     }
     after = rows[rows.length - 1].patient_id;
   }
-  const features: PersonFeatures[] = [];
+  const sources: { enterpriseId: string; features: PersonFeatures }[] = [];
   for (let i = 0; i < reservoir.length; i += FEATURE_PAGE) {
     const ids = reservoir.slice(i, i + FEATURE_PAGE);
-    const rows = await sql.query<{ features: string }>(`SELECT features FROM mpi_source WHERE patient_id IN (${ids.map(() => '?').join(', ')})`, ids);
-    for (const row of rows) features.push(JSON.parse(row.features) as PersonFeatures);
+    const rows = await sql.query<{ enterprise_id: string; features: string }>(`SELECT enterprise_id, features FROM mpi_source WHERE patient_id IN (${ids.map(() => '?').join(', ')})`, ids);
+    for (const row of rows) sources.push({ enterpriseId: row.enterprise_id, features: JSON.parse(row.features) as PersonFeatures });
   }
-  return features;
+  return sources;
 }

@@ -7,7 +7,8 @@ import type { PersonFeatures } from './features.js';
 import { MatchModel, type Probabilities, type SystemProbabilities, type Thresholds } from './match-model.js';
 import { DEFAULT_TARGETS, thresholdsFromPosterior, type PosteriorTargets } from './posterior-thresholds.js';
 import { MpiStore } from './mpi-store.js';
-import { sampleSourceFeatures } from './record-sample.js';
+import { sampleSources } from './record-sample.js';
+import { termFrequencies, type TermFrequencies } from './term-frequencies.js';
 import { levelsOf, type SystemLevels } from './level-probabilities.js';
 import { estimateU, systemsWithoutMatches, withoutMatches } from './u-estimation.js';
 
@@ -36,6 +37,8 @@ export interface TrainedModel extends TrainingResult {
   sharedKeyShare: number;
   thresholds: Thresholds;
   targets: PosteriorTargets;
+  /** Postal codes' and localities' frequencies among the people sampled (term-frequencies.ts). */
+  termFrequencies: TermFrequencies;
   /** Fields and identifier systems the data held too few pairs of to learn from: kept at the starting model's (the hand priors'), each with why. */
   notLearned: string[];
 }
@@ -57,7 +60,9 @@ const MIN_RANDOM_PAIRS = 1_000;
  */
 export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, options: TrainingOptions): Promise<TrainedModel> {
   const random = new Random(options.seed ?? 1);
-  const sample = await sampleSourceFeatures(sql, options.sampleRecords ?? 20_000, random);
+  const sampled = await sampleSources(sql, options.sampleRecords ?? 20_000, random);
+  const sample = sampled.map((s) => s.features);
+  const frequencies = termFrequencies(sampled);
   const randomPairs = options.randomPairs ?? 1_000_000;
   const observed = estimateU(sample, randomPairs, random);
   options.onProgress?.('random pairs', randomPairs);
@@ -101,7 +106,7 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
   // that EM's likelihoods carry (strangers are candidates with probability sharedKeyShare).
   const priorLogOdds = Math.log2(result.matchShare / (1 - result.matchShare)) + Math.log2(sharedKeyShare);
   const targets = options.targets ?? DEFAULT_TARGETS;
-  const model = new MatchModel(probabilities, { autoLink: Infinity, review: Infinity }, result.identifierSystems);
+  const model = new MatchModel(probabilities, { autoLink: Infinity, review: Infinity }, result.identifierSystems, { termFrequencies: frequencies });
   const scores = candidates.vectors.map((vector) => model.decide(vector).score);
   return {
     ...result,
@@ -112,6 +117,7 @@ export async function trainFromIndex(sql: SqlExecutor, startM: Probabilities, op
     thresholds: thresholdsFromPosterior(scores, priorLogOdds, targets),
     targets,
     notLearned,
+    termFrequencies: frequencies,
   };
 }
 
