@@ -17,22 +17,13 @@
  */
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
-import type { Bundle } from '@medplum/fhirtypes';
 import { arg } from './args.js';
-import { setClearance } from '../src/consent/clearance.js';
-import { privacyConsent } from '../src/consent/privacy-consent.js';
-import { ORGANIZATIONS } from '../src/synthetic/community.js';
-import { benchConfig, dropBenchSchema } from './config.js';
+import { dropBenchSchema } from './config.js';
 import { clientToken } from './http-client.js';
+import { loadGovernanceStore } from './governance-store.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { fmt, median, percentiles } from './stats.js';
-import { createClient } from '../src/security/clients.js';
-import { createTessera } from '../src/server/tessera.js';
-import { processBundle } from '../src/engine/bundle-processor.js';
-import { dispatch } from '../src/engine/fhir-router.js';
-import { systemRequest } from '../src/ingest/system-request.js';
-import { directoryBundle, patientBundles } from '../src/synthetic/community.js';
-import { refreshPlannerStatistics } from '../src/store/statistics.js';
+import { patientBundles } from '../src/synthetic/community.js';
 
 export interface GovernanceBenchOptions {
   resources: number;
@@ -162,31 +153,7 @@ async function pairedIngest(servers: Record<Mode, { server: ServerProcess; token
 type Measures = Record<'readP95' | 'searchP95' | 'readCpu' | 'searchCpu' | 'readMainCpu' | 'searchMainCpu' | 'concurrentReadP95' | 'concurrentSearchP95' | 'readsPerSecond' | 'ingestRate', number>;
 
 async function benchBackend(backend: 'sqlite' | 'postgres', { resources: RESOURCES, samples: SAMPLES, rounds: ROUNDS, compare = 'all' }: GovernanceBenchOptions): Promise<Record<Mode, Measures[]>> {
-  const { config, cleanup } = benchConfig(backend);
-  const tessera = await createTessera({ ...config, audit: false });
-  const clients = {
-    off: await createClient(tessera.db, { name: 'governance-bench-unrestricted', scope: 'system/*.cruds' }),
-    on: await createClient(tessera.db, { name: 'governance-bench-treatment', scope: 'system/*.cruds' }),
-  };
-  await setClearance(tessera.db, `client:${clients.off.clientId}`, ['*']);
-  await processBundle(tessera.repo, systemRequest(directoryBundle(1)), dispatch);
-  const patients: string[] = [];
-  let loaded = 0;
-  for (const bundle of patientBundles({ seed: 11, patients: Number.MAX_SAFE_INTEGER, encountersPerPatient: [2, 8] })) {
-    if (loaded >= RESOURCES) break;
-    const response = (await processBundle(tessera.repo, systemRequest(bundle as Bundle), dispatch)) as Bundle;
-    const patient = /Patient\/([^/]+)/.exec(response.entry?.[0].response?.location ?? '')?.[1] as string;
-    patients.push(patient);
-    loaded += bundle.entry?.length ?? 0;
-    if (patients.length % 5 === 0) {
-      // One patient in five denies an organization: consent rows the policy's condition has to consult.
-      const denied = `Organization/${ORGANIZATIONS[patients.length % ORGANIZATIONS.length].id}`;
-      const consent = privacyConsent(patient, { type: 'deny', actor: [{ role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] }, reference: { reference: denied } }] });
-      await processBundle(tessera.repo, systemRequest({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: consent, request: { method: 'POST', url: 'Consent' } }] }), dispatch);
-    }
-  }
-  await refreshPlannerStatistics(tessera.db);
-  await tessera.close();
+  const { config, cleanup, clients, patients } = await loadGovernanceStore(backend, RESOURCES);
   const pick = (n: number, f: (id: string) => string) => Array.from({ length: n }, (_, i) => f(patients[(i * 7919) % patients.length]));
   const reads = pick(SAMPLES, (id) => `Patient/${id}`);
   const searches = pick(SAMPLES, (id) => `Observation?subject=Patient/${id}&_count=20`);
