@@ -1,5 +1,5 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with --processes 1]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with --processes 1 | --paired 50]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
@@ -15,7 +15,8 @@
  * of each run (`DIR/<backend>-with.cpuprofile`, `-without`; bench/profile-summary.ts sums one). Synthetic
  * data only (MRNs and names generated here). `--processes N` (PostgreSQL, delivery on) also runs N - 1
  * `tessera serve` processes on the store, in both runs of a round: their workers share the delivery with
- * the intake's process (leases, decision 0037); the CPU figures then add theirs.
+ * the intake's process (leases, decision 0037); the CPU figures then add theirs. `--paired B`: both
+ * stores at once, the intake alternating between them in blocks of B (see `paired`).
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -52,7 +53,11 @@ const adt = (i: number) =>
     `PV1|1|I|4E^412^B^NORTHGATE||||1234^Carter^Ann|||MED|||||||||V-${i}^^^NORTHGATE^VN`,
   ].join('\r');
 
-async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number; statementsPerMessage: number; statements: Map<string, number> }> {
+/**
+ * A Tessera with its own store, MLLP listener and HTTP receiver of its notifications, with or without
+ * the subscriptions; `send` posts ADTs `from` .. `to` - 1 one at a time (each after the last one's ACK).
+ */
+async function openIntake(withSubscriptions: boolean) {
   const store = testConfig(BACKEND);
   const tessera = await createTessera({ ...store.config, mllpPort: 0 }, { auditThread: true });
   await tessera.app.listen({ port: 0, host: '127.0.0.1' });
@@ -92,37 +97,58 @@ async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ r
   // Started after the subscriptions are written, as the intake's process is (their first rounds find them).
   const others: ServerProcess[] = [];
   for (let p = 1; p < PROCESSES; p++) others.push(await startServerProcess(store.config));
-  const othersCpu = async () => (await Promise.all(others.map((o) => o.cpuMs()))).reduce((sum, c) => sum + c.total, 0);
   const sender = new MllpSender((await tessera.startMllp()) as number);
+  return {
+    tessera,
+    others,
+    latencies,
+    /** Sends ADTs `from` .. `to` - 1; returns the seconds from the first send to the last ACK. */
+    async send(from: number, to: number): Promise<number> {
+      const start = Date.now();
+      for (let i = from; i < to; i++) {
+        await sender.send(adt(i));
+        ackAt.set(`V-${i}`, Date.now());
+        if (beforeAck.delete(`V-${i}`)) latencies.push(0);
+      }
+      return (Date.now() - start) / 1000;
+    },
+    /** Waits (at most 120 s) until the notifications of the first `messages` ADTs have all arrived. */
+    async delivered(messages: number): Promise<void> {
+      const expected = withSubscriptions && DELIVERY ? Math.min(Math.ceil(messages / 2), SUBSCRIPTIONS * ROSTER) : 0;
+      const deadline = Date.now() + 120_000;
+      while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    },
+    async close(): Promise<void> {
+      await sender.close();
+      for (const other of others) await other.stop();
+      await tessera.close();
+      receiver.close();
+      await dropTestSchema(store.config);
+      store.cleanup();
+    },
+  };
+}
+
+async function run(withSubscriptions: boolean, messages = MESSAGES): Promise<{ rate: number; latencies: number[]; cpuMsPerMessage: number; mainCpuMsPerMessage: number; transactionsPerMessage: number; statementsPerMessage: number; statements: Map<string, number> }> {
+  const intake = await openIntake(withSubscriptions);
+  const othersCpu = async () => (await Promise.all(intake.others.map((o) => o.cpuMs()))).reduce((sum, c) => sum + c.total, 0);
   const stopProfile = await profilePhase(PROFILE_DIR, `${BACKEND}-${withSubscriptions ? 'with' : 'without'}`);
   const othersCpuStart = await othersCpu();
   const cpuStart = process.cpuUsage();
   const mainStart = mainThreadCpuMs();
-  const transactions = countTransactions(tessera);
+  const transactions = countTransactions(intake.tessera);
   const statementCount = countStatements();
-  const start = Date.now();
-  for (let i = 0; i < messages; i++) {
-    await sender.send(adt(i));
-    ackAt.set(`V-${i}`, Date.now());
-    if (beforeAck.delete(`V-${i}`)) latencies.push(0);
-  }
-  const seconds = (Date.now() - start) / 1000;
-  const expected = withSubscriptions && DELIVERY ? Math.min(Math.ceil(messages / 2), SUBSCRIPTIONS * ROSTER) : 0;
-  const deadline = Date.now() + 120_000;
-  while (latencies.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const seconds = await intake.send(0, messages);
+  await intake.delivered(messages);
   const cpu = process.cpuUsage(cpuStart);
   const mainCpu = mainThreadCpuMs() - mainStart;
   const otherCpuMs = (await othersCpu()) - othersCpuStart;
   const transactionCount = transactions.stop();
   const statements = statementCount.stop();
   await stopProfile();
-  await sender.close();
-  for (const other of others) await other.stop();
-  await tessera.close();
-  receiver.close();
-  await dropTestSchema(store.config);
-  store.cleanup();
-  return { rate: messages / seconds, latencies: latencies.sort((a, b) => a - b), cpuMsPerMessage: ((cpu.user + cpu.system) / 1000 + otherCpuMs) / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages, statementsPerMessage: totalOf(statements) / messages, statements };
+  await intake.close();
+  const latencies = intake.latencies.sort((a, b) => a - b);
+  return { rate: messages / seconds, latencies, cpuMsPerMessage: ((cpu.user + cpu.system) / 1000 + otherCpuMs) / messages, mainCpuMsPerMessage: mainCpu / messages, transactionsPerMessage: transactionCount / messages, statementsPerMessage: totalOf(statements) / messages, statements };
 }
 
 /**
@@ -157,6 +183,51 @@ function countTransactions(tessera: Tessera): { stop(): number } {
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+
+/**
+ * `--paired B`: both stores open at once in this process, the intake alternating between them in blocks
+ * of B messages (each pair of blocks in the other order than the last), so that the machine's drift falls
+ * on both alike (the rounds of separate runs differed by as much as the effect measured). A block's time
+ * runs from its first send to its last ACK; after each block of the store with subscriptions the bench
+ * waits, untimed, until that block's notifications have arrived, so that its delivery does not run into
+ * the other store's next block (what it still had to deliver after the block's last ACK, at most the
+ * ACK-to-receiver latency of its last messages, is thereby left out of its time). CPU is not reported:
+ * both stores share the process.
+ */
+async function paired(block: number): Promise<void> {
+  const intakes = { without: await openIntake(false), with: await openIntake(true) };
+  const seconds = { without: 0, with: 0 };
+  const warmUp = Math.min(block, Math.ceil(MESSAGES / 10));
+  for (const side of ['without', 'with'] as const) await intakes[side].send(0, warmUp);
+  await intakes.with.delivered(warmUp);
+  const measuredFrom = intakes.with.latencies.length;
+  let sent = warmUp;
+  for (let b = 0; sent < warmUp + MESSAGES; b++) {
+    const to = Math.min(sent + block, warmUp + MESSAGES);
+    for (const side of b % 2 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+      seconds[side] += await intakes[side].send(sent, to);
+      if (side === 'with') await intakes.with.delivered(to);
+    }
+    sent = to;
+  }
+  const latencies = intakes.with.latencies.slice(measuredFrom).sort((a, b) => a - b);
+  for (const intake of Object.values(intakes)) await intake.close();
+  const rate = (side: 'with' | 'without') => MESSAGES / seconds[side];
+  process.stdout.write(
+    `${BACKEND}, paired in blocks of ${block}: ${MESSAGES} ADT^A01 into each store (after ${warmUp} unmeasured), ${SUBSCRIPTIONS} subscriptions x ${ROSTER} rostered = ${SUBSCRIPTIONS * ROSTER} patients\n` +
+      `intake without subscriptions ${rate('without').toFixed(1)} msg/s, with ${rate('with').toFixed(1)} msg/s (${((rate('with') / rate('without') - 1) * 100).toFixed(1)} %)\n` +
+      (DELIVERY
+        ? `notifications received ${latencies.length}; ACK to receiver p50 ${pct(latencies, 0.5)} ms, p95 ${pct(latencies, 0.95)} ms, max ${latencies.at(-1)} ms\n`
+        : 'delivery off: outbox written, nothing delivered\n'),
+  );
+}
+
+const PAIRED = Number(arg('paired', '0'));
+if (PAIRED > 0) {
+  if (PROCESSES > 1) throw new Error('--paired runs one Tessera process per store');
+  await paired(PAIRED);
+  process.exit(0);
+}
 type Run = Awaited<ReturnType<typeof run>>;
 // A run gains from the runs before it in the process (JIT, caches): an unmeasured warm-up run first, then
 // `--rounds` rounds in alternating order (without/with, with/without, ...; `--first with` starts with the
