@@ -1,6 +1,7 @@
 import type { SqlExecutor } from '../store/database.js';
 import { latestModel, PRIOR_MODEL, saveModel, type StoredModel } from './model-store.js';
-import { DEFAULT_TARGETS } from './posterior-thresholds.js';
+import type { LearnRequest } from './model-learner.js';
+import { DEFAULT_TARGETS, type PosteriorTargets } from './posterior-thresholds.js';
 import { trainFromIndex, type TrainedModel } from './training.js';
 
 /**
@@ -36,10 +37,25 @@ export async function learnBeforeRebuild(sql: SqlExecutor): Promise<Learning> {
   if (Number(n) < MIN_RECORDS_TO_LEARN) {
     return { before, skipped: `the index holds ${Number(n)} source records; the model is learned from ${MIN_RECORDS_TO_LEARN.toLocaleString('en')} on` };
   }
-  const learned = await trainFromIndex(sql, before.probabilities, { maxPairs: MAX_PAIRS, targets: stored?.targets ?? DEFAULT_TARGETS, startSystems: before.identifierSystems });
-  if (learned.pairs < MIN_CANDIDATE_PAIRS) {
-    return { before, skipped: `only ${learned.pairs} candidate pairs in the index; the model is learned from ${MIN_CANDIDATE_PAIRS} on` };
+  const learned = await learnAndStore(sql, { start: before, targets: stored?.targets, records: Number(n) });
+  if (!learned.stored) {
+    return { before, skipped: `only ${learned.model.pairs} candidate pairs in the index; the model is learned from ${MIN_CANDIDATE_PAIRS} on` };
   }
-  await saveModel(sql, learned, Number(n));
-  return { before, learned };
+  return { before, learned: learned.model };
+}
+
+/**
+ * The learning step the rebuild and the model upkeep (model-upkeep.ts) share: the model learned from the
+ * index's `records` source records, starting from `start` and aiming at `targets`, stored with that count
+ * when it saw enough candidate pairs. `learn` runs `trainFromIndex` (the upkeep's runs it on a thread).
+ */
+export async function learnAndStore(
+  sql: SqlExecutor,
+  from: { start: Pick<StoredModel, 'probabilities' | 'identifierSystems'>; targets: PosteriorTargets | undefined; records: number },
+  learn: (request: Omit<LearnRequest, 'store'>) => Promise<TrainedModel> = (request) => trainFromIndex(sql, request.startM, request.options),
+): Promise<{ model: TrainedModel; stored: boolean }> {
+  const model = await learn({ startM: from.start.probabilities, options: { maxPairs: MAX_PAIRS, targets: from.targets ?? DEFAULT_TARGETS, startSystems: from.start.identifierSystems } });
+  if (model.pairs < MIN_CANDIDATE_PAIRS) return { model, stored: false };
+  await saveModel(sql, model, from.records);
+  return { model, stored: true };
 }

@@ -138,9 +138,10 @@ export class MatchModel {
    * and every value under the hand priors, weigh the average.
    */
   private termWeight(field: TermField, value: string | undefined, average: number): number {
-    const bearers = value === undefined ? undefined : this.learned.termFrequencies?.[field]?.bearers[value];
-    if (bearers === undefined) return average;
-    const share = bearers / Math.max(this.learned.termFrequencies?.[field]?.people ?? 1, 1);
+    const table = this.learned.termFrequencies?.[field];
+    const bearers = value === undefined ? undefined : table?.bearers[value];
+    if (!table || bearers === undefined) return average;
+    const share = bearers / Math.max(table.people, 1);
     return Math.min(average, Math.max(average - TF_BELOW, Math.log2(this.probabilities[field].same.m / share)));
   }
 

@@ -1,16 +1,10 @@
 import type { Patient } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
-import { MIN_RECORDS_TO_LEARN } from './learn-before-rebuild.js';
+import { learnAndStore, MIN_RECORDS_TO_LEARN } from './learn-before-rebuild.js';
 import { learnOffThread, type LearnerStore } from './model-learner.js';
-import { latestModel, matchModelOf, saveModel, type StoredModel } from './model-store.js';
+import { latestModel, matchModelOf, type StoredModel } from './model-store.js';
 import type { PatientLinker } from './patient-linker.js';
-import { DEFAULT_TARGETS } from './posterior-thresholds.js';
-import { trainFromIndex } from './training.js';
 
-/** Candidate pairs learned from, as `tessera mpi rebuild` learns (learn-before-rebuild.ts). */
-const MAX_PAIRS = 200_000;
-/** Fewest candidate pairs a learned model must have seen to be put in force. */
-const MIN_CANDIDATE_PAIRS = 100;
 /** Records matched again per write transaction. */
 const CHUNK = 100;
 
@@ -83,14 +77,9 @@ export class ModelUpkeep {
     const [{ n }] = await sql.query<{ n: number }>('SELECT COUNT(*) AS n FROM mpi_source');
     const started = performance.now();
     if (learningDue(Number(n), stored, this.options.minRecords)) {
-      const request = {
-        startM: this.linker.model.probabilities,
-        options: { maxPairs: MAX_PAIRS, targets: stored?.targets ?? DEFAULT_TARGETS, startSystems: this.linker.model.identifierSystems },
-      };
       const { store } = this.options;
-      const learned = store ? await learnOffThread({ store, ...request }) : await trainFromIndex(sql, request.startM, request.options);
-      if (learned.pairs >= MIN_CANDIDATE_PAIRS) {
-        await saveModel(sql, learned, Number(n));
+      const learned = await learnAndStore(sql, { start: this.linker.model, targets: stored?.targets, records: Number(n) }, store && ((request) => learnOffThread({ store, ...request })));
+      if (learned.stored) {
         stored = await latestModel(sql);
         learnedHere = true;
       }

@@ -6,14 +6,9 @@ const ID_PAGE = 5_000;
 const FEATURE_PAGE = 500;
 
 /**
- * A uniform random sample of `size` source records' features (reservoir sampling over the ids, so
+ * A uniform random sample of `size` source records' features, each with the identity it belongs to (reservoir sampling over the ids, so
  * the whole index is never held in memory and a seeded `random` gives the same sample every time).
  */
-export async function sampleSourceFeatures(sql: SqlExecutor, size: number, random: Random): Promise<PersonFeatures[]> {
-  return (await sampleSources(sql, size, random)).map((s) => s.features);
-}
-
-/** The same sample, each record with the identity it belongs to. */
 export async function sampleSources(sql: SqlExecutor, size: number, random: Random): Promise<{ enterpriseId: string; features: PersonFeatures }[]> {
   const reservoir: string[] = [];
   let seen = 0;

@@ -175,7 +175,7 @@ export async function serve(tessera: Tessera): Promise<string> {
     tessera.mpiUpkeep?.start(
       tessera.config.mpiUpkeepSeconds * 1000,
       (err) => tessera.app.log.error({ err: { message: (err as Error).message } }, 'patient index: the match model upkeep failed; tried again at its next run'),
-      ({ adopted, rematched, linked }) => tessera.app.log.info({ ...adopted, rematched, linked }, 'patient index: a match model learned from the index is in force; the review queue was matched again under it'),
+      ({ adopted, ...work }) => tessera.app.log.info({ ...adopted, ...work }, 'patient index: a match model learned from the index is in force; the review queue was matched again under it'),
     );
   }
   const stop = async (signal: string) => {
