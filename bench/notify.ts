@@ -1,11 +1,13 @@
 /**
- * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --rounds 3 --first without|with --processes 1 | --paired 50]
+ * npm run bench:notify [-- --subscriptions 1000 --roster 100 --messages 2000 --backend sqlite|postgres --delivery on|off --first without|with --paired 50 | --paired 0 --rounds 3 --processes 1]
  *
  * Sustained ADT^A01 intake over MLLP (one sender, one message at a time, as a hospital's interface
  * engine sends) into a store with `subscriptions` admission subscriptions, each with a roster Group of
  * `roster` patients (total subscriptions x roster), and the same intake into a store without
- * subscriptions, after an unmeasured warm-up run, in `--rounds` rounds of alternating order (a run gains
- * from the runs before it in the process). Half the admitted patients are on one roster. Reports: intake
+ * subscriptions. By default paired (`--paired 50`, see `paired`): both stores at once, the intake
+ * alternating between them in blocks of 50. With `--paired 0`, separate runs: an unmeasured warm-up run,
+ * then `--rounds` rounds of alternating order (a run gains from the runs before it in the process), and
+ * CPU figures. Half the admitted patients are on one roster. Reports: intake
  * rate with and without, and the latency from the ACK of a message to its notification's arrival at a real HTTP receiver (p50,
  * p95). Delivery runs with the default settings (workers woken by each commit, polling every 200 ms as
  * the fallback). `--delivery off` starts no delivery workers (the outbox is still written): intake with
@@ -15,8 +17,7 @@
  * of each run (`DIR/<backend>-with.cpuprofile`, `-without`; bench/profile-summary.ts sums one). Synthetic
  * data only (MRNs and names generated here). `--processes N` (PostgreSQL, delivery on) also runs N - 1
  * `tessera serve` processes on the store, in both runs of a round: their workers share the delivery with
- * the intake's process (leases, decision 0037); the CPU figures then add theirs. `--paired B`: both
- * stores at once, the intake alternating between them in blocks of B (see `paired`).
+ * the intake's process (leases, decision 0037); the CPU figures then add theirs (unpaired only).
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -230,9 +231,10 @@ async function paired(block: number): Promise<void> {
   );
 }
 
-const PAIRED = Number(arg('paired', '0'));
+// Paired unless asked otherwise; several processes run in separate runs only.
+const PAIRED = Number(arg('paired', PROCESSES > 1 ? '0' : '50'));
 if (PAIRED > 0) {
-  if (PROCESSES > 1) throw new Error('--paired runs one Tessera process per store');
+  if (PROCESSES > 1) throw new Error('--paired runs one Tessera process per store: add --paired 0');
   await paired(PAIRED);
   process.exit(0);
 }
