@@ -1,5 +1,5 @@
 /**
- * npx tsx bench/governance-engine.ts [--kind search|read] [--resources 5000] [--samples 2000] [--rounds 5]
+ * npx tsx bench/governance-engine.ts [--kind search|read] [--resources 5000] [--samples 2000] [--rounds 5] [--other-rules N]
  *
  * What the access policy and the audit cost inside the FHIR engine, with no HTTP, network or second
  * process around it (bench/governance.ts measures those): four engines on one SQLite store in one
@@ -11,7 +11,10 @@
  * Wall time of `FhirEngine.handle` plus serialising the body, per request, after one unmeasured round.
  * In process the policy's caller facts are asked by a statement of their own; over HTTP they ride on
  * the token check's statement in every mode (privacy-facts.ts), so "policy" here includes a statement
- * that HTTP pays whatever the caller. Data: bench/governance-store.ts.
+ * that HTTP pays whatever the caller. Data: bench/governance-store.ts. `--other-rules N` then adds N
+ * consent rules of other patients (deny, a third of them of one data class) straight into consent_rule,
+ * after the store's planner statistics, as a community whose patients consent after its bulk load would
+ * have them: what the policy's conditions cost as consents grow.
  */
 import { requestFor } from '../src/engine/fhir-request.js';
 import { FhirEngine } from '../src/engine/fhir-engine.js';
@@ -29,8 +32,13 @@ const BLOCK = 100;
 const MODES = ['off', 'audit', 'policy', 'all'] as const;
 type Mode = (typeof MODES)[number];
 
+const OTHER_RULES = Number(arg('other-rules', '0'));
 const { config, cleanup, clients, patients } = await loadGovernanceStore('sqlite', RESOURCES);
 const plain = await createTessera({ ...config, audit: false });
+for (let i = 0; i < OTHER_RULES; i += 5000) {
+  const rows = Array.from({ length: Math.min(5000, OTHER_RULES - i) }, (_, k) => [`other-${i + k}`, `other-patient-${i + k}`, 'deny', (i + k) % 3 ? null : 'PSY']);
+  await plain.repo.sql.insertRows('consent_rule', ['consent_id', 'patient_id', 'effect', 'kind'], rows);
+}
 const audited = await createTessera({ ...config, audit: true });
 const contextFor = async (tessera: Tessera, client: { clientId: string; clientSecret?: string }, extra: Record<string, string>): Promise<AuthContext> => {
   const issued = await tessera.tokens.issue({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret as string, ...extra }, undefined, 'http://localhost');
@@ -67,7 +75,7 @@ await audited.close();
 cleanup();
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-console.log(`## Governance inside the engine: ${KIND} (SQLite, ${RESOURCES} resources, ${ROUNDS} rounds of ${SAMPLES} per mode)\n`);
+console.log(`## Governance inside the engine: ${KIND} (SQLite, ${RESOURCES} resources${OTHER_RULES ? `, ${OTHER_RULES} other patients' consent rules` : ''}, ${ROUNDS} rounds of ${SAMPLES} per mode)\n`);
 console.log('| mode | mean µs | p50 µs | p95 µs | mean over off |');
 console.log('|---|---|---|---|---|');
 for (const mode of MODES) {
