@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { latestModel, saveModel } from '../src/mpi/model-store.js';
-import { learnerStoreOf } from '../src/mpi/model-learner.js';
+import { threadStoreOf } from '../src/store/thread-store.js';
 import { learningDue, ModelUpkeep } from '../src/mpi/model-upkeep.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
@@ -63,7 +63,7 @@ for (const backend of BACKENDS) {
     before(async () => {
       server = await startMpiTestServer(backend);
       linker = server.tessera.repo.observerOf(PatientLinker) as PatientLinker;
-      upkeep = new ModelUpkeep(server.tessera.repo, linker, { store: learnerStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
+      upkeep = new ModelUpkeep(server.tessera.repo, linker, { store: threadStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
       const records = [...identityPopulation({ seed: 53, persons: PERSONS })];
       for (let i = 0; i < records.length; i += 50) {
         const chunk = records.slice(i, i + 50);
@@ -124,6 +124,22 @@ for (const backend of BACKENDS) {
       const version = await seen;
       await upkeep.stop();
       assert.equal(version, (await latestModel(server.tessera.db))?.version);
+    });
+
+    it('ends a learning in progress when it stops, storing nothing (a closing server does not wait it out)', async () => {
+      const current = await latestModel(server.tessera.db);
+      assert.ok(current);
+      // Stored as learned from 10 records: the index has doubled since, so the next run learns again.
+      await saveModel(server.tessera.db, current, 10);
+      const before = await latestModel(server.tessera.db);
+      const stopping = new ModelUpkeep(server.tessera.repo, linker, { store: threadStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
+      const errors: unknown[] = [];
+      stopping.start(1, (err) => errors.push(err));
+      // Learning takes tens of seconds on its thread; the run is well inside it by now.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await stopping.stop();
+      assert.deepEqual(errors, []);
+      assert.equal((await latestModel(server.tessera.db))?.version, before?.version, 'no model stored by the learning that was ended');
     });
   });
 }

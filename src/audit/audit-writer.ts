@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Database } from '../store/database.js';
+import type { ThreadStore } from '../store/thread-store.js';
 import { commitJournals } from './audit-commit.js';
 import type { JournalSegment } from './audit-journal.js';
 
@@ -11,8 +12,6 @@ import type { JournalSegment } from './audit-journal.js';
  */
 export const AUDIT_CHECKPOINTS = { busyMs: 1000 } as const;
 
-/** Where the writer thread commits: the SQLite audit file, or the PostgreSQL schema. */
-export type AuditWriterTarget = { kind: 'sqlite'; file: string } | { kind: 'postgres'; connectionString: string; schema?: string };
 export interface CommitRequest {
   id: number;
   segments: JournalSegment[];
@@ -56,7 +55,8 @@ export class ThreadAuditWriter implements AuditWriter {
   private closing = false;
 
   constructor(
-    target: AuditWriterTarget,
+    /** Where the thread commits: the SQLite audit file, or the store's PostgreSQL schema. */
+    target: ThreadStore,
     private readonly fallback: InlineAuditWriter,
     private readonly onFail: (err: Error) => void = () => {},
   ) {

@@ -1,8 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../audit/background-priority.js';
 import type { Database } from '../store/database.js';
-import { PostgresDatabase } from '../store/postgres.js';
-import { SqliteDatabase } from '../store/sqlite.js';
+import { openThreadDatabase } from '../store/thread-store.js';
 import type { LearnRequest } from './model-learner.js';
 import { trainFromIndex } from './training.js';
 
@@ -12,13 +11,7 @@ const { store, startM, options } = workerData as LearnRequest;
 lowerThreadPriority(19);
 let db: Database | undefined;
 try {
-  if (store.kind === 'postgres') {
-    const pg = new PostgresDatabase({ connectionString: store.connectionString, schema: store.schema, statementTimeoutMs: store.statementTimeoutMs });
-    await pg.init();
-    db = pg;
-  } else {
-    db = new SqliteDatabase(store.file, { checkpoints: false });
-  }
+  db = await openThreadDatabase(store, false); // the server's connection checkpoints the file
   parentPort?.postMessage({ model: await trainFromIndex(db, startM, options) });
 } catch (err) {
   parentPort?.postMessage({ error: (err as Error).message ?? String(err) });

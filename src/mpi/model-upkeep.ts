@@ -1,7 +1,8 @@
 import type { Patient } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
 import { learnAndStore, MIN_RECORDS_TO_LEARN } from './learn-before-rebuild.js';
-import { learnOffThread, type LearnerStore } from './model-learner.js';
+import type { ThreadStore } from '../store/thread-store.js';
+import { learnOffThread } from './model-learner.js';
 import { latestModel, matchModelOf, type StoredModel } from './model-store.js';
 import type { PatientLinker } from './patient-linker.js';
 
@@ -40,7 +41,7 @@ export class ModelUpkeep {
     private readonly linker: PatientLinker,
     private readonly options: {
       /** The store, for the learner thread's own connection (model-learner.ts); without it, learned on this thread. */
-      store?: LearnerStore;
+      store?: ThreadStore;
       /** Source records from which the first model is learned (tests use fewer than a deployment). */
       minRecords?: number;
     } = {},
@@ -48,6 +49,8 @@ export class ModelUpkeep {
 
   private timer?: NodeJS.Timeout;
   private running: Promise<unknown> = Promise.resolve();
+  /** Aborted by stop(): ends a learning in progress on its thread. */
+  private readonly stopping = new AbortController();
 
   /** Runs every `intervalMs` in the background (`tessera serve`), one run at a time; a failed run is tried again at the next. */
   start(intervalMs: number, onError: (err: unknown) => void, onAdopted: (result: UpkeepResult) => void = () => {}): void {
@@ -55,17 +58,21 @@ export class ModelUpkeep {
       this.timer = setTimeout(() => {
         this.running = this.run()
           .then((result) => result.adopted && onAdopted(result))
-          .catch(onError)
+          .catch((err) => this.stopping.signal.aborted || onError(err))
           .finally(() => this.timer && next());
       }, intervalMs).unref();
     };
     next();
   }
 
-  /** Stops the timer and waits for a run in progress. */
+  /**
+   * Stops the timer and ends a run in progress: a learning on its thread is ended at once (nothing is
+   * stored; the next server learns it again), a rematch finishes its current chunk's transaction.
+   */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopping.abort();
     await this.running;
   }
 
@@ -78,7 +85,7 @@ export class ModelUpkeep {
     const started = performance.now();
     if (learningDue(Number(n), stored, this.options.minRecords)) {
       const { store } = this.options;
-      const learned = await learnAndStore(sql, { start: this.linker.model, targets: stored?.targets, records: Number(n) }, store && ((request) => learnOffThread({ store, ...request })));
+      const learned = await learnAndStore(sql, { start: this.linker.model, targets: stored?.targets, records: Number(n) }, store && ((request) => learnOffThread({ store, ...request }, this.stopping.signal)));
       if (learned.stored) {
         stored = await latestModel(sql);
         learnedHere = true;
@@ -105,7 +112,7 @@ export class ModelUpkeep {
     );
     const ids = rows.map((r) => r.patient_id);
     let linked = 0;
-    for (let i = 0; i < ids.length; i += CHUNK) {
+    for (let i = 0; i < ids.length && !this.stopping.signal.aborted; i += CHUNK) {
       const chunk = ids.slice(i, i + CHUNK);
       await this.repo.transaction(async (tx) => {
         const patients = await patientsById(tx, chunk);
