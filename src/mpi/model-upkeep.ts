@@ -49,8 +49,8 @@ export class ModelUpkeep {
 
   private timer?: NodeJS.Timeout;
   private running: Promise<unknown> = Promise.resolve();
-  /** Aborted by stop(): ends a learning in progress on its thread. */
-  private readonly stopping = new AbortController();
+  /** Aborted by stop(): ends a learning in progress on its thread (a fresh one once it has stopped). */
+  private stopping = new AbortController();
 
   /** Runs every `intervalMs` in the background (`tessera serve`), one run at a time; a failed run is tried again at the next. */
   start(intervalMs: number, onError: (err: unknown) => void, onAdopted: (result: UpkeepResult) => void = () => {}): void {
@@ -74,6 +74,7 @@ export class ModelUpkeep {
     this.timer = undefined;
     this.stopping.abort();
     await this.running;
+    this.stopping = new AbortController(); // started or run again later, it learns again
   }
 
   /** Learns a model when the index has grown enough, puts the newest stored model in force and matches the review queue's records again under it. */
