@@ -6,6 +6,7 @@ import { threadStoreOf } from '../src/store/thread-store.js';
 import { learningDue, ModelUpkeep } from '../src/mpi/model-upkeep.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
+import { createTessera } from '../src/server/tessera.js';
 import { BACKENDS } from './helpers/backends.js';
 import { startMpiTestServer, type TestServer } from './helpers/server.js';
 
@@ -124,6 +125,29 @@ for (const backend of BACKENDS) {
       const version = await seen;
       await upkeep.stop();
       assert.equal(version, (await latestModel(server.tessera.db))?.version);
+    });
+
+    it('two processes learning at once each store a model, and both then put the newer one in force', { skip: backend !== 'postgres' && 'several processes share PostgreSQL only' }, async () => {
+      const current = await latestModel(server.tessera.db);
+      assert.ok(current);
+      // Stored as learned from 10 records: the index has doubled since, so both learn.
+      await saveModel(server.tessera.db, current, 10);
+      const second = await createTessera({ ...server.tessera.config, mpi: true }, { auditThread: false });
+      try {
+        const secondLinker = second.repo.observerOf(PatientLinker) as PatientLinker;
+        const upkeeps = [upkeep, new ModelUpkeep(second.repo, secondLinker, { store: threadStoreOf(second.config), minRecords: MIN_RECORDS })];
+        const results = await Promise.all(upkeeps.map((u) => u.run()));
+        assert.deepEqual(results.map((r) => r.adopted?.learnedHere), [true, true], JSON.stringify(results));
+        const newest = await latestModel(server.tessera.db);
+        assert.equal(Math.max(...results.map((r) => r.adopted?.version ?? 0)), newest?.version);
+        // Each one's next run adopts the newest stored model (the one that stored it already has it in force).
+        await Promise.all(upkeeps.map((u) => u.run()));
+        assert.deepEqual([linker.model.version, secondLinker.model.version], [newest?.version, newest?.version]);
+        const pairs = await linkedPairs();
+        assert.equal(pairs.correct, pairs.linked, 'no false link after both rematched');
+      } finally {
+        await second.close();
+      }
     });
 
     it('ends a learning in progress when it stops, storing nothing (a closing server does not wait it out)', async () => {
