@@ -71,6 +71,7 @@ describe('Consent conditions in query plans (sqlite)', () => {
     } finally {
       sql.query = original;
     }
+    assert.ok(sent.some(([text]) => /consent_rule/.test(text)), 'the request carried the consent conditions');
     const found: string[] = [];
     for (const [text, params] of sent) {
       if (!/consent_rule/.test(text)) continue;

@@ -7,7 +7,7 @@ import { SqliteDatabase } from '../store/sqlite.js';
 import { migrateAuditFile } from './audit-schema.js';
 import { AuditLog } from './audit-log.js';
 import { AuditJournal } from './audit-journal.js';
-import { threadStoreOf, type ThreadStore } from '../store/thread-store.js';
+import type { ThreadStore } from '../store/thread-store.js';
 import { AUDIT_CHECKPOINTS, InlineAuditWriter, ThreadAuditWriter } from './audit-writer.js';
 
 /**
@@ -48,7 +48,9 @@ export async function openAuditLog(config: StoreConfig, mainDb: Database, option
   // With a writer thread, its connection checkpoints the file; this one reads (searches) and recovers.
   const db = postgres ? mainDb : await openAuditFile(config.dataDir, !options.thread);
   const inline = new InlineAuditWriter(db);
-  const target: ThreadStore = postgres ? threadStoreOf(config) : { kind: 'sqlite', file: auditFile(config.dataDir) };
+  // Without the server's statement timeout: waiting for the chain lock counts towards it on PostgreSQL,
+  // and a commit of a large journal (after an outage) may rightly take longer.
+  const target: ThreadStore = postgres ? { kind: 'postgres', connectionString: config.databaseUrl as string, schema: config.schema } : { kind: 'sqlite', file: auditFile(config.dataDir) };
   // Should the thread stop, this connection commits and must checkpoint the file in its place.
   const takeOverCheckpoints = () => (db instanceof SqliteDatabase ? db.startCheckpoints(AUDIT_CHECKPOINTS) : undefined);
   const writer = options.thread ? new ThreadAuditWriter(target, inline, takeOverCheckpoints) : inline;

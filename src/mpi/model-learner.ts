@@ -22,16 +22,15 @@ export function learnOffThread(request: LearnRequest, signal?: AbortSignal): Pro
     if (signal?.aborted) return reject(new Error('learning the match model was stopped'));
     const worker = new Worker(new URL('./model-learner-entry.mjs', import.meta.url), { workerData: request });
     let settled = false;
-    signal?.addEventListener(
-      'abort',
-      () => {
-        if (settled) return;
-        settled = true;
-        void worker.terminate();
-        reject(new Error('learning the match model was stopped'));
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      void worker.terminate();
+      reject(new Error('learning the match model was stopped'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // The signal outlives many learnings (an upkeep's): each one's listener goes when it ends.
+    worker.once('exit', () => signal?.removeEventListener('abort', onAbort));
     worker.once('message', (reply: { model: TrainedModel } | { error: string }) => {
       settled = true;
       if ('error' in reply) reject(new Error(`learning the match model failed: ${reply.error}`));

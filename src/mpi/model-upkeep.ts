@@ -67,7 +67,8 @@ export class ModelUpkeep {
 
   /**
    * Stops the timer and ends a run in progress: a learning on its thread is ended at once (nothing is
-   * stored; the next server learns it again), a rematch finishes its current chunk's transaction.
+   * stored; the next server learns it again). A rematch under a model already in force is waited for:
+   * nothing would redo it, since the next process starts with that model.
    */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
@@ -113,7 +114,7 @@ export class ModelUpkeep {
     );
     const ids = rows.map((r) => r.patient_id);
     let linked = 0;
-    for (let i = 0; i < ids.length && !this.stopping.signal.aborted; i += CHUNK) {
+    for (let i = 0; i < ids.length; i += CHUNK) {
       const chunk = ids.slice(i, i + CHUNK);
       await this.repo.transaction(async (tx) => {
         const patients = await patientsById(tx, chunk);
