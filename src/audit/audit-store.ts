@@ -7,7 +7,7 @@ import { SqliteDatabase } from '../store/sqlite.js';
 import { migrateAuditFile } from './audit-schema.js';
 import { AuditLog } from './audit-log.js';
 import { AuditJournal } from './audit-journal.js';
-import type { ThreadStore } from '../store/thread-store.js';
+import { storeAddressOf, type StoreAddress } from '../store/store-address.js';
 import { AUDIT_CHECKPOINTS, InlineAuditWriter, ThreadAuditWriter } from './audit-writer.js';
 
 /**
@@ -50,7 +50,7 @@ export async function openAuditLog(config: StoreConfig, mainDb: Database, option
   const inline = new InlineAuditWriter(db);
   // Without the server's statement timeout: waiting for the chain lock counts towards it on PostgreSQL,
   // and a commit of a large journal (after an outage) may rightly take longer.
-  const target: ThreadStore = postgres ? { kind: 'postgres', connectionString: config.databaseUrl as string, schema: config.schema } : { kind: 'sqlite', file: auditFile(config.dataDir) };
+  const target: StoreAddress = postgres ? storeAddressOf(config, { statementTimeout: false }) : { kind: 'sqlite', file: auditFile(config.dataDir) };
   // Should the thread stop, this connection commits and must checkpoint the file in its place.
   const takeOverCheckpoints = () => (db instanceof SqliteDatabase ? db.startCheckpoints(AUDIT_CHECKPOINTS) : undefined);
   const writer = options.thread ? new ThreadAuditWriter(target, inline, takeOverCheckpoints) : inline;

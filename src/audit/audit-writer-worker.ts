@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { openThreadDatabase, type ThreadStore } from '../store/thread-store.js';
+import { connect, type StoreAddress } from '../store/store-address.js';
 import { commitJournals } from './audit-commit.js';
 import { AUDIT_WRITER_NICE, lowerThreadPriority } from './background-priority.js';
 import { AUDIT_CHECKPOINTS, type CommitReply, type CommitRequest } from './audit-writer.js';
@@ -8,7 +8,7 @@ import { AUDIT_CHECKPOINTS, type CommitReply, type CommitRequest } from './audit
 // answers requests (building, hashing and inserting an event costs 0.1-0.2 ms, as much as a read).
 lowerThreadPriority(AUDIT_WRITER_NICE);
 // This connection checkpoints the SQLite audit file (the main thread's does not while the thread runs).
-const db = await openThreadDatabase(workerData as ThreadStore, AUDIT_CHECKPOINTS);
+const db = await connect(workerData as StoreAddress, AUDIT_CHECKPOINTS);
 // One commit at a time, in the order asked: the chain's order is the journal's.
 let queue: Promise<unknown> = Promise.resolve();
 parentPort?.on('message', (message: CommitRequest | 'close') => {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Database } from '../store/database.js';
-import type { ThreadStore } from '../store/thread-store.js';
+import type { StoreAddress } from '../store/store-address.js';
 import { commitJournals } from './audit-commit.js';
 import type { JournalSegment } from './audit-journal.js';
 
@@ -56,7 +56,7 @@ export class ThreadAuditWriter implements AuditWriter {
 
   constructor(
     /** Where the thread commits: the SQLite audit file, or the store's PostgreSQL schema. */
-    target: ThreadStore,
+    target: StoreAddress,
     private readonly fallback: InlineAuditWriter,
     private readonly onFail: (err: Error) => void = () => {},
   ) {

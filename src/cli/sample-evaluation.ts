@@ -4,7 +4,7 @@ import { loadSample, scoreLinking, type LinkingQuality } from '../mpi/evaluation
 import type { LabelledRecord } from '../mpi/labelled-records.js';
 import type { MatchModel } from '../mpi/match-model.js';
 import { saveModel } from '../mpi/model-store.js';
-import { threadStoreOf } from '../store/thread-store.js';
+import { storeAddressOf } from '../store/store-address.js';
 import { ModelUpkeep } from '../mpi/model-upkeep.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import type { PosteriorTargets } from '../mpi/posterior-thresholds.js';
@@ -47,7 +47,7 @@ export async function evaluateSample(
   const tessera = await createTessera({ ...config, mpi: true }, { auditThread: false });
   try {
     const linker = tessera.repo.observerOf(PatientLinker) as PatientLinker;
-    const upkeep = new ModelUpkeep(tessera.repo, linker, { store: threadStoreOf(config) });
+    const upkeep = new ModelUpkeep(tessera.repo, linker, { store: storeAddressOf(config) });
     const loaded = await loadSample(tessera.repo, records, undefined, options.upkeepEvery ? { every: options.upkeepEvery, run: () => upkeep.run() } : undefined);
     const quality = await scoreLinking(tessera.repo, linker.model, loaded.personOf, options.explainUpTo);
     const trained =

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../audit/background-priority.js';
 import type { Database } from '../store/database.js';
-import { openThreadDatabase } from '../store/thread-store.js';
+import { connect } from '../store/store-address.js';
 import type { LearnRequest } from './model-learner.js';
 import { trainFromIndex } from './training.js';
 
@@ -11,7 +11,7 @@ const { store, startM, options } = workerData as LearnRequest;
 lowerThreadPriority(19);
 let db: Database | undefined;
 try {
-  db = await openThreadDatabase(store, false); // the server's connection checkpoints the file
+  db = await connect(store, false); // the server's connection checkpoints the file
   parentPort?.postMessage({ model: await trainFromIndex(db, startM, options) });
 } catch (err) {
   parentPort?.postMessage({ error: (err as Error).message ?? String(err) });

@@ -1,11 +1,11 @@
 import { Worker } from 'node:worker_threads';
-import type { ThreadStore } from '../store/thread-store.js';
+import type { StoreAddress } from '../store/store-address.js';
 import type { Probabilities } from './match-model.js';
 import type { TrainedModel, TrainingOptions } from './training.js';
 
 export interface LearnRequest {
-  /** Where the thread reads the index: the running store's database (threadStoreOf), by its own connection. */
-  store: ThreadStore;
+  /** Where the thread reads the index: the running store's database (storeAddressOf), by its own connection. */
+  store: StoreAddress;
   startM: Probabilities;
   options: Omit<TrainingOptions, 'onProgress'>;
 }

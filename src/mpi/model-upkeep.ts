@@ -1,7 +1,7 @@
 import type { Patient } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
 import { learnAndStore, MIN_RECORDS_TO_LEARN } from './learn-before-rebuild.js';
-import type { ThreadStore } from '../store/thread-store.js';
+import type { StoreAddress } from '../store/store-address.js';
 import { learnOffThread } from './model-learner.js';
 import { latestModel, matchModelOf, type StoredModel } from './model-store.js';
 import type { PatientLinker } from './patient-linker.js';
@@ -41,7 +41,7 @@ export class ModelUpkeep {
     private readonly linker: PatientLinker,
     private readonly options: {
       /** The store, for the learner thread's own connection (model-learner.ts); without it, learned on this thread. */
-      store?: ThreadStore;
+      store?: StoreAddress;
       /** Source records from which the first model is learned (tests use fewer than a deployment). */
       minRecords?: number;
     } = {},

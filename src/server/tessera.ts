@@ -11,7 +11,7 @@ import { openDatabase } from '../store/open.js';
 import { Repository } from '../store/repository.js';
 import { GOLDEN_RECORDS } from '../mpi/golden-record.js';
 import { currentMatchModel } from '../mpi/model-store.js';
-import { threadStoreOf } from '../store/thread-store.js';
+import { storeAddressOf } from '../store/store-address.js';
 import { ModelUpkeep } from '../mpi/model-upkeep.js';
 import { PatientLinker } from '../mpi/patient-linker.js';
 import { hideDerivedRecords } from '../search/derived-records.js';
@@ -74,7 +74,7 @@ export async function createTessera(config: TesseraConfig, options: { logStream?
   hideDerivedRecords(GOLDEN_RECORDS);
   const linker = config.mpi ? new PatientLinker(await currentMatchModel(db)) : undefined;
   if (linker) repo.observe(linker);
-  const mpiUpkeep = linker && new ModelUpkeep(repo, linker, { store: threadStoreOf(config) });
+  const mpiUpkeep = linker && new ModelUpkeep(repo, linker, { store: storeAddressOf(config) });
   // After the patient index: a consent's rows name the person's records as linked by then.
   repo.observe(new ConsentObserver());
   // Participants' local codes get their standard codings on every write, from any entry (src/codes).

@@ -1,10 +1,8 @@
-import { join } from 'node:path';
 import type { Database } from './database.js';
-import { PostgresDatabase } from './postgres.js';
 import { ensurePrivateDirectory } from './private-files.js';
 import { migrate } from './schema.js';
 import { dropValueSamples } from './statistics.js';
-import { SqliteDatabase } from './sqlite.js';
+import { connect, storeAddressOf } from './store-address.js';
 
 export interface StoreConfig {
   /** postgres://... selects PostgreSQL; otherwise SQLite in `dataDir`. */
@@ -20,14 +18,7 @@ export interface StoreConfig {
 export async function openDatabase(config: StoreConfig, schemaVersion?: number): Promise<Database> {
   // Private even with PostgreSQL: the directory holds the token-signing key.
   ensurePrivateDirectory(config.dataDir);
-  let db: Database;
-  if (config.databaseUrl?.startsWith('postgres')) {
-    const pg = new PostgresDatabase({ connectionString: config.databaseUrl, schema: config.schema, statementTimeoutMs: config.statementTimeoutMs });
-    await pg.init();
-    db = pg;
-  } else {
-    db = new SqliteDatabase(join(config.dataDir, 'tessera.db'));
-  }
+  const db = await connect(storeAddressOf(config));
   await migrate(db, schemaVersion);
   // Stores analysed before value samples were dropped (statistics.ts) recompiled every search statement on every execution.
   if (db.dialect.name === 'sqlite') await dropValueSamples(db);
