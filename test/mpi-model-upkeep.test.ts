@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { latestModel, saveModel } from '../src/mpi/model-store.js';
-import { threadStoreOf } from '../src/store/thread-store.js';
+import { storeAddressOf } from '../src/store/store-address.js';
 import { learningDue, ModelUpkeep } from '../src/mpi/model-upkeep.js';
 import { PatientLinker } from '../src/mpi/patient-linker.js';
 import { identityPopulation } from '../src/synthetic/identity-population.js';
@@ -64,7 +64,7 @@ for (const backend of BACKENDS) {
     before(async () => {
       server = await startMpiTestServer(backend);
       linker = server.tessera.repo.observerOf(PatientLinker) as PatientLinker;
-      upkeep = new ModelUpkeep(server.tessera.repo, linker, { store: threadStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
+      upkeep = new ModelUpkeep(server.tessera.repo, linker, { store: storeAddressOf(server.tessera.config), minRecords: MIN_RECORDS });
       const records = [...identityPopulation({ seed: 53, persons: PERSONS })];
       for (let i = 0; i < records.length; i += 50) {
         const chunk = records.slice(i, i + 50);
@@ -135,7 +135,7 @@ for (const backend of BACKENDS) {
       const second = await createTessera({ ...server.tessera.config, mpi: true }, { auditThread: false });
       try {
         const secondLinker = second.repo.observerOf(PatientLinker) as PatientLinker;
-        const upkeeps = [upkeep, new ModelUpkeep(second.repo, secondLinker, { store: threadStoreOf(second.config), minRecords: MIN_RECORDS })];
+        const upkeeps = [upkeep, new ModelUpkeep(second.repo, secondLinker, { store: storeAddressOf(second.config), minRecords: MIN_RECORDS })];
         const results = await Promise.all(upkeeps.map((u) => u.run()));
         assert.deepEqual(results.map((r) => r.adopted?.learnedHere), [true, true], JSON.stringify(results));
         const newest = await latestModel(server.tessera.db);
@@ -156,7 +156,7 @@ for (const backend of BACKENDS) {
       // Stored as learned from 10 records: the index has doubled since, so the next run learns again.
       await saveModel(server.tessera.db, current, 10);
       const before = await latestModel(server.tessera.db);
-      const stopping = new ModelUpkeep(server.tessera.repo, linker, { store: threadStoreOf(server.tessera.config), minRecords: MIN_RECORDS });
+      const stopping = new ModelUpkeep(server.tessera.repo, linker, { store: storeAddressOf(server.tessera.config), minRecords: MIN_RECORDS });
       const errors: unknown[] = [];
       stopping.start(1, (err) => errors.push(err));
       // Learning takes tens of seconds on its thread; the run is well inside it by now.
