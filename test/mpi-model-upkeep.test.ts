@@ -165,5 +165,40 @@ for (const backend of BACKENDS) {
       assert.deepEqual(errors, []);
       assert.equal((await latestModel(server.tessera.db))?.version, before?.version, 'no model stored by the learning that was ended');
     });
+
+    it('started again while a stop still waits for its run, keeps one series of runs, and its learning is not ended by that stop', async () => {
+      const current = await latestModel(server.tessera.db);
+      assert.ok(current);
+      await saveModel(server.tessera.db, current, 10); // learning due again: each run learns for seconds
+      const saved = await latestModel(server.tessera.db);
+      /** Counts runs in progress at once (instrumentation around the real run). */
+      class CountingUpkeep extends ModelUpkeep {
+        inProgress = 0;
+        most = 0;
+        override async run(signal?: AbortSignal) {
+          this.most = Math.max(this.most, ++this.inProgress);
+          try {
+            return await super.run(signal);
+          } finally {
+            this.inProgress--;
+          }
+        }
+      }
+      const restarted = new CountingUpkeep(server.tessera.repo, linker, { store: storeAddressOf(server.tessera.config), minRecords: MIN_RECORDS });
+      const errors: unknown[] = [];
+      restarted.start(1, (err) => errors.push(err));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the first run is learning
+      const stopped = restarted.stop();
+      restarted.start(1, (err) => errors.push(err)); // before that stop has finished
+      await stopped;
+      // The first stop's run has ended; the second start's runs go on, one at a time, learning.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const learning = restarted.inProgress;
+      await restarted.stop();
+      assert.deepEqual(errors, [], 'no run of the second start was ended as if stopped, nor failed');
+      assert.equal(learning, 1, 'the second start is learning');
+      assert.equal(restarted.most, 1, 'never two runs at once (the first start\'s timer was not revived)');
+      assert.equal((await latestModel(server.tessera.db))?.version, saved?.version, 'nothing stored by the learnings that were ended');
+    });
   });
 }

@@ -17,16 +17,23 @@ export interface LearnRequest {
  * stores the model. `signal`: aborting it ends the thread at once (a server closing does not wait out a
  * learning) and rejects.
  */
+/** The rejection of a learning ended by its signal (not a failure: the caller asked for it). */
+export class LearningStopped extends Error {
+  constructor() {
+    super('learning the match model was stopped');
+  }
+}
+
 export function learnOffThread(request: LearnRequest, signal?: AbortSignal): Promise<TrainedModel> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('learning the match model was stopped'));
+    if (signal?.aborted) return reject(new LearningStopped());
     const worker = new Worker(new URL('./model-learner-entry.mjs', import.meta.url), { workerData: request });
     let settled = false;
     const onAbort = () => {
       if (settled) return;
       settled = true;
       void worker.terminate();
-      reject(new Error('learning the match model was stopped'));
+      reject(new LearningStopped());
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     // The signal outlives many learnings (an upkeep's): each one's listener goes when it ends.

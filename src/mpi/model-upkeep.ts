@@ -2,7 +2,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository.js';
 import { learnAndStore, MIN_RECORDS_TO_LEARN } from './learn-before-rebuild.js';
 import type { StoreAddress } from '../store/store-address.js';
-import { learnOffThread } from './model-learner.js';
+import { learnOffThread, LearningStopped } from './model-learner.js';
 import { latestModel, matchModelOf, type StoredModel } from './model-store.js';
 import type { PatientLinker } from './patient-linker.js';
 
@@ -47,19 +47,29 @@ export class ModelUpkeep {
     } = {},
   ) {}
 
-  private timer?: NodeJS.Timeout;
+  /** The background runs since start(): their timer, and the signal that ends their learning. */
+  private background?: { timer?: NodeJS.Timeout; stopping: AbortController };
+  /** The background run in progress, if any. */
   private running: Promise<unknown> = Promise.resolve();
-  /** Aborted by stop(): ends a learning in progress on its thread (a fresh one once it has stopped). */
-  private stopping = new AbortController();
+  /** Ends a learning of a run called directly (`run()`); renewed by each stop(). */
+  private direct = new AbortController();
 
-  /** Runs every `intervalMs` in the background (`tessera serve`), one run at a time; a failed run is tried again at the next. */
+  /**
+   * Runs every `intervalMs` in the background (`tessera serve`), one run at a time; a failed run is tried
+   * again at the next. Each start has its own timer and signal: a start while an earlier stop() still
+   * waits for its run neither inherits that stop's signal nor revives its timer.
+   */
   start(intervalMs: number, onError: (err: unknown) => void, onAdopted: (result: UpkeepResult) => void = () => {}): void {
+    if (this.background) return;
+    const background: NonNullable<ModelUpkeep['background']> = { stopping: new AbortController() };
+    this.background = background;
     const next = () => {
-      this.timer = setTimeout(() => {
-        this.running = this.run()
+      background.timer = setTimeout(() => {
+        this.running = this.run(background.stopping.signal)
           .then((result) => result.adopted && onAdopted(result))
-          .catch((err) => this.stopping.signal.aborted || onError(err))
-          .finally(() => this.timer && next());
+          // Only the learning that stop() ended is not a failure.
+          .catch((err) => (err instanceof LearningStopped && background.stopping.signal.aborted) || onError(err))
+          .finally(() => this.background === background && next());
       }, intervalMs).unref();
     };
     next();
@@ -67,19 +77,23 @@ export class ModelUpkeep {
 
   /**
    * Stops the timer and ends a run in progress: a learning on its thread is ended at once (nothing is
-   * stored; the next server learns it again). A rematch under a model already in force is waited for:
-   * nothing would redo it, since the next process starts with that model.
+   * stored; the next server learns it again), a background one's and a direct run()'s alike. A rematch
+   * under a model already in force is waited for: nothing would redo it, since the next process starts
+   * with that model.
    */
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.stopping.abort();
+    const background = this.background;
+    this.background = undefined;
+    clearTimeout(background?.timer);
+    background?.stopping.abort();
+    const direct = this.direct;
+    this.direct = new AbortController(); // a run called after this stop learns again
+    direct.abort();
     await this.running;
-    this.stopping = new AbortController(); // started or run again later, it learns again
   }
 
   /** Learns a model when the index has grown enough, puts the newest stored model in force and matches the review queue's records again under it. */
-  async run(): Promise<UpkeepResult> {
+  async run(signal: AbortSignal = this.direct.signal): Promise<UpkeepResult> {
     const sql = this.repo.sql;
     let stored = await latestModel(sql);
     let learnedHere = false;
@@ -87,7 +101,7 @@ export class ModelUpkeep {
     const started = performance.now();
     if (learningDue(Number(n), stored, this.options.minRecords)) {
       const { store } = this.options;
-      const learned = await learnAndStore(sql, { start: this.linker.model, targets: stored?.targets, records: Number(n) }, store && ((request) => learnOffThread({ store, ...request }, this.stopping.signal)));
+      const learned = await learnAndStore(sql, { start: this.linker.model, targets: stored?.targets, records: Number(n) }, store && ((request) => learnOffThread({ store, ...request }, signal)));
       if (learned.stored) {
         stored = await latestModel(sql);
         learnedHere = true;
