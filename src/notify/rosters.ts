@@ -42,6 +42,7 @@ function memberRow(groupId: string, member: GroupMember): (string | null)[] | un
 /**
  * Replaces a participant's roster with the MRNs given (one Group per participant, its members named by
  * the participant's MRN system): `tessera rosters import`. Returns the Group's id and member count.
+ * Afterwards the planner knows the roster table's new size (PostgreSQL).
  */
 export async function importRoster(repo: Repository, participantId: string, mrns: string[]): Promise<{ groupId: string; members: number }> {
   const participant = await participantById(repo, participantId);
@@ -59,6 +60,10 @@ export async function importRoster(repo: Repository, participantId: string, mrns
     member: unique.map((value) => ({ entity: { identifier: { system: participant.mrnSystem, value } } })),
   };
   await repo.update(group);
+  // PostgreSQL plans the dispatch's roster lookup from the table's statistics, which autovacuum gathers
+  // only a minute or so after a large import; until then it scanned every member (8 ms a dispatch at
+  // 100,000 members). SQLite's plan does not depend on them (roster-match.ts).
+  if (repo.db.dialect.name === 'postgres') await repo.db.exec('ANALYZE roster_member');
   return { groupId: group.id as string, members: unique.length };
 }
 
