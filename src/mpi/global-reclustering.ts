@@ -47,17 +47,7 @@ export async function reclusterAll(repo: Repository, model: MatchModel, names: N
 }
 
 async function reclusterPass(repo: Repository, model: MatchModel, names: NameFrequencies): Promise<number> {
-  const rows = await repo.sql.query<{ patient_id: string; enterprise_id: string; features: string; linked_by: LinkedBy }>(
-    // In patient id order, as keyGroups lists each key's records: a pair is judged with the same record first.
-    'SELECT patient_id, enterprise_id, features, linked_by FROM mpi_source ORDER BY patient_id',
-  );
-  const steward = new Set(rows.filter((r) => r.linked_by === 'steward').map((r) => r.enterprise_id));
-  const members = new Map<string, ClusterMember>();
-  const currentOf = new Map<string, string>();
-  for (const r of rows) {
-    members.set(r.patient_id, { patientId: r.patient_id, features: JSON.parse(r.features) as PersonFeatures, unit: steward.has(r.enterprise_id) ? r.enterprise_id : undefined });
-    currentOf.set(r.patient_id, r.enterprise_id);
-  }
+  const { members, currentOf } = await readMembers(repo);
   const rejected = new Set(
     (await repo.sql.query<{ patient_a: string; patient_b: string }>("SELECT patient_a, patient_b FROM mpi_pair WHERE status = 'rejected'")).map((r) => `${r.patient_a}|${r.patient_b}`),
   );
@@ -88,10 +78,10 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
   // Only the identities that change are written: clusters grouped with every cluster that shares a
   // current enterprise with them, so each write sees whole enterprises.
   const membersOf = new Map<string, string[]>();
-  for (const r of rows) {
-    const list = membersOf.get(r.enterprise_id);
-    if (list) list.push(r.patient_id);
-    else membersOf.set(r.enterprise_id, [r.patient_id]);
+  for (const [patientId, enterpriseId] of currentOf) {
+    const list = membersOf.get(enterpriseId);
+    if (list) list.push(patientId);
+    else membersOf.set(enterpriseId, [patientId]);
   }
   const changedClusters = clusters.filter((c) => {
     const enterprises = new Set(c.map((id) => currentOf.get(id) as string));
@@ -137,6 +127,26 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
     });
   }
   return moved;
+}
+
+/**
+ * Every record of the index with its features, and where each is now. The features' JSON text is not
+ * kept once parsed: a pass holds every record's features, and at 680,000 records it ran out of Node's
+ * default 4 GB heap (2026-12-08, before this).
+ */
+async function readMembers(repo: Repository): Promise<{ members: Map<string, ClusterMember>; currentOf: Map<string, string> }> {
+  const read = await repo.sql.query<{ patient_id: string; enterprise_id: string; features: string; linked_by: LinkedBy }>(
+    // In patient id order, as keyGroups lists each key's records: a pair is judged with the same record first.
+    'SELECT patient_id, enterprise_id, features, linked_by FROM mpi_source ORDER BY patient_id',
+  );
+  const steward = new Set(read.filter((r) => r.linked_by === 'steward').map((r) => r.enterprise_id));
+  const members = new Map<string, ClusterMember>();
+  const currentOf = new Map<string, string>();
+  for (const r of read) {
+    members.set(r.patient_id, { patientId: r.patient_id, features: JSON.parse(r.features) as PersonFeatures, unit: steward.has(r.enterprise_id) ? r.enterprise_id : undefined });
+    currentOf.set(r.patient_id, r.enterprise_id);
+  }
+  return { members, currentOf };
 }
 
 /** The records sharing each blocking key, key by key, read in pages. */
