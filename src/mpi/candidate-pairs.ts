@@ -18,10 +18,10 @@ export class CandidatePairs {
   addGroup(group: readonly number[]): void {
     for (let i = 0; i < group.length; i++) {
       for (let j = i + 1; j < group.length; j++) {
-        const [a, b] = group[i] < group[j] ? [group[i], group[j]] : [group[j], group[i]];
-        if (a === b) continue;
+        if (group[i] === group[j]) continue;
         if (this.length === this.codes.length) this.grow();
-        this.codes[this.length++] = a * this.records + b;
+        // No array per pair: this runs for every pair of every key group (millions in a large index).
+        this.codes[this.length++] = Math.min(group[i], group[j]) * this.records + Math.max(group[i], group[j]);
       }
     }
   }

@@ -60,9 +60,9 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
   }
   const sharedKeys = [...bearing].filter(([, n]) => n > 1).map(([key]) => key);
   const shared = new Set(sharedKeys);
-  const dateKeys = [...members.values()].filter((m) => shared.has(fullNameKey(m.features))).map((m) => firstNameDateKey(m.features) ?? '');
-  const judge = new PairJudge(model, await names.bearers(repo.sql, sharedKeys, dateKeys), currentOf, rejected);
   const numbered = [...members.values()];
+  const dateKeys = numbered.filter((m) => shared.has(fullNameKey(m.features))).map((m) => firstNameDateKey(m.features) ?? '');
+  const judge = new PairJudge(model, await names.bearers(repo.sql, sharedKeys, dateKeys), currentOf, rejected);
   const numberOf = new Map(numbered.map((m, i) => [m.patientId, i]));
   const pairs = new CandidatePairs(numbered.length);
   for await (const group of keyGroups(repo)) {
@@ -74,7 +74,7 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
     const edge = judge.edge(numbered[a], numbered[b]);
     if (edge) edges.push(edge);
   }
-  const { clusters } = clusterRecords([...members.values()], edges, judge.conflicts);
+  const { clusters } = clusterRecords(numbered, edges, judge.conflicts);
   // Only the identities that change are written: clusters grouped with every cluster that shares a
   // current enterprise with them, so each write sees whole enterprises.
   const membersOf = new Map<string, string[]>();
@@ -130,9 +130,9 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
 }
 
 /**
- * Every record of the index with its features, and where each is now. The features' JSON text is not
- * kept once parsed: a pass holds every record's features, and at 680,000 records it ran out of Node's
- * default 4 GB heap (2026-12-08, before this).
+ * Every record of the index with its features, and where each is now; the features' JSON text goes once
+ * parsed. A pass still holds every record's parsed features: at 680,000 records it ran out of Node's
+ * default 4 GB heap, and with 12 GB it had reached 11.8 GB after 19 min (2026-12-08; not yet solved).
  */
 async function readMembers(repo: Repository): Promise<{ members: Map<string, ClusterMember>; currentOf: Map<string, string> }> {
   const read = await repo.sql.query<{ patient_id: string; enterprise_id: string; features: string; linked_by: LinkedBy }>(
