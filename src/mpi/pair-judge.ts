@@ -16,11 +16,16 @@ export interface NameBearers {
 /**
  * The model's view of two records for re-clustering: their pairwise decision (with the name-frequency
  * weight when they share a full name, counted as the linker counts it: the people bearing the name
- * besides the two records' own), whether it is a link, and what forbids them being one person. Decisions
- * are cached: a group join checks every pair across the two groups.
+ * besides the two records' own), whether it is a link, and what forbids them being one person.
  */
 export class PairJudge {
-  private readonly decisions = new Map<string, MatchDecision>();
+  /**
+   * What forbids each pair a group join has checked: a join refused once is tried again by every weaker
+   * link between the two groups. Only these are kept, and only their reasons: a whole index's candidate
+   * pairs run to tens of millions, and a decision with its contributions takes about a kilobyte (caching
+   * every decision held 11.8 GB at 680,000 records).
+   */
+  private readonly conflictsOf = new Map<string, string[]>();
 
   constructor(
     private readonly model: MatchModel,
@@ -32,13 +37,7 @@ export class PairJudge {
   ) {}
 
   decide(a: ClusterMember, b: ClusterMember): MatchDecision {
-    const key = orderedPair(a.patientId, b.patientId).join('|');
-    let decision = this.decisions.get(key);
-    if (!decision) {
-      decision = this.model.decide(compareFeatures(a.features, b.features), this.sharedName(a, b));
-      this.decisions.set(key, decision);
-    }
-    return decision;
+    return this.model.decide(compareFeatures(a.features, b.features), this.sharedName(a, b));
   }
 
   /** The pair as a link of the clustering, when the model would link it on its own. */
@@ -54,10 +53,19 @@ export class PairJudge {
    * one field of one copy is weighed, not taken as another person).
    */
   readonly conflicts = (a: ClusterMember, b: ClusterMember): string[] => {
-    if (this.rejected.has(orderedPair(a.patientId, b.patientId).join('|'))) return ['a data steward ruled them apart'];
-    const decision = this.decide(a, b);
-    return decision.outcome === 'auto-link' ? [] : memberConflicts(compareFeatures(a.features, b.features));
+    const key = orderedPair(a.patientId, b.patientId).join('|');
+    let reasons = this.conflictsOf.get(key);
+    if (!reasons) {
+      reasons = this.rejected.has(key) ? ['a data steward ruled them apart'] : this.contradictions(a, b);
+      this.conflictsOf.set(key, reasons);
+    }
+    return reasons;
   };
+
+  private contradictions(a: ClusterMember, b: ClusterMember): string[] {
+    const comparison = compareFeatures(a.features, b.features);
+    return this.model.decide(comparison, this.sharedName(a, b)).outcome === 'auto-link' ? NONE : memberConflicts(comparison);
+  }
 
   private sharedName(a: ClusterMember, b: ClusterMember): SharedName | undefined {
     const key = fullNameKey(a.features);
@@ -72,3 +80,6 @@ export class PairJudge {
     };
   }
 }
+
+/** No reason: one shared empty list, not one per pair. */
+const NONE: string[] = [];
