@@ -131,8 +131,8 @@ async function reclusterPass(repo: Repository, model: MatchModel, names: NameFre
 
 /**
  * Every record of the index with its features, and where each is now; the features' JSON text goes once
- * parsed. A pass still holds every record's parsed features: at 680,000 records it ran out of Node's
- * default 4 GB heap, and with 12 GB it had reached 11.8 GB after 19 min (2026-12-08; not yet solved).
+ * parsed. A pass holds every record's parsed features (about 2 KB each): 3.2 GB peak RSS for the whole
+ * pass at 680,000 records (docs/matching.md, "Batch mode").
  */
 async function readMembers(repo: Repository): Promise<{ members: Map<string, ClusterMember>; currentOf: Map<string, string> }> {
   const read = await repo.sql.query<{ patient_id: string; enterprise_id: string; features: string; linked_by: LinkedBy }>(
