@@ -20,11 +20,14 @@ export interface NameBearers {
  */
 export class PairJudge {
   /**
-   * What forbids each pair a group join has checked: a join refused once is tried again by every weaker
-   * link between the two groups. Only these are kept, and only their reasons: a whole index's candidate
-   * pairs run to tens of millions, and a decision with its contributions takes about a kilobyte (caching
-   * every decision held 11.8 GB at 680,000 records).
+   * Decisions already made, up to REMEMBERED_DECISIONS: a linker's re-clustering (a new record and the
+   * identities it meets: up to 60 records taken apart, 1,770 pairs) asks for the same pairs as links, as
+   * conflicts and as the new record's partners; a whole index's tens of millions of candidate pairs are
+   * judged once each and mostly not kept (a decision with its contributions takes about a kilobyte: keeping every one held 11.8 GB at
+   * 680,000 records).
    */
+  private readonly decisions = new Map<string, MatchDecision>();
+  /** What forbids each pair a group join has checked: a join refused once is tried again by every weaker link between the two groups. */
   private readonly conflictsOf = new Map<string, string[]>();
 
   constructor(
@@ -37,12 +40,18 @@ export class PairJudge {
   ) {}
 
   decide(a: ClusterMember, b: ClusterMember): MatchDecision {
-    return this.model.decide(compareFeatures(a.features, b.features), this.sharedName(a, b));
+    const key = pairKey(a, b);
+    let decision = this.decisions.get(key);
+    if (!decision) {
+      decision = this.model.decide(compareFeatures(a.features, b.features), this.sharedName(a, b));
+      if (this.decisions.size < REMEMBERED_DECISIONS) this.decisions.set(key, decision);
+    }
+    return decision;
   }
 
   /** The pair as a link of the clustering, when the model would link it on its own. */
   edge(a: ClusterMember, b: ClusterMember): LinkEdge | undefined {
-    if (this.rejected.has(orderedPair(a.patientId, b.patientId).join('|'))) return undefined;
+    if (this.rejected.has(pairKey(a, b))) return undefined;
     const decision = this.decide(a, b);
     return decision.outcome === 'auto-link' ? { a: a.patientId, b: b.patientId, score: decision.score } : undefined;
   }
@@ -53,19 +62,15 @@ export class PairJudge {
    * one field of one copy is weighed, not taken as another person).
    */
   readonly conflicts = (a: ClusterMember, b: ClusterMember): string[] => {
-    const key = orderedPair(a.patientId, b.patientId).join('|');
+    const key = pairKey(a, b);
     let reasons = this.conflictsOf.get(key);
     if (!reasons) {
-      reasons = this.rejected.has(key) ? ['a data steward ruled them apart'] : this.contradictions(a, b);
+      if (this.rejected.has(key)) reasons = ['a data steward ruled them apart'];
+      else reasons = this.decide(a, b).outcome === 'auto-link' ? NONE : memberConflicts(compareFeatures(a.features, b.features));
       this.conflictsOf.set(key, reasons);
     }
     return reasons;
   };
-
-  private contradictions(a: ClusterMember, b: ClusterMember): string[] {
-    const comparison = compareFeatures(a.features, b.features);
-    return this.model.decide(comparison, this.sharedName(a, b)).outcome === 'auto-link' ? NONE : memberConflicts(comparison);
-  }
 
   private sharedName(a: ClusterMember, b: ClusterMember): SharedName | undefined {
     const key = fullNameKey(a.features);
@@ -81,5 +86,12 @@ export class PairJudge {
   }
 }
 
+/** Decisions a judge keeps at most (about 10 MB): a linker's re-clustering keeps them all, a whole index's pass a few. */
+const REMEMBERED_DECISIONS = 10_000;
+
 /** No reason: one shared empty list, not one per pair. */
 const NONE: string[] = [];
+
+function pairKey(a: ClusterMember, b: ClusterMember): string {
+  return orderedPair(a.patientId, b.patientId).join('|');
+}
